@@ -1,0 +1,15 @@
+from hyenadna.models.checkpoint import CheckpointError, convert_checkpoint, load_model, save_model
+from hyenadna.models.config import PUBLISHED_CONFIGS, HyenaConfig
+from hyenadna.models.hyena_dna import CausalLMOutput, HyenaDNALMHeadModel, HyenaDNAModel
+
+__all__ = [
+    "PUBLISHED_CONFIGS",
+    "CausalLMOutput",
+    "CheckpointError",
+    "HyenaConfig",
+    "HyenaDNALMHeadModel",
+    "HyenaDNAModel",
+    "convert_checkpoint",
+    "load_model",
+    "save_model",
+]

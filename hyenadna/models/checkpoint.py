@@ -1,0 +1,280 @@
+"""Reading and writing every HyenaDNA checkpoint layout, offline, with a clear error for anything that does not fit.
+
+Layouts (GUIDE.md section 2):
+- "lightning": ``weights.ckpt`` (a torch.save dict, weights under ``state_dict`` with a ``model.`` prefix) + the
+  original ``config.json``. Gradient-checkpointed saves add ``.layer`` after ``.mixer`` / ``.mlp``.
+- "hf": ``model.safetensors`` with a ``hyena.`` prefix, an untied ``lm_head.weight`` and ``freq`` stored once, + the
+  Hugging Face ``config.json``.
+- "hyenadna": ours, ``model.safetensors`` with reference key names (``backbone.``), ``freq`` stored once, + our
+  ``config.json``. A directory of reference-named safetensors with an original config also loads as this layout.
+
+Every layout is mapped to one canonical state dict: reference key names, each layer's shared ``freq`` once (as
+``implicit_filter.1.freq``), and ``lm_head.weight`` only when the head is not tied.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from hyenadna.models.config import HyenaConfig, config_schema
+from hyenadna.models.hyena_dna import HyenaDNALMHeadModel
+from hyenadna.utils.io import atomic_path, atomic_write_text
+
+LAYOUTS = ("hyenadna", "hf", "lightning")
+WEIGHT_FILES = {"hyenadna": "model.safetensors", "hf": "model.safetensors", "lightning": "weights.ckpt"}
+_FREQ_ALIAS = re.compile(r"^(.*\.implicit_filter\.)([35])\.freq$")
+_HEAD = "lm_head.weight"
+_EMBEDDING = "backbone.embeddings.word_embeddings.weight"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded as it is. The message names the file and, where there is one, the key."""
+
+
+@dataclass(frozen=True)
+class CheckpointFiles:
+    weights: Path
+    config: Path
+
+
+def find_checkpoint_files(path: str | Path) -> CheckpointFiles:
+    """The weights file and config.json for a directory, or for a weights file given directly."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file or directory")
+    if path.is_file():
+        weights, directory = path, path.parent
+    else:
+        directory = path
+        candidates = [directory / "model.safetensors", directory / "weights.ckpt"]
+        weights = next((c for c in candidates if c.is_file()), None)
+        if weights is None:
+            others = sorted(directory.glob("*.safetensors")) + sorted(directory.glob("*.ckpt"))
+            if len(others) != 1:
+                raise CheckpointError(
+                    f"{directory}: expected model.safetensors or weights.ckpt (with config.json) in this directory, "
+                    f"found {[p.name for p in others] or 'neither'}"
+                )
+            weights = others[0]
+    config = directory / "config.json"
+    if not config.is_file():
+        raise CheckpointError(f"{directory}: config.json is missing; it must sit beside {weights.name}")
+    return CheckpointFiles(weights, config)
+
+
+def read_config(path: str | Path) -> HyenaConfig:
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: cannot read config: {e}") from None
+    try:
+        config = HyenaConfig.from_dict(d)
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: invalid HyenaDNA config: {e!s}") from None
+    if "modulation_shift" in d and config_schema(d) != "ours":
+        config = replace(config, modulation_shift=float(d["modulation_shift"]))
+    return config
+
+
+def read_state_dict(path: str | Path, allow_unsafe_pickle: bool = False) -> tuple[dict[str, Tensor], str]:
+    """Raw tensors of a weights file and the layout its keys reveal ("hyenadna", "hf" or "lightning")."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        try:
+            raw = load_file(path)
+        except (SafetensorError, OSError) as e:
+            raise CheckpointError(f"{path}: truncated or corrupted safetensors file ({e})") from None
+    else:
+        raw = _torch_load(path, allow_unsafe_pickle)
+    if not raw:
+        raise CheckpointError(f"{path}: holds no tensors")
+    if any(k.startswith("hyena.") for k in raw):
+        return raw, "hf"
+    if any(k.startswith("model.") for k in raw):
+        return raw, "lightning"
+    return raw, "hyenadna"
+
+
+def _torch_load(path: Path, allow_unsafe_pickle: bool) -> dict[str, Tensor]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if not allow_unsafe_pickle:
+            raise CheckpointError(
+                f"{path}: the file holds Python objects besides tensors (often omegaconf hyperparameters), which we do "
+                "not unpickle by default because unpickling can run arbitrary code. If you trust the file, pass "
+                "allow_unsafe_pickle=True (CLI: --allow-unsafe-pickle), then convert it once with "
+                f"`hyenadna convert`. Detail: {str(e).splitlines()[0]}"
+            ) from None
+        warnings.warn(f"{path}: fully unpickling a checkpoint (allow_unsafe_pickle=True); only do this for files "
+                      "you trust", stacklevel=3)
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e2:  # any failure here means the file itself is bad
+            raise CheckpointError(f"{path}: cannot unpickle: {e2}") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: truncated or corrupted checkpoint ({str(e).splitlines()[0]})") from None
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path}: expected a state dict of tensors (or a dict with one under 'state_dict')")
+    return obj
+
+
+def canonical_state_dict(raw: dict[str, Tensor], layout: str, source: str | Path = "<state dict>") -> dict[str, Tensor]:
+    """Map a layout's keys to reference names, drop training junk, and fold the three freq aliases into one."""
+    out: dict[str, Tensor] = {}
+    prefix = {"hf": "hyena.", "lightning": "model.", "hyenadna": ""}[layout]
+    for key, tensor in raw.items():
+        if "torchmetrics" in key:  # Lightning metric state, not model weights
+            continue
+        k = key
+        if k != _HEAD and k.startswith(prefix):
+            k = k[len(prefix):]
+        k = k.replace(".mixer.layer.", ".mixer.").replace(".mlp.layer.", ".mlp.")
+        if k in out:
+            raise CheckpointError(f"{source}: key {key!r} duplicates {k!r}")
+        out[k] = tensor
+    for k in [k for k in out if _FREQ_ALIAS.match(k)]:
+        first = _FREQ_ALIAS.sub(r"\g<1>1.freq", k)
+        if first in out and not torch.equal(out[first], out[k]):
+            raise CheckpointError(f"{source}: key {k!r} differs from {first!r}; the three Sin activations of a "
+                                  "HyenaDNA filter share one freq tensor")
+        if first not in out:
+            out[first] = out[k]
+        del out[k]
+    return out
+
+
+def expected_shapes(model: HyenaDNALMHeadModel) -> dict[str, tuple[int, ...]]:
+    """Canonical keys and shapes the model holds (freq once, tied head omitted)."""
+    return {k: tuple(v.shape) for k, v in model.state_dict().items() if not _FREQ_ALIAS.match(k)}
+
+
+def load_state_dict_into(model: HyenaDNALMHeadModel, state: dict[str, Tensor], source: str | Path) -> None:
+    """Copy a canonical state dict into ``model`` after checking every key and shape against it."""
+    expected = expected_shapes(model)
+    hint = f"config.json ({model.config.shape_summary()}) does not match the weights"
+    for key in state:
+        if key not in expected:
+            raise CheckpointError(f"{source}: unexpected key {key!r}; {hint}")
+    for key, shape in expected.items():
+        if key not in state:
+            raise CheckpointError(f"{source}: missing key {key!r}")
+        if tuple(state[key].shape) != shape:
+            raise CheckpointError(
+                f"{source}: key {key!r} has shape {list(state[key].shape)}, expected {list(shape)}; {hint}"
+            )
+    full = dict(state)
+    for key in model.state_dict():
+        m = _FREQ_ALIAS.match(key)
+        if m:
+            full[key] = state[f"{m.group(1)}1.freq"]
+    with torch.no_grad():
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in full.items()}, strict=True)
+
+
+def load_model(
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    allow_unsafe_pickle: bool = False,
+    **config_overrides,
+) -> HyenaDNALMHeadModel:
+    """Detect the layout of ``path`` (a directory or a weights file) and return the model in eval mode."""
+    files = find_checkpoint_files(path)
+    config = read_config(files.config)
+    if config_overrides:
+        config = replace(config, **config_overrides)
+    raw, layout = read_state_dict(files.weights, allow_unsafe_pickle)
+    state = canonical_state_dict(raw, layout, files.weights)
+    if _HEAD in state:
+        head = state.pop(_HEAD)
+        # the -hf port and Lightning store a copy of the embedding; only a head that really differs stays untied
+        tied = _EMBEDDING in state and head.shape == state[_EMBEDDING].shape and torch.equal(head, state[_EMBEDDING])
+        if not tied:
+            state[_HEAD] = head
+        config = replace(config, tie_word_embeddings=tied)
+    else:
+        config = replace(config, tie_word_embeddings=True)
+    model = HyenaDNALMHeadModel(config)
+    load_state_dict_into(model, state, files.weights)
+    return model.to(device=device, dtype=dtype).eval()
+
+
+def save_model(model: HyenaDNALMHeadModel, directory: str | Path, layout: str = "hyenadna") -> Path:
+    """Write ``model`` as ``config.json`` + weights in one of ``LAYOUTS``. Each file is written atomically."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout={layout!r}: choose one of {LAYOUTS}")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = model.config
+    state = {k: v.detach().to("cpu", torch.float32).contiguous()
+             for k, v in model.state_dict().items() if not _FREQ_ALIAS.match(k)}
+    weights = directory / WEIGHT_FILES[layout]
+    if layout == "hyenadna":
+        with atomic_path(weights) as tmp:
+            save_file(state, tmp, metadata={"format": "pt"})
+        config_dict = config.to_dict()
+    elif layout == "hf":
+        hf = {("hyena." + k if k != _HEAD else k): v for k, v in state.items()}
+        hf.setdefault(_HEAD, state[_EMBEDDING].clone())
+        with atomic_path(weights) as tmp:
+            save_file(hf, tmp, metadata={"format": "pt"})
+        config_dict = _hf_config(config)
+    else:
+        sd = {"model." + k: v for k, v in model.state_dict().items()}
+        sd["model." + _HEAD] = model.head_weight.detach().cpu().float()
+        with atomic_path(weights) as tmp:
+            torch.save({"state_dict": sd, "epoch": 0, "global_step": 0}, tmp)
+        config_dict = _original_config(config)
+    atomic_write_text(directory / "config.json", json.dumps(config_dict, indent=2) + "\n")
+    return directory
+
+
+def convert_checkpoint(src: str | Path, dst: str | Path, layout: str = "hyenadna",
+                       allow_unsafe_pickle: bool = False) -> Path:
+    """Read a checkpoint in any layout and write it to ``dst`` in ``layout``."""
+    return save_model(load_model(src, allow_unsafe_pickle=allow_unsafe_pickle), dst, layout=layout)
+
+
+def _hf_config(c: HyenaConfig) -> dict:
+    d = {
+        "model_type": "hyenadna", "d_model": c.d_model, "n_layer": c.n_layer, "d_inner": c.d_inner,
+        "vocab_size": c.vocab_size, "max_seq_len": c.l_max, "emb_dim": c.emb_dim, "filter_order": c.filter_order,
+        "short_filter_order": c.short_filter_order, "activation_freq": c.activation_freq,
+        "num_inner_mlps": c.num_inner_mlps, "hyena_order": c.hyena_order, "use_bias": True, "train_freq": True,
+        "embed_dropout": c.embed_dropout, "hyena_dropout": c.hyena_dropout, "hyena_filter_dropout": 0.0,
+        "layer_norm_epsilon": c.layer_norm_epsilon, "initializer_range": c.initializer_range,
+        "pad_vocab_size_multiple": c.pad_vocab_size_multiple, "tie_word_embeddings": False, "pad_token_id": 4,
+        "torch_dtype": "float32",
+    }
+    if c.modulation_shift != 0.05:
+        d["modulation_shift"] = c.modulation_shift
+    return d
+
+
+def _original_config(c: HyenaConfig) -> dict:
+    d = {
+        "d_model": c.d_model, "n_layer": c.n_layer, "d_inner": c.d_inner, "vocab_size": c.vocab_size,
+        "resid_dropout": c.resid_dropout, "embed_dropout": c.embed_dropout, "fused_mlp": False,
+        "fused_dropout_add_ln": True, "checkpoint_mixer": False, "checkpoint_mlp": False, "residual_in_fp32": True,
+        "pad_vocab_size_multiple": c.pad_vocab_size_multiple, "return_hidden_state": True,
+        "layer": {"_name_": "hyena", "emb_dim": c.emb_dim, "filter_order": c.filter_order,
+                  "local_order": c.short_filter_order, "l_max": c.l_max, "modulate": c.modulate,
+                  "w": c.activation_freq},
+    }
+    if c.modulation_shift != 0.05:
+        d["modulation_shift"] = c.modulation_shift
+    return d

@@ -1,0 +1,147 @@
+"""HyenaDNA: a GPT-style causal stack of Hyena blocks over single-nucleotide tokens, with a tied LM head."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hyenadna.models.config import HyenaConfig
+from hyenadna.modules.block import Block
+from hyenadna.modules.hyena import HyenaOperator
+
+
+class TokenEmbedding(nn.Module):
+    """Token embedding only: HyenaDNA has no positional embedding (the long filters carry position)."""
+
+    def __init__(self, vocab_size: int, d_model: int):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(vocab_size, d_model)
+
+    def forward(self, input_ids: Tensor) -> Tensor:
+        return self.word_embeddings(input_ids)
+
+
+class HyenaDNAModel(nn.Module):
+    """The backbone: token ids (B, L) -> last hidden states (B, L, d_model), the output of the final LayerNorm."""
+
+    def __init__(self, config: HyenaConfig):
+        super().__init__()
+        self.config = config
+        self.embeddings = TokenEmbedding(config.padded_vocab_size, config.d_model)
+        # the embedding dropout is the first block's input dropout
+        self.layers = nn.ModuleList(
+            Block(
+                HyenaOperator(
+                    config.d_model,
+                    config.l_max,
+                    filter_order=config.filter_order,
+                    emb_dim=config.emb_dim,
+                    num_inner_mlps=config.num_inner_mlps,
+                    short_filter_order=config.short_filter_order,
+                    activation_freq=config.activation_freq,
+                    modulate=config.modulate,
+                    modulation_shift=config.modulation_shift,
+                    dropout=config.hyena_dropout,
+                ),
+                config.d_model,
+                config.d_inner,
+                eps=config.layer_norm_epsilon,
+                dropout_in=config.embed_dropout if i == 0 else config.resid_dropout,
+                resid_dropout=config.resid_dropout,
+            )
+            for i in range(config.n_layer)
+        )
+        self.drop_f = nn.Dropout(config.resid_dropout)
+        self.ln_f = nn.LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
+
+    def forward(self, input_ids: Tensor) -> Tensor:
+        x, residual = self.embeddings(input_ids), None
+        for layer in self.layers:
+            x, residual = layer(x, residual)
+        residual = self.drop_f(x).float() + residual
+        return self.ln_f(residual.to(self.ln_f.weight.dtype))
+
+
+class CausalLMOutput(NamedTuple):
+    logits: Tensor
+    loss: Tensor | None
+    hidden_states: Tensor
+
+
+class HyenaDNALMHeadModel(nn.Module):
+    """Backbone plus a language-model head, tied to the token embedding unless the config says otherwise."""
+
+    def __init__(self, config: HyenaConfig):
+        super().__init__()
+        self.config = config
+        self.backbone = HyenaDNAModel(config)
+        if not config.tie_word_embeddings:
+            self.lm_head = nn.Linear(config.d_model, config.padded_vocab_size, bias=False)
+        self.apply(lambda m: _init_weights(m, config))
+        for name, p in self.named_parameters():
+            # GPT-2 scaling: each block adds two residual branches
+            if name.endswith(("mixer.out_proj.weight", "mlp.fc2.weight")):
+                nn.init.normal_(p, std=config.initializer_range / math.sqrt(2 * config.n_layer))
+
+    @property
+    def head_weight(self) -> Tensor:
+        if self.config.tie_word_embeddings:
+            return self.backbone.embeddings.word_embeddings.weight
+        return self.lm_head.weight
+
+    def forward(self, input_ids: Tensor, labels: Tensor | None = None, ignore_index: int = -100) -> CausalLMOutput:
+        """Logits for every position; with ``labels`` (already shifted: labels[t] is the token after t), the mean
+        cross-entropy over positions whose label is not ``ignore_index``."""
+        hidden = self.backbone(input_ids)
+        logits = F.linear(hidden, self.head_weight)
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=ignore_index)
+        return CausalLMOutput(logits, loss, hidden)
+
+    def num_parameters(self) -> int:
+        """Unique trainable parameters (the shared ``freq`` counted once, buffers excluded)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def use_reference_path(self, enabled: bool = True) -> HyenaDNALMHeadModel:
+        """Switch every Hyena operator to the plain reference algorithm (for parity checks and benchmarks)."""
+        for m in self.modules():
+            if isinstance(m, HyenaOperator):
+                m.use_reference_path = enabled
+        return self
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        allow_unsafe_pickle: bool = False,
+        **config_overrides,
+    ) -> HyenaDNALMHeadModel:
+        """Load any supported checkpoint layout (see ``hyenadna.models.checkpoint``) from a file or directory."""
+        from hyenadna.models.checkpoint import load_model
+
+        return load_model(path, device=device, dtype=dtype, allow_unsafe_pickle=allow_unsafe_pickle,
+                          **config_overrides)
+
+    def save_pretrained(self, directory: str | Path, layout: str = "hyenadna") -> Path:
+        """Write ``config.json`` + weights in ``layout``: "hyenadna" (default), "hf" or "lightning"."""
+        from hyenadna.models.checkpoint import save_model
+
+        return save_model(self, directory, layout=layout)
+
+
+def _init_weights(module: nn.Module, config: HyenaConfig) -> None:
+    """The reference init: N(0, 0.02) for Linear and Embedding weights, zero biases (the filter's D stays N(0, 1))."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, std=config.initializer_range)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, std=config.initializer_range)

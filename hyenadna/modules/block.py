@@ -1,0 +1,46 @@
+"""A pre-norm residual block: Hyena mixer then MLP, with the residual stream kept in float32."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class Mlp(nn.Module):
+    def __init__(self, d_model: int, d_inner: int):
+        super().__init__()
+        self.fc1 = nn.Linear(d_model, d_inner)
+        self.fc2 = nn.Linear(d_inner, d_model)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+
+
+class Block(nn.Module):
+    """residual += drop(x); x = mixer(norm1(residual)); residual += drop(x); x = mlp(norm2(residual))."""
+
+    def __init__(
+        self,
+        mixer: nn.Module,
+        d_model: int,
+        d_inner: int,
+        eps: float = 1e-5,
+        dropout_in: float = 0.0,
+        resid_dropout: float = 0.0,
+    ):
+        super().__init__()
+        self.mixer = mixer
+        self.mlp = Mlp(d_model, d_inner)
+        self.norm1 = nn.LayerNorm(d_model, eps=eps)
+        self.norm2 = nn.LayerNorm(d_model, eps=eps)
+        # the first block's input dropout is the embedding dropout; later ones drop the previous block's MLP output
+        self.dropout1 = nn.Dropout(dropout_in)
+        self.dropout2 = nn.Dropout(resid_dropout)
+
+    def forward(self, x: Tensor, residual: Tensor | None) -> tuple[Tensor, Tensor]:
+        x = self.dropout1(x)
+        residual = x.float() if residual is None else x.float() + residual
+        x = self.mixer(self.norm1(residual.to(self.norm1.weight.dtype)))
+        residual = self.dropout2(x).float() + residual
+        x = self.mlp(self.norm2(residual.to(self.norm2.weight.dtype)))
+        return x, residual

@@ -1,0 +1,61 @@
+"""The Hyena operator of order 2: gated long convolution with an implicit filter (Poli et al. 2023)."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hyenadna.modules.hyena_filter import HyenaFilter
+from hyenadna.ops.fftconv import fftconv, fftconv_ref
+
+
+class HyenaOperator(nn.Module):
+    """y = out_proj(x0 * fftconv(x1 * v, h, D)), where (x0, x1, v) = causal_short_conv(in_proj(u))."""
+
+    def __init__(
+        self,
+        d_model: int,
+        l_max: int,
+        filter_order: int = 64,
+        emb_dim: int = 5,
+        num_inner_mlps: int = 2,
+        short_filter_order: int = 3,
+        activation_freq: float = 10.0,
+        modulate: bool = True,
+        modulation_shift: float = 0.05,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        self.d_model = d_model
+        self.l_max = l_max
+        width = 3 * d_model
+        self.in_proj = nn.Linear(d_model, width)
+        self.out_proj = nn.Linear(d_model, d_model)
+        # depthwise causal FIR: pad both sides, keep the first L outputs
+        self.short_filter = nn.Conv1d(
+            width, width, short_filter_order, padding=short_filter_order - 1, groups=width
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.filter_fn = HyenaFilter(
+            d_model,
+            l_max,
+            emb_dim=emb_dim,
+            order=filter_order,
+            num_inner_mlps=num_inner_mlps,
+            w=activation_freq,
+            modulate=modulate,
+            shift=modulation_shift,
+        )
+        self.use_reference_path = False
+
+    def forward(self, u: Tensor) -> Tensor:
+        """u: (B, L, D) -> (B, L, D). Any L >= 1; beyond l_max the filter simply has no further taps."""
+        seqlen = u.shape[1]
+        z = self.in_proj(u).transpose(1, 2)
+        z = F.conv1d(z, self.short_filter.weight, self.short_filter.bias, padding=self.short_filter.padding,
+                     groups=self.short_filter.groups)[..., :seqlen]
+        x0, x1, v = z.split(self.d_model, dim=1)
+        k = self.filter_fn.filter(seqlen)
+        conv = fftconv_ref if self.use_reference_path else fftconv
+        v = conv(self.dropout(x1 * v), k, self.filter_fn.bias)
+        return self.out_proj((x0 * v).transpose(1, 2))

@@ -1,0 +1,92 @@
+"""The implicit long filter of a Hyena operator: h(t) = FFN(PE(t)) * Window(t), evaluated on a grid of l_max points."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+
+class PositionalEmbedding(nn.Module):
+    """Features z(t) = [t, cos(f w), -sin(f w)] on the l_max grid. Buffers: frozen in the released models."""
+
+    def __init__(self, emb_dim: int, l_max: int):
+        super().__init__()
+        bands = (emb_dim - 1) // 2
+        t = torch.linspace(0, 1, l_max)[None, :, None]
+        w = 2 * math.pi * torch.linspace(0, l_max - 1, l_max)[None, :, None] / l_max
+        f = torch.linspace(1e-4, bands - 1, bands)[None, None]
+        # exp(-i f w) rather than cos/sin keeps z bit-identical to the buffers stored in released checkpoints
+        z = torch.exp(-1j * f * w)
+        self.register_buffer("z", torch.cat([t, z.real, z.imag], dim=-1))
+        self.register_buffer("t", t)
+
+    def forward(self, length: int) -> tuple[Tensor, Tensor]:
+        return self.z[:, :length], self.t[:, :length]
+
+
+class ExponentialModulation(nn.Module):
+    """Window(t) = exp(-t |delta_c|) + shift: per-channel decay rates spread between fast and slow."""
+
+    def __init__(self, d_model: int, shift: float, fast_decay_pct: float = 0.3, slow_decay_pct: float = 1.5):
+        super().__init__()
+        target = math.log(1e-2)
+        self.shift = shift
+        self.register_buffer("deltas", torch.linspace(target / slow_decay_pct, target / fast_decay_pct, d_model)[None, None])
+
+    def forward(self, t: Tensor, h: Tensor) -> Tensor:
+        return h * (torch.exp(-t * self.deltas.abs()) + self.shift)
+
+
+class Sin(nn.Module):
+    """sin(freq * x) with a learnable frequency per feature."""
+
+    def __init__(self, dim: int, w: float = 10.0, train_freq: bool = True):
+        super().__init__()
+        freq = w * torch.ones(1, dim)
+        self.freq = nn.Parameter(freq) if train_freq else freq
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.sin(self.freq * x)
+
+
+class HyenaFilter(nn.Module):
+    """Implicit filter h(t) for ``d_model`` channels, plus the per-channel skip term D (``bias``) of the convolution.
+
+    One ``Sin`` module (so one ``freq`` tensor) sits at all three activation positions of the FFN, as in the reference;
+    its state dict therefore lists ``implicit_filter.{1,3,5}.freq``, all the same tensor.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        l_max: int,
+        emb_dim: int = 5,
+        order: int = 64,
+        num_inner_mlps: int = 2,
+        w: float = 10.0,
+        modulate: bool = True,
+        shift: float = 0.05,
+    ):
+        super().__init__()
+        self.d_model = d_model
+        self.l_max = l_max
+        self.modulate = modulate
+        self.bias = nn.Parameter(torch.randn(d_model))
+        self.pos_emb = PositionalEmbedding(emb_dim, l_max)
+        act = Sin(order, w)
+        layers: list[nn.Module] = [nn.Linear(emb_dim, order), act]
+        for _ in range(num_inner_mlps):
+            layers += [nn.Linear(order, order), act]
+        layers.append(nn.Linear(order, d_model, bias=False))
+        self.implicit_filter = nn.Sequential(*layers)
+        self.modulation = ExponentialModulation(d_model, shift)
+
+    def filter(self, length: int) -> Tensor:
+        """The first min(length, l_max) taps, channels-first: (d_model, taps). No taps exist beyond l_max."""
+        z, t = self.pos_emb(min(length, self.l_max))
+        h = self.implicit_filter(z)
+        if self.modulate:
+            h = self.modulation(t, h)
+        return h[0].transpose(0, 1)

@@ -1,0 +1,58 @@
+"""Causal long convolution by FFT: ``y[c, t] = sum_{s<=t} h[c, t-s] u[c, s] + D_c u[c, t]``.
+
+``fftconv_ref`` follows the reference algorithm step for step (transform length exactly 2L). ``fftconv`` is the fast
+path: a transform length that factors well and an optional precomputed filter spectrum. Both always run the FFT in
+float32 (complex64), whatever the input dtype, because ``torch.fft`` on CPU rejects bf16 and fp16 loses the filter tail.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import Tensor
+
+
+@functools.lru_cache(maxsize=1024)
+def fft_length(n: int) -> int:
+    """Smallest 2,3,5,7-smooth integer >= n. Such lengths are fast in pocketfft/MKL; 2*l_max often is not."""
+    m = max(n, 1)
+    while True:
+        r = m
+        for p in (2, 3, 5, 7):
+            while r % p == 0:
+                r //= p
+        if r == 1:
+            return m
+        m += 1
+
+
+def fftconv_ref(u: Tensor, k: Tensor, bias: Tensor) -> Tensor:
+    """Reference path. u: (B, C, L), k: (C, Lk) with Lk <= L, bias: (C,). Transform length 2L, as the reference."""
+    seqlen = u.shape[-1]
+    n = 2 * seqlen
+    k_f = torch.fft.rfft(k.float(), n=n)
+    u_f = torch.fft.rfft(u.float(), n=n)
+    y = torch.fft.irfft(u_f * k_f, n=n)[..., :seqlen]
+    return (y + u.float() * bias.float().unsqueeze(-1)).to(u.dtype)
+
+
+def filter_spectrum(k: Tensor, n: int) -> Tensor:
+    """rfft of the filter at transform length n; cacheable because the filter does not depend on the input."""
+    return torch.fft.rfft(k.float(), n=n)
+
+
+def fftconv(u: Tensor, k: Tensor | None, bias: Tensor, k_f: Tensor | None = None, n: int | None = None) -> Tensor:
+    """Fast path, same contract as ``fftconv_ref``. Give either the filter ``k`` or its spectrum ``k_f`` at length ``n``.
+
+    Any n >= L + Lk - 1 gives the exact linear convolution on the first L outputs; we use a smooth n >= 2L - 1.
+    """
+    seqlen = u.shape[-1]
+    if k_f is None:
+        n = fft_length(2 * seqlen - 1)
+        k_f = filter_spectrum(k, n)
+    elif n is None:
+        raise ValueError("fftconv: give the transform length n together with the spectrum k_f")
+    u32 = u.float()
+    y = torch.fft.irfft(torch.fft.rfft(u32, n=n) * k_f, n=n)[..., :seqlen]
+    return torch.addcmul(y, u32, bias.float().unsqueeze(-1)).to(u.dtype)
