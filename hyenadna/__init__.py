@@ -1,1 +1,38 @@
+"""hyenadna: the HyenaDNA long-range DNA language model (Nguyen et al. 2023), faithful to the reference weights."""
 
+from hyenadna.hub import WeightsNotFoundError
+from hyenadna.models import (
+    PUBLISHED_CONFIGS,
+    CheckpointError,
+    HyenaConfig,
+    HyenaDNALMHeadModel,
+    HyenaDNAModel,
+    convert_checkpoint,
+    load_model,
+    save_model,
+)
+from hyenadna.pooling import masked_pool
+from hyenadna.sdk import HyenaDNA, HyenaDNAConfig, TokenizedSequences
+from hyenadna.tokenizer import VOCAB, BatchEncoding, CharacterTokenizer, reverse_complement_ids
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PUBLISHED_CONFIGS",
+    "VOCAB",
+    "BatchEncoding",
+    "CharacterTokenizer",
+    "CheckpointError",
+    "HyenaConfig",
+    "HyenaDNA",
+    "HyenaDNAConfig",
+    "HyenaDNALMHeadModel",
+    "HyenaDNAModel",
+    "TokenizedSequences",
+    "WeightsNotFoundError",
+    "convert_checkpoint",
+    "load_model",
+    "masked_pool",
+    "reverse_complement_ids",
+    "save_model",
+]

@@ -1,0 +1,247 @@
+"""The model-card API: ``HyenaDNAConfig`` + ``HyenaDNA`` with ``process_data`` and ``get_embeddings``.
+
+Data flow: text -> ``process_data`` (tokenizer; unframed base ids per sequence) -> ``get_embeddings`` (framing,
+windows of the context length, length-bucketed right-padded batches, backbone, mask-aware pooling) -> numpy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from hyenadna.hub import DEFAULT_RANDOM_SHAPE, check_matches_published, published_config, resolve_weights
+from hyenadna.models.checkpoint import load_model
+from hyenadna.models.hyena_dna import HyenaDNALMHeadModel
+from hyenadna.pooling import POOLINGS
+from hyenadna.tokenizer import CharacterTokenizer, pad_batch, reverse_complement_ids
+from hyenadna.utils.device import resolve_device
+
+LONG_SEQUENCE_MODES = ("window", "truncate", "error")
+
+
+@dataclass
+class HyenaDNAConfig:
+    """Everything the SDK needs to build a model and embed with it.
+
+    model_name: a published name (weights looked up in ``$HYENADNA_HOME/<name>/``) or None for the bundled model.
+    model_path: a checkpoint directory or file in any supported layout; takes precedence over the cache.
+    pretrained: False builds a randomly initialised model (reference init, seeded by ``seed``) on purpose.
+    pooling: None for per-token embeddings (N, L, D); "mean", "last" or "max" for (N, D).
+    long_sequences: what to do with sequences longer than ``max_length`` (default: the model's l_max):
+        "window" splits into consecutive windows and concatenates the per-token outputs; "truncate"; "error".
+    rc_average: average each embedding with that of its reverse complement.
+    framing / iupac_policy / n_to_pad: tokenizer options (see ``CharacterTokenizer``).
+    """
+
+    model_name: str | None = None
+    model_path: str | Path | None = None
+    batch_size: int = 8
+    device: str = "cpu"
+    pretrained: bool = True
+    pooling: str | None = None
+    long_sequences: str = "window"
+    max_length: int | None = None
+    rc_average: bool = False
+    framing: str = "none"
+    iupac_policy: str = "iupac_to_n"
+    n_to_pad: bool = False
+    allow_unsafe_pickle: bool = False
+    seed: int = 0
+    progress: bool | None = None  # None: show a bar only on a terminal
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.pooling is not None and self.pooling not in POOLINGS:
+            raise ValueError(f"pooling={self.pooling!r}: choose None (per token) or one of {POOLINGS}")
+        if self.long_sequences not in LONG_SEQUENCE_MODES:
+            raise ValueError(f"long_sequences={self.long_sequences!r}: choose one of {LONG_SEQUENCE_MODES}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size={self.batch_size}: must be >= 1")
+        if self.max_length is not None and self.max_length < 1:
+            raise ValueError(f"max_length={self.max_length}: must be >= 1")
+
+
+@dataclass
+class TokenizedSequences:
+    """Unframed base ids per sequence, with names; what ``process_data`` returns and ``get_embeddings`` takes."""
+
+    ids: list[np.ndarray]
+    names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.array([len(x) for x in self.ids], dtype=np.int64)
+
+
+def build_model(config: HyenaDNAConfig) -> tuple[HyenaDNALMHeadModel, str]:
+    """The model a config asks for, and a one-line description of where it came from."""
+    device = resolve_device(config.device)
+    if not config.pretrained:
+        name = config.model_name or DEFAULT_RANDOM_SHAPE
+        shape = published_config(name)
+        if shape is None:
+            raise ValueError(f"pretrained=False needs a published model name for the shape, got {name!r}")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            model = HyenaDNALMHeadModel(replace(shape, **config.model_overrides))
+        return model.to(device).eval(), f"{name} shape, RANDOMLY INITIALISED (seed {config.seed}), not pretrained"
+    path = resolve_weights(config.model_name, config.model_path)
+    model = load_model(path, device=device, allow_unsafe_pickle=config.allow_unsafe_pickle, **config.model_overrides)
+    check_matches_published(config.model_name, model.config, path)
+    return model, f"{config.model_name or path.name} from {path}"
+
+
+class HyenaDNA:
+    """Embeds DNA with a pretrained HyenaDNA model.
+
+    >>> model = HyenaDNA(configurer=HyenaDNAConfig(model_name="hyenadna-tiny-1k-seqlen-d256"))  # doctest: +SKIP
+    >>> emb = model.get_embeddings(model.process_data("ACTG" * 1024))  # (1, 4096, 256)  # doctest: +SKIP
+    """
+
+    def __init__(self, configurer: HyenaDNAConfig | None = None, model: HyenaDNALMHeadModel | None = None):
+        self.config = configurer or HyenaDNAConfig()
+        if model is None:
+            self.model, self.source = build_model(self.config)
+        else:
+            self.model, self.source = model.eval(), "given model"
+        self.device = next(self.model.parameters()).device
+        self.tokenizer = CharacterTokenizer(self.config.framing, self.config.iupac_policy, self.config.n_to_pad)
+
+    @property
+    def context_length(self) -> int:
+        return self.config.max_length or self.model.config.l_max
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.model.config.d_model
+
+    def process_data(self, data: Any, names: Sequence[str] | None = None) -> TokenizedSequences:
+        """Tokenize a str, a list of str, or a pandas DataFrame with a ``sequence`` column (any case)."""
+        sequences, found_names = _sequences_from(data)
+        names = list(names) if names is not None else found_names
+        if names is not None and len(names) != len(sequences):
+            raise ValueError(f"{len(names)} names for {len(sequences)} sequences")
+        names = names or [str(i) for i in range(len(sequences))]
+        ids = []
+        for i, (seq, name) in enumerate(zip(sequences, names, strict=True)):
+            base = self.tokenizer.encode_bases(seq, i, name)
+            if base.size == 0:
+                raise ValueError(f"sequence {i} ({name}) is empty")
+            ids.append(base)
+        return TokenizedSequences(ids, [str(n) for n in names])
+
+    @torch.inference_mode()
+    def get_embeddings(
+        self,
+        data: TokenizedSequences | Any,
+        pooling: str | None | type[Ellipsis] = ...,
+        rc_average: bool | None = None,
+        long_sequences: str | None = None,
+    ) -> np.ndarray:
+        """Embeddings as float32 numpy: per token (N, L_max, D), zero after each sequence's end, or pooled (N, D).
+
+        A sequence's embedding never depends on the other sequences in the batch: batches are right-padded and
+        pooling uses the mask.
+        """
+        seqs = data if isinstance(data, TokenizedSequences) else self.process_data(data)
+        pooling = self.config.pooling if pooling is ... else pooling
+        if pooling is not None and pooling not in POOLINGS:
+            raise ValueError(f"pooling={pooling!r}: choose None (per token) or one of {POOLINGS}")
+        rc = self.config.rc_average if rc_average is None else rc_average
+        mode = long_sequences or self.config.long_sequences
+        if mode not in LONG_SEQUENCE_MODES:
+            raise ValueError(f"long_sequences={mode!r}: choose one of {LONG_SEQUENCE_MODES}")
+
+        strands = 2 if rc else 1
+        chunks = []  # (sequence index, strand, start, ids)
+        totals = np.zeros((len(seqs), strands), dtype=np.int64)
+        for i, base in enumerate(seqs.ids):
+            for s in range(strands):
+                framed = self.tokenizer.frame(base if s == 0 else reverse_complement_ids(base))
+                framed = self._fit_context(framed, i, seqs.names[i], mode)
+                totals[i, s] = len(framed)
+                for start in range(0, len(framed), self.context_length):
+                    chunks.append((i, s, start, framed[start : start + self.context_length]))
+
+        dim = self.embedding_dim
+        if pooling is None:
+            out = np.zeros((len(seqs), strands, int(totals.max(initial=0)), dim), dtype=np.float32)
+        else:
+            acc_sum = np.zeros((len(seqs), strands, dim), dtype=np.float64)
+            acc_max = np.full((len(seqs), strands, dim), -np.inf, dtype=np.float32)
+            acc_last = np.zeros((len(seqs), strands, dim), dtype=np.float32)
+
+        # length-bucketed batches: sorting by length keeps padding (and wasted FFT work) small
+        order = sorted(range(len(chunks)), key=lambda j: len(chunks[j][3]))
+        batches = [order[k : k + self.config.batch_size] for k in range(0, len(order), self.config.batch_size)]
+        progress = self.config.progress
+        for batch in tqdm(batches, desc="embedding", unit="batch", disable=not progress if progress is not None
+                          else None, leave=False):
+            enc = pad_batch([chunks[j][3] for j in batch]).to(self.device)
+            hidden = self.model.backbone(enc.input_ids).float().cpu().numpy()
+            for row, j in enumerate(batch):
+                i, s, start, ids = chunks[j]
+                h = hidden[row, : len(ids)]
+                if pooling is None:
+                    out[i, s, start : start + len(ids)] = h
+                else:
+                    acc_sum[i, s] += h.sum(0, dtype=np.float64)
+                    np.maximum(acc_max[i, s], h.max(0), out=acc_max[i, s])
+                    if start + len(ids) == totals[i, s]:
+                        acc_last[i, s] = h[-1]
+
+        if pooling is None:
+            if rc:
+                for i in range(len(seqs)):
+                    n = totals[i, 0]
+                    out[i, 0, :n] = 0.5 * (out[i, 0, :n] + out[i, 1, :n][::-1])
+            return np.ascontiguousarray(out[:, 0])
+        pooled = {"mean": (acc_sum / totals[..., None]).astype(np.float32), "max": acc_max, "last": acc_last}[pooling]
+        return pooled.mean(1) if rc else pooled[:, 0]
+
+    def _fit_context(self, framed: np.ndarray, index: int, name: str, mode: str) -> np.ndarray:
+        if len(framed) <= self.context_length or mode == "window":
+            return framed
+        if mode == "truncate":
+            return framed[: self.context_length]
+        raise ValueError(
+            f"sequence {index} ({name}) has {len(framed)} tokens, more than the context of {self.context_length}; "
+            "use long_sequences='window' or 'truncate'"
+        )
+
+
+def _sequences_from(data: Any) -> tuple[list[str], list[str] | None]:
+    if isinstance(data, str):
+        return [data], None
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        pd = None
+    if pd is not None and isinstance(data, pd.DataFrame):
+        cols = {c.lower(): c for c in data.columns if isinstance(c, str)}
+        if "sequence" not in cols:
+            raise ValueError(f"the DataFrame has no 'sequence' column (columns: {list(data.columns)})")
+        names = None
+        for key in ("name", "id"):
+            if key in cols:
+                names = data[cols[key]].astype(str).tolist()
+                break
+        return data[cols["sequence"]].tolist(), names
+    if pd is not None and isinstance(data, pd.Series):
+        return data.tolist(), None
+    if isinstance(data, Iterable):
+        seqs = list(data)
+        for i, s in enumerate(seqs):
+            if not isinstance(s, str):
+                raise TypeError(f"sequence {i}: expected str, got {type(s).__name__}")
+        return seqs, None
+    raise TypeError(f"expected a str, a list of str or a pandas DataFrame, got {type(data).__name__}")
