@@ -83,8 +83,11 @@ def check_matches_published(name: str | None, config: HyenaConfig, source: Path)
     if expected is None:
         return
     shape = ("d_model", "n_layer", "d_inner", "l_max")
-    diffs = [f"{f}={getattr(config, f)} (expected {getattr(expected, f)})" for f in shape
-             if getattr(config, f) != getattr(expected, f)]
+    diffs = [
+        f"{f}={getattr(config, f)} (expected {getattr(expected, f)})"
+        for f in shape
+        if getattr(config, f) != getattr(expected, f)
+    ]
     if diffs:
         raise ValueError(f"{source}: these weights do not have the shape of {name}: {', '.join(diffs)}")
 

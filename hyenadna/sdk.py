@@ -143,7 +143,7 @@ class HyenaDNA:
     def get_embeddings(
         self,
         data: TokenizedSequences | Any,
-        pooling: str | None | type[Ellipsis] = ...,
+        pooling: str | type[Ellipsis] | None = ...,
         rc_average: bool | None = None,
         long_sequences: str | None = None,
     ) -> np.ndarray:
@@ -184,8 +184,9 @@ class HyenaDNA:
         order = sorted(range(len(chunks)), key=lambda j: len(chunks[j][3]))
         batches = [order[k : k + self.config.batch_size] for k in range(0, len(order), self.config.batch_size)]
         progress = self.config.progress
-        for batch in tqdm(batches, desc="embedding", unit="batch", disable=not progress if progress is not None
-                          else None, leave=False):
+        for batch in tqdm(
+            batches, desc="embedding", unit="batch", disable=not progress if progress is not None else None, leave=False
+        ):
             enc = pad_batch([chunks[j][3] for j in batch]).to(self.device)
             hidden = self.model.backbone(enc.input_ids).float().cpu().numpy()
             for row, j in enumerate(batch):

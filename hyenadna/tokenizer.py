@@ -13,8 +13,18 @@ import numpy as np
 import torch
 
 VOCAB: dict[str, int] = {
-    "[CLS]": 0, "[SEP]": 1, "[BOS]": 2, "[MASK]": 3, "[PAD]": 4, "[RESERVED]": 5, "[UNK]": 6,
-    "A": 7, "C": 8, "G": 9, "T": 10, "N": 11,
+    "[CLS]": 0,
+    "[SEP]": 1,
+    "[BOS]": 2,
+    "[MASK]": 3,
+    "[PAD]": 4,
+    "[RESERVED]": 5,
+    "[UNK]": 6,
+    "A": 7,
+    "C": 8,
+    "G": 9,
+    "T": 10,
+    "N": 11,
 }
 CLS, SEP, BOS, MASK, PAD, RESERVED, UNK = range(7)
 A, C, G, T, N = 7, 8, 9, 10, 11
@@ -97,9 +107,10 @@ class CharacterTokenizer:
         return [] if self.framing == "none" else [SEP]
 
     def encode_bases(self, seq: str, index: int = 0, name: str | None = None) -> np.ndarray:
-        """Base ids of one sequence, unframed, as uint8 (a genome fits in memory). Outer whitespace is ignored (except under the "reference"
-        policy); a bad character raises a ValueError naming the sequence index (and name), the 1-based position and
-        the character."""
+        """Base ids of one sequence, unframed, as uint8 (a genome fits in memory).
+
+        Outer whitespace is ignored (except under the "reference" policy). A bad character raises a ValueError naming
+        the sequence index (and name), the 1-based position and the character."""
         if not isinstance(seq, str):
             raise TypeError(f"sequence {index}: expected str, got {type(seq).__name__}")
         if self.policy == "reference":
@@ -118,16 +129,18 @@ class CharacterTokenizer:
 
     def _bad_char(self, seq: str, pos: int, offset: int, index: int, name: str | None) -> None:
         label = f"sequence {index}" + (f" ({name})" if name else "")
-        allowed = "A C G T N U" + (f" and IUPAC codes {' '.join(IUPAC_AMBIGUITY)}" if self.policy == "iupac_to_n" else "")
+        allowed = "A C G T N U"
+        if self.policy == "iupac_to_n":
+            allowed += f" and IUPAC codes {' '.join(IUPAC_AMBIGUITY)}"
         raise ValueError(
-            f"{label}, position {pos + offset + 1}: invalid character {seq[pos]!r}; allowed are {allowed} "
-            f"(either case)"
+            f"{label}, position {pos + offset + 1}: invalid character {seq[pos]!r}; allowed are {allowed} (either case)"
         )
 
     def frame(self, base_ids: np.ndarray) -> np.ndarray:
         if self.framing == "none":
             return base_ids
-        return np.concatenate([np.asarray(self.prefix, base_ids.dtype), base_ids, np.asarray(self.suffix, base_ids.dtype)])
+        dtype = base_ids.dtype
+        return np.concatenate([np.asarray(self.prefix, dtype), base_ids, np.asarray(self.suffix, dtype)])
 
     def encode(self, seq: str, index: int = 0, name: str | None = None) -> list[int]:
         """Framed ids of one sequence, as a list."""

@@ -117,8 +117,10 @@ def _torch_load(path: Path, allow_unsafe_pickle: bool) -> dict[str, Tensor]:
                 "allow_unsafe_pickle=True (CLI: --allow-unsafe-pickle), then convert it once with "
                 f"`hyenadna convert`. Detail: {str(e).splitlines()[0]}"
             ) from None
-        warnings.warn(f"{path}: fully unpickling a checkpoint (allow_unsafe_pickle=True); only do this for files "
-                      "you trust", stacklevel=3)
+        warnings.warn(
+            f"{path}: fully unpickling a checkpoint (allow_unsafe_pickle=True); only do this for files you trust",
+            stacklevel=3,
+        )
         try:
             obj = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as e2:  # any failure here means the file itself is bad
@@ -141,7 +143,7 @@ def canonical_state_dict(raw: dict[str, Tensor], layout: str, source: str | Path
             continue
         k = key
         if k != _HEAD and k.startswith(prefix):
-            k = k[len(prefix):]
+            k = k[len(prefix) :]
         k = k.replace(".mixer.layer.", ".mixer.").replace(".mlp.layer.", ".mlp.")
         if k in out:
             raise CheckpointError(f"{source}: key {key!r} duplicates {k!r}")
@@ -149,8 +151,10 @@ def canonical_state_dict(raw: dict[str, Tensor], layout: str, source: str | Path
     for k in [k for k in out if _FREQ_ALIAS.match(k)]:
         first = _FREQ_ALIAS.sub(r"\g<1>1.freq", k)
         if first in out and not torch.equal(out[first], out[k]):
-            raise CheckpointError(f"{source}: key {k!r} differs from {first!r}; the three Sin activations of a "
-                                  "HyenaDNA filter share one freq tensor")
+            raise CheckpointError(
+                f"{source}: key {k!r} differs from {first!r}; the three Sin activations of a "
+                "HyenaDNA filter share one freq tensor"
+            )
         if first not in out:
             out[first] = out[k]
         del out[k]
@@ -220,8 +224,11 @@ def save_model(model: HyenaDNALMHeadModel, directory: str | Path, layout: str = 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config = model.config
-    state = {k: v.detach().to("cpu", torch.float32).contiguous()
-             for k, v in model.state_dict().items() if not _FREQ_ALIAS.match(k)}
+    state = {
+        k: v.detach().to("cpu", torch.float32).contiguous()
+        for k, v in model.state_dict().items()
+        if not _FREQ_ALIAS.match(k)
+    }
     weights = directory / WEIGHT_FILES[layout]
     if layout == "hyenadna":
         with atomic_path(weights) as tmp:
@@ -243,21 +250,37 @@ def save_model(model: HyenaDNALMHeadModel, directory: str | Path, layout: str = 
     return directory
 
 
-def convert_checkpoint(src: str | Path, dst: str | Path, layout: str = "hyenadna",
-                       allow_unsafe_pickle: bool = False) -> Path:
+def convert_checkpoint(
+    src: str | Path, dst: str | Path, layout: str = "hyenadna", allow_unsafe_pickle: bool = False
+) -> Path:
     """Read a checkpoint in any layout and write it to ``dst`` in ``layout``."""
     return save_model(load_model(src, allow_unsafe_pickle=allow_unsafe_pickle), dst, layout=layout)
 
 
 def _hf_config(c: HyenaConfig) -> dict:
     d = {
-        "model_type": "hyenadna", "d_model": c.d_model, "n_layer": c.n_layer, "d_inner": c.d_inner,
-        "vocab_size": c.vocab_size, "max_seq_len": c.l_max, "emb_dim": c.emb_dim, "filter_order": c.filter_order,
-        "short_filter_order": c.short_filter_order, "activation_freq": c.activation_freq,
-        "num_inner_mlps": c.num_inner_mlps, "hyena_order": c.hyena_order, "use_bias": True, "train_freq": True,
-        "embed_dropout": c.embed_dropout, "hyena_dropout": c.hyena_dropout, "hyena_filter_dropout": 0.0,
-        "layer_norm_epsilon": c.layer_norm_epsilon, "initializer_range": c.initializer_range,
-        "pad_vocab_size_multiple": c.pad_vocab_size_multiple, "tie_word_embeddings": False, "pad_token_id": 4,
+        "model_type": "hyenadna",
+        "d_model": c.d_model,
+        "n_layer": c.n_layer,
+        "d_inner": c.d_inner,
+        "vocab_size": c.vocab_size,
+        "max_seq_len": c.l_max,
+        "emb_dim": c.emb_dim,
+        "filter_order": c.filter_order,
+        "short_filter_order": c.short_filter_order,
+        "activation_freq": c.activation_freq,
+        "num_inner_mlps": c.num_inner_mlps,
+        "hyena_order": c.hyena_order,
+        "use_bias": True,
+        "train_freq": True,
+        "embed_dropout": c.embed_dropout,
+        "hyena_dropout": c.hyena_dropout,
+        "hyena_filter_dropout": 0.0,
+        "layer_norm_epsilon": c.layer_norm_epsilon,
+        "initializer_range": c.initializer_range,
+        "pad_vocab_size_multiple": c.pad_vocab_size_multiple,
+        "tie_word_embeddings": False,
+        "pad_token_id": 4,
         "torch_dtype": "float32",
     }
     if c.modulation_shift != 0.05:
@@ -267,13 +290,28 @@ def _hf_config(c: HyenaConfig) -> dict:
 
 def _original_config(c: HyenaConfig) -> dict:
     d = {
-        "d_model": c.d_model, "n_layer": c.n_layer, "d_inner": c.d_inner, "vocab_size": c.vocab_size,
-        "resid_dropout": c.resid_dropout, "embed_dropout": c.embed_dropout, "fused_mlp": False,
-        "fused_dropout_add_ln": True, "checkpoint_mixer": False, "checkpoint_mlp": False, "residual_in_fp32": True,
-        "pad_vocab_size_multiple": c.pad_vocab_size_multiple, "return_hidden_state": True,
-        "layer": {"_name_": "hyena", "emb_dim": c.emb_dim, "filter_order": c.filter_order,
-                  "local_order": c.short_filter_order, "l_max": c.l_max, "modulate": c.modulate,
-                  "w": c.activation_freq},
+        "d_model": c.d_model,
+        "n_layer": c.n_layer,
+        "d_inner": c.d_inner,
+        "vocab_size": c.vocab_size,
+        "resid_dropout": c.resid_dropout,
+        "embed_dropout": c.embed_dropout,
+        "fused_mlp": False,
+        "fused_dropout_add_ln": True,
+        "checkpoint_mixer": False,
+        "checkpoint_mlp": False,
+        "residual_in_fp32": True,
+        "pad_vocab_size_multiple": c.pad_vocab_size_multiple,
+        "return_hidden_state": True,
+        "layer": {
+            "_name_": "hyena",
+            "emb_dim": c.emb_dim,
+            "filter_order": c.filter_order,
+            "local_order": c.short_filter_order,
+            "l_max": c.l_max,
+            "modulate": c.modulate,
+            "w": c.activation_freq,
+        },
     }
     if c.modulation_shift != 0.05:
         d["modulation_shift"] = c.modulation_shift

@@ -119,8 +119,8 @@ def config_schema(d: dict[str, Any]) -> str:
     if d.get("model_type") == "hyenadna" or "max_seq_len" in d:
         return "hf"
     raise ValueError(
-        "config.json is not a HyenaDNA config: expected our format (\"format\": \"hyenadna\"), the original one "
-        "(with a \"layer\" section) or the Hugging Face one (\"model_type\": \"hyenadna\")"
+        'config.json is not a HyenaDNA config: expected our format ("format": "hyenadna"), the original one '
+        '(with a "layer" section) or the Hugging Face one ("model_type": "hyenadna")'
     )
 
 

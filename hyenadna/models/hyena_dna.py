@@ -127,8 +127,7 @@ class HyenaDNALMHeadModel(nn.Module):
         """Load any supported checkpoint layout (see ``hyenadna.models.checkpoint``) from a file or directory."""
         from hyenadna.models.checkpoint import load_model
 
-        return load_model(path, device=device, dtype=dtype, allow_unsafe_pickle=allow_unsafe_pickle,
-                          **config_overrides)
+        return load_model(path, device=device, dtype=dtype, allow_unsafe_pickle=allow_unsafe_pickle, **config_overrides)
 
     def save_pretrained(self, directory: str | Path, layout: str = "hyenadna") -> Path:
         """Write ``config.json`` + weights in ``layout``: "hyenadna" (default), "hf" or "lightning"."""

@@ -32,9 +32,7 @@ class HyenaOperator(nn.Module):
         self.in_proj = nn.Linear(d_model, width)
         self.out_proj = nn.Linear(d_model, d_model)
         # depthwise causal FIR: pad both sides, keep the first L outputs
-        self.short_filter = nn.Conv1d(
-            width, width, short_filter_order, padding=short_filter_order - 1, groups=width
-        )
+        self.short_filter = nn.Conv1d(width, width, short_filter_order, padding=short_filter_order - 1, groups=width)
         self.dropout = nn.Dropout(dropout)
         self.filter_fn = HyenaFilter(
             d_model,
@@ -52,8 +50,13 @@ class HyenaOperator(nn.Module):
         """u: (B, L, D) -> (B, L, D). Any L >= 1; beyond l_max the filter simply has no further taps."""
         seqlen = u.shape[1]
         z = self.in_proj(u).transpose(1, 2)
-        z = F.conv1d(z, self.short_filter.weight, self.short_filter.bias, padding=self.short_filter.padding,
-                     groups=self.short_filter.groups)[..., :seqlen]
+        z = F.conv1d(
+            z,
+            self.short_filter.weight,
+            self.short_filter.bias,
+            padding=self.short_filter.padding,
+            groups=self.short_filter.groups,
+        )[..., :seqlen]
         x0, x1, v = z.split(self.d_model, dim=1)
         k = self.filter_fn.filter(seqlen)
         conv = fftconv_ref if self.use_reference_path else fftconv

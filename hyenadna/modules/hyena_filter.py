@@ -33,7 +33,8 @@ class ExponentialModulation(nn.Module):
         super().__init__()
         target = math.log(1e-2)
         self.shift = shift
-        self.register_buffer("deltas", torch.linspace(target / slow_decay_pct, target / fast_decay_pct, d_model)[None, None])
+        deltas = torch.linspace(target / slow_decay_pct, target / fast_decay_pct, d_model)
+        self.register_buffer("deltas", deltas[None, None])
 
     def forward(self, t: Tensor, h: Tensor) -> Tensor:
         return h * (torch.exp(-t * self.deltas.abs()) + self.shift)

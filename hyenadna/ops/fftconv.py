@@ -43,7 +43,7 @@ def filter_spectrum(k: Tensor, n: int) -> Tensor:
 
 
 def fftconv(u: Tensor, k: Tensor | None, bias: Tensor, k_f: Tensor | None = None, n: int | None = None) -> Tensor:
-    """Fast path, same contract as ``fftconv_ref``. Give either the filter ``k`` or its spectrum ``k_f`` at length ``n``.
+    """Fast path, same contract as ``fftconv_ref``. Give the filter ``k``, or its spectrum ``k_f`` at length ``n``.
 
     Any n >= L + Lk - 1 gives the exact linear convolution on the first L outputs; we use a smooth n >= 2L - 1.
     """

@@ -4,7 +4,7 @@ import torch
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """"auto" picks CUDA when present; asking for CUDA on a machine without it is a clear error, not a crash later."""
+    """ "auto" picks CUDA when present; asking for CUDA on a machine without it is a clear error, not a crash later."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -1,0 +1,202 @@
+"""Loading every layout, round trips between layouts, and one clear error per kind of bad checkpoint."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from hyenadna import CheckpointError, HyenaConfig, HyenaDNALMHeadModel, convert_checkpoint, load_model
+from hyenadna.models.checkpoint import LAYOUTS, read_state_dict
+from tests.conftest import FIXTURES, load_io
+
+TINY_LAYOUTS = ["tiny", "tiny/lightning_weights.ckpt", "tiny_ckpt_layer", "tiny_hf"]
+
+
+def outputs(model, ids):
+    with torch.no_grad():
+        return model(ids).logits
+
+
+@pytest.mark.parametrize("source", TINY_LAYOUTS)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_round_trip_between_layouts(source, layout, tmp_path):
+    ids = load_io("tiny")["batch4.input_ids"]
+    original = load_model(FIXTURES / source)
+    convert_checkpoint(FIXTURES / source, tmp_path / "out", layout=layout)
+    reloaded = load_model(tmp_path / "out")
+    assert torch.equal(outputs(original, ids), outputs(reloaded, ids))
+    assert reloaded.config == original.config
+    # and back again through our layout
+    reloaded.save_pretrained(tmp_path / "again")
+    assert torch.equal(outputs(load_model(tmp_path / "again"), ids), outputs(original, ids))
+
+
+def test_detected_layouts():
+    assert read_state_dict(FIXTURES / "tiny_hf" / "model.safetensors")[1] == "hf"
+    assert read_state_dict(FIXTURES / "tiny" / "lightning_weights.ckpt")[1] == "lightning"
+    assert read_state_dict(FIXTURES / "tiny" / "model.safetensors")[1] == "hyenadna"
+
+
+def test_our_layout_files(tmp_path):
+    load_model(FIXTURES / "tiny").save_pretrained(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+    keys = load_file(tmp_path / "model.safetensors").keys()
+    assert not any(k.endswith((".3.freq", ".5.freq")) for k in keys)  # the shared freq is stored once
+    assert "lm_head.weight" not in keys  # tied
+    assert json.loads((tmp_path / "config.json").read_text())["format"] == "hyenadna"
+
+
+def test_hf_layout_matches_published_key_set(tmp_path):
+    load_model(FIXTURES / "tiny").save_pretrained(tmp_path, layout="hf")
+    assert set(load_file(tmp_path / "model.safetensors")) == set(load_file(FIXTURES / "tiny_hf" / "model.safetensors"))
+
+
+def test_untied_head_survives(tmp_path):
+    model = load_model(FIXTURES / "tiny_hf")
+    state = load_file(FIXTURES / "tiny_hf" / "model.safetensors")
+    state["lm_head.weight"] = state["lm_head.weight"] + 1.0
+    (tmp_path / "m").mkdir()
+    save_file(state, tmp_path / "m" / "model.safetensors")
+    shutil.copy(FIXTURES / "tiny_hf" / "config.json", tmp_path / "m")
+    untied = load_model(tmp_path / "m")
+    assert not untied.config.tie_word_embeddings
+    ids = torch.tensor([[7, 8, 9]])
+    assert not torch.allclose(outputs(untied, ids), outputs(model, ids))
+    untied.save_pretrained(tmp_path / "ours")
+    assert torch.equal(outputs(load_model(tmp_path / "ours"), ids), outputs(untied, ids))
+
+
+# ---- bad checkpoints: one clear error each, naming the file and the key -------------------------------------
+
+
+def copy_fixture(tmp_path: Path, name: str = "tiny_hf") -> Path:
+    dst = tmp_path / name
+    shutil.copytree(FIXTURES / name, dst)
+    for p in dst.iterdir():
+        p.chmod(0o644)
+    return dst
+
+
+def edit_safetensors(path: Path, fn) -> None:
+    state = dict(load_file(path))
+    fn(state)
+    save_file(state, path)
+
+
+def test_missing_key(tmp_path):
+    d = copy_fixture(tmp_path)
+    key = "hyena.backbone.layers.1.mlp.fc2.bias"
+    edit_safetensors(d / "model.safetensors", lambda s: s.pop(key))
+    with pytest.raises(CheckpointError, match=r"model\.safetensors.*missing key 'backbone\.layers\.1\.mlp\.fc2\.bias'"):
+        load_model(d)
+
+
+def test_unexpected_key(tmp_path):
+    d = copy_fixture(tmp_path)
+    edit_safetensors(d / "model.safetensors", lambda s: s.__setitem__("hyena.backbone.extra.weight", torch.ones(2)))
+    with pytest.raises(CheckpointError, match=r"model\.safetensors.*unexpected key 'backbone\.extra\.weight'"):
+        load_model(d)
+
+
+def test_misshaped_key(tmp_path):
+    d = copy_fixture(tmp_path)
+    key = "hyena.backbone.layers.0.mixer.in_proj.bias"
+    edit_safetensors(d / "model.safetensors", lambda s: s.__setitem__(key, torch.zeros(7)))
+    with pytest.raises(CheckpointError, match=r"'backbone\.layers\.0\.mixer\.in_proj\.bias' has shape \[7\]"):
+        load_model(d)
+
+
+def test_config_that_does_not_match_weights(tmp_path):
+    d = copy_fixture(tmp_path)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["d_model"] = 256
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match=r"config\.json \(d_model=256.*does not match the weights"):
+        load_model(d)
+    cfg["d_model"], cfg["n_layer"] = 128, 3
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match=r"missing key 'backbone\.layers\.2\."):
+        load_model(d)
+
+
+def test_truncated_safetensors(tmp_path):
+    d = copy_fixture(tmp_path)
+    data = (d / "model.safetensors").read_bytes()
+    (d / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: truncated or corrupted"):
+        load_model(d)
+
+
+def test_corrupted_ckpt(tmp_path):
+    d = copy_fixture(tmp_path, "tiny_ckpt_layer")
+    data = (d / "lightning_weights.ckpt").read_bytes()
+    (d / "lightning_weights.ckpt").write_bytes(data[: len(data) // 3])
+    with pytest.raises(CheckpointError, match=r"lightning_weights\.ckpt: truncated or corrupted"):
+        load_model(d)
+    (d / "lightning_weights.ckpt").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match=r"lightning_weights\.ckpt"):
+        load_model(d)
+
+
+def test_missing_or_invalid_config(tmp_path):
+    d = copy_fixture(tmp_path)
+    (d / "config.json").unlink()
+    with pytest.raises(CheckpointError, match=r"config\.json is missing"):
+        load_model(d)
+    (d / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="cannot read config"):
+        load_model(d)
+    (d / "config.json").write_text('{"hello": 1}')
+    with pytest.raises(CheckpointError, match="not a HyenaDNA config"):
+        load_model(d)
+
+
+def test_differing_freq_aliases_are_an_error(tmp_path):
+    d = copy_fixture(tmp_path, "tiny")
+    key = "backbone.layers.0.mixer.filter_fn.implicit_filter.3.freq"
+    edit_safetensors(d / "model.safetensors", lambda s: s.__setitem__(key, s[key] + 1))
+    with pytest.raises(CheckpointError, match=r"implicit_filter\.3\.freq' differs"):
+        load_model(d)
+
+
+class Hyperparameters:  # stands in for the omegaconf objects of real hub checkpoints
+    def __init__(self):
+        self.lr = 6e-4
+
+
+def test_pickled_objects_need_explicit_opt_in(tmp_path):
+    d = copy_fixture(tmp_path, "tiny_ckpt_layer")
+    ckpt = torch.load(d / "lightning_weights.ckpt", weights_only=True)
+    ckpt["hyper_parameters"] = Hyperparameters()
+    torch.save(ckpt, d / "lightning_weights.ckpt")
+    with pytest.raises(CheckpointError, match="allow_unsafe_pickle=True"):
+        load_model(d)
+    with pytest.warns(UserWarning, match="fully unpickling"):
+        model = load_model(d, allow_unsafe_pickle=True)
+    ids = load_io("tiny")["single.input_ids"]
+    assert torch.equal(outputs(model, ids), outputs(load_model(FIXTURES / "tiny"), ids))
+
+
+def test_safe_load_emits_no_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_model(FIXTURES / "tiny" / "lightning_weights.ckpt")
+
+
+def test_save_is_atomic(tmp_path, monkeypatch):
+    """A failure while writing leaves neither a partial file nor a temp file behind."""
+    import hyenadna.models.checkpoint as ck
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ck, "save_file", boom)
+    with pytest.raises(OSError, match="disk full"):
+        HyenaDNALMHeadModel(HyenaConfig(d_model=8, n_layer=1, d_inner=16, l_max=16)).save_pretrained(tmp_path)
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+
+from hyenadna.cli import main
+from tests.conftest import FIXTURES, REPO
+
+EXAMPLE = REPO / "hyenadna" / "examples" / "example.fa"
+
+
+def test_embed_example_with_random_model(tmp_path, capsys):
+    out = tmp_path / "emb.npz"
+    assert main(["embed", str(EXAMPLE), "-o", str(out), "--random-init"]) == 0
+    data = np.load(out)
+    assert data["embeddings"].shape == (5, 256)
+    assert data["ids"][0] == "20:5000000-5000600"
+    assert data["lengths"].tolist() == [600, 1200, 300, 2500, 800]
+    assert "RANDOMLY INITIALISED" in capsys.readouterr().err
+
+
+def test_embed_with_checkpoint_path_and_npy(tmp_path):
+    out = tmp_path / "emb.npy"
+    assert main(["embed", str(EXAMPLE), "-o", str(out), "--model", str(FIXTURES / "tiny_hf"), "--pooling", "max"]) == 0
+    assert np.load(out).shape == (5, 128)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("ACGT\n>x\nACGT\n", "sequence data before the first '>' header"),
+        (">x\n>y\nACGT\n", "record 'x' has no sequence"),
+        (">x\nAC-GT\n", "sequence 0 (x), position 3: invalid character '-'"),
+    ],
+)
+def test_embed_bad_fasta_exits_1_with_a_clear_message(tmp_path, capsys, content, message):
+    bad = tmp_path / "bad.fa"
+    bad.write_text(content)
+    out = tmp_path / "out.npz"
+    assert main(["embed", str(bad), "-o", str(out), "--random-init"]) == 1
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_corrupt_gzip(tmp_path, capsys):
+    bad = tmp_path / "bad.fa.gz"
+    rng = np.random.default_rng(0)
+    fasta = b">x\n" + bytes(rng.choice(list(b"ACGT"), 20_000)) + b"\n"
+    data = gzip.compress(fasta)
+    bad.write_bytes(data[: len(data) // 2])
+    assert main(["embed", str(bad), "-o", str(tmp_path / "o.npz"), "--random-init"]) == 1
+    assert "may be truncated" in capsys.readouterr().err
+
+
+def test_missing_weights_exit_1(tmp_path, capsys):
+    assert main(["embed", str(EXAMPLE), "-o", str(tmp_path / "o.npz"), "--model", "hyenadna-tiny-1k-seqlen"]) == 1
+    assert "LongSafari/hyenadna-tiny-1k-seqlen" in capsys.readouterr().err
+
+
+def test_info_and_convert(tmp_path, capsys):
+    assert main(["convert", str(FIXTURES / "tiny" / "lightning_weights.ckpt"), str(tmp_path / "conv")]) == 0
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "conv")]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["parameters"] == 436_096 and info["context"] == 1026
+
+
+def test_usage_error_exits_2():
+    with pytest.raises(SystemExit) as e:
+        main(["embed"])
+    assert e.value.code == 2

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hyenadna.ops import fft_length, fftconv, fftconv_ref, filter_spectrum
+
+
+def direct_causal_conv(u, k, bias):
+    """O(L^2) definition: y[c, t] = sum_{s<=t} k[c, t-s] u[c, s] + D_c u[c, t]."""
+    length, taps = u.shape[-1], k.shape[-1]
+    y = torch.zeros_like(u, dtype=torch.float64)
+    for t in range(length):
+        for s in range(max(0, t - taps + 1), t + 1):
+            y[..., t] += k[:, t - s].double() * u[..., s].double()
+    return (y + bias.double()[:, None] * u.double()).float()
+
+
+@pytest.mark.parametrize("length", [1, 2, 7, 31, 64])
+def test_fftconv_equals_direct_convolution(length):
+    g = torch.Generator().manual_seed(length)
+    u = torch.randn(2, 3, length, generator=g)
+    k = torch.randn(3, length, generator=g)
+    bias = torch.randn(3, generator=g)
+    want = direct_causal_conv(u, k, bias)
+    assert torch.allclose(fftconv_ref(u, k, bias), want, atol=1e-4)
+    assert torch.allclose(fftconv(u, k, bias), want, atol=1e-4)
+
+
+@pytest.mark.parametrize("length", [1, 5, 97, 1000, 1023, 1026, 4099, 8191])
+def test_fast_path_matches_reference_path(length):
+    g = torch.Generator().manual_seed(1)
+    u = torch.randn(2, 8, length, generator=g)
+    k = torch.randn(8, length, generator=g) * torch.exp(-torch.linspace(0, 5, length))
+    bias = torch.randn(8, generator=g)
+    ref = fftconv_ref(u, k, bias)
+    assert (fftconv(u, k, bias) - ref).abs().max() < 1e-4
+    n = fft_length(2 * length - 1)
+    assert (fftconv(u, None, bias, k_f=filter_spectrum(k, n), n=n) - ref).abs().max() < 1e-4
+
+
+def test_filter_shorter_than_input_has_no_taps_beyond():
+    g = torch.Generator().manual_seed(2)
+    u = torch.randn(1, 2, 40, generator=g)
+    k = torch.randn(2, 9, generator=g)
+    bias = torch.zeros(2)
+    assert torch.allclose(fftconv(u, k, bias), direct_causal_conv(u, k, bias), atol=1e-4)
+
+
+def test_fft_length_is_smooth_and_minimal():
+    def smooth(n):
+        for p in (2, 3, 5, 7):
+            while n % p == 0:
+                n //= p
+        return n == 1
+
+    for n in [1, 2, 11, 2051, 65539, 2 * 1000002 - 1, 320003]:
+        m = fft_length(n)
+        assert m >= n and smooth(m)
+        assert not any(smooth(x) for x in range(n, m))
+
+
+def test_fftconv_keeps_input_dtype_but_computes_in_float32():
+    u = torch.randn(1, 4, 50).to(torch.bfloat16)
+    k, bias = torch.randn(4, 50), torch.randn(4)
+    out = fftconv(u, k, bias)
+    assert out.dtype == torch.bfloat16
+    assert (out.float() - fftconv_ref(u.float(), k, bias)).abs().max() < 0.1

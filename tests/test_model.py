@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from hyenadna import PUBLISHED_CONFIGS, HyenaConfig, HyenaDNALMHeadModel, load_model
+from tests.conftest import FIXTURES
+
+GUIDE_PARAMS = {
+    "hyenadna-tiny-1k-seqlen": 436_096,
+    "hyenadna-tiny-1k-seqlen-d256": 1_641_088,
+    "hyenadna-tiny-16k-seqlen-d128": 436_096,
+    "hyenadna-small-32k-seqlen": 3_277_568,
+    "hyenadna-medium-160k-seqlen": 6_550_528,
+}
+
+
+@pytest.mark.parametrize("name", sorted(GUIDE_PARAMS))
+def test_published_shapes_have_published_parameter_counts(name):
+    assert HyenaDNALMHeadModel(PUBLISHED_CONFIGS[name]).num_parameters() == GUIDE_PARAMS[name]
+
+
+def small_model(**kw) -> HyenaDNALMHeadModel:
+    torch.manual_seed(0)
+    return HyenaDNALMHeadModel(HyenaConfig(d_model=16, n_layer=2, d_inner=32, l_max=64, **kw))
+
+
+def test_dropout_only_in_training():
+    model = small_model()
+    ids = torch.randint(7, 11, (2, 30))
+    model.train()
+    a, b = model(ids).logits, model(ids).logits
+    assert not torch.equal(a, b)
+    model.eval()
+    assert torch.equal(model(ids).logits, model(ids).logits)
+
+
+def test_causal():
+    model = small_model().eval()
+    ids = torch.randint(7, 11, (1, 50))
+    changed = ids.clone()
+    changed[0, 30:] = 11
+    with torch.no_grad():
+        a, b = model.backbone(ids), model.backbone(changed)
+    assert torch.allclose(a[:, :30], b[:, :30], atol=1e-5)
+    assert not torch.allclose(a[:, 30:], b[:, 30:], atol=1e-3)
+
+
+def test_longer_than_l_max_runs_and_stays_causal():
+    model = small_model().eval()
+    ids = torch.randint(7, 11, (1, 150))  # l_max is 64
+    with torch.no_grad():
+        long = model.backbone(ids)
+        prefix = model.backbone(ids[:, :64])
+    assert long.shape == (1, 150, 16) and torch.isfinite(long).all()
+    assert torch.allclose(long[:, :64], prefix, atol=1e-5)
+
+
+def test_reference_init():
+    model = small_model()
+    n_layer = model.config.n_layer
+    for name, p in model.named_parameters():
+        if name.endswith(("out_proj.weight", "fc2.weight")) and "implicit" not in name:
+            assert p.std().item() == pytest.approx(0.02 / math.sqrt(2 * n_layer), rel=0.5)
+        elif name.endswith("in_proj.bias"):
+            assert torch.count_nonzero(p) == 0
+        elif name.endswith("implicit_filter.1.freq"):
+            assert torch.all(p == 10.0)
+
+
+def test_loss_is_next_token_cross_entropy():
+    model = load_model(FIXTURES / "tiny")
+    ids = torch.randint(7, 11, (2, 20))
+    out = model(ids[:, :-1], labels=ids[:, 1:])
+    want = torch.nn.functional.cross_entropy(out.logits.reshape(-1, 16), ids[:, 1:].reshape(-1))
+    assert torch.allclose(out.loss, want)
+
+
+def test_modulation_shift_is_a_config_field():
+    base = load_model(FIXTURES / "tiny")
+    shifted = load_model(FIXTURES / "tiny", modulation_shift=0.0)
+    ids = torch.randint(7, 11, (1, 100))
+    with torch.no_grad():
+        assert (base.backbone(ids) - shifted.backbone(ids)).abs().max() > 0.05
+
+
+def test_config_rejects_unsupported_order():
+    with pytest.raises(ValueError, match="hyena_order"):
+        HyenaConfig(hyena_order=3)

@@ -1,0 +1,189 @@
+"""The model card's API: configuration, weight lookup, process_data and get_embeddings."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from hyenadna import (
+    PUBLISHED_CONFIGS,
+    HyenaDNA,
+    HyenaDNAConfig,
+    HyenaDNALMHeadModel,
+    WeightsNotFoundError,
+    load_model,
+)
+from hyenadna.tokenizer import reverse_complement_ids
+from tests.conftest import FIXTURES
+
+rng = np.random.default_rng(0)
+
+
+def random_dna(n: int) -> str:
+    return "".join(rng.choice(list("ACGT"), n))
+
+
+@pytest.fixture(scope="module")
+def tiny() -> HyenaDNA:
+    return HyenaDNA(HyenaDNAConfig(model_path=FIXTURES / "tiny", batch_size=4))
+
+
+def test_model_card_example_runs_as_written(tmp_path):
+    """The README's quick start, with the d256 checkpoint's files in the cache."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        HyenaDNALMHeadModel(PUBLISHED_CONFIGS["hyenadna-tiny-1k-seqlen-d256"]).save_pretrained(
+            os.environ["HYENADNA_HOME"] + "/hyenadna-tiny-1k-seqlen-d256"
+        )
+    from hyenadna import HyenaDNA, HyenaDNAConfig
+
+    model = HyenaDNA(configurer=HyenaDNAConfig(model_name="hyenadna-tiny-1k-seqlen-d256"))
+    emb = model.get_embeddings(model.process_data("ACTG" * 1024))
+    assert emb.shape == (1, 4096, 256)
+    assert np.isfinite(emb).all()
+
+
+@pytest.mark.parametrize(
+    ("folder", "files"),
+    [
+        ("hyenadna-tiny-1k-seqlen", {"lightning_weights.ckpt": "weights.ckpt", "config.json": "config.json"}),
+        ("hyenadna-tiny-1k-seqlen-hf", {"model.safetensors": "model.safetensors", "config.json": "config.json"}),
+    ],
+)
+def test_published_name_found_in_cache_in_hub_layouts(folder, files, tiny):
+    src = FIXTURES / ("tiny_hf" if folder.endswith("-hf") else "tiny")
+    dst = os.path.join(os.environ["HYENADNA_HOME"], folder)
+    os.makedirs(dst)
+    for a, b in files.items():
+        shutil.copy(src / a, os.path.join(dst, b))
+    model = HyenaDNA(HyenaDNAConfig(model_name="hyenadna-tiny-1k-seqlen"))
+    seqs = [random_dna(50)]
+    assert np.allclose(model.get_embeddings(seqs, pooling="mean"), tiny.get_embeddings(seqs, pooling="mean"))
+
+
+def test_missing_weights_say_where_to_put_them():
+    with pytest.raises(WeightsNotFoundError) as e:
+        HyenaDNA(HyenaDNAConfig(model_name="hyenadna-small-32k-seqlen"))
+    msg = str(e.value)
+    assert os.path.join(os.environ["HYENADNA_HOME"], "hyenadna-small-32k-seqlen") in msg
+    assert "LongSafari/hyenadna-small-32k-seqlen" in msg and "pretrained=False" in msg
+
+
+def test_unknown_name_and_wrong_shape():
+    with pytest.raises(WeightsNotFoundError, match="unknown model name 'hyenadna-huge'"):
+        HyenaDNA(HyenaDNAConfig(model_name="hyenadna-huge"))
+    dst = os.path.join(os.environ["HYENADNA_HOME"], "hyenadna-tiny-1k-seqlen-d256")
+    shutil.copytree(FIXTURES / "tiny_hf", dst)
+    with pytest.raises(ValueError, match="do not have the shape of hyenadna-tiny-1k-seqlen-d256: d_model=128"):
+        HyenaDNA(HyenaDNAConfig(model_name="hyenadna-tiny-1k-seqlen-d256"))
+
+
+def test_random_model_is_deliberate_and_seeded():
+    a = HyenaDNA(HyenaDNAConfig(pretrained=False, seed=3, model_name="hyenadna-tiny-1k-seqlen"))
+    b = HyenaDNA(HyenaDNAConfig(pretrained=False, seed=3, model_name="hyenadna-tiny-1k-seqlen"))
+    assert "RANDOMLY INITIALISED" in a.source
+    assert np.array_equal(a.get_embeddings("ACGT", pooling="mean"), b.get_embeddings("ACGT", pooling="mean"))
+
+
+@pytest.mark.parametrize("pooling", [None, "mean", "last", "max"])
+def test_embedding_does_not_depend_on_the_batch(tiny, pooling):
+    short, longer = random_dna(150), random_dna(700)
+    alone = tiny.get_embeddings([short], pooling=pooling)
+    batched = tiny.get_embeddings([short, longer, random_dna(20)], pooling=pooling)
+    if pooling is None:
+        assert batched.shape == (3, 700, 128)
+        assert np.abs(batched[0, :150] - alone[0]).max() < 1e-5
+        assert np.all(batched[0, 150:] == 0)
+    else:
+        assert np.abs(batched[0] - alone[0]).max() < 1e-5
+
+
+def test_pooling_definitions(tiny):
+    seq = random_dna(80)
+    per_token = tiny.get_embeddings([seq])[0]
+    assert np.allclose(tiny.get_embeddings([seq], pooling="mean")[0], per_token.mean(0), atol=1e-5)
+    assert np.allclose(tiny.get_embeddings([seq], pooling="max")[0], per_token.max(0), atol=1e-6)
+    assert np.allclose(tiny.get_embeddings([seq], pooling="last")[0], per_token[-1], atol=1e-6)
+
+
+def test_windows_concatenate_per_token_outputs(tiny):
+    seq = random_dna(2500)  # l_max 1026: windows of 1026, 1026, 448
+    emb = tiny.get_embeddings([seq])
+    assert emb.shape == (1, 2500, 128)
+    for start in (0, 1026, 2052):
+        alone = tiny.get_embeddings([seq[start : start + 1026]])[0]
+        assert np.abs(emb[0, start : start + len(alone)] - alone).max() < 1e-5
+    mean = tiny.get_embeddings([seq], pooling="mean")[0]
+    assert np.allclose(mean, emb[0].mean(0), atol=1e-5)
+
+
+def test_long_sequence_modes(tiny):
+    seq = random_dna(1100)
+    assert tiny.get_embeddings([seq], long_sequences="truncate").shape == (1, 1026, 128)
+    with pytest.raises(ValueError, match=r"sequence 0 \(0\) has 1100 tokens, more than the context of 1026"):
+        tiny.get_embeddings([seq], long_sequences="error")
+
+
+def test_rc_average(tiny):
+    seq = random_dna(60)
+    rc = tiny.tokenizer.decode(reverse_complement_ids(tiny.tokenizer.encode_bases(seq)))
+    fwd, rev = tiny.get_embeddings([seq], pooling="mean"), tiny.get_embeddings([rc], pooling="mean")
+    assert np.allclose(tiny.get_embeddings([seq], pooling="mean", rc_average=True), (fwd + rev) / 2, atol=1e-5)
+    tok_f, tok_r = tiny.get_embeddings([seq])[0], tiny.get_embeddings([rc])[0]
+    both = tiny.get_embeddings([seq], rc_average=True)[0]
+    assert np.allclose(both, (tok_f + tok_r[::-1]) / 2, atol=1e-5)  # position i of seq is position n-1-i of rc
+    assert np.allclose(
+        tiny.get_embeddings([rc], pooling="mean", rc_average=True),
+        tiny.get_embeddings([seq], pooling="mean", rc_average=True),
+        atol=1e-5,
+    )
+
+
+def test_dataframe_input_and_names(tiny):
+    df = pd.DataFrame({"Name": ["a", "b"], "SEQUENCE": ["ACGTAC", "acgtacgt"]})
+    data = tiny.process_data(df)
+    assert data.names == ["a", "b"] and data.lengths.tolist() == [6, 8]
+    with pytest.raises(ValueError, match="no 'sequence' column"):
+        tiny.process_data(pd.DataFrame({"seq": ["ACGT"]}))
+
+
+def test_bad_input_is_a_clear_error(tiny):
+    with pytest.raises(ValueError, match=r"sequence 1 \(1\), position 3: invalid character '-'"):
+        tiny.process_data(["ACGT", "AC-GT"])
+    with pytest.raises(ValueError, match=r"sequence 0 \(0\) is empty"):
+        tiny.process_data([""])
+    with pytest.raises(TypeError, match="sequence 1: expected str"):
+        tiny.process_data(["ACGT", 5])
+    with pytest.raises(ValueError, match="pooling"):
+        HyenaDNAConfig(pooling="median")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_asking_for_missing_cuda_is_a_clear_error():
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        HyenaDNA(HyenaDNAConfig(model_path=FIXTURES / "tiny", device="cuda"))
+
+
+def test_framing_for_helical_compatibility(tiny):
+    cls_sep = HyenaDNA(HyenaDNAConfig(framing="cls_sep"), model=tiny.model)
+    emb = cls_sep.get_embeddings(["ACGT"])
+    assert emb.shape == (1, 6, 128)
+    with torch.no_grad():
+        want = tiny.model.backbone(torch.tensor([[0, 7, 8, 9, 10, 1]]))[0].numpy()
+    assert np.allclose(emb[0], want, atol=1e-6)
+
+
+def test_sdk_matches_model_on_fixture_case(tiny):
+    from tests.conftest import load_io
+
+    io = load_io("tiny")
+    ids = io["batch4.input_ids"]
+    seqs = [tiny.tokenizer.decode(r) for r in ids]
+    emb = tiny.get_embeddings(seqs)
+    assert np.abs(emb - io["batch4.hidden_states"].numpy()).max() < 5e-5
+    assert load_model(FIXTURES / "tiny").config.l_max == tiny.context_length
