@@ -1,0 +1,129 @@
+"""Genomic intervals: parsing ``chrom:start-end`` and BED, chromosome-name aliases, and interval arithmetic.
+
+Coordinates are 0-based, half-open, as in BED.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, order=True)
+class Interval:
+    chrom: str
+    start: int
+    end: int
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def __str__(self) -> str:
+        return f"{self.chrom}:{self.start}-{self.end}"
+
+
+def canonical_chrom(name: str) -> str:
+    """'chr20', 'Chr20' and '20' are one chromosome; 'chrM' and 'MT' too."""
+    n = name[3:] if name.lower().startswith("chr") else name
+    return "MT" if n.upper() == "M" else n
+
+
+# The region every evaluation draws from and no training may touch (GRCh37; see the benchmarks README).
+HELD_OUT = Interval("20", 32_000_000, 63_025_520)
+
+_REGION = re.compile(r"^([^:\s]+)(?::([\d,]+)-([\d,]+))?$")
+
+
+def parse_region(text: str) -> Interval | str:
+    """'chr20:100-200' -> Interval; 'chrX' alone -> the chromosome name (the whole chromosome)."""
+    m = _REGION.match(text.strip())
+    if not m:
+        raise ValueError(f"cannot parse region {text!r}; expected chrom or chrom:start-end")
+    chrom = canonical_chrom(m.group(1))
+    if m.group(2) is None:
+        return chrom
+    start, end = int(m.group(2).replace(",", "")), int(m.group(3).replace(",", ""))
+    if end <= start:
+        raise ValueError(f"region {text!r}: end must be greater than start")
+    return Interval(chrom, start, end)
+
+
+def read_bed(path: str | Path) -> list[Interval]:
+    out = []
+    for lineno, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip() or line.startswith(("#", "track", "browser")):
+            continue
+        fields = line.split("\t") if "\t" in line else line.split()
+        try:
+            chrom, start, end = fields[0], int(fields[1]), int(fields[2])
+        except (IndexError, ValueError):
+            raise ValueError(f"{path}:{lineno}: expected 'chrom<TAB>start<TAB>end', got {line!r}") from None
+        if end <= start or start < 0:
+            raise ValueError(f"{path}:{lineno}: invalid interval {start}-{end}")
+        out.append(Interval(canonical_chrom(chrom), start, end))
+    return out
+
+
+def parse_regions(specs: Iterable[str], chrom_sizes: dict[str, int]) -> list[Interval]:
+    """Regions from a mix of 'chrom', 'chrom:start-end' and BED file paths, clipped to the chromosomes."""
+    out: list[Interval] = []
+    for spec in specs:
+        if Path(spec).is_file():
+            items: list[Interval | str] = list(read_bed(spec))
+        else:
+            items = [parse_region(spec)]
+        for item in items:
+            if isinstance(item, str):
+                if item not in chrom_sizes:
+                    raise ValueError(f"region {spec!r}: chromosome {item!r} is not in the genome ({list(chrom_sizes)})")
+                out.append(Interval(item, 0, chrom_sizes[item]))
+            else:
+                if item.chrom not in chrom_sizes:
+                    raise ValueError(f"region {spec!r}: chromosome {item.chrom!r} is not in the genome")
+                out.append(Interval(item.chrom, item.start, min(item.end, chrom_sizes[item.chrom])))
+    return merge(out)
+
+
+def merge(intervals: Iterable[Interval]) -> list[Interval]:
+    out: list[Interval] = []
+    for iv in sorted(intervals):
+        if out and out[-1].chrom == iv.chrom and iv.start <= out[-1].end:
+            out[-1] = Interval(iv.chrom, out[-1].start, max(out[-1].end, iv.end))
+        elif len(iv) > 0:
+            out.append(iv)
+    return out
+
+
+def subtract(intervals: Iterable[Interval], remove: Iterable[Interval]) -> list[Interval]:
+    remove = merge(remove)
+    out = []
+    for iv in merge(intervals):
+        pieces = [iv]
+        for r in remove:
+            if r.chrom != iv.chrom:
+                continue
+            nxt = []
+            for p in pieces:
+                if r.end <= p.start or r.start >= p.end:
+                    nxt.append(p)
+                    continue
+                if p.start < r.start:
+                    nxt.append(Interval(p.chrom, p.start, r.start))
+                if r.end < p.end:
+                    nxt.append(Interval(p.chrom, r.end, p.end))
+            pieces = nxt
+        out.extend(pieces)
+    return out
+
+
+def overlap(a: Iterable[Interval], b: Iterable[Interval]) -> int:
+    """Number of bases in both sets."""
+    total = 0
+    b = merge(b)
+    for x in merge(a):
+        for y in b:
+            if x.chrom == y.chrom:
+                total += max(0, min(x.end, y.end) - max(x.start, y.start))
+    return total

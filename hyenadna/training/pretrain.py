@@ -1,0 +1,335 @@
+"""Next-token pretraining on genome FASTA, with held-out validation, a Markov baseline, exact resume and DDP.
+
+Run state lives in ``out_dir``: ``checkpoint.pt`` (atomic; model, optimizer, step, RNG), ``metrics.jsonl``,
+``markov.json``, ``loss_curve.png`` and ``model/`` (the latest exported weights, ``save_pretrained`` layout).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from hyenadna.data.genome import Genome
+from hyenadna.data.regions import HELD_OUT, Interval, merge, overlap, parse_regions, subtract
+from hyenadna.models.config import HyenaConfig
+from hyenadna.models.hyena_dna import HyenaDNALMHeadModel
+from hyenadna.training.markov import MarkovModel, select_markov
+from hyenadna.training.optim import build_optimizer, cosine_lr
+from hyenadna.training.windows import WindowSampler, fixed_windows
+from hyenadna.utils.device import resolve_device
+from hyenadna.utils.io import atomic_path, atomic_write_text
+
+
+@dataclass
+class PretrainConfig:
+    fasta: list[str]
+    out_dir: str
+    model: dict = field(default_factory=lambda: {"d_model": 256, "n_layer": 2, "d_inner": 1024, "l_max": 1026})
+    include: list[str] = field(default_factory=list)  # regions or BED files; empty: every chromosome
+    exclude: list[str] = field(default_factory=list)
+    eval_region: list[str] = field(default_factory=lambda: [str(HELD_OUT)])
+    force_overlap: bool = False  # allow training regions that overlap the evaluation region
+    seq_len: int = 1024
+    batch_size: int = 8
+    grad_accum: int = 1
+    # sequence-length warm-up: [[until_step, seq_len, batch_size], ...]; after the last stage, seq_len/batch_size
+    stages: list[list[int]] = field(default_factory=list)
+    max_steps: int = 10_000
+    lr: float = 6e-4
+    weight_decay: float = 0.1
+    warmup_steps: int | None = None  # default: 1% of max_steps
+    final_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    max_n_fraction: float = 0.05
+    reverse_complement: bool = True
+    n_to_pad: bool = False
+    bf16: bool = False
+    compile: bool = False
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = None
+    log_every: int = 10
+    eval_every: int = 500
+    eval_windows: int = 256
+    ckpt_every: int = 100
+    markov: bool = True
+    max_minutes: float | None = None  # stop cleanly (with a checkpoint) after this much wall time in this process
+
+    def stage(self, step: int) -> tuple[int, int]:
+        for until, seq_len, batch in self.stages:
+            if step < until:
+                return seq_len, batch
+        return self.seq_len, self.batch_size
+
+
+class _StopFlag:
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum, frame) -> None:
+        self.requested = True
+
+
+def _dist_info() -> tuple[int, int]:
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def training_intervals(cfg: PretrainConfig, genome: Genome) -> tuple[list[Interval], list[Interval]]:
+    sizes = genome.sizes
+    evaluation = parse_regions(cfg.eval_region, sizes) if cfg.eval_region else []
+    explicit = bool(cfg.include)
+    train = parse_regions(cfg.include, sizes) if explicit else [Interval(c, 0, n) for c, n in sizes.items()]
+    train = subtract(train, parse_regions(cfg.exclude, sizes))
+    shared = overlap(train, evaluation)
+    if shared and not cfg.force_overlap:
+        if explicit:
+            raise ValueError(
+                f"the training regions overlap the held-out evaluation region ({', '.join(map(str, evaluation))}) "
+                f"by {shared:,} bases; exclude it, or pass --force-overlap to train on evaluation DNA anyway"
+            )
+        train = subtract(train, evaluation)
+    return merge(train), evaluation
+
+
+@torch.no_grad()
+def evaluate_nll(model: HyenaDNALMHeadModel, windows: np.ndarray, batch_size: int = 16) -> float:
+    """Mean next-token NLL (nats per base) over every target of the windows: positions 1..L-1."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for i in range(0, len(windows), batch_size):
+        w = torch.from_numpy(windows[i : i + batch_size]).to(device)
+        logits = model(w[:, :-1]).logits.float()
+        total += torch.nn.functional.cross_entropy(logits.flatten(0, 1), w[:, 1:].flatten(), reduction="sum").item()
+        count += w[:, 1:].numel()
+    model.train(was_training)
+    return total / count
+
+
+def nll_report(nll: float) -> dict:
+    return {"nll": nll, "bits_per_base": nll / math.log(2), "perplexity": math.exp(nll)}
+
+
+def markov_baseline(genome: Genome, train: list[Interval], val_windows: np.ndarray, log=print) -> dict:
+    """Choose order/smoothing/strands on a split of the training DNA (last 10% of each interval), refit on all of it,
+    and score the held-out windows."""
+    fit, select = [], []
+    for iv in train:
+        cut = iv.start + int(0.9 * len(iv))
+        fit.append(genome.fetch(Interval(iv.chrom, iv.start, cut)))
+        select.append(Interval(iv.chrom, cut, iv.end))
+    length = val_windows.shape[1]
+    select = [iv for iv in select if len(iv) > length]
+    select_windows = fixed_windows(genome, select, len(val_windows), length, seed=4321)
+    best, grid = select_markov(fit, select_windows, log=log)
+    model = MarkovModel(best["order"], best["alpha"]).fit([genome.fetch(iv) for iv in train], best["both_strands"])
+    held_out = model.nll(val_windows)
+    log(f"markov baseline: order {best['order']} alpha {best['alpha']} both_strands {best['both_strands']} -> "
+        f"{held_out:.4f} nats/base on the held-out windows")
+    return {"selected": best, "held_out": nll_report(held_out), "grid": grid}
+
+
+def _save_checkpoint(path: Path, model, optimizer, step: int, tokens: int, wall: float, cfg: PretrainConfig) -> None:
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "step": step,
+        "tokens_seen": tokens,
+        "wall_time": wall,
+        "torch_rng": torch.get_rng_state(),
+        "config": json.dumps(dataclasses.asdict(cfg)),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _plot(metrics_path: Path, out: Path, baseline: float | None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    train = [(r["tokens_seen"], r["loss"]) for r in rows if r["kind"] == "train"]
+    val = [(r["tokens_seen"], r["nll"]) for r in rows if r["kind"] == "eval"]
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    if train:
+        ax.plot(*zip(*train, strict=True), lw=0.8, alpha=0.6, label="train loss")
+    if val:
+        ax.plot(*zip(*val, strict=True), "o-", label="held-out NLL")
+    if baseline is not None:
+        ax.axhline(baseline, color="k", ls="--", lw=1, label=f"Markov baseline {baseline:.3f}")
+    ax.set_xlabel("tokens seen")
+    ax.set_ylabel("nats / base")
+    ax.set_ylim(1.0, 1.5)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
+    rank, world = _dist_info()
+    out = Path(cfg.out_dir)
+    ckpt_path, metrics_path = out / "checkpoint.pt", out / "metrics.jsonl"
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if cfg.device.startswith("cuda") else "gloo"
+        dist.init_process_group(backend)
+    device = resolve_device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if cfg.device == "cuda" and world > 1
+                            else cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    is_main = rank == 0
+    log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if is_main else (lambda msg: None)
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        if ckpt_path.exists() and not resume:
+            raise FileExistsError(f"{ckpt_path} exists: pass --resume to continue that run, or use a new --out")
+
+    genome = Genome.from_fasta(cfg.fasta)
+    train, evaluation = training_intervals(cfg, genome)
+    if not evaluation:
+        raise ValueError("no evaluation region in this genome; pass --eval-region")
+    log(f"training on {sum(map(len, train)):,} bases in {len(train)} intervals; evaluating on "
+        f"{', '.join(map(str, evaluation))}")
+    val_windows = fixed_windows(genome, evaluation, cfg.eval_windows, cfg.seq_len + 1)
+
+    baseline = None
+    if is_main and cfg.markov:
+        markov_path = out / "markov.json"
+        if not markov_path.exists():
+            t0 = time.time()
+            report = markov_baseline(genome, train, val_windows, log=log)
+            report["seconds"] = time.time() - t0
+            atomic_write_text(markov_path, json.dumps(report, indent=1))
+        baseline = json.loads(markov_path.read_text())["held_out"]["nll"]
+
+    torch.manual_seed(cfg.seed)
+    model_cfg = HyenaConfig(**cfg.model)
+    if cfg.seq_len + 1 > model_cfg.l_max:
+        log(f"note: windows of {cfg.seq_len} tokens exceed l_max {model_cfg.l_max}")
+    model = HyenaDNALMHeadModel(model_cfg).to(device)
+    optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay)
+    step, tokens_seen, wall_before = 0, 0, 0.0
+    if resume and ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, tokens_seen, wall_before = state["step"], state["tokens_seen"], state["wall_time"]
+        torch.set_rng_state(state["torch_rng"])
+        log(f"resumed from {ckpt_path} at step {step} ({tokens_seen:,} tokens)")
+        if is_main and metrics_path.exists():  # drop anything logged after the checkpoint
+            kept = [ln for ln in metrics_path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
+            atomic_write_text(metrics_path, "".join(x + "\n" for x in kept))
+    elif is_main:
+        atomic_write_text(metrics_path, "")
+    train_model = model
+    if world > 1:
+        train_model = torch.nn.parallel.DistributedDataParallel(model)
+    forward = torch.compile(train_model) if cfg.compile else train_model
+
+    sampler = WindowSampler(genome, train, cfg.max_n_fraction, cfg.reverse_complement, cfg.n_to_pad, cfg.seed, rank)
+    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else max(1, cfg.max_steps // 100)
+    stop = _StopFlag()
+    old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    log(f"model: {model.num_parameters():,} parameters; {cfg.max_steps} steps; device {device}; "
+        f"threads {torch.get_num_threads()}; world size {world}")
+
+    def log_metrics(row: dict) -> None:
+        if is_main:
+            with open(metrics_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def export_and_eval(step: int, wall: float) -> float:
+        nll = evaluate_nll(model, val_windows)
+        row = {"kind": "eval", "step": step, "tokens_seen": tokens_seen, "wall_time": wall, **nll_report(nll)}
+        if baseline is not None:
+            row["markov_nll"] = baseline
+        log_metrics(row)
+        model.save_pretrained(out / "model")
+        _plot(metrics_path, out / "loss_curve.png", baseline)
+        log(f"step {step}: held-out NLL {nll:.4f} nats/base" + (f" (Markov {baseline:.4f})" if baseline else ""))
+        return nll
+
+    t_start = time.time()
+    bar = tqdm(total=cfg.max_steps, initial=step, disable=not is_main, unit="step", dynamic_ncols=True,
+               mininterval=1 if sys.stderr.isatty() else 30)
+    model.train()
+    tokens_since, t_since = 0, time.time()
+    try:
+        while step < cfg.max_steps:
+            seq_len, batch = cfg.stage(step)
+            lr = cosine_lr(step, cfg.max_steps, cfg.lr, warmup, final_ratio=cfg.final_lr_ratio)
+            for g in optimizer.param_groups:
+                g["lr"] = lr
+            optimizer.zero_grad(set_to_none=True)
+            loss_sum = 0.0
+            for micro in range(cfg.grad_accum):
+                w = torch.from_numpy(sampler.batch(step * cfg.grad_accum + micro, batch, seq_len + 1)).to(device)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                    loss = forward(w[:, :-1], labels=w[:, 1:]).loss / cfg.grad_accum
+                loss.backward()
+                loss_sum += loss.item()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            step += 1
+            n_tok = batch * seq_len * cfg.grad_accum * world
+            tokens_seen += n_tok
+            tokens_since += n_tok
+            wall = wall_before + time.time() - t_start
+            if step % cfg.log_every == 0 or step == cfg.max_steps:
+                tps = tokens_since / max(1e-9, time.time() - t_since)
+                tokens_since, t_since = 0, time.time()
+                log_metrics({"kind": "train", "step": step, "tokens_seen": tokens_seen, "wall_time": wall,
+                             "loss": loss_sum, "lr": lr, "grad_norm": float(grad_norm), "tokens_per_s": tps,
+                             "seq_len": seq_len, "batch_size": batch})
+                bar.set_postfix(loss=f"{loss_sum:.4f}", tok_s=f"{tps:,.0f}", lr=f"{lr:.2e}")
+            bar.update(1)
+            if step % cfg.eval_every == 0 or step == cfg.max_steps:
+                if is_main:
+                    export_and_eval(step, wall)
+                if world > 1:
+                    dist.barrier()
+            out_of_time = cfg.max_minutes is not None and (time.time() - t_start) > 60 * cfg.max_minutes
+            flag = torch.tensor([float(stop.requested or out_of_time)])
+            if world > 1:
+                dist.all_reduce(flag)
+            if step % cfg.ckpt_every == 0 or step == cfg.max_steps or flag.item() > 0:
+                if is_main:
+                    _save_checkpoint(ckpt_path, model, optimizer, step, tokens_seen, wall, cfg)
+                if world > 1:
+                    dist.barrier()
+            if flag.item() > 0 and step < cfg.max_steps:
+                log(f"stopping at step {step} (signal or time budget); resume with --resume")
+                break
+    finally:
+        bar.close()
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
+    result = {"step": step, "tokens_seen": tokens_seen, "wall_time": wall_before + time.time() - t_start,
+              "finished": step >= cfg.max_steps, "markov_nll": baseline}
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return result
+
+
+def losses(metrics_path: str | Path) -> list[tuple[int, float]]:
+    """(step, training loss) rows of a metrics file, for tests and reports."""
+    rows = [json.loads(x) for x in Path(metrics_path).read_text().splitlines() if x.strip()]
+    return [(r["step"], r["loss"]) for r in rows if r["kind"] == "train"]
