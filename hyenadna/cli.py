@@ -127,18 +127,42 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         if not args.fasta:
             print("hyenadna pretrain: error: --fasta is required for a new run", file=sys.stderr)
             return 2
-        model = {"d_model": args.d_model, "n_layer": args.n_layer, "d_inner": args.d_inner or 4 * args.d_model,
-                 "l_max": args.l_max or args.seq_len + 2}
+        model = {
+            "d_model": args.d_model,
+            "n_layer": args.n_layer,
+            "d_inner": args.d_inner or 4 * args.d_model,
+            "l_max": args.l_max or args.seq_len + 2,
+        }
         stages = [[int(x) for x in s.split(":")] for s in args.stages.split(",")] if args.stages else []
         cfg = PretrainConfig(
-            fasta=args.fasta, out_dir=args.out, model=model, include=args.include, exclude=args.exclude,
-            eval_region=args.eval_region, force_overlap=args.force_overlap, seq_len=args.seq_len,
-            batch_size=args.batch_size, grad_accum=args.grad_accum, stages=stages,
-            max_steps=args.max_steps or 10_000, lr=args.lr, weight_decay=args.weight_decay,
-            warmup_steps=args.warmup_steps, grad_clip=args.grad_clip, max_n_fraction=args.max_n_fraction,
-            reverse_complement=not args.no_rc, n_to_pad=args.n_to_pad, bf16=args.bf16, compile=args.compile,
-            seed=args.seed, log_every=args.log_every, eval_every=args.eval_every, eval_windows=args.eval_windows,
-            ckpt_every=args.ckpt_every, markov=not args.no_markov, **runtime,
+            fasta=args.fasta,
+            out_dir=args.out,
+            model=model,
+            include=args.include,
+            exclude=args.exclude,
+            eval_region=args.eval_region,
+            force_overlap=args.force_overlap,
+            seq_len=args.seq_len,
+            batch_size=args.batch_size,
+            grad_accum=args.grad_accum,
+            stages=stages,
+            max_steps=args.max_steps or 10_000,
+            lr=args.lr,
+            weight_decay=args.weight_decay,
+            warmup_steps=args.warmup_steps,
+            grad_clip=args.grad_clip,
+            max_n_fraction=args.max_n_fraction,
+            reverse_complement=not args.no_rc,
+            n_to_pad=args.n_to_pad,
+            bf16=args.bf16,
+            compile=args.compile,
+            seed=args.seed,
+            log_every=args.log_every,
+            eval_every=args.eval_every,
+            eval_windows=args.eval_windows,
+            ckpt_every=args.ckpt_every,
+            markov=not args.no_markov,
+            **runtime,
         )
     from hyenadna.training.pretrain import _dist_info
 
@@ -177,15 +201,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.set_defaults(func=cmd_embed)
 
-    p = sub.add_parser("pretrain", help="pretrain a next-token model on genome FASTA", epilog=PRETRAIN_EXAMPLES,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "pretrain",
+        help="pretrain a next-token model on genome FASTA",
+        epilog=PRETRAIN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--fasta", nargs="+", help="FASTA files (.fa, .fa.gz, bgzip; many records)")
     p.add_argument("--out", required=True, help="run directory (checkpoint, metrics, plots, exported model)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument("--include", nargs="*", default=[], help="regions (chrom, chrom:start-end) or BED files")
     p.add_argument("--exclude", nargs="*", default=[], help="regions or BED files to leave out")
-    p.add_argument("--eval-region", nargs="*", default=["20:32000000-63025520"],
-                   help="held-out validation region (default: GRCh37 chr20:32,000,000-63,025,520)")
+    p.add_argument(
+        "--eval-region",
+        nargs="*",
+        default=["20:32000000-63025520"],
+        help="held-out validation region (default: GRCh37 chr20:32,000,000-63,025,520)",
+    )
     p.add_argument("--force-overlap", action="store_true", help="allow training regions overlapping --eval-region")
     p.add_argument("--d-model", type=int, default=256)
     p.add_argument("--n-layer", type=int, default=2)

@@ -137,8 +137,10 @@ def markov_baseline(genome: Genome, train: list[Interval], val_windows: np.ndarr
     best, grid = select_markov(fit, select_windows, log=log)
     model = MarkovModel(best["order"], best["alpha"]).fit([genome.fetch(iv) for iv in train], best["both_strands"])
     held_out = model.nll(val_windows)
-    log(f"markov baseline: order {best['order']} alpha {best['alpha']} both_strands {best['both_strands']} -> "
-        f"{held_out:.4f} nats/base on the held-out windows")
+    log(
+        f"markov baseline: order {best['order']} alpha {best['alpha']} both_strands {best['both_strands']} -> "
+        f"{held_out:.4f} nats/base on the held-out windows"
+    )
     return {"selected": best, "held_out": nll_report(held_out), "grid": grid}
 
 
@@ -190,8 +192,9 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if cfg.device.startswith("cuda") else "gloo"
         dist.init_process_group(backend)
-    device = resolve_device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if cfg.device == "cuda" and world > 1
-                            else cfg.device)
+    device = resolve_device(
+        f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if cfg.device == "cuda" and world > 1 else cfg.device
+    )
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     is_main = rank == 0
@@ -205,8 +208,10 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
     train, evaluation = training_intervals(cfg, genome)
     if not evaluation:
         raise ValueError("no evaluation region in this genome; pass --eval-region")
-    log(f"training on {sum(map(len, train)):,} bases in {len(train)} intervals; evaluating on "
-        f"{', '.join(map(str, evaluation))}")
+    log(
+        f"training on {sum(map(len, train)):,} bases in {len(train)} intervals; evaluating on "
+        f"{', '.join(map(str, evaluation))}"
+    )
     val_windows = fixed_windows(genome, evaluation, cfg.eval_windows, cfg.seq_len + 1)
 
     baseline = None
@@ -247,8 +252,10 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else max(1, cfg.max_steps // 100)
     stop = _StopFlag()
     old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
-    log(f"model: {model.num_parameters():,} parameters; {cfg.max_steps} steps; device {device}; "
-        f"threads {torch.get_num_threads()}; world size {world}")
+    log(
+        f"model: {model.num_parameters():,} parameters; {cfg.max_steps} steps; device {device}; "
+        f"threads {torch.get_num_threads()}; world size {world}"
+    )
 
     def log_metrics(row: dict) -> None:
         if is_main:
@@ -267,8 +274,14 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
         return nll
 
     t_start = time.time()
-    bar = tqdm(total=cfg.max_steps, initial=step, disable=not is_main, unit="step", dynamic_ncols=True,
-               mininterval=1 if sys.stderr.isatty() else 30)
+    bar = tqdm(
+        total=cfg.max_steps,
+        initial=step,
+        disable=not is_main,
+        unit="step",
+        dynamic_ncols=True,
+        mininterval=1 if sys.stderr.isatty() else 30,
+    )
     model.train()
     tokens_since, t_since = 0, time.time()
     try:
@@ -295,9 +308,20 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
             if step % cfg.log_every == 0 or step == cfg.max_steps:
                 tps = tokens_since / max(1e-9, time.time() - t_since)
                 tokens_since, t_since = 0, time.time()
-                log_metrics({"kind": "train", "step": step, "tokens_seen": tokens_seen, "wall_time": wall,
-                             "loss": loss_sum, "lr": lr, "grad_norm": float(grad_norm), "tokens_per_s": tps,
-                             "seq_len": seq_len, "batch_size": batch})
+                log_metrics(
+                    {
+                        "kind": "train",
+                        "step": step,
+                        "tokens_seen": tokens_seen,
+                        "wall_time": wall,
+                        "loss": loss_sum,
+                        "lr": lr,
+                        "grad_norm": float(grad_norm),
+                        "tokens_per_s": tps,
+                        "seq_len": seq_len,
+                        "batch_size": batch,
+                    }
+                )
                 bar.set_postfix(loss=f"{loss_sum:.4f}", tok_s=f"{tps:,.0f}", lr=f"{lr:.2e}")
             bar.update(1)
             if step % cfg.eval_every == 0 or step == cfg.max_steps:
@@ -321,8 +345,17 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
         bar.close()
         for s, h in old_handlers.items():
             signal.signal(s, h)
-    result = {"step": step, "tokens_seen": tokens_seen, "wall_time": wall_before + time.time() - t_start,
-              "finished": step >= cfg.max_steps, "markov_nll": baseline}
+    with torch.no_grad():  # identical on every rank when data-parallel training is in sync
+        checksum = float(sum(p.double().sum() for p in model.parameters()))
+    result = {
+        "step": step,
+        "tokens_seen": tokens_seen,
+        "wall_time": wall_before + time.time() - t_start,
+        "finished": step >= cfg.max_steps,
+        "markov_nll": baseline,
+        "rank": rank,
+        "param_checksum": checksum,
+    }
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()

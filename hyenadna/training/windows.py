@@ -10,7 +10,7 @@ import numpy as np
 
 from hyenadna.data.genome import Genome
 from hyenadna.data.regions import Interval
-from hyenadna.tokenizer import N, PAD, reverse_complement_ids
+from hyenadna.tokenizer import PAD, N, reverse_complement_ids
 
 
 class WindowSampler:

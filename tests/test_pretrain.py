@@ -1,0 +1,161 @@
+"""Pretraining: regions, windows, Markov baseline, exact resume, held-out protection and 2-process DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hyenadna.data.genome import Genome
+from hyenadna.data.regions import HELD_OUT, Interval, overlap, parse_region, subtract
+from hyenadna.training.markov import MarkovModel
+from hyenadna.training.optim import cosine_lr, parameter_groups
+from hyenadna.training.pretrain import PretrainConfig, losses, pretrain, training_intervals
+from hyenadna.training.windows import WindowSampler
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def fasta(tmp_path_factory) -> Path:
+    """A small genome: chromosome '1' with a repeated motif block, so a model can learn something fast."""
+    rng = np.random.default_rng(0)
+    motif = "".join(rng.choice(list("ACGT"), 37))
+    seq = "".join(motif if rng.random() < 0.5 else "".join(rng.choice(list("ACGT"), 37)) for _ in range(3000))
+    seq = seq[:50_000] + "N" * 2000 + seq[50_000:]
+    path = tmp_path_factory.mktemp("genome") / "toy.fa"
+    path.write_text(">chr1 toy\n" + "\n".join(seq[i : i + 70] for i in range(0, len(seq), 70)) + "\n")
+    return path
+
+
+def small_cfg(fasta: Path, out: Path, **kw) -> PretrainConfig:
+    base = dict(
+        fasta=[str(fasta)],
+        out_dir=str(out),
+        model={"d_model": 16, "n_layer": 2, "d_inner": 32, "l_max": 66},
+        eval_region=["1:100000-113000"],
+        seq_len=64,
+        batch_size=4,
+        max_steps=6,
+        eval_every=3,
+        eval_windows=4,
+        ckpt_every=3,
+        log_every=1,
+        markov=False,
+        threads=1,
+        lr=3e-3,
+    )
+    base.update(kw)
+    return PretrainConfig(**base)
+
+
+def test_regions():
+    assert parse_region("chr20:1,000-2,000") == Interval("20", 1000, 2000)
+    assert parse_region("chrX") == "X"
+    left = subtract([Interval("20", 0, 63_025_520)], [HELD_OUT])
+    assert left == [Interval("20", 0, 32_000_000)]
+    assert overlap(left, [HELD_OUT]) == 0
+    with pytest.raises(ValueError, match="cannot parse region"):
+        parse_region("chr1:5")
+
+
+def test_held_out_is_excluded_by_default_and_overlap_refused(fasta, tmp_path):
+    genome = Genome.from_fasta([fasta])
+    train, evaluation = training_intervals(small_cfg(fasta, tmp_path), genome)
+    assert overlap(train, evaluation) == 0 and sum(map(len, train)) == len(genome.chromosomes["1"]) - 13000
+    with pytest.raises(ValueError, match="overlap the held-out evaluation region"):
+        training_intervals(small_cfg(fasta, tmp_path, include=["chr1:90000-105000"]), genome)
+    train, _ = training_intervals(small_cfg(fasta, tmp_path, include=["chr1:90000-105000"], force_overlap=True), genome)
+    assert overlap(train, evaluation) == 5000
+
+
+def test_window_sampler_is_deterministic_and_respects_n_policy(fasta):
+    genome = Genome.from_fasta([fasta])
+    iv = [Interval("1", 45_000, 60_000)]
+    a = WindowSampler(genome, iv, max_n_fraction=0.0, seed=1).batch(7, 16, 100)
+    assert np.array_equal(a, WindowSampler(genome, iv, max_n_fraction=0.0, seed=1).batch(7, 16, 100))
+    assert not np.array_equal(a, WindowSampler(genome, iv, max_n_fraction=0.0, seed=1, rank=1).batch(7, 16, 100))
+    assert not (a == 11).any()
+    padded = WindowSampler(genome, iv, max_n_fraction=1.0, n_to_pad=True, seed=2).batch(0, 64, 100)
+    assert (padded == 4).any() and not (padded == 11).any()
+
+
+def test_markov_probabilities_are_normalised_and_learn_structure():
+    x = np.tile(np.array([7, 8, 9, 10, 10, 9], dtype=np.uint8), 500)
+    model = MarkovModel(3, alpha=0.01).fit([x])
+    windows = x[None, :60]
+    assert model.nll(windows) < 0.1  # deterministic sequence after enough context
+    total = sum(np.exp(model.log_probs(np.array([[7, 8, 9, b]]))[0, -1]) for b in (7, 8, 9, 10))
+    assert total == pytest.approx(1.0)
+
+
+def test_schedule_and_parameter_groups():
+    assert cosine_lr(0, 100, 1e-3, 10) == pytest.approx(1e-6)
+    assert cosine_lr(10, 100, 1e-3, 10) == pytest.approx(1e-3)
+    assert cosine_lr(100, 100, 1e-3, 10) == pytest.approx(1e-4)
+    from hyenadna import HyenaConfig, HyenaDNALMHeadModel
+
+    model = HyenaDNALMHeadModel(HyenaConfig(d_model=16, n_layer=1, d_inner=32, l_max=16))
+    decay, no_decay = parameter_groups(model, 0.1)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert all(".filter_fn." not in names[id(p)] for p in decay["params"])
+    assert any("implicit_filter.0.weight" in names[id(p)] for p in no_decay["params"])
+    assert any("in_proj.weight" in names[id(p)] for p in decay["params"])
+
+
+def test_resume_matches_uninterrupted_run(fasta, tmp_path):
+    straight = pretrain(small_cfg(fasta, tmp_path / "a", max_steps=6))
+    first = pretrain(small_cfg(fasta, tmp_path / "b", max_steps=6, max_minutes=0.0))  # stops after step 1
+    assert not first["finished"] and first["step"] == 1
+    second = pretrain(small_cfg(fasta, tmp_path / "b", max_steps=6), resume=True)
+    assert second["finished"]
+    assert losses(tmp_path / "a" / "metrics.jsonl") == losses(tmp_path / "b" / "metrics.jsonl")
+    assert straight["param_checksum"] == second["param_checksum"]
+    assert (tmp_path / "b" / "loss_curve.png").stat().st_size > 1000
+    assert (tmp_path / "b" / "model" / "model.safetensors").exists()
+    with pytest.raises(FileExistsError):
+        pretrain(small_cfg(fasta, tmp_path / "a"))
+
+
+def test_markov_baseline_is_reported_in_the_same_run(fasta, tmp_path):
+    pretrain(small_cfg(fasta, tmp_path, markov=True, max_steps=3))
+    report = json.loads((tmp_path / "markov.json").read_text())
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if r["kind"] == "eval"]
+    assert evals and evals[-1]["markov_nll"] == report["held_out"]["nll"]
+    assert {"order", "alpha", "both_strands"} <= set(report["selected"])
+
+
+def test_two_process_ddp_keeps_ranks_identical_and_learns(fasta, tmp_path):
+    cfg = small_cfg(fasta, tmp_path / "ddp", max_steps=30, eval_every=30, ckpt_every=30, lr=1e-2)
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg.__dict__))
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import json, os, sys\n"
+        "from hyenadna.training.pretrain import PretrainConfig, pretrain\n"
+        "cfg = PretrainConfig(**json.load(open(os.path.join(sys.argv[1], 'cfg.json'))))\n"
+        "r = pretrain(cfg)\n"
+        "open(os.path.join(sys.argv[1], f\"rank{r['rank']}.json\"), 'w').write(json.dumps(r))\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port=29531",
+        str(script),
+        str(tmp_path),
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0 = json.loads((tmp_path / "rank0.json").read_text())
+    r1 = json.loads((tmp_path / "rank1.json").read_text())
+    assert r0["param_checksum"] == r1["param_checksum"]
+    assert r0["tokens_seen"] == 30 * 4 * 64 * 2
+    steps = losses(tmp_path / "ddp" / "metrics.jsonl")
+    assert np.mean([v for _, v in steps[-5:]]) < np.mean([v for _, v in steps[:5]]) - 0.1
