@@ -126,18 +126,7 @@ class HyenaDNA:
 
     def process_data(self, data: Any, names: Sequence[str] | None = None) -> TokenizedSequences:
         """Tokenize a str, a list of str, or a pandas DataFrame with a ``sequence`` column (any case)."""
-        sequences, found_names = _sequences_from(data)
-        names = list(names) if names is not None else found_names
-        if names is not None and len(names) != len(sequences):
-            raise ValueError(f"{len(names)} names for {len(sequences)} sequences")
-        names = names or [str(i) for i in range(len(sequences))]
-        ids = []
-        for i, (seq, name) in enumerate(zip(sequences, names, strict=True)):
-            base = self.tokenizer.encode_bases(seq, i, name)
-            if base.size == 0:
-                raise ValueError(f"sequence {i} ({name}) is empty")
-            ids.append(base)
-        return TokenizedSequences(ids, [str(n) for n in names])
+        return tokenize_data(self.tokenizer, data, names)
 
     @torch.inference_mode()
     def get_embeddings(
@@ -218,6 +207,24 @@ class HyenaDNA:
             f"sequence {index} ({name}) has {len(framed)} tokens, more than the context of {self.context_length}; "
             "use long_sequences='window' or 'truncate'"
         )
+
+
+def tokenize_data(tokenizer: CharacterTokenizer, data: Any, names: Sequence[str] | None = None) -> TokenizedSequences:
+    """Unframed base ids for each sequence of ``data``; an empty sequence or a bad character is a clear error."""
+    if isinstance(data, TokenizedSequences):
+        return data
+    sequences, found_names = _sequences_from(data)
+    names = list(names) if names is not None else found_names
+    if names is not None and len(names) != len(sequences):
+        raise ValueError(f"{len(names)} names for {len(sequences)} sequences")
+    names = names or [str(i) for i in range(len(sequences))]
+    ids = []
+    for i, (seq, name) in enumerate(zip(sequences, names, strict=True)):
+        base = tokenizer.encode_bases(seq, i, name)
+        if base.size == 0:
+            raise ValueError(f"sequence {i} ({name}) is empty")
+        ids.append(base)
+    return TokenizedSequences(ids, [str(n) for n in names])
 
 
 def _sequences_from(data: Any) -> tuple[list[str], list[str] | None]:

@@ -1,0 +1,122 @@
+"""HyenaDNAFineTuningModel: the model card's fine-tuning API, its recipe, determinism and persistence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hyenadna import HyenaDNAConfig
+from hyenadna.finetune import HyenaDNAFineTuningModel
+from hyenadna.metrics import classification_metrics
+from tests.conftest import FIXTURES
+
+
+def gc_task(n: int, seed: int = 0, length: int = 100):
+    rng = np.random.default_rng(seed)
+    seqs, labels = [], []
+    for i in range(n):
+        label = i % 2
+        p = [0.3, 0.2, 0.2, 0.3] if label == 0 else [0.2, 0.3, 0.3, 0.2]
+        seqs.append("".join(rng.choice(list("ACGT"), length, p=p)))
+        labels.append(label)
+    return seqs, labels
+
+
+def make(**kw) -> HyenaDNAFineTuningModel:
+    cfg = HyenaDNAConfig(model_path=FIXTURES / "tiny", batch_size=16, progress=False, **kw)
+    return HyenaDNAFineTuningModel(cfg, "classification", 2)
+
+
+def test_model_card_fine_tuning_usage_learns():
+    train_sequences, train_labels = gc_task(200)
+    ft = make()
+    ft.train(ft.process_data(train_sequences), train_labels, epochs=4, lr=2e-3)
+    test_sequences, test_labels = gc_task(80, seed=1)
+    assert ft.evaluate(test_sequences, test_labels)["mcc"] > 0.6
+    labels, probs = ft.predict(test_sequences)
+    assert labels.shape == (80,) and probs.shape == (80, 2) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_train_does_not_shadow_torch_train_eval():
+    ft = make()
+    ft.network.train()
+    assert ft.network.training
+    ft.network.eval()
+    assert not ft.network.training
+
+
+def test_deterministic_for_a_seed():
+    seqs, labels = gc_task(64)
+    a, b = make(), make()
+    a.train(seqs, labels, epochs=2, rc_augment=True, seed=5)
+    b.train(seqs, labels, epochs=2, rc_augment=True, seed=5)
+    assert np.array_equal(a.get_outputs(seqs[:8]), b.get_outputs(seqs[:8]))
+    assert a.history == b.history
+
+
+def test_early_stopping_restores_the_best_epoch():
+    seqs, labels = gc_task(64)
+    ft = make()
+    history = ft.train(seqs, labels, epochs=8, patience=1, lr=1e-5)
+    assert len(history) < 8 or max(h["val_mcc"] for h in history) >= history[-1]["val_mcc"]
+
+
+def test_frozen_backbone_only_trains_the_head():
+    seqs, labels = gc_task(48)
+    ft = make()
+    ft.freeze_backbone = True
+    before = {k: v.clone() for k, v in ft.network.backbone.state_dict().items()}
+    ft.train(seqs, labels, epochs=1)
+    after = ft.network.backbone.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_rc_test_time_averaging_is_strand_symmetric():
+    seqs, labels = gc_task(32)
+    ft = make()
+    ft.train(seqs, labels, epochs=1)
+    from hyenadna.tokenizer import reverse_complement_ids
+
+    rc = [ft.tokenizer.decode(reverse_complement_ids(ft.tokenizer.encode_bases(s))) for s in seqs[:4]]
+    assert np.allclose(ft.get_outputs(seqs[:4], rc_average=True), ft.get_outputs(rc, rc_average=True), atol=1e-5)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    seqs, labels = gc_task(32)
+    ft = make()
+    ft.label_names = ["at_rich", "gc_rich"]
+    ft.train(seqs, labels, epochs=1)
+    ft.save(tmp_path / "ft")
+    again = HyenaDNAFineTuningModel.load(tmp_path / "ft")
+    assert again.label_names == ["at_rich", "gc_rich"]
+    assert np.array_equal(again.get_outputs(seqs[:6]), ft.get_outputs(seqs[:6]))
+
+
+def test_regression_head():
+    seqs, _ = gc_task(64)
+    target = [s.count("G") + s.count("C") for s in seqs]
+    target = (np.array(target) - np.mean(target)) / np.std(target)
+    cfg = HyenaDNAConfig(model_path=FIXTURES / "tiny", batch_size=16, progress=False)
+    ft = HyenaDNAFineTuningModel(cfg, "regression", 1)
+    ft.train(seqs, target, epochs=2, lr=2e-3)
+    assert ft.predict(seqs).shape == (64,)
+
+
+def test_bad_labels_are_clear_errors():
+    ft = make()
+    with pytest.raises(ValueError, match=r"label 2 of sequence 1 is outside 0\.\.1"):
+        ft.train(["ACGT", "ACGA"], [0, 2])
+    with pytest.raises(ValueError, match="3 labels for 2 sequences"):
+        ft.train(["ACGT", "ACGA"], [0, 1, 1])
+    with pytest.raises(ValueError, match="head="):
+        HyenaDNAFineTuningModel(HyenaDNAConfig(model_path=FIXTURES / "tiny"), "ranking", 2)
+
+
+def test_metrics_are_dataset_level_sklearn():
+    y = np.array([0, 1, 1, 0, 1, 1])
+    p = np.array([0, 1, 0, 0, 1, 1])
+    m = classification_metrics(y, p)
+    assert m["accuracy"] == pytest.approx(5 / 6) and m["precision"] == 1.0 and m["recall"] == 0.75
+    multi = classification_metrics([0, 1, 2, 2], [0, 2, 2, 2], 3)
+    assert multi["f1"] == pytest.approx((1 + 0 + 0.8) / 3)
