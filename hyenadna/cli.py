@@ -178,6 +178,114 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+BENCHMARK_EXAMPLES = """examples:
+  hyenadna benchmark --tasks-dir ../shared/benchmarks --quick --out docs/benchmarks/quick
+  hyenadna benchmark --tasks-dir ../shared/benchmarks --tasks promoter_all --modes kmer probe --seeds 0 1 2
+  hyenadna benchmark --tasks-dir ~/nt_downstream_tasks --out nt_results      # NT tasks: sequence,label files
+"""
+
+
+def _read_sequences(path: str) -> tuple[list[str], list[str]]:
+    """Names and sequences from FASTA or a CSV/TSV/parquet with a sequence column."""
+    p = Path(path)
+    suffixes = "".join(p.suffixes).lower()
+    if any(x in suffixes for x in (".csv", ".tsv", ".parquet")):
+        import pandas as pd
+
+        sep = "\t" if ".tsv" in suffixes else ","
+        df = pd.read_parquet(p) if ".parquet" in suffixes else pd.read_csv(p, sep=sep)
+        cols = {c.lower(): c for c in df.columns}
+        if "sequence" not in cols:
+            raise ValueError(f"{path}: no 'sequence' column (columns: {list(df.columns)})")
+        name_col = cols.get("name") or cols.get("id")
+        names = df[name_col].astype(str).tolist() if name_col else [str(i) for i in range(len(df))]
+        return names, df[cols["sequence"]].astype(str).tolist()
+    from hyenadna.data.fasta import read_fasta
+
+    records = list(read_fasta(p))
+    return [r.name for r in records], [r.sequence for r in records]
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from hyenadna.benchmark.runner import BenchmarkConfig, run_benchmark
+
+    name, path = args.model, None
+    if name is not None and Path(name).expanduser().exists():
+        name, path = None, name
+    kw = {
+        "tasks_dir": args.tasks_dir,
+        "out_dir": args.out,
+        "tasks": args.tasks,
+        "modes": args.modes,
+        "model_name": name,
+        "model_path": path,
+        "device": args.device,
+        "batch_size": args.batch_size,
+    }
+    if args.seeds is not None:
+        kw["seeds"] = args.seeds
+    for key in ("max_train", "max_test", "epochs", "lr"):
+        if getattr(args, key) is not None:
+            kw[key] = getattr(args, key)
+    cfg = BenchmarkConfig.quick(**kw) if args.quick else BenchmarkConfig(**kw)
+    summary = run_benchmark(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(
+        f"wrote {args.out}/results.md, results.json, results.png ({summary['wall_seconds_this_call']:.0f} s this call)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from hyenadna.benchmark.tasks import load_task
+    from hyenadna.finetune import HyenaDNAFineTuningModel
+
+    task = load_task(args.task)
+    ft = HyenaDNAFineTuningModel(
+        _sdk_config(args, seed=args.seed), "classification", task.num_classes, label_names=task.label_names
+    )
+    print(f"model: {ft.source}", file=sys.stderr)
+    ft.train(
+        task.train["sequence"].tolist(),
+        task.train["label"].to_numpy(),
+        epochs=args.epochs,
+        lr=args.lr,
+        rc_augment=args.rc_augment,
+        seed=args.seed,
+    )
+    ft.save(args.out)
+    scores = ft.evaluate(task.test["sequence"].tolist(), task.test["label"].to_numpy(), rc_average=args.rc_augment)
+    print(json.dumps({"task": task.name, "test": scores}), file=sys.stderr)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from hyenadna.finetune import HyenaDNAFineTuningModel
+    from hyenadna.utils.io import atomic_path
+
+    ft = HyenaDNAFineTuningModel.load(args.model, device=args.device, batch_size=args.batch_size)
+    names, seqs = _read_sequences(args.input)
+    data = ft.process_data(seqs, names=names)
+    labels, probs = ft.predict(data, rc_average=args.rc_average)
+    label_names = ft.label_names or [str(i) for i in range(ft.output_size)]
+    rows = [
+        {
+            "id": n,
+            "label": label_names[int(y)],
+            "label_index": int(y),
+            "probabilities": {label_names[j]: round(float(p[j]), 6) for j in range(len(label_names))},
+        }
+        for n, y, p in zip(data.names, labels, probs, strict=True)
+    ]
+    text = "".join(json.dumps(r) + "\n" for r in rows) if args.format == "jsonl" else json.dumps(rows, indent=1)
+    if args.output:
+        with atomic_path(args.output) as tmp:
+            tmp.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hyenadna",
@@ -247,6 +355,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-markov", action="store_true", help="skip the Markov baseline")
     p.add_argument("--max-minutes", type=float, help="stop cleanly with a checkpoint after this long")
     p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser(
+        "benchmark",
+        help="probe / fine-tune / scratch / k-mer benchmark over task folders",
+        epilog=BENCHMARK_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--tasks-dir", required=True, help="folder of task folders (task.json + train/test)")
+    p.add_argument("--tasks", nargs="*", help="task names (default: all)")
+    p.add_argument("--modes", nargs="*", default=["kmer", "probe", "finetune", "scratch"])
+    p.add_argument("--seeds", nargs="*", type=int)
+    p.add_argument("--quick", action="store_true", help="subsampled train/test, 1 seed, 2 epochs")
+    p.add_argument("--max-train", type=int)
+    p.add_argument("--max-test", type=int)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--out", required=True, help="results folder (resumable: finished runs are skipped)")
+    _add_model_args(p)
+    p.set_defaults(func=cmd_benchmark, batch_size=16)
+
+    p = sub.add_parser("fine-tune", help="fine-tune a classifier on a task folder and save it")
+    p.add_argument("task", help="task folder (train/test csv.gz or parquet, columns sequence,label)")
+    p.add_argument("--out", required=True, help="output folder for the fine-tuned model")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--lr", type=float, default=6e-4)
+    p.add_argument("--rc-augment", action="store_true", help="reverse-complement augmentation and test-time averaging")
+    p.add_argument("--seed", type=int, default=0)
+    _add_model_args(p)
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("predict", help="predict labels with a fine-tuned model (JSON Lines)")
+    p.add_argument("model", help="a folder written by `hyenadna fine-tune`")
+    p.add_argument("input", help="FASTA, or CSV/TSV/parquet with a sequence column")
+    p.add_argument("-o", "--output", help="output file (default: stdout)")
+    p.add_argument("--format", choices=["jsonl", "json"], default="jsonl")
+    p.add_argument("--rc-average", action="store_true")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--threads", type=int)
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("info", help="show a checkpoint's config, parameter count and context")
     p.add_argument("model", nargs="?", help="model name or checkpoint path (default: the bundled model)")

@@ -322,7 +322,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
                         "batch_size": batch,
                     }
                 )
-                bar.set_postfix(loss=f"{loss_sum:.4f}", tok_s=f"{tps:,.0f}", lr=f"{lr:.2e}")
+                bar.set_postfix(loss=f"{loss_sum:.4f}", tok_s=f"{tps:,.0f}", lr=f"{lr:.2e}", refresh=False)
             bar.update(1)
             if step % cfg.eval_every == 0 or step == cfg.max_steps:
                 if is_main:

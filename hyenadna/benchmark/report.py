@@ -1,0 +1,90 @@
+"""The benchmark report in the model card's shape: one row per task, probing / fine-tuned / not-pretrained columns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hyenadna.utils.io import atomic_path, atomic_write_text
+
+COLUMNS = [
+    ("kmer", "k-mer LR baseline"),
+    ("probe", "HyenaDNA probing (frozen)"),
+    ("finetune", "HyenaDNA pretrained (fine-tuned)"),
+    ("scratch", "HyenaDNA not pretrained"),
+]
+
+
+def _cell(entry: dict | None, metric: str) -> str:
+    if entry is None:
+        return "-"
+    m = entry["metrics"][metric]
+    sd = f" ± {100 * m['sd']:.1f}" if len(entry["seeds"]) > 1 else ""
+    return f"{100 * m['mean']:.1f}{sd}"
+
+
+def markdown_table(summary: dict) -> str:
+    modes = [(k, title) for k, title in COLUMNS if any(k in t["modes"] for t in summary["tasks"].values())]
+    lines = ["| Dataset | Metric | " + " | ".join(t for _, t in modes) + " |", "|" + "---|" * (len(modes) + 2)]
+    for name, row in summary["tasks"].items():
+        metric = row["metric"]
+        cells = [_cell(row["modes"].get(k), metric) for k, _ in modes]
+        best = max(
+            (row["modes"][k]["metrics"][metric]["mean"], i) for i, (k, _) in enumerate(modes) if k in row["modes"]
+        )[1]
+        cells[best] = f"**{cells[best]}**"
+        lines.append(
+            f"| {name} | {metric.upper() if metric != 'accuracy' else 'Accuracy'} | " + " | ".join(cells) + " |"
+        )
+    lines += [
+        "",
+        "MCC for every task:",
+        "",
+        "| Dataset | " + " | ".join(t for _, t in modes) + " |",
+        "|" + "---|" * (len(modes) + 1),
+    ]
+    for name, row in summary["tasks"].items():
+        lines.append(f"| {name} | " + " | ".join(_cell(row["modes"].get(k), "mcc") for k, _ in modes) + " |")
+    lines += [
+        "",
+        "Wall time (seconds, all seeds):",
+        "",
+        "| Dataset | train / test rows | " + " | ".join(t for _, t in modes) + " |",
+        "|" + "---|" * (len(modes) + 2),
+    ]
+    for name, row in summary["tasks"].items():
+        first = next(iter(row["modes"].values()))
+        cells = [f"{row['modes'][k]['seconds']:.0f}" if k in row["modes"] else "-" for k, _ in modes]
+        lines.append(f"| {name} | {first['n_train']} / {first['n_test']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(summary: dict, out: Path) -> None:
+    atomic_write_text(out / "results.md", markdown_table(summary))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    tasks = list(summary["tasks"])
+    modes = [(k, t) for k, t in COLUMNS if any(k in summary["tasks"][n]["modes"] for n in tasks)]
+    fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(tasks)), 4.5))
+    width = 0.8 / max(1, len(modes))
+    x = np.arange(len(tasks))
+    for i, (k, title) in enumerate(modes):
+        means, sds = [], []
+        for n in tasks:
+            e = summary["tasks"][n]["modes"].get(k)
+            metric = summary["tasks"][n]["metric"]
+            means.append(e["metrics"][metric]["mean"] if e else np.nan)
+            sds.append(e["metrics"][metric]["sd"] if e else 0)
+        ax.bar(x + (i - (len(modes) - 1) / 2) * width, means, width, yerr=sds, label=title, capsize=2)
+    ax.set_xticks(x, [f"{n}\n({summary['tasks'][n]['metric']})" for n in tasks], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("task metric (test)")
+    ax.set_ylim(0, 1)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    with atomic_path(out / "results.png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)

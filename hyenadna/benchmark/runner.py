@@ -1,0 +1,250 @@
+"""``hyenadna benchmark``: modes {probe, finetune, scratch, kmer} x tasks x seeds, resumable, with a report.
+
+Protocol for every mode: split train 90/10 with the seed, choose hyperparameters (or the early-stopping epoch) on the
+validation part, score the test split once. Metrics are computed on the whole test set with scikit-learn.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from hyenadna.benchmark.kmer import kmer_frequencies, make_kmer_model
+from hyenadna.benchmark.tasks import Task, discover_tasks
+from hyenadna.metrics import classification_metrics
+from hyenadna.utils.io import atomic_write_text
+
+MODES = ("probe", "finetune", "scratch", "kmer")
+
+
+@dataclass
+class BenchmarkConfig:
+    tasks_dir: str
+    out_dir: str
+    tasks: list[str] | None = None
+    modes: list[str] = field(default_factory=lambda: list(MODES))
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    model_name: str | None = None
+    model_path: str | None = None
+    device: str = "cpu"
+    batch_size: int = 16
+    max_train: int | None = None
+    max_test: int | None = None
+    epochs: int = 10
+    patience: int = 3
+    lr: float = 6e-4
+    rc_augment: bool = False
+    rc_average: bool = False
+    probes: list[str] = field(default_factory=lambda: ["logreg", "mlp"])
+    profile: str = "full"
+
+    @classmethod
+    def quick(cls, **kw) -> BenchmarkConfig:
+        base = {
+            "seeds": [0],
+            "max_train": 1000,
+            "max_test": 1000,
+            "epochs": 2,
+            "patience": 2,
+            "lr": 1e-3,
+            "probes": ["logreg"],
+            "profile": "quick",
+        }
+        return cls(**{**base, **kw})
+
+
+def _split(n: int, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    return train_test_split(np.arange(n), test_size=0.1, random_state=seed, stratify=y)
+
+
+def _primary(metrics: dict, task: Task) -> float:
+    return metrics[task.metric]
+
+
+def run_kmer(task: Task, seed: int) -> dict:
+    y = task.train["label"].to_numpy()
+    tr, va = _split(len(y), y, seed)
+    seqs = task.train["sequence"].tolist()
+    best = None
+    for k in (4, 6):
+        X = kmer_frequencies(seqs, k)
+        for C in (0.01, 0.1, 1.0):
+            model = make_kmer_model(C, seed).fit(X[tr], y[tr])
+            score = _primary(classification_metrics(y[va], model.predict(X[va]), task.num_classes), task)
+            if best is None or score > best[0]:
+                best = (score, k, C)
+    _, k, C = best
+    model = make_kmer_model(C, seed).fit(kmer_frequencies(seqs, k), y)
+    pred = model.predict(kmer_frequencies(task.test["sequence"].tolist(), k))
+    return {
+        "selected": {"k": k, "C": C},
+        "val_score": best[0],
+        "test": classification_metrics(task.test["label"], pred, task.num_classes),
+    }
+
+
+def run_probe(task: Task, seed: int, cfg: BenchmarkConfig, cache_dir: Path) -> dict:
+    from hyenadna.probe import EmbeddingCache, make_probe
+    from hyenadna.sdk import HyenaDNA, HyenaDNAConfig
+
+    model = HyenaDNA(
+        HyenaDNAConfig(
+            model_name=cfg.model_name,
+            model_path=cfg.model_path,
+            device=cfg.device,
+            batch_size=cfg.batch_size,
+            rc_average=cfg.rc_average,
+            progress=False,
+        )
+    )
+    cache = EmbeddingCache(cache_dir)
+    X = cache.get(model, task.train["sequence"].tolist(), f"{task.name}.train")
+    X_test = cache.get(model, task.test["sequence"].tolist(), f"{task.name}.test")
+    y = task.train["label"].to_numpy()
+    tr, va = _split(len(y), y, seed)
+    grid = {"logreg": [{"C": c} for c in (0.01, 0.1, 1.0)], "mlp": [{"alpha": a} for a in (1e-4, 1e-2)]}
+    best = None
+    for kind in cfg.probes:
+        for params in grid[kind]:
+            probe = make_probe(kind, seed, **params).fit(X[tr], y[tr])
+            score = _primary(classification_metrics(y[va], probe.predict(X[va]), task.num_classes), task)
+            if best is None or score > best[0]:
+                best = (score, kind, params)
+    score, kind, params = best
+    probe = make_probe(kind, seed, **params).fit(X, y)
+    return {
+        "selected": {"probe": kind, **params},
+        "val_score": score,
+        "source": model.source,
+        "test": classification_metrics(task.test["label"], probe.predict(X_test), task.num_classes),
+    }
+
+
+def run_finetune(task: Task, seed: int, cfg: BenchmarkConfig, pretrained: bool) -> dict:
+    from hyenadna.finetune import HyenaDNAFineTuningModel
+    from hyenadna.sdk import HyenaDNAConfig, build_model
+
+    shape_source = None
+    if not pretrained:  # the same architecture as the pretrained model, randomly initialised with the seed
+        import torch
+
+        from hyenadna.models.hyena_dna import HyenaDNALMHeadModel
+
+        reference, _ = build_model(HyenaDNAConfig(model_name=cfg.model_name, model_path=cfg.model_path))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            shape_source = HyenaDNALMHeadModel(reference.config)
+    config = HyenaDNAConfig(
+        model_name=cfg.model_name,
+        model_path=cfg.model_path,
+        device=cfg.device,
+        batch_size=cfg.batch_size,
+        seed=seed,
+        progress=False,
+    )
+    ft = HyenaDNAFineTuningModel(
+        config,
+        "classification",
+        task.num_classes,
+        label_names=task.label_names,
+        model=shape_source.to(config.device) if shape_source is not None else None,
+    )
+    y = task.train["label"].to_numpy()
+    tr, va = _split(len(y), y, seed)
+    seqs = task.train["sequence"].tolist()
+    history = ft.train(
+        [seqs[i] for i in tr],
+        y[tr],
+        [seqs[i] for i in va],
+        y[va],
+        epochs=cfg.epochs,
+        lr=cfg.lr,
+        patience=cfg.patience,
+        rc_augment=cfg.rc_augment,
+        rc_average=cfg.rc_average,
+        seed=seed,
+        progress=False,
+    )
+    best_epoch = max(history, key=lambda h: h["val_mcc"])
+    pred, _ = ft.predict(task.test["sequence"].tolist(), rc_average=cfg.rc_average)
+    return {
+        "selected": {"epoch": best_epoch["epoch"], "lr": cfg.lr},
+        "val_mcc": best_epoch["val_mcc"],
+        "history": history,
+        "source": ft.source if pretrained else f"random init (seed {seed})",
+        "test": classification_metrics(task.test["label"], pred, task.num_classes),
+    }
+
+
+def run_benchmark(cfg: BenchmarkConfig, log=print) -> dict:
+    out = Path(cfg.out_dir)
+    tasks = discover_tasks(cfg.tasks_dir, cfg.tasks)
+    unknown = set(cfg.modes) - set(MODES)
+    if unknown:
+        raise ValueError(f"unknown mode(s) {sorted(unknown)}; choose from {MODES}")
+    t_all = time.time()
+    for task in tasks:
+        sub = task.subsample(cfg.max_train, cfg.max_test, seed=0)
+        for mode in cfg.modes:
+            for seed in cfg.seeds:
+                path = out / "runs" / task.name / mode / f"seed{seed}.json"
+                if path.is_file():
+                    continue
+                t0 = time.time()
+                if mode == "kmer":
+                    res = run_kmer(sub, seed)
+                elif mode == "probe":
+                    res = run_probe(sub, seed, cfg, out / "embeddings")
+                else:
+                    res = run_finetune(sub, seed, cfg, pretrained=(mode == "finetune"))
+                res.update(
+                    {
+                        "task": task.name,
+                        "mode": mode,
+                        "seed": seed,
+                        "metric": task.metric,
+                        "seconds": time.time() - t0,
+                        "n_train": len(sub.train),
+                        "n_test": len(sub.test),
+                    }
+                )
+                atomic_write_text(path, json.dumps(res, indent=1))
+                log(
+                    f"{task.name:30s} {mode:9s} seed {seed}: {task.metric} {res['test'][task.metric]:.3f} "
+                    f"mcc {res['test']['mcc']:.3f} ({res['seconds']:.0f} s)"
+                )
+    summary = summarise(out, tasks, cfg)
+    summary["wall_seconds_this_call"] = time.time() - t_all
+    atomic_write_text(out / "results.json", json.dumps(summary, indent=1))
+    from hyenadna.benchmark.report import write_report
+
+    write_report(summary, out)
+    return summary
+
+
+def summarise(out: Path, tasks: list[Task], cfg: BenchmarkConfig) -> dict:
+    rows = {}
+    for task in tasks:
+        for mode in cfg.modes:
+            runs = [json.loads(p.read_text()) for p in sorted((out / "runs" / task.name / mode).glob("seed*.json"))]
+            runs = [r for r in runs if r["seed"] in cfg.seeds]
+            if not runs:
+                continue
+            metrics = {}
+            for m in ("accuracy", "precision", "recall", "f1", "mcc"):
+                v = np.array([r["test"][m] for r in runs])
+                metrics[m] = {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
+            rows.setdefault(task.name, {"metric": task.metric, "modes": {}})["modes"][mode] = {
+                "metrics": metrics,
+                "seeds": [r["seed"] for r in runs],
+                "seconds": float(sum(r["seconds"] for r in runs)),
+                "n_train": runs[0]["n_train"],
+                "n_test": runs[0]["n_test"],
+                "source": runs[0].get("source", ""),
+            }
+    return {"config": asdict(cfg), "tasks": rows}

@@ -1,0 +1,111 @@
+"""Downstream tasks: our task folders (task.json + train/test csv.gz) and the Nucleotide Transformer downstream
+tasks as distributed on Hugging Face (a folder with train/test parquet or csv, columns sequence,label)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+# The NT benchmark's metric convention: MCC for histone marks and enhancers, F1 for promoters and 2-class splice
+# tasks, accuracy for splice_sites_all.
+NT_METRICS = {"splice_sites_all": "accuracy"}
+
+
+def nt_metric(name: str) -> str:
+    if name in NT_METRICS:
+        return NT_METRICS[name]
+    if name.startswith(("promoter", "splice")):
+        return "f1"
+    return "mcc"
+
+
+@dataclass
+class Task:
+    name: str
+    train: pd.DataFrame  # columns sequence, label (int), name
+    test: pd.DataFrame
+    metric: str  # accuracy | f1 | mcc
+    label_names: list[str] = field(default_factory=list)
+    sequence_length: int | None = None
+    source: str = ""
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_names)
+
+    def subsample(self, max_train: int | None, max_test: int | None, seed: int = 0) -> Task:
+        return Task(
+            self.name,
+            _stratified(self.train, max_train, seed),
+            _stratified(self.test, max_test, seed + 1),
+            self.metric,
+            self.label_names,
+            self.sequence_length,
+            self.source,
+        )
+
+
+def _stratified(df: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
+    if n is None or len(df) <= n:
+        return df
+    from sklearn.model_selection import train_test_split
+
+    keep, _ = train_test_split(np.arange(len(df)), train_size=n, random_state=seed, stratify=df["label"])
+    return df.iloc[np.sort(keep)].reset_index(drop=True)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    cols = {c.lower(): c for c in df.columns}
+    missing = {"sequence", "label"} - set(cols)
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {sorted(missing)} (have {list(df.columns)})")
+    out = pd.DataFrame({"sequence": df[cols["sequence"]].astype(str), "label": df[cols["label"]].astype(int)})
+    out["name"] = df[cols["name"]].astype(str) if "name" in cols else [f"{path.stem}:{i}" for i in range(len(df))]
+    return out
+
+
+def _find_split(folder: Path, split: str) -> Path:
+    for pattern in (f"{split}.csv.gz", f"{split}.csv", f"{split}.parquet", f"{split}-*.parquet", f"{split}*.parquet"):
+        hits = sorted(folder.glob(pattern))
+        if hits:
+            return hits[0]
+    raise FileNotFoundError(f"{folder}: no {split} split ({split}.csv.gz, {split}.csv or {split}*.parquet)")
+
+
+def load_task(folder: str | Path) -> Task:
+    """A task folder: ours (with task.json) or an NT-style one (train/test files only; metric by NT convention)."""
+    folder = Path(folder)
+    train, test = _read_table(_find_split(folder, "train")), _read_table(_find_split(folder, "test"))
+    meta_path = folder / "task.json"
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        name, metric = meta.get("name", folder.name), meta.get("metric", "mcc").lower()
+        labels = list(meta.get("label_names") or [])
+        length = meta.get("sequence_length")
+    else:
+        name, metric, labels, length = folder.name, nt_metric(folder.name), [], None
+    n = int(max(train["label"].max(), test["label"].max()) + 1)
+    labels = labels or [str(i) for i in range(n)]
+    if metric not in ("accuracy", "f1", "mcc"):
+        raise ValueError(f"{meta_path}: unknown metric {metric!r}")
+    return Task(name, train, test, metric, labels, length, str(folder))
+
+
+def discover_tasks(root: str | Path, names: list[str] | None = None) -> list[Task]:
+    """Every task folder under ``root`` (a folder with a train split), or the named ones."""
+    root = Path(root)
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and any(p.glob("train*")))
+    if names:
+        by_name = {p.name: p for p in folders}
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            raise ValueError(f"unknown task(s) {unknown}; available: {sorted(by_name)}")
+        folders = [by_name[n] for n in names]
+    if not folders:
+        raise FileNotFoundError(f"{root}: no task folders (folders with a train split)")
+    return [load_task(p) for p in folders]

@@ -1,0 +1,108 @@
+"""Task loading (ours and NT-style), the benchmark runner and its report, fine-tune and predict commands."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hyenadna.benchmark.kmer import kmer_frequencies
+from hyenadna.benchmark.runner import BenchmarkConfig, run_benchmark
+from hyenadna.benchmark.tasks import discover_tasks, load_task
+from hyenadna.cli import main
+from tests.conftest import FIXTURES, SHARED
+
+
+def gc_frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        label = i % 2
+        p = [0.3, 0.2, 0.2, 0.3] if label == 0 else [0.15, 0.35, 0.35, 0.15]
+        rows.append({"sequence": "".join(rng.choice(list("ACGT"), 60, p=p)), "label": label, "name": f"s{i}"})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def tasks_dir(tmp_path):
+    ours = tmp_path / "tasks" / "gc_task"
+    ours.mkdir(parents=True)
+    gc_frame(60, 0).to_csv(ours / "train.csv.gz", index=False)
+    gc_frame(30, 1).to_csv(ours / "test.csv.gz", index=False)
+    (ours / "task.json").write_text(json.dumps({"name": "gc_task", "metric": "F1", "label_names": ["at", "gc"]}))
+    nt = tmp_path / "tasks" / "promoter_tata"  # NT-style: parquet, no task.json
+    nt.mkdir()
+    gc_frame(60, 2)[["sequence", "label"]].to_parquet(nt / "train-00000-of-00001.parquet")
+    gc_frame(30, 3)[["sequence", "label"]].to_parquet(nt / "test-00000-of-00001.parquet")
+    return tmp_path / "tasks"
+
+
+def test_task_loaders(tasks_dir):
+    ours, nt = discover_tasks(tasks_dir)
+    assert (ours.name, ours.metric, ours.label_names) == ("gc_task", "f1", ["at", "gc"])
+    assert (nt.name, nt.metric, nt.num_classes) == ("promoter_tata", "f1", 2)
+    assert len(nt.train) == 60 and set(nt.train.columns) == {"sequence", "label", "name"}
+    assert load_task(SHARED / "benchmarks" / "splice_sites_all").metric == "accuracy"
+    sub = ours.subsample(20, 10)
+    assert len(sub.train) == 20 and sub.train["label"].sum() == 10
+
+
+def test_kmer_frequencies():
+    f = kmer_frequencies(["AAAC", "ACNAC"], 2)
+    assert f.shape == (2, 16)
+    assert f[0, 0] == pytest.approx(2 / 3) and f[0, 1] == pytest.approx(1 / 3)  # AA, AA, AC
+    assert f[1, 1] == pytest.approx(1.0)  # AC twice; k-mers touching N are skipped
+
+
+def test_benchmark_runs_reports_and_resumes(tasks_dir, tmp_path):
+    cfg = BenchmarkConfig(
+        tasks_dir=str(tasks_dir),
+        out_dir=str(tmp_path / "out"),
+        seeds=[0, 1],
+        epochs=1,
+        batch_size=16,
+        model_path=str(FIXTURES / "tiny"),
+        probes=["logreg"],
+    )
+    summary = run_benchmark(cfg, log=lambda m: None)
+    row = summary["tasks"]["gc_task"]["modes"]
+    assert set(row) == {"kmer", "probe", "finetune", "scratch"}
+    assert row["kmer"]["metrics"]["f1"]["mean"] > 0.8
+    assert row["probe"]["seeds"] == [0, 1]
+    table = (tmp_path / "out" / "results.md").read_text()
+    assert table.splitlines()[0].startswith("| Dataset | Metric | k-mer LR baseline | HyenaDNA probing")
+    assert "| gc_task | F1 |" in table and "| promoter_tata | F1 |" in table
+    assert (tmp_path / "out" / "results.png").stat().st_size > 5000
+    run = json.loads((tmp_path / "out" / "runs" / "gc_task" / "probe" / "seed0.json").read_text())
+    assert set(run["test"]) == {"accuracy", "precision", "recall", "f1", "mcc"}
+    # cached embeddings and finished runs are reused
+    assert any((tmp_path / "out" / "embeddings").rglob("*.npy"))
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "runs").rglob("*.json")}
+    again = run_benchmark(cfg, log=lambda m: None)
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "runs").rglob("*.json")} == before
+    assert again["tasks"] == summary["tasks"]
+
+
+def test_fine_tune_then_predict_jsonl(tasks_dir, tmp_path, capsys):
+    model_dir = tmp_path / "ft"
+    rc = main(
+        [
+            "fine-tune",
+            str(tasks_dir / "gc_task"),
+            "--out",
+            str(model_dir),
+            "--epochs",
+            "1",
+            "--model",
+            str(FIXTURES / "tiny"),
+        ]
+    )
+    assert rc == 0
+    fasta = tmp_path / "q.fa"
+    fasta.write_text(">q1\nGCGCGCGCGGCCGGCGCAT\n>q2\nATATATTATAATATTAAT\n")
+    assert main(["predict", str(model_dir), str(fasta), "-o", str(tmp_path / "p.jsonl")]) == 0
+    rows = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["q1", "q2"]
+    assert rows[0]["label"] in ("at", "gc") and sum(rows[0]["probabilities"].values()) == pytest.approx(1, abs=1e-4)
