@@ -12,8 +12,8 @@ from pathlib import Path
 from hyenadna.models.config import PUBLISHED_CONFIGS, HyenaConfig
 
 BUNDLED_DIR = Path(__file__).parent / "weights"
-# The pretrained model shipped inside the package (``hyenadna/weights/<name>/``). None until one is bundled.
-BUNDLED_MODEL: str | None = None
+# The pretrained model shipped inside the package (``hyenadna/weights/<name>/``), used when no model is named.
+BUNDLED_MODEL = "hyenadna-tiny-1k-d256-grch37"
 # The shape used for a deliberately random model when no name is given.
 DEFAULT_RANDOM_SHAPE = "hyenadna-tiny-1k-seqlen-d256"
 
@@ -48,10 +48,11 @@ def resolve_weights(model_name: str | None, model_path: str | Path | None = None
             raise WeightsNotFoundError(f"model_path {str(path)!r} does not exist")
         return path
     if model_name is None:
-        if BUNDLED_MODEL is None:
+        if BUNDLED_MODEL not in bundled_models():
             raise WeightsNotFoundError(
-                "no model named and no bundled pretrained model in this version of hyenadna: pass model_name=... "
-                "(with its weights in the cache) or model_path=..., or pretrained=False for a random model"
+                f"no model named, and the bundled model {BUNDLED_MODEL!r} is missing from {BUNDLED_DIR}: pass "
+                "model_name=... (with its weights in the cache) or model_path=..., or pretrained=False for a random "
+                "model"
             )
         model_name = BUNDLED_MODEL
     if Path(model_name).expanduser().exists() and ("/" in model_name or os.sep in model_name):
