@@ -66,3 +66,29 @@ def test_fftconv_keeps_input_dtype_but_computes_in_float32():
     out = fftconv(u, k, bias)
     assert out.dtype == torch.bfloat16
     assert (out.float() - fftconv_ref(u.float(), k, bias)).abs().max() < 0.1
+
+
+def test_inference_filter_cache_matches_and_invalidates():
+    from hyenadna import load_model
+    from tests.conftest import FIXTURES
+
+    model = load_model(FIXTURES / "tiny")
+    ids = torch.randint(7, 11, (2, 300))
+    with torch.no_grad():
+        first = model.backbone(ids)
+        cached = model.backbone(ids)  # served from the cached spectrum
+        assert torch.equal(first, cached)
+        reference = model.use_reference_path(True).backbone(ids)
+        model.use_reference_path(False)
+        assert (cached - reference).abs().max() < 5e-5
+        op = model.backbone.layers[0].mixer
+        assert op._spectra
+        op.filter_fn.implicit_filter[0].weight.add_(0.1)  # in-place change, as an optimizer step makes
+        changed = model.backbone(ids)
+        assert not torch.allclose(changed, cached)
+        fresh = model.use_reference_path(True).backbone(ids)
+        assert (changed - fresh).abs().max() < 5e-5
+    # with gradients the filter is recomputed, so training sees gradients through it
+    model.use_reference_path(False).train()
+    model(ids[:, :50], labels=ids[:, 1:51]).loss.backward()
+    assert model.backbone.layers[0].mixer.filter_fn.implicit_filter[0].weight.grad is not None

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hyenadna.modules.hyena_filter import HyenaFilter
-from hyenadna.ops.fftconv import fftconv, fftconv_ref
+from hyenadna.ops.fftconv import fft_length, fftconv, fftconv_ref, filter_spectrum
+
+# Inference caches at most this many bytes of filter spectra per operator: the filter does not depend on the input,
+# but at 1M tokens one layer's spectrum is 2 GB, so long inputs recompute it instead.
+FILTER_CACHE_BYTES = 64 * 2**20
 
 
 class HyenaOperator(nn.Module):
@@ -45,6 +50,26 @@ class HyenaOperator(nn.Module):
             shift=modulation_shift,
         )
         self.use_reference_path = False
+        self._spectra: dict[tuple, tuple[tuple, Tensor]] = {}
+
+    def _filter_version(self) -> tuple:
+        """Changes whenever a filter weight or buffer is modified in place (optimizer step, load_state_dict)."""
+        return tuple((t._version, t.data_ptr()) for t in self.filter_fn.parameters()) + tuple(
+            (t._version, t.data_ptr()) for t in self.filter_fn.buffers()
+        )
+
+    def _cached_spectrum(self, seqlen: int) -> tuple[Tensor, int] | None:
+        n = fft_length(2 * seqlen - 1)
+        size = self.d_model * (n // 2 + 1) * 8
+        if size > FILTER_CACHE_BYTES:
+            return None
+        key, version = (seqlen, n), self._filter_version()
+        hit = self._spectra.get(key)
+        if hit is None or hit[0] != version:
+            if sum(v.numel() * 8 for _, v in self._spectra.values()) + size > FILTER_CACHE_BYTES:
+                self._spectra.clear()
+            self._spectra[key] = (version, filter_spectrum(self.filter_fn.filter(seqlen), n))
+        return self._spectra[key][1], n
 
     def forward(self, u: Tensor) -> Tensor:
         """u: (B, L, D) -> (B, L, D). Any L >= 1; beyond l_max the filter simply has no further taps."""
@@ -58,7 +83,13 @@ class HyenaOperator(nn.Module):
             groups=self.short_filter.groups,
         )[..., :seqlen]
         x0, x1, v = z.split(self.d_model, dim=1)
-        k = self.filter_fn.filter(seqlen)
-        conv = fftconv_ref if self.use_reference_path else fftconv
-        v = conv(self.dropout(x1 * v), k, self.filter_fn.bias)
+        v = self.dropout(x1 * v)
+        if self.use_reference_path:
+            v = fftconv_ref(v, self.filter_fn.filter(seqlen), self.filter_fn.bias)
+        else:
+            cached = None if torch.is_grad_enabled() else self._cached_spectrum(seqlen)
+            if cached is None:
+                v = fftconv(v, self.filter_fn.filter(seqlen), self.filter_fn.bias)
+            else:
+                v = fftconv(v, None, self.filter_fn.bias, k_f=cached[0], n=cached[1])
         return self.out_proj((x0 * v).transpose(1, 2))

@@ -40,34 +40,34 @@ def export_run(run_dir: str | Path, dest: str | Path, name: str, evaluation: dic
 
 A HyenaDNA language model pretrained by the hyenadna project on real human DNA, on CPU, and shipped inside the
 package as its default model (`HyenaDNA()` with no arguments). It is **not** one of the published HazyResearch
-checkpoints: it saw far less data ({last['tokens_seen'] / 1e6:.0f}M tokens against billions).
+checkpoints: it saw far less data ({last["tokens_seen"] / 1e6:.0f}M tokens against billions).
 
 | | |
 |---|---|
 | architecture | HyenaDNA, d_model {c.d_model}, {c.n_layer} layers, d_inner {c.d_inner}, l_max {c.l_max} (the shape of hyenadna-tiny-1k-seqlen-d256) |
 | parameters | {model.num_parameters():,} |
-| context | {c.l_max} tokens (windows of {cfg['seq_len']} bases in training), one token per nucleotide, no special tokens |
+| context | {c.l_max} tokens (windows of {cfg["seq_len"]} bases in training), one token per nucleotide, no special tokens |
 | data | GRCh37 chr20 (63.0 Mb) and chrX 0-70 Mb (`shared/data/genome`) |
-| training regions | chr20:0-32,000,000 and chrX:0-69,999,930 ({', '.join(cfg['include']) or 'all chromosomes'} minus the held-out region) |
+| training regions | chr20:0-32,000,000 and chrX:0-69,999,930 ({", ".join(cfg["include"]) or "all chromosomes"} minus the held-out region) |
 | held-out region | chr20:32,000,000-63,025,520: never trained on; validation and every benchmark test set come from it |
-| objective | next-token cross-entropy; windows with more than {cfg['max_n_fraction']:.0%} N skipped; reverse-complement augmentation {'on' if cfg['reverse_complement'] else 'off'} |
-| optimiser | AdamW lr {cfg['lr']}, betas (0.9, 0.999), weight decay {cfg['weight_decay']} (none on the implicit filter, biases, norms), cosine schedule with {cfg['warmup_steps']} warm-up steps to 0.1 x lr, grad clip {cfg['grad_clip']}, batch {cfg['batch_size']} x {cfg['seq_len']} |
-| steps | {last['step']:,} |
-| tokens seen | {last['tokens_seen']:,} |
-| wall time | {last['wall_time'] / 3600:.2f} h |
+| objective | next-token cross-entropy; windows with more than {cfg["max_n_fraction"]:.0%} N skipped; reverse-complement augmentation {"on" if cfg["reverse_complement"] else "off"} |
+| optimiser | AdamW lr {cfg["lr"]}, betas (0.9, 0.999), weight decay {cfg["weight_decay"]} (none on the implicit filter, biases, norms), cosine schedule with {cfg["warmup_steps"]} warm-up steps to 0.1 x lr, grad clip {cfg["grad_clip"]}, batch {cfg["batch_size"]} x {cfg["seq_len"]} |
+| steps | {last["step"]:,} |
+| tokens seen | {last["tokens_seen"]:,} |
+| wall time | {last["wall_time"] / 3600:.2f} h |
 | training throughput | median {tps[len(tps) // 2]:,.0f} tokens/s |
 | hardware | {platform.machine()} CPU, 2 cores, torch {torch.__version__}, no GPU |
-| seed | {cfg['seed']} |
+| seed | {cfg["seed"]} |
 
 ## Held-out evaluation
 
-{cfg['eval_windows']} N-free windows of {cfg['seq_len'] + 1} bases from chr20:32,000,000-63,025,520; every model is scored on the
-same {cfg['seq_len']} next-base targets per window.
+{cfg["eval_windows"]} N-free windows of {cfg["seq_len"] + 1} bases from chr20:32,000,000-63,025,520; every model is scored on the
+same {cfg["seq_len"]} next-base targets per window.
 
 | model | nats/base | bits/base | perplexity |
 |---|---|---|---|
-| this model | {held_out['nll']:.4f} | {held_out['bits_per_base']:.4f} | {held_out['perplexity']:.3f} |
-| best order-k Markov baseline (order {markov['selected']['order']}, add-{markov['selected']['alpha']} smoothing, {'both strands' if markov['selected']['both_strands'] else 'forward strand'}; chosen on the last 10% of each training interval, refit on all training DNA) | {markov['held_out']['nll']:.4f} | {markov['held_out']['bits_per_base']:.4f} | {markov['held_out']['perplexity']:.3f} |
+| this model | {held_out["nll"]:.4f} | {held_out["bits_per_base"]:.4f} | {held_out["perplexity"]:.3f} |
+| best order-k Markov baseline (order {markov["selected"]["order"]}, add-{markov["selected"]["alpha"]} smoothing, {"both strands" if markov["selected"]["both_strands"] else "forward strand"}; chosen on the last 10% of each training interval, refit on all training DNA) | {markov["held_out"]["nll"]:.4f} | {markov["held_out"]["bits_per_base"]:.4f} | {markov["held_out"]["perplexity"]:.3f} |
 
 Reproduce: `hyenadna evaluate --fasta ../shared/data/genome/GRCh37_chr20.fa.gz ../shared/data/genome/GRCh37_chrX_0-70Mb.fa.gz`
 (the bundled model is the default `--model`).
@@ -89,7 +89,7 @@ Debian (vt-examples, MIT; smalt-examples, GPL-3 packaging).
 
 ## Limits
 
-Trained on two chromosomes of one reference genome, for {last['wall_time'] / 3600:.1f} CPU hours. Research use only; not for
+Trained on two chromosomes of one reference genome, for {last["wall_time"] / 3600:.1f} CPU hours. Research use only; not for
 clinical decisions.
 """
     atomic_write_text(dest / "README.md", card)
