@@ -1,5 +1,6 @@
 """hyenadna: the HyenaDNA long-range DNA language model (Nguyen et al. 2023), faithful to the reference weights."""
 
+from hyenadna.finetune import HyenaDNAFineTuningModel
 from hyenadna.hub import WeightsNotFoundError
 from hyenadna.models import (
     PUBLISHED_CONFIGS,
@@ -26,6 +27,7 @@ __all__ = [
     "HyenaConfig",
     "HyenaDNA",
     "HyenaDNAConfig",
+    "HyenaDNAFineTuningModel",
     "HyenaDNALMHeadModel",
     "HyenaDNAModel",
     "TokenizedSequences",
