@@ -92,3 +92,15 @@ def test_inference_filter_cache_matches_and_invalidates():
     model.use_reference_path(False).train()
     model(ids[:, :50], labels=ids[:, 1:51]).loss.backward()
     assert model.backbone.layers[0].mixer.filter_fn.implicit_filter[0].weight.grad is not None
+
+
+def test_low_memory_inference_matches_reference_path():
+    from hyenadna import load_model
+    from tests.conftest import FIXTURES
+
+    model = load_model(FIXTURES / "deep_long")
+    ids = torch.randint(7, 12, (2, 4099))  # longer than l_max 4098, odd length
+    with torch.no_grad():
+        low = model.backbone(ids, low_memory=True)
+        ref = model.use_reference_path(True).backbone(ids, low_memory=False)
+    assert (low - ref).abs().max() < 5e-5

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hyenadna import HyenaDNAConfig
-from hyenadna.finetune import HyenaDNAFineTuningModel
+from hyenadna import HyenaDNAConfig, HyenaDNAFineTuningModel
 from hyenadna.metrics import classification_metrics
 from tests.conftest import FIXTURES
 

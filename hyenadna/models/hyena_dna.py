@@ -14,6 +14,9 @@ from hyenadna.models.config import HyenaConfig
 from hyenadna.modules.block import Block
 from hyenadna.modules.hyena import HyenaOperator
 
+# Inference on sequences at least this long runs in O(L x D) memory (see HyenaDNAModel.forward).
+LOW_MEMORY_MIN_LENGTH = 32_768
+
 
 class TokenEmbedding(nn.Module):
     """Token embedding only: HyenaDNA has no positional embedding (the long filters carry position)."""
@@ -59,12 +62,33 @@ class HyenaDNAModel(nn.Module):
         self.drop_f = nn.Dropout(config.resid_dropout)
         self.ln_f = nn.LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
 
-    def forward(self, input_ids: Tensor) -> Tensor:
+    def forward(self, input_ids: Tensor, low_memory: bool | None = None) -> Tensor:
+        """``low_memory`` (default: automatic for inference on sequences of at least LOW_MEMORY_MIN_LENGTH) runs each
+        sequence layer by layer in channel groups and chunks, in O(L x D) memory."""
+        if low_memory is None:
+            low_memory = (
+                input_ids.shape[1] >= LOW_MEMORY_MIN_LENGTH
+                and not torch.is_grad_enabled()
+                and not self.training
+                and not any(getattr(m, "use_reference_path", False) for m in self.modules())
+            )
+        if low_memory:
+            return torch.stack([self._forward_low_memory(row) for row in input_ids])
         x, residual = self.embeddings(input_ids), None
         for layer in self.layers:
             x, residual = layer(x, residual)
         residual = self.drop_f(x).float() + residual
         return self.ln_f(residual.to(self.ln_f.weight.dtype))
+
+    @torch.no_grad()
+    def _forward_low_memory(self, input_ids: Tensor, chunk: int = 1 << 16) -> Tensor:
+        residual = self.embeddings(input_ids).float()
+        buffer = torch.empty_like(residual)
+        for layer in self.layers:
+            layer.forward_low_memory(residual, buffer, chunk=chunk)
+        for s in range(0, residual.shape[0], chunk):
+            buffer[s : s + chunk] = self.ln_f(residual[s : s + chunk])
+        return buffer
 
 
 class CausalLMOutput(NamedTuple):

@@ -93,3 +93,37 @@ class HyenaOperator(nn.Module):
             else:
                 v = fftconv(v, None, self.filter_fn.bias, k_f=cached[0], n=cached[1])
         return self.out_proj((x0 * v).transpose(1, 2))
+
+    @torch.no_grad()
+    def add_to_residual_low_memory(
+        self, u: Tensor, residual: Tensor, channel_group: int = 16, chunk: int = 1 << 16
+    ) -> None:
+        """Inference on one long sequence in O(L*D) memory: ``residual += self(u)``, for u, residual of shape (L, D).
+
+        Channels are processed in groups, so only a group's projections, short conv, filter and FFT buffers exist at
+        once; the output projection of each group is accumulated straight into the residual stream.
+        """
+        seqlen, d = u.shape
+        hidden, t = self.filter_fn.features(seqlen)
+        n = fft_length(2 * seqlen - 1)
+        w_in, b_in = self.in_proj.weight, self.in_proj.bias
+        w_out = self.out_proj.weight
+        taps = self.short_filter.kernel_size[0]
+        for g0 in range(0, d, channel_group):
+            g = slice(g0, min(d, g0 + channel_group))
+            c = g.stop - g.start
+            rows = torch.cat([torch.arange(g.start, g.stop, device=u.device) + k * d for k in range(3)])
+            w_g, b_g = w_in[rows], b_in[rows]
+            z = torch.empty(3 * c, seqlen, dtype=u.dtype, device=u.device)
+            for s in range(0, seqlen, chunk):
+                torch.addmm(b_g, u[s : s + chunk], w_g.T, out=z[:, s : s + chunk].T)
+            z = F.conv1d(
+                z[None], self.short_filter.weight[rows], self.short_filter.bias[rows], padding=taps - 1, groups=3 * c
+            )[0, :, :seqlen]
+            x0, x1, v = z.split(c)
+            k = self.filter_fn.filter_channels(hidden, t, g)
+            y = x0 * fftconv(x1 * v, None, self.filter_fn.bias[g], k_f=filter_spectrum(k, n), n=n)
+            del z, x0, x1, v
+            for s in range(0, seqlen, chunk):
+                residual[s : s + chunk].addmm_(y[:, s : s + chunk].T, w_out[:, g].T)
+        residual += self.out_proj.bias

@@ -84,6 +84,18 @@ class HyenaFilter(nn.Module):
         self.implicit_filter = nn.Sequential(*layers)
         self.modulation = ExponentialModulation(d_model, shift)
 
+    def features(self, length: int) -> tuple[Tensor, Tensor]:
+        """The FFN's last hidden layer (1, taps, order) and t, shared by all channels (for per-channel-group use)."""
+        z, t = self.pos_emb(min(length, self.l_max))
+        return self.implicit_filter[:-1](z), t
+
+    def filter_channels(self, hidden: Tensor, t: Tensor, channels: slice) -> Tensor:
+        """Taps of a group of channels from ``features``: (channels, taps)."""
+        h = hidden @ self.implicit_filter[-1].weight[channels].T
+        if self.modulate:
+            h = h * (torch.exp(-t * self.modulation.deltas[..., channels].abs()) + self.modulation.shift)
+        return h[0].transpose(0, 1)
+
     def filter(self, length: int) -> Tensor:
         """The first min(length, l_max) taps, channels-first: (d_model, taps). No taps exist beyond l_max."""
         z, t = self.pos_emb(min(length, self.l_max))

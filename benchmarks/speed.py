@@ -1,0 +1,220 @@
+"""Speed and memory suite: ours (fast path) vs the plain reference path vs an equal-width causal Transformer.
+
+Every (workload, implementation) pair runs in a fresh process, so peak RSS is its own; pairs are interleaved so the
+ratios come from one run on the same machine state. Random weights.
+
+    .venv/bin/python benchmarks/speed.py                 # everything (the large-1m reference takes ~15 min)
+    .venv/bin/python benchmarks/speed.py --skip-long     # without medium-160k and large-1m
+    .venv/bin/python benchmarks/speed.py --only tiny1k_b32 train_tiny1k
+
+Writes benchmarks/results/speed.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+WORKLOADS = {
+    # name: (published config, L, batch, kind, repeats)
+    "tiny1k_b1": ("hyenadna-tiny-1k-seqlen", 1024, 1, "infer", 20),
+    "tiny1k_b32": ("hyenadna-tiny-1k-seqlen", 1024, 32, "infer", 5),
+    "train_tiny1k": ("hyenadna-tiny-1k-seqlen", 1024, 8, "train", 5),
+    "small32k": ("hyenadna-small-32k-seqlen", 32768, 1, "infer", 3),
+    "small32k_lmax": ("hyenadna-small-32k-seqlen", 32770, 1, "infer", 3),
+    "medium160k": ("hyenadna-medium-160k-seqlen", 160000, 1, "infer", 1),
+    "large1m": ("hyenadna-large-1m-seqlen", 1000000, 1, "infer", 1),
+}
+LONG = {"medium160k", "large1m"}
+CROSSOVER_LENGTHS = [512, 1024, 2048, 4096, 8192, 16384, 32768]
+
+
+def transformer(d_model: int, n_layer: int, d_inner: int):
+    import torch.nn.functional as F
+    from torch import nn
+
+    class Layer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.heads = max(1, d_model // 64)
+            self.qkv, self.proj = nn.Linear(d_model, 3 * d_model), nn.Linear(d_model, d_model)
+            self.fc1, self.fc2 = nn.Linear(d_model, d_inner), nn.Linear(d_inner, d_model)
+            self.n1, self.n2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+
+        def forward(self, x):
+            b, n, d = x.shape
+            q, k, v = self.qkv(self.n1(x)).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+            a = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(b, n, d)
+            x = x + self.proj(a)
+            return x + self.fc2(F.gelu(self.fc1(self.n2(x)), approximate="tanh"))
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(16, d_model)
+            self.layers = nn.ModuleList(Layer() for _ in range(n_layer))
+            self.ln = nn.LayerNorm(d_model)
+
+        def forward(self, ids):
+            x = self.emb(ids)
+            for layer in self.layers:
+                x = layer(x)
+            return self.ln(x)
+
+    return Model()
+
+
+def measure(workload: str, impl: str, threads: int, length: int | None = None) -> dict:
+    """One measurement in this process (called in a child)."""
+    import torch
+
+    from hyenadna import PUBLISHED_CONFIGS, HyenaDNALMHeadModel
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    name, seqlen, batch, kind, repeats = WORKLOADS.get(workload, ("hyenadna-tiny-1k-seqlen", length, 1, "infer", 5))
+    seqlen = length or seqlen
+    cfg = PUBLISHED_CONFIGS[name]
+    if impl == "transformer":
+        model = transformer(cfg.d_model, cfg.n_layer, cfg.d_inner)
+        run = model
+    else:
+        lm = HyenaDNALMHeadModel(cfg).use_reference_path(impl == "reference")
+        model = lm
+        run = (lambda ids: lm.backbone(ids, low_memory=False)) if impl == "reference" else lm.backbone
+    ids = torch.randint(7, 11, (batch, seqlen + (1 if kind == "train" else 0)))
+    times = []
+    if kind == "infer":
+        model.eval()
+        with torch.inference_mode():
+            if repeats > 1:
+                run(ids)  # warm-up
+            for _ in range(repeats):
+                t = time.perf_counter()
+                run(ids)
+                times.append(time.perf_counter() - t)
+    else:
+        model.train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        for i in range(repeats + 1):
+            t = time.perf_counter()
+            if impl == "transformer":
+                out = model(ids[:, :-1]) @ model.emb.weight.T
+                loss = torch.nn.functional.cross_entropy(out.flatten(0, 1), ids[:, 1:].flatten())
+            else:
+                loss = model(ids[:, :-1], labels=ids[:, 1:]).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if i:
+                times.append(time.perf_counter() - t)
+    sec = statistics.median(times)
+    return {
+        "workload": workload,
+        "impl": impl,
+        "L": seqlen,
+        "batch": batch,
+        "kind": kind,
+        "seconds": sec,
+        "tokens_per_s": batch * seqlen / sec,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def child(workload: str, impl: str, threads: int, length: int | None = None, timeout: float = 3600) -> dict:
+    cmd = [sys.executable, __file__, "--child", workload, impl, str(threads)] + ([str(length)] if length else [])
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"workload": workload, "impl": impl, "error": f"timeout after {timeout} s"}
+    if out.returncode != 0:
+        return {"workload": workload, "impl": impl, "error": out.stderr.strip().splitlines()[-1]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def matmul_peak(threads: int) -> float:
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(5):
+        a @ b
+    return 5 * 2 * 2048**3 / (time.perf_counter() - t) / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--child", nargs="+")
+    parser.add_argument("--only", nargs="*")
+    parser.add_argument("--skip-long", action="store_true")
+    parser.add_argument("--no-crossover", action="store_true")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.json"))
+    args = parser.parse_args()
+    if args.child:
+        workload, impl, threads = args.child[:3]
+        length = int(args.child[3]) if len(args.child) > 3 else None
+        print(json.dumps(measure(workload, impl, int(threads), length)))
+        return
+
+    names = args.only or [w for w in WORKLOADS if not (args.skip_long and w in LONG)]
+    rows = []
+    for w in names:
+        impls = ["fast", "reference"] + (["transformer"] if w in ("tiny1k_b1", "tiny1k_b32", "small32k") else [])
+        for impl in impls:
+            r = child(w, impl, args.threads)
+            rows.append(r)
+            print(json.dumps(r), flush=True)
+    crossover = []
+    if not args.no_crossover and not args.only:
+        for length in CROSSOVER_LENGTHS:
+            pair = {impl: child(f"crossover_{length}", impl, args.threads, length) for impl in ("fast", "transformer")}
+            crossover.append(
+                {
+                    "L": length,
+                    "hyena_tokens_per_s": pair["fast"].get("tokens_per_s"),
+                    "transformer_tokens_per_s": pair["transformer"].get("tokens_per_s"),
+                }
+            )
+            print(json.dumps(crossover[-1]), flush=True)
+    peak = matmul_peak(args.threads)
+    summary = {"threads": args.threads, "matmul_peak_gflops": peak, "rows": rows, "crossover": crossover}
+    by = {(r["workload"], r["impl"]): r for r in rows if "error" not in r}
+    print(
+        f"\n{'workload':16s} {'ours tok/s':>11s} {'ref tok/s':>11s} {'speed-up':>8s} {'ours MB':>8s} {'ref MB':>8s}"
+        f" {'vs transformer':>14s}"
+    )
+    for w in names:
+        f, r, t = by.get((w, "fast")), by.get((w, "reference")), by.get((w, "transformer"))
+        if not f:
+            continue
+        ratio = f"{f['tokens_per_s'] / r['tokens_per_s']:.2f}x" if r else "-"
+        tr = f"{f['tokens_per_s'] / t['tokens_per_s']:.2f}x" if t else "-"
+        print(
+            f"{w:16s} {f['tokens_per_s']:11,.0f} {r['tokens_per_s'] if r else 0:11,.0f} {ratio:>8s} "
+            f"{f['peak_rss_mb']:8.0f} {r['peak_rss_mb'] if r else 0:8.0f} {tr:>14s}"
+        )
+    if ("tiny1k_b32", "fast") in by:
+        gflops = by[("tiny1k_b32", "fast")]["tokens_per_s"] * 0.9e6 / 1e9  # ~0.9 MFLOP per token (perf/REFERENCE.md)
+        summary["tiny1k_b32_fraction_of_matmul_peak"] = gflops / peak
+        print(
+            f"tiny-1k batch 32: ~{gflops:.0f} GFLOP/s = {100 * gflops / peak:.0f}% of the measured fp32 matmul peak "
+            f"({peak:.0f} GFLOP/s)"
+        )
+    for c in crossover:
+        if c["hyena_tokens_per_s"] and c["transformer_tokens_per_s"]:
+            print(f"L={c['L']:6d}: Hyena/Transformer = {c['hyena_tokens_per_s'] / c['transformer_tokens_per_s']:.2f}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
