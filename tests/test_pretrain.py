@@ -159,3 +159,14 @@ def test_two_process_ddp_keeps_ranks_identical_and_learns(fasta, tmp_path):
     assert r0["tokens_seen"] == 30 * 4 * 64 * 2
     steps = losses(tmp_path / "ddp" / "metrics.jsonl")
     assert np.mean([v for _, v in steps[-5:]]) < np.mean([v for _, v in steps[:5]]) - 0.1
+
+
+def test_sequence_length_stages_and_bf16(fasta, tmp_path):
+    cfg = small_cfg(fasta, tmp_path, stages=[[2, 16, 8], [4, 32, 4]], max_steps=5, bf16=True, eval_every=5)
+    assert cfg.stage(0) == (16, 8) and cfg.stage(3) == (32, 4) and cfg.stage(4) == (64, 4)
+    result = pretrain(cfg)
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in rows if r["kind"] == "train"]
+    assert [r["seq_len"] for r in train] == [16, 16, 32, 32, 64]
+    assert result["tokens_seen"] == 16 * 8 * 2 + 32 * 4 * 2 + 64 * 4
+    assert all(np.isfinite(r["loss"]) for r in train)

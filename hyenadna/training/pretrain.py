@@ -176,7 +176,9 @@ def _plot(metrics_path: Path, out: Path, baseline: float | None) -> None:
         ax.axhline(baseline, color="k", ls="--", lw=1, label=f"Markov baseline {baseline:.3f}")
     ax.set_xlabel("tokens seen")
     ax.set_ylabel("nats / base")
-    ax.set_ylim(1.0, 1.5)
+    values = [v for _, v in train + val] + ([baseline] if baseline is not None else [])
+    if values:  # the first steps' losses (~2.5) would squash the part worth reading
+        ax.set_ylim(min(values) - 0.02, float(np.percentile(values, 95)) + 0.05)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
