@@ -8,13 +8,15 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 EXAMPLES = """examples:
-  hyenadna embed hyenadna/examples/example.fa -o emb.npz               # bundled model, mean-pooled
-  hyenadna embed seqs.fa -o emb.npz --model ~/weights/hyenadna-tiny-1k-seqlen-d256
-  hyenadna embed seqs.fa -o emb.npz --random-init                      # random weights, on purpose
-  hyenadna info ~/.cache/hyenadna/hyenadna-tiny-1k-seqlen
+  hyenadna embed hyenadna/examples/example.fa -o emb.npz                 # bundled model, mean-pooled
+  hyenadna embed reads.fq.gz -o emb.parquet --pooling none               # per-token, streamed
+  hyenadna embed --bed peaks.bed --genome hg19.fa --flank 100 -o peaks.npz
+  cat seqs.txt | hyenadna embed - -o emb.npy --model ~/weights/hyenadna-tiny-1k-seqlen-d256
+  hyenadna score hyenadna/examples/example.fa -o scores.tsv
+  hyenadna vep variants.vcf.gz --genome hg19.fa.gz --window 1024 -o effects.tsv
+  hyenadna generate --prompt ACGTTGCA --length 200 --num-samples 3 --temperature 0.8 --top-k 3 --seed 1
+  hyenadna info hyenadna-tiny-1k-seqlen
   hyenadna convert weights_dir/ converted_dir/ --layout hyenadna
 """
 
@@ -53,31 +55,180 @@ def _sdk_config(args: argparse.Namespace, **kw):
     )
 
 
+def _add_input_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", nargs="?", help="FASTA/FASTQ (.gz), CSV/TSV, text (one sequence per line), or - for stdin")
+    p.add_argument("--format", choices=["auto", "fasta", "fastq", "csv", "tsv", "txt"], default="auto")
+    p.add_argument("--column", default="sequence", help="sequence column of a CSV/TSV input")
+    p.add_argument("--bed", help="BED intervals to cut from --genome (strand-aware) instead of INPUT")
+    p.add_argument("--genome", help="genome FASTA for --bed (indexed if uncompressed)")
+    p.add_argument("--flank", type=int, default=0, help="bases added on each side of every BED interval")
+    p.add_argument("--skip-invalid", action="store_true", help="skip BED intervals outside the genome with a warning")
+    p.add_argument("--chunk-size", type=int, default=1000, help="sequences read and processed at a time")
+
+
+def _records(args: argparse.Namespace):
+    from hyenadna.data.readers import read_bed_sequences, read_sequences
+
+    if args.bed:
+        if not args.genome:
+            raise ValueError("--bed needs --genome")
+        return read_bed_sequences(args.bed, args.genome, args.flank, args.skip_invalid)
+    if not args.input:
+        raise ValueError("give an INPUT file (or - for stdin), or --bed with --genome")
+    return read_sequences(args.input, args.format, args.column)
+
+
+def _chunks(records, size: int):
+    chunk = []
+    for rec in records:
+        chunk.append(rec)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _progress(unit: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(unit=unit, dynamic_ncols=True, mininterval=1 if sys.stderr.isatty() else 30, leave=False)
+
+
 def cmd_embed(args: argparse.Namespace) -> int:
-    from hyenadna.data.fasta import read_fasta
+    from hyenadna.data.writers import EmbeddingWriter
     from hyenadna.sdk import HyenaDNA
-    from hyenadna.utils.io import atomic_path
 
     pooling = None if args.pooling == "none" else args.pooling
-    model = HyenaDNA(_sdk_config(args, pooling=pooling, rc_average=args.rc_average, framing=args.framing))
+    model = HyenaDNA(
+        _sdk_config(
+            args,
+            pooling=pooling,
+            rc_average=args.rc_average,
+            framing=args.framing,
+            long_sequences=args.long_sequences,
+            progress=False,
+        )
+    )
     print(f"model: {model.source}", file=sys.stderr)
-    records = list(read_fasta(args.input))
-    data = model.process_data([r.sequence for r in records], names=[r.name for r in records])
-    t0 = time.perf_counter()
-    emb = model.get_embeddings(data)
+    t0, n_seq, n_bp = time.perf_counter(), 0, 0
+    bar = _progress("seq")
+    with EmbeddingWriter(args.output, per_token=pooling is None) as writer:
+        for chunk in _chunks(_records(args), args.chunk_size):
+            data = model.process_data([r.sequence for r in chunk], names=[r.name for r in chunk], start_index=n_seq)
+            writer.add(data.names, data.lengths, model.get_embeddings(data))
+            n_seq += len(data)
+            n_bp += int(data.lengths.sum())
+            bar.update(len(data))
+            bar.set_postfix(bp_s=f"{n_bp / (time.perf_counter() - t0):,.0f}", refresh=False)
+    bar.close()
     dt = time.perf_counter() - t0
-    n_tok = int(data.lengths.sum())
-    out = Path(args.output)
-    with atomic_path(out) as tmp, open(tmp, "wb") as f:
-        if out.suffix == ".npy":
-            np.save(f, emb)
-        else:
-            np.savez(f, ids=np.array(data.names), embeddings=emb, lengths=data.lengths)
+    kind = "per token" if pooling is None else f"{pooling}-pooled"
     print(
-        f"embedded {len(data)} sequences ({n_tok} bp) in {dt:.2f} s ({n_tok / max(dt, 1e-9):,.0f} bp/s); "
-        f"shape {tuple(emb.shape)} -> {out}",
+        f"embedded {n_seq} sequences ({n_bp:,} bp) in {dt:.2f} s ({n_bp / max(dt, 1e-9):,.0f} bp/s), {kind}, "
+        f"dim {model.embedding_dim} -> {args.output}",
         file=sys.stderr,
     )
+    return 0
+
+
+def _write_rows(rows, output: str | None, fmt: str) -> None:
+    """Rows (dicts) as JSON Lines or TSV, to a file (atomically) or stdout."""
+    from hyenadna.utils.io import atomic_path
+
+    fmt = fmt if fmt != "auto" else ("tsv" if output and output.endswith(".tsv") else "jsonl")
+
+    def emit(handle) -> None:
+        header = None
+        for row in rows:
+            if fmt == "jsonl":
+                handle.write(json.dumps(row) + "\n")
+                continue
+            if header is None:
+                header = list(row)
+                handle.write("\t".join(header) + "\n")
+            handle.write("\t".join("" if row[k] is None else str(row[k]) for k in header) + "\n")
+
+    if output:
+        with atomic_path(output) as tmp, open(tmp, "w") as f:
+            emit(f)
+    else:
+        emit(sys.stdout)
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from hyenadna.scoring import score_ids
+    from hyenadna.sdk import HyenaDNA
+
+    model = HyenaDNA(_sdk_config(args, framing=args.framing, progress=False))
+    print(f"model: {model.source}", file=sys.stderr)
+    bar = _progress("seq")
+
+    def rows():
+        n = 0
+        for chunk in _chunks(_records(args), args.chunk_size):
+            data = model.process_data([r.sequence for r in chunk], names=[r.name for r in chunk], start_index=n)
+            ids = [model.tokenizer.frame(x) for x in data.ids]
+            scores = score_ids(model.model, ids, model.context_length, model.config.batch_size, model.device)
+            for name, length, s in zip(data.names, data.lengths, scores, strict=True):
+                yield {
+                    "id": name,
+                    "length": int(length),
+                    "log_likelihood": s.log_likelihood,
+                    "n_scored": s.n_scored,
+                    "nll_per_base": s.nll_per_base,
+                    "perplexity": s.perplexity,
+                }
+            n += len(data)
+            bar.update(len(data))
+
+    _write_rows(rows(), args.output, args.out_format)
+    bar.close()
+    return 0
+
+
+def cmd_vep(args: argparse.Namespace) -> int:
+    import warnings
+
+    from hyenadna.sdk import HyenaDNA
+    from hyenadna.vep import score_variants
+
+    model = HyenaDNA(_sdk_config(args, progress=False))
+    print(f"model: {model.source}", file=sys.stderr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = lambda msg, *a, **k: print(f"warning: {msg}", file=sys.stderr)
+        rows = score_variants(model.model, model.tokenizer, args.vcf, args.genome, args.window, args.batch_size)
+        _write_rows(rows, args.output, args.out_format)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from hyenadna.generate import generate
+    from hyenadna.sdk import HyenaDNA
+
+    model = HyenaDNA(_sdk_config(args, progress=False))
+    print(f"model: {model.source}", file=sys.stderr)
+    samples = generate(
+        model.model,
+        model.tokenizer,
+        args.prompt,
+        args.length,
+        args.num_samples,
+        args.temperature,
+        args.top_k,
+        args.seed,
+    )
+    text = "".join(
+        f">sample{i + 1} prompt_length={len(args.prompt)} seed={args.seed}\n{args.prompt}{s}\n"
+        for i, s in enumerate(samples)
+    )
+    if args.output:
+        from hyenadna.utils.io import atomic_write_text
+
+        atomic_write_text(args.output, text)
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -185,27 +336,6 @@ BENCHMARK_EXAMPLES = """examples:
 """
 
 
-def _read_sequences(path: str) -> tuple[list[str], list[str]]:
-    """Names and sequences from FASTA or a CSV/TSV/parquet with a sequence column."""
-    p = Path(path)
-    suffixes = "".join(p.suffixes).lower()
-    if any(x in suffixes for x in (".csv", ".tsv", ".parquet")):
-        import pandas as pd
-
-        sep = "\t" if ".tsv" in suffixes else ","
-        df = pd.read_parquet(p) if ".parquet" in suffixes else pd.read_csv(p, sep=sep)
-        cols = {c.lower(): c for c in df.columns}
-        if "sequence" not in cols:
-            raise ValueError(f"{path}: no 'sequence' column (columns: {list(df.columns)})")
-        name_col = cols.get("name") or cols.get("id")
-        names = df[name_col].astype(str).tolist() if name_col else [str(i) for i in range(len(df))]
-        return names, df[cols["sequence"]].astype(str).tolist()
-    from hyenadna.data.fasta import read_fasta
-
-    records = list(read_fasta(p))
-    return [r.name for r in records], [r.sequence for r in records]
-
-
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from hyenadna.benchmark.runner import BenchmarkConfig, run_benchmark
 
@@ -264,8 +394,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from hyenadna.utils.io import atomic_path
 
     ft = HyenaDNAFineTuningModel.load(args.model, device=args.device, batch_size=args.batch_size)
-    names, seqs = _read_sequences(args.input)
-    data = ft.process_data(seqs, names=names)
+    records = list(_records(args))
+    data = ft.process_data([r.sequence for r in records], names=[r.name for r in records])
     labels, probs = ft.predict(data, rc_average=args.rc_average)
     label_names = ft.label_names or [str(i) for i in range(ft.output_size)]
     rows = [
@@ -277,7 +407,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         }
         for n, y, p in zip(data.names, labels, probs, strict=True)
     ]
-    text = "".join(json.dumps(r) + "\n" for r in rows) if args.format == "jsonl" else json.dumps(rows, indent=1)
+    text = "".join(json.dumps(r) + "\n" for r in rows) if args.out_format == "jsonl" else json.dumps(rows, indent=1)
     if args.output:
         with atomic_path(args.output) as tmp:
             tmp.write_text(text)
@@ -341,19 +471,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser(
-        "embed",
-        help="embed the sequences of a FASTA file",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    def command(name: str, help: str, func, epilog: str = EXAMPLES) -> argparse.ArgumentParser:
+        p = sub.add_parser(
+            name, help=help, description=help, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        p.set_defaults(func=func)
+        return p
+
+    p = command("embed", "embed sequences (FASTA/FASTQ/CSV/TSV/text/stdin, or BED intervals on a genome)", cmd_embed)
+    _add_input_args(p)
+    p.add_argument("-o", "--output", required=True, help="output .npz, .npy (pooled) or .parquet")
+    p.add_argument(
+        "--pooling", choices=["mean", "last", "max", "none"], default="mean", help="none: per-token embeddings"
     )
-    p.add_argument("input", help="FASTA file (.fa or .fa.gz)")
-    p.add_argument("-o", "--output", required=True, help="output .npz (ids, embeddings, lengths) or .npy")
-    p.add_argument("--pooling", choices=["mean", "last", "max", "none"], default="mean")
     p.add_argument("--rc-average", action="store_true", help="average with the reverse complement's embedding")
     p.add_argument("--framing", choices=["none", "sep", "cls_sep"], default="none")
+    p.add_argument("--long-sequences", choices=["window", "truncate", "error"], default="window")
     _add_model_args(p)
-    p.set_defaults(func=cmd_embed)
+
+    p = command("score", "per-sequence log-likelihood, NLL per base and perplexity", cmd_score)
+    _add_input_args(p)
+    p.add_argument("-o", "--output", help="output .jsonl or .tsv (default: JSON Lines on stdout)")
+    p.add_argument("--out-format", choices=["auto", "jsonl", "tsv"], default="auto")
+    p.add_argument("--framing", choices=["none", "sep", "cls_sep"], default="none")
+    _add_model_args(p)
+
+    p = command("vep", "variant effects: ref/alt log-likelihood ratio and embedding distance per VCF allele", cmd_vep)
+    p.add_argument("vcf", help="VCF (plain or gzip)")
+    p.add_argument("--genome", required=True, help="genome FASTA (chromosome names may differ by a 'chr' prefix)")
+    p.add_argument("--window", type=int, default=1024, help="window centred on the variant (default 1024)")
+    p.add_argument("-o", "--output", help="output .tsv or .jsonl (default: JSON Lines on stdout)")
+    p.add_argument("--out-format", choices=["auto", "jsonl", "tsv"], default="auto")
+    _add_model_args(p)
+
+    p = command("generate", "sample DNA continuations of a prompt", cmd_generate)
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--length", type=int, default=100)
+    p.add_argument("--num-samples", type=int, default=1)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", help="output FASTA (default: stdout)")
+    _add_model_args(p)
 
     p = sub.add_parser(
         "pretrain",
@@ -433,9 +592,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="predict labels with a fine-tuned model (JSON Lines)")
     p.add_argument("model", help="a folder written by `hyenadna fine-tune`")
-    p.add_argument("input", help="FASTA, or CSV/TSV/parquet with a sequence column")
+    _add_input_args(p)
     p.add_argument("-o", "--output", help="output file (default: stdout)")
-    p.add_argument("--format", choices=["jsonl", "json"], default="jsonl")
+    p.add_argument("--out-format", choices=["jsonl", "json"], default="jsonl")
     p.add_argument("--rc-average", action="store_true")
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=int, default=16)
@@ -455,20 +614,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("info", help="show a checkpoint's config, parameter count and context")
+    p = command("info", "show a checkpoint's config, parameter count and context", cmd_info)
     p.add_argument("model", nargs="?", help="model name or checkpoint path (default: the bundled model)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--threads", type=int)
     p.add_argument("--random-init", action="store_true")
     p.add_argument("--allow-unsafe-pickle", action="store_true")
-    p.set_defaults(func=cmd_info, threads=None)
 
-    p = sub.add_parser("convert", help="convert a checkpoint between layouts")
+    p = command("convert", "convert a checkpoint between layouts (hyenadna, hf, lightning)", cmd_convert)
     p.add_argument("source")
     p.add_argument("destination")
     p.add_argument("--layout", choices=["hyenadna", "hf", "lightning"], default="hyenadna")
     p.add_argument("--allow-unsafe-pickle", action="store_true")
-    p.set_defaults(func=cmd_convert)
+    p.add_argument("--threads", type=int)
     return parser
 
 
@@ -480,7 +639,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, TypeError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError, TypeError, OSError) as e:
         print(f"hyenadna {args.command}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

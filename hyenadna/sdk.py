@@ -124,9 +124,10 @@ class HyenaDNA:
     def embedding_dim(self) -> int:
         return self.model.config.d_model
 
-    def process_data(self, data: Any, names: Sequence[str] | None = None) -> TokenizedSequences:
-        """Tokenize a str, a list of str, or a pandas DataFrame with a ``sequence`` column (any case)."""
-        return tokenize_data(self.tokenizer, data, names)
+    def process_data(self, data: Any, names: Sequence[str] | None = None, start_index: int = 0) -> TokenizedSequences:
+        """Tokenize a str, a list of str, or a pandas DataFrame with a ``sequence`` column (any case).
+        ``start_index`` numbers the sequences in error messages when data comes in chunks."""
+        return tokenize_data(self.tokenizer, data, names, start_index)
 
     @torch.inference_mode()
     def get_embeddings(
@@ -209,7 +210,9 @@ class HyenaDNA:
         )
 
 
-def tokenize_data(tokenizer: CharacterTokenizer, data: Any, names: Sequence[str] | None = None) -> TokenizedSequences:
+def tokenize_data(
+    tokenizer: CharacterTokenizer, data: Any, names: Sequence[str] | None = None, start_index: int = 0
+) -> TokenizedSequences:
     """Unframed base ids for each sequence of ``data``; an empty sequence or a bad character is a clear error."""
     if isinstance(data, TokenizedSequences):
         return data
@@ -217,9 +220,9 @@ def tokenize_data(tokenizer: CharacterTokenizer, data: Any, names: Sequence[str]
     names = list(names) if names is not None else found_names
     if names is not None and len(names) != len(sequences):
         raise ValueError(f"{len(names)} names for {len(sequences)} sequences")
-    names = names or [str(i) for i in range(len(sequences))]
+    names = names or [str(i) for i in range(start_index, start_index + len(sequences))]
     ids = []
-    for i, (seq, name) in enumerate(zip(sequences, names, strict=True)):
+    for i, (seq, name) in enumerate(zip(sequences, names, strict=True), start_index):
         base = tokenizer.encode_bases(seq, i, name)
         if base.size == 0:
             raise ValueError(f"sequence {i} ({name}) is empty")

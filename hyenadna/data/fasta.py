@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +57,7 @@ def read_fasta(path: str | Path, allow_empty: bool = False) -> Iterator[FastaRec
                     )
                 else:
                     parts.append(line)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, zlib.error) as e:
         raise FastaFormatError(f"{path}: cannot read ({e}); the file may be truncated or not really gzip") from None
     if name is None:
         raise FastaFormatError(f"{path}: no FASTA records (no line starts with '>')")

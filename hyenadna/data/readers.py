@@ -1,0 +1,270 @@
+"""Sequence input from every format users bring, streamed one record at a time.
+
+FASTA and FASTQ (plain or gzip), CSV/TSV (a sequence column, read in chunks), plain text (one sequence per line),
+standard input (``-``), and BED intervals cut from a genome FASTA (strand-aware, with flanks). Every malformed input
+raises a ``SequenceInputError`` naming the file and the line or record.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from hyenadna.data.fasta import FastaFormatError, open_text, read_fasta
+from hyenadna.data.regions import canonical_chrom
+
+FORMATS = ("auto", "fasta", "fastq", "csv", "tsv", "txt")
+_EXT = {
+    ".fa": "fasta",
+    ".fasta": "fasta",
+    ".fna": "fasta",
+    ".fas": "fasta",
+    ".fq": "fastq",
+    ".fastq": "fastq",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".txt": "txt",
+    ".seq": "txt",
+}
+
+
+class SequenceInputError(ValueError):
+    """Malformed sequence input; the message names the file and the line or record."""
+
+
+@dataclass
+class SequenceRecord:
+    name: str
+    sequence: str
+
+
+def detect_format(path: str) -> str:
+    if path == "-":
+        return "auto"
+    suffixes = [s.lower() for s in Path(path).suffixes if s.lower() != ".gz"]
+    return _EXT.get(suffixes[-1], "auto") if suffixes else "auto"
+
+
+def read_sequences(source: str | Path, fmt: str = "auto", column: str = "sequence") -> Iterator[SequenceRecord]:
+    """Records from ``source`` (a path or ``-`` for standard input) in file order, without loading it whole."""
+    source = str(source)
+    if fmt not in FORMATS:
+        raise ValueError(f"format {fmt!r}: choose one of {FORMATS}")
+    fmt = detect_format(source) if fmt == "auto" else fmt
+    if fmt in ("csv", "tsv"):
+        yield from _read_table(source, "," if fmt == "csv" else "\t", column)
+        return
+    if source != "-" and not Path(source).is_file():
+        raise SequenceInputError(f"{source}: no such file")
+    if fmt == "fasta" and source != "-":
+        try:
+            for rec in read_fasta(source):
+                yield SequenceRecord(rec.name, rec.sequence)
+        except FastaFormatError as e:
+            raise SequenceInputError(str(e)) from None
+        return
+    handle = sys.stdin if source == "-" else open_text(source)
+    label = "<stdin>" if source == "-" else source
+    try:
+        lines = _lines(handle, label)
+        first = next(lines, None)
+        if first is None:
+            raise SequenceInputError(f"{label}: no sequences (the input is empty)")
+        if fmt == "auto":
+            fmt = {">": "fasta", "@": "fastq"}.get(first[1][:1], "txt")
+        reader = {"fasta": _fasta_lines, "fastq": _fastq_lines, "txt": _text_lines}[fmt]
+        yield from reader(_chain(first, lines), label)
+    finally:
+        if handle is not sys.stdin:
+            handle.close()
+
+
+def _lines(handle: io.TextIOBase, label: str) -> Iterator[tuple[int, str]]:
+    try:
+        for lineno, line in enumerate(handle, 1):
+            yield lineno, line.rstrip("\r\n")
+    except (OSError, EOFError, zlib.error) as e:
+        raise SequenceInputError(f"{label}: cannot read ({e}); the file may be truncated or not really gzip") from None
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def _fasta_lines(lines, label: str) -> Iterator[SequenceRecord]:
+    name, parts, header_line = None, [], 0
+    for lineno, line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith(">"):
+            if name is not None:
+                yield _finish(label, name, parts, header_line)
+            name, parts, header_line = line[1:].split(maxsplit=1)[0] if line[1:].strip() else "", [], lineno
+            if not name:
+                raise SequenceInputError(f"{label}:{lineno}: empty FASTA header")
+        elif name is None:
+            raise SequenceInputError(f"{label}:{lineno}: sequence data before the first '>' header")
+        else:
+            parts.append(line)
+    if name is not None:
+        yield _finish(label, name, parts, header_line)
+
+
+def _finish(label: str, name: str, parts: list[str], line: int) -> SequenceRecord:
+    if not parts:
+        raise SequenceInputError(f"{label}:{line}: record {name!r} has no sequence")
+    return SequenceRecord(name, "".join(parts))
+
+
+def _fastq_lines(lines, label: str) -> Iterator[SequenceRecord]:
+    lines = iter(lines)
+    for lineno, header in lines:
+        if not header.strip():
+            continue
+        if not header.startswith("@"):
+            raise SequenceInputError(f"{label}:{lineno}: expected a FASTQ '@' header, got {header[:30]!r}")
+        block = [next(lines, (lineno, None)) for _ in range(3)]
+        if any(text is None for _, text in block):
+            raise SequenceInputError(f"{label}:{lineno}: FASTQ record is cut short (needs 4 lines)")
+        (_, seq), (plus_line, plus), (qual_line, qual) = block
+        if not plus.startswith("+"):
+            raise SequenceInputError(f"{label}:{plus_line}: expected the FASTQ '+' line")
+        if len(qual) != len(seq):
+            raise SequenceInputError(
+                f"{label}:{qual_line}: quality length {len(qual)} differs from sequence length {len(seq)}"
+            )
+        name = header[1:].split(maxsplit=1)[0] if header[1:].strip() else ""
+        if not seq:
+            raise SequenceInputError(f"{label}:{lineno}: record {name!r} has no sequence")
+        yield SequenceRecord(name or f"line{lineno}", seq)
+
+
+def _text_lines(lines, label: str) -> Iterator[SequenceRecord]:
+    for lineno, line in lines:
+        if line.strip():
+            yield SequenceRecord(f"line{lineno}", line.strip())
+
+
+def _read_table(source: str, sep: str, column: str) -> Iterator[SequenceRecord]:
+    import pandas as pd
+
+    handle = sys.stdin if source == "-" else source
+    try:
+        chunks = pd.read_csv(handle, sep=sep, chunksize=10_000, dtype=str, keep_default_na=False)
+        offset = 0
+        for chunk in chunks:
+            cols = {c.lower(): c for c in chunk.columns}
+            if column.lower() not in cols:
+                raise SequenceInputError(f"{source}: no {column!r} column (columns: {list(chunk.columns)})")
+            name_col = cols.get("name") or cols.get("id")
+            seqs = chunk[cols[column.lower()]].tolist()
+            names = chunk[name_col].tolist() if name_col else [f"row{offset + i + 1}" for i in range(len(seqs))]
+            for i, (n, s) in enumerate(zip(names, seqs, strict=True)):
+                if not s.strip():
+                    raise SequenceInputError(f"{source}: row {offset + i + 1} ({n}) has an empty sequence")
+                yield SequenceRecord(str(n), s)
+            offset += len(seqs)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError, zlib.error) as e:
+        raise SequenceInputError(f"{source}: cannot read as {'CSV' if sep == ',' else 'TSV'} ({e})") from None
+
+
+# ---- BED intervals on a genome -------------------------------------------------------------------------------------
+
+_COMPLEMENT = str.maketrans("ACGTNacgtnRYKMSWBDHVrykmswbdhv", "TGCANtgcanYRMKSWVHDByrmkswvhdb")
+
+
+def reverse_complement(seq: str) -> str:
+    return seq.translate(_COMPLEMENT)[::-1]
+
+
+class GenomeFasta:
+    """Random access to a genome FASTA: indexed (pyfaidx) when uncompressed, else the needed chromosomes in memory.
+    Chromosome names match across aliases ('chr20' and '20')."""
+
+    def __init__(self, path: str | Path, chromosomes: set[str] | None = None):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise SequenceInputError(f"{path}: genome FASTA not found")
+        with open(self.path, "rb") as f:
+            gz = f.read(2) == b"\x1f\x8b"
+        self._seqs: dict[str, str] = {}
+        self._faidx = None
+        if not gz:
+            import pyfaidx
+
+            try:
+                self._faidx = pyfaidx.Fasta(str(self.path), as_raw=True, sequence_always_upper=False)
+            except (pyfaidx.FastaIndexingError, OSError, ValueError) as e:
+                raise SequenceInputError(f"{path}: cannot index the genome FASTA ({e})") from None
+            keys = list(self._faidx.keys())  # iterating a pyfaidx.Fasta yields records, not names
+            self._names = {canonical_chrom(k): k for k in keys}
+            self.sizes = {canonical_chrom(k): len(self._faidx[k]) for k in keys}
+        else:
+            wanted = {canonical_chrom(c) for c in chromosomes} if chromosomes else None
+            try:
+                for rec in read_fasta(self.path):
+                    if wanted is None or canonical_chrom(rec.name) in wanted:
+                        self._seqs[canonical_chrom(rec.name)] = rec.sequence
+            except FastaFormatError as e:
+                raise SequenceInputError(str(e)) from None
+            self.sizes = {k: len(v) for k, v in self._seqs.items()}
+
+    def fetch(self, chrom: str, start: int, end: int) -> str:
+        c = canonical_chrom(chrom)
+        if self._faidx is not None:
+            return str(self._faidx[self._names[c]][start:end])
+        return self._seqs[c][start:end]
+
+
+def read_bed_sequences(
+    bed: str | Path, genome: str | Path, flank: int = 0, skip_invalid: bool = False
+) -> Iterator[SequenceRecord]:
+    """One record per BED line: the interval (plus ``flank`` bases on each side), reverse-complemented on '-'.
+
+    An interval on an unknown chromosome or beyond its end is an error naming the line, or, with ``skip_invalid``,
+    skipped with a warning."""
+    import warnings
+
+    bed = Path(bed)
+    try:
+        text = open_text(bed).read()
+    except (OSError, EOFError, zlib.error) as e:
+        raise SequenceInputError(f"{bed}: cannot read ({e})") from None
+    rows = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.startswith(("#", "track", "browser")):
+            continue
+        f = line.split("\t") if "\t" in line else line.split()
+        try:
+            chrom, start, end = f[0], int(f[1]), int(f[2])
+        except (IndexError, ValueError):
+            raise SequenceInputError(f"{bed}:{lineno}: expected 'chrom start end [name score strand]'") from None
+        strand = f[5] if len(f) > 5 else "+"
+        if strand not in ("+", "-", "."):
+            raise SequenceInputError(f"{bed}:{lineno}: strand must be +, - or ., got {strand!r}")
+        name = f[3] if len(f) > 3 and f[3] not in ("", ".") else f"{chrom}:{start}-{end}({strand})"
+        rows.append((lineno, chrom, start, end, strand, name))
+    fasta = GenomeFasta(genome, {r[1] for r in rows})
+    for lineno, chrom, start, end, strand, name in rows:
+        lo, hi = start - flank, end + flank
+        size = fasta.sizes.get(canonical_chrom(chrom))
+        problem = None
+        if size is None:
+            problem = f"chromosome {chrom!r} is not in {genome}"
+        elif start < 0 or end <= start:
+            problem = f"invalid interval {start}-{end}"
+        elif lo < 0 or hi > size:
+            problem = f"interval {chrom}:{lo}-{hi} (with flanks) lies outside the chromosome (length {size:,})"
+        if problem:
+            if not skip_invalid:
+                raise SequenceInputError(f"{bed}:{lineno}: {problem}")
+            warnings.warn(f"{bed}:{lineno}: skipped: {problem}", stacklevel=2)
+            continue
+        seq = fasta.fetch(chrom, lo, hi)
+        yield SequenceRecord(name, reverse_complement(seq) if strand == "-" else seq)

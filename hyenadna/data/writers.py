@@ -1,0 +1,109 @@
+"""Streaming embedding output to .npy, .npz or Parquet, written atomically (nothing appears until it is complete)."""
+
+from __future__ import annotations
+
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from hyenadna.utils.io import atomic_path, atomic_write_text
+
+OUTPUT_SUFFIXES = (".npy", ".npz", ".parquet")
+
+
+class EmbeddingWriter:
+    """Add chunks of (ids, lengths, embeddings); pooled (n, D) or per-token (n, L, D) zero-padded arrays.
+
+    - ``.npy``: pooled only; ids go to ``<output>.ids.txt`` beside it.
+    - ``.npz``: ``ids``, ``lengths`` and ``embeddings`` (pooled), or ``emb_<i>`` arrays of shape (length_i, D).
+    - ``.parquet``: columns ``id``, ``length``, ``embedding`` (a list of D floats, or a list of lists per token).
+    Per-token arrays are written as they come, so memory stays flat whatever the number of sequences.
+    """
+
+    def __init__(self, path: str | Path, per_token: bool):
+        self.path = Path(path)
+        if self.path.suffix not in OUTPUT_SUFFIXES:
+            raise ValueError(f"{path}: output must end in one of {OUTPUT_SUFFIXES}")
+        if per_token and self.path.suffix == ".npy":
+            raise ValueError(f"{path}: per-token embeddings are ragged; write .npz or .parquet")
+        self.per_token = per_token
+        self.ids: list[str] = []
+        self.lengths: list[int] = []
+        self.dim: int | None = None
+
+    def __enter__(self) -> EmbeddingWriter:
+        self._atomic = atomic_path(self.path)
+        self._tmp = self._atomic.__enter__()
+        self._raw = tempfile.TemporaryFile(dir=self.path.parent)  # pooled rows, appended as they come
+        self._zip = zipfile.ZipFile(self._tmp, "w", allowZip64=True) if self.path.suffix == ".npz" else None
+        self._parquet = None
+        return self
+
+    def add(self, ids: list[str], lengths: np.ndarray, embeddings: np.ndarray) -> None:
+        self.dim = embeddings.shape[-1]
+        if self.path.suffix == ".parquet":
+            self._add_parquet(ids, lengths, embeddings)
+        elif self.per_token:
+            for k, (n, emb) in enumerate(zip(lengths, embeddings, strict=True)):
+                with self._zip.open(f"emb_{len(self.ids) + k}.npy", "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, np.ascontiguousarray(emb[:n], dtype=np.float32))
+        else:
+            self._raw.write(np.ascontiguousarray(embeddings, dtype=np.float32).tobytes())
+        self.ids.extend(ids)
+        self.lengths.extend(int(x) for x in lengths)
+
+    def _add_parquet(self, ids, lengths, embeddings) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self.per_token:
+            values = [emb[:n].tolist() for n, emb in zip(lengths, embeddings, strict=True)]
+            col = pa.array(values, type=pa.list_(pa.list_(pa.float32(), self.dim)))
+        else:
+            col = pa.FixedSizeListArray.from_arrays(pa.array(embeddings.astype(np.float32).ravel()), self.dim)
+        table = pa.table({"id": pa.array(ids, pa.string()), "length": pa.array(lengths, pa.int64()), "embedding": col})
+        if self._parquet is None:
+            self._parquet = pq.ParquetWriter(self._tmp, table.schema)
+        self._parquet.write_table(table)
+
+    def _finish(self) -> None:
+        n = len(self.ids)
+        if self.path.suffix == ".parquet":
+            if self._parquet is None:
+                raise ValueError("no sequences to write")
+            self._parquet.close()
+            return
+        ids, lengths = np.array(self.ids, dtype=str), np.array(self.lengths, dtype=np.int64)
+        if self.per_token:
+            for name, arr in (("ids", ids), ("lengths", lengths)):
+                with self._zip.open(f"{name}.npy", "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, arr)
+            self._zip.close()
+            return
+        self._raw.flush()
+        pooled = np.memmap(self._raw, dtype=np.float32, mode="r", shape=(n, self.dim or 0)) if n else np.zeros((0, 0))
+        if self.path.suffix == ".npy":
+            with open(self._tmp, "wb") as f:
+                np.lib.format.write_array(f, pooled)
+            atomic_write_text(str(self.path) + ".ids.txt", "".join(f"{i}\n" for i in self.ids))
+        else:
+            for name, arr in (("ids", ids), ("lengths", lengths), ("embeddings", pooled)):
+                with self._zip.open(f"{name}.npy", "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, arr)
+            self._zip.close()
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            if exc_type is None:
+                self._finish()
+            else:
+                if self._zip is not None:
+                    self._zip.close()
+                if self._parquet is not None:
+                    self._parquet.close()
+        finally:
+            self._raw.close()
+            self._atomic.__exit__(exc_type, exc, tb)
+        return False

@@ -1,0 +1,228 @@
+"""Sequence readers and writers, and the genomic command line: embed, score, vep, generate, on good and bad input."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hyenadna.cli import main
+from hyenadna.data.readers import SequenceInputError, read_bed_sequences, read_sequences, reverse_complement
+from hyenadna.vep import read_vcf
+from tests.conftest import FIXTURES, SHARED
+
+MODEL = ["--model", str(FIXTURES / "tiny"), "--threads", "1"]
+rng = np.random.default_rng(0)
+CHROM = "".join(rng.choice(list("ACGT"), 5000))
+
+
+@pytest.fixture
+def genome(tmp_path):
+    path = tmp_path / "genome.fa"
+    path.write_text(">chr7 test\n" + "\n".join(CHROM[i : i + 60] for i in range(0, len(CHROM), 60)) + "\n")
+    gz = tmp_path / "genome.fa.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    return path, gz
+
+
+def names_and_seqs(path, **kw):
+    return [(r.name, r.sequence) for r in read_sequences(path, **kw)]
+
+
+def test_every_input_format(tmp_path, monkeypatch):
+    (tmp_path / "a.fa").write_text(">x desc\nACGT\nAC\n>y\nGG\n")
+    (tmp_path / "a.fq").write_text("@r1\nACGT\n+\nIIII\n@r2\nGG\n+r2\nII\n")
+    (tmp_path / "a.fq.gz").write_bytes(gzip.compress((tmp_path / "a.fq").read_bytes()))
+    pd.DataFrame({"ID": ["p", "q"], "Sequence": ["AC", "GT"]}).to_csv(tmp_path / "a.csv", index=False)
+    pd.DataFrame({"sequence": ["AC", "GT"]}).to_csv(tmp_path / "a.tsv", sep="\t", index=False)
+    (tmp_path / "a.txt").write_text("ACGT\n\nTTT\n")
+    assert names_and_seqs(tmp_path / "a.fa") == [("x", "ACGTAC"), ("y", "GG")]
+    assert names_and_seqs(tmp_path / "a.fq") == [("r1", "ACGT"), ("r2", "GG")]
+    assert names_and_seqs(tmp_path / "a.fq.gz") == [("r1", "ACGT"), ("r2", "GG")]
+    assert names_and_seqs(tmp_path / "a.csv") == [("p", "AC"), ("q", "GT")]
+    assert names_and_seqs(tmp_path / "a.tsv") == [("row1", "AC"), ("row2", "GT")]
+    assert names_and_seqs(tmp_path / "a.txt") == [("line1", "ACGT"), ("line3", "TTT")]
+    monkeypatch.setattr(sys, "stdin", io.StringIO(">s\nAAAC\n"))
+    assert names_and_seqs("-") == [("s", "AAAC")]
+
+
+def test_bed_intervals_are_strand_aware_with_flanks(tmp_path, genome):
+    plain, gz = genome
+    bed = tmp_path / "r.bed"
+    bed.write_text("7\t100\t110\tfwd\t0\t+\nchr7\t200\t210\trev\t0\t-\nchr7\t300\t305\n")
+    for g in (plain, gz):  # indexed (pyfaidx) and in-memory paths agree
+        recs = list(read_bed_sequences(bed, g, flank=2))
+        assert recs[0].name == "fwd" and recs[0].sequence == CHROM[98:112]
+        assert recs[1].sequence == reverse_complement(CHROM[198:212])
+        assert recs[2].name == "chr7:300-305(+)"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("chr7\t4990\t5010\n", "lies outside the chromosome"),
+        ("chr9\t1\t10\n", "chromosome 'chr9' is not in"),
+        ("chr7\tx\t10\n", "expected 'chrom start end"),
+    ],
+)
+def test_bad_bed_lines(tmp_path, genome, content, message):
+    bed = tmp_path / "bad.bed"
+    bed.write_text("chr7\t1\t5\n" + content)
+    with pytest.raises(SequenceInputError, match=rf"bad\.bed:2: .*{message}"):
+        list(read_bed_sequences(bed, genome[0]))
+    if "outside" in message:
+        with pytest.warns(UserWarning, match="skipped"):
+            assert len(list(read_bed_sequences(bed, genome[0], skip_invalid=True))) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("nohdr.fa", "ACGT\n>x\nAC\n", "nohdr.fa:1: sequence data before the first '>' header"),
+        ("empty.fa", ">x\n>y\nAC\n", "empty.fa:1: record 'x' has no sequence"),
+        ("short.fq", "@r\nACGT\n+\n", "short.fq:1: FASTQ record is cut short"),
+        ("qual.fq", "@r\nACGT\n+\nII\n", "qual.fq:4: quality length 2"),
+    ],
+)
+def test_bad_sequence_files(tmp_path, name, content, message):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(SequenceInputError, match=message):
+        list(read_sequences(tmp_path / name))
+
+
+def test_corrupt_gzip_is_a_clear_error(tmp_path, capsys):
+    data = gzip.compress((">x\n" + "".join(rng.choice(list("ACGT"), 50_000)) + "\n").encode())
+    bad = tmp_path / "bad.fa.gz"
+    bad.write_bytes(data[: len(data) // 2])
+    assert main(["embed", str(bad), "-o", str(tmp_path / "o.npz"), *MODEL]) == 1
+    assert "truncated or not really gzip" in capsys.readouterr().err
+    assert not (tmp_path / "o.npz").exists()
+
+
+def test_invalid_character_names_record_and_position(tmp_path, capsys):
+    (tmp_path / "x.fa").write_text(">ok\nACGT\n>bad\nACXGT\n")
+    assert main(["embed", str(tmp_path / "x.fa"), "-o", str(tmp_path / "o.npz"), *MODEL, "--chunk-size", "1"]) == 1
+    assert "sequence 1 (bad), position 3: invalid character 'X'" in capsys.readouterr().err
+    assert list(tmp_path.glob("o.npz*")) == []  # no partial output
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".npy", ".parquet"])
+def test_embed_outputs_pooled(tmp_path, suffix):
+    fa = tmp_path / "in.fa"
+    fa.write_text("".join(f">s{i}\n{''.join(rng.choice(list('ACGT'), 30 + i))}\n" for i in range(7)))
+    out = tmp_path / f"out{suffix}"
+    assert main(["embed", str(fa), "-o", str(out), *MODEL, "--chunk-size", "3"]) == 0
+    if suffix == ".npz":
+        d = np.load(out)
+        emb, ids = d["embeddings"], list(d["ids"])
+    elif suffix == ".npy":
+        emb, ids = np.load(out), (tmp_path / "out.npy.ids.txt").read_text().split()
+    else:
+        df = pd.read_parquet(out)
+        emb, ids = np.stack(df["embedding"].to_numpy()), list(df["id"])
+    assert emb.shape == (7, 128) and ids == [f"s{i}" for i in range(7)]
+    from hyenadna import HyenaDNA, HyenaDNAConfig
+
+    sdk = HyenaDNA(HyenaDNAConfig(model_path=FIXTURES / "tiny", pooling="mean"))
+    want = sdk.get_embeddings([r.sequence for r in read_sequences(fa)])
+    assert np.abs(emb - want).max() < 1e-5
+
+
+def test_embed_per_token_npz_and_parquet(tmp_path):
+    fa = tmp_path / "in.fa"
+    fa.write_text(">a\nACGTACGTAA\n>b\nGGC\n")
+    assert main(["embed", str(fa), "-o", str(tmp_path / "t.npz"), "--pooling", "none", *MODEL]) == 0
+    d = np.load(tmp_path / "t.npz")
+    assert d["emb_0"].shape == (10, 128) and d["emb_1"].shape == (3, 128) and list(d["lengths"]) == [10, 3]
+    assert main(["embed", str(fa), "-o", str(tmp_path / "t.parquet"), "--pooling", "none", *MODEL]) == 0
+    df = pd.read_parquet(tmp_path / "t.parquet")
+    assert np.allclose(np.stack(df["embedding"][1]), d["emb_1"], atol=1e-6)
+
+
+def test_embed_bed_on_genome(tmp_path, genome):
+    bed = tmp_path / "r.bed"
+    bed.write_text("chr7\t10\t60\tr1\t0\t-\n")
+    out = tmp_path / "b.npz"
+    assert main(["embed", "--bed", str(bed), "--genome", str(genome[1]), "-o", str(out), *MODEL]) == 0
+    assert list(np.load(out)["ids"]) == ["r1"]
+
+
+def test_score_matches_direct_computation(tmp_path):
+    import torch
+
+    from hyenadna import CharacterTokenizer, load_model
+
+    fa = tmp_path / "s.fa"
+    seq = "".join(rng.choice(list("ACGT"), 80))
+    fa.write_text(f">s\n{seq}\n")
+    assert main(["score", str(fa), "-o", str(tmp_path / "s.jsonl"), *MODEL]) == 0
+    row = json.loads((tmp_path / "s.jsonl").read_text())
+    model = load_model(FIXTURES / "tiny")
+    ids = torch.tensor([CharacterTokenizer().encode(seq)])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(ids).logits, -1)[0, :-1].gather(-1, ids[0, 1:, None]).sum().item()
+    assert row["log_likelihood"] == pytest.approx(logp, abs=1e-3) and row["n_scored"] == 79
+    assert row["perplexity"] == pytest.approx(np.exp(-logp / 79), rel=1e-4)
+
+
+def test_vep_on_real_vcf_with_warnings(tmp_path, capsys):
+    vcf = tmp_path / "v.vcf"
+    genome = SHARED / "data" / "genome" / "GRCh37_chr20.fa.gz"
+    real = gzip.open(SHARED / "data" / "variants" / "vt_chr20_indels.vcf.gz", "rt").read().splitlines()
+    header = [x for x in real if x.startswith("#")]
+    data = [x for x in real if not x.startswith("#")][:2]
+    wrong_ref = data[0].split("\t")
+    wrong_ref[3] = "T" if wrong_ref[3] != "T" else "G"
+    multi = data[1].split("\t")
+    multi[4] = multi[4] + "," + multi[3] + "A"
+    lines = [*header, data[0], "\t".join(wrong_ref), "\t".join(multi), "chr20\t99999999\t.\tA\tG\t.\t.\t."]
+    vcf.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "v.tsv"
+    assert main(["vep", str(vcf), "--genome", str(genome), "--window", "128", "-o", str(out), *MODEL]) == 0
+    df = pd.read_csv(out, sep="\t")
+    assert list(df["status"]) == ["ok", "ref_mismatch", "ok", "ok", "outside_chromosome"]
+    assert np.isfinite(df["llr"][0]) and np.isnan(df["llr"][1])
+    err = capsys.readouterr().err
+    assert "ref mismatch" in err and "outside chromosome" in err
+
+
+def test_vep_multiallelic_outside_genome():
+    rows = list(read_vcf(SHARED / "data" / "variants" / "vt_multiallelic_chr1.vcf"))
+    assert len(rows) == 1 and len(rows[0].alts) > 1
+
+
+def test_generate_is_seeded(tmp_path):
+    args = ["generate", "--prompt", "ACGTACGT", "--length", "12", "--num-samples", "2", "--seed", "3", *MODEL]
+    assert main([*args, "-o", str(tmp_path / "a.fa")]) == 0
+    assert main([*args, "-o", str(tmp_path / "b.fa")]) == 0
+    text = (tmp_path / "a.fa").read_text()
+    assert text == (tmp_path / "b.fa").read_text()
+    seqs = [r.sequence for r in read_sequences(tmp_path / "a.fa")]
+    assert len(seqs) == 2 and all(len(s) == 20 and set(s) <= set("ACGT") for s in seqs)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=300))
+def test_readers_never_raise_uncaught_exceptions(tmp_path_factory, data):
+    d = tmp_path_factory.mktemp("fuzz")
+    for name in ("x.fa", "x.fa.gz", "x.fq", "x.vcf", "x.bed"):
+        (d / name).write_bytes(data if not name.endswith(".gz") else b"\x1f\x8b" + data)
+    (d / "g.fa").write_text(">chr1\nACGTACGTAC\n")
+    for fn in (
+        lambda: list(read_sequences(d / "x.fa")),
+        lambda: list(read_sequences(d / "x.fa.gz")),
+        lambda: list(read_sequences(d / "x.fq")),
+        lambda: list(read_vcf(d / "x.vcf")),
+        lambda: list(read_bed_sequences(d / "x.bed", d / "g.fa")),
+    ):
+        try:
+            fn()
+        except SequenceInputError:
+            pass
