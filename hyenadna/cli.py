@@ -232,6 +232,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from hyenadna.training.export import export_run
+
+    evaluation = json.loads(Path(args.evaluation).read_text()) if args.evaluation else None
+    dest = export_run(args.run, args.destination, args.name or Path(args.destination).name, evaluation)
+    print(f"exported {args.run} -> {dest} (config.json, model.safetensors, README.md model card)", file=sys.stderr)
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from hyenadna.sdk import build_model
 
@@ -621,6 +630,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int)
     p.add_argument("--random-init", action="store_true")
     p.add_argument("--allow-unsafe-pickle", action="store_true")
+
+    p = command("export", "turn a pretraining run into a model folder with a model card", cmd_export)
+    p.add_argument("run", help="the pretraining run folder (--out of hyenadna pretrain)")
+    p.add_argument("destination", help="model folder to write")
+    p.add_argument("--name", help="model name for the card (default: the folder name)")
+    p.add_argument("--evaluation", help="JSON written by `hyenadna evaluate -o` to report instead of the last eval")
 
     p = command("convert", "convert a checkpoint between layouts (hyenadna, hf, lightning)", cmd_convert)
     p.add_argument("source")

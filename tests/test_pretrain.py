@@ -170,3 +170,21 @@ def test_sequence_length_stages_and_bf16(fasta, tmp_path):
     assert [r["seq_len"] for r in train] == [16, 16, 32, 32, 64]
     assert result["tokens_seen"] == 16 * 8 * 2 + 32 * 4 * 2 + 64 * 4
     assert all(np.isfinite(r["loss"]) for r in train)
+
+
+def test_export_writes_model_card(fasta, tmp_path):
+    from hyenadna import HyenaDNA, HyenaDNAConfig
+    from hyenadna.training.export import export_run
+
+    cfg = small_cfg(fasta, tmp_path / "run", markov=True, max_steps=3)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "pretrain_config.json").write_text(json.dumps(cfg.__dict__))
+    pretrain(cfg)
+    dest = export_run(tmp_path / "run", tmp_path / "model", "toy-model")
+    card = (dest / "README.md").read_text()
+    assert "# toy-model" in card and "Markov baseline" in card and "| steps | 3 |" in card
+    assert "| training regions | 1:0-100000 (0-based" in card  # the real intervals, held-out region removed
+    assert json.loads((tmp_path / "run" / "regions.json").read_text())["evaluation"] == ["1:100000-113000"]
+    assert (dest / "loss_curve.png").stat().st_size > 1000
+    emb = HyenaDNA(HyenaDNAConfig(model_path=dest, pooling="mean")).get_embeddings("ACGTACGT")
+    assert emb.shape == (1, 16)

@@ -32,8 +32,18 @@ def export_run(run_dir: str | Path, dest: str | Path, name: str, evaluation: dic
     dest.mkdir(parents=True, exist_ok=True)
     for f in ("config.json", "model.safetensors"):
         shutil.copyfile(run_dir / "model" / f, dest / f)
-    if (run_dir / "loss_curve.png").exists():
-        shutil.copyfile(run_dir / "loss_curve.png", dest / "loss_curve.png")
+    from hyenadna.training.pretrain import _plot
+
+    _plot(run_dir / "metrics.jsonl", dest / "loss_curve.png", markov["held_out"]["nll"])
+    regions_path = run_dir / "regions.json"
+    if regions_path.exists():
+        regions = json.loads(regions_path.read_text())
+    else:  # runs from before regions.json existed: recompute from the run's own config
+        from hyenadna.data.genome import Genome
+        from hyenadna.training.pretrain import PretrainConfig, training_intervals
+
+        train_iv, eval_iv = training_intervals(PretrainConfig(**cfg), Genome.from_fasta(cfg["fasta"]))
+        regions = {"train": [str(x) for x in train_iv], "evaluation": [str(x) for x in eval_iv]}
     c = model.config
     held_out = evaluation["model_nll"] if evaluation else {k: last[k] for k in ("nll", "bits_per_base", "perplexity")}
     card = f"""# {name}
@@ -48,8 +58,8 @@ checkpoints: it saw far less data ({last["tokens_seen"] / 1e6:.0f}M tokens again
 | parameters | {model.num_parameters():,} |
 | context | {c.l_max} tokens (windows of {cfg["seq_len"]} bases in training), one token per nucleotide, no special tokens |
 | data | GRCh37 chr20 (63.0 Mb) and chrX 0-70 Mb (`shared/data/genome`) |
-| training regions | chr20:0-32,000,000 and chrX:0-69,999,930 ({", ".join(cfg["include"]) or "all chromosomes"} minus the held-out region) |
-| held-out region | chr20:32,000,000-63,025,520: never trained on; validation and every benchmark test set come from it |
+| training regions | {", ".join(regions["train"])} (0-based, half-open) |
+| held-out region | {", ".join(regions["evaluation"])}: never trained on; validation and every benchmark test set come from it |
 | objective | next-token cross-entropy; windows with more than {cfg["max_n_fraction"]:.0%} N skipped; reverse-complement augmentation {"on" if cfg["reverse_complement"] else "off"} |
 | optimiser | AdamW lr {cfg["lr"]}, betas (0.9, 0.999), weight decay {cfg["weight_decay"]} (none on the implicit filter, biases, norms), cosine schedule with {cfg["warmup_steps"]} warm-up steps to 0.1 x lr, grad clip {cfg["grad_clip"]}, batch {cfg["batch_size"]} x {cfg["seq_len"]} |
 | steps | {last["step"]:,} |
@@ -61,7 +71,7 @@ checkpoints: it saw far less data ({last["tokens_seen"] / 1e6:.0f}M tokens again
 
 ## Held-out evaluation
 
-{cfg["eval_windows"]} N-free windows of {cfg["seq_len"] + 1} bases from chr20:32,000,000-63,025,520; every model is scored on the
+{cfg["eval_windows"]} N-free windows of {cfg["seq_len"] + 1} bases from {", ".join(regions["evaluation"])}; every model is scored on the
 same {cfg["seq_len"]} next-base targets per window.
 
 | model | nats/base | bits/base | perplexity |

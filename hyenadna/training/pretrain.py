@@ -169,7 +169,12 @@ def _plot(metrics_path: Path, out: Path, baseline: float | None) -> None:
     val = [(r["tokens_seen"], r["nll"]) for r in rows if r["kind"] == "eval"]
     fig, ax = plt.subplots(figsize=(7, 4.2))
     if train:
-        ax.plot(*zip(*train, strict=True), lw=0.8, alpha=0.6, label="train loss")
+        x, y = zip(*train, strict=True)
+        ax.plot(x, y, lw=0.6, alpha=0.35, color="C0", label="train loss (per logged batch)")
+        k = max(1, len(y) // 50)
+        if k > 1:  # running mean, so the trend is readable through batch noise
+            smooth = np.convolve(y, np.ones(k) / k, mode="valid")
+            ax.plot(x[k - 1 :], smooth, lw=1.5, color="C0", label=f"train loss (mean of {k})")
     if val:
         ax.plot(*zip(*val, strict=True), "o-", label="held-out NLL")
     if baseline is not None:
@@ -210,6 +215,9 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
     train, evaluation = training_intervals(cfg, genome)
     if not evaluation:
         raise ValueError("no evaluation region in this genome; pass --eval-region")
+    if is_main:
+        regions = {"train": [str(iv) for iv in train], "evaluation": [str(iv) for iv in evaluation]}
+        atomic_write_text(out / "regions.json", json.dumps(regions, indent=1))
     log(
         f"training on {sum(map(len, train)):,} bases in {len(train)} intervals; evaluating on "
         f"{', '.join(map(str, evaluation))}"
