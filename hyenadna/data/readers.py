@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hyenadna.data.fasta import FastaFormatError, open_text, read_fasta
-from hyenadna.data.regions import canonical_chrom
+from hyenadna.data.regions import BedFormatError, canonical_chrom, parse_bed
 
 FORMATS = ("auto", "fasta", "fastq", "csv", "tsv", "txt")
 _EXT = {
@@ -236,35 +236,25 @@ def read_bed_sequences(
         text = open_text(bed).read()
     except (OSError, EOFError, zlib.error) as e:
         raise SequenceInputError(f"{bed}: cannot read ({e})") from None
-    rows = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.startswith(("#", "track", "browser")):
-            continue
-        f = line.split("\t") if "\t" in line else line.split()
-        try:
-            chrom, start, end = f[0], int(f[1]), int(f[2])
-        except (IndexError, ValueError):
-            raise SequenceInputError(f"{bed}:{lineno}: expected 'chrom start end [name score strand]'") from None
-        strand = f[5] if len(f) > 5 else "+"
-        if strand not in ("+", "-", "."):
-            raise SequenceInputError(f"{bed}:{lineno}: strand must be +, - or ., got {strand!r}")
-        name = f[3] if len(f) > 3 and f[3] not in ("", ".") else f"{chrom}:{start}-{end}({strand})"
-        rows.append((lineno, chrom, start, end, strand, name))
-    fasta = GenomeFasta(genome, {r[1] for r in rows})
-    for lineno, chrom, start, end, strand, name in rows:
-        lo, hi = start - flank, end + flank
-        size = fasta.sizes.get(canonical_chrom(chrom))
+    try:
+        rows = parse_bed(text, bed)
+    except BedFormatError as e:
+        raise SequenceInputError(str(e)) from None
+    fasta = GenomeFasta(genome, {r.chrom for r in rows})
+    for r in rows:
+        lo, hi = r.start - flank, r.end + flank
+        size = fasta.sizes.get(canonical_chrom(r.chrom))
         problem = None
         if size is None:
-            problem = f"chromosome {chrom!r} is not in {genome}"
-        elif start < 0 or end <= start:
-            problem = f"invalid interval {start}-{end}"
+            problem = f"chromosome {r.chrom!r} is not in {genome}"
+        elif r.start < 0 or r.end <= r.start:
+            problem = f"invalid interval {r.start}-{r.end}"
         elif lo < 0 or hi > size:
-            problem = f"interval {chrom}:{lo}-{hi} (with flanks) lies outside the chromosome (length {size:,})"
+            problem = f"interval {r.chrom}:{lo}-{hi} (with flanks) lies outside the chromosome (length {size:,})"
         if problem:
             if not skip_invalid:
-                raise SequenceInputError(f"{bed}:{lineno}: {problem}")
-            warnings.warn(f"{bed}:{lineno}: skipped: {problem}", stacklevel=2)
+                raise SequenceInputError(f"{bed}:{r.line}: {problem}")
+            warnings.warn(f"{bed}:{r.line}: skipped: {problem}", stacklevel=2)
             continue
-        seq = fasta.fetch(chrom, lo, hi)
-        yield SequenceRecord(name, reverse_complement(seq) if strand == "-" else seq)
+        seq = fasta.fetch(r.chrom, lo, hi)
+        yield SequenceRecord(r.name, reverse_complement(seq) if r.strand == "-" else seq)

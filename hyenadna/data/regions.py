@@ -50,19 +50,46 @@ def parse_region(text: str) -> Interval | str:
     return Interval(chrom, start, end)
 
 
-def read_bed(path: str | Path) -> list[Interval]:
+@dataclass(frozen=True)
+class BedRecord:
+    line: int
+    chrom: str  # as written in the file
+    start: int
+    end: int
+    name: str
+    strand: str  # "+", "-" or "."
+
+
+class BedFormatError(ValueError):
+    """A malformed BED line; the message names the file and line."""
+
+
+def parse_bed(text: str, source: str | Path = "<bed>") -> list[BedRecord]:
+    """BED lines (3 to 6+ columns; track/browser/comment lines skipped). Intervals are checked against the genome
+    by the caller, which knows the chromosome lengths."""
     out = []
-    for lineno, line in enumerate(Path(path).read_text().splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.startswith(("#", "track", "browser")):
             continue
-        fields = line.split("\t") if "\t" in line else line.split()
+        f = line.split("\t") if "\t" in line else line.split()
         try:
-            chrom, start, end = fields[0], int(fields[1]), int(fields[2])
+            chrom, start, end = f[0], int(f[1]), int(f[2])
         except (IndexError, ValueError):
-            raise ValueError(f"{path}:{lineno}: expected 'chrom<TAB>start<TAB>end', got {line!r}") from None
-        if end <= start or start < 0:
-            raise ValueError(f"{path}:{lineno}: invalid interval {start}-{end}")
-        out.append(Interval(canonical_chrom(chrom), start, end))
+            raise BedFormatError(f"{source}:{lineno}: expected 'chrom start end [name score strand]'") from None
+        strand = f[5] if len(f) > 5 else "+"
+        if strand not in ("+", "-", "."):
+            raise BedFormatError(f"{source}:{lineno}: strand must be +, - or ., got {strand!r}")
+        name = f[3] if len(f) > 3 and f[3] not in ("", ".") else f"{chrom}:{start}-{end}({strand})"
+        out.append(BedRecord(lineno, chrom, start, end, name, strand))
+    return out
+
+
+def read_bed(path: str | Path) -> list[Interval]:
+    out = []
+    for r in parse_bed(Path(path).read_text(), path):
+        if r.end <= r.start or r.start < 0:
+            raise BedFormatError(f"{path}:{r.line}: invalid interval {r.start}-{r.end}")
+        out.append(Interval(canonical_chrom(r.chrom), r.start, r.end))
     return out
 
 
