@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from hyenadna.data.genome import Genome
 from hyenadna.data.regions import HELD_OUT, Interval, overlap, parse_region, subtract
@@ -188,3 +189,70 @@ def test_export_writes_model_card(fasta, tmp_path):
     assert (dest / "loss_curve.png").stat().st_size > 1000
     emb = HyenaDNA(HyenaDNAConfig(model_path=dest, pooling="mean")).get_embeddings("ACGTACGT")
     assert emb.shape == (1, 16)
+
+
+def test_sigterm_checkpoints_and_resume_finishes(fasta, tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "hyenadna.cli",
+        "pretrain",
+        "--fasta",
+        str(fasta),
+        "--out",
+        str(out),
+        "--d-model",
+        "16",
+        "--seq-len",
+        "64",
+        "--batch-size",
+        "4",
+        "--max-steps",
+        "100000",
+        "--eval-every",
+        "100000",
+        "--ckpt-every",
+        "100000",
+        "--log-every",
+        "1",
+        "--no-markov",
+        "--threads",
+        "1",
+        "--eval-region",
+        "1:100000-113000",
+        "--eval-windows",
+        "2",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        metrics = out / "metrics.jsonl"
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 5:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    assert "stopping at step" in err
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    stopped = state["step"]
+    assert 5 <= stopped < 100000
+    resumed = subprocess.run(
+        [*cmd[:4], "--out", str(out), "--resume", "--max-steps", str(stopped + 3)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert losses(out / "metrics.jsonl")[-1][0] == stopped + 3
+
+
+def test_gradient_accumulation_counts_tokens(fasta, tmp_path):
+    result = pretrain(small_cfg(fasta, tmp_path, grad_accum=2, max_steps=2, eval_every=2))
+    assert result["tokens_seen"] == 2 * 2 * 4 * 64
