@@ -72,7 +72,8 @@ def test_benchmark_runs_reports_and_resumes(tasks_dir, tmp_path):
     assert row["kmer"]["metrics"]["f1"]["mean"] > 0.8
     assert row["probe"]["seeds"] == [0, 1]
     table = (tmp_path / "out" / "results.md").read_text()
-    assert table.splitlines()[0].startswith("| Dataset | Metric | k-mer LR baseline | HyenaDNA probing")
+    assert table.splitlines()[0].startswith("Profile: full")
+    assert table.splitlines()[2].startswith("| Dataset | Metric | k-mer LR baseline | HyenaDNA probing")
     assert "| gc_task | F1 |" in table and "| promoter_tata | F1 |" in table
     assert (tmp_path / "out" / "results.png").stat().st_size > 5000
     run = json.loads((tmp_path / "out" / "runs" / "gc_task" / "probe" / "seed0.json").read_text())

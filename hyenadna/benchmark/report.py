@@ -24,7 +24,23 @@ def _cell(entry: dict | None, metric: str) -> str:
 
 def markdown_table(summary: dict) -> str:
     modes = [(k, title) for k, title in COLUMNS if any(k in t["modes"] for t in summary["tasks"].values())]
-    lines = ["| Dataset | Metric | " + " | ".join(t for _, t in modes) + " |", "|" + "---|" * (len(modes) + 2)]
+    cfg = summary["config"]
+    sources = sorted(
+        {
+            m.get("source", "")
+            for t in summary["tasks"].values()
+            for k, m in t["modes"].items()
+            if k in ("probe", "finetune") and m.get("source")
+        }
+    )
+    sub = ", ".join(f"{k} {cfg[k]}" for k in ("max_train", "max_test") if cfg.get(k)) or "all rows"
+    lines = [
+        f"Profile: {cfg['profile']} ({sub}; seeds {cfg['seeds']}; fine-tuning {cfg['epochs']} epochs at lr "
+        f"{cfg['lr']}, patience {cfg['patience']}). Pretrained model: {'; '.join(sources) or '-'}. Values are "
+        "test-set percentages (mean ± sd over seeds where there are several); the best per row is bold.",
+        "",
+    ]
+    lines += ["| Dataset | Metric | " + " | ".join(t for _, t in modes) + " |", "|" + "---|" * (len(modes) + 2)]
     for name, row in summary["tasks"].items():
         metric = row["metric"]
         cells = [_cell(row["modes"].get(k), metric) for k, _ in modes]
