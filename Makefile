@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: setup
-	$(BIN)/hyenadna embed hyenadna/examples/example.fa -o out/example_embeddings.npz --random-init
+	$(BIN)/hyenadna embed hyenadna/examples/example.fa -o out/example_embeddings.npz
 
 test: setup
 	$(BIN)/ruff check hyenadna tests benchmarks

@@ -87,7 +87,8 @@ Reproduce: `hyenadna evaluate --fasta ../shared/data/genome/GRCh37_chr20.fa.gz .
 ## Use
 
 ```python
-from hyenadna import HyenaDNA, HyenaDNAConfig
+from hyenadna import HyenaDNA
+
 model = HyenaDNA()  # this model
 emb = model.get_embeddings(model.process_data("ACGT" * 300), pooling="mean")
 ```
