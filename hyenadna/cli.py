@@ -92,7 +92,7 @@ def _chunks(records, size: int):
 def _progress(unit: str):
     from tqdm.auto import tqdm
 
-    return tqdm(unit=unit, dynamic_ncols=True, mininterval=1 if sys.stderr.isatty() else 30, leave=False)
+    return tqdm(unit=unit, dynamic_ncols=True, mininterval=1, leave=False, disable=None)  # None: only on a terminal
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
