@@ -38,12 +38,17 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _model_name_or_path(model: str | None) -> tuple[str | None, str | None]:
+    """``--model`` is a path when it exists on disk, else a model name."""
+    if model is not None and Path(model).expanduser().exists():
+        return None, model
+    return model, None
+
+
 def _sdk_config(args: argparse.Namespace, **kw):
     from hyenadna.sdk import HyenaDNAConfig
 
-    name, path = args.model, None
-    if name is not None and (Path(name).expanduser().exists()):
-        name, path = None, name
+    name, path = _model_name_or_path(args.model)
     return HyenaDNAConfig(
         model_name=name,
         model_path=path,
@@ -348,9 +353,7 @@ BENCHMARK_EXAMPLES = """examples:
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from hyenadna.benchmark.runner import BenchmarkConfig, run_benchmark
 
-    name, path = args.model, None
-    if name is not None and Path(name).expanduser().exists():
-        name, path = None, name
+    name, path = _model_name_or_path(args.model)
     kw = {
         "tasks_dir": args.tasks_dir,
         "out_dir": args.out,
