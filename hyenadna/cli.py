@@ -366,7 +366,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     }
     if args.seeds is not None:
         kw["seeds"] = args.seeds
-    for key in ("max_train", "max_test", "epochs", "lr"):
+    for key in ("max_train", "max_test", "epochs", "lr", "head_init"):
         if getattr(args, key) is not None:
             kw[key] = getattr(args, key)
     cfg = BenchmarkConfig.quick(**kw) if args.quick else BenchmarkConfig(**kw)
@@ -393,6 +393,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         lr=args.lr,
         rc_augment=args.rc_augment,
+        head_init=args.head_init,
         seed=args.seed,
     )
     ft.save(args.out)
@@ -583,11 +584,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", nargs="*", help="task names (default: all)")
     p.add_argument("--modes", nargs="*", default=["kmer", "probe", "finetune", "scratch"])
     p.add_argument("--seeds", nargs="*", type=int)
-    p.add_argument("--quick", action="store_true", help="subsampled train/test, 1 seed, 2 epochs")
+    p.add_argument("--quick", action="store_true", help="1,000 train / 1,000 test per task, 1 seed, 3 epochs")
     p.add_argument("--max-train", type=int)
     p.add_argument("--max-test", type=int)
     p.add_argument("--epochs", type=int)
     p.add_argument("--lr", type=float)
+    p.add_argument("--head-init", choices=["probe", "random"], help="fine-tuning head start (default: probe, LP-FT)")
     p.add_argument("--out", required=True, help="results folder (resumable: finished runs are skipped)")
     _add_model_args(p)
     p.set_defaults(func=cmd_benchmark, batch_size=16)
@@ -598,6 +600,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--lr", type=float, default=6e-4)
     p.add_argument("--rc-augment", action="store_true", help="reverse-complement augmentation and test-time averaging")
+    p.add_argument(
+        "--head-init", choices=["random", "probe"], default="random", help="probe: logistic-regression head, then FT"
+    )
     p.add_argument("--seed", type=int, default=0)
     _add_model_args(p)
     p.set_defaults(func=cmd_finetune)

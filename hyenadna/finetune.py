@@ -145,11 +145,18 @@ class HyenaDNAFineTuningModel:
         validation_fraction: float = 0.1,
         rc_augment: bool = False,
         rc_average: bool = False,
+        head_init: str = "random",
         seed: int | None = None,
         progress: bool | None = None,
     ) -> list[dict]:
         """Fit the head (and the backbone unless frozen). Early-stops on the validation metric (MCC for
-        classification, MSE for regression) and restores the best epoch's weights. Returns the per-epoch history."""
+        classification, MSE for regression) and restores the best epoch's weights. Returns the per-epoch history.
+
+        ``head_init="random"`` starts from an N(0, 0.02) head. ``"probe"`` (classification) first fits the head as a
+        logistic regression on the frozen, pooled features of the training split, then fine-tunes everything (LP-FT,
+        Kumar et al. 2022), which helps when there are few epochs; the probe's weights are large where features vary
+        little, so with a high learning rate or a weak backbone the first epoch can undo it (watch the history).
+        Batches are drawn from length buckets, so variable-length tasks waste little compute on padding."""
         seed = self.config.seed if seed is None else seed
         train = self.process_data(train_data)
         y = self._labels(train_labels, len(train))
@@ -159,6 +166,10 @@ class HyenaDNAFineTuningModel:
             val = self.process_data(validation_data)
             y_val = self._labels(validation_labels, len(val))
         self._check_lengths(train)
+        if head_init not in ("probe", "random"):
+            raise ValueError(f"head_init={head_init!r}: choose 'probe' or 'random'")
+        if head_init == "probe" and self.head_type == "classification":
+            self._init_head_from_probe(train, y, seed)
 
         for p in self.network.backbone.parameters():
             p.requires_grad_(not self.freeze_backbone)
@@ -168,6 +179,7 @@ class HyenaDNAFineTuningModel:
         total = epochs * steps_per_epoch
         warmup = int(warmup_fraction * total)
         rng = np.random.default_rng(seed)
+        lengths = np.array([len(x) for x in train.ids])
         best, best_state, bad_epochs, step = None, None, 0, 0
         self.history = []
         show = progress if progress is not None else self.config.progress
@@ -175,17 +187,16 @@ class HyenaDNAFineTuningModel:
             torch.manual_seed(seed)
             for epoch in range(epochs):
                 self.network.train()
-                order = rng.permutation(len(train))
+                batches = _bucketed_batches(lengths, bs, rng)
                 flips = rng.random(len(train)) < 0.5 if rc_augment else np.zeros(len(train), bool)
                 bar = tqdm(
-                    range(steps_per_epoch),
+                    batches,
                     desc=f"epoch {epoch + 1}/{epochs}",
                     leave=False,
                     disable=not show if show is not None else None,
                 )
                 loss_sum = 0.0
-                for b in bar:
-                    idx = order[b * bs : (b + 1) * bs]
+                for idx in bar:
                     enc = pad_batch([self._framed(train.ids[i], flips[i]) for i in idx]).to(self.device)
                     for g in optimizer.param_groups:
                         g["lr"] = cosine_lr(step, total, lr, warmup)
@@ -228,6 +239,35 @@ class HyenaDNAFineTuningModel:
             self.network.load_state_dict(best_state)
         self.network.eval()
         return self.history
+
+    @torch.no_grad()
+    def _init_head_from_probe(self, train: TokenizedSequences, y: np.ndarray, seed: int) -> None:
+        """Set the linear head to a logistic regression fitted on the frozen pooled features (scaler folded in)."""
+        from hyenadna.probe import make_probe
+
+        self.network.eval()
+        feats = np.zeros((len(train), self.network.head.in_features), dtype=np.float32)
+        order = np.argsort([len(x) for x in train.ids], kind="stable")
+        for k in range(0, len(order), self.config.batch_size):
+            idx = order[k : k + self.config.batch_size]
+            enc = pad_batch([self._framed(train.ids[i], False) for i in idx]).to(self.device)
+            pooled = masked_pool(self.network.backbone(enc.input_ids), enc.attention_mask, self.pooling)
+            feats[idx] = pooled.float().cpu().numpy()
+        if len(np.unique(y)) < 2:
+            return
+        probe = make_probe("logreg", seed, C=0.1).fit(feats, y)
+        scaler, lr = probe[0], probe[-1]
+        coef = lr.coef_ / scaler.scale_  # logits = x @ coef.T + intercept after folding the standardisation
+        intercept = lr.intercept_ - (scaler.mean_ / scaler.scale_) @ lr.coef_.T
+        weight = np.zeros((self.output_size, coef.shape[1]), dtype=np.float32)
+        bias = np.zeros(self.output_size, dtype=np.float32)
+        classes = lr.classes_.astype(int)
+        if coef.shape[0] == 1:  # binary: sklearn gives the logit of classes[1] against classes[0]
+            weight[classes[1]], bias[classes[1]] = coef[0], intercept[0]
+        else:
+            weight[classes], bias[classes] = coef, intercept
+        self.network.head.weight.copy_(torch.from_numpy(weight))
+        self.network.head.bias.copy_(torch.from_numpy(bias))
 
     # ---- inference ------------------------------------------------------------------------------------------------
 
@@ -310,6 +350,18 @@ class HyenaDNAFineTuningModel:
         ft.history = meta.get("history", [])
         ft.network.eval()
         return ft
+
+
+def _bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffled batches of similar lengths: shuffle, sort within pools of 50 batches by length, cut, shuffle batches."""
+    order = rng.permutation(len(lengths))
+    pool = 50 * batch_size
+    batches = []
+    for p in range(0, len(order), pool):
+        chunk = order[p : p + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 def _split(data: TokenizedSequences, y: np.ndarray, fraction: float, seed: int, stratify: bool):

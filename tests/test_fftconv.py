@@ -94,13 +94,31 @@ def test_inference_filter_cache_matches_and_invalidates():
     assert model.backbone.layers[0].mixer.filter_fn.implicit_filter[0].weight.grad is not None
 
 
-def test_low_memory_inference_matches_reference_path():
+@pytest.mark.parametrize("cache_bytes", [0, 64 * 2**20])  # recomputed filter per channel group, and cached spectrum
+@pytest.mark.parametrize("length", [4099, 3001, 1])  # longer than l_max 4098 (odd), prime, a single token
+def test_low_memory_inference_matches_reference_path(monkeypatch, cache_bytes, length):
     from hyenadna import load_model
+    from hyenadna.modules import hyena
     from tests.conftest import FIXTURES
 
+    monkeypatch.setattr(hyena, "FILTER_CACHE_BYTES", cache_bytes)
     model = load_model(FIXTURES / "deep_long")
-    ids = torch.randint(7, 12, (2, 4099))  # longer than l_max 4098, odd length
+    ids = torch.randint(7, 12, (2, length))
     with torch.no_grad():
         low = model.backbone(ids, low_memory=True)
+        one = model.backbone(ids[:1], low_memory=True)
         ref = model.use_reference_path(True).backbone(ids, low_memory=False)
     assert (low - ref).abs().max() < 5e-5
+    assert torch.equal(one[0], low[0])
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 17, 1024])
+@pytest.mark.parametrize("taps", [1, 3, 4])
+def test_causal_short_conv_matches_conv1d(length, taps):
+    from hyenadna.modules.hyena import causal_short_conv, causal_short_conv_ref
+
+    z, w, b = torch.randn(6, length), torch.randn(6, taps), torch.randn(6)
+    out = torch.empty(6, length)
+    fast = causal_short_conv(z, w, b, out=out)
+    assert fast.data_ptr() == out.data_ptr()
+    assert (fast - causal_short_conv_ref(z, w, b)).abs().max() < 1e-5

@@ -119,3 +119,39 @@ def test_metrics_are_dataset_level_sklearn():
     assert m["accuracy"] == pytest.approx(5 / 6) and m["precision"] == 1.0 and m["recall"] == 0.75
     multi = classification_metrics([0, 1, 2, 2], [0, 2, 2, 2], 3)
     assert multi["f1"] == pytest.approx((1 + 0 + 0.8) / 3)
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_probe_head_init_reproduces_the_logistic_regression(classes):
+    from hyenadna.probe import make_probe
+    from hyenadna.sdk import HyenaDNA
+
+    seqs, _ = gc_task(90)
+    labels = np.arange(90) % classes
+    cfg = HyenaDNAConfig(model_path=FIXTURES / "tiny", batch_size=16, progress=False)
+    ft = HyenaDNAFineTuningModel(cfg, "classification", classes)
+    # epochs=0: only the head initialisation runs; the validation split is given so all 90 sequences fit the probe
+    ft.train(seqs, labels, seqs[:9], labels[:9], epochs=0, head_init="probe", seed=0)
+    feats = HyenaDNA(cfg).get_embeddings(seqs, pooling="mean")
+    probe = make_probe("logreg", 0, C=0.1).fit(feats, labels)
+    expected = probe.predict_proba(feats)
+    _, probs = ft.predict(seqs)
+    assert np.abs(probs - expected).max() < 1e-3
+    random_head = HyenaDNAFineTuningModel(cfg, "classification", classes)
+    random_head.train(seqs, labels, seqs[:9], labels[:9], epochs=0, head_init="random", seed=0)
+    assert np.abs(random_head.predict(seqs)[1] - expected).max() > 1e-2
+
+
+def test_bucketed_batches_cover_every_sequence_once_in_similar_lengths():
+    from hyenadna.finetune import _bucketed_batches
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(50, 800, 1000)
+    batches = _bucketed_batches(lengths, 16, np.random.default_rng(1))
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(1000))
+    assert len(batches) == -(-1000 // 16)
+    spread = np.mean([lengths[b].max() - lengths[b].min() for b in batches])
+    assert spread < 60  # a random batch of 16 spans ~700
+    again = _bucketed_batches(lengths, 16, np.random.default_rng(1))
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))

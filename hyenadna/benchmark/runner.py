@@ -40,6 +40,7 @@ class BenchmarkConfig:
     lr: float = 6e-4
     rc_augment: bool = False
     rc_average: bool = False
+    head_init: str = "probe"
     probes: list[str] = field(default_factory=lambda: ["logreg", "mlp"])
     profile: str = "full"
 
@@ -49,7 +50,7 @@ class BenchmarkConfig:
             "seeds": [0],
             "max_train": 1000,
             "max_test": 1000,
-            "epochs": 2,
+            "epochs": 3,
             "patience": 2,
             "lr": 1e-3,
             "probes": ["logreg"],
@@ -167,6 +168,7 @@ def run_finetune(task: Task, seed: int, cfg: BenchmarkConfig, pretrained: bool) 
         patience=cfg.patience,
         rc_augment=cfg.rc_augment,
         rc_average=cfg.rc_average,
+        head_init=cfg.head_init,
         seed=seed,
         progress=False,
     )

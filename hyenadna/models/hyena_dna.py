@@ -73,6 +73,8 @@ class HyenaDNAModel(nn.Module):
                 and not any(getattr(m, "use_reference_path", False) for m in self.modules())
             )
         if low_memory:
+            if input_ids.shape[0] == 1:  # no stacked copy of a possibly multi-GB output
+                return self._forward_low_memory(input_ids[0])[None]
             return torch.stack([self._forward_low_memory(row) for row in input_ids])
         x, residual = self.embeddings(input_ids), None
         for layer in self.layers:

@@ -53,6 +53,6 @@ class Block(nn.Module):
         seqlen = residual.shape[0]
         for s in range(0, seqlen, chunk):
             buffer[s : s + chunk] = self.norm1(residual[s : s + chunk])
-        self.mixer.add_to_residual_low_memory(buffer, residual, chunk=chunk)
+        self.mixer.add_to_residual_low_memory(buffer, residual)
         for s in range(0, seqlen, chunk):
             residual[s : s + chunk] += self.mlp(self.norm2(residual[s : s + chunk]))

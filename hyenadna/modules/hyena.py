@@ -95,35 +95,62 @@ class HyenaOperator(nn.Module):
         return self.out_proj((x0 * v).transpose(1, 2))
 
     @torch.no_grad()
-    def add_to_residual_low_memory(
-        self, u: Tensor, residual: Tensor, channel_group: int = 16, chunk: int = 1 << 16
-    ) -> None:
+    def add_to_residual_low_memory(self, u: Tensor, residual: Tensor, channel_group: int = 16) -> None:
         """Inference on one long sequence in O(L*D) memory: ``residual += self(u)``, for u, residual of shape (L, D).
 
         Channels are processed in groups, so only a group's projections, short conv, filter and FFT buffers exist at
-        once; the output projection of each group is accumulated straight into the residual stream.
+        once; the output projection of each group is accumulated straight into the residual stream. The group buffers
+        are allocated once and reused: at long L, fresh allocations cost more in page faults than the arithmetic.
         """
         seqlen, d = u.shape
-        hidden, t = self.filter_fn.features(seqlen)
         n = fft_length(2 * seqlen - 1)
+        cached = self._cached_spectrum(seqlen)
+        if cached is None:
+            hidden, t = self.filter_fn.features(seqlen)
+            taps = hidden.shape[1]
         w_in, b_in = self.in_proj.weight, self.in_proj.bias
+        w_conv, b_conv = self.short_filter.weight[:, 0], self.short_filter.bias
         w_out = self.out_proj.weight
-        taps = self.short_filter.kernel_size[0]
-        for g0 in range(0, d, channel_group):
-            g = slice(g0, min(d, g0 + channel_group))
-            c = g.stop - g.start
+        c = min(channel_group, d)
+        kw = {"dtype": torch.float32, "device": u.device}
+        z = torch.empty(3 * c, seqlen, **kw)  # in_proj output of the group, channels-first
+        zc = torch.empty(3 * c, seqlen, **kw)  # after the short conv
+        padded = torch.zeros(c, n, **kw)  # FFT input; columns >= seqlen stay zero
+        y_full = torch.empty(c, n, **kw)
+        spec = torch.empty(c, n // 2 + 1, dtype=torch.complex64, device=u.device)
+        k_spec = torch.empty_like(spec) if cached is None else None
+        for g0 in range(0, d, c):
+            g = slice(g0, min(d, g0 + c))
+            cg = g.stop - g.start
             rows = torch.cat([torch.arange(g.start, g.stop, device=u.device) + k * d for k in range(3)])
-            w_g, b_g = w_in[rows], b_in[rows]
-            z = torch.empty(3 * c, seqlen, dtype=u.dtype, device=u.device)
-            for s in range(0, seqlen, chunk):
-                torch.addmm(b_g, u[s : s + chunk], w_g.T, out=z[:, s : s + chunk].T)
-            z = F.conv1d(
-                z[None], self.short_filter.weight[rows], self.short_filter.bias[rows], padding=taps - 1, groups=3 * c
-            )[0, :, :seqlen]
-            x0, x1, v = z.split(c)
-            k = self.filter_fn.filter_channels(hidden, t, g)
-            y = x0 * fftconv(x1 * v, None, self.filter_fn.bias[g], k_f=filter_spectrum(k, n), n=n)
-            del z, x0, x1, v
-            for s in range(0, seqlen, chunk):
-                residual[s : s + chunk].addmm_(y[:, s : s + chunk].T, w_out[:, g].T)
+            torch.addmm(b_in[rows, None], w_in[rows], u.T, out=z[: 3 * cg])
+            x0, x1, v = causal_short_conv(z[: 3 * cg], w_conv[rows], b_conv[rows], out=zc[: 3 * cg]).split(cg)
+            buf, s, y = padded[:cg], spec[:cg], y_full[:cg]
+            if cached is None:  # the filter goes through the same zero-padded buffer first
+                k_f = k_spec[:cg]
+                buf[:, :taps] = self.filter_fn.filter_channels(hidden, t, g)
+                buf[:, taps:seqlen] = 0
+                torch.fft.rfft(buf, out=k_f)
+            else:
+                k_f = cached[0][g]
+            torch.mul(x1, v, out=buf[:, :seqlen])
+            torch.fft.rfft(buf, out=s)
+            torch.fft.irfft(s.mul_(k_f), n=n, out=y)
+            y = y[:, :seqlen].addcmul_(buf[:, :seqlen], self.filter_fn.bias[g, None]).mul_(x0)
+            residual.addmm_(y.T, w_out[:, g].T)
         residual += self.out_proj.bias
+
+
+def causal_short_conv_ref(z: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """Depthwise causal FIR as the reference runs it: z (C, L), weight (C, K), bias (C,) -> (C, L)."""
+    taps = weight.shape[1]
+    return F.conv1d(z[None], weight[:, None], bias, padding=taps - 1, groups=z.shape[0])[0, :, : z.shape[1]]
+
+
+def causal_short_conv(z: Tensor, weight: Tensor, bias: Tensor, out: Tensor | None = None) -> Tensor:
+    """The same FIR as K shifted multiply-adds along L, written into ``out``: no padded copy of the input."""
+    taps, seqlen = weight.shape[1], z.shape[1]
+    out = torch.addcmul(bias[:, None], z, weight[:, -1:], out=out)
+    for j in range(1, min(taps, seqlen)):
+        out[:, j:].addcmul_(z[:, :-j], weight[:, -1 - j : -j])
+    return out
