@@ -90,6 +90,25 @@ def measure(workload: str, impl: str, threads: int, length: int | None = None) -
         run = (lambda ids: lm.backbone(ids, low_memory=False)) if impl == "reference" else lm.backbone
     ids = torch.randint(7, 11, (batch, seqlen + (1 if kind == "train" else 0)))
     times = []
+    # fast_bf16: our fast path under bf16 autocast (the MLP matmuls; FFT and residual stay fp32)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=impl == "fast_bf16"):
+        _run(kind, impl, model, run, ids, repeats, times)
+    sec = statistics.median(times)
+    return {
+        "workload": workload,
+        "impl": impl,
+        "L": seqlen,
+        "batch": batch,
+        "kind": kind,
+        "seconds": sec,
+        "tokens_per_s": batch * seqlen / sec,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def _run(kind, impl, model, run, ids, repeats, times) -> None:
+    import torch
+
     if kind == "infer":
         model.eval()
         with torch.inference_mode():
@@ -114,17 +133,6 @@ def measure(workload: str, impl: str, threads: int, length: int | None = None) -
             opt.step()
             if i:
                 times.append(time.perf_counter() - t)
-    sec = statistics.median(times)
-    return {
-        "workload": workload,
-        "impl": impl,
-        "L": seqlen,
-        "batch": batch,
-        "kind": kind,
-        "seconds": sec,
-        "tokens_per_s": batch * seqlen / sec,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
 
 
 def child(workload: str, impl: str, threads: int, length: int | None = None, timeout: float = 3600) -> dict:
@@ -168,7 +176,8 @@ def main() -> None:
     names = args.only or [w for w in WORKLOADS if not (args.skip_long and w in LONG)]
     rows = []
     for w in names:
-        impls = ["fast", "reference"] + (["transformer"] if w in ("tiny1k_b1", "tiny1k_b32", "small32k") else [])
+        impls = ["fast", "fast_bf16", "reference"]
+        impls += ["transformer"] if w in ("tiny1k_b1", "tiny1k_b32", "small32k") else []
         for impl in impls:
             r = child(w, impl, args.threads)
             rows.append(r)
@@ -189,18 +198,22 @@ def main() -> None:
     summary = {"threads": args.threads, "matmul_peak_gflops": peak, "rows": rows, "crossover": crossover}
     by = {(r["workload"], r["impl"]): r for r in rows if "error" not in r}
     print(
-        f"\n{'workload':16s} {'ours tok/s':>11s} {'ref tok/s':>11s} {'speed-up':>8s} {'ours MB':>8s} {'ref MB':>8s}"
-        f" {'vs transformer':>14s}"
+        f"\n{'workload':16s} {'ours tok/s':>11s} {'bf16 tok/s':>11s} {'ref tok/s':>11s} {'speed-up':>8s} {'bf16':>6s}"
+        f" {'ours MB':>8s} {'bf16 MB':>8s} {'ref MB':>8s} {'vs transformer':>14s}"
     )
+
+    def ratio(a, b):
+        return f"{a['tokens_per_s'] / b['tokens_per_s']:.2f}x" if a and b else "-"
+
     for w in names:
-        f, r, t = by.get((w, "fast")), by.get((w, "reference")), by.get((w, "transformer"))
+        f, h = by.get((w, "fast")), by.get((w, "fast_bf16"))
+        r, t = by.get((w, "reference")), by.get((w, "transformer"))
         if not f:
             continue
-        ratio = f"{f['tokens_per_s'] / r['tokens_per_s']:.2f}x" if r else "-"
-        tr = f"{f['tokens_per_s'] / t['tokens_per_s']:.2f}x" if t else "-"
         print(
-            f"{w:16s} {f['tokens_per_s']:11,.0f} {r['tokens_per_s'] if r else 0:11,.0f} {ratio:>8s} "
-            f"{f['peak_rss_mb']:8.0f} {r['peak_rss_mb'] if r else 0:8.0f} {tr:>14s}"
+            f"{w:16s} {f['tokens_per_s']:11,.0f} {h['tokens_per_s'] if h else 0:11,.0f} "
+            f"{r['tokens_per_s'] if r else 0:11,.0f} {ratio(f, r):>8s} {ratio(h, r):>6s} {f['peak_rss_mb']:8.0f} "
+            f"{h['peak_rss_mb'] if h else 0:8.0f} {r['peak_rss_mb'] if r else 0:8.0f} {ratio(f, t):>14s}"
         )
     if ("tiny1k_b32", "fast") in by:
         gflops = by[("tiny1k_b32", "fast")]["tokens_per_s"] * 0.9e6 / 1e9  # ~0.9 MFLOP per token (perf/REFERENCE.md)

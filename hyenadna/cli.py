@@ -27,6 +27,12 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="bf16: autocast the MLP matmuls, faster on CPUs with native bf16 (default: fp32, exact)",
+    )
+    p.add_argument(
         "--random-init",
         action="store_true",
         help="use a randomly initialised model of the named (or default) shape instead of weights",
@@ -56,6 +62,7 @@ def _sdk_config(args: argparse.Namespace, **kw):
         batch_size=args.batch_size,
         pretrained=not args.random_init,
         allow_unsafe_pickle=args.allow_unsafe_pickle,
+        precision=args.precision,
         **kw,
     )
 
@@ -661,6 +668,13 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     try:
+        if getattr(args, "precision", "fp32") == "bf16":
+            import torch
+
+            from hyenadna.utils.device import resolve_device
+
+            with torch.autocast(resolve_device(args.device).type, dtype=torch.bfloat16):
+                return args.func(args)
         return args.func(args)
     except (ValueError, FileNotFoundError, FileExistsError, TypeError, OSError) as e:
         print(f"hyenadna {args.command}: error: {e}", file=sys.stderr)

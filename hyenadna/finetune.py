@@ -154,8 +154,9 @@ class HyenaDNAFineTuningModel:
 
         ``head_init="random"`` starts from an N(0, 0.02) head. ``"probe"`` (classification) first fits the head as a
         logistic regression on the frozen, pooled features of the training split, then fine-tunes everything (LP-FT,
-        Kumar et al. 2022), which helps when there are few epochs; the probe's weights are large where features vary
-        little, so with a high learning rate or a weak backbone the first epoch can undo it (watch the history).
+        Kumar et al. 2022), which helps when there are few epochs. The probe is scored on validation as epoch 0, so
+        early stopping keeps it when no fine-tuned epoch beats it (its weights are large where features vary little,
+        and with a high learning rate or a weak backbone the first epochs can undo it).
         Batches are drawn from length buckets, so variable-length tasks waste little compute on padding."""
         seed = self.config.seed if seed is None else seed
         train = self.process_data(train_data)
@@ -168,7 +169,8 @@ class HyenaDNAFineTuningModel:
         self._check_lengths(train)
         if head_init not in ("probe", "random"):
             raise ValueError(f"head_init={head_init!r}: choose 'probe' or 'random'")
-        if head_init == "probe" and self.head_type == "classification":
+        probe_start = head_init == "probe" and self.head_type == "classification"
+        if probe_start:
             self._init_head_from_probe(train, y, seed)
 
         for p in self.network.backbone.parameters():
@@ -183,6 +185,12 @@ class HyenaDNAFineTuningModel:
         best, best_state, bad_epochs, step = None, None, 0, 0
         self.history = []
         show = progress if progress is not None else self.config.progress
+        key = "mcc" if self.head_type == "classification" else "mse"
+        if probe_start:  # the probe is epoch 0: early stopping keeps it unless a fine-tuned epoch beats it
+            scores = self.evaluate(val, y_val, rc_average=rc_average)
+            self.history.append({"epoch": 0, "train_loss": None, **{f"val_{k}": v for k, v in scores.items()}})
+            best = scores[key]
+            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in self.network.state_dict().items()})
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             for epoch in range(epochs):
@@ -216,7 +224,6 @@ class HyenaDNAFineTuningModel:
                     bar.set_postfix(loss=f"{loss.item():.4f}")
                 bar.close()
                 scores = self.evaluate(val, y_val, rc_average=rc_average)
-                key = "mcc" if self.head_type == "classification" else "mse"
                 value = scores[key] if key == "mcc" else -scores[key]
                 row = {
                     "epoch": epoch + 1,

@@ -37,6 +37,9 @@ class HyenaDNAConfig:
         "window" splits into consecutive windows and concatenates the per-token outputs; "truncate"; "error".
     rc_average: average each embedding with that of its reverse complement.
     framing / iupac_policy / n_to_pad: tokenizer options (see ``CharacterTokenizer``).
+    precision: "fp32" (default; reproduces the reference to float32 precision) or "bf16": bf16 autocast for the MLP
+        matmuls, ~2x faster where the CPU has native bf16 (AVX512-BF16, AMX) and slower where it has not; the FFT
+        convolution and the residual stream stay fp32. Embeddings then differ from fp32 at the 1e-2 level.
     """
 
     model_name: str | None = None
@@ -54,6 +57,7 @@ class HyenaDNAConfig:
     allow_unsafe_pickle: bool = False
     seed: int = 0
     progress: bool | None = None  # None: show a bar only on a terminal
+    precision: str = "fp32"
     model_overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -61,6 +65,8 @@ class HyenaDNAConfig:
             raise ValueError(f"pooling={self.pooling!r}: choose None (per token) or one of {POOLINGS}")
         if self.long_sequences not in LONG_SEQUENCE_MODES:
             raise ValueError(f"long_sequences={self.long_sequences!r}: choose one of {LONG_SEQUENCE_MODES}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision={self.precision!r}: choose 'fp32' or 'bf16'")
         if self.batch_size < 1:
             raise ValueError(f"batch_size={self.batch_size}: must be >= 1")
         if self.max_length is not None and self.max_length < 1:
@@ -178,7 +184,8 @@ class HyenaDNA:
             batches, desc="embedding", unit="batch", disable=not progress if progress is not None else None, leave=False
         ):
             enc = pad_batch([chunks[j][3] for j in batch]).to(self.device)
-            hidden = self.model.backbone(enc.input_ids).float().cpu().numpy()
+            with torch.autocast(enc.input_ids.device.type, torch.bfloat16, enabled=self.config.precision == "bf16"):
+                hidden = self.model.backbone(enc.input_ids).float().cpu().numpy()
             for row, j in enumerate(batch):
                 i, s, start, ids = chunks[j]
                 h = hidden[row, : len(ids)]

@@ -187,3 +187,29 @@ def test_sdk_matches_model_on_fixture_case(tiny):
     emb = tiny.get_embeddings(seqs)
     assert np.abs(emb - io["batch4.hidden_states"].numpy()).max() < 5e-5
     assert load_model(FIXTURES / "tiny").config.l_max == tiny.context_length
+
+
+def test_bf16_precision_is_close_to_fp32_and_validated():
+    seqs = ["ACGT" * 50, "GGCATTAC" * 20]
+    fp32 = HyenaDNA(HyenaDNAConfig(model_path=FIXTURES / "tiny", pooling="mean", progress=False))
+    bf16 = HyenaDNA(HyenaDNAConfig(model_path=FIXTURES / "tiny", pooling="mean", progress=False, precision="bf16"))
+    a, b = fp32.get_embeddings(seqs), bf16.get_embeddings(seqs)
+    assert not np.array_equal(a, b)  # the autocast really ran
+    assert np.abs(a - b).max() < 0.05 * np.abs(a).max()
+    with pytest.raises(ValueError, match="precision"):
+        HyenaDNAConfig(precision="fp16")
+
+
+def test_bf16_low_memory_path_runs_and_stays_close():
+    from hyenadna import load_model
+
+    model = load_model(FIXTURES / "deep_long")
+    ids = torch.randint(7, 12, (1, 999))
+    with torch.no_grad():
+        ref = model.backbone(ids, low_memory=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model.backbone(ids, low_memory=True)
+            full = model.backbone(ids, low_memory=False)
+    assert low.dtype == torch.float32
+    assert (low - ref).abs().max() < 0.05 * ref.abs().max()
+    assert (full.float() - ref).abs().max() < 0.05 * ref.abs().max()

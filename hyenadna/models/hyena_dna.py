@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from hyenadna.models.config import HyenaConfig
 from hyenadna.modules.block import Block
-from hyenadna.modules.hyena import HyenaOperator
+from hyenadna.modules.hyena import HyenaOperator, matmul_dtype
 
 # Inference on sequences at least this long runs in O(L x D) memory (see HyenaDNAModel.forward).
 LOW_MEMORY_MIN_LENGTH = 32_768
@@ -83,11 +83,15 @@ class HyenaDNAModel(nn.Module):
         return self.ln_f(residual.to(self.ln_f.weight.dtype))
 
     @torch.no_grad()
-    def _forward_low_memory(self, input_ids: Tensor, chunk: int = 1 << 16) -> Tensor:
+    def _forward_low_memory(self, input_ids: Tensor, chunk: int = 1 << 14) -> Tensor:
         residual = self.embeddings(input_ids).float()
-        buffer = torch.empty_like(residual)
+        # the mixers' input; in bf16 under autocast, which halves it and makes their projections bf16
+        buffer = torch.empty(residual.shape, dtype=matmul_dtype(residual), device=residual.device)
         for layer in self.layers:
             layer.forward_low_memory(residual, buffer, chunk=chunk)
+        if buffer.dtype != torch.float32:
+            del buffer
+            buffer = torch.empty_like(residual)
         for s in range(0, residual.shape[0], chunk):
             buffer[s : s + chunk] = self.ln_f(residual[s : s + chunk])
         return buffer

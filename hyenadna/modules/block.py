@@ -47,12 +47,12 @@ class Block(nn.Module):
         return x, residual
 
     @torch.no_grad()
-    def forward_low_memory(self, residual: Tensor, buffer: Tensor, chunk: int = 1 << 16) -> None:
+    def forward_low_memory(self, residual: Tensor, buffer: Tensor, chunk: int = 1 << 14) -> None:
         """Inference on one long sequence, in place: residual += mixer(norm1(residual)); residual += mlp(norm2(.)).
         ``buffer`` (same shape) holds norm1's output; nothing else of size L x d_inner or 3 x L x D is allocated."""
         seqlen = residual.shape[0]
         for s in range(0, seqlen, chunk):
             buffer[s : s + chunk] = self.norm1(residual[s : s + chunk])
-        self.mixer.add_to_residual_low_memory(buffer, residual)
+        self.mixer.add_to_residual_low_memory(buffer, residual, chunk=chunk)
         for s in range(0, seqlen, chunk):
             residual[s : s + chunk] += self.mlp(self.norm2(residual[s : s + chunk]))

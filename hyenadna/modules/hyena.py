@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hyenadna.modules.hyena_filter import HyenaFilter
-from hyenadna.ops.fftconv import fft_length, fftconv, fftconv_ref, filter_spectrum
+from hyenadna.ops.fftconv import fft_length, fftconv, fftconv_padded, fftconv_ref, filter_spectrum
 
 # Inference caches at most this many bytes of filter spectra per operator: the filter does not depend on the input,
 # but at 1M tokens one layer's spectrum is 2 GB, so long inputs recompute it instead.
@@ -73,29 +73,63 @@ class HyenaOperator(nn.Module):
 
     def forward(self, u: Tensor) -> Tensor:
         """u: (B, L, D) -> (B, L, D). Any L >= 1; beyond l_max the filter simply has no further taps."""
+        if self.use_reference_path:
+            return self.forward_reference(u)
+        if torch.is_grad_enabled():
+            return self.forward_train(u)
+        return self.forward_inference(u)
+
+    def forward_reference(self, u: Tensor) -> Tensor:
+        """The reference algorithm step for step: transposes, a padded depthwise conv1d, the filter recomputed and
+        transformed at length 2L on every call."""
         seqlen = u.shape[1]
         z = self.in_proj(u).transpose(1, 2)
-        z = F.conv1d(
-            z,
-            self.short_filter.weight,
-            self.short_filter.bias,
-            padding=self.short_filter.padding,
-            groups=self.short_filter.groups,
-        )[..., :seqlen]
+        z = causal_short_conv_ref(z, self.short_filter.weight[:, 0], self.short_filter.bias)
         x0, x1, v = z.split(self.d_model, dim=1)
-        v = self.dropout(x1 * v)
-        if self.use_reference_path:
-            v = fftconv_ref(v, self.filter_fn.filter(seqlen), self.filter_fn.bias)
-        else:
-            cached = None if torch.is_grad_enabled() else self._cached_spectrum(seqlen)
-            if cached is None:
-                v = fftconv(v, self.filter_fn.filter(seqlen), self.filter_fn.bias)
-            else:
-                v = fftconv(v, None, self.filter_fn.bias, k_f=cached[0], n=cached[1])
+        v = fftconv_ref(self.dropout(x1 * v), self.filter_fn.filter(seqlen), self.filter_fn.bias)
         return self.out_proj((x0 * v).transpose(1, 2))
 
+    def forward_train(self, u: Tensor) -> Tensor:
+        """With autograd: the reference's layout, but a smooth FFT length."""
+        seqlen = u.shape[1]
+        z = self.in_proj(u).transpose(1, 2)
+        z = causal_short_conv_ref(z, self.short_filter.weight[:, 0], self.short_filter.bias)
+        x0, x1, v = z.split(self.d_model, dim=1)
+        v = fftconv(self.dropout(x1 * v), self.filter_fn.filter(seqlen), self.filter_fn.bias)
+        return self.out_proj((x0 * v).transpose(1, 2))
+
+    def forward_inference(self, u: Tensor) -> Tensor:
+        """Without autograd: no transposed copies (the projections read their operands transposed), the in_proj bias
+        folded into a shift-and-add short conv, and the filter spectrum from the cache. Under bf16 autocast the two
+        projections run in bf16; the short conv, gating and FFT always run in fp32."""
+        batch, seqlen, _ = u.shape
+        mm_dtype = matmul_dtype(u)
+        w_in = self.in_proj.weight.to(mm_dtype)
+        u = u.to(mm_dtype)
+        z = torch.empty(batch, w_in.shape[0], seqlen, dtype=mm_dtype, device=u.device)
+        for i in range(batch):  # per-sequence mm reads u transposed for free; a broadcast matmul would copy it
+            torch.mm(w_in, u[i].T, out=z[i])
+        z = causal_short_conv(z, self.short_filter.weight[:, 0], self.short_filter.bias, self.in_proj.bias)
+        x0, x1, v = z.split(self.d_model, dim=1)
+        cached = self._cached_spectrum(seqlen)
+        if cached is None:
+            n = fft_length(2 * seqlen - 1)
+            k_f = filter_spectrum(self.filter_fn.filter(seqlen), n)
+        else:
+            k_f, n = cached
+        padded = z.new_zeros(batch, self.d_model, n, dtype=torch.float32)
+        torch.mul(x1, v, out=padded[..., :seqlen])
+        y = fftconv_padded(padded, seqlen, k_f, self.filter_fn.bias).mul_(x0).to(mm_dtype)
+        w_out, b_out = self.out_proj.weight.to(mm_dtype), self.out_proj.bias.to(mm_dtype)
+        out = torch.empty(batch, seqlen, self.d_model, dtype=mm_dtype, device=u.device)
+        for i in range(batch):
+            torch.addmm(b_out, y[i].T, w_out.T, out=out[i])
+        return out
+
     @torch.no_grad()
-    def add_to_residual_low_memory(self, u: Tensor, residual: Tensor, channel_group: int = 16) -> None:
+    def add_to_residual_low_memory(
+        self, u: Tensor, residual: Tensor, channel_group: int = 16, chunk: int = 1 << 14
+    ) -> None:
         """Inference on one long sequence in O(L*D) memory: ``residual += self(u)``, for u, residual of shape (L, D).
 
         Channels are processed in groups, so only a group's projections, short conv, filter and FFT buffers exist at
@@ -108,24 +142,29 @@ class HyenaOperator(nn.Module):
         if cached is None:
             hidden, t = self.filter_fn.features(seqlen)
             taps = hidden.shape[1]
-        w_in, b_in = self.in_proj.weight, self.in_proj.bias
+        mm_dtype = u.dtype  # the caller picks it: bf16 under autocast
+        w_in, b_in = self.in_proj.weight.to(mm_dtype), self.in_proj.bias
         w_conv, b_conv = self.short_filter.weight[:, 0], self.short_filter.bias
-        w_out = self.out_proj.weight
+        w_out = self.out_proj.weight.to(mm_dtype)
         c = min(channel_group, d)
         kw = {"dtype": torch.float32, "device": u.device}
-        z = torch.empty(3 * c, seqlen, **kw)  # in_proj output of the group, channels-first
+        z = torch.empty(3 * c, seqlen, dtype=mm_dtype, device=u.device)  # in_proj output of the group
         zc = torch.empty(3 * c, seqlen, **kw)  # after the short conv
         padded = torch.zeros(c, n, **kw)  # FFT input; columns >= seqlen stay zero
         y_full = torch.empty(c, n, **kw)
         spec = torch.empty(c, n // 2 + 1, dtype=torch.complex64, device=u.device)
         k_spec = torch.empty_like(spec) if cached is None else None
+        # fp32 accumulates each group's out_proj straight into the residual; bf16 collects the gated outputs (half
+        # the size) for one out_proj at the end, since a bf16 product cannot be added into fp32 in place
+        gated = torch.empty(d, seqlen, dtype=mm_dtype, device=u.device) if mm_dtype != torch.float32 else None
         for g0 in range(0, d, c):
             g = slice(g0, min(d, g0 + c))
             cg = g.stop - g.start
             rows = torch.cat([torch.arange(g.start, g.stop, device=u.device) + k * d for k in range(3)])
-            torch.addmm(b_in[rows, None], w_in[rows], u.T, out=z[: 3 * cg])
-            x0, x1, v = causal_short_conv(z[: 3 * cg], w_conv[rows], b_conv[rows], out=zc[: 3 * cg]).split(cg)
-            buf, s, y = padded[:cg], spec[:cg], y_full[:cg]
+            torch.mm(w_in[rows], u.T, out=z[: 3 * cg])
+            zg = causal_short_conv(z[: 3 * cg], w_conv[rows], b_conv[rows], b_in[rows], out=zc[: 3 * cg])
+            x0, x1, v = zg.split(cg)
+            buf = padded[:cg]
             if cached is None:  # the filter goes through the same zero-padded buffer first
                 k_f = k_spec[:cg]
                 buf[:, :taps] = self.filter_fn.filter_channels(hidden, t, g)
@@ -134,23 +173,46 @@ class HyenaOperator(nn.Module):
             else:
                 k_f = cached[0][g]
             torch.mul(x1, v, out=buf[:, :seqlen])
-            torch.fft.rfft(buf, out=s)
-            torch.fft.irfft(s.mul_(k_f), n=n, out=y)
-            y = y[:, :seqlen].addcmul_(buf[:, :seqlen], self.filter_fn.bias[g, None]).mul_(x0)
-            residual.addmm_(y.T, w_out[:, g].T)
+            y = fftconv_padded(buf, seqlen, k_f, self.filter_fn.bias[g], out=y_full[:cg], spec=spec[:cg]).mul_(x0)
+            if gated is None:
+                residual.addmm_(y.T, w_out[:, g].T)
+            else:
+                gated[g] = y
+        if gated is not None:
+            for s in range(0, seqlen, chunk):
+                residual[s : s + chunk] += torch.mm(gated[:, s : s + chunk].T, w_out.T)
         residual += self.out_proj.bias
 
 
+def matmul_dtype(x: Tensor) -> torch.dtype:
+    """The dtype autocast would give a matmul on ``x``'s device (bf16 under CPU autocast), else x's own."""
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.get_autocast_dtype(x.device.type)
+    return x.dtype
+
+
 def causal_short_conv_ref(z: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    """Depthwise causal FIR as the reference runs it: z (C, L), weight (C, K), bias (C,) -> (C, L)."""
-    taps = weight.shape[1]
-    return F.conv1d(z[None], weight[:, None], bias, padding=taps - 1, groups=z.shape[0])[0, :, : z.shape[1]]
+    """Depthwise causal FIR as the reference runs it: z (..., C, L), weight (C, K), bias (C,) -> (..., C, L)."""
+    taps, squeeze = weight.shape[1], z.dim() == 2
+    out = F.conv1d(z[None] if squeeze else z, weight[:, None], bias, padding=taps - 1, groups=z.shape[-2])
+    out = out[..., : z.shape[-1]]
+    return out[0] if squeeze else out
 
 
-def causal_short_conv(z: Tensor, weight: Tensor, bias: Tensor, out: Tensor | None = None) -> Tensor:
-    """The same FIR as K shifted multiply-adds along L, written into ``out``: no padded copy of the input."""
-    taps, seqlen = weight.shape[1], z.shape[1]
-    out = torch.addcmul(bias[:, None], z, weight[:, -1:], out=out)
+def causal_short_conv(
+    z: Tensor, weight: Tensor, bias: Tensor, input_bias: Tensor | None = None, out: Tensor | None = None
+) -> Tensor:
+    """The FIR of ``z + input_bias`` as K shifted multiply-adds along L, with no padded copy of the input.
+
+    Folding the in_proj bias in here saves a pass over the (3D x L) projections: the bias adds a per-channel
+    constant, except at the first K-1 positions, whose missing taps read the causal zero padding."""
+    taps, seqlen = weight.shape[1], z.shape[-1]
+    const = bias if input_bias is None else bias + input_bias * weight.sum(1)
+    # mul then add: addcmul with two broadcast operands runs on a slow path
+    out = torch.mul(z, weight[:, -1:], out=out).add_(const[:, None])
     for j in range(1, min(taps, seqlen)):
-        out[:, j:].addcmul_(z[:, :-j], weight[:, -1 - j : -j])
+        out[..., j:].addcmul_(z[..., :-j], weight[:, -1 - j : -j])
+    if input_bias is not None:
+        for t in range(min(taps - 1, seqlen)):
+            out[..., t] -= input_bias * weight[:, : taps - 1 - t].sum(1)
     return out

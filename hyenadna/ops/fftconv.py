@@ -56,3 +56,17 @@ def fftconv(u: Tensor, k: Tensor | None, bias: Tensor, k_f: Tensor | None = None
     u32 = u.float()
     y = torch.fft.irfft(torch.fft.rfft(u32, n=n) * k_f, n=n)[..., :seqlen]
     return torch.addcmul(y, u32, bias.float().unsqueeze(-1)).to(u.dtype)
+
+
+def fftconv_padded(
+    padded: Tensor, seqlen: int, k_f: Tensor, bias: Tensor, out: Tensor | None = None, spec: Tensor | None = None
+) -> Tensor:
+    """``fftconv`` for an input already written into the first ``seqlen`` columns of a zero-padded float32 buffer of
+    the transform length n: no padded copy. ``out`` (shape of ``padded``) and ``spec`` (complex64, n // 2 + 1 columns)
+    can be reused buffers: at long lengths fresh ones cost more in page faults than the transforms.
+
+    Returns the (..., C, seqlen) view of ``out`` holding the convolution plus ``bias * u``."""
+    n = padded.shape[-1]
+    spec = torch.fft.rfft(padded, out=spec).mul_(k_f)
+    y = torch.fft.irfft(spec, n=n, out=out)[..., :seqlen]
+    return y.addcmul_(padded[..., :seqlen], bias.float().unsqueeze(-1))
