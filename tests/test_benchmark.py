@@ -31,7 +31,17 @@ def tasks_dir(tmp_path):
     ours.mkdir(parents=True)
     gc_frame(60, 0).to_csv(ours / "train.csv.gz", index=False)
     gc_frame(30, 1).to_csv(ours / "test.csv.gz", index=False)
-    (ours / "task.json").write_text(json.dumps({"name": "gc_task", "metric": "F1", "label_names": ["at", "gc"]}))
+    baseline = {"accuracy": 0.5, "precision": 0.5, "recall": 0.5, "f1": 0.4321, "mcc": 0.1234}
+    (ours / "task.json").write_text(
+        json.dumps(
+            {
+                "name": "gc_task",
+                "metric": "F1",
+                "label_names": ["at", "gc"],
+                "kmer_logistic_regression_baseline_test": baseline,
+            }
+        )
+    )
     nt = tmp_path / "tasks" / "promoter_tata"  # NT-style: parquet, no task.json
     nt.mkdir()
     gc_frame(60, 2)[["sequence", "label"]].to_parquet(nt / "train-00000-of-00001.parquet")
@@ -75,6 +85,10 @@ def test_benchmark_runs_reports_and_resumes(tasks_dir, tmp_path):
     assert table.splitlines()[0].startswith("Profile: full")
     assert table.splitlines()[2].startswith("| Dataset | Metric | k-mer LR baseline | HyenaDNA probing")
     assert "| gc_task | F1 |" in table and "| promoter_tata | F1 |" in table
+    # the task file's full-data k-mer baseline is shown beside our columns, F1 and MCC; NT tasks have none
+    gc_rows = [line for line in table.splitlines() if line.startswith("| gc_task |")]
+    assert gc_rows[0].endswith("| 43.2 |") and gc_rows[1].endswith("| 12.3 |")
+    assert [line for line in table.splitlines() if line.startswith("| promoter_tata |")][0].endswith("| - |")
     assert (tmp_path / "out" / "results.png").stat().st_size > 5000
     run = json.loads((tmp_path / "out" / "runs" / "gc_task" / "probe" / "seed0.json").read_text())
     assert set(run["test"]) == {"accuracy", "precision", "recall", "f1", "mcc"}

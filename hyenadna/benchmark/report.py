@@ -14,6 +14,9 @@ COLUMNS = [
 ]
 
 
+REFERENCE_TITLE = "k-mer LR, full task (task.json)"
+
+
 def _cell(entry: dict | None, metric: str) -> str:
     if entry is None:
         return "-"
@@ -40,7 +43,12 @@ def markdown_table(summary: dict) -> str:
         "test-set percentages (mean ± sd over seeds where there are several); the best per row is bold.",
         "",
     ]
-    lines += ["| Dataset | Metric | " + " | ".join(t for _, t in modes) + " |", "|" + "---|" * (len(modes) + 2)]
+    ref = any("reference_kmer_full_train" in t for t in summary["tasks"].values())
+    ref_title = [REFERENCE_TITLE] if ref else []
+    lines += [
+        "| Dataset | Metric | " + " | ".join([t for _, t in modes] + ref_title) + " |",
+        "|" + "---|" * (len(modes) + 2 + len(ref_title)),
+    ]
     for name, row in summary["tasks"].items():
         metric = row["metric"]
         cells = [_cell(row["modes"].get(k), metric) for k, _ in modes]
@@ -48,18 +56,31 @@ def markdown_table(summary: dict) -> str:
             (row["modes"][k]["metrics"][metric]["mean"], i) for i, (k, _) in enumerate(modes) if k in row["modes"]
         )[1]
         cells[best] = f"**{cells[best]}**"
+        if ref:
+            full = row.get("reference_kmer_full_train")
+            cells.append(f"{100 * full[metric]:.1f}" if full else "-")
         lines.append(
             f"| {name} | {metric.upper() if metric != 'accuracy' else 'Accuracy'} | " + " | ".join(cells) + " |"
         )
+    if ref:
+        lines += [
+            "",
+            f"{REFERENCE_TITLE}: the k-mer logistic regression of the task files (task.json), trained on all train "
+            "rows and scored on all test rows; the other columns use this profile's rows.",
+        ]
     lines += [
         "",
         "MCC for every task:",
         "",
-        "| Dataset | " + " | ".join(t for _, t in modes) + " |",
-        "|" + "---|" * (len(modes) + 1),
+        "| Dataset | " + " | ".join([t for _, t in modes] + ref_title) + " |",
+        "|" + "---|" * (len(modes) + 1 + len(ref_title)),
     ]
     for name, row in summary["tasks"].items():
-        lines.append(f"| {name} | " + " | ".join(_cell(row["modes"].get(k), "mcc") for k, _ in modes) + " |")
+        cells = [_cell(row["modes"].get(k), "mcc") for k, _ in modes]
+        if ref:
+            full = row.get("reference_kmer_full_train")
+            cells.append(f"{100 * full['mcc']:.1f}" if full else "-")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "Wall time (seconds, all seeds):",

@@ -32,6 +32,8 @@ class Task:
     label_names: list[str] = field(default_factory=list)
     sequence_length: int | None = None
     source: str = ""
+    # a published baseline's test scores on the full task (our task.json: k-mer logistic regression), for reference
+    reference_baseline: dict | None = None
 
     @property
     def num_classes(self) -> int:
@@ -46,6 +48,7 @@ class Task:
             self.label_names,
             self.sequence_length,
             self.source,
+            self.reference_baseline,
         )
 
 
@@ -87,13 +90,14 @@ def load_task(folder: str | Path) -> Task:
         name, metric = meta.get("name", folder.name), meta.get("metric", "mcc").lower()
         labels = list(meta.get("label_names") or [])
         length = meta.get("sequence_length")
+        baseline = meta.get("kmer_logistic_regression_baseline_test")
     else:
-        name, metric, labels, length = folder.name, nt_metric(folder.name), [], None
+        name, metric, labels, length, baseline = folder.name, nt_metric(folder.name), [], None, None
     n = int(max(train["label"].max(), test["label"].max()) + 1)
     labels = labels or [str(i) for i in range(n)]
     if metric not in ("accuracy", "f1", "mcc"):
         raise ValueError(f"{meta_path}: unknown metric {metric!r}")
-    return Task(name, train, test, metric, labels, length, str(folder))
+    return Task(name, train, test, metric, labels, length, str(folder), baseline)
 
 
 def discover_tasks(root: str | Path, names: list[str] | None = None) -> list[Task]:
