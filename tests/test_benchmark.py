@@ -88,7 +88,7 @@ def test_benchmark_runs_reports_and_resumes(tasks_dir, tmp_path):
     # the task file's full-data k-mer baseline is shown beside our columns, F1 and MCC; NT tasks have none
     gc_rows = [line for line in table.splitlines() if line.startswith("| gc_task |")]
     assert gc_rows[0].endswith("| 43.2 |") and gc_rows[1].endswith("| 12.3 |")
-    assert [line for line in table.splitlines() if line.startswith("| promoter_tata |")][0].endswith("| - |")
+    assert next(line for line in table.splitlines() if line.startswith("| promoter_tata |")).endswith("| - |")
     assert (tmp_path / "out" / "results.png").stat().st_size > 5000
     run = json.loads((tmp_path / "out" / "runs" / "gc_task" / "probe" / "seed0.json").read_text())
     assert set(run["test"]) == {"accuracy", "precision", "recall", "f1", "mcc"}

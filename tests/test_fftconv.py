@@ -115,7 +115,7 @@ def test_low_memory_inference_matches_reference_path(monkeypatch, cache_bytes, l
 @pytest.mark.parametrize("length", [1, 2, 3, 17, 1024])
 @pytest.mark.parametrize("taps", [1, 3, 4])
 def test_causal_short_conv_matches_conv1d(length, taps):
-    from hyenadna.modules.hyena import causal_short_conv, causal_short_conv_ref
+    from hyenadna.ops.short_conv import causal_short_conv, causal_short_conv_ref
 
     z, w, b, zb = torch.randn(2, 6, length), torch.randn(6, taps), torch.randn(6), torch.randn(6)
     out = torch.empty(2, 6, length)
@@ -156,3 +156,18 @@ def test_fftconv_padded_matches_reference(length):
     y = fftconv_padded(padded, length, filter_spectrum(k, n), bias, out=out, spec=spec)
     assert y.data_ptr() == out.data_ptr()
     assert (y - fftconv_ref(u, k, bias)).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("length", [1, 2, 9])
+def test_causal_short_conv_backward(length):
+    from hyenadna.ops.short_conv import causal_short_conv, causal_short_conv_ref
+
+    z = torch.randn(2, 4, length, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(causal_short_conv, (z, w, b))
+    g = torch.randn(2, 4, length, dtype=torch.float64)
+    fast = torch.autograd.grad((causal_short_conv(z, w, b) * g).sum(), (z, w, b))
+    ref = torch.autograd.grad((causal_short_conv_ref(z, w, b) * g).sum(), (z, w, b))
+    for a, r in zip(fast, ref, strict=True):
+        assert torch.allclose(a, r, atol=1e-10)

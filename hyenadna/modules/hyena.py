@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hyenadna.modules.hyena_filter import HyenaFilter
 from hyenadna.ops.fftconv import fft_length, fftconv, fftconv_padded, fftconv_ref, filter_spectrum
+from hyenadna.ops.short_conv import causal_short_conv, causal_short_conv_ref
 
 # Inference caches at most this many bytes of filter spectra per operator: the filter does not depend on the input,
 # but at 1M tokens one layer's spectrum is 2 GB, so long inputs recompute it instead.
@@ -90,13 +90,14 @@ class HyenaOperator(nn.Module):
         return self.out_proj((x0 * v).transpose(1, 2))
 
     def forward_train(self, u: Tensor) -> Tensor:
-        """With autograd: the reference's layout, but a smooth FFT length."""
-        seqlen = u.shape[1]
-        z = self.in_proj(u).transpose(1, 2)
-        z = causal_short_conv_ref(z, self.short_filter.weight[:, 0], self.short_filter.bias)
+        """With autograd: channels-first projections by batched matmuls that read their operands transposed (no
+        transposed copies, forward or backward), the shift-and-add short conv with its own backward, a smooth FFT."""
+        batch, seqlen, _ = u.shape
+        z = torch.baddbmm(self.in_proj.bias[:, None], self.in_proj.weight.expand(batch, -1, -1), u.mT)
+        z = causal_short_conv(z, self.short_filter.weight[:, 0], self.short_filter.bias)
         x0, x1, v = z.split(self.d_model, dim=1)
-        v = fftconv(self.dropout(x1 * v), self.filter_fn.filter(seqlen), self.filter_fn.bias)
-        return self.out_proj((x0 * v).transpose(1, 2))
+        y = fftconv(self.dropout(x1 * v), self.filter_fn.filter(seqlen), self.filter_fn.bias) * x0
+        return torch.baddbmm(self.out_proj.bias, y.mT, self.out_proj.weight.T.expand(batch, -1, -1))
 
     def forward_inference(self, u: Tensor) -> Tensor:
         """Without autograd: no transposed copies (the projections read their operands transposed), the in_proj bias
@@ -189,30 +190,3 @@ def matmul_dtype(x: Tensor) -> torch.dtype:
     if torch.is_autocast_enabled(x.device.type):
         return torch.get_autocast_dtype(x.device.type)
     return x.dtype
-
-
-def causal_short_conv_ref(z: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    """Depthwise causal FIR as the reference runs it: z (..., C, L), weight (C, K), bias (C,) -> (..., C, L)."""
-    taps, squeeze = weight.shape[1], z.dim() == 2
-    out = F.conv1d(z[None] if squeeze else z, weight[:, None], bias, padding=taps - 1, groups=z.shape[-2])
-    out = out[..., : z.shape[-1]]
-    return out[0] if squeeze else out
-
-
-def causal_short_conv(
-    z: Tensor, weight: Tensor, bias: Tensor, input_bias: Tensor | None = None, out: Tensor | None = None
-) -> Tensor:
-    """The FIR of ``z + input_bias`` as K shifted multiply-adds along L, with no padded copy of the input.
-
-    Folding the in_proj bias in here saves a pass over the (3D x L) projections: the bias adds a per-channel
-    constant, except at the first K-1 positions, whose missing taps read the causal zero padding."""
-    taps, seqlen = weight.shape[1], z.shape[-1]
-    const = bias if input_bias is None else bias + input_bias * weight.sum(1)
-    # mul then add: addcmul with two broadcast operands runs on a slow path
-    out = torch.mul(z, weight[:, -1:], out=out).add_(const[:, None])
-    for j in range(1, min(taps, seqlen)):
-        out[..., j:].addcmul_(z[..., :-j], weight[:, -1 - j : -j])
-    if input_bias is not None:
-        for t in range(min(taps - 1, seqlen)):
-            out[..., t] -= input_bias * weight[:, : taps - 1 - t].sum(1)
-    return out
