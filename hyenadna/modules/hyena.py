@@ -10,8 +10,9 @@ from hyenadna.ops.fftconv import fft_length, fftconv, fftconv_padded, fftconv_re
 from hyenadna.ops.short_conv import causal_short_conv, causal_short_conv_ref
 
 # Inference caches at most this many bytes of filter spectra per operator: the filter does not depend on the input,
-# but at 1M tokens one layer's spectrum is 2 GB, so long inputs recompute it instead.
-FILTER_CACHE_BYTES = 64 * 2**20
+# but at 1M tokens one layer's spectrum is 2 GB, so long inputs recompute it instead. 128 MB covers D256 up to
+# L = 65k (small-32k at its context: 8-15% faster for ~240 MB of RSS).
+FILTER_CACHE_BYTES = 128 * 2**20
 
 
 class HyenaOperator(nn.Module):
