@@ -171,3 +171,17 @@ def test_causal_short_conv_backward(length):
     ref = torch.autograd.grad((causal_short_conv_ref(z, w, b) * g).sum(), (z, w, b))
     for a, r in zip(fast, ref, strict=True):
         assert torch.allclose(a, r, atol=1e-10)
+
+
+@pytest.mark.parametrize("channel_group", [None, 1, 5, 64])  # adaptive, single channels, uneven last group, all
+def test_low_memory_operator_any_channel_group(channel_group):
+    from hyenadna.modules.hyena import HyenaOperator
+
+    torch.manual_seed(0)
+    op = HyenaOperator(16, l_max=300)
+    u = torch.randn(1, 257, 16)
+    residual = torch.randn(257, 16)
+    expected = residual + op.forward_reference(u)[0]
+    with torch.no_grad():
+        op.add_to_residual_low_memory(u[0], residual, channel_group=channel_group, chunk=100)
+    assert (residual - expected).abs().max() < 1e-5

@@ -13,6 +13,8 @@ from hyenadna.ops.short_conv import causal_short_conv, causal_short_conv_ref
 # but at 1M tokens one layer's spectrum is 2 GB, so long inputs recompute it instead. 128 MB covers D256 up to
 # L = 65k (small-32k at its context: 8-15% faster for ~240 MB of RSS).
 FILTER_CACHE_BYTES = 128 * 2**20
+# The low-memory path sizes its channel groups so their buffers take about this much (16 channels up to L ~ 600k).
+GROUP_BUFFER_BYTES = 512 * 2**20
 
 
 class HyenaOperator(nn.Module):
@@ -130,7 +132,7 @@ class HyenaOperator(nn.Module):
 
     @torch.no_grad()
     def add_to_residual_low_memory(
-        self, u: Tensor, residual: Tensor, channel_group: int = 16, chunk: int = 1 << 14
+        self, u: Tensor, residual: Tensor, channel_group: int | None = None, chunk: int = 1 << 14
     ) -> None:
         """Inference on one long sequence in O(L*D) memory: ``residual += self(u)``, for u, residual of shape (L, D).
 
@@ -148,6 +150,8 @@ class HyenaOperator(nn.Module):
         w_in, b_in = self.in_proj.weight.to(mm_dtype), self.in_proj.bias
         w_conv, b_conv = self.short_filter.weight[:, 0], self.short_filter.bias
         w_out = self.out_proj.weight.to(mm_dtype)
+        if channel_group is None:  # ~56 bytes per channel and token of group buffers: keep them near 512 MB
+            channel_group = max(4, min(16, GROUP_BUFFER_BYTES // (56 * seqlen)))
         c = min(channel_group, d)
         kw = {"dtype": torch.float32, "device": u.device}
         z = torch.empty(3 * c, seqlen, dtype=mm_dtype, device=u.device)  # in_proj output of the group
