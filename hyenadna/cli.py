@@ -62,7 +62,7 @@ def _sdk_config(args: argparse.Namespace, **kw):
         batch_size=args.batch_size,
         pretrained=not args.random_init,
         allow_unsafe_pickle=args.allow_unsafe_pickle,
-        precision=args.precision,
+        precision=getattr(args, "precision", "fp32"),
         **kw,
     )
 

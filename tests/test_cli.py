@@ -72,3 +72,14 @@ def test_usage_error_exits_2():
     with pytest.raises(SystemExit) as e:
         main(["embed"])
     assert e.value.code == 2
+
+
+def test_precision_bf16_embeds_close_to_fp32(tmp_path):
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / f"{precision}.npy"
+        args = ["embed", str(EXAMPLE), "-o", str(out), "--model", str(FIXTURES / "tiny"), "--precision", precision]
+        assert main(args) == 0
+        runs[precision] = np.load(out)
+    assert not np.array_equal(runs["fp32"], runs["bf16"])
+    assert np.abs(runs["fp32"] - runs["bf16"]).max() < 0.05 * np.abs(runs["fp32"]).max()
