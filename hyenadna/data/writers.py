@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -83,16 +84,25 @@ class EmbeddingWriter:
             self._zip.close()
             return
         self._raw.flush()
-        pooled = np.memmap(self._raw, dtype=np.float32, mode="r", shape=(n, self.dim or 0)) if n else np.zeros((0, 0))
+        shape = (n, self.dim or 0)
         if self.path.suffix == ".npy":
             with open(self._tmp, "wb") as f:
-                np.lib.format.write_array(f, pooled)
+                self._copy_pooled(f, shape)
             atomic_write_text(str(self.path) + ".ids.txt", "".join(f"{i}\n" for i in self.ids))
         else:
-            for name, arr in (("ids", ids), ("lengths", lengths), ("embeddings", pooled)):
+            for name, arr in (("ids", ids), ("lengths", lengths)):
                 with self._zip.open(f"{name}.npy", "w", force_zip64=True) as f:
                     np.lib.format.write_array(f, arr)
+            with self._zip.open("embeddings.npy", "w", force_zip64=True) as f:
+                self._copy_pooled(f, shape)
             self._zip.close()
+
+    def _copy_pooled(self, f, shape: tuple[int, int]) -> None:
+        """An .npy header, then the pooled rows streamed from the temporary file: memory stays flat."""
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_2_0(f, header)
+        self._raw.seek(0)
+        shutil.copyfileobj(self._raw, f, 16 * 2**20)
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         try:
