@@ -81,6 +81,7 @@ def test_benchmark_runs_reports_and_resumes(tasks_dir, tmp_path):
     assert set(row) == {"kmer", "probe", "finetune", "scratch"}
     assert row["kmer"]["metrics"]["f1"]["mean"] > 0.8
     assert row["probe"]["seeds"] == [0, 1]
+    assert len(row["finetune"]["selected_epochs"]) == 2 and "selected_epochs" not in row["probe"]
     table = (tmp_path / "out" / "results.md").read_text()
     assert table.splitlines()[0].startswith("Profile: full")
     assert table.splitlines()[2].startswith("| Dataset | Metric | k-mer LR baseline | HyenaDNA probing")

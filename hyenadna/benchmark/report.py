@@ -22,7 +22,9 @@ def _cell(entry: dict | None, metric: str) -> str:
         return "-"
     m = entry["metrics"][metric]
     sd = f" ± {100 * m['sd']:.1f}" if len(entry["seeds"]) > 1 else ""
-    return f"{100 * m['mean']:.1f}{sd}"
+    probe_only = sum(e == 0 for e in entry.get("selected_epochs", []))
+    mark = f" †{probe_only}/{len(entry['seeds'])}" if probe_only else ""
+    return f"{100 * m['mean']:.1f}{sd}{mark}"
 
 
 def markdown_table(summary: dict) -> str:
@@ -62,6 +64,15 @@ def markdown_table(summary: dict) -> str:
         lines.append(
             f"| {name} | {metric.upper() if metric != 'accuracy' else 'Accuracy'} | " + " | ".join(cells) + " |"
         )
+    if any(
+        e == 0 for t in summary["tasks"].values() for m in t["modes"].values() for e in m.get("selected_epochs", [])
+    ):
+        lines += [
+            "",
+            "† k/n: in k of n seeds early stopping kept epoch 0, the LP-FT starting point (a logistic-regression head "
+            "on frozen features, random ones for 'not pretrained'): no fine-tuned epoch beat it on validation, so "
+            "that cell is a probe, not a fine-tuned model.",
+        ]
     if ref:
         lines += [
             "",

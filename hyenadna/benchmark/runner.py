@@ -254,4 +254,6 @@ def summarise(out: Path, tasks: list[Task], cfg: BenchmarkConfig) -> dict:
                 "n_test": runs[0]["n_test"],
                 "source": runs[0].get("source", ""),
             }
+            if mode in ("finetune", "scratch"):  # epoch 0 is the LP-FT probe head: no fine-tuned epoch beat it
+                row["modes"][mode]["selected_epochs"] = [r["selected"]["epoch"] for r in runs]
     return {"config": asdict(cfg), "tasks": rows}
