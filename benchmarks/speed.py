@@ -3,9 +3,12 @@
 Every (workload, implementation) pair runs in a fresh process, so peak RSS is its own; pairs are interleaved so the
 ratios come from one run on the same machine state. Random weights.
 
-    .venv/bin/python benchmarks/speed.py                 # everything (the large-1m reference takes ~15 min)
-    .venv/bin/python benchmarks/speed.py --skip-long     # without medium-160k and large-1m
-    .venv/bin/python benchmarks/speed.py --only tiny1k_b32 train_tiny1k
+    .venv/bin/python benchmarks/speed.py                 # everything (~35 min; large-1m reference ~9 min, 17 GB)
+    .venv/bin/python benchmarks/speed.py --skip-long     # without medium-160k and large-1m (~12 min)
+    .venv/bin/python benchmarks/speed.py --only small32k medium160k large1m --out benchmarks/results/speed_long.json
+
+Implementations: "fast" (our default path), "fast_bf16" (the same under bf16 autocast), "reference" (the plain
+reference path, ``use_reference_path()``), "transformer" (equal-width SDPA Transformer, for the short workloads).
 
 Writes benchmarks/results/speed.json and prints a table.
 """
