@@ -170,8 +170,6 @@ class HyenaDNAFineTuningModel:
         if head_init not in ("probe", "random"):
             raise ValueError(f"head_init={head_init!r}: choose 'probe' or 'random'")
         probe_start = head_init == "probe" and self.head_type == "classification"
-        if probe_start:
-            self._init_head_from_probe(train, y, seed)
 
         for p in self.network.backbone.parameters():
             p.requires_grad_(not self.freeze_backbone)
@@ -187,10 +185,10 @@ class HyenaDNAFineTuningModel:
         show = progress if progress is not None else self.config.progress
         key = "mcc" if self.head_type == "classification" else "mse"
         if probe_start:  # the probe is epoch 0: early stopping keeps it unless a fine-tuned epoch beats it
+            self._init_head_from_probe(train, y, seed)
             scores = self.evaluate(val, y_val, rc_average=rc_average)
             self.history.append({"epoch": 0, "train_loss": None, **{f"val_{k}": v for k, v in scores.items()}})
-            best = scores[key]
-            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in self.network.state_dict().items()})
+            best, best_state = scores[key], self._snapshot()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             for epoch in range(epochs):
@@ -236,8 +234,7 @@ class HyenaDNAFineTuningModel:
                         f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}, validation {key} {scores[key]:.4f}"
                     )
                 if best is None or value > best:
-                    best, bad_epochs = value, 0
-                    best_state = copy.deepcopy({k: v.detach().cpu() for k, v in self.network.state_dict().items()})
+                    best, bad_epochs, best_state = value, 0, self._snapshot()
                 else:
                     bad_epochs += 1
                     if bad_epochs >= patience:
@@ -247,21 +244,29 @@ class HyenaDNAFineTuningModel:
         self.network.eval()
         return self.history
 
+    def _snapshot(self) -> dict[str, Tensor]:
+        return copy.deepcopy({k: v.detach().cpu() for k, v in self.network.state_dict().items()})
+
+    def _sorted_batches(self, data: TokenizedSequences, rc: bool):
+        """(indices, padded batch) over ``data`` sorted by length, so batches carry little padding."""
+        order = np.argsort([len(x) for x in data.ids], kind="stable")
+        bs = self.config.batch_size
+        for k in range(0, len(order), bs):
+            idx = order[k : k + bs]
+            yield idx, pad_batch([self._framed(data.ids[i], rc) for i in idx]).to(self.device)
+
     @torch.no_grad()
     def _init_head_from_probe(self, train: TokenizedSequences, y: np.ndarray, seed: int) -> None:
         """Set the linear head to a logistic regression fitted on the frozen pooled features (scaler folded in)."""
         from hyenadna.probe import make_probe
 
-        self.network.eval()
-        feats = np.zeros((len(train), self.network.head.in_features), dtype=np.float32)
-        order = np.argsort([len(x) for x in train.ids], kind="stable")
-        for k in range(0, len(order), self.config.batch_size):
-            idx = order[k : k + self.config.batch_size]
-            enc = pad_batch([self._framed(train.ids[i], False) for i in idx]).to(self.device)
-            pooled = masked_pool(self.network.backbone(enc.input_ids), enc.attention_mask, self.pooling)
-            feats[idx] = pooled.float().cpu().numpy()
         if len(np.unique(y)) < 2:
             return
+        self.network.eval()
+        feats = np.zeros((len(train), self.network.head.in_features), dtype=np.float32)
+        for idx, enc in self._sorted_batches(train, rc=False):
+            pooled = masked_pool(self.network.backbone(enc.input_ids), enc.attention_mask, self.pooling)
+            feats[idx] = pooled.float().cpu().numpy()
         probe = make_probe("logreg", seed, C=0.1).fit(feats, y)
         scaler, lr = probe[0], probe[-1]
         coef = lr.coef_ / scaler.scale_  # logits = x @ coef.T + intercept after folding the standardisation
@@ -286,12 +291,8 @@ class HyenaDNAFineTuningModel:
         self.network.eval()
         strands = (False, True) if rc_average else (False,)
         out = np.zeros((len(data), self.output_size), dtype=np.float32)
-        order = np.argsort([len(x) for x in data.ids], kind="stable")
-        bs = self.config.batch_size
         for rc in strands:
-            for k in range(0, len(order), bs):
-                idx = order[k : k + bs]
-                enc = pad_batch([self._framed(data.ids[i], rc) for i in idx]).to(self.device)
+            for idx, enc in self._sorted_batches(data, rc):
                 out[idx] += self.network(enc.input_ids, enc.attention_mask).float().cpu().numpy() / len(strands)
         self.network.train(was_training)
         return out

@@ -27,6 +27,11 @@ def _cell(entry: dict | None, metric: str) -> str:
     return f"{100 * m['mean']:.1f}{sd}{mark}"
 
 
+def _reference_cell(row: dict, metric: str) -> str:
+    full = row.get("reference_kmer_full_train")
+    return f"{100 * full[metric]:.1f}" if full else "-"
+
+
 def markdown_table(summary: dict) -> str:
     modes = [(k, title) for k, title in COLUMNS if any(k in t["modes"] for t in summary["tasks"].values())]
     cfg = summary["config"]
@@ -59,8 +64,7 @@ def markdown_table(summary: dict) -> str:
         )[1]
         cells[best] = f"**{cells[best]}**"
         if ref:
-            full = row.get("reference_kmer_full_train")
-            cells.append(f"{100 * full[metric]:.1f}" if full else "-")
+            cells.append(_reference_cell(row, metric))
         lines.append(
             f"| {name} | {metric.upper() if metric != 'accuracy' else 'Accuracy'} | " + " | ".join(cells) + " |"
         )
@@ -89,8 +93,7 @@ def markdown_table(summary: dict) -> str:
     for name, row in summary["tasks"].items():
         cells = [_cell(row["modes"].get(k), "mcc") for k, _ in modes]
         if ref:
-            full = row.get("reference_kmer_full_train")
-            cells.append(f"{100 * full['mcc']:.1f}" if full else "-")
+            cells.append(_reference_cell(row, "mcc"))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += [
         "",
