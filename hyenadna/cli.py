@@ -373,7 +373,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     }
     if args.seeds is not None:
         kw["seeds"] = args.seeds
-    for key in ("max_train", "max_test", "epochs", "lr", "head_init"):
+    for key in ("max_train", "max_test", "epochs", "finetune_lrs", "scratch_lrs", "head_init"):
         if getattr(args, key) is not None:
             kw[key] = getattr(args, key)
     cfg = BenchmarkConfig.quick(**kw) if args.quick else BenchmarkConfig(**kw)
@@ -591,11 +591,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", nargs="*", help="task names (default: all)")
     p.add_argument("--modes", nargs="*", default=["kmer", "probe", "finetune", "scratch"])
     p.add_argument("--seeds", nargs="*", type=int)
-    p.add_argument("--quick", action="store_true", help="1,000 train / 1,000 test per task, 1 seed, 3 epochs")
+    p.add_argument("--quick", action="store_true", help="1,000/1,000 train/test rows, 1 seed, 3 epochs, 1 lr per mode")
     p.add_argument("--max-train", type=int)
     p.add_argument("--max-test", type=int)
     p.add_argument("--epochs", type=int)
-    p.add_argument("--lr", type=float)
+    p.add_argument(
+        "--finetune-lrs",
+        nargs="+",
+        type=float,
+        help="learning rates tried for the pretrained model, best on validation kept (default 1e-4 3e-4; quick 1e-4)",
+    )
+    p.add_argument(
+        "--scratch-lrs",
+        nargs="+",
+        type=float,
+        help="the same for the not-pretrained model (default 3e-4 1e-3; quick 1e-3)",
+    )
     p.add_argument("--head-init", choices=["probe", "random"], help="fine-tuning head start (default: probe, LP-FT)")
     p.add_argument("--out", required=True, help="results folder (resumable: finished runs are skipped)")
     _add_model_args(p)

@@ -82,6 +82,13 @@ def test_benchmark_runs_reports_and_resumes(tasks_dir, tmp_path):
     assert row["kmer"]["metrics"]["f1"]["mean"] > 0.8
     assert row["probe"]["seeds"] == [0, 1]
     assert len(row["finetune"]["selected_epochs"]) == 2 and "selected_epochs" not in row["probe"]
+    # each learning rate of the grid is tried; the kept one has the best validation MCC, and only it is tested
+    for mode, lrs in (("finetune", cfg.finetune_lrs), ("scratch", cfg.scratch_lrs)):
+        run = json.loads((tmp_path / "out" / "runs" / "gc_task" / mode / "seed0.json").read_text())
+        assert [g["lr"] for g in run["lr_grid"]] == lrs
+        assert run["val_mcc"] == max(g["val_mcc"] for g in run["lr_grid"])
+        assert run["selected"]["lr"] == next(g["lr"] for g in run["lr_grid"] if g["val_mcc"] == run["val_mcc"])
+        assert run["history"][0]["epoch"] == (0 if mode == "finetune" else 1)  # LP-FT head vs random head
     table = (tmp_path / "out" / "results.md").read_text()
     assert table.splitlines()[0].startswith("Profile: full")
     assert table.splitlines()[2].startswith("| Dataset | Metric | k-mer LR baseline | HyenaDNA probing")

@@ -27,6 +27,10 @@ def _cell(entry: dict | None, metric: str) -> str:
     return f"{100 * m['mean']:.1f}{sd}{mark}"
 
 
+def _lrs(values: list[float]) -> str:
+    return "{" + ", ".join(f"{v:g}" for v in values) + "}"
+
+
 def _reference_cell(row: dict, metric: str) -> str:
     full = row.get("reference_kmer_full_train")
     return f"{100 * full[metric]:.1f}" if full else "-"
@@ -45,8 +49,10 @@ def markdown_table(summary: dict) -> str:
     )
     sub = ", ".join(f"{k} {cfg[k]}" for k in ("max_train", "max_test") if cfg.get(k)) or "all rows"
     lines = [
-        f"Profile: {cfg['profile']} ({sub}; seeds {cfg['seeds']}; fine-tuning {cfg['epochs']} epochs at lr "
-        f"{cfg['lr']}, patience {cfg['patience']}). Pretrained model: {'; '.join(sources) or '-'}. Values are "
+        f"Profile: {cfg['profile']} ({sub}; seeds {cfg['seeds']}; up to {cfg['epochs']} epochs, patience "
+        f"{cfg['patience']}, learning rate chosen on validation from {_lrs(cfg['finetune_lrs'])} (fine-tuned, "
+        f"{cfg['head_init']} head) and {_lrs(cfg['scratch_lrs'])} (not pretrained, random head)). Pretrained model: "
+        f"{'; '.join(sources) or '-'}. Values are "
         "test-set percentages (mean ± sd over seeds where there are several); the best per row is bold.",
         "",
     ]
@@ -74,7 +80,7 @@ def markdown_table(summary: dict) -> str:
         lines += [
             "",
             "† k/n: in k of n seeds early stopping kept epoch 0, the LP-FT starting point (a logistic-regression head "
-            "on frozen features, random ones for 'not pretrained'): no fine-tuned epoch beat it on validation, so "
+            "on the frozen features): no fine-tuned epoch beat it on validation, so "
             "that cell is a probe, not a fine-tuned model.",
         ]
     if ref:

@@ -37,10 +37,12 @@ class BenchmarkConfig:
     max_test: int | None = None
     epochs: int = 10
     patience: int = 3
-    lr: float = 6e-4
+    # learning rates tried per mode; the one with the best validation MCC is kept (the test split is scored once)
+    finetune_lrs: list[float] = field(default_factory=lambda: [1e-4, 3e-4])
+    scratch_lrs: list[float] = field(default_factory=lambda: [3e-4, 1e-3])
     rc_augment: bool = False
     rc_average: bool = False
-    head_init: str = "probe"
+    head_init: str = "probe"  # the pretrained model's head; the not-pretrained model always starts from a random head
     probes: list[str] = field(default_factory=lambda: ["logreg", "mlp"])
     profile: str = "full"
 
@@ -52,7 +54,9 @@ class BenchmarkConfig:
             "max_test": 1000,
             "epochs": 3,
             "patience": 2,
-            "lr": 1e-3,
+            # one value per mode, from a validation-only pilot (docs/benchmarks/quick/README.md)
+            "finetune_lrs": [1e-4],
+            "scratch_lrs": [1e-3],
             "probes": ["logreg"],
             "profile": "quick",
         }
@@ -127,11 +131,54 @@ def run_probe(task: Task, seed: int, cfg: BenchmarkConfig, cache_dir: Path) -> d
 
 
 def run_finetune(task: Task, seed: int, cfg: BenchmarkConfig, pretrained: bool) -> dict:
+    """Fine-tune at each learning rate of the mode's grid; keep the one whose best epoch scores the highest
+    validation MCC and score only that model on test. The not-pretrained model is the same architecture, randomly
+    initialised with the seed, with a random head (an LP-FT head on random features would be a probe, not training)."""
+    lrs = cfg.finetune_lrs if pretrained else cfg.scratch_lrs
+    y = task.train["label"].to_numpy()
+    tr, va = _split(len(y), y, seed)
+    seqs = task.train["sequence"].tolist()
+    best, grid = None, []
+    for lr in lrs:
+        ft = _fine_tuning_model(task, seed, cfg, pretrained)
+        history = ft.train(
+            [seqs[i] for i in tr],
+            y[tr],
+            [seqs[i] for i in va],
+            y[va],
+            epochs=cfg.epochs,
+            lr=lr,
+            patience=cfg.patience,
+            rc_augment=cfg.rc_augment,
+            rc_average=cfg.rc_average,
+            head_init=cfg.head_init if pretrained else "random",
+            seed=seed,
+            progress=False,
+        )
+        best_epoch = max(history, key=lambda h: h["val_mcc"])
+        grid.append({"lr": lr, "epoch": best_epoch["epoch"], "val_mcc": best_epoch["val_mcc"], "history": history})
+        if best is None or best_epoch["val_mcc"] > best[0]["val_mcc"]:
+            best = (grid[-1], ft)
+        else:
+            del ft
+    chosen, ft = best
+    pred, _ = ft.predict(task.test["sequence"].tolist(), rc_average=cfg.rc_average)
+    return {
+        "selected": {"epoch": chosen["epoch"], "lr": chosen["lr"]},
+        "val_mcc": chosen["val_mcc"],
+        "history": chosen["history"],
+        "lr_grid": [{k: g[k] for k in ("lr", "epoch", "val_mcc")} for g in grid],
+        "source": ft.source if pretrained else f"random init (seed {seed})",
+        "test": classification_metrics(task.test["label"], pred, task.num_classes),
+    }
+
+
+def _fine_tuning_model(task: Task, seed: int, cfg: BenchmarkConfig, pretrained: bool):
     from hyenadna.finetune import HyenaDNAFineTuningModel
     from hyenadna.sdk import HyenaDNAConfig, build_model
 
     shape_source = None
-    if not pretrained:  # the same architecture as the pretrained model, randomly initialised with the seed
+    if not pretrained:
         import torch
 
         from hyenadna.models.hyena_dna import HyenaDNALMHeadModel
@@ -148,39 +195,13 @@ def run_finetune(task: Task, seed: int, cfg: BenchmarkConfig, pretrained: bool) 
         seed=seed,
         progress=False,
     )
-    ft = HyenaDNAFineTuningModel(
+    return HyenaDNAFineTuningModel(
         config,
         "classification",
         task.num_classes,
         label_names=task.label_names,
         model=shape_source.to(config.device) if shape_source is not None else None,
     )
-    y = task.train["label"].to_numpy()
-    tr, va = _split(len(y), y, seed)
-    seqs = task.train["sequence"].tolist()
-    history = ft.train(
-        [seqs[i] for i in tr],
-        y[tr],
-        [seqs[i] for i in va],
-        y[va],
-        epochs=cfg.epochs,
-        lr=cfg.lr,
-        patience=cfg.patience,
-        rc_augment=cfg.rc_augment,
-        rc_average=cfg.rc_average,
-        head_init=cfg.head_init,
-        seed=seed,
-        progress=False,
-    )
-    best_epoch = max(history, key=lambda h: h["val_mcc"])
-    pred, _ = ft.predict(task.test["sequence"].tolist(), rc_average=cfg.rc_average)
-    return {
-        "selected": {"epoch": best_epoch["epoch"], "lr": cfg.lr},
-        "val_mcc": best_epoch["val_mcc"],
-        "history": history,
-        "source": ft.source if pretrained else f"random init (seed {seed})",
-        "test": classification_metrics(task.test["label"], pred, task.num_classes),
-    }
 
 
 def run_benchmark(cfg: BenchmarkConfig, log=print) -> dict:
@@ -256,4 +277,5 @@ def summarise(out: Path, tasks: list[Task], cfg: BenchmarkConfig) -> dict:
             }
             if mode in ("finetune", "scratch"):  # epoch 0 is the LP-FT probe head: no fine-tuned epoch beat it
                 row["modes"][mode]["selected_epochs"] = [r["selected"]["epoch"] for r in runs]
+                row["modes"][mode]["selected_lrs"] = [r["selected"]["lr"] for r in runs]
     return {"config": asdict(cfg), "tasks": rows}
