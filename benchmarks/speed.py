@@ -149,16 +149,27 @@ def child(workload: str, impl: str, threads: int, length: int | None = None, tim
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def matmul_peak(threads: int) -> float:
+def matmul_peak(threads: int, dtype: str = "float32") -> float:
     import torch
 
     torch.set_num_threads(threads)
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a, b = torch.randn(2048, 2048).to(getattr(torch, dtype)), torch.randn(2048, 2048).to(getattr(torch, dtype))
     a @ b
     t = time.perf_counter()
     for _ in range(5):
         a @ b
     return 5 * 2 * 2048**3 / (time.perf_counter() - t) / 1e9
+
+
+def matmul_flops_per_token(workload: str, kind: str = "infer") -> float:
+    """The dense projections every implementation must run: in_proj (D -> 3D), out_proj, fc1 and fc2, per layer.
+    Training: forward + two backward matmuls per projection (3x)."""
+    from hyenadna import PUBLISHED_CONFIGS
+
+    cfg = PUBLISHED_CONFIGS[WORKLOADS[workload][0]]
+    d = cfg.d_model
+    per_layer = 2 * d * 3 * d + 2 * d * d + 2 * 2 * d * cfg.d_inner
+    return cfg.n_layer * per_layer * (3 if kind == "train" else 1)
 
 
 def main() -> None:
@@ -198,8 +209,30 @@ def main() -> None:
             )
             print(json.dumps(crossover[-1]), flush=True)
     peak = matmul_peak(args.threads)
-    summary = {"threads": args.threads, "matmul_peak_gflops": peak, "rows": rows, "crossover": crossover}
+    peak_bf16 = matmul_peak(args.threads, "bfloat16")
     by = {(r["workload"], r["impl"]): r for r in rows if "error" not in r}
+    # The matmul floor: the time the projections alone take at the measured peak. Reference time / floor is the
+    # largest speed-up any implementation that does these matmuls could reach here, with everything else free.
+    ceilings = {}
+    for w in names:
+        r = by.get((w, "reference"))
+        if r:
+            flops = matmul_flops_per_token(w, r["kind"]) * r["tokens_per_s"] * r["seconds"]
+            ceilings[w] = {
+                "matmul_gflop": flops / 1e9,
+                "floor_seconds_fp32": flops / (peak * 1e9),
+                "floor_seconds_bf16": flops / (peak_bf16 * 1e9),
+                "ceiling_fp32": r["seconds"] / (flops / (peak * 1e9)),
+                "ceiling_bf16": r["seconds"] / (flops / (peak_bf16 * 1e9)),
+            }
+    summary = {
+        "threads": args.threads,
+        "matmul_peak_gflops": peak,
+        "matmul_peak_bf16_gflops": peak_bf16,
+        "rows": rows,
+        "crossover": crossover,
+        "matmul_ceilings": ceilings,
+    }
     print(
         f"\n{'workload':16s} {'ours tok/s':>11s} {'bf16 tok/s':>11s} {'ref tok/s':>11s} {'speed-up':>8s} {'bf16':>6s}"
         f" {'ours MB':>8s} {'bf16 MB':>8s} {'ref MB':>8s} {'vs transformer':>14s}"
@@ -224,6 +257,12 @@ def main() -> None:
         print(
             f"tiny-1k batch 32: ~{gflops:.0f} GFLOP/s = {100 * gflops / peak:.0f}% of the measured fp32 matmul peak "
             f"({peak:.0f} GFLOP/s)"
+        )
+    print(f"matmul peak: {peak:.0f} GFLOP/s fp32, {peak_bf16:.0f} GFLOP/s bf16")
+    for w, c in ceilings.items():
+        print(
+            f"{w:16s} projections alone at peak: {c['floor_seconds_fp32']:.3g} s fp32 / {c['floor_seconds_bf16']:.3g} s"
+            f" bf16 -> highest reachable speed-up {c['ceiling_fp32']:.2f}x fp32, {c['ceiling_bf16']:.2f}x bf16"
         )
     for c in crossover:
         if c["hyena_tokens_per_s"] and c["transformer_tokens_per_s"]:

@@ -38,7 +38,7 @@ class BenchmarkConfig:
     epochs: int = 10
     patience: int = 3
     # learning rates tried per mode; the one with the best validation MCC is kept (the test split is scored once)
-    finetune_lrs: list[float] = field(default_factory=lambda: [1e-4, 3e-4])
+    finetune_lrs: list[float] = field(default_factory=lambda: [1e-4, 3e-4, 1e-3])
     scratch_lrs: list[float] = field(default_factory=lambda: [3e-4, 1e-3])
     rc_augment: bool = False
     rc_average: bool = False
@@ -54,8 +54,8 @@ class BenchmarkConfig:
             "max_test": 1000,
             "epochs": 3,
             "patience": 2,
-            # one value per mode, from a validation-only pilot (docs/benchmarks/quick/README.md)
-            "finetune_lrs": [1e-4],
+            # the ends of the full grid for the pretrained model, one rate for the not-pretrained model: an hour
+            "finetune_lrs": [1e-4, 1e-3],
             "scratch_lrs": [1e-3],
             "probes": ["logreg"],
             "profile": "quick",
