@@ -129,3 +129,11 @@ def test_fine_tune_then_predict_jsonl(tasks_dir, tmp_path, capsys):
     rows = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == ["q1", "q2"]
     assert rows[0]["label"] in ("at", "gc") and sum(rows[0]["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+
+
+def test_report_names_bundled_weights_without_the_install_path():
+    from hyenadna.benchmark.report import _source_label
+    from hyenadna.hub import BUNDLED_DIR
+
+    assert _source_label(f"m from {BUNDLED_DIR}/m") == "m (bundled)"
+    assert _source_label("m from /data/m") == "m from /data/m"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from hyenadna.utils.io import atomic_path, atomic_write_text
@@ -27,6 +28,13 @@ def _cell(entry: dict | None, metric: str) -> str:
     return f"{100 * m['mean']:.1f}{sd}{mark}"
 
 
+def _source_label(source: str) -> str:
+    """Bundled weights are named as such, not by this machine's install path."""
+    from hyenadna.hub import BUNDLED_DIR
+
+    return re.sub(rf" from {re.escape(str(BUNDLED_DIR))}/\S+", " (bundled)", source)
+
+
 def _lrs(values: list[float]) -> str:
     return "{" + ", ".join(f"{v:g}" for v in values) + "}"
 
@@ -41,7 +49,7 @@ def markdown_table(summary: dict) -> str:
     cfg = summary["config"]
     sources = sorted(
         {
-            m.get("source", "")
+            _source_label(m.get("source", ""))
             for t in summary["tasks"].values()
             for k, m in t["modes"].items()
             if k in ("probe", "finetune") and m.get("source")
