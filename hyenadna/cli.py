@@ -599,7 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--finetune-lrs",
         nargs="+",
         type=float,
-        help="learning rates tried for the pretrained model, best validation MCC kept (default 1e-4 3e-4 1e-3)",
+        help="pretrained model: lrs tried, best validation MCC kept (default 1e-4 3e-4 1e-3; quick 1e-4 1e-3)",
     )
     p.add_argument(
         "--scratch-lrs",
