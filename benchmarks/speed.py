@@ -217,7 +217,7 @@ def main() -> None:
     for w in names:
         r = by.get((w, "reference"))
         if r:
-            flops = matmul_flops_per_token(w, r["kind"]) * r["tokens_per_s"] * r["seconds"]
+            flops = matmul_flops_per_token(w, r["kind"]) * r["batch"] * r["L"]
             ceilings[w] = {
                 "matmul_gflop": flops / 1e9,
                 "floor_seconds_fp32": flops / (peak * 1e9),

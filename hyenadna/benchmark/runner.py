@@ -138,9 +138,10 @@ def run_finetune(task: Task, seed: int, cfg: BenchmarkConfig, pretrained: bool) 
     y = task.train["label"].to_numpy()
     tr, va = _split(len(y), y, seed)
     seqs = task.train["sequence"].tolist()
+    shape = None if pretrained else _pretrained_config(cfg)
     best, grid = None, []
     for lr in lrs:
-        ft = _fine_tuning_model(task, seed, cfg, pretrained)
+        ft = _fine_tuning_model(task, seed, cfg, shape)
         history = ft.train(
             [seqs[i] for i in tr],
             y[tr],
@@ -159,8 +160,6 @@ def run_finetune(task: Task, seed: int, cfg: BenchmarkConfig, pretrained: bool) 
         grid.append({"lr": lr, "epoch": best_epoch["epoch"], "val_mcc": best_epoch["val_mcc"], "history": history})
         if best is None or best_epoch["val_mcc"] > best[0]["val_mcc"]:
             best = (grid[-1], ft)
-        else:
-            del ft
     chosen, ft = best
     pred, _ = ft.predict(task.test["sequence"].tolist(), rc_average=cfg.rc_average)
     return {
@@ -173,20 +172,26 @@ def run_finetune(task: Task, seed: int, cfg: BenchmarkConfig, pretrained: bool) 
     }
 
 
-def _fine_tuning_model(task: Task, seed: int, cfg: BenchmarkConfig, pretrained: bool):
-    from hyenadna.finetune import HyenaDNAFineTuningModel
+def _pretrained_config(cfg: BenchmarkConfig):
     from hyenadna.sdk import HyenaDNAConfig, build_model
 
-    shape_source = None
-    if not pretrained:
+    return build_model(HyenaDNAConfig(model_name=cfg.model_name, model_path=cfg.model_path))[0].config
+
+
+def _fine_tuning_model(task: Task, seed: int, cfg: BenchmarkConfig, random_init_config=None):
+    """The pretrained model with a new head, or (given its config) the same architecture initialised with the seed."""
+    from hyenadna.finetune import HyenaDNAFineTuningModel
+    from hyenadna.sdk import HyenaDNAConfig
+
+    model = None
+    if random_init_config is not None:
         import torch
 
         from hyenadna.models.hyena_dna import HyenaDNALMHeadModel
 
-        reference, _ = build_model(HyenaDNAConfig(model_name=cfg.model_name, model_path=cfg.model_path))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            shape_source = HyenaDNALMHeadModel(reference.config)
+            model = HyenaDNALMHeadModel(random_init_config)
     config = HyenaDNAConfig(
         model_name=cfg.model_name,
         model_path=cfg.model_path,
@@ -200,7 +205,7 @@ def _fine_tuning_model(task: Task, seed: int, cfg: BenchmarkConfig, pretrained: 
         "classification",
         task.num_classes,
         label_names=task.label_names,
-        model=shape_source.to(config.device) if shape_source is not None else None,
+        model=model.to(config.device) if model is not None else None,
     )
 
 

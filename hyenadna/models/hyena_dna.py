@@ -68,20 +68,16 @@ class HyenaDNAModel(nn.Module):
     def forward(self, input_ids: Tensor, low_memory: bool | None = None) -> Tensor:
         """``low_memory`` (default: automatic for inference on sequences of at least LOW_MEMORY_MIN_LENGTH) runs each
         sequence layer by layer in channel groups and chunks, in O(L x D) memory."""
+        batch, seqlen = input_ids.shape
+        fast_inference = not torch.is_grad_enabled() and not self.training and not self._reference_path()
         if low_memory is None:
-            low_memory = (
-                input_ids.shape[1] >= LOW_MEMORY_MIN_LENGTH
-                and not torch.is_grad_enabled()
-                and not self.training
-                and not self._reference_path()
-            )
+            low_memory = seqlen >= LOW_MEMORY_MIN_LENGTH and fast_inference
         if low_memory:
-            if input_ids.shape[0] == 1:  # no stacked copy of a possibly multi-GB output
+            if batch == 1:  # no stacked copy of a possibly multi-GB output
                 return self._forward_low_memory(input_ids[0])[None]
             return torch.stack([self._forward_low_memory(row) for row in input_ids])
-        batch, seqlen = input_ids.shape
         rows = max(1, INFERENCE_BLOCK_TOKENS // max(seqlen, 1))
-        if rows < batch and not torch.is_grad_enabled() and not self.training and not self._reference_path():
+        if rows < batch and fast_inference:
             first = self._forward_stack(input_ids[:rows])
             out = first.new_empty(batch, *first.shape[1:])
             out[:rows] = first
