@@ -150,17 +150,20 @@ def test_operator_paths_agree(length):
 
 
 @pytest.mark.parametrize("length", [1, 5, 64, 101])
-def test_fftconv_padded_matches_reference(length):
-    from hyenadna.ops.fftconv import fft_length, fftconv_padded, fftconv_ref, filter_spectrum
+def test_fftconv_padded_and_inplace_match_reference(length):
+    from hyenadna.ops.fftconv import fft_length, fftconv_inplace, fftconv_padded, fftconv_ref, filter_spectrum
 
     u, k, bias = torch.randn(2, 3, length), torch.randn(3, length), torch.randn(3)
     n = fft_length(2 * length - 1)
+    ref, k_f = fftconv_ref(u, k, bias), filter_spectrum(k, n)
     padded = torch.zeros(2, 3, n)
     padded[..., :length] = u
-    out, spec = torch.empty(2, 3, n), torch.empty(2, 3, n // 2 + 1, dtype=torch.complex64)
-    y = fftconv_padded(padded, length, filter_spectrum(k, n), bias, out=out, spec=spec)
-    assert y.data_ptr() == out.data_ptr()
-    assert (y - fftconv_ref(u, k, bias)).abs().max() < 1e-5
+    assert (fftconv_padded(padded, length, k_f, bias) - ref).abs().max() < 1e-5
+    # in place, through work buffers left dirty by a previous use
+    x, work, spec = u[0].clone(), torch.randn(3, n), torch.empty(3, n // 2 + 1, dtype=torch.complex64)
+    y = fftconv_inplace(x, k_f, bias, work, spec)
+    assert y.data_ptr() == x.data_ptr()
+    assert (x - ref[0]).abs().max() < 1e-5
 
 
 @pytest.mark.parametrize("length", [1, 2, 9])
@@ -179,14 +182,19 @@ def test_causal_short_conv_backward(length):
 
 
 @pytest.mark.parametrize("channel_group", [None, 1, 5, 64])  # adaptive, single channels, uneven last group, all
-def test_low_memory_operator_any_channel_group(channel_group):
+@pytest.mark.parametrize("chunk", [1, 100, 300])  # single tokens (shorter than the short filter), uneven, one chunk
+def test_low_memory_operator_any_channel_group(channel_group, chunk):
     from hyenadna.modules.hyena import HyenaOperator
 
     torch.manual_seed(0)
     op = HyenaOperator(16, l_max=300)
-    u = torch.randn(1, 257, 16)
-    residual = torch.randn(257, 16)
-    expected = residual + op.forward_reference(u)[0]
+    u = torch.randn(257, 16)
+    expected = op.forward_reference(u[None])[0]
+    source, out, starts = u.clone(), torch.full_like(u, float("nan")), []
     with torch.no_grad():
-        op.add_to_residual_low_memory(u[0], residual, channel_group=channel_group, chunk=100)
-    assert (residual - expected).abs().max() < 1e-5
+        for s, y in op.forward_low_memory(lambda a, b: source[a:b], 257, chunk=chunk, channel_group=channel_group):
+            out[s : s + y.shape[0]] = y
+            source[s:] = float("nan")  # the contract: rows >= s are not read again
+            starts.append(s)
+    assert starts == sorted(range(0, 257, chunk), reverse=True)
+    assert (out - expected).abs().max() < 1e-5

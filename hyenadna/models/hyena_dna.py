@@ -12,10 +12,13 @@ from torch import Tensor, nn
 
 from hyenadna.models.config import HyenaConfig
 from hyenadna.modules.block import Block
-from hyenadna.modules.hyena import HyenaOperator, matmul_dtype
+from hyenadna.modules.hyena import HyenaOperator
 
 # Inference on sequences at least this long runs in O(L x D) memory (see HyenaDNAModel.forward).
 LOW_MEMORY_MIN_LENGTH = 32_768
+# ... in token chunks of this size, so a chunk's projections and MLP activations stay in cache. One large-1m layer at
+# 1M tokens: 1,024 took 0.93x the time of 2,048 and 0.81x of 16,384 (benchmarks/results/low_memory_chunk.json).
+LOW_MEMORY_CHUNK = 1024
 # Batched inference runs the stack on micro-batches of about this many tokens: a layer's activations then stay in
 # cache between its steps instead of streaming through memory (tiny-1k: batch 32 was slower per token than batch 1).
 INFERENCE_BLOCK_TOKENS = 2048
@@ -97,18 +100,13 @@ class HyenaDNAModel(nn.Module):
         return self.ln_f(residual.to(self.ln_f.weight.dtype))
 
     @torch.no_grad()
-    def _forward_low_memory(self, input_ids: Tensor, chunk: int = 1 << 14) -> Tensor:
+    def _forward_low_memory(self, input_ids: Tensor, chunk: int = LOW_MEMORY_CHUNK) -> Tensor:
         residual = self.embeddings(input_ids).float()
-        # the mixers' input; in bf16 under autocast, which halves it and makes their projections bf16
-        buffer = torch.empty(residual.shape, dtype=matmul_dtype(residual), device=residual.device)
         for layer in self.layers:
-            layer.forward_low_memory(residual, buffer, chunk=chunk)
-        if buffer.dtype != torch.float32:
-            del buffer
-            buffer = torch.empty_like(residual)
-        for s in range(0, residual.shape[0], chunk):
-            buffer[s : s + chunk] = self.ln_f(residual[s : s + chunk])
-        return buffer
+            layer.forward_low_memory(residual, chunk=chunk)
+        for s in range(0, residual.shape[0], chunk):  # the output overwrites the residual stream
+            residual[s : s + chunk] = self.ln_f(residual[s : s + chunk])
+        return residual
 
 
 class CausalLMOutput(NamedTuple):

@@ -47,12 +47,15 @@ class Block(nn.Module):
         return x, residual
 
     @torch.no_grad()
-    def forward_low_memory(self, residual: Tensor, buffer: Tensor, chunk: int = 1 << 14) -> None:
-        """Inference on one long sequence, in place: residual += mixer(norm1(residual)); residual += mlp(norm2(.)).
-        ``buffer`` (same shape) holds norm1's output; nothing else of size L x d_inner or 3 x L x D is allocated."""
-        seqlen = residual.shape[0]
-        for s in range(0, seqlen, chunk):
-            buffer[s : s + chunk] = self.norm1(residual[s : s + chunk])
-        self.mixer.add_to_residual_low_memory(buffer, residual, chunk=chunk)
-        for s in range(0, seqlen, chunk):
-            residual[s : s + chunk] += self.mlp(self.norm2(residual[s : s + chunk]))
+    def forward_low_memory(self, residual: Tensor, chunk: int) -> None:
+        """Inference on one long sequence (L, D), in place: residual += mixer(norm1(residual)), then += mlp(norm2(.)).
+        The mixer yields its output from the last chunk back and from then on reads only earlier rows, so each
+        chunk's residual update and MLP run as soon as it arrives; nothing of size L x d_inner is allocated."""
+
+        def mixer_input(start: int, end: int) -> Tensor:
+            return self.norm1(residual[start:end])
+
+        for s, y in self.mixer.forward_low_memory(mixer_input, residual.shape[0], chunk=chunk):
+            rows = residual[s : s + y.shape[0]]
+            rows += y
+            rows += self.mlp(self.norm2(rows))

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hyenadna.modules.hyena_filter import HyenaFilter
-from hyenadna.ops.fftconv import fft_length, fftconv, fftconv_padded, fftconv_ref, filter_spectrum
+from hyenadna.ops.fftconv import fft_length, fftconv, fftconv_inplace, fftconv_padded, fftconv_ref, filter_spectrum
 from hyenadna.ops.short_conv import causal_short_conv, causal_short_conv_ref
 
 # Inference caches at most this many bytes of filter spectra per operator: the filter does not depend on the input,
 # but at 1M tokens one layer's spectrum is 2 GB, so long inputs recompute it instead. 128 MB covers D256 up to
 # L = 65k (small-32k at its context: 8-15% faster for ~240 MB of RSS).
 FILTER_CACHE_BYTES = 128 * 2**20
-# The low-memory path sizes its channel groups so their buffers take about this much (16 channels up to L ~ 600k).
+# The low-memory path sizes its channel groups so their FFT buffers take at most about this much.
 GROUP_BUFFER_BYTES = 512 * 2**20
 
 
@@ -131,63 +134,60 @@ class HyenaOperator(nn.Module):
         return out
 
     @torch.no_grad()
-    def add_to_residual_low_memory(
-        self, u: Tensor, residual: Tensor, channel_group: int | None = None, chunk: int = 1 << 14
-    ) -> None:
-        """Inference on one long sequence in O(L*D) memory: ``residual += self(u)``, for u, residual of shape (L, D).
+    def forward_low_memory(
+        self, u_at: Callable[[int, int], Tensor], seqlen: int, chunk: int, channel_group: int | None = None
+    ) -> Iterator[tuple[int, Tensor]]:
+        """Inference on one long sequence in O(L*D) memory: yields ``(s, y[s:s + chunk])`` from the last chunk to the
+        first, where ``u_at(s, e)`` returns input rows s..e-1 as (e - s, D).
 
-        Channels are processed in groups, so only a group's projections, short conv, filter and FFT buffers exist at
-        once; the output projection of each group is accumulated straight into the residual stream. The group buffers
-        are allocated once and reused: at long L, fresh allocations cost more in page faults than the arithmetic.
+        Three passes keep one (D, L) float32 tensor besides the caller's: (1) x1 * v for every channel, in token
+        chunks; (2) the long convolution of that tensor in place, in channel groups; (3) per chunk, x0 (recomputed:
+        cheaper than storing it), the gating and out_proj. Projecting all channels of a token chunk at once keeps
+        the matmuls square; a chunk reads input rows from s - K + 1 on, so once chunk s is yielded the caller may
+        overwrite rows >= s (the block adds the output into the residual stream it normalises for ``u_at``).
         """
-        seqlen, d = u.shape
-        n = fft_length(2 * seqlen - 1)
+        d = self.d_model
+        conv = torch.empty(d, seqlen, dtype=torch.float32, device=self.in_proj.weight.device)
+        for s in range(0, seqlen, chunk):
+            x1, v = self._short_conv_chunk(u_at, s, min(seqlen, s + chunk), slice(d, 3 * d)).split(d)
+            conv[:, s : s + chunk] = (x1.T * v.T).T  # multiply token-major, then transpose: ~2x a transposing mul
+        self._long_conv_low_memory(conv, channel_group)
+        for s in reversed(range(0, seqlen, chunk)):
+            x0 = self._short_conv_chunk(u_at, s, min(seqlen, s + chunk), slice(0, d))
+            yield s, self.out_proj(x0.mul_(conv[:, s : s + chunk]).T)
+
+    def _short_conv_chunk(self, u_at: Callable[[int, int], Tensor], start: int, end: int, rows: slice) -> Tensor:
+        """in_proj rows ``rows`` and the short conv for tokens start..end-1 as float32 (channels, tokens): a
+        transposed view, because the projection runs fastest token-major (~1.5x a channels-first output here). The
+        chunk re-reads the K - 1 tokens before it, which the conv's window reaches back to."""
+        first = max(0, start - self.short_filter.kernel_size[0] + 1)
+        z = F.linear(u_at(first, end), self.in_proj.weight[rows]).float().T  # bf16 under autocast: widen first
+        w, b = self.short_filter.weight[rows, 0], self.short_filter.bias[rows]
+        return causal_short_conv(z, w, b, self.in_proj.bias[rows])[:, start - first :]
+
+    def _long_conv_low_memory(self, x: Tensor, channel_group: int | None) -> None:
+        """x (D, L) float32 <- fftconv(x), a channel group at a time, through buffers allocated once."""
+        d, seqlen = x.shape
         cached = self._cached_spectrum(seqlen)
+        n = fft_length(2 * seqlen - 1)
         if cached is None:
             hidden, t = self.filter_fn.features(seqlen)
-            taps = hidden.shape[1]
-        mm_dtype = u.dtype  # the caller picks it: bf16 under autocast
-        w_in, b_in = self.in_proj.weight.to(mm_dtype), self.in_proj.bias
-        w_conv, b_conv = self.short_filter.weight[:, 0], self.short_filter.bias
-        w_out = self.out_proj.weight.to(mm_dtype)
-        if channel_group is None:  # ~56 bytes per channel and token of group buffers: keep them near 512 MB
-            channel_group = max(4, min(16, GROUP_BUFFER_BYTES // (56 * seqlen)))
+        if channel_group is None:  # 3 buffers of ~4n bytes per channel
+            channel_group = max(1, min(16, GROUP_BUFFER_BYTES // (12 * n)))
         c = min(channel_group, d)
-        kw = {"dtype": torch.float32, "device": u.device}
-        z = torch.empty(3 * c, seqlen, dtype=mm_dtype, device=u.device)  # in_proj output of the group
-        zc = torch.empty(3 * c, seqlen, **kw)  # after the short conv
-        padded = torch.zeros(c, n, **kw)  # FFT input; columns >= seqlen stay zero
-        y_full = torch.empty(c, n, **kw)
-        spec = torch.empty(c, n // 2 + 1, dtype=torch.complex64, device=u.device)
+        work = torch.zeros(c, n, dtype=torch.float32, device=x.device)
+        spec = torch.empty(c, n // 2 + 1, dtype=torch.complex64, device=x.device)
         k_spec = torch.empty_like(spec) if cached is None else None
-        # fp32 accumulates each group's out_proj straight into the residual; bf16 collects the gated outputs (half
-        # the size) for one out_proj at the end, since a bf16 product cannot be added into fp32 in place
-        gated = torch.empty(d, seqlen, dtype=mm_dtype, device=u.device) if mm_dtype != torch.float32 else None
         for g0 in range(0, d, c):
             g = slice(g0, min(d, g0 + c))
             cg = g.stop - g.start
-            rows = torch.cat([torch.arange(g.start, g.stop, device=u.device) + k * d for k in range(3)])
-            torch.mm(w_in[rows], u.T, out=z[: 3 * cg])
-            zg = causal_short_conv(z[: 3 * cg], w_conv[rows], b_conv[rows], b_in[rows], out=zc[: 3 * cg])
-            x0, x1, v = zg.split(cg)
-            buf = padded[:cg]
             if cached is None:  # the filter goes through the same zero-padded buffer first
-                k_f = k_spec[:cg]
-                buf[:, :taps] = self.filter_fn.filter_channels(hidden, t, g)
-                buf[:, taps:seqlen] = 0
-                torch.fft.rfft(buf, out=k_f)
+                self.filter_fn.filter_channels(hidden, t, g, out=work[:cg, : hidden.shape[0]])
+                work[:cg, hidden.shape[0] :] = 0
+                k_f = torch.fft.rfft(work[:cg], out=k_spec[:cg])
             else:
                 k_f = cached[0][g]
-            torch.mul(x1, v, out=buf[:, :seqlen])
-            y = fftconv_padded(buf, seqlen, k_f, self.filter_fn.bias[g], out=y_full[:cg], spec=spec[:cg]).mul_(x0)
-            if gated is None:
-                residual.addmm_(y.T, w_out[:, g].T)
-            else:
-                gated[g] = y
-        if gated is not None:
-            for s in range(0, seqlen, chunk):
-                residual[s : s + chunk] += torch.mm(gated[:, s : s + chunk].T, w_out.T)
-        residual += self.out_proj.bias
+            fftconv_inplace(x[g], k_f, self.filter_fn.bias[g], work[:cg], spec[:cg])
 
 
 def matmul_dtype(x: Tensor) -> torch.dtype:

@@ -84,17 +84,27 @@ class HyenaFilter(nn.Module):
         self.implicit_filter = nn.Sequential(*layers)
         self.modulation = ExponentialModulation(d_model, shift)
 
-    def features(self, length: int) -> tuple[Tensor, Tensor]:
-        """The FFN's last hidden layer (1, taps, order) and t, shared by all channels (for per-channel-group use)."""
+    def features(self, length: int, chunk: int = 1 << 14) -> tuple[Tensor, Tensor]:
+        """The FFN's last hidden layer (taps, order) and t (1, taps, 1), shared by all channels, for building the
+        filter a channel group at a time. Computed a chunk of positions at a time: the FFN acts per position, and
+        chunks keep its intermediates in cache instead of several taps x order tensors in memory."""
         z, t = self.pos_emb(min(length, self.l_max))
-        return self.implicit_filter[:-1](z), t
+        hidden = torch.empty(z.shape[1], self.implicit_filter[-1].in_features, dtype=z.dtype, device=z.device)
+        for s in range(0, z.shape[1], chunk):
+            hidden[s : s + chunk] = self.implicit_filter[:-1](z[0, s : s + chunk])
+        return hidden, t
 
-    def filter_channels(self, hidden: Tensor, t: Tensor, channels: slice) -> Tensor:
-        """Taps of a group of channels from ``features``: (channels, taps)."""
-        h = hidden @ self.implicit_filter[-1].weight[channels].T
-        if self.modulate:
-            h = h * (torch.exp(-t * self.modulation.deltas[..., channels].abs()) + self.modulation.shift)
-        return h[0].transpose(0, 1)
+    def filter_channels(self, hidden: Tensor, t: Tensor, channels: slice, out: Tensor, chunk: int = 1 << 14) -> Tensor:
+        """Taps of a group of channels from ``features``, written into ``out`` (channels, taps) a chunk of positions
+        at a time."""
+        weight = self.implicit_filter[-1].weight[channels]
+        decay = -self.modulation.deltas[0, 0, channels, None].abs()
+        for s in range(0, hidden.shape[0], chunk):
+            h = weight @ hidden[s : s + chunk].T
+            if self.modulate:
+                h *= torch.exp(t[0, s : s + chunk, 0] * decay) + self.modulation.shift
+            out[:, s : s + chunk] = h
+        return out
 
     def filter(self, length: int) -> Tensor:
         """The first min(length, l_max) taps, channels-first: (d_model, taps). No taps exist beyond l_max."""

@@ -65,15 +65,19 @@ def fftconv(u: Tensor, k: Tensor | None, bias: Tensor, k_f: Tensor | None = None
     return torch.addcmul(y, u32, bias.float().unsqueeze(-1)).to(u.dtype)
 
 
-def fftconv_padded(
-    padded: Tensor, seqlen: int, k_f: Tensor, bias: Tensor, out: Tensor | None = None, spec: Tensor | None = None
-) -> Tensor:
+def fftconv_padded(padded: Tensor, seqlen: int, k_f: Tensor, bias: Tensor) -> Tensor:
     """``fftconv`` for an input already written into the first ``seqlen`` columns of a zero-padded float32 buffer of
-    the transform length n: no padded copy. ``out`` (shape of ``padded``) and ``spec`` (complex64, n // 2 + 1 columns)
-    can be reused buffers: at long lengths fresh ones cost more in page faults than the transforms.
-
-    Returns the (..., C, seqlen) view of ``out`` holding the convolution plus ``bias * u``."""
+    the transform length n: no padded copy. Returns (..., C, seqlen): the convolution plus ``bias * u``."""
     n = padded.shape[-1]
-    spec = torch.fft.rfft(padded, out=spec).mul_(k_f)
-    y = torch.fft.irfft(spec, n=n, out=out)[..., :seqlen]
+    y = torch.fft.irfft(torch.fft.rfft(padded).mul_(k_f), n=n)[..., :seqlen]
     return y.addcmul_(padded[..., :seqlen], bias.float().unsqueeze(-1))
+
+
+def fftconv_inplace(u: Tensor, k_f: Tensor, bias: Tensor, work: Tensor, spec: Tensor) -> Tensor:
+    """``fftconv`` of a float32 u (C, L), written back into u, through reused buffers: ``work`` (C, n) float32 and
+    ``spec`` (C, n // 2 + 1) complex64. At long lengths fresh buffers cost more in page faults than the transforms."""
+    seqlen, n = u.shape[-1], work.shape[-1]
+    work[:, :seqlen] = u
+    work[:, seqlen:] = 0
+    torch.fft.irfft(torch.fft.rfft(work, out=spec).mul_(k_f), n=n, out=work)
+    return torch.addcmul(work[:, :seqlen], u, bias.float()[:, None], out=u)
