@@ -71,7 +71,7 @@ class HyenaDNAModel(nn.Module):
 
     def forward(self, input_ids: Tensor, low_memory: bool | None = None) -> Tensor:
         """``low_memory`` (default: automatic for inference on sequences of at least LOW_MEMORY_MIN_LENGTH) runs each
-        sequence layer by layer in channel groups and chunks, in O(L x D) memory."""
+        sequence layer by layer in token chunks, with the long convolution in channel groups, in O(L x D) memory."""
         batch, seqlen = input_ids.shape
         fast_inference = not torch.is_grad_enabled() and not self.training and not self._reference_path()
         if low_memory is None:
