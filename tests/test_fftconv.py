@@ -132,6 +132,18 @@ def test_causal_short_conv_matches_conv1d(length, taps):
     assert (folded - causal_short_conv_ref(z + zb[:, None], w, b)).abs().max() < 1e-5
 
 
+@pytest.mark.parametrize("length", [1, 2, 3, 17, 1024])
+@pytest.mark.parametrize("taps", [1, 3, 4])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_causal_short_conv_tokens_matches_conv1d(length, taps, dtype):
+    from hyenadna.ops.short_conv import causal_short_conv_ref, causal_short_conv_tokens
+
+    z, w, b = torch.randn(length, 6).to(dtype), torch.randn(6, taps), torch.randn(6)
+    fast = causal_short_conv_tokens(z, w, b)
+    assert fast.dtype == torch.float32  # a bf16 input is widened
+    assert (fast - causal_short_conv_ref(z.float().T, w, b).T).abs().max() < 1e-5
+
+
 @pytest.mark.parametrize("length", [1, 2, 3, 97, 256, 1031])  # tiny, prime, power of two, prime beyond l_max
 def test_operator_paths_agree(length):
     from hyenadna.modules.hyena import HyenaOperator
@@ -160,8 +172,8 @@ def test_fftconv_padded_and_inplace_match_reference(length):
     padded[..., :length] = u
     assert (fftconv_padded(padded, length, k_f, bias) - ref).abs().max() < 1e-5
     # in place, through work buffers left dirty by a previous use
-    x, work, spec = u[0].clone(), torch.randn(3, n), torch.empty(3, n // 2 + 1, dtype=torch.complex64)
-    y = fftconv_inplace(x, k_f, bias, work, spec)
+    x, work = u[0].clone(), torch.randn(3, n)
+    y = fftconv_inplace(x, k_f, bias, work)
     assert y.data_ptr() == x.data_ptr()
     assert (x - ref[0]).abs().max() < 1e-5
 
@@ -198,3 +210,21 @@ def test_low_memory_operator_any_channel_group(channel_group, chunk):
             starts.append(s)
     assert starts == sorted(range(0, 257, chunk), reverse=True)
     assert (out - expected).abs().max() < 1e-5
+
+
+def test_filter_stays_float32_under_bf16_autocast():
+    """The filter feeds the float32 FFT convolution: mixed precision must not round it to bf16."""
+    from hyenadna.modules.hyena_filter import HyenaFilter
+
+    f = HyenaFilter(8, 300)
+    with torch.no_grad():
+        want = f.filter(300)
+        hidden, t = f.features(300)
+        want_group = f.filter_channels(hidden, t, slice(2, 5), out=torch.empty(3, 300))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = f.filter(300)
+            hidden, t = f.features(300)
+            got_group = f.filter_channels(hidden, t, slice(2, 5), out=torch.empty(3, 300))
+    assert got.dtype == torch.float32 and torch.equal(got, want)
+    assert torch.equal(got_group, want_group)
+    torch.testing.assert_close(want_group, want[2:5], rtol=1e-5, atol=1e-6)

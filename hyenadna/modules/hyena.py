@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hyenadna.modules.hyena_filter import HyenaFilter
 from hyenadna.ops.fftconv import fft_length, fftconv, fftconv_inplace, fftconv_padded, fftconv_ref, filter_spectrum
-from hyenadna.ops.short_conv import causal_short_conv, causal_short_conv_ref
+from hyenadna.ops.linear import linear
+from hyenadna.ops.short_conv import causal_short_conv, causal_short_conv_ref, causal_short_conv_tokens
 
 # Inference caches at most this many bytes of filter spectra per operator: the filter does not depend on the input,
 # but at 1M tokens one layer's spectrum is 2 GB, so long inputs recompute it instead. 128 MB covers D256 up to
@@ -106,32 +106,38 @@ class HyenaOperator(nn.Module):
         return torch.baddbmm(self.out_proj.bias, y.mT, self.out_proj.weight.T.expand(batch, -1, -1))
 
     def forward_inference(self, u: Tensor) -> Tensor:
-        """Without autograd: no transposed copies (the projections read their operands transposed), the in_proj bias
-        folded into a shift-and-add short conv, and the filter spectrum from the cache. Under bf16 autocast the two
-        projections run in bf16; the short conv, gating and FFT always run in fp32."""
-        batch, seqlen, _ = u.shape
-        mm_dtype = matmul_dtype(u)
-        w_in = self.in_proj.weight.to(mm_dtype)
-        u = u.to(mm_dtype)
-        z = torch.empty(batch, w_in.shape[0], seqlen, dtype=mm_dtype, device=u.device)
-        for i in range(batch):  # per-sequence mm reads u transposed for free; a broadcast matmul would copy it
-            torch.mm(w_in, u[i].T, out=z[i])
-        z = causal_short_conv(z, self.short_filter.weight[:, 0], self.short_filter.bias, self.in_proj.bias)
-        x0, x1, v = z.split(self.d_model, dim=1)
+        """Without autograd, a sequence at a time: in_proj as a channels-first matmul (oneDNN, ops/linear.py), the
+        in_proj bias folded into a shift-and-add short conv, the filter spectrum from the cache, and the gating
+        written token-major for out_proj. Under bf16 autocast the two projections run in bf16; the short conv, gating
+        and FFT always run in fp32."""
+        batch, seqlen, d = u.shape
         cached = self._cached_spectrum(seqlen)
         if cached is None:
             n = fft_length(2 * seqlen - 1)
             k_f = filter_spectrum(self.filter_fn.filter(seqlen), n)
         else:
             k_f, n = cached
-        padded = z.new_zeros(batch, self.d_model, n, dtype=torch.float32)
-        torch.mul(x1, v, out=padded[..., :seqlen])
-        y = fftconv_padded(padded, seqlen, k_f, self.filter_fn.bias).mul_(x0).to(mm_dtype)
-        w_out, b_out = self.out_proj.weight.to(mm_dtype), self.out_proj.bias.to(mm_dtype)
-        out = torch.empty(batch, seqlen, self.d_model, dtype=mm_dtype, device=u.device)
-        for i in range(batch):
-            torch.addmm(b_out, y[i].T, w_out.T, out=out[i])
+        if batch == 1:
+            return self._forward_sequence(u[0], k_f, n)[None]
+        first = self._forward_sequence(u[0], k_f, n)
+        out = first.new_empty(batch, seqlen, d)
+        out[0] = first
+        for i in range(1, batch):
+            out[i] = self._forward_sequence(u[i], k_f, n)
         return out
+
+    def _forward_sequence(self, u: Tensor, k_f: Tensor, n: int) -> Tensor:
+        """(L, D) -> (L, D), given the filter spectrum at transform length n."""
+        seqlen, d = u.shape
+        z = linear(self.in_proj.weight, u).float()  # W_in @ u^T: (3D, L)
+        z = causal_short_conv(z, self.short_filter.weight[:, 0], self.short_filter.bias, self.in_proj.bias)
+        x0, x1, v = z.split(d)
+        padded = z.new_zeros(d, n)
+        torch.mul(x1, v, out=padded[:, :seqlen])
+        y = fftconv_padded(padded, seqlen, k_f, self.filter_fn.bias)
+        gated = torch.empty(seqlen, d, dtype=torch.float32, device=u.device)
+        torch.mul(y, x0, out=gated.T)  # the transpose out_proj needs, paid inside the gating
+        return linear(gated, self.out_proj.weight, self.out_proj.bias)
 
     @torch.no_grad()
     def forward_low_memory(
@@ -142,52 +148,56 @@ class HyenaOperator(nn.Module):
 
         Three passes keep one (D, L) float32 tensor besides the caller's: (1) x1 * v for every channel, in token
         chunks; (2) the long convolution of that tensor in place, in channel groups; (3) per chunk, x0 (recomputed:
-        cheaper than storing it), the gating and out_proj. Projecting all channels of a token chunk at once keeps
-        the matmuls square; a chunk reads input rows from s - K + 1 on, so once chunk s is yielded the caller may
-        overwrite rows >= s (the block adds the output into the residual stream it normalises for ``u_at``).
+        cheaper than storing it), the gating and out_proj. Chunks are token-major, so the projections and the short
+        conv run on contiguous rows and only x1 * v is transposed. A chunk reads input rows from s - K + 1 on, so once
+        chunk s is yielded the caller may overwrite rows >= s (the block adds the output into the residual stream it
+        normalises for ``u_at``).
         """
         d = self.d_model
-        conv = torch.empty(d, seqlen, dtype=torch.float32, device=self.in_proj.weight.device)
+        dtype = matmul_dtype(self.in_proj.weight)  # bf16 under CPU autocast: cast the weights once, not per chunk
+        w_in, b_in = self.in_proj.weight.to(dtype), self.in_proj.bias.to(dtype)
+        w_out, b_out = self.out_proj.weight.to(dtype), self.out_proj.bias.to(dtype)
+        conv = torch.empty(d, seqlen, dtype=torch.float32, device=w_in.device)
+        gates = slice(d, 3 * d)
         for s in range(0, seqlen, chunk):
-            x1, v = self._short_conv_chunk(u_at, s, min(seqlen, s + chunk), slice(d, 3 * d)).split(d)
-            conv[:, s : s + chunk] = (x1.T * v.T).T  # multiply token-major, then transpose: ~2x a transposing mul
+            z = self._short_conv_chunk(u_at, s, min(seqlen, s + chunk), w_in[gates], b_in[gates], gates)
+            conv[:, s : s + chunk].T.copy_(z[:, :d].mul_(z[:, d:]))
         self._long_conv_low_memory(conv, channel_group)
         for s in reversed(range(0, seqlen, chunk)):
-            x0 = self._short_conv_chunk(u_at, s, min(seqlen, s + chunk), slice(0, d))
-            yield s, self.out_proj(x0.mul_(conv[:, s : s + chunk]).T)
+            x0 = self._short_conv_chunk(u_at, s, min(seqlen, s + chunk), w_in[:d], b_in[:d], slice(0, d))
+            yield s, linear(x0.mul_(conv[:, s : s + chunk].T), w_out, b_out)
 
-    def _short_conv_chunk(self, u_at: Callable[[int, int], Tensor], start: int, end: int, rows: slice) -> Tensor:
-        """in_proj rows ``rows`` and the short conv for tokens start..end-1 as float32 (channels, tokens): a
-        transposed view, because the projection runs fastest token-major (~1.5x a channels-first output here). The
-        chunk re-reads the K - 1 tokens before it, which the conv's window reaches back to."""
+    def _short_conv_chunk(
+        self, u_at: Callable[[int, int], Tensor], start: int, end: int, weight: Tensor, bias: Tensor, rows: slice
+    ) -> Tensor:
+        """in_proj rows ``rows`` (given as ``weight``, ``bias``) and the short conv for tokens start..end-1, as
+        float32 (tokens, channels). The chunk re-reads the K - 1 tokens before it, which the conv reaches back to."""
         first = max(0, start - self.short_filter.kernel_size[0] + 1)
-        z = F.linear(u_at(first, end), self.in_proj.weight[rows]).float().T  # bf16 under autocast: widen first
+        z = linear(u_at(first, end).to(weight.dtype), weight, bias)
         w, b = self.short_filter.weight[rows, 0], self.short_filter.bias[rows]
-        return causal_short_conv(z, w, b, self.in_proj.bias[rows])[:, start - first :]
+        return causal_short_conv_tokens(z, w, b)[start - first :]
 
     def _long_conv_low_memory(self, x: Tensor, channel_group: int | None) -> None:
-        """x (D, L) float32 <- fftconv(x), a channel group at a time, through buffers allocated once."""
+        """x (D, L) float32 <- fftconv(x), a channel group at a time, through one zero-padded buffer."""
         d, seqlen = x.shape
         cached = self._cached_spectrum(seqlen)
         n = fft_length(2 * seqlen - 1)
         if cached is None:
             hidden, t = self.filter_fn.features(seqlen)
-        if channel_group is None:  # 3 buffers of ~4n bytes per channel
-            channel_group = max(1, min(16, GROUP_BUFFER_BYTES // (12 * n)))
+        if channel_group is None:  # the buffer and three transforms of ~4n bytes per channel
+            channel_group = max(1, min(16, GROUP_BUFFER_BYTES // (16 * n)))
         c = min(channel_group, d)
         work = torch.zeros(c, n, dtype=torch.float32, device=x.device)
-        spec = torch.empty(c, n // 2 + 1, dtype=torch.complex64, device=x.device)
-        k_spec = torch.empty_like(spec) if cached is None else None
         for g0 in range(0, d, c):
             g = slice(g0, min(d, g0 + c))
             cg = g.stop - g.start
             if cached is None:  # the filter goes through the same zero-padded buffer first
                 self.filter_fn.filter_channels(hidden, t, g, out=work[:cg, : hidden.shape[0]])
                 work[:cg, hidden.shape[0] :] = 0
-                k_f = torch.fft.rfft(work[:cg], out=k_spec[:cg])
+                k_f = torch.fft.rfft(work[:cg])
             else:
                 k_f = cached[0][g]
-            fftconv_inplace(x[g], k_f, self.filter_fn.bias[g], work[:cg], spec[:cg])
+            fftconv_inplace(x[g], k_f, self.filter_fn.bias[g], work[:cg])
 
 
 def matmul_dtype(x: Tensor) -> torch.dtype:

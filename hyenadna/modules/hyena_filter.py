@@ -90,26 +90,32 @@ class HyenaFilter(nn.Module):
         chunks keep its intermediates in cache instead of several taps x order tensors in memory."""
         z, t = self.pos_emb(min(length, self.l_max))
         hidden = torch.empty(z.shape[1], self.implicit_filter[-1].in_features, dtype=z.dtype, device=z.device)
-        for s in range(0, z.shape[1], chunk):
-            hidden[s : s + chunk] = self.implicit_filter[:-1](z[0, s : s + chunk])
+        with _float32(z):
+            for s in range(0, z.shape[1], chunk):
+                hidden[s : s + chunk] = self.implicit_filter[:-1](z[0, s : s + chunk])
         return hidden, t
 
     def filter_channels(self, hidden: Tensor, t: Tensor, channels: slice, out: Tensor, chunk: int = 1 << 14) -> Tensor:
-        """Taps of a group of channels from ``features``, written into ``out`` (channels, taps) a chunk of positions
-        at a time."""
-        weight = self.implicit_filter[-1].weight[channels]
-        decay = -self.modulation.deltas[0, 0, channels, None].abs()
-        for s in range(0, hidden.shape[0], chunk):
-            h = weight @ hidden[s : s + chunk].T
+        """Taps of a group of channels from ``features``, written into ``out`` (channels, taps), which may be a view
+        with a row stride (the zero-padded FFT buffer)."""
+        with _float32(hidden):
+            torch.mm(self.implicit_filter[-1].weight[channels], hidden.T, out=out)
             if self.modulate:
-                h *= torch.exp(t[0, s : s + chunk, 0] * decay) + self.modulation.shift
-            out[:, s : s + chunk] = h
+                decay = -self.modulation.deltas[0, 0, channels, None].abs()
+                for s in range(0, hidden.shape[0], chunk):
+                    out[:, s : s + chunk].mul_(torch.exp(t[0, s : s + chunk, 0] * decay).add_(self.modulation.shift))
         return out
 
     def filter(self, length: int) -> Tensor:
         """The first min(length, l_max) taps, channels-first: (d_model, taps). No taps exist beyond l_max."""
         z, t = self.pos_emb(min(length, self.l_max))
-        h = self.implicit_filter(z)
-        if self.modulate:
-            h = self.modulation(t, h)
+        with _float32(z):
+            h = self.implicit_filter(z)
+            if self.modulate:
+                h = self.modulation(t, h)
         return h[0].transpose(0, 1)
+
+
+def _float32(x: Tensor) -> torch.autocast:
+    """The filter feeds the float32 FFT convolution, so it is computed in float32 under mixed precision too."""
+    return torch.autocast(x.device.type, enabled=False)

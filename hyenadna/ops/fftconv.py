@@ -73,11 +73,11 @@ def fftconv_padded(padded: Tensor, seqlen: int, k_f: Tensor, bias: Tensor) -> Te
     return y.addcmul_(padded[..., :seqlen], bias.float().unsqueeze(-1))
 
 
-def fftconv_inplace(u: Tensor, k_f: Tensor, bias: Tensor, work: Tensor, spec: Tensor) -> Tensor:
-    """``fftconv`` of a float32 u (C, L), written back into u, through reused buffers: ``work`` (C, n) float32 and
-    ``spec`` (C, n // 2 + 1) complex64. At long lengths fresh buffers cost more in page faults than the transforms."""
+def fftconv_inplace(u: Tensor, k_f: Tensor, bias: Tensor, work: Tensor) -> Tensor:
+    """``fftconv`` of a float32 u (C, L), written back into u, through a reused zero-padded buffer ``work`` (C, n)
+    float32. (The spectra are not given buffers: torch's FFTs with out= compute a fresh result and copy it.)"""
     seqlen, n = u.shape[-1], work.shape[-1]
     work[:, :seqlen] = u
     work[:, seqlen:] = 0
-    torch.fft.irfft(torch.fft.rfft(work, out=spec).mul_(k_f), n=n, out=work)
-    return torch.addcmul(work[:, :seqlen], u, bias.float()[:, None], out=u)
+    y = torch.fft.irfft(torch.fft.rfft(work).mul_(k_f), n=n)
+    return torch.addcmul(y[:, :seqlen], u, bias.float()[:, None], out=u)

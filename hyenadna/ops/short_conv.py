@@ -3,7 +3,8 @@ z[c, t - K + 1 + j]`` with zeros before the start.
 
 ``causal_short_conv_ref`` runs it as the reference does (a padded depthwise ``conv1d``). ``causal_short_conv`` is the
 fast path: K shifted multiply-adds on the channels-first tensor, with no padded copy, an optional output buffer, an
-optional input bias folded in, and a matching hand-written backward for training.
+optional input bias folded in, and a matching hand-written backward for training. ``causal_short_conv_tokens`` is the
+same FIR on a token-major (L, C) tensor, for the long-sequence path, whose projections come out token-major.
 """
 
 from __future__ import annotations
@@ -46,6 +47,16 @@ def _short_conv_forward(z: Tensor, weight: Tensor, bias: Tensor, input_bias: Ten
     if input_bias is not None:
         for t in range(min(taps - 1, seqlen)):
             out[..., t] -= input_bias * weight[:, : taps - 1 - t].sum(1)
+    return out
+
+
+def causal_short_conv_tokens(z: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """Inference on a token-major z (L, C) -> (L, C), in the dtype of ``weight`` (a bf16 z is widened as it is read).
+    Each shift moves whole rows, so every multiply-add runs on contiguous memory."""
+    taps, seqlen = weight.shape[1], z.shape[0]
+    out = torch.mul(z, weight[:, -1]).add_(bias)
+    for j in range(1, min(taps, seqlen)):
+        out[j:].addcmul_(z[:-j], weight[:, -1 - j])
     return out
 
 

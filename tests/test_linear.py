@@ -1,0 +1,73 @@
+"""The oneDNN projection fast path against plain F.linear, and its fallbacks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hyenadna.ops import linear as linear_ops
+from hyenadna.ops.linear import linear, linear_ref, onednn_available
+
+
+@pytest.mark.parametrize("gelu", [False, True])
+@pytest.mark.parametrize("shape", [(1, 16), (7, 16), (3, 33, 16)])  # a single token, odd rows, a batch
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_matches_reference(shape, gelu, bias):
+    torch.manual_seed(0)
+    x, w = torch.randn(*shape), torch.randn(24, 16) / 4
+    b = torch.randn(24) if bias else None
+    with torch.no_grad():
+        fast, ref = linear(x, w, b, gelu=gelu), linear_ref(x, w, b, gelu=gelu)
+    assert fast.shape == ref.shape == (*shape[:-1], 24)
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_linear_reads_transposed_operands():
+    """The Hyena operator passes the weight as the left operand and a token-major sequence as the 'weight'."""
+    w, u = torch.randn(12, 8), torch.randn(40, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(linear(w, u), w @ u.T, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(linear(u.T.contiguous().T, w), u @ w.T, rtol=1e-5, atol=1e-5)
+
+
+def test_linear_under_bf16_autocast_computes_in_bf16():
+    x, w, b = torch.randn(5, 16), torch.randn(8, 16), torch.randn(8)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        fast, ref = linear(x, w, b, gelu=True), linear_ref(x, w, b, gelu=True)
+    assert fast.dtype == ref.dtype == torch.bfloat16
+    torch.testing.assert_close(fast.float(), ref.float(), rtol=2e-2, atol=2e-2)
+
+
+def test_linear_with_autograd_uses_the_reference(monkeypatch):
+    calls = []
+    monkeypatch.setattr(linear_ops, "linear_ref", lambda *a, **k: calls.append(1) or linear_ref(*a, **k))
+    w = torch.randn(8, 16, requires_grad=True)
+    linear(torch.randn(5, 16), w).sum().backward()
+    assert calls and w.grad is not None
+
+
+def test_switching_the_fast_path_off_falls_back(monkeypatch):
+    x, w = torch.randn(5, 16), torch.randn(8, 16)
+    monkeypatch.setattr(linear_ops, "USE_ONEDNN", False)
+    with torch.no_grad():
+        assert torch.equal(linear(x, w), linear_ref(x, w))
+
+
+def test_onednn_is_used_on_this_machine():
+    """The speed figures in the README assume the fast path; a torch without oneDNN would silently lose it."""
+    assert onednn_available()
+
+
+@pytest.mark.parametrize("length", [1, 2, 1031])
+def test_model_inference_same_with_and_without_onednn(monkeypatch, length):
+    from hyenadna import load_model
+    from tests.conftest import FIXTURES
+
+    model = load_model(FIXTURES / "deep_long")
+    ids = torch.randint(7, 12, (2, length))
+    with torch.no_grad():
+        fast = model.backbone(ids), model.backbone(ids, low_memory=True)
+        monkeypatch.setattr(linear_ops, "USE_ONEDNN", False)
+        plain = model.backbone(ids), model.backbone(ids, low_memory=True)
+    for a, b in zip(fast, plain, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=2e-5)
