@@ -38,12 +38,28 @@ def test_linear_under_bf16_autocast_computes_in_bf16():
     torch.testing.assert_close(fast.float(), ref.float(), rtol=2e-2, atol=2e-2)
 
 
-def test_linear_with_autograd_uses_the_reference(monkeypatch):
+@pytest.mark.parametrize("shape", [(7, 16), (3, 5, 16)])
+@pytest.mark.parametrize("out_features", [4, 24])  # narrower and wider than the input: both weight-grad layouts
+def test_linear_gradients_match_reference(monkeypatch, shape, out_features):
     calls = []
-    monkeypatch.setattr(linear_ops, "linear_ref", lambda *a, **k: calls.append(1) or linear_ref(*a, **k))
-    w = torch.randn(8, 16, requires_grad=True)
-    linear(torch.randn(5, 16), w).sum().backward()
-    assert calls and w.grad is not None
+    forward = linear_ops._Linear.forward
+    monkeypatch.setattr(linear_ops._Linear, "forward", staticmethod(lambda *a: calls.append(1) or forward(*a)))
+    torch.manual_seed(0)
+    x, w, b = torch.randn(*shape), torch.randn(out_features, 16) / 4, torch.randn(out_features)
+    g = torch.randn(*shape[:-1], out_features)
+    grads = []
+    for fn in (linear, linear_ref):
+        leaves = [t.clone().requires_grad_() for t in (x, w, b)]
+        grads.append(torch.autograd.grad((fn(*leaves, gelu=True) * g).sum(), leaves))
+    assert calls, "the autograd fast path was not taken"
+    for fast, ref in zip(*grads, strict=True):
+        torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_linear_gradient_only_for_the_weight():
+    x, w = torch.randn(6, 16), torch.randn(4, 16, requires_grad=True)
+    linear(x, w).sum().backward()
+    torch.testing.assert_close(w.grad, x.sum(0).expand(4, -1), rtol=1e-5, atol=1e-5)
 
 
 def test_switching_the_fast_path_off_falls_back(monkeypatch):

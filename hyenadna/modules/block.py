@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hyenadna.ops.linear import linear
@@ -16,9 +15,7 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(d_inner, d_model)
 
     def forward(self, x: Tensor) -> Tensor:
-        if torch.is_grad_enabled():
-            return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
-        # inference: fc1 with the GELU fused in, through oneDNN (ops/linear.py)
+        # oneDNN projections (ops/linear.py); in inference the GELU is fused into fc1
         return linear(linear(x, self.fc1.weight, self.fc1.bias, gelu=True), self.fc2.weight, self.fc2.bias)
 
 

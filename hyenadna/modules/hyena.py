@@ -96,14 +96,17 @@ class HyenaOperator(nn.Module):
         return self.out_proj((x0 * v).transpose(1, 2))
 
     def forward_train(self, u: Tensor) -> Tensor:
-        """With autograd: channels-first projections by batched matmuls that read their operands transposed (no
-        transposed copies, forward or backward), the shift-and-add short conv with its own backward, a smooth FFT."""
-        batch, seqlen, _ = u.shape
-        z = torch.baddbmm(self.in_proj.bias[:, None], self.in_proj.weight.expand(batch, -1, -1), u.mT)
+        """With autograd: channels-first projections as single matmuls over the batch's tokens (oneDNN forward and
+        backward, ops/linear.py), kept in (channels, batch, length) memory order so no transposed copies are made;
+        the shift-and-add short conv with its own backward; a smooth FFT length."""
+        batch, seqlen, d = u.shape
+        z = linear(self.in_proj.weight, u.reshape(batch * seqlen, d))  # W_in @ u^T: (3D, B*L)
+        z = (z + self.in_proj.bias[:, None].to(z.dtype)).view(3 * d, batch, seqlen).transpose(0, 1)
         z = causal_short_conv(z, self.short_filter.weight[:, 0], self.short_filter.bias)
-        x0, x1, v = z.split(self.d_model, dim=1)
+        x0, x1, v = z.split(d, dim=1)
         y = fftconv(self.dropout(x1 * v), self.filter_fn.filter(seqlen), self.filter_fn.bias) * x0
-        return torch.baddbmm(self.out_proj.bias, y.mT, self.out_proj.weight.T.expand(batch, -1, -1))
+        y = y.transpose(0, 1).reshape(d, batch * seqlen)  # (D, B*L): a view when y kept z's memory order
+        return linear(y.T, self.out_proj.weight, self.out_proj.bias).view(batch, seqlen, d)
 
     def forward_inference(self, u: Tensor) -> Tensor:
         """Without autograd, a sequence at a time: in_proj as a channels-first matmul (oneDNN, ops/linear.py), the

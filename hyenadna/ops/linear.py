@@ -3,8 +3,9 @@
 ``linear_ref`` is plain ``F.linear`` (torch's CPU fp32 matmul is MKL's sgemm). ``linear`` is the fast path: oneDNN's
 fused linear + post-op, which torch ships for its own compiler. On these AMD EPYC machines it ran fp32 projections at
 ~2x MKL's speed and the MLP's fc1 + GELU at ~2x (benchmarks/matmul.py), because MKL does not use its AVX-512 kernels
-there. It has no autograd, so the training paths keep ``F.linear``. Where the op is missing (a torch built without
-oneDNN), off the CPU, or for dtypes other than fp32/bf16, ``linear`` falls back to ``linear_ref``.
+there. With autograd, ``linear`` runs the forward and both backward matmuls through the same op. Where the op is
+missing (a torch built without oneDNN), off the CPU, or for dtypes other than fp32/bf16, ``linear`` falls back to
+``linear_ref``.
 """
 
 from __future__ import annotations
@@ -38,17 +39,51 @@ def onednn_available() -> bool:
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, gelu: bool = False) -> Tensor:
-    """Fast path, same contract as ``linear_ref``, for inference (no autograd). Under CPU autocast it computes in
-    bf16 like ``F.linear`` would, since the oneDNN op is outside autocast's reach."""
+    """Fast path, same contract as ``linear_ref``. Under CPU autocast it computes in bf16 like ``F.linear`` would,
+    since the oneDNN op is outside autocast's reach."""
     if torch.is_autocast_enabled(x.device.type):
         dtype = torch.get_autocast_dtype(x.device.type)
         x, weight = x.to(dtype), weight.to(dtype)
         bias = None if bias is None else bias.to(dtype)
     if not _fast_path_applies(x, weight, bias):
         return linear_ref(x, weight, bias, gelu)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):
+        y = _Linear.apply(x, weight, bias)
+        return F.gelu(y, approximate="tanh") if gelu else y
+    return _onednn_linear(x, weight, bias, gelu)
+
+
+def _onednn_linear(x: Tensor, weight: Tensor, bias: Tensor | None, gelu: bool = False) -> Tensor:
     if gelu:
         return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu", [], "tanh")
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+
+class _Linear(torch.autograd.Function):
+    """y = x W^T + b with the backward's two matmuls (dy W and dy^T x) through oneDNN as well."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return _onednn_linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        x, weight = ctx.saved_tensors
+        grad2d = grad.reshape(-1, grad.shape[-1])
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = _onednn_linear(grad2d, weight.T, None).view(x.shape)
+        if ctx.needs_input_grad[1]:  # dy^T x: the op copies a transposed left operand, so pass the narrower one
+            x2d = x.reshape(-1, x.shape[-1])
+            if grad2d.shape[1] <= x2d.shape[1]:
+                grad_w = _onednn_linear(grad2d.T, x2d.T, None)
+            else:
+                grad_w = _onednn_linear(x2d.T, grad2d.T, None).T
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = grad2d.sum(0)
+        return grad_x, grad_w, grad_b
 
 
 def _fast_path_applies(x: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
@@ -58,6 +93,5 @@ def _fast_path_applies(x: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
         and x.device.type == "cpu"
         and x.dtype in (torch.float32, torch.bfloat16)
         and all(t.dtype == x.dtype for t in tensors)
-        and not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
         and onednn_available()
     )
