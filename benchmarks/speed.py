@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from hyenadna.utils.io import atomic_path
+
 WORKLOADS = {
     # name: (published config, L, batch, kind, repeats)
     "tiny1k_b1": ("hyenadna-tiny-1k-seqlen", 1024, 1, "infer", 20),
@@ -276,8 +278,8 @@ def main() -> None:
     for c in crossover:
         if c["hyena_tokens_per_s"] and c["transformer_tokens_per_s"]:
             print(f"L={c['L']:6d}: Hyena/Transformer = {c['hyena_tokens_per_s'] / c['transformer_tokens_per_s']:.2f}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(summary, indent=1))
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":

@@ -87,3 +87,22 @@ def test_model_inference_same_with_and_without_onednn(monkeypatch, length):
         plain = model.backbone(ids), model.backbone(ids, low_memory=True)
     for a, b in zip(fast, plain, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=2e-5)
+
+
+def test_reference_path_never_uses_onednn(monkeypatch):
+    """The speed suite's comparator must be the plain algorithm: F.linear throughout, MLP included."""
+    from hyenadna import load_model
+    from tests.conftest import FIXTURES
+
+    def fail(*args, **kwargs):
+        raise AssertionError("oneDNN used on the reference path")
+
+    monkeypatch.setattr(linear_ops, "_onednn_linear", fail)
+    model = load_model(FIXTURES / "tiny").use_reference_path()
+    ids = torch.randint(7, 11, (2, 40))
+    with torch.no_grad():
+        model(ids)
+    model.train()
+    model(ids[:, :-1], labels=ids[:, 1:]).loss.backward()
+    with pytest.raises(AssertionError, match="oneDNN used"):
+        model.use_reference_path(False)(ids)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hyenadna.models.config import HyenaConfig
-from hyenadna.modules.block import Block
+from hyenadna.modules.block import Block, Mlp
 from hyenadna.modules.hyena import HyenaOperator
 
 # Inference on sequences at least this long runs chunk by chunk in O(L x D) memory (see HyenaDNAModel.forward). It
@@ -152,9 +152,9 @@ class HyenaDNALMHeadModel(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def use_reference_path(self, enabled: bool = True) -> HyenaDNALMHeadModel:
-        """Switch every Hyena operator to the plain reference algorithm (for parity checks and benchmarks)."""
+        """Switch every Hyena operator and MLP to the plain reference algorithm (for parity checks and benchmarks)."""
         for m in self.modules():
-            if isinstance(m, HyenaOperator):
+            if isinstance(m, (HyenaOperator, Mlp)):
                 m.use_reference_path = enabled
         return self
 

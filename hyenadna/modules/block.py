@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from hyenadna.ops.linear import linear
+from hyenadna.ops.linear import linear, linear_ref
 
 
 class Mlp(nn.Module):
@@ -13,10 +13,13 @@ class Mlp(nn.Module):
         super().__init__()
         self.fc1 = nn.Linear(d_model, d_inner)
         self.fc2 = nn.Linear(d_inner, d_model)
+        self.use_reference_path = False
 
     def forward(self, x: Tensor) -> Tensor:
-        # oneDNN projections (ops/linear.py); in inference the GELU is fused into fc1
-        return linear(linear(x, self.fc1.weight, self.fc1.bias, gelu=True), self.fc2.weight, self.fc2.bias)
+        # oneDNN projections (ops/linear.py; in inference the GELU is fused into fc1), or plain F.linear as the
+        # reference does
+        proj = linear_ref if self.use_reference_path else linear
+        return proj(proj(x, self.fc1.weight, self.fc1.bias, gelu=True), self.fc2.weight, self.fc2.bias)
 
 
 class Block(nn.Module):
