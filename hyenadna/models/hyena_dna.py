@@ -15,7 +15,8 @@ from hyenadna.modules.block import Block, Mlp
 from hyenadna.modules.hyena import HyenaOperator
 
 # Inference on sequences at least this long runs chunk by chunk in O(L x D) memory (see HyenaDNAModel.forward). It
-# is also the faster path from here on: 1.05-1.5x the batched path at 8k-16k tokens, fp32, D 128 and 256.
+# is also the faster path from here on (batch 1, fp32, best of 3): at 4,096 tokens 0.73x / 0.83x the batched path's
+# speed for D 128 / 256, at 8,192 0.98x / 1.09x, at 16,384 1.03x / 1.36x.
 LOW_MEMORY_MIN_LENGTH = 8192
 # ... in token chunks of this size, so a chunk's projections and MLP activations stay in cache. One large-1m layer at
 # 1M tokens: 1,024 took 0.93x the time of 2,048 and 0.81x of 16,384 (benchmarks/results/low_memory_chunk.json).

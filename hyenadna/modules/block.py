@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from hyenadna.ops.linear import linear, linear_ref
+from hyenadna.ops.linear import linear, linear_ref, matmul_dtype
 
 
 class Mlp(nn.Module):
@@ -60,7 +60,11 @@ class Block(nn.Module):
         def mixer_input(start: int, end: int) -> Tensor:
             return self.norm1(residual[start:end])
 
+        # the MLP's weights in the matmul dtype once (bf16 under autocast), not once per chunk
+        dtype = matmul_dtype(self.mlp.fc1.weight)
+        fc1 = self.mlp.fc1.weight.to(dtype), self.mlp.fc1.bias.to(dtype)
+        fc2 = self.mlp.fc2.weight.to(dtype), self.mlp.fc2.bias.to(dtype)
         for s, y in self.mixer.forward_low_memory(mixer_input, residual.shape[0], chunk=chunk):
             rows = residual[s : s + y.shape[0]]
             rows += y
-            rows += self.mlp(self.norm2(rows))
+            rows += linear(linear(self.norm2(rows), *fc1, gelu=True), *fc2)

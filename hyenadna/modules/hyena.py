@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from hyenadna.modules.hyena_filter import HyenaFilter
 from hyenadna.ops.fftconv import fft_length, fftconv, fftconv_inplace, fftconv_padded, fftconv_ref, filter_spectrum
-from hyenadna.ops.linear import linear
+from hyenadna.ops.linear import linear, matmul_dtype
 from hyenadna.ops.short_conv import causal_short_conv, causal_short_conv_ref, causal_short_conv_tokens
 
 # Inference caches at most this many bytes of filter spectra per operator: the filter does not depend on the input,
@@ -201,10 +201,3 @@ class HyenaOperator(nn.Module):
             else:
                 k_f = cached[0][g]
             fftconv_inplace(x[g], k_f, self.filter_fn.bias[g], work[:cg])
-
-
-def matmul_dtype(x: Tensor) -> torch.dtype:
-    """The dtype autocast would give a matmul on ``x``'s device (bf16 under CPU autocast), else x's own."""
-    if torch.is_autocast_enabled(x.device.type):
-        return torch.get_autocast_dtype(x.device.type)
-    return x.dtype

@@ -95,3 +95,10 @@ def _fast_path_applies(x: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
         and all(t.dtype == x.dtype for t in tensors)
         and onednn_available()
     )
+
+
+def matmul_dtype(x: Tensor) -> torch.dtype:
+    """The dtype autocast would give a matmul on ``x``'s device (bf16 under CPU autocast), else x's own."""
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.get_autocast_dtype(x.device.type)
+    return x.dtype

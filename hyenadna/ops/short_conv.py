@@ -51,9 +51,11 @@ def _short_conv_forward(z: Tensor, weight: Tensor, bias: Tensor, input_bias: Ten
 
 
 def causal_short_conv_tokens(z: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    """Inference on a token-major z (L, C) -> (L, C), in the dtype of ``weight`` (a bf16 z is widened as it is read).
-    Each shift moves whole rows, so every multiply-add runs on contiguous memory."""
+    """Inference on a token-major z (L, C) -> (L, C), in the dtype of ``weight`` (a bf16 z is widened first: mixed
+    dtype multiply-adds take a slow path). Each shift moves whole rows, so every multiply-add runs on contiguous
+    memory."""
     taps, seqlen = weight.shape[1], z.shape[0]
+    z = z.to(weight.dtype)
     out = torch.mul(z, weight[:, -1]).add_(bias)
     for j in range(1, min(taps, seqlen)):
         out[j:].addcmul_(z[:-j], weight[:, -1 - j])
