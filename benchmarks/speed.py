@@ -3,9 +3,10 @@
 Every (workload, implementation) pair runs in a fresh process, so peak RSS is its own; pairs are interleaved so the
 ratios come from one run on the same machine state. Random weights.
 
-    .venv/bin/python benchmarks/speed.py                 # everything (~35 min; large-1m reference ~9 min, 17 GB)
-    .venv/bin/python benchmarks/speed.py --skip-long     # without medium-160k and large-1m (~12 min)
+    .venv/bin/python benchmarks/speed.py                 # everything (~30 min; large-1m reference ~6 min, 17 GB)
+    .venv/bin/python benchmarks/speed.py --skip-long     # without medium-160k and large-1m (~8 min)
     .venv/bin/python benchmarks/speed.py --only small32k medium160k large1m --out benchmarks/results/speed_long.json
+    .venv/bin/python benchmarks/speed.py --only --out benchmarks/results/crossover.json   # the crossover alone (~2 min)
 
 Implementations: "fast" (our default path), "fast_bf16" (the same under bf16 autocast), "reference" (the plain
 reference path, ``use_reference_path()``), "transformer" (equal-width SDPA Transformer, for the short workloads).
@@ -37,7 +38,7 @@ WORKLOADS = {
     "large1m": ("hyenadna-large-1m-seqlen", 1000000, 1, "infer", 1),
 }
 LONG = {"medium160k", "large1m"}
-CROSSOVER_LENGTHS = [512, 1024, 2048, 4096, 8192, 16384, 32768]
+CROSSOVER_LENGTHS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768]
 
 
 def transformer(d_model: int, n_layer: int, d_inner: int):
@@ -197,7 +198,7 @@ def main() -> None:
         print(json.dumps(measure(workload, impl, int(threads), length)))
         return
 
-    names = args.only or [w for w in WORKLOADS if not (args.skip_long and w in LONG)]
+    names = args.only if args.only is not None else [w for w in WORKLOADS if not (args.skip_long and w in LONG)]
     rows = []
     for w in names:
         impls = ["fast", "fast_bf16", "reference"]
@@ -207,7 +208,7 @@ def main() -> None:
             rows.append(r)
             print(json.dumps(r), flush=True)
     crossover = []
-    if not args.no_crossover and not args.only:
+    if not args.no_crossover and (args.only is None or not names):
         for length in CROSSOVER_LENGTHS:
             pair = {impl: child(f"crossover_{length}", impl, args.threads, length) for impl in ("fast", "transformer")}
             crossover.append(
