@@ -106,3 +106,19 @@ def test_reference_path_never_uses_onednn(monkeypatch):
     model(ids[:, :-1], labels=ids[:, 1:]).loss.backward()
     with pytest.raises(AssertionError, match="oneDNN used"):
         model.use_reference_path(False)(ids)
+
+
+def test_linear_gradients_under_bf16_autocast():
+    """Mixed-precision training: the casts are differentiable, so fp32 leaves get gradients as with F.linear."""
+    torch.manual_seed(0)
+    x, w, b = torch.randn(9, 16), torch.randn(8, 16) / 4, torch.randn(8)
+    grads = []
+    for fn in (linear, linear_ref):
+        leaves = [t.clone().requires_grad_() for t in (x, w, b)]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = fn(*leaves, gelu=True)
+        assert out.dtype == torch.bfloat16
+        grads.append(torch.autograd.grad(out.float().sum(), leaves))
+    for fast, ref in zip(*grads, strict=True):
+        assert fast.dtype == torch.float32
+        torch.testing.assert_close(fast, ref, rtol=3e-2, atol=3e-2)
