@@ -97,8 +97,9 @@ class HyenaOperator(nn.Module):
 
     def forward_train(self, u: Tensor) -> Tensor:
         """With autograd: channels-first projections as single matmuls over the batch's tokens (oneDNN forward and
-        backward, ops/linear.py), kept in (channels, batch, length) memory order so no transposed copies are made;
-        the shift-and-add short conv with its own backward; a smooth FFT length."""
+        backward, ops/linear.py), kept in (channels, batch, length) memory order, so in_proj's output needs no
+        transposed copy (out_proj's input gets one inside oneDNN); the shift-and-add short conv with its own
+        backward; a smooth FFT length."""
         batch, seqlen, d = u.shape
         z = linear(self.in_proj.weight, u.reshape(batch * seqlen, d))  # W_in @ u^T: (3D, B*L)
         z = (z + self.in_proj.bias[:, None].to(z.dtype)).view(3 * d, batch, seqlen).transpose(0, 1)
