@@ -104,8 +104,10 @@ class HyenaDNAModel(nn.Module):
     @torch.no_grad()
     def _forward_low_memory(self, input_ids: Tensor, chunk: int = LOW_MEMORY_CHUNK) -> Tensor:
         residual = self.embeddings(input_ids).float()
+        conv = residual.new_empty(residual.shape[::-1])  # one (D, L) work tensor for every layer's long convolution
         for layer in self.layers:
-            layer.forward_low_memory(residual, chunk=chunk)
+            layer.forward_low_memory(residual, chunk=chunk, conv=conv)
+        del conv
         for s in range(0, residual.shape[0], chunk):  # the output overwrites the residual stream
             residual[s : s + chunk] = self.ln_f(residual[s : s + chunk])
         return residual

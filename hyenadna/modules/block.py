@@ -52,10 +52,11 @@ class Block(nn.Module):
         return x, residual
 
     @torch.no_grad()
-    def forward_low_memory(self, residual: Tensor, chunk: int) -> None:
+    def forward_low_memory(self, residual: Tensor, chunk: int, conv: Tensor | None = None) -> None:
         """Inference on one long sequence (L, D), in place: residual += mixer(norm1(residual)), then += mlp(norm2(.)).
         The mixer yields its output from the last chunk back and from then on reads only earlier rows, so each
-        chunk's residual update and MLP run as soon as it arrives; nothing of size L x d_inner is allocated."""
+        chunk's residual update and MLP run as soon as it arrives; nothing of size L x d_inner is allocated. ``conv``
+        is the mixer's (D, L) float32 work tensor, if the caller reuses one across layers."""
 
         def mixer_input(start: int, end: int) -> Tensor:
             return self.norm1(residual[start:end])
@@ -64,7 +65,7 @@ class Block(nn.Module):
         dtype = matmul_dtype(self.mlp.fc1.weight)
         fc1 = self.mlp.fc1.weight.to(dtype), self.mlp.fc1.bias.to(dtype)
         fc2 = self.mlp.fc2.weight.to(dtype), self.mlp.fc2.bias.to(dtype)
-        for s, y in self.mixer.forward_low_memory(mixer_input, residual.shape[0], chunk=chunk):
+        for s, y in self.mixer.forward_low_memory(mixer_input, residual.shape[0], chunk=chunk, conv=conv):
             rows = residual[s : s + y.shape[0]]
             rows += y
             rows += linear(linear(self.norm2(rows), *fc1, gelu=True), *fc2)

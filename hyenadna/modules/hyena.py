@@ -145,7 +145,12 @@ class HyenaOperator(nn.Module):
 
     @torch.no_grad()
     def forward_low_memory(
-        self, u_at: Callable[[int, int], Tensor], seqlen: int, chunk: int, channel_group: int | None = None
+        self,
+        u_at: Callable[[int, int], Tensor],
+        seqlen: int,
+        chunk: int,
+        channel_group: int | None = None,
+        conv: Tensor | None = None,
     ) -> Iterator[tuple[int, Tensor]]:
         """Inference on one long sequence in O(L*D) memory: yields ``(s, y[s:s + chunk])`` from the last chunk to the
         first, where ``u_at(s, e)`` returns input rows s..e-1 as (e - s, D).
@@ -155,13 +160,15 @@ class HyenaOperator(nn.Module):
         cheaper than storing it), the gating and out_proj. Chunks are token-major, so the projections and the short
         conv run on contiguous rows and only x1 * v is transposed. A chunk reads input rows from s - K + 1 on, so once
         chunk s is yielded the caller may overwrite rows >= s (the block adds the output into the residual stream it
-        normalises for ``u_at``).
+        normalises for ``u_at``). ``conv`` may pass in that (D, L) float32 tensor: the model reuses one for all
+        layers, because first writes to fresh memory page-fault (at 1M tokens ~0.5 s per layer).
         """
         d = self.d_model
         dtype = matmul_dtype(self.in_proj.weight)  # bf16 under CPU autocast: cast the weights once, not per chunk
         w_in, b_in = self.in_proj.weight.to(dtype), self.in_proj.bias.to(dtype)
         w_out, b_out = self.out_proj.weight.to(dtype), self.out_proj.bias.to(dtype)
-        conv = torch.empty(d, seqlen, dtype=torch.float32, device=w_in.device)
+        if conv is None:
+            conv = torch.empty(d, seqlen, dtype=torch.float32, device=w_in.device)
         gates = slice(d, 3 * d)
         for s in range(0, seqlen, chunk):
             z = self._short_conv_chunk(u_at, s, min(seqlen, s + chunk), w_in[gates], b_in[gates], gates)
