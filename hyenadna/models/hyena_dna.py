@@ -107,7 +107,6 @@ class HyenaDNAModel(nn.Module):
         conv = residual.new_empty(residual.shape[::-1])  # one (D, L) work tensor for every layer's long convolution
         for layer in self.layers:
             layer.forward_low_memory(residual, chunk=chunk, conv=conv)
-        del conv
         for s in range(0, residual.shape[0], chunk):  # the output overwrites the residual stream
             residual[s : s + chunk] = self.ln_f(residual[s : s + chunk])
         return residual

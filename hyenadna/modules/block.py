@@ -15,11 +15,16 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(d_inner, d_model)
         self.use_reference_path = False
 
-    def forward(self, x: Tensor) -> Tensor:
+    def weights(self, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """fc1 and fc2 weights and biases in ``dtype``, for callers that run many chunks through ``forward``."""
+        return tuple(t.to(dtype) for t in (self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias))
+
+    def forward(self, x: Tensor, weights: tuple[Tensor, Tensor, Tensor, Tensor] | None = None) -> Tensor:
         # oneDNN projections (ops/linear.py; in inference the GELU is fused into fc1), or plain F.linear as the
         # reference does
+        w1, b1, w2, b2 = weights or (self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias)
         proj = linear_ref if self.use_reference_path else linear
-        return proj(proj(x, self.fc1.weight, self.fc1.bias, gelu=True), self.fc2.weight, self.fc2.bias)
+        return proj(proj(x, w1, b1, gelu=True), w2, b2)
 
 
 class Block(nn.Module):
@@ -61,11 +66,8 @@ class Block(nn.Module):
         def mixer_input(start: int, end: int) -> Tensor:
             return self.norm1(residual[start:end])
 
-        # the MLP's weights in the matmul dtype once (bf16 under autocast), not once per chunk
-        dtype = matmul_dtype(self.mlp.fc1.weight)
-        fc1 = self.mlp.fc1.weight.to(dtype), self.mlp.fc1.bias.to(dtype)
-        fc2 = self.mlp.fc2.weight.to(dtype), self.mlp.fc2.bias.to(dtype)
+        mlp_weights = self.mlp.weights(matmul_dtype(self.mlp.fc1.weight))  # cast once (bf16 under autocast)
         for s, y in self.mixer.forward_low_memory(mixer_input, residual.shape[0], chunk=chunk, conv=conv):
             rows = residual[s : s + y.shape[0]]
             rows += y
-            rows += linear(linear(self.norm2(rows), *fc1, gelu=True), *fc2)
+            rows += self.mlp(self.norm2(rows), mlp_weights)

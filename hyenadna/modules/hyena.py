@@ -184,7 +184,7 @@ class HyenaOperator(nn.Module):
         """in_proj rows ``rows`` (given as ``weight``, ``bias``) and the short conv for tokens start..end-1, as
         float32 (tokens, channels). The chunk re-reads the K - 1 tokens before it, which the conv reaches back to."""
         first = max(0, start - self.short_filter.kernel_size[0] + 1)
-        z = linear(u_at(first, end).to(weight.dtype), weight, bias)
+        z = linear(u_at(first, end), weight, bias)
         w, b = self.short_filter.weight[rows, 0], self.short_filter.bias[rows]
         return causal_short_conv_tokens(z, w, b)[start - first :]
 

@@ -1,4 +1,4 @@
-"""Dense projections for inference: ``y = act(x @ W^T + b)``, with act the identity or tanh-GELU.
+"""Dense projections: ``y = act(x @ W^T + b)``, with act the identity or tanh-GELU.
 
 ``linear_ref`` is plain ``F.linear`` (torch's CPU fp32 matmul is MKL's sgemm). ``linear`` is the fast path: oneDNN's
 fused linear + post-op, which torch ships for its own compiler. On these AMD EPYC machines it ran fp32 projections at
