@@ -99,14 +99,16 @@ def test_inference_filter_cache_matches_and_invalidates():
     assert model.backbone.layers[0].mixer.filter_fn.implicit_filter[0].weight.grad is not None
 
 
+@pytest.mark.parametrize("store_x0_bytes", [0, 2**30])  # x0 recomputed in the third pass, and stored
 @pytest.mark.parametrize("cache_bytes", [0, 64 * 2**20])  # recomputed filter per channel group, and cached spectrum
 @pytest.mark.parametrize("length", [4099, 3001, 1])  # longer than l_max 4098 (odd), prime, a single token
-def test_low_memory_inference_matches_reference_path(monkeypatch, cache_bytes, length):
+def test_low_memory_inference_matches_reference_path(monkeypatch, cache_bytes, length, store_x0_bytes):
     from hyenadna import load_model
     from hyenadna.modules import hyena
     from tests.conftest import FIXTURES
 
     monkeypatch.setattr(hyena, "FILTER_CACHE_BYTES", cache_bytes)
+    monkeypatch.setattr(hyena, "STORE_X0_BYTES", store_x0_bytes)
     model = load_model(FIXTURES / "deep_long")
     ids = torch.randint(7, 12, (2, length))
     with torch.no_grad():
@@ -195,9 +197,12 @@ def test_causal_short_conv_backward(length):
 
 @pytest.mark.parametrize("channel_group", [None, 1, 5, 64])  # adaptive, single channels, uneven last group, all
 @pytest.mark.parametrize("chunk", [1, 100, 300])  # single tokens (shorter than the short filter), uneven, one chunk
-def test_low_memory_operator_any_channel_group(channel_group, chunk):
+@pytest.mark.parametrize("store_x0_bytes", [0, 2**30])
+def test_low_memory_operator_any_channel_group(monkeypatch, channel_group, chunk, store_x0_bytes):
+    from hyenadna.modules import hyena
     from hyenadna.modules.hyena import HyenaOperator
 
+    monkeypatch.setattr(hyena, "STORE_X0_BYTES", store_x0_bytes)
     torch.manual_seed(0)
     op = HyenaOperator(16, l_max=300)
     u = torch.randn(257, 16)

@@ -11,6 +11,7 @@ from hyenadna.modules.hyena_filter import HyenaFilter
 from hyenadna.ops.fftconv import fft_length, fftconv, fftconv_inplace, fftconv_padded, fftconv_ref, filter_spectrum
 from hyenadna.ops.linear import linear, matmul_dtype
 from hyenadna.ops.short_conv import causal_short_conv, causal_short_conv_ref, causal_short_conv_tokens
+from hyenadna.utils.memory import reuse_freed_memory
 
 # Inference caches at most this many bytes of filter spectra per operator: the filter does not depend on the input,
 # but at 1M tokens one layer's spectrum is 2 GB, so long inputs recompute it instead. 128 MB covers D256 up to
@@ -18,6 +19,11 @@ from hyenadna.ops.short_conv import causal_short_conv, causal_short_conv_ref, ca
 FILTER_CACHE_BYTES = 128 * 2**20
 # The low-memory path sizes its channel groups so their FFT buffers take at most about this much.
 GROUP_BUFFER_BYTES = 512 * 2**20
+# ... and keeps the FFTs' freed outputs for the next group instead of page-faulting fresh ones in (utils/memory.py).
+REUSE_FREED_MEMORY = True
+# Up to this size (L x D float32) the low-memory path stores x0 rather than recomputing it in its third pass:
+# medium-160k at 160k tokens (164 MB) took 0.82x the time, side by side.
+STORE_X0_BYTES = 256 * 2**20
 
 
 class HyenaOperator(nn.Module):
@@ -156,12 +162,14 @@ class HyenaOperator(nn.Module):
         first, where ``u_at(s, e)`` returns input rows s..e-1 as (e - s, D).
 
         Three passes keep one (D, L) float32 tensor besides the caller's: (1) x1 * v for every channel, in token
-        chunks; (2) the long convolution of that tensor in place, in channel groups; (3) per chunk, x0 (recomputed:
-        cheaper than storing it), the gating and out_proj. Chunks are token-major, so the projections and the short
-        conv run on contiguous rows and only x1 * v is transposed. A chunk reads input rows from s - K + 1 on, so once
-        chunk s is yielded the caller may overwrite rows >= s (the block adds the output into the residual stream it
-        normalises for ``u_at``). ``conv`` may pass in that (D, L) float32 tensor: the model reuses one for all
-        layers, because first writes to fresh memory page-fault (at 1M tokens ~0.5 s per layer).
+        chunks; (2) the long convolution of that tensor in place, in channel groups; (3) per chunk, x0, the gating
+        and out_proj. x0 is stored in pass 1 while (L, D) float32 fits in STORE_X0_BYTES, else recomputed in pass 3
+        (one in_proj third and the short conv again; at 1M tokens storing it would take 1 GB). Chunks are
+        token-major, so the projections and the short conv run on contiguous rows and only x1 * v is transposed. A
+        chunk reads input rows from s - K + 1 on, so once chunk s is yielded the caller may overwrite rows >= s (the
+        block adds the output into the residual stream it normalises for ``u_at``). ``conv`` may pass in that (D, L)
+        float32 tensor: the model reuses one for all layers, because first writes to fresh memory page-fault (at 1M
+        tokens ~0.5 s per layer).
         """
         d = self.d_model
         dtype = matmul_dtype(self.in_proj.weight)  # bf16 under CPU autocast: cast the weights once, not per chunk
@@ -169,13 +177,22 @@ class HyenaOperator(nn.Module):
         w_out, b_out = self.out_proj.weight.to(dtype), self.out_proj.bias.to(dtype)
         if conv is None:
             conv = torch.empty(d, seqlen, dtype=torch.float32, device=w_in.device)
-        gates = slice(d, 3 * d)
+        x0_all = None
+        if seqlen * d * 4 <= STORE_X0_BYTES:
+            x0_all = torch.empty(seqlen, d, dtype=torch.float32, device=w_in.device)
+        rows = slice(d if x0_all is None else 0, 3 * d)  # x1 and v, and x0 too if it is stored
         for s in range(0, seqlen, chunk):
-            z = self._short_conv_chunk(u_at, s, min(seqlen, s + chunk), w_in[gates], b_in[gates], gates)
+            z = self._short_conv_chunk(u_at, s, min(seqlen, s + chunk), w_in[rows], b_in[rows], rows)
+            if x0_all is not None:
+                x0_all[s : s + chunk], z = z[:, :d], z[:, d:]
             conv[:, s : s + chunk].T.copy_(z[:, :d].mul_(z[:, d:]))
-        self._long_conv_low_memory(conv, channel_group)
+        with reuse_freed_memory(REUSE_FREED_MEMORY):
+            self._long_conv_low_memory(conv, channel_group)
         for s in reversed(range(0, seqlen, chunk)):
-            x0 = self._short_conv_chunk(u_at, s, min(seqlen, s + chunk), w_in[:d], b_in[:d], slice(0, d))
+            if x0_all is None:
+                x0 = self._short_conv_chunk(u_at, s, min(seqlen, s + chunk), w_in[:d], b_in[:d], slice(0, d))
+            else:
+                x0 = x0_all[s : s + chunk]
             yield s, linear(x0.mul_(conv[:, s : s + chunk].T), w_out, b_out)
 
     def _short_conv_chunk(

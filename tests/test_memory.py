@@ -1,0 +1,85 @@
+"""reuse_freed_memory: large allocations come from the heap inside the block and from mmap again after it."""
+
+from __future__ import annotations
+
+import ctypes
+
+import pytest
+import torch
+
+import hyenadna.modules.hyena as hyena_module
+from hyenadna import HyenaConfig, HyenaDNAModel
+from hyenadna.utils import memory
+from hyenadna.utils.memory import reuse_freed_memory
+
+LARGE = 64 << 20  # above glibc's largest mmap threshold (32 MB)
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks")
+    ] + [("keepcost", ctypes.c_size_t)]
+
+
+def _mmapped_chunks() -> int:
+    libc = memory._glibc()
+    libc.mallinfo2.restype = _MallInfo2
+    return libc.mallinfo2().hblks
+
+
+def _mmapped_while_holding_large_tensor() -> bool:
+    before = _mmapped_chunks()
+    t = torch.empty(LARGE, dtype=torch.uint8)
+    t.fill_(1)
+    mmapped = _mmapped_chunks() > before
+    del t
+    return mmapped
+
+
+glibc_only = pytest.mark.skipif(
+    not memory.available() or not hasattr(memory._glibc(), "mallinfo2"), reason="needs glibc >= 2.33"
+)
+
+
+@glibc_only
+def test_large_allocations_use_the_heap_only_inside_the_block():
+    assert _mmapped_while_holding_large_tensor()
+    with reuse_freed_memory():
+        assert not _mmapped_while_holding_large_tensor()
+    assert _mmapped_while_holding_large_tensor()  # glibc's defaults are back
+
+
+@glibc_only
+def test_nested_blocks_restore_at_the_outermost_exit():
+    with reuse_freed_memory():
+        with reuse_freed_memory():
+            pass
+        assert not _mmapped_while_holding_large_tensor()
+    assert _mmapped_while_holding_large_tensor()
+
+
+@glibc_only
+def test_disabled_block_changes_nothing():
+    with reuse_freed_memory(enabled=False):
+        assert _mmapped_while_holding_large_tensor()
+
+
+def test_no_glibc_is_a_no_op(monkeypatch):
+    monkeypatch.setattr(memory, "_glibc", lambda: None)
+    with reuse_freed_memory():
+        x = torch.ones(10)
+    assert x.sum() == 10
+    assert not memory.available()
+
+
+def test_low_memory_path_same_output_with_and_without_reuse(monkeypatch):
+    torch.manual_seed(0)
+    model = HyenaDNAModel(HyenaConfig(d_model=32, n_layer=2, d_inner=64, l_max=4098)).eval()
+    ids = torch.randint(7, 11, (1, 3001))
+    with torch.no_grad():
+        monkeypatch.setattr(hyena_module, "REUSE_FREED_MEMORY", True)
+        on = model(ids, low_memory=True)
+        monkeypatch.setattr(hyena_module, "REUSE_FREED_MEMORY", False)
+        off = model(ids, low_memory=True)
+    assert torch.equal(on, off)
