@@ -22,7 +22,7 @@ GROUP_BUFFER_BYTES = 512 * 2**20
 # ... and keeps the FFTs' freed outputs for the next group instead of page-faulting fresh ones in (utils/memory.py).
 REUSE_FREED_MEMORY = True
 # Up to this size (L x D float32) the low-memory path stores x0 rather than recomputing it in its third pass:
-# medium-160k at 160k tokens (164 MB) took 0.82x the time, side by side.
+# medium-160k at 160k tokens (164 MB) took 0.83x the time (benchmarks/results/long_path_store_x0.json).
 STORE_X0_BYTES = 256 * 2**20
 
 

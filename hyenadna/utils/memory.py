@@ -3,9 +3,10 @@
 glibc serves every allocation above its mmap threshold (at most 32 MB) with a fresh mmap and unmaps it on free, so
 each large temporary, such as every FFT output of the long convolution (torch's FFTs allocate their results), is
 page-faulted in again from the kernel, zeroed page by page. ``reuse_freed_memory`` routes those allocations to the
-heap and keeps freed heap memory while it is active: one large-1m layer at 1M tokens took 0.8x the time
-(benchmarks/results/heap_reuse.json). Peak memory is unchanged, since what is kept is what was just in use. On exit
-the settings go back to glibc's defaults and the freed memory is returned to the system.
+heap and keeps freed heap memory while it is active: two large-1m layers at 1M tokens took 0.81x the time
+(``benchmarks/long_path_options.py reuse``, benchmarks/results/long_path_reuse.json). The cost is heap fragmentation:
+peak RSS of the whole large-1m model at 1M rose from 3.35 GB to 3.46-3.71 GB. On exit the settings go back to glibc's
+defaults and the freed memory is returned to the system. (Huge pages on top measured no faster.)
 """
 
 from __future__ import annotations
