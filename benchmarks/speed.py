@@ -9,7 +9,8 @@ ratios come from one run on the same machine state. Random weights.
     .venv/bin/python benchmarks/speed.py --only --out benchmarks/results/crossover.json   # the crossover alone (~2 min)
 
 Implementations: "fast" (our default path), "fast_bf16" (the same under bf16 autocast), "reference" (the plain
-reference path, ``use_reference_path()``), "transformer" (equal-width SDPA Transformer, for the short workloads).
+reference path, ``use_reference_path()``), "transformer" (equal-width SDPA Transformer, for the short workloads), and
+with --reference-reuse "reference_reuse" (the reference with freed memory reused, as our long path does).
 
 Writes benchmarks/results/speed.json and prints a table.
 """
@@ -91,9 +92,19 @@ def measure(workload: str, impl: str, threads: int, length: int | None = None) -
         model = transformer(cfg.d_model, cfg.n_layer, cfg.d_inner)
         run = model
     else:
-        lm = HyenaDNALMHeadModel(cfg).use_reference_path(impl == "reference")
+        reference = impl.startswith("reference")
+        lm = HyenaDNALMHeadModel(cfg).use_reference_path(reference)
         model = lm
-        run = (lambda ids: lm.backbone(ids, low_memory=False)) if impl == "reference" else lm.backbone
+        run = (lambda ids: lm.backbone(ids, low_memory=False)) if reference else lm.backbone
+        if impl == "reference_reuse":  # the reference under the allocator setting our long path uses
+            from hyenadna.utils.memory import reuse_freed_memory
+
+            plain = run
+
+            def run(ids):
+                with reuse_freed_memory():
+                    return plain(ids)
+
     ids = torch.randint(7, 11, (batch, seqlen + (1 if kind == "train" else 0)))
     times = []
     # fast_bf16: our fast path under bf16 autocast (the MLP matmuls; FFT and residual stay fp32)
@@ -190,6 +201,12 @@ def main() -> None:
     parser.add_argument("--skip-long", action="store_true")
     parser.add_argument("--no-crossover", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--reference-reuse",
+        action="store_true",
+        help="also time the reference path on the long workloads inside reuse_freed_memory (utils/memory.py), the "
+        "allocator setting our long path uses: the comparison without that advantage",
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.json"))
     args = parser.parse_args()
     if args.child:
@@ -203,6 +220,7 @@ def main() -> None:
     for w in names:
         impls = ["fast", "fast_bf16", "reference"]
         impls += ["transformer"] if w in ("tiny1k_b1", "tiny1k_b32", "small32k") else []
+        impls += ["reference_reuse"] if args.reference_reuse and w in LONG else []
         for impl in impls:
             r = child(w, impl, args.threads)
             rows.append(r)
@@ -263,6 +281,10 @@ def main() -> None:
             f"{r['tokens_per_s'] if r else 0:11,.0f} {ratio(f, r):>8s} {ratio(h, r):>6s} {f['peak_rss_mb']:8.0f} "
             f"{h['peak_rss_mb'] if h else 0:8.0f} {r['peak_rss_mb'] if r else 0:8.0f} {ratio(f, t):>14s}"
         )
+    for w in names:
+        f, h, rr = by.get((w, "fast")), by.get((w, "fast_bf16")), by.get((w, "reference_reuse"))
+        if f and rr:
+            print(f"{w:16s} vs the reference with freed memory reused too: {ratio(f, rr)} fp32, {ratio(h, rr)} bf16")
     if ("tiny1k_b32", "fast") in by:
         gflops = by[("tiny1k_b32", "fast")]["tokens_per_s"] * 0.9e6 / 1e9  # ~0.9 MFLOP per token (perf/REFERENCE.md)
         summary["tiny1k_b32_fraction_of_matmul_peak"] = gflops / peak
