@@ -10,7 +10,7 @@ ratios come from one run on the same machine state. Random weights.
 
 Implementations: "fast" (our default path), "fast_bf16" (the same under bf16 autocast), "reference" (the plain
 reference path, ``use_reference_path()``), "transformer" (equal-width SDPA Transformer, for the short workloads), and
-with --reference-reuse "reference_reuse" (the reference with freed memory reused, as our long path does).
+with --reference-reuse W... "reference_reuse" (the reference with freed memory reused, as our long path does).
 
 Writes benchmarks/results/speed.json and prints a table.
 """
@@ -159,7 +159,8 @@ def child(workload: str, impl: str, threads: int, length: int | None = None, tim
     except subprocess.TimeoutExpired:
         return {"workload": workload, "impl": impl, "error": f"timeout after {timeout} s"}
     if out.returncode != 0:
-        return {"workload": workload, "impl": impl, "error": out.stderr.strip().splitlines()[-1]}
+        last = out.stderr.strip().splitlines()[-1:] or [f"exit code {out.returncode}"]  # empty if killed
+        return {"workload": workload, "impl": impl, "error": last[0]}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -203,9 +204,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--reference-reuse",
-        action="store_true",
-        help="also time the reference path on the long workloads inside reuse_freed_memory (utils/memory.py), the "
-        "allocator setting our long path uses: the comparison without that advantage",
+        nargs="+",
+        metavar="WORKLOAD",
+        help="also time the reference path on these workloads inside reuse_freed_memory (utils/memory.py), the "
+        "allocator setting our long path uses: the comparison without that advantage (medium160k: 5.8 GB; large1m "
+        "would need more than this machine's 24 GB)",
     )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.json"))
     args = parser.parse_args()
@@ -220,7 +223,7 @@ def main() -> None:
     for w in names:
         impls = ["fast", "fast_bf16", "reference"]
         impls += ["transformer"] if w in ("tiny1k_b1", "tiny1k_b32", "small32k") else []
-        impls += ["reference_reuse"] if args.reference_reuse and w in LONG else []
+        impls += ["reference_reuse"] if w in (args.reference_reuse or []) else []
         for impl in impls:
             r = child(w, impl, args.threads)
             rows.append(r)
