@@ -6,7 +6,9 @@ page-faulted in again from the kernel, zeroed page by page. ``reuse_freed_memory
 heap and keeps freed heap memory while it is active: two large-1m layers at 1M tokens took 0.81x the time
 (``benchmarks/long_path_options.py reuse``, benchmarks/results/long_path_reuse.json). The cost is heap fragmentation:
 peak RSS of the whole large-1m model at 1M rose from 3.35 GB to 3.46-3.71 GB. On exit the settings go back to glibc's
-defaults and the freed memory is returned to the system. (Huge pages on top measured no faster.)
+defaults and the freed memory is returned to the system; glibc's adaptive mmap threshold stays off from then on (any
+mallopt call turns it off), which left tiny-1k batch-32 inference after a long call at the same speed as before it.
+(Huge pages on top measured no faster.)
 """
 
 from __future__ import annotations
