@@ -120,21 +120,15 @@ class HyenaOperator(nn.Module):
         in_proj bias folded into a shift-and-add short conv, the filter spectrum from the cache, and the gating
         written token-major for out_proj. Under bf16 autocast the two projections run in bf16; the short conv, gating
         and FFT always run in fp32."""
-        batch, seqlen, d = u.shape
+        batch, seqlen, _ = u.shape
         cached = self._cached_spectrum(seqlen)
         if cached is None:
             n = fft_length(2 * seqlen - 1)
             k_f = filter_spectrum(self.filter_fn.filter(seqlen), n)
         else:
             k_f, n = cached
-        if batch == 1:
-            return self._forward_sequence(u[0], k_f, n)[None]
-        first = self._forward_sequence(u[0], k_f, n)
-        out = first.new_empty(batch, seqlen, d)
-        out[0] = first
-        for i in range(1, batch):
-            out[i] = self._forward_sequence(u[i], k_f, n)
-        return out
+        outs = [self._forward_sequence(row, k_f, n) for row in u]
+        return outs[0][None] if batch == 1 else torch.stack(outs)
 
     def _forward_sequence(self, u: Tensor, k_f: Tensor, n: int) -> Tensor:
         """(L, D) -> (L, D), given the filter spectrum at transform length n."""
@@ -184,7 +178,8 @@ class HyenaOperator(nn.Module):
         for s in range(0, seqlen, chunk):
             z = self._short_conv_chunk(u_at, s, min(seqlen, s + chunk), w_in[rows], b_in[rows], rows)
             if x0_all is not None:
-                x0_all[s : s + chunk], z = z[:, :d], z[:, d:]
+                x0_all[s : s + chunk] = z[:, :d]
+                z = z[:, d:]
             conv[:, s : s + chunk].T.copy_(z[:, :d].mul_(z[:, d:]))
         with reuse_freed_memory(REUSE_FREED_MEMORY):
             self._long_conv_low_memory(conv, channel_group)
