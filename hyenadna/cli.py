@@ -22,7 +22,12 @@ EXAMPLES = """examples:
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="published model name or checkpoint path (default: the bundled model)")
+    p.add_argument(
+        "--model",
+        help="published model name (fetched from the Hugging Face Hub on first use, then cached), Hub repo id "
+        "(org/name) or checkpoint path (default: the bundled model)",
+    )
+    _add_hub_args(p)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
@@ -41,6 +46,19 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         "--allow-unsafe-pickle",
         action="store_true",
         help="allow full unpickling of a trusted .ckpt that holds non-tensor objects",
+    )
+
+
+def _add_hub_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--revision", help="Hub branch, tag or commit to use (default: main)")
+    p.add_argument(
+        "--offline", action="store_true", help="never use the network: the Hub cache only (as HF_HUB_OFFLINE=1)"
+    )
+    p.add_argument(
+        "--hub-layout",
+        choices=["auto", "hf", "lightning"],
+        default="auto",
+        help="for a published name: auto (LongSafari/<name>-hf, else the Lightning repo), hf or lightning",
     )
 
 
@@ -63,6 +81,9 @@ def _sdk_config(args: argparse.Namespace, **kw):
         pretrained=not args.random_init,
         allow_unsafe_pickle=args.allow_unsafe_pickle,
         precision=getattr(args, "precision", "fp32"),
+        revision=getattr(args, "revision", None),
+        local_files_only=getattr(args, "offline", False),
+        hub_layout=getattr(args, "hub_layout", "auto"),
         **kw,
     )
 
@@ -351,20 +372,63 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 BENCHMARK_EXAMPLES = """examples:
+  hyenadna benchmark --suite nt --model hyenadna-tiny-1k-seqlen-d256 --device cuda --out nt   # the model card's table
+  hyenadna benchmark --suite nt --tasks H3 promoter_all --modes kmer probe --out nt_quick
   hyenadna benchmark --tasks-dir ../shared/benchmarks --quick --out docs/benchmarks/quick
+  hyenadna benchmark --tasks ../shared/benchmarks/promoter_all --modes kmer probe --out one_task
   hyenadna benchmark --tasks-dir ../shared/benchmarks --tasks promoter_all --modes kmer probe --seeds 0 1 2
   hyenadna benchmark --tasks-dir ~/nt_downstream_tasks --out nt_results      # NT tasks: sequence,label files
 """
 
 
+DOWNLOAD_EXAMPLES = """examples:
+  hyenadna download hyenadna-tiny-1k-seqlen-d256 hyenadna-small-32k-seqlen --dataset nt
+  HF_HOME=/shared/hf hyenadna download LongSafari/hyenadna-medium-160k-seqlen-hf    # a cache the cluster shares
+  HF_HOME=/shared/hf hyenadna embed seqs.fa -o emb.npz --model hyenadna-medium-160k-seqlen --offline
+"""
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    """Prefetch models and benchmark suites into the Hugging Face cache, for machines without a network."""
+    from hyenadna.benchmark.suites import fetch_suite
+    from hyenadna.hub import HubOptions, download_model
+
+    if not args.names and not args.dataset:
+        raise ValueError("name at least one model, or --dataset SUITE")
+    hub = HubOptions(revision=args.revision, layout=args.hub_layout)
+    t0 = time.time()
+    for name in args.names:
+        folder = download_model(name, hub)
+        print(f"{name}: {folder}", flush=True)
+    for suite in args.dataset or []:
+        folders = fetch_suite(suite, HubOptions(revision=args.revision))
+        print(f"{suite}: {len(folders)} tasks in {folders[0].parent}", flush=True)
+    print(
+        f"downloaded in {time.time() - t0:.1f} s; use them offline with --offline or HF_HUB_OFFLINE=1", file=sys.stderr
+    )
+    return 0
+
+
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from hyenadna.benchmark.runner import BenchmarkConfig, run_benchmark
 
+    if not (args.suite or args.tasks_dir or args.tasks):
+        raise ValueError("name the tasks: --suite nt, --tasks-dir DIR [--tasks NAME...], or --tasks FOLDER...")
+    if args.suite and args.tasks_dir:
+        raise ValueError("--suite and --tasks-dir are alternatives: give one")
     name, path = _model_name_or_path(args.model)
+    if path is None and name is not None and set(args.modes) & {"probe", "finetune", "scratch"}:
+        from hyenadna.hub import HubOptions, resolve_weights
+
+        hub = HubOptions(revision=args.revision, local_files_only=args.offline, layout=args.hub_layout)
+        path = str(resolve_weights(name, None, hub))
     kw = {
         "tasks_dir": args.tasks_dir,
         "out_dir": args.out,
         "tasks": args.tasks,
+        "suite": args.suite,
+        "revision": args.suite_revision,
+        "local_files_only": args.offline,
         "modes": args.modes,
         "model_name": name,
         "model_path": path,
@@ -587,8 +651,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=BENCHMARK_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--tasks-dir", required=True, help="folder of task folders (task.json + train/test)")
-    p.add_argument("--tasks", nargs="*", help="task names (default: all)")
+    p.add_argument(
+        "--suite", choices=["nt"], help="a benchmark suite fetched from the Hub by name (nt: the 18 NT tasks)"
+    )
+    p.add_argument("--suite-revision", help="Hub revision of the suite's dataset (default: main)")
+    p.add_argument("--tasks-dir", help="folder of task folders (task.json + train/test)")
+    p.add_argument("--tasks", nargs="*", help="task names (default: all), or task folder paths")
     p.add_argument("--modes", nargs="*", default=["kmer", "probe", "finetune", "scratch"])
     p.add_argument("--seeds", nargs="*", type=int)
     p.add_argument("--quick", action="store_true", help="1,000/1,000 train/test rows, 1 seed, up to 3 epochs")
@@ -656,12 +724,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int)
     p.add_argument("--random-init", action="store_true")
     p.add_argument("--allow-unsafe-pickle", action="store_true")
+    _add_hub_args(p)
 
     p = command("export", "turn a pretraining run into a model folder with a model card", cmd_export)
     p.add_argument("run", help="the pretraining run folder (--out of hyenadna pretrain)")
     p.add_argument("destination", help="model folder to write")
     p.add_argument("--name", help="model name for the card (default: the folder name)")
     p.add_argument("--evaluation", help="JSON written by `hyenadna evaluate -o` to report instead of the last eval")
+
+    p = command(
+        "download",
+        "prefetch models and benchmark suites from the Hugging Face Hub into its cache (HF_HOME), for offline use",
+        cmd_download,
+        epilog=DOWNLOAD_EXAMPLES,
+    )
+    p.add_argument("names", nargs="*", help="published model names or Hub repo ids")
+    p.add_argument("--dataset", nargs="+", choices=["nt"], help="benchmark suites to fetch (nt: the 18 NT tasks)")
+    p.add_argument("--revision", help="Hub branch, tag or commit (default: main)")
+    p.add_argument("--hub-layout", choices=["auto", "hf", "lightning"], default="auto")
 
     p = command("convert", "convert a checkpoint between layouts (hyenadna, hf, lightning)", cmd_convert)
     p.add_argument("source")

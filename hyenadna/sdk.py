@@ -15,7 +15,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from hyenadna.hub import DEFAULT_RANDOM_SHAPE, check_matches_published, published_config, resolve_weights
+from hyenadna.hub import (
+    DEFAULT_RANDOM_SHAPE,
+    HUB_LAYOUTS,
+    HubOptions,
+    check_matches_published,
+    published_config,
+    resolve_weights,
+)
 from hyenadna.models.checkpoint import load_model
 from hyenadna.models.hyena_dna import HyenaDNALMHeadModel
 from hyenadna.pooling import POOLINGS
@@ -29,8 +36,12 @@ LONG_SEQUENCE_MODES = ("window", "truncate", "error")
 class HyenaDNAConfig:
     """Everything the SDK needs to build a model and embed with it.
 
-    model_name: a published name (weights looked up in ``$HYENADNA_HOME/<name>/``) or None for the bundled model.
-    model_path: a checkpoint directory or file in any supported layout; takes precedence over the cache.
+    model_name: a published name (fetched from the Hugging Face Hub on first use, then read from its cache), a Hub
+        repo id (``org/name``), a checkpoint path, or None for the bundled model. See ``hyenadna.hub``.
+    model_path: a checkpoint directory or file in any supported layout; takes precedence over the name.
+    revision / local_files_only / hub_layout: Hub options: a branch, tag or commit to pin; never use the network
+        (as ``HF_HUB_OFFLINE=1``); for published names, "auto" (the ``-hf`` repository, else the Lightning one),
+        "hf" or "lightning".
     pretrained: False builds a randomly initialised model (reference init, seeded by ``seed``) on purpose.
     pooling: None for per-token embeddings (N, L, D); "mean", "last" or "max" for (N, D).
     long_sequences: what to do with sequences longer than ``max_length`` (default: the model's l_max):
@@ -55,6 +66,9 @@ class HyenaDNAConfig:
     iupac_policy: str = "iupac_to_n"
     n_to_pad: bool = False
     allow_unsafe_pickle: bool = False
+    revision: str | None = None
+    local_files_only: bool = False
+    hub_layout: str = "auto"
     seed: int = 0
     progress: bool | None = None  # None: show a bar only on a terminal
     precision: str = "fp32"
@@ -71,6 +85,12 @@ class HyenaDNAConfig:
             raise ValueError(f"batch_size={self.batch_size}: must be >= 1")
         if self.max_length is not None and self.max_length < 1:
             raise ValueError(f"max_length={self.max_length}: must be >= 1")
+        if self.hub_layout not in HUB_LAYOUTS:
+            raise ValueError(f"hub_layout={self.hub_layout!r}: choose one of {HUB_LAYOUTS}")
+
+    @property
+    def hub(self) -> HubOptions:
+        return HubOptions(revision=self.revision, local_files_only=self.local_files_only, layout=self.hub_layout)
 
 
 @dataclass
@@ -100,7 +120,7 @@ def build_model(config: HyenaDNAConfig) -> tuple[HyenaDNALMHeadModel, str]:
             torch.manual_seed(config.seed)
             model = HyenaDNALMHeadModel(replace(shape, **config.model_overrides))
         return model.to(device).eval(), f"{name} shape, RANDOMLY INITIALISED (seed {config.seed}), not pretrained"
-    path = resolve_weights(config.model_name, config.model_path)
+    path = resolve_weights(config.model_name, config.model_path, config.hub)
     model = load_model(path, device=device, allow_unsafe_pickle=config.allow_unsafe_pickle, **config.model_overrides)
     check_matches_published(config.model_name, model.config, path)
     return model, f"{config.model_name or path.name} from {path}"

@@ -66,12 +66,15 @@ def test_published_name_found_in_cache_in_hub_layouts(folder, files, tiny):
     assert np.allclose(model.get_embeddings(seqs, pooling="mean"), tiny.get_embeddings(seqs, pooling="mean"))
 
 
-def test_missing_weights_say_where_to_put_them():
+def test_missing_weights_say_where_they_come_from():
+    """No network (HF_ENDPOINT points at a closed port) and nothing cached: one error that names the repository, the
+    cache folder and the command that prefetches it."""
     with pytest.raises(WeightsNotFoundError) as e:
         HyenaDNA(HyenaDNAConfig(model_name="hyenadna-small-32k-seqlen"))
     msg = str(e.value)
-    assert os.path.join(os.environ["HYENADNA_HOME"], "hyenadna-small-32k-seqlen") in msg
-    assert "LongSafari/hyenadna-small-32k-seqlen" in msg and "pretrained=False" in msg
+    assert "LongSafari/hyenadna-small-32k-seqlen-hf" in msg
+    assert os.path.join(os.environ["HF_HOME"], "hub") in msg
+    assert "hyenadna download LongSafari/hyenadna-small-32k-seqlen-hf" in msg
 
 
 def test_unknown_name_and_wrong_shape():

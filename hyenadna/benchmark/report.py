@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from hyenadna.benchmark.suites import PUBLISHED_COLUMNS, published_source
 from hyenadna.utils.io import atomic_path, atomic_write_text
 
 COLUMNS = [
@@ -39,6 +40,11 @@ def _lrs(values: list[float]) -> str:
     return "{" + ", ".join(f"{v:g}" for v in values) + "}"
 
 
+def _published_cell(row: dict, column: str) -> str:
+    v = row.get("published", {}).get(column)
+    return "-" if v is None else f"{100 * v:.1f}"
+
+
 def _reference_cell(row: dict, metric: str) -> str:
     full = row.get("reference_kmer_full_train")
     return f"{100 * full[metric]:.1f}" if full else "-"
@@ -66,6 +72,10 @@ def markdown_table(summary: dict) -> str:
     ]
     ref = any("reference_kmer_full_train" in t for t in summary["tasks"].values())
     ref_title = [REFERENCE_TITLE] if ref else []
+    published = [
+        (k, t) for k, t in PUBLISHED_COLUMNS if any(k in r.get("published", {}) for r in summary["tasks"].values())
+    ]
+    ref_title += [t for _, t in published]
     lines += [
         "| Dataset | Metric | " + " | ".join([t for _, t in modes] + ref_title) + " |",
         "|" + "---|" * (len(modes) + 2 + len(ref_title)),
@@ -79,6 +89,7 @@ def markdown_table(summary: dict) -> str:
         cells[best] = f"**{cells[best]}**"
         if ref:
             cells.append(_reference_cell(row, metric))
+        cells += [_published_cell(row, k) for k, _ in published]
         lines.append(
             f"| {name} | {metric.upper() if metric != 'accuracy' else 'Accuracy'} | " + " | ".join(cells) + " |"
         )
@@ -97,12 +108,18 @@ def markdown_table(summary: dict) -> str:
             f"{REFERENCE_TITLE}: the k-mer logistic regression of the task files (task.json), trained on all train "
             "rows and scored on all test rows; the other columns use this profile's rows.",
         ]
+    if published:
+        lines += [
+            "",
+            "(published) columns: the values reported elsewhere on the real datasets, not runs of this report. "
+            + published_source("nt_published.csv"),
+        ]
     lines += [
         "",
         "MCC for every task:",
         "",
-        "| Dataset | " + " | ".join([t for _, t in modes] + ref_title) + " |",
-        "|" + "---|" * (len(modes) + 1 + len(ref_title)),
+        "| Dataset | " + " | ".join([t for _, t in modes] + ref_title[:ref]) + " |",
+        "|" + "---|" * (len(modes) + 1 + ref),
     ]
     for name, row in summary["tasks"].items():
         cells = [_cell(row["modes"].get(k), "mcc") for k, _ in modes]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +24,12 @@ MODES = ("probe", "finetune", "scratch", "kmer")
 
 @dataclass
 class BenchmarkConfig:
-    tasks_dir: str
+    tasks_dir: str | None  # a folder of task folders; None with task folder paths in ``tasks``, or with ``suite``
     out_dir: str
-    tasks: list[str] | None = None
+    tasks: list[str] | None = None  # task names under tasks_dir (or in the suite), or task folder paths
+    suite: str | None = None  # a suite fetched from the Hub by name (``hyenadna.benchmark.suites``), e.g. "nt"
+    revision: str | None = None  # Hub revision of the suite's dataset
+    local_files_only: bool = False  # Hub: use the cache only (models and suites)
     modes: list[str] = field(default_factory=lambda: list(MODES))
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     model_name: str | None = None
@@ -209,12 +212,29 @@ def _fine_tuning_model(task: Task, seed: int, cfg: BenchmarkConfig, random_init_
     )
 
 
+def load_benchmark_tasks(cfg: BenchmarkConfig, log=print) -> list[Task]:
+    """The tasks a config names: a Hub suite (fetched into the cache), task folders, or names under tasks_dir."""
+    if cfg.suite:
+        from hyenadna.benchmark.suites import fetch_suite, load_suite_tasks
+        from hyenadna.hub import HubOptions
+
+        hub = HubOptions(revision=cfg.revision, local_files_only=cfg.local_files_only)
+        return load_suite_tasks(cfg.suite, fetch_suite(cfg.suite, hub, cfg.tasks, log=log))
+    return discover_tasks(cfg.tasks_dir, cfg.tasks)
+
+
 def run_benchmark(cfg: BenchmarkConfig, log=print) -> dict:
     out = Path(cfg.out_dir)
-    tasks = discover_tasks(cfg.tasks_dir, cfg.tasks)
     unknown = set(cfg.modes) - set(MODES)
     if unknown:
         raise ValueError(f"unknown mode(s) {sorted(unknown)}; choose from {MODES}")
+    tasks = load_benchmark_tasks(cfg, log)
+    if cfg.model_path is None and set(cfg.modes) & {"probe", "finetune", "scratch"}:
+        # fetch (or find) the weights once, so every run reads the same files
+        from hyenadna.hub import HubOptions, resolve_weights
+
+        path = resolve_weights(cfg.model_name, None, HubOptions(local_files_only=cfg.local_files_only))
+        cfg = replace(cfg, model_path=str(path))
     t_all = time.time()
     for task in tasks:
         sub = task.subsample(cfg.max_train, cfg.max_test, seed=0)
@@ -268,6 +288,8 @@ def summarise(out: Path, tasks: list[Task], cfg: BenchmarkConfig) -> dict:
                 v = np.array([r["test"][m] for r in runs])
                 metrics[m] = {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
             row = rows.setdefault(task.name, {"metric": task.metric, "modes": {}})
+            if task.published:
+                row["published"] = task.published
             if task.reference_baseline:
                 row["reference_kmer_full_train"] = {
                     m: task.reference_baseline[m] for m in ("accuracy", "precision", "recall", "f1", "mcc")

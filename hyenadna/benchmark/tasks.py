@@ -1,5 +1,6 @@
 """Downstream tasks: our task folders (task.json + train/test csv.gz) and the Nucleotide Transformer downstream
-tasks as distributed on Hugging Face (a folder with train/test parquet or csv, columns sequence,label)."""
+tasks as distributed on Hugging Face (a folder with train/test parquet or csv, columns sequence,label, or FASTA
+``.fna`` whose headers end in ``|<label>``)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ class Task:
     source: str = ""
     # a published baseline's test scores on the full task (our task.json: k-mer logistic regression), for reference
     reference_baseline: dict | None = None
+    # published results on this task (fractions by column of ``suites.PUBLISHED_COLUMNS``), shown beside ours
+    published: dict | None = None
 
     @property
     def num_classes(self) -> int:
@@ -49,6 +52,7 @@ class Task:
             self.sequence_length,
             self.source,
             self.reference_baseline,
+            self.published,
         )
 
 
@@ -61,7 +65,22 @@ def _stratified(df: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
     return df.iloc[np.sort(keep)].reset_index(drop=True)
 
 
+def _read_fna(path: Path) -> pd.DataFrame:
+    from hyenadna.data.fasta import FastaFormatError, read_fasta
+
+    rows = []
+    for rec in read_fasta(path):
+        header = f"{rec.name} {rec.description}".strip()
+        name, sep, label = header.rpartition("|")
+        if not sep or not label.strip().lstrip("-").isdigit():
+            raise FastaFormatError(f"{path}: record {rec.name!r}: the header must end in |<integer label>")
+        rows.append((rec.sequence, int(label), name))
+    return pd.DataFrame(rows, columns=["sequence", "label", "name"])
+
+
 def _read_table(path: Path) -> pd.DataFrame:
+    if path.suffix == ".fna":
+        return _read_fna(path)
     df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     cols = {c.lower(): c for c in df.columns}
     missing = {"sequence", "label"} - set(cols)
@@ -73,11 +92,14 @@ def _read_table(path: Path) -> pd.DataFrame:
 
 
 def _find_split(folder: Path, split: str) -> Path:
-    for pattern in (f"{split}.csv.gz", f"{split}.csv", f"{split}.parquet", f"{split}-*.parquet", f"{split}*.parquet"):
+    patterns = (f"{split}.csv.gz", f"{split}.csv", f"{split}.parquet", f"{split}-*.parquet", f"{split}*.parquet")
+    for pattern in (*patterns, f"{split}.fna"):
         hits = sorted(folder.glob(pattern))
         if hits:
             return hits[0]
-    raise FileNotFoundError(f"{folder}: no {split} split ({split}.csv.gz, {split}.csv or {split}*.parquet)")
+    raise FileNotFoundError(
+        f"{folder}: no {split} split ({split}.csv.gz, {split}.csv, {split}*.parquet or {split}.fna)"
+    )
 
 
 def load_task(folder: str | Path) -> Task:
@@ -100,16 +122,27 @@ def load_task(folder: str | Path) -> Task:
     return Task(name, train, test, metric, labels, length, str(folder), baseline)
 
 
-def discover_tasks(root: str | Path, names: list[str] | None = None) -> list[Task]:
-    """Every task folder under ``root`` (a folder with a train split), or the named ones."""
+def is_task_folder(path: str | Path) -> bool:
+    path = Path(path)
+    return path.is_dir() and any(path.glob("train*"))
+
+
+def discover_tasks(root: str | Path | None, names: list[str] | None = None) -> list[Task]:
+    """Every task folder under ``root`` (a folder with a train split), or the named ones. A name may also be a task
+    folder's path, which needs no ``root``."""
+    if names and all(is_task_folder(n) for n in names):
+        return [load_task(n) for n in names]
+    if root is None:
+        missing = [n for n in names or [] if not is_task_folder(n)]
+        raise ValueError(f"no such task folder(s) {missing}; give task folder paths, or --tasks-dir with task names")
     root = Path(root)
     folders = sorted(p for p in root.iterdir() if p.is_dir() and any(p.glob("train*")))
     if names:
         by_name = {p.name: p for p in folders}
-        unknown = [n for n in names if n not in by_name]
+        unknown = [n for n in names if n not in by_name and not is_task_folder(n)]
         if unknown:
             raise ValueError(f"unknown task(s) {unknown}; available: {sorted(by_name)}")
-        folders = [by_name[n] for n in names]
+        folders = [by_name.get(n, Path(n)) for n in names]
     if not folders:
         raise FileNotFoundError(f"{root}: no task folders (folders with a train split)")
     return [load_task(p) for p in folders]

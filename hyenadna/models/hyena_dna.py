@@ -163,15 +163,23 @@ class HyenaDNALMHeadModel(nn.Module):
     @classmethod
     def from_pretrained(
         cls,
-        path: str | Path,
+        name_or_path: str | Path,
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
         allow_unsafe_pickle: bool = False,
+        revision: str | None = None,
+        local_files_only: bool = False,
         **config_overrides,
     ) -> HyenaDNALMHeadModel:
-        """Load any supported checkpoint layout (see ``hyenadna.models.checkpoint``) from a file or directory."""
+        """Load a checkpoint in any supported layout (see ``hyenadna.models.checkpoint``) from a file or directory,
+        or by name: a published name or a Hub repo id is fetched into the Hugging Face cache (see ``hyenadna.hub``).
+        """
+        from hyenadna.hub import HubOptions, resolve_weights
         from hyenadna.models.checkpoint import load_model
 
+        path = Path(name_or_path).expanduser()
+        if not path.exists():
+            path = resolve_weights(str(name_or_path), None, HubOptions(revision, local_files_only))
         return load_model(path, device=device, dtype=dtype, allow_unsafe_pickle=allow_unsafe_pickle, **config_overrides)
 
     def save_pretrained(self, directory: str | Path, layout: str = "hyenadna") -> Path:
