@@ -27,12 +27,13 @@ def linear_ref(x: Tensor, weight: Tensor, bias: Tensor | None = None, gelu: bool
 
 
 @functools.cache
-def onednn_available() -> bool:
-    """The fused op exists and runs here (checked once on a tiny input)."""
+def onednn_available(dtype: torch.dtype = torch.float32) -> bool:
+    """The fused op exists and runs here in ``dtype`` (checked once per dtype on a tiny input). bf16 needs a CPU
+    with AVX-512 (or AMX); on AVX2-only CPUs oneDNN cannot build the bf16 kernel, and ``F.linear`` is used."""
     if not torch.backends.mkldnn.is_available() or not hasattr(torch.ops.mkldnn, "_linear_pointwise"):
         return False
     try:
-        x, w = torch.ones(2, 3), torch.ones(4, 3)
+        x, w = torch.ones(2, 3, dtype=dtype), torch.ones(4, 3, dtype=dtype)
         return torch.equal(torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], ""), x @ w.T)
     except (RuntimeError, NotImplementedError):
         return False
@@ -93,7 +94,7 @@ def _fast_path_applies(x: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
         and x.device.type == "cpu"
         and x.dtype in (torch.float32, torch.bfloat16)
         and all(t.dtype == x.dtype for t in tensors)
-        and onednn_available()
+        and onednn_available(x.dtype)
     )
 
 
