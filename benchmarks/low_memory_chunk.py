@@ -46,7 +46,7 @@ def main() -> None:
         for r in range(args.rounds):
             for chunk in args.chunks:
                 t = time.perf_counter()
-                model._forward_low_memory(ids, chunk=chunk)
+                model._forward_low_memory(ids, keep=[model.config.n_layer], chunk=chunk)
                 times[chunk].append(time.perf_counter() - t)
                 print(f"round {r + 1}/{args.rounds} chunk {chunk:6d}: {times[chunk][-1]:.2f} s", flush=True)
     rows = [{"chunk": c, "seconds": v, "median_s": statistics.median(v)} for c, v in times.items()]

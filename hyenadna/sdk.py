@@ -15,6 +15,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from hyenadna.data.pipeline import (
+    CONTEXT_MODES,
+    ContextPolicy,
+    PerBaseCollector,
+    Pooler,
+    iter_batches,
+    plan_chunks,
+)
 from hyenadna.hub import (
     DEFAULT_RANDOM_SHAPE,
     HUB_LAYOUTS,
@@ -26,10 +34,10 @@ from hyenadna.hub import (
 from hyenadna.models.checkpoint import load_model
 from hyenadna.models.hyena_dna import HyenaDNALMHeadModel
 from hyenadna.pooling import POOLINGS
-from hyenadna.tokenizer import CharacterTokenizer, pad_batch, reverse_complement_ids
+from hyenadna.tokenizer import CharacterTokenizer
 from hyenadna.utils.device import resolve_device
 
-LONG_SEQUENCE_MODES = ("window", "truncate", "error")
+LONG_SEQUENCE_MODES = CONTEXT_MODES
 
 
 @dataclass
@@ -45,7 +53,8 @@ class HyenaDNAConfig:
     pretrained: False builds a randomly initialised model (reference init, seeded by ``seed``) on purpose.
     pooling: None for per-token embeddings (N, L, D); "mean", "last" or "max" for (N, D).
     long_sequences: what to do with sequences longer than ``max_length`` (default: the model's l_max):
-        "window" splits into consecutive windows and concatenates the per-token outputs; "truncate"; "error".
+        "window" splits them into windows whose outputs cover each base once; "truncate"; "error".
+    overlap: with "window", tokens of left context each window after the first re-reads from the one before.
     rc_average: average each embedding with that of its reverse complement.
     framing / iupac_policy / n_to_pad: tokenizer options (see ``CharacterTokenizer``).
     precision: "fp32" (default; reproduces the reference to float32 precision) or "bf16": bf16 autocast for the MLP
@@ -60,6 +69,7 @@ class HyenaDNAConfig:
     pretrained: bool = True
     pooling: str | None = None
     long_sequences: str = "window"
+    overlap: int = 0
     max_length: int | None = None
     rc_average: bool = False
     framing: str = "none"
@@ -85,6 +95,8 @@ class HyenaDNAConfig:
             raise ValueError(f"batch_size={self.batch_size}: must be >= 1")
         if self.max_length is not None and self.max_length < 1:
             raise ValueError(f"max_length={self.max_length}: must be >= 1")
+        if self.overlap < 0 or (self.max_length is not None and self.overlap >= self.max_length):
+            raise ValueError(f"overlap={self.overlap}: must be >= 0 and less than the context")
         if self.hub_layout not in HUB_LAYOUTS:
             raise ValueError(f"hub_layout={self.hub_layout!r}: choose one of {HUB_LAYOUTS}")
 
@@ -155,6 +167,13 @@ class HyenaDNA:
         ``start_index`` numbers the sequences in error messages when data comes in chunks."""
         return tokenize_data(self.tokenizer, data, names, start_index)
 
+    def context_policy(self, long_sequences: str | None = None, overlap: int | None = None) -> ContextPolicy:
+        return ContextPolicy(
+            self.context_length,
+            long_sequences or self.config.long_sequences,
+            self.config.overlap if overlap is None else overlap,
+        )
+
     @torch.inference_mode()
     def get_embeddings(
         self,
@@ -162,79 +181,48 @@ class HyenaDNA:
         pooling: str | type[Ellipsis] | None = ...,
         rc_average: bool | None = None,
         long_sequences: str | None = None,
-    ) -> np.ndarray:
-        """Embeddings as float32 numpy: per token (N, L_max, D), zero after each sequence's end, or pooled (N, D).
+        layer: int | Sequence[int] = -1,
+        overlap: int | None = None,
+    ) -> np.ndarray | list[np.ndarray]:
+        """Embeddings as float32 numpy: per base (N, L_max, D), one row per input base (framing tokens dropped) and
+        zero after each sequence's end, or pooled (N, D) over every framed token.
 
-        A sequence's embedding never depends on the other sequences in the batch: batches are right-padded and
-        pooling uses the mask.
+        ``layer``: which hidden states, 0 (the embedding output) to n_layer (-1, the default: the final LayerNorm's
+        output); a list gives a list of arrays, computed in one pass. A sequence's embedding never depends on the
+        other sequences in the batch: batches are right-padded and pooling uses the mask.
         """
         seqs = data if isinstance(data, TokenizedSequences) else self.process_data(data)
         pooling = self.config.pooling if pooling is ... else pooling
         if pooling is not None and pooling not in POOLINGS:
             raise ValueError(f"pooling={pooling!r}: choose None (per token) or one of {POOLINGS}")
-        rc = self.config.rc_average if rc_average is None else rc_average
-        mode = long_sequences or self.config.long_sequences
-        if mode not in LONG_SEQUENCE_MODES:
-            raise ValueError(f"long_sequences={mode!r}: choose one of {LONG_SEQUENCE_MODES}")
-
-        strands = 2 if rc else 1
-        chunks = []  # (sequence index, strand, start, ids)
-        totals = np.zeros((len(seqs), strands), dtype=np.int64)
-        for i, base in enumerate(seqs.ids):
-            for s in range(strands):
-                framed = self.tokenizer.frame(base if s == 0 else reverse_complement_ids(base))
-                framed = self._fit_context(framed, i, seqs.names[i], mode)
-                totals[i, s] = len(framed)
-                for start in range(0, len(framed), self.context_length):
-                    chunks.append((i, s, start, framed[start : start + self.context_length]))
+        layers = [layer] if isinstance(layer, int) else list(layer)
+        layers = self.model.backbone.layer_indices(layers)
+        strands = 2 if (self.config.rc_average if rc_average is None else rc_average) else 1
+        policy = self.context_policy(long_sequences, overlap)
+        chunks = plan_chunks(seqs.ids, self.tokenizer, policy, strands, seqs.names)
 
         dim = self.embedding_dim
         if pooling is None:
-            out = np.zeros((len(seqs), strands, int(totals.max(initial=0)), dim), dtype=np.float32)
+            lengths = [0] * len(seqs)
+            for c in chunks:
+                lengths[c.seq] = c.n_bases
+            sinks = [PerBaseCollector(lengths, strands, dim) for _ in layers]
         else:
-            acc_sum = np.zeros((len(seqs), strands, dim), dtype=np.float64)
-            acc_max = np.full((len(seqs), strands, dim), -np.inf, dtype=np.float32)
-            acc_last = np.zeros((len(seqs), strands, dim), dtype=np.float32)
-
-        # length-bucketed batches: sorting by length keeps padding (and wasted FFT work) small
-        order = sorted(range(len(chunks)), key=lambda j: len(chunks[j][3]))
-        batches = [order[k : k + self.config.batch_size] for k in range(0, len(order), self.config.batch_size)]
+            sinks = [Pooler(len(seqs), strands, dim, pooling, self.device) for _ in layers]
         progress = self.config.progress
-        for batch in tqdm(
-            batches, desc="embedding", unit="batch", disable=not progress if progress is not None else None, leave=False
-        ):
-            enc = pad_batch([chunks[j][3] for j in batch]).to(self.device)
-            with torch.autocast(enc.input_ids.device.type, torch.bfloat16, enabled=self.config.precision == "bf16"):
-                hidden = self.model.backbone(enc.input_ids).float().cpu().numpy()
-            for row, j in enumerate(batch):
-                i, s, start, ids = chunks[j]
-                h = hidden[row, : len(ids)]
-                if pooling is None:
-                    out[i, s, start : start + len(ids)] = h
-                else:
-                    acc_sum[i, s] += h.sum(0, dtype=np.float64)
-                    np.maximum(acc_max[i, s], h.max(0), out=acc_max[i, s])
-                    if start + len(ids) == totals[i, s]:
-                        acc_last[i, s] = h[-1]
-
-        if pooling is None:
-            if rc:
-                for i in range(len(seqs)):
-                    n = totals[i, 0]
-                    out[i, 0, :n] = 0.5 * (out[i, 0, :n] + out[i, 1, :n][::-1])
-            return np.ascontiguousarray(out[:, 0])
-        pooled = {"mean": (acc_sum / totals[..., None]).astype(np.float32), "max": acc_max, "last": acc_last}[pooling]
-        return pooled.mean(1) if rc else pooled[:, 0]
-
-    def _fit_context(self, framed: np.ndarray, index: int, name: str, mode: str) -> np.ndarray:
-        if len(framed) <= self.context_length or mode == "window":
-            return framed
-        if mode == "truncate":
-            return framed[: self.context_length]
-        raise ValueError(
-            f"sequence {index} ({name}) has {len(framed)} tokens, more than the context of {self.context_length}; "
-            "use long_sequences='window' or 'truncate'"
+        n_batches = -(-len(chunks) // self.config.batch_size)
+        bar = tqdm(
+            total=n_batches, desc="embedding", unit="batch", disable=not progress if progress is not None else None
         )
+        with bar:
+            for batch, enc in iter_batches(chunks, self.config.batch_size, self.device):
+                with torch.autocast(self.device.type, torch.bfloat16, enabled=self.config.precision == "bf16"):
+                    hidden = self.model.backbone(enc.input_ids, layers=layers)
+                for sink, h in zip(sinks, hidden, strict=True):
+                    sink.add(h, batch)
+                bar.update()
+        outs = [sink.out if pooling is None else sink.result().cpu().numpy() for sink in sinks]
+        return outs[0] if isinstance(layer, int) else outs
 
 
 def tokenize_data(

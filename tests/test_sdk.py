@@ -114,13 +114,14 @@ def test_pooling_definitions(tiny):
     assert np.allclose(tiny.get_embeddings([seq], pooling="last")[0], per_token[-1], atol=1e-6)
 
 
-def test_windows_concatenate_per_token_outputs(tiny):
-    seq = random_dna(2500)  # l_max 1026: windows of 1026, 1026, 448
+def test_windows_cover_each_base_once(tiny):
+    seq = random_dna(2500)  # l_max 1026: windows [0, 1026), [1026, 2052), and the last one ends at 2500
     emb = tiny.get_embeddings([seq])
     assert emb.shape == (1, 2500, 128)
-    for start in (0, 1026, 2052):
+    for start, first_out in ((0, 0), (1026, 0), (2500 - 1026, 2052 - (2500 - 1026))):
         alone = tiny.get_embeddings([seq[start : start + 1026]])[0]
-        assert np.abs(emb[0, start : start + len(alone)] - alone).max() < 1e-5
+        out = start + first_out
+        assert np.abs(emb[0, out : start + len(alone)] - alone[first_out:]).max() < 1e-5
     mean = tiny.get_embeddings([seq], pooling="mean")[0]
     assert np.allclose(mean, emb[0].mean(0), atol=1e-5)
 
@@ -173,12 +174,15 @@ def test_asking_for_missing_cuda_is_a_clear_error():
 
 
 def test_framing_for_helical_compatibility(tiny):
+    """Per-token output has one row per input base under every framing: the [CLS]/[SEP] rows are not output."""
     cls_sep = HyenaDNA(HyenaDNAConfig(framing="cls_sep"), model=tiny.model)
     emb = cls_sep.get_embeddings(["ACGT"])
-    assert emb.shape == (1, 6, 128)
+    assert emb.shape == (1, 4, 128)
     with torch.no_grad():
         want = tiny.model.backbone(torch.tensor([[0, 7, 8, 9, 10, 1]]))[0].numpy()
-    assert np.allclose(emb[0], want, atol=1e-6)
+    assert np.allclose(emb[0], want[1:5], atol=1e-6)
+    assert np.allclose(cls_sep.get_embeddings(["ACGT"], pooling="mean")[0], want.mean(0), atol=1e-6)
+    assert np.allclose(cls_sep.get_embeddings(["ACGT"], pooling="last")[0], want[-1], atol=1e-6)
 
 
 def test_sdk_matches_model_on_fixture_case(tiny):

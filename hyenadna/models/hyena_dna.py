@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -70,52 +71,85 @@ class HyenaDNAModel(nn.Module):
         self.drop_f = nn.Dropout(config.resid_dropout)
         self.ln_f = nn.LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
 
-    def forward(self, input_ids: Tensor, low_memory: bool | None = None) -> Tensor:
+    def forward(
+        self, input_ids: Tensor, low_memory: bool | None = None, layers: Sequence[int] | None = None
+    ) -> Tensor | list[Tensor]:
         """``low_memory`` (default: automatic for inference on sequences of at least LOW_MEMORY_MIN_LENGTH) runs each
-        sequence layer by layer in token chunks, with the long convolution in channel groups, in O(L x D) memory."""
+        sequence layer by layer in token chunks, with the long convolution in channel groups, in O(L x D) memory.
+
+        ``layers`` asks for the hidden states of those layers instead of the last, as a list in the same order, in
+        Hugging Face's numbering: 0 is the embedding output, k the residual stream after block k, and ``n_layer`` (or
+        -1) the output of the final LayerNorm. Only the blocks up to the deepest one asked for are run.
+        """
         batch, seqlen = input_ids.shape
         fast_inference = not torch.is_grad_enabled() and not self.training and not self._reference_path()
         if low_memory is None:
             low_memory = seqlen >= LOW_MEMORY_MIN_LENGTH and fast_inference
+        wanted = None if layers is None else self.layer_indices(layers)
+        keep = [self.config.n_layer] if wanted is None else sorted(set(wanted))
         if low_memory:
-            if batch == 1:  # no stacked copy of a possibly multi-GB output
-                return self._forward_low_memory(input_ids[0])[None]
-            return torch.stack([self._forward_low_memory(row) for row in input_ids])
-        rows = max(1, INFERENCE_BLOCK_TOKENS // max(seqlen, 1))
-        if rows < batch and fast_inference:
-            first = self._forward_stack(input_ids[:rows])
-            out = first.new_empty(batch, *first.shape[1:])
-            out[:rows] = first
-            for s in range(rows, batch, rows):
-                out[s : s + rows] = self._forward_stack(input_ids[s : s + rows])
-            return out
-        return self._forward_stack(input_ids)
+            rows = [self._forward_low_memory(row, keep=keep) for row in input_ids]
+            outs = [t[None] for t in rows[0]] if batch == 1 else [torch.stack(t) for t in zip(*rows, strict=True)]
+        else:
+            block = max(1, INFERENCE_BLOCK_TOKENS // max(seqlen, 1))
+            if block < batch and fast_inference:
+                parts = [self._forward_stack(input_ids[s : s + block], keep) for s in range(0, batch, block)]
+                outs = [torch.cat(t) for t in zip(*parts, strict=True)]
+            else:
+                outs = self._forward_stack(input_ids, keep)
+        if wanted is None:
+            return outs[0]
+        by_layer = dict(zip(keep, outs, strict=True))
+        return [by_layer[k] for k in wanted]
+
+    def layer_indices(self, layers: Sequence[int]) -> list[int]:
+        """Layer numbers in 0..n_layer (negative ones count from the end, -1 being n_layer)."""
+        n = self.config.n_layer
+        out = []
+        for k in layers:
+            if not -(n + 1) <= k <= n:
+                raise ValueError(f"layer {k}: this model has layers 0 (embeddings) to {n} (or -1 for the last)")
+            out.append(k % (n + 1))
+        return out
 
     def _reference_path(self) -> bool:
         return any(getattr(m, "use_reference_path", False) for m in self.modules())
 
-    def _forward_stack(self, input_ids: Tensor) -> Tensor:
+    def _forward_stack(self, input_ids: Tensor, keep: Sequence[int]) -> list[Tensor]:
         x, residual = self.embeddings(input_ids), None
-        for layer in self.layers:
+        outs = [x.float()] if 0 in keep else []
+        for i, layer in enumerate(self.layers[: max(keep)], 1):
             x, residual = layer(x, residual)
-        residual = self.drop_f(x).float() + residual
-        return self.ln_f(residual.to(self.ln_f.weight.dtype))
+            if i in keep and i < self.config.n_layer:
+                outs.append(self.drop_f(x).float() + residual)
+        if max(keep) == self.config.n_layer:
+            residual = self.drop_f(x).float() + residual
+            outs.append(self.ln_f(residual.to(self.ln_f.weight.dtype)))
+        return outs
 
     @torch.no_grad()
-    def _forward_low_memory(self, input_ids: Tensor, chunk: int = LOW_MEMORY_CHUNK) -> Tensor:
+    def _forward_low_memory(
+        self, input_ids: Tensor, keep: Sequence[int], chunk: int = LOW_MEMORY_CHUNK
+    ) -> list[Tensor]:
         residual = self.embeddings(input_ids).float()
         conv = residual.new_empty(residual.shape[::-1])  # one (D, L) work tensor for every layer's long convolution
-        for layer in self.layers:
+        outs = [residual.clone()] if 0 in keep and max(keep) > 0 else []
+        for i, layer in enumerate(self.layers[: max(keep)], 1):
             layer.forward_low_memory(residual, chunk=chunk, conv=conv)
-        for s in range(0, residual.shape[0], chunk):  # the output overwrites the residual stream
-            residual[s : s + chunk] = self.ln_f(residual[s : s + chunk])
-        return residual
+            if i in keep and i < max(keep):
+                outs.append(residual.clone())
+        if max(keep) == self.config.n_layer:
+            for s in range(0, residual.shape[0], chunk):  # the output overwrites the residual stream
+                residual[s : s + chunk] = self.ln_f(residual[s : s + chunk])
+        outs.append(residual)
+        return outs
 
 
 class CausalLMOutput(NamedTuple):
     logits: Tensor
     loss: Tensor | None
-    hidden_states: Tensor
+    hidden_states: Tensor  # the last layer's (B, L, D)
+    all_hidden_states: tuple[Tensor, ...] | None = None  # with output_hidden_states: layers 0..n_layer
 
 
 class HyenaDNALMHeadModel(nn.Module):
@@ -139,15 +173,27 @@ class HyenaDNALMHeadModel(nn.Module):
             return self.backbone.embeddings.word_embeddings.weight
         return self.lm_head.weight
 
-    def forward(self, input_ids: Tensor, labels: Tensor | None = None, ignore_index: int = -100) -> CausalLMOutput:
+    def forward(
+        self,
+        input_ids: Tensor,
+        labels: Tensor | None = None,
+        ignore_index: int = -100,
+        output_hidden_states: bool = False,
+    ) -> CausalLMOutput:
         """Logits for every position; with ``labels`` (already shifted: labels[t] is the token after t), the mean
-        cross-entropy over positions whose label is not ``ignore_index``."""
-        hidden = self.backbone(input_ids)
+        cross-entropy over positions whose label is not ``ignore_index``. ``output_hidden_states`` also returns every
+        layer's hidden states (see ``HyenaDNAModel.forward``), which holds n_layer + 1 copies of (B, L, D)."""
+        all_hidden = None
+        if output_hidden_states:
+            all_hidden = tuple(self.backbone(input_ids, layers=range(self.config.n_layer + 1)))
+            hidden = all_hidden[-1]
+        else:
+            hidden = self.backbone(input_ids)
         logits = F.linear(hidden, self.head_weight)
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=ignore_index)
-        return CausalLMOutput(logits, loss, hidden)
+        return CausalLMOutput(logits, loss, hidden, all_hidden)
 
     def num_parameters(self) -> int:
         """Unique trainable parameters (the shared ``freq`` counted once, buffers excluded)."""
