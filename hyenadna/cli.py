@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -47,6 +48,22 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow full unpickling of a trusted .ckpt that holds non-tensor objects",
     )
+
+
+def _int_at_least(low: int):
+    """An argparse type: an integer >= low, else a usage error (exit 2) that names the flag."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is less than {low}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
 
 
 def _add_hub_args(p: argparse.ArgumentParser) -> None:
@@ -128,6 +145,12 @@ def _progress(unit: str):
     return tqdm(unit=unit, dynamic_ncols=True, mininterval=1, leave=False, disable=None)  # None: only on a terminal
 
 
+def _layer_path(output: str, layer: int) -> str:
+    path = Path(output)
+    suffix = "".join(path.suffixes[-1:])
+    return str(path.with_name(f"{path.name[: len(path.name) - len(suffix)]}.layer{layer}{suffix}"))
+
+
 def cmd_embed(args: argparse.Namespace) -> int:
     from hyenadna.data.writers import EmbeddingWriter
     from hyenadna.sdk import HyenaDNA
@@ -144,12 +167,17 @@ def cmd_embed(args: argparse.Namespace) -> int:
         )
     )
     print(f"model: {model.source}", file=sys.stderr)
+    layers = model.model.backbone.layer_indices(args.layer)  # checked before any file is opened
+    outputs = [args.output] if len(layers) == 1 else [_layer_path(args.output, k) for k in layers]
     t0, n_seq, n_bp = time.perf_counter(), 0, 0
     bar = _progress("seq")
-    with EmbeddingWriter(args.output, per_token=pooling is None) as writer:
+    with contextlib.ExitStack() as stack:
+        writers = [stack.enter_context(EmbeddingWriter(o, per_token=pooling is None)) for o in outputs]
         for chunk in _chunks(_records(args), args.chunk_size):
             data = model.process_data([r.sequence for r in chunk], names=[r.name for r in chunk], start_index=n_seq)
-            writer.add(data.names, data.lengths, model.get_embeddings(data))
+            embeddings = model.get_embeddings(data, layer=layers, overlap=args.overlap)
+            for writer, emb in zip(writers, embeddings, strict=True):
+                writer.add(data.names, data.lengths, emb)
             n_seq += len(data)
             n_bp += int(data.lengths.sum())
             bar.update(len(data))
@@ -159,7 +187,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     kind = "per token" if pooling is None else f"{pooling}-pooled"
     print(
         f"embedded {n_seq} sequences ({n_bp:,} bp) in {dt:.2f} s ({n_bp / max(dt, 1e-9):,.0f} bp/s), {kind}, "
-        f"dim {model.embedding_dim} -> {args.output}",
+        f"dim {model.embedding_dim} -> {', '.join(outputs)}",
         file=sys.stderr,
     )
     return 0
@@ -190,10 +218,11 @@ def _write_rows(rows, output: str | None, fmt: str) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from hyenadna.scoring import score_ids
+    from hyenadna.scoring import score_bases, scoring_policy
     from hyenadna.sdk import HyenaDNA
 
     model = HyenaDNA(_sdk_config(args, framing=args.framing, progress=False))
+    policy = scoring_policy(model.context_length, overlap=args.overlap)
     print(f"model: {model.source}", file=sys.stderr)
     bar = _progress("seq")
 
@@ -201,8 +230,9 @@ def cmd_score(args: argparse.Namespace) -> int:
         n = 0
         for chunk in _chunks(_records(args), args.chunk_size):
             data = model.process_data([r.sequence for r in chunk], names=[r.name for r in chunk], start_index=n)
-            ids = [model.tokenizer.frame(x) for x in data.ids]
-            scores = score_ids(model.model, ids, model.context_length, model.config.batch_size, model.device)
+            scores = score_bases(
+                model.model, data.ids, model.tokenizer, policy, model.config.batch_size, data.names, start_index=n
+            )
             for name, length, s in zip(data.names, data.lengths, scores, strict=True):
                 yield {
                     "id": name,
@@ -231,7 +261,9 @@ def cmd_vep(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         warnings.showwarning = lambda msg, *a, **k: print(f"warning: {msg}", file=sys.stderr)
-        rows = score_variants(model.model, model.tokenizer, args.vcf, args.genome, args.window, args.batch_size)
+        rows = score_variants(
+            model.model, model.tokenizer, args.vcf, args.genome, args.window, args.batch_size, args.both_strands
+        )
         _write_rows(rows, args.output, args.out_format)
     return 0
 
@@ -571,6 +603,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rc-average", action="store_true", help="average with the reverse complement's embedding")
     p.add_argument("--framing", choices=["none", "sep", "cls_sep"], default="none")
     p.add_argument("--long-sequences", choices=["window", "truncate", "error"], default="window")
+    p.add_argument(
+        "--overlap", type=_int_at_least(0), default=0, help="with windows: tokens of left context each window re-reads"
+    )
+    p.add_argument(
+        "--layer",
+        type=int,
+        nargs="+",
+        default=[-1],
+        help="hidden layer(s): 0 = token embeddings ... n_layer = -1 = final output (default); several write "
+        "OUTPUT.layer<k>.<ext> each",
+    )
     _add_model_args(p)
 
     p = command("score", "per-sequence log-likelihood, NLL per base and perplexity", cmd_score)
@@ -578,12 +621,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="output .jsonl or .tsv (default: JSON Lines on stdout)")
     p.add_argument("--out-format", choices=["auto", "jsonl", "tsv"], default="auto")
     p.add_argument("--framing", choices=["none", "sep", "cls_sep"], default="none")
+    p.add_argument(
+        "--overlap",
+        type=_int_at_least(1),
+        default=1,
+        help="sequences longer than the context: tokens of left context each window re-reads (at least 1, so every "
+        "base but the first is scored; default 1)",
+    )
     _add_model_args(p)
 
     p = command("vep", "variant effects: ref/alt log-likelihood ratio and embedding distance per VCF allele", cmd_vep)
     p.add_argument("vcf", help="VCF (plain or gzip)")
     p.add_argument("--genome", required=True, help="genome FASTA (chromosome names may differ by a 'chr' prefix)")
-    p.add_argument("--window", type=int, default=1024, help="window centred on the variant (default 1024)")
+    p.add_argument(
+        "--window",
+        type=_int_at_least(2),
+        default=1024,
+        help="bases in each of the equal-length ref and alt windows around the variant (default 1024)",
+    )
+    p.add_argument(
+        "--both-strands", action="store_true", help="average the LLR with that of the reverse-complement windows"
+    )
     p.add_argument("-o", "--output", help="output .tsv or .jsonl (default: JSON Lines on stdout)")
     p.add_argument("--out-format", choices=["auto", "jsonl", "tsv"], default="auto")
     _add_model_args(p)

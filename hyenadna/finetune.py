@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from hyenadna.data.pipeline import ContextPolicy, fit_bases
 from hyenadna.metrics import classification_metrics, regression_metrics
 from hyenadna.models.checkpoint import load_model
 from hyenadna.models.hyena_dna import HyenaDNALMHeadModel, HyenaDNAModel
@@ -100,8 +101,10 @@ class HyenaDNAFineTuningModel:
     # ---- batching -----------------------------------------------------------------------------------------------
 
     def _framed(self, base: np.ndarray, rc: bool) -> np.ndarray:
-        ids = self.tokenizer.frame(reverse_complement_ids(base) if rc else base)
-        return ids[: self.context_length]
+        """Bases cut to the context before framing and reverse-complementing (the data path's ``truncate``), so both
+        strands hold the same bases and the framing survives."""
+        base = fit_bases(base, self.tokenizer, ContextPolicy(self.context_length, "truncate"))
+        return self.tokenizer.frame(reverse_complement_ids(base) if rc else base)
 
     def _check_lengths(self, data: TokenizedSequences) -> None:
         too_long = int(sum(len(self.tokenizer.frame(b)) > self.context_length for b in data.ids))

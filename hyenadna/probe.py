@@ -44,15 +44,30 @@ class EmbeddingCache:
         self.directory = Path(directory)
         self._hashes: dict[int, str] = {}
 
-    def get(self, model: HyenaDNA, sequences: list[str], key: str, pooling: str = "mean") -> np.ndarray:
+    def get(
+        self, model: HyenaDNA, sequences: list[str], key: str, pooling: str = "mean", layer: int = -1
+    ) -> np.ndarray:
         fp = self._hashes.setdefault(id(model.model), model_fingerprint(model.model))
         cfg = model.config
-        tag = f"{key}.{pooling}.{cfg.framing}.{cfg.iupac_policy}.{int(cfg.n_to_pad)}.{int(cfg.rc_average)}"
+        # everything besides the weights and the sequences that changes an embedding
+        settings = {
+            "pooling": pooling,
+            "layer": model.model.backbone.layer_indices([layer])[0],
+            "framing": cfg.framing,
+            "iupac_policy": cfg.iupac_policy,
+            "n_to_pad": cfg.n_to_pad,
+            "rc_average": cfg.rc_average,
+            "precision": cfg.precision,
+            "context": model.context_length,
+            "long_sequences": cfg.long_sequences,
+            "overlap": cfg.overlap,
+        }
+        tag = hashlib.sha256(repr(sorted(settings.items())).encode()).hexdigest()[:12]
         digest = hashlib.sha256("\n".join(sequences).encode()).hexdigest()[:12]
-        path = self.directory / fp / f"{tag}.{digest}.npy"
+        path = self.directory / fp / f"{key}.{tag}.{digest}.npy"
         if path.is_file():
             return np.load(path)
-        emb = model.get_embeddings(model.process_data(sequences), pooling=pooling)
+        emb = model.get_embeddings(model.process_data(sequences), pooling=pooling, layer=layer)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.save(f, emb)
         return emb

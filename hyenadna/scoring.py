@@ -1,15 +1,22 @@
-"""Sequence likelihoods under the language model: the building block of ``score`` and ``vep``."""
+"""Likelihoods under the language model, through the one data path: the building block of ``score`` and ``vep``.
+
+A framed position t >= 1 is scored as log P(token_t | the tokens before it in its window). Windows come from
+``hyenadna.data.pipeline``; scoring always gives each window after the first at least one token of left context, so
+every position but the first is scored, including each window's first output.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from hyenadna.data.pipeline import Chunk, ContextPolicy, Pooler, iter_batches, plan_chunks
 from hyenadna.models.hyena_dna import HyenaDNALMHeadModel
-from hyenadna.tokenizer import CharacterTokenizer, pad_batch
+from hyenadna.tokenizer import CharacterTokenizer
 
 
 @dataclass
@@ -26,40 +33,56 @@ class SequenceScore:
         return math.exp(self.nll_per_base)
 
 
+def scoring_policy(context: int, mode: str = "window", overlap: int = 0) -> ContextPolicy:
+    """The context policy for scoring: at least one token of overlap, so no window's first output goes unscored."""
+    return ContextPolicy(context, mode, max(overlap, 1) if context > 1 else 0)
+
+
 @torch.no_grad()
-def score_ids(
+def log_probs_and_embeddings(
     model: HyenaDNALMHeadModel,
-    sequences: list[np.ndarray],
-    context: int,
+    chunks: Sequence[Chunk],
+    n: int,
+    strands: int = 1,
     batch_size: int = 8,
-    device: torch.device | str = "cpu",
-) -> list[SequenceScore]:
-    """Log-likelihood of each token given the tokens before it, in consecutive windows of ``context`` tokens (the
-    first token of each window has no context and is not scored)."""
-    chunks = []
-    for i, ids in enumerate(sequences):
-        for start in range(0, len(ids), context):
-            chunk = ids[start : start + context]
-            if len(chunk) > 1:
-                chunks.append((i, chunk))
-    ll = np.zeros(len(sequences))
-    counts = np.zeros(len(sequences), dtype=np.int64)
-    order = sorted(range(len(chunks)), key=lambda j: len(chunks[j][1]))
+    pooling: str | None = None,
+) -> tuple[list[list[np.ndarray]], torch.Tensor | None]:
+    """Per (sequence, strand), the log-probability of each framed token given its left context (NaN at position 0,
+    which nothing predicts), and, with ``pooling``, the pooled last hidden states from the same forward passes."""
+    device = next(model.parameters()).device
+    out: list[list[np.ndarray | None]] = [[None] * strands for _ in range(n)]
+    for c in chunks:
+        if out[c.seq][c.strand] is None:
+            out[c.seq][c.strand] = np.full(c.n_framed, np.nan)
+    pooler = Pooler(n, strands, model.config.d_model, pooling, device) if pooling else None
     was_training = model.training
     model.eval()
-    for k in range(0, len(order), batch_size):
-        batch = [chunks[j] for j in order[k : k + batch_size]]
-        enc = pad_batch([c for _, c in batch]).to(device)
-        logp = torch.log_softmax(model(enc.input_ids).logits.float(), dim=-1)
-        target = enc.input_ids[:, 1:]
-        token_ll = logp[:, :-1].gather(-1, target.unsqueeze(-1)).squeeze(-1)
-        mask = enc.attention_mask[:, 1:]
-        sums = (token_ll * mask).sum(1).cpu().numpy()
-        for row, (i, c) in enumerate(batch):
-            ll[i] += sums[row]
-            counts[i] += len(c) - 1
+    for batch, enc in iter_batches(chunks, batch_size, device):
+        result = model(enc.input_ids)
+        logp = torch.log_softmax(result.logits.float(), dim=-1)
+        token_ll = logp[:, :-1].gather(-1, enc.input_ids[:, 1:, None]).squeeze(-1).cpu().numpy()
+        for r, c in enumerate(batch):
+            lo = max(c.first_out, 1)  # row j is predicted by the logits of row j - 1
+            out[c.seq][c.strand][c.start + lo : c.start + len(c.ids)] = token_ll[r, lo - 1 : len(c.ids) - 1]
+        if pooler is not None:
+            pooler.add(result.hidden_states, batch)
     model.train(was_training)
-    return [SequenceScore(float(a), int(b)) for a, b in zip(ll, counts, strict=True)]
+    return out, (pooler.result() if pooler is not None else None)
+
+
+def score_bases(
+    model: HyenaDNALMHeadModel,
+    bases: Sequence[np.ndarray],
+    tokenizer: CharacterTokenizer,
+    policy: ContextPolicy,
+    batch_size: int = 8,
+    names: Sequence[str] | None = None,
+    start_index: int = 0,
+) -> list[SequenceScore]:
+    """Summed log-likelihood of each sequence's framed tokens (all but the first), forward strand."""
+    chunks = plan_chunks(bases, tokenizer, policy, 1, names, start_index)
+    lps, _ = log_probs_and_embeddings(model, chunks, len(bases), 1, batch_size)
+    return [SequenceScore(float(np.nansum(lp[0])), int(np.isfinite(lp[0]).sum())) for lp in lps]
 
 
 def score_sequences(
@@ -68,7 +91,9 @@ def score_sequences(
     sequences: list[str],
     context: int | None = None,
     batch_size: int = 8,
+    overlap: int = 0,
 ) -> list[SequenceScore]:
-    device = next(model.parameters()).device
-    ids = [tokenizer.frame(tokenizer.encode_bases(s, i)) for i, s in enumerate(sequences)]
-    return score_ids(model, ids, context or model.config.l_max, batch_size, device)
+    bases = [tokenizer.encode_bases(s, i) for i, s in enumerate(sequences)]
+    return score_bases(
+        model, bases, tokenizer, scoring_policy(context or model.config.l_max, overlap=overlap), batch_size
+    )

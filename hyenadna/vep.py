@@ -68,8 +68,15 @@ def read_vcf(path: str | Path) -> Iterator[Variant]:
         handle.close()
 
 
-def variant_windows(variant: Variant, alt: str, genome: GenomeFasta, window: int) -> tuple[str, str] | str:
-    """(reference window, alternative window), or the reason the allele cannot be scored."""
+def variant_windows(variant: Variant, alt: str, genome: GenomeFasta, window: int) -> tuple[str, str, int] | str:
+    """(reference window, alternative window, offset of the variant in both), or why the allele cannot be scored.
+
+    Both windows have the same length (``window``, less where the chromosome ends) and hold the variant at the same
+    offset: ``window // 2`` bases of left flank (fewer near the chromosome's start), the allele, then right flank to
+    fill the window. For an indel the two right flanks end at different genome positions, so that no window is longer
+    than the other and an LLR never measures length."""
+    if window < 2:
+        raise ValueError(f"window={window}: must be at least 2 bases")
     c = canonical_chrom(variant.chrom)
     size = genome.sizes.get(c)
     if size is None:
@@ -82,59 +89,98 @@ def variant_windows(variant: Variant, alt: str, genome: GenomeFasta, window: int
         return "outside_chromosome"
     if genome.fetch(c, start, end).upper() != variant.ref:
         return "ref_mismatch"
-    left = max(0, start - window // 2)
-    right = min(size, end + max(0, window - (start - left) - len(variant.ref)))
-    ref = genome.fetch(c, left, right).upper()
-    alt_seq = ref[: start - left] + alt + ref[end - left :]
-    return ref, alt_seq
+    left = min(start, window // 2)
+    flank = genome.fetch(c, start - left, start).upper()
+    ref = genome.fetch(c, start - left, min(size, start - left + window)).upper()
+    right = genome.fetch(c, end, min(size, end + max(0, window - left - len(alt)))).upper()
+    alt_seq = (flank + alt + right)[:window]
+    n = min(len(ref), len(alt_seq))
+    return ref[:n], alt_seq[:n], left
 
 
 def score_variants(
-    model, tokenizer, vcf: str | Path, genome_path: str | Path, window: int = 1024, batch_size: int = 8
+    model,
+    tokenizer,
+    vcf: str | Path,
+    genome_path: str | Path,
+    window: int = 1024,
+    batch_size: int = 8,
+    both_strands: bool = False,
+    variants_per_batch: int = 64,
 ) -> Iterator[dict]:
-    """One row per (variant, ALT allele): llr = log P(alt window) - log P(ref window) in nats, plus cosine and L2
-    distances between mean-pooled embeddings. Alleles that cannot be scored get a status and a warning."""
-    import torch
+    """One row per (variant, ALT allele), streamed in VCF order. Alleles that cannot be scored get a status and a
+    warning.
 
-    from hyenadna.pooling import masked_pool
-    from hyenadna.scoring import score_ids
-    from hyenadna.tokenizer import pad_batch
+    ``llr`` = log P(alt window) - log P(ref window), natural log, each the sum of log P(token | tokens before it in
+    the window) over the same positions (all but the first) of two windows of equal length that hold the variant at
+    the same offset (``variant_windows``). With ``both_strands``, the mean of that and the same on the two windows'
+    reverse complements (``llr_forward``, ``llr_reverse`` give each). The embedding distances compare the mean-pooled
+    last hidden states of the two windows (averaged over both strands with ``both_strands``). Windows of
+    ``variants_per_batch`` records are scored together, in length-bucketed batches of ``batch_size``.
+    """
+    from hyenadna.data.pipeline import plan_chunks
+    from hyenadna.scoring import log_probs_and_embeddings, scoring_policy
 
-    variants = list(read_vcf(vcf))
-    genome = GenomeFasta(genome_path, {v.chrom for v in variants})
-    device = next(model.parameters()).device
-    context = model.config.l_max
-    for v in variants:
+    variants = read_vcf(vcf)
+    first = next(variants, None)
+    if first is None:
+        return
+    chroms = {v.chrom for v in read_vcf(vcf)}
+    genome = GenomeFasta(genome_path, chroms)
+    policy = scoring_policy(model.config.l_max)
+    strands = 2 if both_strands else 1
+
+    def score(pending: list[tuple[dict, tuple[str, str, int]]]) -> Iterator[dict]:
+        if not pending:
+            return
+        bases = [tokenizer.encode_bases(w, i) for _, (ref, alt, _) in pending for i, w in enumerate((ref, alt))]
+        chunks = plan_chunks(bases, tokenizer, policy, strands)
+        lps, emb = log_probs_and_embeddings(model, chunks, len(bases), strands, batch_size, pooling="mean")
+        emb = emb.cpu().numpy()
+        for k, (row, (ref, _, offset)) in enumerate(pending):
+            ll = [[float(np.nansum(lps[2 * k + a][s])) for s in range(strands)] for a in (0, 1)]
+            per_strand = [ll[1][s] - ll[0][s] for s in range(strands)]
+            e_ref, e_alt = emb[2 * k], emb[2 * k + 1]
+            cos = 1 - float(np.dot(e_ref, e_alt) / (np.linalg.norm(e_ref) * np.linalg.norm(e_alt) + 1e-12))
+            yield {
+                **row,
+                "status": "ok",
+                "llr": float(np.mean(per_strand)),
+                "ref_ll": float(np.mean(ll[0])),
+                "alt_ll": float(np.mean(ll[1])),
+                **({"llr_forward": per_strand[0], "llr_reverse": per_strand[1]} if both_strands else {}),
+                "window": len(ref),
+                "offset": offset,
+                "embedding_cosine_distance": cos,
+                "embedding_l2_distance": float(np.linalg.norm(e_ref - e_alt)),
+            }
+
+    pending: list[tuple[dict, tuple[str, str, int]]] = []
+    empty = dict.fromkeys(("llr", "ref_ll", "alt_ll", "window", "offset"))
+    empty |= dict.fromkeys(("embedding_cosine_distance", "embedding_l2_distance"))
+    if both_strands:
+        empty |= dict.fromkeys(("llr_forward", "llr_reverse"))
+    for v in _chain([first], variants):
         for alt in v.alts:
             row = {"chrom": v.chrom, "pos": v.pos, "id": v.id, "ref": v.ref, "alt": alt}
             windows = variant_windows(v, alt, genome, window)
             if isinstance(windows, str):
+                yield from score(pending)  # keep the output in VCF order
+                pending = []
                 warnings.warn(
                     f"{vcf}:{v.line}: {v.chrom}:{v.pos} {v.ref}>{alt}: {windows.replace('_', ' ')}; not scored",
                     stacklevel=2,
                 )
-                yield {
-                    **row,
-                    "status": windows,
-                    "llr": None,
-                    "ref_ll": None,
-                    "alt_ll": None,
-                    "embedding_cosine_distance": None,
-                    "embedding_l2_distance": None,
-                }
+                yield {**row, "status": windows, **empty}
                 continue
-            ids = [tokenizer.frame(tokenizer.encode_bases(s)) for s in windows]
-            ref_s, alt_s = score_ids(model, ids, context, batch_size, device)
-            with torch.no_grad():
-                enc = pad_batch([x[:context] for x in ids]).to(device)
-                emb = masked_pool(model.backbone(enc.input_ids), enc.attention_mask).float().cpu().numpy()
-            cos = 1 - float(np.dot(emb[0], emb[1]) / (np.linalg.norm(emb[0]) * np.linalg.norm(emb[1]) + 1e-12))
-            yield {
-                **row,
-                "status": "ok",
-                "llr": alt_s.log_likelihood - ref_s.log_likelihood,
-                "ref_ll": ref_s.log_likelihood,
-                "alt_ll": alt_s.log_likelihood,
-                "embedding_cosine_distance": cos,
-                "embedding_l2_distance": float(np.linalg.norm(emb[0] - emb[1])),
-            }
+            pending.append((row, windows))
+            if len(pending) >= variants_per_batch:
+                yield from score(pending)
+                pending = []
+    if pending:
+        yield from score(pending)
+
+
+def _chain(first, rest):
+    yield from first
+    yield from rest

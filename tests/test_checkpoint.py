@@ -200,3 +200,17 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         HyenaDNALMHeadModel(HyenaConfig(d_model=8, n_layer=1, d_inner=16, l_max=16)).save_pretrained(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_original_config_layer_shift_is_honoured(tmp_path):
+    """The reference reads the window shift from the original config's ``layer`` section (0.71 max abs at 0.0)."""
+    dst = tmp_path / "shift0"
+    shutil.copytree(FIXTURES / "tiny", dst)
+    cfg = json.loads((dst / "config.json").read_text())
+    cfg["layer"]["shift"] = 0.0
+    (dst / "config.json").write_text(json.dumps(cfg))
+    model = load_model(dst)
+    assert model.config.modulation_shift == 0.0
+    assert model.backbone.layers[0].mixer.filter_fn.modulation.shift == 0.0
+    again = load_model(model.save_pretrained(tmp_path / "again", layout="lightning"))
+    assert again.config.modulation_shift == 0.0

@@ -55,10 +55,16 @@ def test_deterministic_for_a_seed():
 
 
 def test_early_stopping_restores_the_best_epoch():
-    seqs, labels = gc_task(64)
+    seqs, labels = gc_task(96)
+    val_seqs, val_labels = gc_task(40, seed=3)
     ft = make()
-    history = ft.train(seqs, labels, epochs=8, patience=1, lr=1e-5)
-    assert len(history) < 8 or max(h["val_mcc"] for h in history) >= history[-1]["val_mcc"]
+    history = ft.train(
+        seqs, labels, validation_data=val_seqs, validation_labels=val_labels, epochs=8, patience=2, lr=3e-3, seed=1
+    )
+    scores = [h["val_mcc"] for h in history]
+    best = int(np.argmax(scores))  # the first best epoch
+    assert len(history) <= best + 1 + 2  # stopped within `patience` epochs of it (or ran out of epochs)
+    assert ft.evaluate(val_seqs, val_labels)["mcc"] == pytest.approx(scores[best], abs=1e-12)  # its weights are back
 
 
 def test_frozen_backbone_only_trains_the_head():

@@ -163,3 +163,20 @@ def test_low_memory_path_gives_the_same_layers():
     for a, b in zip(full, low, strict=True):
         assert (a - b).abs().max() < 1e-4
     assert (only - stack_only).abs().max() < 1e-4
+
+
+def test_embedding_cache_key_covers_every_setting(tmp_path, tiny):
+    """Cached probe embeddings are keyed by every setting that changes them (precision, context and long-sequence
+    mode used to collide)."""
+    from hyenadna.probe import EmbeddingCache
+
+    cache = EmbeddingCache(tmp_path)
+    seqs = [random_dna(3000), random_dna(40)]
+    first = cache.get(tiny, seqs, "task.train")
+    assert np.array_equal(cache.get(tiny, seqs, "task.train"), first)
+    for settings in ({"precision": "bf16"}, {"max_length": 512}, {"long_sequences": "truncate"}, {"overlap": 100}):
+        other = HyenaDNA(HyenaDNAConfig(progress=False, **settings), model=tiny.model)
+        got = cache.get(other, seqs, "task.train")
+        assert np.array_equal(got, other.get_embeddings(seqs, pooling="mean")), settings
+        assert not np.array_equal(got, first), settings
+    assert np.array_equal(cache.get(tiny, seqs, "task.train", layer=1), tiny.get_embeddings(seqs, "mean", layer=1))

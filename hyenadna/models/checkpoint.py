@@ -314,5 +314,5 @@ def _original_config(c: HyenaConfig) -> dict:
         },
     }
     if c.modulation_shift != 0.05:
-        d["modulation_shift"] = c.modulation_shift
+        d["layer"]["shift"] = c.modulation_shift
     return d

@@ -74,6 +74,8 @@ class HyenaConfig:
                 num_inner_mlps=layer.get("num_inner_mlps", 2),
                 activation_freq=layer.get("w", 10),
                 modulate=layer.get("modulate", True),
+                # the reference passes layer["shift"] through to the window (exp(-t|delta|) + shift)
+                modulation_shift=float(layer.get("shift", 0.05)),
                 embed_dropout=d.get("embed_dropout", 0.1),
                 resid_dropout=d.get("resid_dropout", 0.0),
                 hyena_dropout=layer.get("dropout", 0.0),

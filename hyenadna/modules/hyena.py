@@ -62,26 +62,37 @@ class HyenaOperator(nn.Module):
             shift=modulation_shift,
         )
         self.use_reference_path = False
-        self._spectra: dict[tuple, tuple[tuple, Tensor]] = {}
+        self._spectra: dict[tuple, Tensor] = {}
+        self._spectra_state: tuple | None = None  # the filter's values the spectra were built from
 
-    def _filter_version(self) -> tuple:
-        """Changes whenever a filter weight or buffer is modified in place (optimizer step, load_state_dict)."""
-        return tuple((t._version, t.data_ptr()) for t in self.filter_fn.parameters()) + tuple(
-            (t._version, t.data_ptr()) for t in self.filter_fn.buffers()
+    def _filter_unchanged(self) -> bool:
+        """Whether the filter's weights, buffers and shift equal those the cached spectra were built from. Values are
+        compared, not version counters: edits through ``.data`` (EMA, weight surgery) do not bump ``_version``."""
+        state = [*self.filter_fn.parameters(), *self.filter_fn.buffers()]
+        shift = getattr(getattr(self.filter_fn, "modulation", None), "shift", None)
+        snapshot = self._spectra_state
+        same = (
+            snapshot is not None
+            and snapshot[0] == shift
+            and len(snapshot[1]) == len(state)
+            and all(a.shape == b.shape and torch.equal(a, b) for a, b in zip(snapshot[1], state, strict=True))
         )
+        if not same:
+            self._spectra.clear()
+            self._spectra_state = (shift, [t.detach().clone() for t in state])
+        return same
 
     def _cached_spectrum(self, seqlen: int) -> tuple[Tensor, int] | None:
         n = fft_length(2 * seqlen - 1)
         size = self.d_model * (n // 2 + 1) * 8
         if size > FILTER_CACHE_BYTES:
             return None
-        key, version = (seqlen, n), self._filter_version()
-        hit = self._spectra.get(key)
-        if hit is None or hit[0] != version:
-            if sum(v.numel() * 8 for _, v in self._spectra.values()) + size > FILTER_CACHE_BYTES:
+        key = (seqlen, n)
+        if not self._filter_unchanged() or key not in self._spectra:
+            if sum(v.numel() * 8 for v in self._spectra.values()) + size > FILTER_CACHE_BYTES:
                 self._spectra.clear()
-            self._spectra[key] = (version, filter_spectrum(self.filter_fn.filter(seqlen), n))
-        return self._spectra[key][1], n
+            self._spectra[key] = filter_spectrum(self.filter_fn.filter(seqlen), n)
+        return self._spectra[key], n
 
     def forward(self, u: Tensor) -> Tensor:
         """u: (B, L, D) -> (B, L, D). Any L >= 1; beyond l_max the filter simply has no further taps."""
