@@ -321,7 +321,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from hyenadna.models.checkpoint import convert_checkpoint
+    from hyenadna.models.hyena_dna import convert_checkpoint
 
     out = convert_checkpoint(
         args.source, args.destination, layout=args.layout, allow_unsafe_pickle=args.allow_unsafe_pickle

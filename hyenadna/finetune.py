@@ -22,8 +22,7 @@ from tqdm.auto import tqdm
 
 from hyenadna.data.pipeline import ContextPolicy, fit_bases
 from hyenadna.metrics import classification_metrics, regression_metrics
-from hyenadna.models.checkpoint import load_model
-from hyenadna.models.hyena_dna import HyenaDNALMHeadModel, HyenaDNAModel
+from hyenadna.models.hyena_dna import HyenaDNALMHeadModel, HyenaDNAModel, load_model
 from hyenadna.pooling import POOLINGS, masked_pool
 from hyenadna.sdk import HyenaDNAConfig, TokenizedSequences, build_model, tokenize_data
 from hyenadna.tokenizer import CharacterTokenizer, pad_batch, reverse_complement_ids

@@ -31,8 +31,7 @@ from hyenadna.hub import (
     published_config,
     resolve_weights,
 )
-from hyenadna.models.checkpoint import load_model
-from hyenadna.models.hyena_dna import HyenaDNALMHeadModel
+from hyenadna.models.hyena_dna import HyenaDNALMHeadModel, load_model
 from hyenadna.pooling import POOLINGS
 from hyenadna.tokenizer import CharacterTokenizer
 from hyenadna.utils.device import resolve_device

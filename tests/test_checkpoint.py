@@ -214,3 +214,15 @@ def test_original_config_layer_shift_is_honoured(tmp_path):
     assert model.backbone.layers[0].mixer.filter_fn.modulation.shift == 0.0
     again = load_model(model.save_pretrained(tmp_path / "again", layout="lightning"))
     assert again.config.modulation_shift == 0.0
+
+
+def test_checkpoint_module_does_not_import_the_model():
+    """checkpoint.py reads and writes (config, state dict); hyena_dna.py builds the model: no import cycle."""
+    import ast
+
+    import hyenadna.models.checkpoint as ckpt
+
+    tree = ast.parse(Path(ckpt.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not [m for m in imported if m and "hyena_dna" in m]

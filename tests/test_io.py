@@ -226,3 +226,19 @@ def test_readers_never_raise_uncaught_exceptions(tmp_path_factory, data):
     ):
         with contextlib.suppress(SequenceInputError):  # the documented error is fine; anything else fails
             fn()
+
+
+def test_one_fasta_parser_for_files_and_stdin(tmp_path, monkeypatch):
+    """Files, gzip and standard input go through the same parser: same records, same errors."""
+    text = ">a first\tdesc\nACGT\n; a comment line\n\nGG\n>b\nTTTT\n"
+    fa = tmp_path / "x.fa"
+    fa.write_text(text)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(text))
+    from_stdin = [(r.name, r.sequence) for r in read_sequences("-")]
+    assert from_stdin == [(r.name, r.sequence) for r in read_sequences(fa)] == [("a", "ACGTGG"), ("b", "TTTT")]
+    bad = ">a\nACGT\n>\nAC\n"
+    fa.write_text(bad)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(bad))
+    for source in ("-", fa):
+        with pytest.raises(SequenceInputError, match=r":3: empty FASTA header"):
+            list(read_sequences(source))

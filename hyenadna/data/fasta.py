@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,37 +35,44 @@ def read_fasta(path: str | Path, allow_empty: bool = False) -> Iterator[FastaRec
     """Yield records in file order. Lines are joined, outer whitespace dropped. Sequence characters are checked later,
     by the tokenizer, which names the record and position."""
     path = Path(path)
-    name, desc, parts, header_line = None, "", [], 0
     try:
         with open_text(path) as handle:
-            for lineno, line in enumerate(handle, 1):
-                line = line.strip()
-                if not line or line.startswith(";"):
-                    continue
-                if line.startswith(">"):
-                    if name is not None:
-                        yield _finish(path, name, desc, parts, header_line, allow_empty)
-                    header = line[1:].strip()
-                    if not header:
-                        raise FastaFormatError(f"{path}:{lineno}: empty FASTA header")
-                    name, _, desc = header.partition(" ")
-                    desc = desc.strip()
-                    parts, header_line = [], lineno
-                elif name is None:
-                    raise FastaFormatError(
-                        f"{path}:{lineno}: sequence data before the first '>' header; is this a FASTA file?"
-                    )
-                else:
-                    parts.append(line)
+            yield from parse_fasta(enumerate(handle, 1), str(path), allow_empty)
     except (OSError, EOFError, zlib.error) as e:
         raise FastaFormatError(f"{path}: cannot read ({e}); the file may be truncated or not really gzip") from None
+
+
+def parse_fasta(
+    lines: Iterable[tuple[int, str]], label: str = "<stdin>", allow_empty: bool = False
+) -> Iterator[FastaRecord]:
+    """The one FASTA parser: records from numbered lines (files, standard input), streamed. Empty and ``;`` comment
+    lines are skipped; errors name ``label`` and the line."""
+    name, desc, parts, header_line = None, "", [], 0
+    for lineno, line in lines:
+        line = line.strip()
+        if not line or line.startswith(";"):
+            continue
+        if line.startswith(">"):
+            if name is not None:
+                yield _finish(label, name, desc, parts, header_line, allow_empty)
+            fields = line[1:].split(maxsplit=1)
+            if not fields:
+                raise FastaFormatError(f"{label}:{lineno}: empty FASTA header")
+            name, desc = fields[0], (fields[1].strip() if len(fields) > 1 else "")
+            parts, header_line = [], lineno
+        elif name is None:
+            raise FastaFormatError(
+                f"{label}:{lineno}: sequence data before the first '>' header; is this a FASTA file?"
+            )
+        else:
+            parts.append(line)
     if name is None:
-        raise FastaFormatError(f"{path}: no FASTA records (no line starts with '>')")
-    yield _finish(path, name, desc, parts, header_line, allow_empty)
+        raise FastaFormatError(f"{label}: no FASTA records (no line starts with '>')")
+    yield _finish(label, name, desc, parts, header_line, allow_empty)
 
 
-def _finish(path: Path, name: str, desc: str, parts: list[str], line: int, allow_empty: bool) -> FastaRecord:
+def _finish(label: str, name: str, desc: str, parts: list[str], line: int, allow_empty: bool) -> FastaRecord:
     seq = "".join(parts)
     if not seq and not allow_empty:
-        raise FastaFormatError(f"{path}:{line}: record {name!r} has no sequence")
+        raise FastaFormatError(f"{label}:{line}: record {name!r} has no sequence")
     return FastaRecord(name, desc, seq)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hyenadna.data.fasta import FastaFormatError, open_text, read_fasta
+from hyenadna.data.fasta import FastaFormatError, open_text, parse_fasta, read_fasta
 from hyenadna.data.regions import BedFormatError, canonical_chrom, parse_bed
 
 FORMATS = ("auto", "fasta", "fastq", "csv", "tsv", "txt")
@@ -97,29 +97,11 @@ def _chain(first, rest):
 
 
 def _fasta_lines(lines, label: str) -> Iterator[SequenceRecord]:
-    name, parts, header_line = None, [], 0
-    for lineno, line in lines:
-        line = line.strip()
-        if not line:
-            continue
-        if line.startswith(">"):
-            if name is not None:
-                yield _finish(label, name, parts, header_line)
-            name, parts, header_line = line[1:].split(maxsplit=1)[0] if line[1:].strip() else "", [], lineno
-            if not name:
-                raise SequenceInputError(f"{label}:{lineno}: empty FASTA header")
-        elif name is None:
-            raise SequenceInputError(f"{label}:{lineno}: sequence data before the first '>' header")
-        else:
-            parts.append(line)
-    if name is not None:
-        yield _finish(label, name, parts, header_line)
-
-
-def _finish(label: str, name: str, parts: list[str], line: int) -> SequenceRecord:
-    if not parts:
-        raise SequenceInputError(f"{label}:{line}: record {name!r} has no sequence")
-    return SequenceRecord(name, "".join(parts))
+    try:
+        for rec in parse_fasta(lines, label):
+            yield SequenceRecord(rec.name, rec.sequence)
+    except FastaFormatError as e:
+        raise SequenceInputError(str(e)) from None
 
 
 def _fastq_lines(lines, label: str) -> Iterator[SequenceRecord]:

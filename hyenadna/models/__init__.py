@@ -1,6 +1,13 @@
-from hyenadna.models.checkpoint import CheckpointError, convert_checkpoint, load_model, save_model
+from hyenadna.models.checkpoint import CheckpointError
 from hyenadna.models.config import PUBLISHED_CONFIGS, HyenaConfig
-from hyenadna.models.hyena_dna import CausalLMOutput, HyenaDNALMHeadModel, HyenaDNAModel
+from hyenadna.models.hyena_dna import (
+    CausalLMOutput,
+    HyenaDNALMHeadModel,
+    HyenaDNAModel,
+    convert_checkpoint,
+    load_model,
+    save_model,
+)
 
 __all__ = [
     "PUBLISHED_CONFIGS",

@@ -18,6 +18,7 @@ import json
 import pickle
 import re
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -27,7 +28,6 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from hyenadna.models.config import HyenaConfig, config_schema
-from hyenadna.models.hyena_dna import HyenaDNALMHeadModel
 from hyenadna.utils.io import atomic_path, atomic_write_text
 
 LAYOUTS = ("hyenadna", "hf", "lightning")
@@ -161,73 +161,71 @@ def canonical_state_dict(raw: dict[str, Tensor], layout: str, source: str | Path
     return out
 
 
-def expected_shapes(model: HyenaDNALMHeadModel) -> dict[str, tuple[int, ...]]:
-    """Canonical keys and shapes the model holds (freq once, tied head omitted)."""
-    return {k: tuple(v.shape) for k, v in model.state_dict().items() if not _FREQ_ALIAS.match(k)}
+def read_checkpoint(path: str | Path, allow_unsafe_pickle: bool = False) -> tuple[HyenaConfig, dict[str, Tensor], Path]:
+    """The config, canonical state dict and weights file of a checkpoint in any layout (a directory or a file).
+
+    ``lm_head.weight`` stays only when it really differs from the embedding (the -hf port and Lightning store a tied
+    copy); ``config.tie_word_embeddings`` says which."""
+    files = find_checkpoint_files(path)
+    config = read_config(files.config)
+    raw, layout = read_state_dict(files.weights, allow_unsafe_pickle)
+    state = canonical_state_dict(raw, layout, files.weights)
+    tied = True
+    if _HEAD in state:
+        head = state.pop(_HEAD)
+        tied = _EMBEDDING in state and head.shape == state[_EMBEDDING].shape and torch.equal(head, state[_EMBEDDING])
+        if not tied:
+            state[_HEAD] = head
+    return replace(config, tie_word_embeddings=tied), state, files.weights
 
 
-def load_state_dict_into(model: HyenaDNALMHeadModel, state: dict[str, Tensor], source: str | Path) -> None:
-    """Copy a canonical state dict into ``model`` after checking every key and shape against it."""
-    expected = expected_shapes(model)
-    hint = f"config.json ({model.config.shape_summary()}) does not match the weights"
+def check_state_dict(
+    state: dict[str, Tensor], expected: dict[str, tuple[int, ...]], source: str | Path, hint: str = ""
+) -> None:
+    """Every key of ``expected`` present with its shape, and no other key; the error names the key."""
+    hint = f"; {hint}" if hint else ""
     for key in state:
         if key not in expected:
-            raise CheckpointError(f"{source}: unexpected key {key!r}; {hint}")
+            raise CheckpointError(f"{source}: unexpected key {key!r}{hint}")
     for key, shape in expected.items():
         if key not in state:
             raise CheckpointError(f"{source}: missing key {key!r}")
         if tuple(state[key].shape) != shape:
             raise CheckpointError(
-                f"{source}: key {key!r} has shape {list(state[key].shape)}, expected {list(shape)}; {hint}"
+                f"{source}: key {key!r} has shape {list(state[key].shape)}, expected {list(shape)}{hint}"
             )
+
+
+def canonical_keys(model_keys: dict[str, Tensor]) -> dict[str, tuple[int, ...]]:
+    """Keys and shapes of a model's state dict in canonical form (each layer's shared freq once)."""
+    return {k: tuple(v.shape) for k, v in model_keys.items() if not _FREQ_ALIAS.match(k)}
+
+
+def with_freq_aliases(state: dict[str, Tensor], model_keys: Iterable[str]) -> dict[str, Tensor]:
+    """A canonical state dict with the freq tensor repeated under each alias the model's state dict has."""
     full = dict(state)
-    for key in model.state_dict():
+    for key in model_keys:
         m = _FREQ_ALIAS.match(key)
         if m:
             full[key] = state[f"{m.group(1)}1.freq"]
-    with torch.no_grad():
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in full.items()}, strict=True)
+    return full
 
 
-def load_model(
-    path: str | Path,
-    device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float32,
-    allow_unsafe_pickle: bool = False,
-    **config_overrides,
-) -> HyenaDNALMHeadModel:
-    """Detect the layout of ``path`` (a directory or a weights file) and return the model in eval mode."""
-    files = find_checkpoint_files(path)
-    config = read_config(files.config)
-    if config_overrides:
-        config = replace(config, **config_overrides)
-    raw, layout = read_state_dict(files.weights, allow_unsafe_pickle)
-    state = canonical_state_dict(raw, layout, files.weights)
-    if _HEAD in state:
-        head = state.pop(_HEAD)
-        # the -hf port and Lightning store a copy of the embedding; only a head that really differs stays untied
-        tied = _EMBEDDING in state and head.shape == state[_EMBEDDING].shape and torch.equal(head, state[_EMBEDDING])
-        if not tied:
-            state[_HEAD] = head
-        config = replace(config, tie_word_embeddings=tied)
-    else:
-        config = replace(config, tie_word_embeddings=True)
-    model = HyenaDNALMHeadModel(config)
-    load_state_dict_into(model, state, files.weights)
-    return model.to(device=device, dtype=dtype).eval()
-
-
-def save_model(model: HyenaDNALMHeadModel, directory: str | Path, layout: str = "hyenadna") -> Path:
-    """Write ``model`` as ``config.json`` + weights in one of ``LAYOUTS``. Each file is written atomically."""
+def write_checkpoint(
+    directory: str | Path,
+    config: HyenaConfig,
+    model_state: dict[str, Tensor],
+    head_weight: Tensor,
+    layout: str = "hyenadna",
+) -> Path:
+    """Write ``config.json`` + weights in one of ``LAYOUTS`` from a model's state dict. Each file is written
+    atomically."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout={layout!r}: choose one of {LAYOUTS}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    config = model.config
     state = {
-        k: v.detach().to("cpu", torch.float32).contiguous()
-        for k, v in model.state_dict().items()
-        if not _FREQ_ALIAS.match(k)
+        k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model_state.items() if not _FREQ_ALIAS.match(k)
     }
     weights = directory / WEIGHT_FILES[layout]
     if layout == "hyenadna":
@@ -241,20 +239,13 @@ def save_model(model: HyenaDNALMHeadModel, directory: str | Path, layout: str = 
             save_file(hf, tmp, metadata={"format": "pt"})
         config_dict = _hf_config(config)
     else:
-        sd = {"model." + k: v for k, v in model.state_dict().items()}
-        sd["model." + _HEAD] = model.head_weight.detach().cpu().float()
+        sd = {"model." + k: v for k, v in model_state.items()}
+        sd["model." + _HEAD] = head_weight.detach().cpu().float()
         with atomic_path(weights) as tmp:
             torch.save({"state_dict": sd, "epoch": 0, "global_step": 0}, tmp)
         config_dict = _original_config(config)
     atomic_write_text(directory / "config.json", json.dumps(config_dict, indent=2) + "\n")
     return directory
-
-
-def convert_checkpoint(
-    src: str | Path, dst: str | Path, layout: str = "hyenadna", allow_unsafe_pickle: bool = False
-) -> Path:
-    """Read a checkpoint in any layout and write it to ``dst`` in ``layout``."""
-    return save_model(load_model(src, allow_unsafe_pickle=allow_unsafe_pickle), dst, layout=layout)
 
 
 def _hf_config(c: HyenaConfig) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -11,6 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hyenadna.models.checkpoint import (
+    CheckpointError,
+    canonical_keys,
+    check_state_dict,
+    read_checkpoint,
+    with_freq_aliases,
+    write_checkpoint,
+)
 from hyenadna.models.config import HyenaConfig
 from hyenadna.modules.block import Block, Mlp
 from hyenadna.modules.hyena import HyenaOperator
@@ -219,20 +228,56 @@ class HyenaDNALMHeadModel(nn.Module):
     ) -> HyenaDNALMHeadModel:
         """Load a checkpoint in any supported layout (see ``hyenadna.models.checkpoint``) from a file or directory,
         or by name: a published name or a Hub repo id is fetched into the Hugging Face cache (see ``hyenadna.hub``).
-        """
-        from hyenadna.hub import HubOptions, resolve_weights
-        from hyenadna.models.checkpoint import load_model
-
+        Every key and shape is checked against the model the config describes; the model comes back in eval mode."""
         path = Path(name_or_path).expanduser()
         if not path.exists():
+            from hyenadna.hub import HubOptions, resolve_weights
+
             path = resolve_weights(str(name_or_path), None, HubOptions(revision, local_files_only))
-        return load_model(path, device=device, dtype=dtype, allow_unsafe_pickle=allow_unsafe_pickle, **config_overrides)
+        config, state, weights = read_checkpoint(path, allow_unsafe_pickle)
+        model = cls(replace(config, **config_overrides))
+        model.load_canonical_state_dict(state, source=weights)
+        return model.to(device=device, dtype=dtype).eval()
+
+    def load_canonical_state_dict(self, state: dict[str, Tensor], source: str | Path = "<state dict>") -> None:
+        """Copy a canonical state dict (reference key names, each shared freq once) in, after checking every key and
+        shape; the error names the key."""
+        model_state = self.state_dict()
+        hint = f"config.json ({self.config.shape_summary()}) does not match the weights"
+        check_state_dict(state, canonical_keys(model_state), source, hint)
+        full = with_freq_aliases(state, model_state)
+        with torch.no_grad():
+            self.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in full.items()}, strict=True)
 
     def save_pretrained(self, directory: str | Path, layout: str = "hyenadna") -> Path:
         """Write ``config.json`` + weights in ``layout``: "hyenadna" (default), "hf" or "lightning"."""
-        from hyenadna.models.checkpoint import save_model
+        return write_checkpoint(directory, self.config, self.state_dict(), self.head_weight, layout)
 
-        return save_model(self, directory, layout=layout)
+
+def load_model(
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    allow_unsafe_pickle: bool = False,
+    **config_overrides,
+) -> HyenaDNALMHeadModel:
+    """A checkpoint file or directory in any layout, detected; the model in eval mode (never fetches anything)."""
+    if not Path(path).expanduser().exists():
+        raise CheckpointError(f"{path}: no such file or directory")
+    return HyenaDNALMHeadModel.from_pretrained(
+        path, device=device, dtype=dtype, allow_unsafe_pickle=allow_unsafe_pickle, **config_overrides
+    )
+
+
+def save_model(model: HyenaDNALMHeadModel, directory: str | Path, layout: str = "hyenadna") -> Path:
+    return model.save_pretrained(directory, layout)
+
+
+def convert_checkpoint(
+    src: str | Path, dst: str | Path, layout: str = "hyenadna", allow_unsafe_pickle: bool = False
+) -> Path:
+    """Read a checkpoint in any layout and write it to ``dst`` in ``layout``."""
+    return load_model(src, allow_unsafe_pickle=allow_unsafe_pickle).save_pretrained(dst, layout)
 
 
 def _init_weights(module: nn.Module, config: HyenaConfig) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from hyenadna.models.checkpoint import load_model
+from hyenadna.models.hyena_dna import load_model
 from hyenadna.utils.io import atomic_write_text
 
 MAX_BYTES = 10 * 1024 * 1024
