@@ -1,0 +1,5 @@
+import sys
+
+from hyenadna.cli import main
+
+sys.exit(main())

@@ -1,0 +1,94 @@
+"""``hyenadna benchmark``: the downstream benchmark."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hyenadna.cli.common import add_model_args, model_name_or_path
+
+BENCHMARK_EXAMPLES = """examples:
+  hyenadna benchmark --suite nt --model hyenadna-tiny-1k-seqlen-d256 --device cuda --out nt   # the model card's table
+  hyenadna benchmark --suite nt --tasks H3 promoter_all --modes kmer probe --out nt_quick
+  hyenadna benchmark --tasks-dir ../shared/benchmarks --quick --out docs/benchmarks/quick
+  hyenadna benchmark --tasks ../shared/benchmarks/promoter_all --modes kmer probe --out one_task
+  hyenadna benchmark --tasks-dir ../shared/benchmarks --tasks promoter_all --modes kmer probe --seeds 0 1 2
+  hyenadna benchmark --tasks-dir ~/nt_downstream_tasks --out nt_results      # NT tasks: sequence,label files
+"""
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from hyenadna.benchmark.runner import BenchmarkConfig, run_benchmark
+
+    if not (args.suite or args.tasks_dir or args.tasks):
+        raise ValueError("name the tasks: --suite nt, --tasks-dir DIR [--tasks NAME...], or --tasks FOLDER...")
+    if args.suite and args.tasks_dir:
+        raise ValueError("--suite and --tasks-dir are alternatives: give one")
+    name, path = model_name_or_path(args.model)
+    if path is None and name is not None and set(args.modes) & {"probe", "finetune", "scratch"}:
+        from hyenadna.hub import HubOptions, resolve_weights
+
+        hub = HubOptions(revision=args.revision, local_files_only=args.offline, layout=args.hub_layout)
+        path = str(resolve_weights(name, None, hub))
+    kw = {
+        "tasks_dir": args.tasks_dir,
+        "out_dir": args.out,
+        "tasks": args.tasks,
+        "suite": args.suite,
+        "revision": args.suite_revision,
+        "local_files_only": args.offline,
+        "modes": args.modes,
+        "model_name": name,
+        "model_path": path,
+        "device": args.device,
+        "batch_size": args.batch_size,
+    }
+    if args.seeds is not None:
+        kw["seeds"] = args.seeds
+    for key in ("max_train", "max_test", "epochs", "finetune_lrs", "scratch_lrs", "head_init"):
+        if getattr(args, key) is not None:
+            kw[key] = getattr(args, key)
+    cfg = BenchmarkConfig.quick(**kw) if args.quick else BenchmarkConfig(**kw)
+    summary = run_benchmark(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(
+        f"wrote {args.out}/results.md, results.json, results.png ({summary['wall_seconds_this_call']:.0f} s this call)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "benchmark",
+        help="probe / fine-tune / scratch / k-mer benchmark over task folders",
+        epilog=BENCHMARK_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--suite", choices=["nt"], help="a benchmark suite fetched from the Hub by name (nt: the 18 NT tasks)"
+    )
+    p.add_argument("--suite-revision", help="Hub revision of the suite's dataset (default: main)")
+    p.add_argument("--tasks-dir", help="folder of task folders (task.json + train/test)")
+    p.add_argument("--tasks", nargs="*", help="task names (default: all), or task folder paths")
+    p.add_argument("--modes", nargs="*", default=["kmer", "probe", "finetune", "scratch"])
+    p.add_argument("--seeds", nargs="*", type=int)
+    p.add_argument("--quick", action="store_true", help="1,000/1,000 train/test rows, 1 seed, up to 3 epochs")
+    p.add_argument("--max-train", type=int)
+    p.add_argument("--max-test", type=int)
+    p.add_argument("--epochs", type=int)
+    p.add_argument(
+        "--finetune-lrs",
+        nargs="+",
+        type=float,
+        help="pretrained model: lrs tried, best validation MCC kept (default 1e-4 3e-4 1e-3; quick 1e-4 1e-3)",
+    )
+    p.add_argument(
+        "--scratch-lrs",
+        nargs="+",
+        type=float,
+        help="the same for the not-pretrained model (default 3e-4 1e-3; quick 1e-3)",
+    )
+    p.add_argument("--head-init", choices=["probe", "random"], help="fine-tuning head start (default: probe, LP-FT)")
+    p.add_argument("--out", required=True, help="results folder (resumable: finished runs are skipped)")
+    add_model_args(p)
+    p.set_defaults(func=cmd_benchmark, batch_size=16)

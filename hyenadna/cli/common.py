@@ -1,0 +1,182 @@
+"""What the commands share: model, Hub and input flags, record streaming, progress and row output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXAMPLES = """examples:
+  hyenadna embed hyenadna/examples/example.fa -o emb.npz                 # bundled model, mean-pooled
+  hyenadna embed reads.fq.gz -o emb.parquet --pooling none               # per-token, streamed
+  hyenadna embed --bed peaks.bed --genome hg19.fa --flank 100 -o peaks.npz
+  cat seqs.txt | hyenadna embed - -o emb.npy --model ~/weights/hyenadna-tiny-1k-seqlen-d256
+  hyenadna score hyenadna/examples/example.fa -o scores.tsv
+  hyenadna vep variants.vcf.gz --genome hg19.fa.gz --window 1024 -o effects.tsv
+  hyenadna generate --prompt ACGTTGCA --length 200 --num-samples 3 --temperature 0.8 --top-k 3 --seed 1
+  hyenadna info hyenadna-tiny-1k-seqlen
+  hyenadna convert weights_dir/ converted_dir/ --layout hyenadna
+"""
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        help="published model name (fetched from the Hugging Face Hub on first use, then cached), Hub repo id "
+        "(org/name) or checkpoint path (default: the bundled model)",
+    )
+    add_hub_args(p)
+    add_runtime_args(p)
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="bf16: autocast the MLP matmuls, faster on CPUs with native bf16 (default: fp32, exact)",
+    )
+    p.add_argument(
+        "--random-init",
+        action="store_true",
+        help="use a randomly initialised model of the named (or default) shape instead of weights",
+    )
+    p.add_argument(
+        "--allow-unsafe-pickle",
+        action="store_true",
+        help="allow full unpickling of a trusted .ckpt that holds non-tensor objects",
+    )
+
+
+def add_runtime_args(p: argparse.ArgumentParser, device: bool = True, batch_size: int | None = 8) -> None:
+    """--threads, and --device and --batch-size where the command runs a model: defined here once for every command."""
+    if device:
+        p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    if batch_size is not None:
+        p.add_argument("--batch-size", type=int_at_least(1), default=batch_size, help=f"default {batch_size}")
+    p.add_argument("--threads", type=int_at_least(1), help="torch CPU threads (default: torch's choice)")
+
+
+def int_at_least(low: int):
+    """An argparse type: an integer >= low, else a usage error (exit 2) that names the flag."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is less than {low}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def add_hub_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--revision", help="Hub branch, tag or commit to use (default: main)")
+    p.add_argument(
+        "--offline", action="store_true", help="never use the network: the Hub cache only (as HF_HUB_OFFLINE=1)"
+    )
+    p.add_argument(
+        "--hub-layout",
+        choices=["auto", "hf", "lightning"],
+        default="auto",
+        help="for a published name: auto (LongSafari/<name>-hf, else the Lightning repo), hf or lightning",
+    )
+
+
+def model_name_or_path(model: str | None) -> tuple[str | None, str | None]:
+    """``--model`` is a path when it exists on disk, else a model name."""
+    if model is not None and Path(model).expanduser().exists():
+        return None, model
+    return model, None
+
+
+def sdk_config(args: argparse.Namespace, **kw):
+    from hyenadna.sdk import HyenaDNAConfig
+
+    name, path = model_name_or_path(args.model)
+    return HyenaDNAConfig(
+        model_name=name,
+        model_path=path,
+        device=args.device,
+        batch_size=args.batch_size,
+        pretrained=not args.random_init,
+        allow_unsafe_pickle=args.allow_unsafe_pickle,
+        precision=getattr(args, "precision", "fp32"),
+        revision=getattr(args, "revision", None),
+        local_files_only=getattr(args, "offline", False),
+        hub_layout=getattr(args, "hub_layout", "auto"),
+        **kw,
+    )
+
+
+def add_input_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", nargs="?", help="FASTA/FASTQ (.gz), CSV/TSV, text (one sequence per line), or - for stdin")
+    p.add_argument("--format", choices=["auto", "fasta", "fastq", "csv", "tsv", "txt"], default="auto")
+    p.add_argument("--column", default="sequence", help="sequence column of a CSV/TSV input")
+    p.add_argument("--bed", help="BED intervals to cut from --genome (strand-aware) instead of INPUT")
+    p.add_argument("--genome", help="genome FASTA for --bed (indexed if uncompressed)")
+    p.add_argument("--flank", type=int, default=0, help="bases added on each side of every BED interval")
+    p.add_argument("--skip-invalid", action="store_true", help="skip BED intervals outside the genome with a warning")
+    p.add_argument("--chunk-size", type=int, default=1000, help="sequences read and processed at a time")
+
+
+def read_records(args: argparse.Namespace):
+    from hyenadna.data.readers import read_bed_sequences, read_sequences
+
+    if args.bed:
+        if not args.genome:
+            raise ValueError("--bed needs --genome")
+        return read_bed_sequences(args.bed, args.genome, args.flank, args.skip_invalid)
+    if not args.input:
+        raise ValueError("give an INPUT file (or - for stdin), or --bed with --genome")
+    return read_sequences(args.input, args.format, args.column)
+
+
+def in_chunks(records, size: int):
+    chunk = []
+    for rec in records:
+        chunk.append(rec)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def progress_bar(unit: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(unit=unit, dynamic_ncols=True, mininterval=1, leave=False, disable=None)  # None: only on a terminal
+
+
+def write_rows(rows, output: str | None, fmt: str) -> None:
+    """Rows (dicts) as JSON Lines or TSV, to a file (atomically) or stdout."""
+    from hyenadna.utils.io import atomic_path
+
+    fmt = fmt if fmt != "auto" else ("tsv" if output and output.endswith(".tsv") else "jsonl")
+
+    def emit(handle) -> None:
+        header = None
+        for row in rows:
+            if fmt == "jsonl":
+                handle.write(json.dumps(row) + "\n")
+                continue
+            if header is None:
+                header = list(row)
+                handle.write("\t".join(header) + "\n")
+            handle.write("\t".join("" if row[k] is None else str(row[k]) for k in header) + "\n")
+
+    if output:
+        with atomic_path(output) as tmp, open(tmp, "w") as f:
+            emit(f)
+    else:
+        emit(sys.stdout)
+
+
+def add_command(sub, name: str, help: str, func, epilog: str = EXAMPLES) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        name, help=help, description=help, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.set_defaults(func=func)
+    return p

@@ -1,0 +1,71 @@
+"""``hyenadna evaluate``: held-out NLL beside a Markov baseline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from hyenadna.cli.common import add_model_args, sdk_config
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Held-out NLL of a model, beside the order-k Markov baseline fitted to the training DNA, on the same windows."""
+    from hyenadna.data.genome import Genome
+    from hyenadna.sdk import build_model
+    from hyenadna.training.pretrain import (
+        PretrainConfig,
+        evaluate_nll,
+        markov_baseline,
+        nll_report,
+        training_intervals,
+    )
+    from hyenadna.training.windows import fixed_windows
+    from hyenadna.utils.io import atomic_write_text
+
+    model, source = build_model(sdk_config(args))
+    genome = Genome.from_fasta(args.fasta)
+    cfg = PretrainConfig(
+        fasta=args.fasta,
+        out_dir="",
+        include=args.include,
+        exclude=args.exclude,
+        eval_region=args.eval_region,
+        seq_len=args.seq_len,
+    )
+    train, evaluation = training_intervals(cfg, genome)
+    windows = fixed_windows(genome, evaluation, args.windows, args.seq_len + 1)
+    t0 = time.perf_counter()
+    report = {
+        "model": source,
+        "eval_region": [str(x) for x in evaluation],
+        "windows": args.windows,
+        "window_length": args.seq_len,
+        "model_nll": nll_report(evaluate_nll(model, windows, args.batch_size)),
+    }
+    report["model_seconds"] = time.perf_counter() - t0
+    if args.markov:
+        log = (lambda m: print(m, file=sys.stderr)) if args.verbose else (lambda m: None)
+        report["markov"] = markov_baseline(genome, train, windows, log=log)
+        report["markov"].pop("grid")
+    text = json.dumps(report, indent=1)
+    if args.output:
+        atomic_write_text(args.output, text + "\n")
+    print(text)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="held-out NLL (nats/base, bits/base, perplexity) beside a Markov baseline")
+    p.add_argument("--fasta", nargs="+", required=True)
+    p.add_argument("--include", nargs="*", default=[], help="training regions the Markov baseline is fitted on")
+    p.add_argument("--exclude", nargs="*", default=[])
+    p.add_argument("--eval-region", nargs="*", default=["20:32000000-63025520"])
+    p.add_argument("--windows", type=int, default=256, help="number of N-free held-out windows")
+    p.add_argument("--seq-len", type=int, default=1024, help="predicted bases per window")
+    p.add_argument("--no-markov", dest="markov", action="store_false")
+    p.add_argument("--verbose", action="store_true")
+    p.add_argument("-o", "--output", help="also write the JSON report here")
+    add_model_args(p)
+    p.set_defaults(func=cmd_evaluate)

@@ -1,0 +1,27 @@
+"""``hyenadna export``: a pretraining run as a model folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from hyenadna.cli.common import add_command
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from hyenadna.training.export import export_run
+
+    evaluation = json.loads(Path(args.evaluation).read_text()) if args.evaluation else None
+    dest = export_run(args.run, args.destination, args.name or Path(args.destination).name, evaluation)
+    print(f"exported {args.run} -> {dest} (config.json, model.safetensors, README.md model card)", file=sys.stderr)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = add_command(sub, "export", "turn a pretraining run into a model folder with a model card", cmd_export)
+    p.add_argument("run", help="the pretraining run folder (--out of hyenadna pretrain)")
+    p.add_argument("destination", help="model folder to write")
+    p.add_argument("--name", help="model name for the card (default: the folder name)")
+    p.add_argument("--evaluation", help="JSON written by `hyenadna evaluate -o` to report instead of the last eval")

@@ -1,0 +1,48 @@
+"""``hyenadna fine-tune``: fine-tuning a classifier on a task folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from hyenadna.cli.common import add_model_args, sdk_config
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from hyenadna.benchmark.tasks import load_task
+    from hyenadna.finetune import HyenaDNAFineTuningModel
+
+    task = load_task(args.task)
+    ft = HyenaDNAFineTuningModel(
+        sdk_config(args, seed=args.seed), "classification", task.num_classes, label_names=task.label_names
+    )
+    print(f"model: {ft.source}", file=sys.stderr)
+    ft.train(
+        task.train["sequence"].tolist(),
+        task.train["label"].to_numpy(),
+        epochs=args.epochs,
+        lr=args.lr,
+        rc_augment=args.rc_augment,
+        head_init=args.head_init,
+        seed=args.seed,
+    )
+    ft.save(args.out)
+    scores = ft.evaluate(task.test["sequence"].tolist(), task.test["label"].to_numpy(), rc_average=args.rc_augment)
+    print(json.dumps({"task": task.name, "test": scores}), file=sys.stderr)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("fine-tune", help="fine-tune a classifier on a task folder and save it")
+    p.add_argument("task", help="task folder (train/test csv.gz or parquet, columns sequence,label)")
+    p.add_argument("--out", required=True, help="output folder for the fine-tuned model")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--lr", type=float, default=6e-4)
+    p.add_argument("--rc-augment", action="store_true", help="reverse-complement augmentation and test-time averaging")
+    p.add_argument(
+        "--head-init", choices=["random", "probe"], default="random", help="probe: logistic-regression head, then FT"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    add_model_args(p)
+    p.set_defaults(func=cmd_finetune)

@@ -1,0 +1,49 @@
+"""``hyenadna generate``: sampling continuations of a prompt."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hyenadna.cli.common import add_command, add_model_args, sdk_config
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from hyenadna.generate import generate
+    from hyenadna.sdk import HyenaDNA
+
+    model = HyenaDNA(sdk_config(args, progress=False))
+    print(f"model: {model.source}", file=sys.stderr)
+    samples = generate(
+        model.model,
+        model.tokenizer,
+        args.prompt,
+        args.length,
+        args.num_samples,
+        args.temperature,
+        args.top_k,
+        args.seed,
+    )
+    text = "".join(
+        f">sample{i + 1} prompt_length={len(args.prompt)} seed={args.seed}\n{args.prompt}{s}\n"
+        for i, s in enumerate(samples)
+    )
+    if args.output:
+        from hyenadna.utils.io import atomic_write_text
+
+        atomic_write_text(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = add_command(sub, "generate", "sample DNA continuations of a prompt", cmd_generate)
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--length", type=int, default=100)
+    p.add_argument("--num-samples", type=int, default=1)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", help="output FASTA (default: stdout)")
+    add_model_args(p)

@@ -1,0 +1,31 @@
+"""``hyenadna info``: a checkpoint's config and size."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from hyenadna.cli.common import add_command, add_hub_args, add_runtime_args, sdk_config
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from hyenadna.sdk import build_model
+
+    model, source = build_model(sdk_config(args))
+    info = {
+        "source": source,
+        "parameters": model.num_parameters(),
+        "context": model.config.l_max,
+        "config": model.config.to_dict(),
+    }
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = add_command(sub, "info", "show a checkpoint's config, parameter count and context", cmd_info)
+    p.add_argument("model", nargs="?", help="model name or checkpoint path (default: the bundled model)")
+    add_runtime_args(p)
+    p.add_argument("--random-init", action="store_true")
+    p.add_argument("--allow-unsafe-pickle", action="store_true")
+    add_hub_args(p)

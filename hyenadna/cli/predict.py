@@ -1,0 +1,47 @@
+"""``hyenadna predict``: predictions of a fine-tuned classifier."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from hyenadna.cli.common import add_input_args, add_runtime_args, read_records
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from hyenadna.finetune import HyenaDNAFineTuningModel
+    from hyenadna.utils.io import atomic_path
+
+    ft = HyenaDNAFineTuningModel.load(args.model, device=args.device, batch_size=args.batch_size)
+    records = list(read_records(args))
+    data = ft.process_data([r.sequence for r in records], names=[r.name for r in records])
+    labels, probs = ft.predict(data, rc_average=args.rc_average)
+    label_names = ft.label_names or [str(i) for i in range(ft.output_size)]
+    rows = [
+        {
+            "id": n,
+            "label": label_names[int(y)],
+            "label_index": int(y),
+            "probabilities": {label_names[j]: round(float(p[j]), 6) for j in range(len(label_names))},
+        }
+        for n, y, p in zip(data.names, labels, probs, strict=True)
+    ]
+    text = "".join(json.dumps(r) + "\n" for r in rows) if args.out_format == "jsonl" else json.dumps(rows, indent=1)
+    if args.output:
+        with atomic_path(args.output) as tmp:
+            tmp.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="predict labels with a fine-tuned model (JSON Lines)")
+    p.add_argument("model", help="a folder written by `hyenadna fine-tune`")
+    add_input_args(p)
+    p.add_argument("-o", "--output", help="output file (default: stdout)")
+    p.add_argument("--out-format", choices=["jsonl", "json"], default="jsonl")
+    p.add_argument("--rc-average", action="store_true")
+    add_runtime_args(p, batch_size=16)
+    p.set_defaults(func=cmd_predict)

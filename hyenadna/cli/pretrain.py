@@ -1,0 +1,130 @@
+"""``hyenadna pretrain``: pretraining on genome FASTA."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from hyenadna.cli.common import add_runtime_args
+
+PRETRAIN_EXAMPLES = """examples:
+  # the bundled model's recipe: GRCh37 chr20 + chrX, held-out chr20:32,000,000-63,025,520 excluded automatically
+  hyenadna pretrain --fasta ../shared/data/genome/GRCh37_chr20.fa.gz ../shared/data/genome/GRCh37_chrX_0-70Mb.fa.gz \\
+      --out runs/tiny-d256 --max-steps 8000 --max-minutes 150
+  hyenadna pretrain --out runs/tiny-d256 --resume            # continue exactly where it stopped
+  torchrun --nproc_per_node=2 -m hyenadna.cli pretrain ...    # data-parallel (gloo on CPU, nccl on GPU)
+"""
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from hyenadna.training.pretrain import PretrainConfig, pretrain
+
+    saved = Path(args.out) / "pretrain_config.json"
+    runtime = {"threads": args.threads, "max_minutes": args.max_minutes, "device": args.device}
+    if args.resume and saved.exists():
+        cfg = PretrainConfig(**{**json.loads(saved.read_text()), **runtime})
+        if args.max_steps is not None:
+            cfg.max_steps = args.max_steps
+    else:
+        if not args.fasta:
+            print("hyenadna pretrain: error: --fasta is required for a new run", file=sys.stderr)
+            return 2
+        model = {
+            "d_model": args.d_model,
+            "n_layer": args.n_layer,
+            "d_inner": args.d_inner or 4 * args.d_model,
+            "l_max": args.l_max or args.seq_len + 2,
+        }
+        stages = [[int(x) for x in s.split(":")] for s in args.stages.split(",")] if args.stages else []
+        cfg = PretrainConfig(
+            fasta=args.fasta,
+            out_dir=args.out,
+            model=model,
+            include=args.include,
+            exclude=args.exclude,
+            eval_region=args.eval_region,
+            force_overlap=args.force_overlap,
+            seq_len=args.seq_len,
+            batch_size=args.batch_size,
+            grad_accum=args.grad_accum,
+            stages=stages,
+            max_steps=args.max_steps or 10_000,
+            lr=args.lr,
+            weight_decay=args.weight_decay,
+            warmup_steps=args.warmup_steps,
+            grad_clip=args.grad_clip,
+            max_n_fraction=args.max_n_fraction,
+            reverse_complement=not args.no_rc,
+            n_to_pad=args.n_to_pad,
+            bf16=args.bf16,
+            compile=args.compile,
+            seed=args.seed,
+            log_every=args.log_every,
+            eval_every=args.eval_every,
+            eval_windows=args.eval_windows,
+            ckpt_every=args.ckpt_every,
+            markov=not args.no_markov,
+            **runtime,
+        )
+    from hyenadna.training.pretrain import _dist_info
+
+    if _dist_info()[0] == 0 and not (args.resume and saved.exists()):
+        from dataclasses import asdict
+
+        from hyenadna.utils.io import atomic_write_text
+
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(saved, json.dumps(asdict(cfg), indent=1))
+    result = pretrain(cfg, resume=args.resume)
+    print(json.dumps(result), file=sys.stderr)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "pretrain",
+        help="pretrain a next-token model on genome FASTA",
+        epilog=PRETRAIN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--fasta", nargs="+", help="FASTA files (.fa, .fa.gz, bgzip; many records)")
+    p.add_argument("--out", required=True, help="run directory (checkpoint, metrics, plots, exported model)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument("--include", nargs="*", default=[], help="regions (chrom, chrom:start-end) or BED files")
+    p.add_argument("--exclude", nargs="*", default=[], help="regions or BED files to leave out")
+    p.add_argument(
+        "--eval-region",
+        nargs="*",
+        default=["20:32000000-63025520"],
+        help="held-out validation region (default: GRCh37 chr20:32,000,000-63,025,520)",
+    )
+    p.add_argument("--force-overlap", action="store_true", help="allow training regions overlapping --eval-region")
+    p.add_argument("--d-model", type=int, default=256)
+    p.add_argument("--n-layer", type=int, default=2)
+    p.add_argument("--d-inner", type=int)
+    p.add_argument("--l-max", type=int, help="filter grid / context (default: seq-len + 2)")
+    p.add_argument("--seq-len", type=int, default=1024)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--grad-accum", type=int, default=1)
+    p.add_argument("--stages", help="sequence-length warm-up, e.g. 500:256:32,1000:512:16 (until_step:len:batch)")
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--lr", type=float, default=6e-4)
+    p.add_argument("--weight-decay", type=float, default=0.1)
+    p.add_argument("--warmup-steps", type=int)
+    p.add_argument("--grad-clip", type=float, default=1.0)
+    p.add_argument("--max-n-fraction", type=float, default=0.05)
+    p.add_argument("--no-rc", action="store_true", help="no reverse-complement augmentation")
+    p.add_argument("--n-to-pad", action="store_true")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast for the matmuls (the FFT stays fp32)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--seed", type=int, default=0)
+    add_runtime_args(p, batch_size=None)
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--eval-every", type=int, default=500)
+    p.add_argument("--eval-windows", type=int, default=256)
+    p.add_argument("--ckpt-every", type=int, default=100)
+    p.add_argument("--no-markov", action="store_true", help="skip the Markov baseline")
+    p.add_argument("--max-minutes", type=float, help="stop cleanly with a checkpoint after this long")
+    p.set_defaults(func=cmd_pretrain)
