@@ -1,13 +1,12 @@
-"""Fine-tuning HyenaDNA for sequence classification or regression: the model card's ``HyenaDNAFineTuningModel``.
+"""The model card's ``HyenaDNAFineTuningModel``: a facade over the data path, the fine-tuning loop
+(``hyenadna.training.finetune``) and persistence, for sequence classification or regression.
 
-The recipe follows the paper and Caduceus, with an honest protocol: AdamW with the reference parameter groups, a
-cosine schedule with warm-up, grad clip 1.0, early stopping on a validation split (made from train with a seed when
-none is given), optional reverse-complement augmentation and test-time RC averaging, mask-aware pooling.
+The validation split is made from train with a seed when none is given; test-time RC averaging is an option of
+predict/evaluate; ``config.precision`` ("fp32" or "bf16") applies to training and inference alike.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import warnings
 from pathlib import Path
@@ -17,34 +16,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
-from torch import Tensor, nn
-from tqdm.auto import tqdm
+from torch import Tensor
 
 from hyenadna.data.pipeline import ContextPolicy, fit_bases
 from hyenadna.metrics import classification_metrics, regression_metrics
-from hyenadna.models.hyena_dna import HyenaDNALMHeadModel, HyenaDNAModel, load_model
+from hyenadna.models.hyena_dna import HyenaDNALMHeadModel, load_model
 from hyenadna.pooling import POOLINGS, masked_pool
 from hyenadna.sdk import HyenaDNAConfig, TokenizedSequences, build_model, tokenize_data
 from hyenadna.tokenizer import CharacterTokenizer, pad_batch, reverse_complement_ids
-from hyenadna.training.optim import build_optimizer, cosine_lr
+from hyenadna.training.finetune import Recipe, SequenceModel, autocast, fine_tune, set_head_from_probe
 from hyenadna.utils.io import atomic_path, atomic_write_text
 
 HEADS = ("classification", "regression")
-
-
-class SequenceModel(nn.Module):
-    """Backbone -> mask-aware pooling -> linear head."""
-
-    def __init__(self, backbone: HyenaDNAModel, output_size: int, pooling: str = "mean"):
-        super().__init__()
-        self.backbone = backbone
-        self.pooling = pooling
-        self.head = nn.Linear(backbone.config.d_model, output_size)
-        nn.init.normal_(self.head.weight, std=0.02)
-        nn.init.zeros_(self.head.bias)
-
-    def forward(self, input_ids: Tensor, mask: Tensor) -> Tensor:
-        return self.head(masked_pool(self.backbone(input_ids), mask, self.pooling).float())
 
 
 class HyenaDNAFineTuningModel:
@@ -161,6 +144,9 @@ class HyenaDNAFineTuningModel:
         and with a high learning rate or a weak backbone the first epochs can undo it).
         Batches are drawn from length buckets, so variable-length tasks waste little compute on padding."""
         seed = self.config.seed if seed is None else seed
+        recipe = Recipe(epochs, lr, weight_decay, warmup_fraction, grad_clip, patience, rc_augment, seed)
+        if head_init not in ("probe", "random"):
+            raise ValueError(f"head_init={head_init!r}: choose 'probe' or 'random'")
         train = self.process_data(train_data)
         y = self._labels(train_labels, len(train))
         if validation_data is None:
@@ -169,85 +155,37 @@ class HyenaDNAFineTuningModel:
             val = self.process_data(validation_data)
             y_val = self._labels(validation_labels, len(val))
         self._check_lengths(train)
-        if head_init not in ("probe", "random"):
-            raise ValueError(f"head_init={head_init!r}: choose 'probe' or 'random'")
-        probe_start = head_init == "probe" and self.head_type == "classification"
-
         for p in self.network.backbone.parameters():
             p.requires_grad_(not self.freeze_backbone)
-        optimizer = build_optimizer(self.network, lr, weight_decay)
-        bs = self.config.batch_size
-        steps_per_epoch = -(-len(train) // bs)
-        total = epochs * steps_per_epoch
-        warmup = int(warmup_fraction * total)
-        rng = np.random.default_rng(seed)
-        lengths = np.array([len(x) for x in train.ids])
-        best, best_state, bad_epochs, step = None, None, 0, 0
-        self.history = []
-        show = progress if progress is not None else self.config.progress
         key = "mcc" if self.head_type == "classification" else "mse"
-        if probe_start:  # the probe is epoch 0: early stopping keeps it unless a fine-tuned epoch beats it
+        start = None
+        if head_init == "probe" and self.head_type == "classification":
             self._init_head_from_probe(train, y, seed)
-            scores = self.evaluate(val, y_val, rc_average=rc_average)
-            self.history.append({"epoch": 0, "train_loss": None, **{f"val_{k}": v for k, v in scores.items()}})
-            best, best_state = scores[key], self._snapshot()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            for epoch in range(epochs):
-                self.network.train()
-                batches = _bucketed_batches(lengths, bs, rng)
-                flips = rng.random(len(train)) < 0.5 if rc_augment else np.zeros(len(train), bool)
-                bar = tqdm(
-                    batches,
-                    desc=f"epoch {epoch + 1}/{epochs}",
-                    leave=False,
-                    disable=not show if show is not None else None,
-                )
-                loss_sum = 0.0
-                for idx in bar:
-                    enc = pad_batch([self._framed(train.ids[i], flips[i]) for i in idx]).to(self.device)
-                    for g in optimizer.param_groups:
-                        g["lr"] = cosine_lr(step, total, lr, warmup)
-                    out = self.network(enc.input_ids, enc.attention_mask)
-                    target = torch.from_numpy(y[idx]).to(self.device)
-                    loss = (
-                        F.cross_entropy(out, target)
-                        if self.head_type == "classification"
-                        else F.mse_loss(out.squeeze(-1) if self.output_size == 1 else out, target)
-                    )
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(self.network.parameters(), grad_clip)
-                    optimizer.step()
-                    step += 1
-                    loss_sum += loss.item()
-                    bar.set_postfix(loss=f"{loss.item():.4f}")
-                bar.close()
-                scores = self.evaluate(val, y_val, rc_average=rc_average)
-                value = scores[key] if key == "mcc" else -scores[key]
-                row = {
-                    "epoch": epoch + 1,
-                    "train_loss": loss_sum / steps_per_epoch,
-                    **{f"val_{k}": v for k, v in scores.items()},
-                }
-                self.history.append(row)
-                if show is not False:
-                    tqdm.write(
-                        f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}, validation {key} {scores[key]:.4f}"
-                    )
-                if best is None or value > best:
-                    best, bad_epochs, best_state = value, 0, self._snapshot()
-                else:
-                    bad_epochs += 1
-                    if bad_epochs >= patience:
-                        break
-        if best_state is not None:
-            self.network.load_state_dict(best_state)
-        self.network.eval()
-        return self.history
+            start = self.evaluate(val, y_val, rc_average=rc_average)
 
-    def _snapshot(self) -> dict[str, Tensor]:
-        return copy.deepcopy({k: v.detach().cpu() for k, v in self.network.state_dict().items()})
+        def make_batch(idx: np.ndarray, flips: np.ndarray):
+            return pad_batch([self._framed(train.ids[i], f) for i, f in zip(idx, flips, strict=True)])
+
+        def loss_fn(out: Tensor, idx: np.ndarray) -> Tensor:
+            target = torch.from_numpy(y[idx]).to(self.device)
+            if self.head_type == "classification":
+                return F.cross_entropy(out, target)
+            return F.mse_loss(out.squeeze(-1) if self.output_size == 1 else out, target)
+
+        self.history = fine_tune(
+            self.network,
+            np.array([len(x) for x in train.ids]),
+            make_batch,
+            loss_fn,
+            lambda: self.evaluate(val, y_val, rc_average=rc_average),
+            key,
+            recipe,
+            self.config.batch_size,
+            self.config.precision,
+            start,
+            progress if progress is not None else self.config.progress,
+        )
+        return self.history
 
     def _sorted_batches(self, data: TokenizedSequences, rc: bool):
         """(indices, padded batch) over ``data`` sorted by length, so batches carry little padding."""
@@ -260,28 +198,15 @@ class HyenaDNAFineTuningModel:
     @torch.no_grad()
     def _init_head_from_probe(self, train: TokenizedSequences, y: np.ndarray, seed: int) -> None:
         """Set the linear head to a logistic regression fitted on the frozen pooled features (scaler folded in)."""
-        from hyenadna.probe import make_probe
-
         if len(np.unique(y)) < 2:
             return
         self.network.eval()
         feats = np.zeros((len(train), self.network.head.in_features), dtype=np.float32)
         for idx, enc in self._sorted_batches(train, rc=False):
-            pooled = masked_pool(self.network.backbone(enc.input_ids), enc.attention_mask, self.pooling)
+            with autocast(self.device, self.config.precision):
+                pooled = masked_pool(self.network.backbone(enc.input_ids), enc.attention_mask, self.pooling)
             feats[idx] = pooled.float().cpu().numpy()
-        probe = make_probe("logreg", seed, C=0.1).fit(feats, y)
-        scaler, lr = probe[0], probe[-1]
-        coef = lr.coef_ / scaler.scale_  # logits = x @ coef.T + intercept after folding the standardisation
-        intercept = lr.intercept_ - (scaler.mean_ / scaler.scale_) @ lr.coef_.T
-        weight = np.zeros((self.output_size, coef.shape[1]), dtype=np.float32)
-        bias = np.zeros(self.output_size, dtype=np.float32)
-        classes = lr.classes_.astype(int)
-        if coef.shape[0] == 1:  # binary: sklearn gives the logit of classes[1] against classes[0]
-            weight[classes[1]], bias[classes[1]] = coef[0], intercept[0]
-        else:
-            weight[classes], bias[classes] = coef, intercept
-        self.network.head.weight.copy_(torch.from_numpy(weight))
-        self.network.head.bias.copy_(torch.from_numpy(bias))
+        set_head_from_probe(self.network.head, feats, y, seed)
 
     # ---- inference ------------------------------------------------------------------------------------------------
 
@@ -295,7 +220,9 @@ class HyenaDNAFineTuningModel:
         out = np.zeros((len(data), self.output_size), dtype=np.float32)
         for rc in strands:
             for idx, enc in self._sorted_batches(data, rc):
-                out[idx] += self.network(enc.input_ids, enc.attention_mask).float().cpu().numpy() / len(strands)
+                with autocast(self.device, self.config.precision):
+                    logits = self.network(enc.input_ids, enc.attention_mask)
+                out[idx] += logits.float().cpu().numpy() / len(strands)
         self.network.train(was_training)
         return out
 
@@ -360,18 +287,6 @@ class HyenaDNAFineTuningModel:
         ft.history = meta.get("history", [])
         ft.network.eval()
         return ft
-
-
-def _bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Shuffled batches of similar lengths: shuffle, sort within pools of 50 batches by length, cut, shuffle batches."""
-    order = rng.permutation(len(lengths))
-    pool = 50 * batch_size
-    batches = []
-    for p in range(0, len(order), pool):
-        chunk = order[p : p + pool]
-        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches += [chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 def _split(data: TokenizedSequences, y: np.ndarray, fraction: float, seed: int, stratify: bool):

@@ -149,7 +149,7 @@ def test_probe_head_init_reproduces_the_logistic_regression(classes):
 
 
 def test_bucketed_batches_cover_every_sequence_once_in_similar_lengths():
-    from hyenadna.finetune import _bucketed_batches
+    from hyenadna.training.finetune import bucketed_batches as _bucketed_batches
 
     rng = np.random.default_rng(0)
     lengths = rng.integers(50, 800, 1000)
@@ -161,3 +161,27 @@ def test_bucketed_batches_cover_every_sequence_once_in_similar_lengths():
     assert spread < 60  # a random batch of 16 spans ~700
     again = _bucketed_batches(lengths, 16, np.random.default_rng(1))
     assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
+
+
+def test_precision_is_honoured_in_training_and_inference():
+    """config.precision="bf16" runs fine-tuning and prediction under bf16 autocast (it used to be ignored)."""
+    seqs, labels = gc_task(48)
+    fp32, bf16 = make(), make(precision="bf16")
+    bf16.network.load_state_dict(fp32.network.state_dict())
+    a, b = fp32.get_outputs(seqs[:8]), bf16.get_outputs(seqs[:8])
+    assert not np.array_equal(a, b)  # the autocast really ran
+    assert np.abs(a - b).max() < 0.05 * max(1.0, np.abs(a).max())
+    calls = []
+    real = torch.autocast.__init__
+
+    def spy(self, device_type, dtype=None, enabled=True, *args, **kw):
+        calls.append((dtype, enabled))
+        return real(self, device_type, dtype, enabled, *args, **kw)
+
+    torch.autocast.__init__ = spy
+    try:
+        bf16.train(seqs, labels, epochs=1, seed=2)
+    finally:
+        torch.autocast.__init__ = real
+    assert (torch.bfloat16, True) in calls
+    assert len(bf16.history) == 1 and np.isfinite(bf16.history[0]["train_loss"])

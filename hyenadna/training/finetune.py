@@ -1,0 +1,177 @@
+"""The fine-tuning loop behind ``HyenaDNAFineTuningModel``.
+
+The recipe follows the paper and Caduceus, with an honest protocol: AdamW with the reference parameter groups, a
+cosine schedule with warm-up, grad clip, early stopping on a validation split that restores the best epoch's weights,
+optional reverse-complement augmentation, and batches drawn from length buckets. ``precision="bf16"`` runs the
+forward passes under bf16 autocast (the FFT convolution and the residual stream stay fp32).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from hyenadna.models.hyena_dna import HyenaDNAModel
+from hyenadna.pooling import masked_pool
+from hyenadna.tokenizer import BatchEncoding
+from hyenadna.training.optim import build_optimizer, cosine_lr
+
+
+class SequenceModel(nn.Module):
+    """Backbone -> mask-aware pooling -> linear head."""
+
+    def __init__(self, backbone: HyenaDNAModel, output_size: int, pooling: str = "mean"):
+        super().__init__()
+        self.backbone = backbone
+        self.pooling = pooling
+        self.head = nn.Linear(backbone.config.d_model, output_size)
+        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, input_ids: Tensor, mask: Tensor) -> Tensor:
+        return self.head(masked_pool(self.backbone(input_ids), mask, self.pooling).float())
+
+
+@dataclass(frozen=True)
+class Recipe:
+    epochs: int = 10
+    lr: float = 6e-4
+    weight_decay: float = 0.1
+    warmup_fraction: float = 0.1
+    grad_clip: float = 1.0
+    patience: int = 3
+    rc_augment: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0 or self.patience < 1 or self.lr <= 0:
+            raise ValueError(f"epochs {self.epochs} (>= 0), patience {self.patience} (>= 1), lr {self.lr} (> 0)")
+
+
+def autocast(device: torch.device, precision: str):
+    """The forward passes' autocast: bf16 for the dense projections when asked, a no-op in fp32."""
+    return torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16")
+
+
+def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffled batches of similar lengths: shuffle, sort within pools of 50 batches by length, cut, shuffle batches."""
+    order = rng.permutation(len(lengths))
+    pool = 50 * batch_size
+    batches = []
+    for p in range(0, len(order), pool):
+        chunk = order[p : p + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def fine_tune(
+    network: SequenceModel,
+    lengths: np.ndarray,
+    make_batch: Callable[[np.ndarray, np.ndarray], BatchEncoding],
+    loss_fn: Callable[[Tensor, np.ndarray], Tensor],
+    validate: Callable[[], dict[str, float]],
+    key: str,
+    recipe: Recipe,
+    batch_size: int,
+    precision: str = "fp32",
+    start: dict[str, float] | None = None,
+    progress: bool | None = None,
+) -> list[dict]:
+    """Train ``network`` on the sequences whose lengths are given; returns the per-epoch history.
+
+    ``make_batch(indices, flips)`` builds a padded batch (``flips``: reverse-complement those rows); ``loss_fn(out,
+    indices)`` scores the network's output; ``validate()`` returns validation metrics, of which ``key`` is the one
+    early stopping watches (MCC, higher is better; "mse", lower is better). ``start``: validation metrics of the
+    network as it is (an LP-FT head), recorded as epoch 0 and kept unless a trained epoch beats it.
+    """
+    device = next(network.parameters()).device
+    optimizer = build_optimizer(network, recipe.lr, recipe.weight_decay)
+    steps_per_epoch = -(-len(lengths) // batch_size)
+    total = recipe.epochs * steps_per_epoch
+    warmup = int(recipe.warmup_fraction * total)
+    rng = np.random.default_rng(recipe.seed)
+    sign = -1.0 if key == "mse" else 1.0
+    history: list[dict] = []
+    best, best_state, bad_epochs, step = None, None, 0, 0
+    if start is not None:
+        history.append({"epoch": 0, "train_loss": None, **{f"val_{k}": v for k, v in start.items()}})
+        best, best_state = sign * start[key], _snapshot(network)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.seed)
+        for epoch in range(recipe.epochs):
+            network.train()
+            batches = bucketed_batches(lengths, batch_size, rng)
+            flips = rng.random(len(lengths)) < 0.5 if recipe.rc_augment else np.zeros(len(lengths), bool)
+            bar = tqdm(
+                batches,
+                desc=f"epoch {epoch + 1}/{recipe.epochs}",
+                leave=False,
+                disable=not progress if progress is not None else None,
+            )
+            loss_sum = 0.0
+            for idx in bar:
+                enc = make_batch(idx, flips[idx]).to(device)
+                for g in optimizer.param_groups:
+                    g["lr"] = cosine_lr(step, total, recipe.lr, warmup)
+                with autocast(device, precision):
+                    out = network(enc.input_ids, enc.attention_mask)
+                loss = loss_fn(out.float(), idx)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(network.parameters(), recipe.grad_clip)
+                optimizer.step()
+                step += 1
+                loss_sum += loss.item()
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+            bar.close()
+            scores = validate()
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": loss_sum / steps_per_epoch,
+                **{f"val_{k}": v for k, v in scores.items()},
+            }
+            history.append(row)
+            if progress is not False:
+                tqdm.write(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}, validation {key} {scores[key]:.4f}")
+            if best is None or sign * scores[key] > best:
+                best, bad_epochs, best_state = sign * scores[key], 0, _snapshot(network)
+            else:
+                bad_epochs += 1
+                if bad_epochs >= recipe.patience:
+                    break
+    if best_state is not None:
+        network.load_state_dict(best_state)
+    network.eval()
+    return history
+
+
+@torch.no_grad()
+def set_head_from_probe(head: nn.Linear, features: np.ndarray, y: np.ndarray, seed: int) -> None:
+    """LP-FT's start: the linear head set to a logistic regression fitted on frozen pooled features, with the
+    standardisation folded into its weights."""
+    from hyenadna.probe import make_probe
+
+    probe = make_probe("logreg", seed, C=0.1).fit(features, y)
+    scaler, lr = probe[0], probe[-1]
+    coef = lr.coef_ / scaler.scale_  # logits = x @ coef.T + intercept after folding the standardisation
+    intercept = lr.intercept_ - (scaler.mean_ / scaler.scale_) @ lr.coef_.T
+    weight = np.zeros((head.out_features, coef.shape[1]), dtype=np.float32)
+    bias = np.zeros(head.out_features, dtype=np.float32)
+    classes = lr.classes_.astype(int)
+    if coef.shape[0] == 1:  # binary: sklearn gives the logit of classes[1] against classes[0]
+        weight[classes[1]], bias[classes[1]] = coef[0], intercept[0]
+    else:
+        weight[classes], bias[classes] = coef, intercept
+    head.weight.copy_(torch.from_numpy(weight))
+    head.bias.copy_(torch.from_numpy(bias))
+
+
+def _snapshot(network: nn.Module) -> dict[str, Tensor]:
+    return copy.deepcopy({k: v.detach().cpu() for k, v in network.state_dict().items()})
