@@ -2,8 +2,9 @@
 
 Each run is a fresh process (the allocator's state outlives a call), alternating on and off for several rounds:
 
-- ``reuse``: ``REUSE_FREED_MEMORY`` (utils/memory.py: freed FFT outputs reused instead of page-faulted in afresh).
-- ``store_x0``: ``STORE_X0_BYTES`` (x0 kept from the first pass instead of recomputed in the third).
+- ``reuse``: ``ExecutionOptions.reuse_freed_memory`` (utils/memory.py: freed FFT outputs reused instead of
+  page-faulted in afresh).
+- ``store_x0``: ``ExecutionOptions.store_x0_bytes`` (x0 kept from the first pass instead of recomputed in the third).
 
     .venv/bin/python benchmarks/long_path_options.py reuse                 # large-1m, 2 layers, 1M tokens: ~3 min
     .venv/bin/python benchmarks/long_path_options.py store_x0 --config hyenadna-medium-160k-seqlen --layers 8 \
@@ -33,15 +34,15 @@ def child(option: str, on: bool, config_name: str, layers: int, length: int, thr
 
     from hyenadna import PUBLISHED_CONFIGS
     from hyenadna.models.hyena_dna import HyenaDNAModel
-    from hyenadna.modules import hyena
+    from hyenadna.ops.execution import ExecutionOptions
 
-    if option == "reuse":
-        hyena.REUSE_FREED_MEMORY = on
-    else:
-        hyena.STORE_X0_BYTES = 2**62 if on else 0
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = HyenaDNAModel(dataclasses.replace(PUBLISHED_CONFIGS[config_name], n_layer=layers)).eval()
+    if option == "reuse":
+        model.execution = ExecutionOptions(reuse_freed_memory=on)
+    else:
+        model.execution = ExecutionOptions(store_x0_bytes=2**62 if on else 0)
     ids = torch.randint(7, 11, (1, length))
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         t = time.perf_counter()

@@ -1,8 +1,8 @@
 """Token-chunk size of the long-sequence (low-memory) inference path.
 
 Times one layer of a published configuration at one length for each chunk size, interleaved rounds in one process,
-and writes benchmarks/results/low_memory_chunk.json. ``LOW_MEMORY_CHUNK`` in hyenadna/models/hyena_dna.py is set from
-this measurement.
+and writes benchmarks/results/low_memory_chunk.json. ``ExecutionOptions.low_memory_chunk`` (hyenadna/ops/execution.py)
+is set from this measurement.
 
     .venv/bin/python benchmarks/low_memory_chunk.py                      # large-1m, 1 layer, 1M tokens: ~5 min
     .venv/bin/python benchmarks/low_memory_chunk.py --length 32768 --config hyenadna-small-32k-seqlen
@@ -46,7 +46,8 @@ def main() -> None:
         for r in range(args.rounds):
             for chunk in args.chunks:
                 t = time.perf_counter()
-                model._forward_low_memory(ids, keep=[model.config.n_layer], chunk=chunk)
+                model.execution = dataclasses.replace(model.execution, low_memory_chunk=chunk)
+                model._forward_low_memory(ids, keep=[model.config.n_layer])
                 times[chunk].append(time.perf_counter() - t)
                 print(f"round {r + 1}/{args.rounds} chunk {chunk:6d}: {times[chunk][-1]:.2f} s", flush=True)
     rows = [{"chunk": c, "seconds": v, "median_s": statistics.median(v)} for c, v in times.items()]

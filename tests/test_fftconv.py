@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from hyenadna.ops import fft_length, fftconv, fftconv_ref, filter_spectrum
+from hyenadna.ops.hyena import hyena_ref
 from tests.conftest import FIXTURES, assert_close
 
 
@@ -102,13 +103,12 @@ def test_inference_filter_cache_matches_and_invalidates():
 @pytest.mark.parametrize("store_x0_bytes", [0, 2**30])  # x0 recomputed in the third pass, and stored
 @pytest.mark.parametrize("cache_bytes", [0, 64 * 2**20])  # recomputed filter per channel group, and cached spectrum
 @pytest.mark.parametrize("length", [4099, 3001, 1])  # longer than l_max 4098 (odd), prime, a single token
-def test_low_memory_inference_matches_reference_path(monkeypatch, cache_bytes, length, store_x0_bytes):
+def test_low_memory_inference_matches_reference_path(cache_bytes, length, store_x0_bytes):
     from hyenadna import load_model
-    from hyenadna.modules import hyena
+    from hyenadna.ops.execution import ExecutionOptions
 
-    monkeypatch.setattr(hyena, "FILTER_CACHE_BYTES", cache_bytes)
-    monkeypatch.setattr(hyena, "STORE_X0_BYTES", store_x0_bytes)
     model = load_model(FIXTURES / "deep_long")
+    model.backbone.execution = ExecutionOptions(filter_cache_bytes=cache_bytes, store_x0_bytes=store_x0_bytes)
     ids = torch.randint(7, 12, (2, length))
     with torch.no_grad():
         low = model.backbone(ids, low_memory=True)
@@ -152,10 +152,11 @@ def test_operator_paths_agree(length):
     torch.manual_seed(length)
     op = HyenaOperator(16, l_max=1026)
     u = torch.randn(3, length, 16)
-    ref = op.forward_reference(u)
+    ref = hyena_ref(op, u)
     with torch.no_grad():
         assert_close(op(u), ref, atol=1e-5)  # inference path (cached spectrum)
-        assert_close(op.forward_inference(u), ref, atol=1e-5)  # second call: from the cache
+        assert_close(op(u, "per_sequence"), ref, atol=1e-5)  # second call: from the cache
+        assert_close(op(u, "batched"), ref, atol=1e-5)  # what CUDA runs
     train = op(u)  # autograd path
     assert_close(train, ref, atol=1e-5)
     train.sum().backward()
@@ -197,18 +198,19 @@ def test_causal_short_conv_backward(length):
 @pytest.mark.parametrize("channel_group", [None, 1, 5, 64])  # adaptive, single channels, uneven last group, all
 @pytest.mark.parametrize("chunk", [1, 100, 300])  # single tokens (shorter than the short filter), uneven, one chunk
 @pytest.mark.parametrize("store_x0_bytes", [0, 2**30])
-def test_low_memory_operator_any_channel_group(monkeypatch, channel_group, chunk, store_x0_bytes):
-    from hyenadna.modules import hyena
+def test_low_memory_operator_any_channel_group(channel_group, chunk, store_x0_bytes):
     from hyenadna.modules.hyena import HyenaOperator
+    from hyenadna.ops.execution import ExecutionOptions
+    from hyenadna.ops.hyena import hyena_low_memory
 
-    monkeypatch.setattr(hyena, "STORE_X0_BYTES", store_x0_bytes)
+    options = ExecutionOptions(store_x0_bytes=store_x0_bytes)
     torch.manual_seed(0)
     op = HyenaOperator(16, l_max=300)
     u = torch.randn(257, 16)
-    expected = op.forward_reference(u[None])[0]
+    expected = hyena_ref(op, u[None])[0]
     source, out, starts = u.clone(), torch.full_like(u, float("nan")), []
     with torch.no_grad():
-        for s, y in op.forward_low_memory(lambda a, b: source[a:b], 257, chunk=chunk, channel_group=channel_group):
+        for s, y in hyena_low_memory(op, lambda a, b: source[a:b], 257, chunk, options, channel_group=channel_group):
             out[s : s + y.shape[0]] = y
             source[s:] = float("nan")  # the contract: rows >= s are not read again
             starts.append(s)

@@ -7,8 +7,8 @@ import ctypes
 import pytest
 import torch
 
-import hyenadna.modules.hyena as hyena_module
 from hyenadna import HyenaConfig, HyenaDNAModel
+from hyenadna.ops.execution import ExecutionOptions
 from hyenadna.utils import memory
 from hyenadna.utils.memory import reuse_freed_memory
 
@@ -73,13 +73,13 @@ def test_no_glibc_is_a_no_op(monkeypatch):
     assert not memory.available()
 
 
-def test_low_memory_path_same_output_with_and_without_reuse(monkeypatch):
+def test_low_memory_path_same_output_with_and_without_reuse():
     torch.manual_seed(0)
     model = HyenaDNAModel(HyenaConfig(d_model=32, n_layer=2, d_inner=64, l_max=4098)).eval()
     ids = torch.randint(7, 11, (1, 3001))
     with torch.no_grad():
-        monkeypatch.setattr(hyena_module, "REUSE_FREED_MEMORY", True)
+        model.execution = ExecutionOptions(reuse_freed_memory=True)
         on = model(ids, low_memory=True)
-        monkeypatch.setattr(hyena_module, "REUSE_FREED_MEMORY", False)
+        model.execution = ExecutionOptions(reuse_freed_memory=False)
         off = model(ids, low_memory=True)
     assert torch.equal(on, off)

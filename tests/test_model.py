@@ -92,14 +92,14 @@ def test_config_rejects_unsupported_order():
 
 
 @pytest.mark.parametrize("block_tokens", [1, 100, 10_000])
-def test_micro_batched_inference_matches_one_batch(monkeypatch, block_tokens):
-    from hyenadna.models import hyena_dna
+def test_micro_batched_inference_matches_one_batch(block_tokens):
+    from hyenadna.ops.execution import ExecutionOptions
 
     model = small_model().eval()
     ids = torch.randint(7, 11, (7, 40))
     with torch.no_grad():
         whole = model.backbone(ids)  # the default block holds all 280 tokens
-        monkeypatch.setattr(hyena_dna, "INFERENCE_BLOCK_TOKENS", block_tokens)  # 1, 2 or 7 rows per micro-batch
+        model.backbone.execution = ExecutionOptions(block_tokens=block_tokens)  # 1, 2 or 7 rows per micro-batch
         blocked = model.backbone(ids)
         reference = model.use_reference_path().backbone(ids)
     torch.testing.assert_close(blocked, whole, rtol=1e-5, atol=1e-6)

@@ -23,17 +23,7 @@ from hyenadna.models.checkpoint import (
 from hyenadna.models.config import HyenaConfig
 from hyenadna.modules.block import Block, Mlp
 from hyenadna.modules.hyena import HyenaOperator
-
-# Inference on sequences at least this long runs chunk by chunk in O(L x D) memory (see HyenaDNAModel.forward). It
-# is also the faster path from here on (batch 1, fp32, best of 3): at 4,096 tokens 0.73x / 0.83x the batched path's
-# speed for D 128 / 256, at 8,192 0.98x / 1.09x, at 16,384 1.03x / 1.36x.
-LOW_MEMORY_MIN_LENGTH = 8192
-# ... in token chunks of this size, so a chunk's projections and MLP activations stay in cache. One large-1m layer at
-# 1M tokens: 1,024 took 0.93x the time of 2,048 and 0.81x of 16,384 (benchmarks/results/low_memory_chunk.json).
-LOW_MEMORY_CHUNK = 1024
-# Batched inference runs the stack on micro-batches of about this many tokens: a layer's activations then stay in
-# cache between its steps instead of streaming through memory (tiny-1k: batch 32 was slower per token than batch 1).
-INFERENCE_BLOCK_TOKENS = 2048
+from hyenadna.ops.execution import ExecutionOptions, choose_path
 
 
 class TokenEmbedding(nn.Module):
@@ -79,33 +69,41 @@ class HyenaDNAModel(nn.Module):
         )
         self.drop_f = nn.Dropout(config.resid_dropout)
         self.ln_f = nn.LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
+        # the execution knobs (ops/execution.py); replace the object to change them, e.g. for a benchmark
+        self.execution = ExecutionOptions()
 
     def forward(
         self, input_ids: Tensor, low_memory: bool | None = None, layers: Sequence[int] | None = None
     ) -> Tensor | list[Tensor]:
-        """``low_memory`` (default: automatic for inference on sequences of at least LOW_MEMORY_MIN_LENGTH) runs each
-        sequence layer by layer in token chunks, with the long convolution in channel groups, in O(L x D) memory.
+        """The algorithm is chosen by ``ops/execution.py: choose_path`` from the device, the length, autograd and
+        ``self.execution``. ``low_memory`` (default: automatic for inference from ``execution.low_memory_min_length``
+        tokens) runs each sequence layer by layer in token chunks, with the long convolution in channel groups, in
+        O(L x D) memory.
 
         ``layers`` asks for the hidden states of those layers instead of the last, as a list in the same order, in
         Hugging Face's numbering: 0 is the embedding output, k the residual stream after block k, and ``n_layer`` (or
         -1) the output of the final LayerNorm. Only the blocks up to the deepest one asked for are run.
         """
         batch, seqlen = input_ids.shape
-        fast_inference = not torch.is_grad_enabled() and not self.training and not self._reference_path()
-        if low_memory is None:
-            low_memory = seqlen >= LOW_MEMORY_MIN_LENGTH and fast_inference
+        path = choose_path(
+            input_ids.device,
+            seqlen,
+            grad=torch.is_grad_enabled() or self.training,
+            reference=self._reference_path(),
+            low_memory=low_memory,
+            options=self.execution,
+        )
         wanted = None if layers is None else self.layer_indices(layers)
         keep = [self.config.n_layer] if wanted is None else sorted(set(wanted))
-        if low_memory:
-            rows = [self._forward_low_memory(row, keep=keep) for row in input_ids]
+        if path == "low_memory":
+            rows = [self._forward_low_memory(row, keep) for row in input_ids]
             outs = [t[None] for t in rows[0]] if batch == 1 else [torch.stack(t) for t in zip(*rows, strict=True)]
+        elif path == "per_sequence":  # micro-batches of about block_tokens tokens, so activations stay in cache
+            block = max(1, self.execution.block_tokens // max(seqlen, 1))
+            parts = [self._forward_stack(input_ids[s : s + block], keep, path) for s in range(0, batch, block)]
+            outs = parts[0] if len(parts) == 1 else [torch.cat(t) for t in zip(*parts, strict=True)]
         else:
-            block = max(1, INFERENCE_BLOCK_TOKENS // max(seqlen, 1))
-            if block < batch and fast_inference:
-                parts = [self._forward_stack(input_ids[s : s + block], keep) for s in range(0, batch, block)]
-                outs = [torch.cat(t) for t in zip(*parts, strict=True)]
-            else:
-                outs = self._forward_stack(input_ids, keep)
+            outs = self._forward_stack(input_ids, keep, path)
         if wanted is None:
             return outs[0]
         by_layer = dict(zip(keep, outs, strict=True))
@@ -124,11 +122,11 @@ class HyenaDNAModel(nn.Module):
     def _reference_path(self) -> bool:
         return any(getattr(m, "use_reference_path", False) for m in self.modules())
 
-    def _forward_stack(self, input_ids: Tensor, keep: Sequence[int]) -> list[Tensor]:
+    def _forward_stack(self, input_ids: Tensor, keep: Sequence[int], path: str) -> list[Tensor]:
         x, residual = self.embeddings(input_ids), None
         outs = [x.float()] if 0 in keep else []
         for i, layer in enumerate(self.layers[: max(keep)], 1):
-            x, residual = layer(x, residual)
+            x, residual = layer(x, residual, path, self.execution)
             if i in keep and i < self.config.n_layer:
                 outs.append(self.drop_f(x).float() + residual)
         if max(keep) == self.config.n_layer:
@@ -137,17 +135,16 @@ class HyenaDNAModel(nn.Module):
         return outs
 
     @torch.no_grad()
-    def _forward_low_memory(
-        self, input_ids: Tensor, keep: Sequence[int], chunk: int = LOW_MEMORY_CHUNK
-    ) -> list[Tensor]:
+    def _forward_low_memory(self, input_ids: Tensor, keep: Sequence[int]) -> list[Tensor]:
         residual = self.embeddings(input_ids).float()
         conv = residual.new_empty(residual.shape[::-1])  # one (D, L) work tensor for every layer's long convolution
         outs = [residual.clone()] if 0 in keep and max(keep) > 0 else []
         for i, layer in enumerate(self.layers[: max(keep)], 1):
-            layer.forward_low_memory(residual, chunk=chunk, conv=conv)
+            layer.forward_low_memory(residual, self.execution, conv=conv)
             if i in keep and i < max(keep):
                 outs.append(residual.clone())
         if max(keep) == self.config.n_layer:
+            chunk = self.execution.low_memory_chunk
             for s in range(0, residual.shape[0], chunk):  # the output overwrites the residual stream
                 residual[s : s + chunk] = self.ln_f(residual[s : s + chunk])
         outs.append(residual)

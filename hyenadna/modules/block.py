@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from hyenadna.ops.execution import ExecutionOptions
+from hyenadna.ops.hyena import hyena_low_memory
 from hyenadna.ops.linear import linear, linear_ref, matmul_dtype
 
 
@@ -48,16 +50,18 @@ class Block(nn.Module):
         self.dropout1 = nn.Dropout(dropout_in)
         self.dropout2 = nn.Dropout(resid_dropout)
 
-    def forward(self, x: Tensor, residual: Tensor | None) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, x: Tensor, residual: Tensor | None, path: str | None = None, options: ExecutionOptions | None = None
+    ) -> tuple[Tensor, Tensor]:
         x = self.dropout1(x)
         residual = x.float() if residual is None else x.float() + residual
-        x = self.mixer(self.norm1(residual.to(self.norm1.weight.dtype)))
+        x = self.mixer(self.norm1(residual.to(self.norm1.weight.dtype)), path, options)
         residual = self.dropout2(x).float() + residual
         x = self.mlp(self.norm2(residual.to(self.norm2.weight.dtype)))
         return x, residual
 
     @torch.no_grad()
-    def forward_low_memory(self, residual: Tensor, chunk: int, conv: Tensor | None = None) -> None:
+    def forward_low_memory(self, residual: Tensor, options: ExecutionOptions, conv: Tensor | None = None) -> None:
         """Inference on one long sequence (L, D), in place: residual += mixer(norm1(residual)), then += mlp(norm2(.)).
         The mixer yields its output from the last chunk back and from then on reads only earlier rows, so each
         chunk's residual update and MLP run as soon as it arrives; nothing of size L x d_inner is allocated. ``conv``
@@ -67,7 +71,8 @@ class Block(nn.Module):
             return self.norm1(residual[start:end])
 
         mlp_weights = self.mlp.weights(matmul_dtype(self.mlp.fc1.weight))  # cast once (bf16 under autocast)
-        for s, y in self.mixer.forward_low_memory(mixer_input, residual.shape[0], chunk=chunk, conv=conv):
+        seqlen, chunk = residual.shape[0], options.low_memory_chunk
+        for s, y in hyena_low_memory(self.mixer, mixer_input, seqlen, chunk, options, conv=conv):
             rows = residual[s : s + y.shape[0]]
             rows += y
             rows += self.mlp(self.norm2(rows), mlp_weights)

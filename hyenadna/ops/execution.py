@@ -1,0 +1,66 @@
+"""How the model runs: one options object for the execution knobs, and one function that picks the algorithm.
+
+Algorithms (each tested against the plain reference path, ``"reference"``):
+- ``"train"``: with autograd; channels-first projections over the batch's tokens (``ops/hyena.py: hyena_batched``).
+- ``"batched"``: inference, the whole batch at once through the same algorithm with the filter spectrum cached. What
+  a GPU wants: few, large kernels.
+- ``"per_sequence"``: inference on the CPU, a sequence at a time and the stack in micro-batches of about
+  ``block_tokens`` tokens, so a layer's activations stay in cache (on 2 AMD EPYC cores this beat the batched path).
+- ``"low_memory"``: inference on long sequences, layer by layer in token chunks and channel groups, in O(L x D) memory;
+  on the CPU it also keeps freed FFT buffers for reuse (glibc, ``utils/memory.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+PATHS = ("reference", "train", "batched", "per_sequence", "low_memory")
+
+
+@dataclass(frozen=True)
+class ExecutionOptions:
+    """The knobs of the fast paths; measured on these machines (see the README's speed section)."""
+
+    # inference on sequences at least this long runs the low-memory path; from 8,192 tokens it was also the faster
+    # one on the CPU (batch 1, fp32: 0.98x / 1.09x the batched speed for D 128 / 256 at 8k, 1.03x / 1.36x at 16k)
+    low_memory_min_length: int = 8192
+    # ... in token chunks of this size (one large-1m layer at 1M tokens: 1,024 took 0.93x the time of 2,048)
+    low_memory_chunk: int = 1024
+    # per-sequence inference runs the stack on micro-batches of about this many tokens
+    block_tokens: int = 2048
+    # bytes of filter spectra an operator caches for inference (the filter does not depend on the input)
+    filter_cache_bytes: int = 128 * 2**20
+    # the low-memory path sizes its channel groups so their FFT buffers take about this much
+    group_buffer_bytes: int = 512 * 2**20
+    # ... keeps the FFTs' freed outputs for the next group (glibc; CPU only)
+    reuse_freed_memory: bool = True
+    # ... and stores x0 from its first pass while L x D float32 fits in this many bytes, rather than recomputing it
+    store_x0_bytes: int = 256 * 2**20
+
+    def __post_init__(self) -> None:
+        for name in ("low_memory_min_length", "low_memory_chunk", "block_tokens", "group_buffer_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
+
+
+def choose_path(
+    device: torch.device,
+    seqlen: int,
+    *,
+    grad: bool,
+    reference: bool = False,
+    low_memory: bool | None = None,
+    options: ExecutionOptions | None = None,
+) -> str:
+    """The algorithm for a forward pass, by device, length and whether gradients are needed. ``low_memory`` forces
+    the low-memory path on or off for inference."""
+    options = options or ExecutionOptions()
+    if reference:
+        return "reference"
+    if grad:
+        return "train"
+    if low_memory if low_memory is not None else seqlen >= options.low_memory_min_length:
+        return "low_memory"
+    return "per_sequence" if device.type == "cpu" else "batched"

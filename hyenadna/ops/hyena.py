@@ -1,0 +1,165 @@
+"""The Hyena operator's algorithms, each tested against ``hyena_ref``, the reference algorithm step for step.
+
+``ops/execution.py`` chooses among them; ``modules/hyena.py`` holds the weights and calls the chosen one. They take the
+operator module for its weights (in_proj, short_filter, filter_fn, out_proj), like functional forms of its forward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from hyenadna.ops.execution import ExecutionOptions
+from hyenadna.ops.fftconv import fft_length, fftconv, fftconv_inplace, fftconv_padded, fftconv_ref
+from hyenadna.ops.linear import linear, matmul_dtype
+from hyenadna.ops.short_conv import causal_short_conv, causal_short_conv_ref, causal_short_conv_tokens
+from hyenadna.utils.memory import reuse_freed_memory
+
+if TYPE_CHECKING:
+    from hyenadna.modules.hyena import HyenaOperator
+
+
+def hyena_ref(op: HyenaOperator, u: Tensor) -> Tensor:
+    """The plain reference path, the reference algorithm step for step: transposes, a padded depthwise conv1d, the
+    filter recomputed and transformed at length 2L on every call."""
+    seqlen = u.shape[1]
+    z = op.in_proj(u).transpose(1, 2)
+    z = causal_short_conv_ref(z, op.short_filter.weight[:, 0], op.short_filter.bias)
+    x0, x1, v = z.split(op.d_model, dim=1)
+    v = fftconv_ref(op.dropout(x1 * v), op.filter_fn.filter(seqlen), op.filter_fn.bias)
+    return op.out_proj((x0 * v).transpose(1, 2))
+
+
+def hyena_batched(op: HyenaOperator, u: Tensor, k_f: Tensor | None = None, n: int | None = None) -> Tensor:
+    """The whole batch at once, with or without autograd: channels-first projections as single matmuls over the
+    batch's tokens (oneDNN forward and backward on the CPU, ops/linear.py), kept in (channels, batch, length) memory
+    order, so in_proj's output needs no transposed copy (out_proj's input gets one inside oneDNN); the shift-and-add
+    short conv with its own backward; a smooth FFT length. Given the filter spectrum ``k_f`` at transform length
+    ``n`` (inference), the filter is not recomputed."""
+    batch, seqlen, d = u.shape
+    z = linear(op.in_proj.weight, u.reshape(batch * seqlen, d))  # W_in @ u^T: (3D, B*L)
+    z = (z + op.in_proj.bias[:, None].to(z.dtype)).view(3 * d, batch, seqlen).transpose(0, 1)
+    z = causal_short_conv(z, op.short_filter.weight[:, 0], op.short_filter.bias)
+    x0, x1, v = z.split(d, dim=1)
+    if k_f is None:
+        y = fftconv(op.dropout(x1 * v), op.filter_fn.filter(seqlen), op.filter_fn.bias) * x0
+    else:
+        y = fftconv(x1 * v, None, op.filter_fn.bias, k_f=k_f, n=n) * x0
+    y = y.transpose(0, 1).reshape(d, batch * seqlen)  # (D, B*L): a view when y kept z's memory order
+    return linear(y.T, op.out_proj.weight, op.out_proj.bias).view(batch, seqlen, d)
+
+
+def hyena_per_sequence(op: HyenaOperator, u: Tensor, k_f: Tensor, n: int) -> Tensor:
+    """Without autograd, a sequence at a time (``hyena_sequence``): the CPU's inference path."""
+    outs = [hyena_sequence(op, row, k_f, n) for row in u]
+    return outs[0][None] if len(outs) == 1 else torch.stack(outs)
+
+
+def hyena_sequence(op: HyenaOperator, u: Tensor, k_f: Tensor, n: int) -> Tensor:
+    """(L, D) -> (L, D), given the filter spectrum at transform length n: in_proj as a channels-first matmul, the
+    in_proj bias folded into a shift-and-add short conv, and the gating written token-major for out_proj. Under bf16
+    autocast the two projections run in bf16; the short conv, gating and FFT always run in fp32."""
+    seqlen, d = u.shape
+    z = linear(op.in_proj.weight, u).float()  # W_in @ u^T: (3D, L)
+    z = causal_short_conv(z, op.short_filter.weight[:, 0], op.short_filter.bias, op.in_proj.bias)
+    x0, x1, v = z.split(d)
+    padded = z.new_zeros(d, n)
+    torch.mul(x1, v, out=padded[:, :seqlen])
+    y = fftconv_padded(padded, seqlen, k_f, op.filter_fn.bias)
+    gated = torch.empty(seqlen, d, dtype=torch.float32, device=u.device)
+    torch.mul(y, x0, out=gated.T)  # the transpose out_proj needs, paid inside the gating
+    return linear(gated, op.out_proj.weight, op.out_proj.bias)
+
+
+@torch.no_grad()
+def hyena_low_memory(
+    op: HyenaOperator,
+    u_at: Callable[[int, int], Tensor],
+    seqlen: int,
+    chunk: int,
+    options: ExecutionOptions | None = None,
+    channel_group: int | None = None,
+    conv: Tensor | None = None,
+) -> Iterator[tuple[int, Tensor]]:
+    """Inference on one long sequence in O(L*D) memory: yields ``(s, y[s:s + chunk])`` from the last chunk to the
+    first, where ``u_at(s, e)`` returns input rows s..e-1 as (e - s, D).
+
+    Three passes keep one (D, L) float32 tensor besides the caller's: (1) x1 * v for every channel, in token
+    chunks; (2) the long convolution of that tensor in place, in channel groups; (3) per chunk, x0, the gating
+    and out_proj. x0 is stored in pass 1 while (L, D) float32 fits in ``options.store_x0_bytes``, else recomputed in
+    pass 3 (one in_proj third and the short conv again; at 1M tokens storing it would take 1 GB). Chunks are
+    token-major, so the projections and the short conv run on contiguous rows and only x1 * v is transposed. A
+    chunk reads input rows from s - K + 1 on, so once chunk s is yielded the caller may overwrite rows >= s (the
+    block adds the output into the residual stream it normalises for ``u_at``). ``conv`` may pass in that (D, L)
+    float32 tensor: the model reuses one for all layers, because first writes to fresh memory page-fault (at 1M
+    tokens ~0.5 s per layer).
+    """
+    options = options or ExecutionOptions()
+    d = op.d_model
+    dtype = matmul_dtype(op.in_proj.weight)  # bf16 under CPU autocast: cast the weights once, not per chunk
+    w_in, b_in = op.in_proj.weight.to(dtype), op.in_proj.bias.to(dtype)
+    w_out, b_out = op.out_proj.weight.to(dtype), op.out_proj.bias.to(dtype)
+    if conv is None:
+        conv = torch.empty(d, seqlen, dtype=torch.float32, device=w_in.device)
+    x0_all = None
+    if seqlen * d * 4 <= options.store_x0_bytes:
+        x0_all = torch.empty(seqlen, d, dtype=torch.float32, device=w_in.device)
+    rows = slice(d if x0_all is None else 0, 3 * d)  # x1 and v, and x0 too if it is stored
+    for s in range(0, seqlen, chunk):
+        z = _short_conv_chunk(op, u_at, s, min(seqlen, s + chunk), w_in[rows], b_in[rows], rows)
+        if x0_all is not None:
+            x0_all[s : s + chunk] = z[:, :d]
+            z = z[:, d:]
+        conv[:, s : s + chunk].T.copy_(z[:, :d].mul_(z[:, d:]))
+    # keeping freed FFT buffers is a glibc (CPU) matter; CUDA has its own caching allocator
+    with reuse_freed_memory(options.reuse_freed_memory and conv.device.type == "cpu"):
+        _long_conv_low_memory(op, conv, channel_group, options)
+    for s in reversed(range(0, seqlen, chunk)):
+        if x0_all is None:
+            x0 = _short_conv_chunk(op, u_at, s, min(seqlen, s + chunk), w_in[:d], b_in[:d], slice(0, d))
+        else:
+            x0 = x0_all[s : s + chunk]
+        yield s, linear(x0.mul_(conv[:, s : s + chunk].T), w_out, b_out)
+
+
+def _short_conv_chunk(
+    op: HyenaOperator,
+    u_at: Callable[[int, int], Tensor],
+    start: int,
+    end: int,
+    weight: Tensor,
+    bias: Tensor,
+    rows: slice,
+) -> Tensor:
+    """in_proj rows ``rows`` (given as ``weight``, ``bias``) and the short conv for tokens start..end-1, as
+    float32 (tokens, channels). The chunk re-reads the K - 1 tokens before it, which the conv reaches back to."""
+    first = max(0, start - op.short_filter.kernel_size[0] + 1)
+    z = linear(u_at(first, end), weight, bias)
+    w, b = op.short_filter.weight[rows, 0], op.short_filter.bias[rows]
+    return causal_short_conv_tokens(z, w, b)[start - first :]
+
+
+def _long_conv_low_memory(op: HyenaOperator, x: Tensor, channel_group: int | None, options: ExecutionOptions) -> None:
+    """x (D, L) float32 <- fftconv(x), a channel group at a time, through one zero-padded buffer."""
+    d, seqlen = x.shape
+    cached = op.cached_spectrum(seqlen, options)
+    n = fft_length(2 * seqlen - 1)
+    if cached is None:
+        hidden, t = op.filter_fn.features(seqlen)
+    if channel_group is None:  # the buffer and three transforms of ~4n bytes per channel
+        channel_group = max(1, min(16, options.group_buffer_bytes // (16 * n)))
+    c = min(channel_group, d)
+    work = torch.zeros(c, n, dtype=torch.float32, device=x.device)
+    for g0 in range(0, d, c):
+        g = slice(g0, min(d, g0 + c))
+        cg = g.stop - g.start
+        if cached is None:  # the filter goes through the same zero-padded buffer first
+            op.filter_fn.filter_channels(hidden, t, g, out=work[:cg, : hidden.shape[0]])
+            work[:cg, hidden.shape[0] :] = 0
+            k_f = torch.fft.rfft(work[:cg])
+        else:
+            k_f = cached[0][g]
+        fftconv_inplace(x[g], k_f, op.filter_fn.bias[g], work[:cg])

@@ -1,0 +1,74 @@
+"""The one execution dispatcher (ops/execution.py): which algorithm runs where, the options object, and every path
+against the plain reference path."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hyenadna import load_model
+from hyenadna.models import hyena_dna
+from hyenadna.ops import hyena as hyena_ops
+from hyenadna.ops.execution import ExecutionOptions, choose_path
+from tests.conftest import FIXTURES, assert_close
+
+CPU, CUDA = torch.device("cpu"), torch.device("cuda", 0)
+
+
+def test_choose_path_by_device_length_and_autograd():
+    assert choose_path(CPU, 100, grad=False) == "per_sequence"
+    assert choose_path(CUDA, 100, grad=False) == "batched"  # no per-sequence Python loop on a GPU
+    assert choose_path(CPU, 8192, grad=False) == choose_path(CUDA, 8192, grad=False) == "low_memory"
+    assert choose_path(CPU, 100, grad=False, low_memory=True) == "low_memory"
+    assert choose_path(CPU, 10_000, grad=False, low_memory=False) == "per_sequence"
+    assert choose_path(CUDA, 10_000, grad=True) == "train"
+    assert choose_path(CPU, 10, grad=False, reference=True) == "reference"
+    assert choose_path(CPU, 300, grad=False, options=ExecutionOptions(low_memory_min_length=256)) == "low_memory"
+    with pytest.raises(ValueError, match="block_tokens"):
+        ExecutionOptions(block_tokens=0)
+
+
+@pytest.mark.parametrize("path", ["batched", "per_sequence", "low_memory"])
+def test_every_inference_path_matches_the_reference_path(monkeypatch, path):
+    model = load_model(FIXTURES / "deep_long")
+    ids = torch.randint(7, 12, (3, 700), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        reference = model.use_reference_path(True).backbone(ids)
+        model.use_reference_path(False)
+        monkeypatch.setattr(hyena_dna, "choose_path", lambda *a, **k: path)
+        out = model.backbone(ids)
+    assert_close(out, reference, atol=5e-5)
+
+
+def test_options_object_steers_the_model(monkeypatch):
+    model = load_model(FIXTURES / "deep_long")
+    calls = []
+    real = hyena_ops.hyena_low_memory
+
+    def spy(*args, **kwargs):
+        calls.append(args[3])  # the chunk
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("hyenadna.modules.block.hyena_low_memory", spy)
+    ids = torch.randint(7, 12, (1, 300), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        short = model.backbone(ids)
+        assert calls == []  # 300 tokens: below the default threshold
+        model.backbone.execution = ExecutionOptions(low_memory_min_length=256, low_memory_chunk=64)
+        low = model.backbone(ids)
+    assert calls == [64] * model.config.n_layer
+    assert_close(low, short, atol=5e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_runs_the_batched_path_and_matches_the_cpu_reference():
+    model = load_model(FIXTURES / "deep_long")
+    ids = torch.randint(7, 12, (4, 500), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        reference = model.use_reference_path(True).backbone(ids)
+        model.use_reference_path(False).to("cuda")
+        assert choose_path(ids.cuda().device, 500, grad=False) == "batched"
+        out = model.backbone(ids.cuda()).cpu()
+        long_out = model.backbone(ids.cuda(), low_memory=True).cpu()
+    assert_close(out, reference, atol=1e-4)
+    assert_close(long_out, reference, atol=1e-4)
