@@ -12,6 +12,7 @@ from hyenadna.models import (
     load_model,
     save_model,
 )
+from hyenadna.ops.execution import ExecutionOptions
 from hyenadna.pooling import masked_pool
 from hyenadna.sdk import HyenaDNA, HyenaDNAConfig, TokenizedSequences
 from hyenadna.tokenizer import VOCAB, BatchEncoding, CharacterTokenizer, reverse_complement_ids
@@ -24,6 +25,7 @@ __all__ = [
     "BatchEncoding",
     "CharacterTokenizer",
     "CheckpointError",
+    "ExecutionOptions",
     "HyenaConfig",
     "HyenaDNA",
     "HyenaDNAConfig",
