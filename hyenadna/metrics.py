@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef, precision_score, recall_score
 
 METRICS = ("accuracy", "precision", "recall", "f1", "mcc")
 
@@ -11,6 +10,9 @@ METRICS = ("accuracy", "precision", "recall", "f1", "mcc")
 def classification_metrics(y_true, y_pred, num_classes: int | None = None) -> dict[str, float]:
     """Accuracy, precision, recall, F1 and MCC over the whole dataset. Binary tasks score the positive class (label
     1); multi-class tasks use macro averages and the multi-class MCC."""
+    # imported here: scikit-learn (with scipy and pandas) costs ~2 s and ~100 MB, which embedding alone never needs
+    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef, precision_score, recall_score
+
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     n = num_classes or int(max(y_true.max(initial=0), y_pred.max(initial=0)) + 1)
     kw = {"average": "binary", "pos_label": 1} if n <= 2 else {"average": "macro", "labels": list(range(n))}

@@ -6,6 +6,7 @@ windows of the context length, length-bucketed right-padded batches, backbone, m
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -247,10 +248,7 @@ def tokenize_data(
 def _sequences_from(data: Any) -> tuple[list[str], list[str] | None]:
     if isinstance(data, str):
         return [data], None
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        pd = None
+    pd = sys.modules.get("pandas")  # a DataFrame means pandas is loaded already; never import it just to check
     if pd is not None and isinstance(data, pd.DataFrame):
         cols = {c.lower(): c for c in data.columns if isinstance(c, str)}
         if "sequence" not in cols:

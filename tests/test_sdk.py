@@ -220,3 +220,20 @@ def test_bf16_low_memory_path_runs_and_stays_close():
     assert low.dtype == torch.float32
     assert (low - ref).abs().max() < 0.05 * ref.abs().max()
     assert (full.float() - ref).abs().max() < 0.05 * ref.abs().max()
+
+
+def test_import_and_embedding_load_no_heavy_dependencies():
+    """`import hyenadna` and an embedding with the bundled model load neither pandas, pyarrow, scipy, scikit-learn,
+    matplotlib nor huggingface_hub: each is imported where a feature needs it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, hyenadna\n"
+        "m = hyenadna.HyenaDNA(hyenadna.HyenaDNAConfig(progress=False))\n"
+        "m.get_embeddings(['ACGT' * 50, 'GGCA' * 20], pooling='mean')\n"
+        "heavy = ('pandas', 'pyarrow', 'scipy', 'sklearn', 'matplotlib', 'huggingface_hub')\n"
+        "print(sorted(k for k in heavy if k in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
