@@ -16,13 +16,14 @@ import torch
 
 from hyenadna.data.pipeline import Chunk, ContextPolicy, Pooler, iter_batches, plan_chunks
 from hyenadna.models.hyena_dna import HyenaDNALMHeadModel
-from hyenadna.tokenizer import CharacterTokenizer
+from hyenadna.tokenizer import PAD, UNK, CharacterTokenizer, N
 
 
 @dataclass
 class SequenceScore:
     log_likelihood: float  # natural log, summed over scored positions
     n_scored: int
+    n_skipped: int = 0  # targets not scored because they are N (or [PAD] / [UNK]): the model cannot predict a gap
 
     @property
     def nll_per_base(self) -> float:
@@ -46,9 +47,11 @@ def log_probs_and_embeddings(
     strands: int = 1,
     batch_size: int = 8,
     pooling: str | None = None,
+    skip_tokens: tuple[int, ...] = (),
 ) -> tuple[list[list[np.ndarray]], torch.Tensor | None]:
     """Per (sequence, strand), the log-probability of each framed token given its left context (NaN at position 0,
-    which nothing predicts), and, with ``pooling``, the pooled last hidden states from the same forward passes."""
+    which nothing predicts, and at targets in ``skip_tokens``), and, with ``pooling``, the pooled last hidden states
+    from the same forward passes."""
     device = next(model.parameters()).device
     out: list[list[np.ndarray | None]] = [[None] * strands for _ in range(n)]
     for c in chunks:
@@ -63,7 +66,10 @@ def log_probs_and_embeddings(
         token_ll = logp[:, :-1].gather(-1, enc.input_ids[:, 1:, None]).squeeze(-1).cpu().numpy()
         for r, c in enumerate(batch):
             lo = max(c.first_out, 1)  # row j is predicted by the logits of row j - 1
-            out[c.seq][c.strand][c.start + lo : c.start + len(c.ids)] = token_ll[r, lo - 1 : len(c.ids) - 1]
+            values = token_ll[r, lo - 1 : len(c.ids) - 1]
+            if skip_tokens:
+                values = np.where(np.isin(c.ids[lo:], skip_tokens), np.nan, values)
+            out[c.seq][c.strand][c.start + lo : c.start + len(c.ids)] = values
         if pooler is not None:
             pooler.add(result.hidden_states, batch)
     model.train(was_training)
@@ -79,10 +85,13 @@ def score_bases(
     names: Sequence[str] | None = None,
     start_index: int = 0,
 ) -> list[SequenceScore]:
-    """Summed log-likelihood of each sequence's framed tokens (all but the first), forward strand."""
+    """Summed log-likelihood of each sequence's framed tokens (all but the first), forward strand. Targets that are
+    N (or [PAD] / [UNK]) are left out of the sum and the count, and counted in ``n_skipped``: an N says nothing is
+    known there, and its probability is not a property of the DNA."""
     chunks = plan_chunks(bases, tokenizer, policy, 1, names, start_index)
-    lps, _ = log_probs_and_embeddings(model, chunks, len(bases), 1, batch_size)
-    return [SequenceScore(float(np.nansum(lp[0])), int(np.isfinite(lp[0]).sum())) for lp in lps]
+    lps, _ = log_probs_and_embeddings(model, chunks, len(bases), 1, batch_size, skip_tokens=(N, PAD, UNK))
+    scored = [int(np.isfinite(lp[0]).sum()) for lp in lps]
+    return [SequenceScore(float(np.nansum(lp[0])), k, len(lp[0]) - 1 - k) for lp, k in zip(lps, scored, strict=True)]
 
 
 def score_sequences(

@@ -83,3 +83,47 @@ def test_precision_bf16_embeds_close_to_fp32(tmp_path):
         runs[precision] = np.load(out)
     assert not np.array_equal(runs["fp32"], runs["bf16"])
     assert np.abs(runs["fp32"] - runs["bf16"]).max() < 0.05 * np.abs(runs["fp32"]).max()
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["generate", "--prompt", "ACGT", "--top-k", "0"], "--top-k"),
+        (["generate", "--prompt", "ACGT", "--top-k", "-1"], "--top-k"),
+        (["generate", "--prompt", "ACGT", "--num-samples", "0"], "--num-samples"),
+        (["generate", "--prompt", "ACGT", "--temperature", "0"], "--temperature"),
+        (["generate", "--prompt", "ACGT", "--length", "-3"], "--length"),
+        (["vep", "v.vcf", "--genome", "g.fa", "--window", "-5"], "--window"),
+        (["vep", "v.vcf", "--genome", "g.fa", "--window", "1"], "--window"),
+        (["embed", "x.fa", "-o", "y.npz", "--chunk-size", "0"], "--chunk-size"),
+        (["embed", "x.fa", "-o", "y.npz", "--threads", "0"], "--threads"),
+        (["embed", "x.fa", "-o", "y.npz", "--batch-size", "0"], "--batch-size"),
+        (["embed", "x.fa", "-o", "y.npz", "--flank", "-1"], "--flank"),
+        (["embed", "x.fa", "-o", "y.npz", "--overlap", "-1"], "--overlap"),
+        (["score", "x.fa", "--overlap", "0"], "--overlap"),
+        (["pretrain", "--out", "r", "--lr", "0"], "--lr"),
+        (["pretrain", "--out", "r", "--seq-len", "1"], "--seq-len"),
+        (["benchmark", "--suite", "nt", "--out", "o", "--max-train", "0"], "--max-train"),
+        (["fine-tune", "task", "--out", "o", "--epochs", "0"], "--epochs"),
+    ],
+)
+def test_numeric_flags_are_validated(args, flag, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2
+    assert f"argument {flag}:" in capsys.readouterr().err
+
+
+def test_score_leaves_n_out_and_counts_it(tmp_path):
+    """N targets (or IUPAC codes mapped to N) are left out of the log-likelihood and n_scored, and counted apart."""
+    rng = np.random.default_rng(5)
+    seq = "".join(rng.choice(list("ACGT"), 400))
+    masked = seq[:150] + "N" * 100 + seq[250:]
+    fa = tmp_path / "s.fa"
+    fa.write_text(f">clean\n{seq}\n>masked\n{masked}\n>iupac\n{seq[:150] + 'R' * 100 + seq[250:]}\n")
+    out = tmp_path / "s.jsonl"
+    assert main(["score", str(fa), "-o", str(out), "--model", str(FIXTURES / "tiny")]) == 0
+    rows = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert rows["clean"]["n_scored"] == 399 and rows["clean"]["n_skipped"] == 0
+    assert rows["masked"]["n_scored"] == 299 and rows["masked"]["n_skipped"] == 100
+    assert rows["iupac"]["n_skipped"] == 100 and rows["iupac"]["log_likelihood"] == rows["masked"]["log_likelihood"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hyenadna.cli.common import add_model_args, model_name_or_path
+from hyenadna.cli.common import add_model_args, int_at_least, model_name_or_path
 
 BENCHMARK_EXAMPLES = """examples:
   hyenadna benchmark --suite nt --model hyenadna-tiny-1k-seqlen-d256 --device cuda --out nt   # the model card's table
@@ -73,9 +73,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--modes", nargs="*", default=["kmer", "probe", "finetune", "scratch"])
     p.add_argument("--seeds", nargs="*", type=int)
     p.add_argument("--quick", action="store_true", help="1,000/1,000 train/test rows, 1 seed, up to 3 epochs")
-    p.add_argument("--max-train", type=int)
-    p.add_argument("--max-test", type=int)
-    p.add_argument("--epochs", type=int)
+    p.add_argument("--max-train", type=int_at_least(1))
+    p.add_argument("--max-test", type=int_at_least(1))
+    p.add_argument("--epochs", type=int_at_least(1))
     p.add_argument(
         "--finetune-lrs",
         nargs="+",

@@ -71,6 +71,22 @@ def int_at_least(low: int):
     return parse
 
 
+def float_above(low: float):
+    """An argparse type: a number > low, else a usage error (exit 2) that names the flag."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > low:
+            raise argparse.ArgumentTypeError(f"{value:g} is not greater than {low:g}")
+        return value
+
+    parse.__name__ = f"number > {low:g}"
+    return parse
+
+
 def add_hub_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--revision", help="Hub branch, tag or commit to use (default: main)")
     p.add_argument(
@@ -116,9 +132,9 @@ def add_input_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--column", default="sequence", help="sequence column of a CSV/TSV input")
     p.add_argument("--bed", help="BED intervals to cut from --genome (strand-aware) instead of INPUT")
     p.add_argument("--genome", help="genome FASTA for --bed (indexed if uncompressed)")
-    p.add_argument("--flank", type=int, default=0, help="bases added on each side of every BED interval")
+    p.add_argument("--flank", type=int_at_least(0), default=0, help="bases added on each side of every BED interval")
     p.add_argument("--skip-invalid", action="store_true", help="skip BED intervals outside the genome with a warning")
-    p.add_argument("--chunk-size", type=int, default=1000, help="sequences read and processed at a time")
+    p.add_argument("--chunk-size", type=int_at_least(1), default=1000, help="sequences read and processed at a time")
 
 
 def read_records(args: argparse.Namespace):

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from hyenadna.cli.common import add_model_args, sdk_config
+from hyenadna.cli.common import add_model_args, float_above, int_at_least, sdk_config
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
@@ -37,8 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fine-tune", help="fine-tune a classifier on a task folder and save it")
     p.add_argument("task", help="task folder (train/test csv.gz or parquet, columns sequence,label)")
     p.add_argument("--out", required=True, help="output folder for the fine-tuned model")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--lr", type=float, default=6e-4)
+    p.add_argument("--epochs", type=int_at_least(1), default=10)
+    p.add_argument("--lr", type=float_above(0), default=6e-4)
     p.add_argument("--rc-augment", action="store_true", help="reverse-complement augmentation and test-time averaging")
     p.add_argument(
         "--head-init", choices=["random", "probe"], default="random", help="probe: logistic-regression head, then FT"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hyenadna.cli.common import add_command, add_model_args, sdk_config
+from hyenadna.cli.common import add_command, add_model_args, float_above, int_at_least, sdk_config
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -40,10 +40,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "generate", "sample DNA continuations of a prompt", cmd_generate)
     p.add_argument("--prompt", required=True)
-    p.add_argument("--length", type=int, default=100)
-    p.add_argument("--num-samples", type=int, default=1)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--length", type=int_at_least(0), default=100, help="bases to generate (default 100)")
+    p.add_argument("--num-samples", type=int_at_least(1), default=1, help="default 1")
+    p.add_argument("--temperature", type=float_above(0), default=1.0, help="softmax temperature (default 1.0)")
+    p.add_argument("--top-k", type=int_at_least(1), help="sample among the k likeliest bases (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="default 0")
     p.add_argument("-o", "--output", help="output FASTA (default: stdout)")
     add_model_args(p)

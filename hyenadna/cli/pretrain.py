@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from hyenadna.cli.common import add_runtime_args
+from hyenadna.cli.common import add_runtime_args, float_above, int_at_least
 
 PRETRAIN_EXAMPLES = """examples:
   # the bundled model's recipe: GRCh37 chr20 + chrX, held-out chr20:32,000,000-63,025,520 excluded automatically
@@ -101,19 +101,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="held-out validation region (default: GRCh37 chr20:32,000,000-63,025,520)",
     )
     p.add_argument("--force-overlap", action="store_true", help="allow training regions overlapping --eval-region")
-    p.add_argument("--d-model", type=int, default=256)
-    p.add_argument("--n-layer", type=int, default=2)
-    p.add_argument("--d-inner", type=int)
-    p.add_argument("--l-max", type=int, help="filter grid / context (default: seq-len + 2)")
-    p.add_argument("--seq-len", type=int, default=1024)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--grad-accum", type=int, default=1)
+    p.add_argument("--d-model", type=int_at_least(1), default=256)
+    p.add_argument("--n-layer", type=int_at_least(1), default=2)
+    p.add_argument("--d-inner", type=int_at_least(1))
+    p.add_argument("--l-max", type=int_at_least(2), help="filter grid / context (default: seq-len + 2)")
+    p.add_argument("--seq-len", type=int_at_least(2), default=1024)
+    p.add_argument("--batch-size", type=int_at_least(1), default=8)
+    p.add_argument("--grad-accum", type=int_at_least(1), default=1)
     p.add_argument("--stages", help="sequence-length warm-up, e.g. 500:256:32,1000:512:16 (until_step:len:batch)")
-    p.add_argument("--max-steps", type=int)
-    p.add_argument("--lr", type=float, default=6e-4)
+    p.add_argument("--max-steps", type=int_at_least(1))
+    p.add_argument("--lr", type=float_above(0), default=6e-4)
     p.add_argument("--weight-decay", type=float, default=0.1)
-    p.add_argument("--warmup-steps", type=int)
-    p.add_argument("--grad-clip", type=float, default=1.0)
+    p.add_argument("--warmup-steps", type=int_at_least(0))
+    p.add_argument("--grad-clip", type=float_above(0), default=1.0)
     p.add_argument("--max-n-fraction", type=float, default=0.05)
     p.add_argument("--no-rc", action="store_true", help="no reverse-complement augmentation")
     p.add_argument("--n-to-pad", action="store_true")
@@ -121,10 +121,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--seed", type=int, default=0)
     add_runtime_args(p, batch_size=None)
-    p.add_argument("--log-every", type=int, default=10)
-    p.add_argument("--eval-every", type=int, default=500)
-    p.add_argument("--eval-windows", type=int, default=256)
-    p.add_argument("--ckpt-every", type=int, default=100)
+    p.add_argument("--log-every", type=int_at_least(1), default=10)
+    p.add_argument("--eval-every", type=int_at_least(1), default=500)
+    p.add_argument("--eval-windows", type=int_at_least(1), default=256)
+    p.add_argument("--ckpt-every", type=int_at_least(1), default=100)
     p.add_argument("--no-markov", action="store_true", help="skip the Markov baseline")
-    p.add_argument("--max-minutes", type=float, help="stop cleanly with a checkpoint after this long")
+    p.add_argument("--max-minutes", type=float_above(0), help="stop cleanly with a checkpoint after this long")
     p.set_defaults(func=cmd_pretrain)

@@ -40,6 +40,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                     "length": int(length),
                     "log_likelihood": s.log_likelihood,
                     "n_scored": s.n_scored,
+                    "n_skipped": s.n_skipped,
                     "nll_per_base": s.nll_per_base,
                     "perplexity": s.perplexity,
                 }
