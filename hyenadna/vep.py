@@ -98,6 +98,13 @@ def variant_windows(variant: Variant, alt: str, genome: GenomeFasta, window: int
     return ref[:n], alt_seq[:n], left
 
 
+def vep_columns(both_strands: bool = False) -> list[str]:
+    """The columns of ``score_variants``' rows, in order."""
+    strands = ["llr_forward", "llr_reverse"] if both_strands else []
+    head = ["chrom", "pos", "id", "ref", "alt", "status", "llr", "ref_ll", "alt_ll"]
+    return [*head, *strands, "window", "offset", "embedding_cosine_distance", "embedding_l2_distance"]
+
+
 def score_variants(
     model,
     tokenizer,

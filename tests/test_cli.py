@@ -127,3 +127,87 @@ def test_score_leaves_n_out_and_counts_it(tmp_path):
     assert rows["clean"]["n_scored"] == 399 and rows["clean"]["n_skipped"] == 0
     assert rows["masked"]["n_scored"] == 299 and rows["masked"]["n_skipped"] == 100
     assert rows["iupac"]["n_skipped"] == 100 and rows["iupac"]["log_likelihood"] == rows["masked"]["log_likelihood"]
+
+
+def _cli(*args: str) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "hyenadna.cli", *args]
+
+
+def test_sigterm_cleans_up_like_ctrl_c(tmp_path):
+    """`timeout`, `kill` and schedulers send SIGTERM: no hidden temp file is left, and the exit says so."""
+    import signal
+    import subprocess
+    import time
+
+    big = tmp_path / "big.fa"
+    rng = np.random.default_rng(0)
+    big.write_text("".join(f">s{i}\n{''.join(rng.choice(list('ACGT'), 2000))}\n" for i in range(400)))
+    out = tmp_path / "out.npz"
+    proc = subprocess.Popen(
+        _cli("embed", str(big), "-o", str(out), "--model", str(FIXTURES / "tiny"), "--chunk-size", "10"),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(tmp_path.glob(".out.npz.*")):
+        time.sleep(0.05)  # wait until it is writing
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "terminated" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.fa"]
+
+
+def test_broken_pipe_is_quiet():
+    import subprocess
+
+    cmd = " ".join(_cli("info", str(FIXTURES / "tiny"))) + " | head -c 10"
+    res = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, timeout=120)
+    assert res.stderr == "" and len(res.stdout) == 10
+
+
+def test_convert_refuses_a_non_empty_folder_unless_overwrite(tmp_path):
+    dst = tmp_path / "out"
+    assert main(["convert", str(FIXTURES / "tiny_hf"), str(dst), "--layout", "lightning"]) == 0
+    assert sorted(p.name for p in dst.iterdir()) == ["config.json", "weights.ckpt"]
+    assert main(["convert", str(FIXTURES / "tiny_hf"), str(dst)]) == 1  # not empty
+    assert main(["convert", str(FIXTURES / "tiny_hf"), str(dst), "--overwrite"]) == 0
+    assert sorted(p.name for p in dst.iterdir()) == ["config.json", "model.safetensors"]  # the old layout is gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folders left
+
+
+def test_header_only_vcf_writes_a_header_and_says_so(tmp_path, capsys):
+    from tests.conftest import SHARED
+
+    vcf = tmp_path / "empty.vcf"
+    vcf.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\n")
+    out = tmp_path / "e.tsv"
+    genome = SHARED / "data" / "genome" / "GRCh37_chr20.fa.gz"
+    assert main(["vep", str(vcf), "--genome", str(genome), "-o", str(out), "--model", str(FIXTURES / "tiny")]) == 0
+    assert out.read_text().startswith("chrom\tpos\tid\tref\talt\tstatus\tllr\t")
+    assert "has no variant records" in capsys.readouterr().err
+
+
+def test_benchmark_plot_has_no_error_bars_from_one_seed(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from hyenadna.benchmark.report import write_report
+
+    calls, titles = [], []
+    real_bar, real_title = matplotlib.axes.Axes.bar, matplotlib.axes.Axes.set_title
+    monkeypatch.setattr(
+        matplotlib.axes.Axes, "bar", lambda self, *a, **k: calls.append(k.get("yerr")) or real_bar(self, *a, **k)
+    )
+    monkeypatch.setattr(
+        matplotlib.axes.Axes, "set_title", lambda self, t, **k: titles.append(t) or real_title(self, t, **k)
+    )
+    m = {"mean": 0.5, "sd": 0.0}
+    entry = {"metrics": {k: m for k in ("accuracy", "precision", "recall", "f1", "mcc")}, "seeds": [0], "seconds": 1.0}
+    entry |= {"n_train": 10, "n_test": 5, "source": ""}
+    cfg = {"profile": "quick", "seeds": [0], "epochs": 3, "patience": 2, "finetune_lrs": [1e-3], "scratch_lrs": [1e-3]}
+    cfg |= {"head_init": "probe", "max_train": 10, "max_test": 5}
+    write_report({"config": cfg, "tasks": {"t": {"metric": "mcc", "modes": {"kmer": entry}}}}, tmp_path)
+    assert calls == [None] and titles == ["quick profile (seed 0, no error bars)"]
+    assert (tmp_path / "results.png").is_file()

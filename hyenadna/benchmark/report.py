@@ -160,8 +160,15 @@ def write_report(summary: dict, out: Path) -> None:
             metric = summary["tasks"][n]["metric"]
             means.append(e["metrics"][metric]["mean"] if e else np.nan)
             sds.append(e["metrics"][metric]["sd"] if e else 0)
-        ax.bar(x + (i - (len(modes) - 1) / 2) * width, means, width, yerr=sds, label=title, capsize=2)
+        several = len(summary["config"]["seeds"]) > 1  # one seed has no spread to draw
+        ax.bar(
+            x + (i - (len(modes) - 1) / 2) * width, means, width, yerr=sds if several else None, label=title, capsize=2
+        )
     ax.set_xticks(x, [f"{n}\n({summary['tasks'][n]['metric']})" for n in tasks], rotation=30, ha="right", fontsize=8)
+    cfg = summary["config"]
+    seeds = cfg["seeds"]
+    spread = f"mean ± sd over seeds {seeds}" if len(seeds) > 1 else f"seed {seeds[0]}, no error bars"
+    ax.set_title(f"{cfg['profile']} profile ({spread})", fontsize=10)
     ax.set_ylabel("task metric (test)")
     ax.set_ylim(0, 1)
     ax.grid(axis="y", alpha=0.3)

@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
 
 from hyenadna.cli import (
     benchmark,
@@ -53,12 +56,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM (timeout, kill, cluster schedulers), raised where the program is, so files are cleaned up as on
+    Ctrl-C."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "threads", None):
         import torch
 
         torch.set_num_threads(args.threads)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         if getattr(args, "precision", "fp32") == "bf16":
             import torch
@@ -68,9 +82,18 @@ def main(argv: list[str] | None = None) -> int:
             with torch.autocast(resolve_device(args.device).type, dtype=torch.bfloat16):
                 return args.func(args)
         return args.func(args)
+    except BrokenPipeError:  # `hyenadna ... | head`: the reader left; nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (ValueError, FileNotFoundError, FileExistsError, TypeError, OSError) as e:
         print(f"hyenadna {args.command}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"hyenadna {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"hyenadna {args.command}: terminated", file=sys.stderr)
+        return 143
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)

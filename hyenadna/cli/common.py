@@ -166,15 +166,20 @@ def progress_bar(unit: str):
     return tqdm(unit=unit, dynamic_ncols=True, mininterval=1, leave=False, disable=None)  # None: only on a terminal
 
 
-def write_rows(rows, output: str | None, fmt: str) -> None:
-    """Rows (dicts) as JSON Lines or TSV, to a file (atomically) or stdout."""
+def write_rows(rows, output: str | None, fmt: str, columns: list[str] | None = None) -> int:
+    """Rows (dicts) as JSON Lines or TSV, to a file (atomically) or stdout; the number of rows. With no rows, a TSV
+    still gets its header line when ``columns`` are known."""
     from hyenadna.utils.io import atomic_path
 
     fmt = fmt if fmt != "auto" else ("tsv" if output and output.endswith(".tsv") else "jsonl")
 
+    count = 0
+
     def emit(handle) -> None:
+        nonlocal count
         header = None
         for row in rows:
+            count += 1
             if fmt == "jsonl":
                 handle.write(json.dumps(row) + "\n")
                 continue
@@ -182,12 +187,15 @@ def write_rows(rows, output: str | None, fmt: str) -> None:
                 header = list(row)
                 handle.write("\t".join(header) + "\n")
             handle.write("\t".join("" if row[k] is None else str(row[k]) for k in header) + "\n")
+        if header is None and fmt == "tsv" and columns:
+            handle.write("\t".join(columns) + "\n")
 
     if output:
         with atomic_path(output) as tmp, open(tmp, "w") as f:
             emit(f)
     else:
         emit(sys.stdout)
+    return count
 
 
 def add_command(sub, name: str, help: str, func, epilog: str = EXAMPLES) -> argparse.ArgumentParser:

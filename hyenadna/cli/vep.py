@@ -12,7 +12,7 @@ def cmd_vep(args: argparse.Namespace) -> int:
     import warnings
 
     from hyenadna.sdk import HyenaDNA
-    from hyenadna.vep import score_variants
+    from hyenadna.vep import score_variants, vep_columns
 
     model = HyenaDNA(sdk_config(args, progress=False))
     print(f"model: {model.source}", file=sys.stderr)
@@ -22,7 +22,9 @@ def cmd_vep(args: argparse.Namespace) -> int:
         rows = score_variants(
             model.model, model.tokenizer, args.vcf, args.genome, args.window, args.batch_size, args.both_strands
         )
-        write_rows(rows, args.output, args.out_format)
+        n = write_rows(rows, args.output, args.out_format, columns=vep_columns(args.both_strands))
+    if n == 0:
+        print(f"warning: {args.vcf} has no variant records; wrote a header only", file=sys.stderr)
     return 0
 
 
