@@ -211,3 +211,66 @@ def test_benchmark_plot_has_no_error_bars_from_one_seed(tmp_path, monkeypatch):
     write_report({"config": cfg, "tasks": {"t": {"metric": "mcc", "modes": {"kmer": entry}}}}, tmp_path)
     assert calls == [None] and titles == ["quick profile (seed 0, no error bars)"]
     assert (tmp_path / "results.png").is_file()
+
+
+def test_bed_edge_cases_are_errors_and_warnings_are_one_line(tmp_path, capsys):
+    genome = tmp_path / "g.fa"
+    genome.write_text(">chr1\n" + "ACGT" * 50 + "\n")
+    bed = tmp_path / "r.bed"
+    bed.write_text("chr1\t10\t60\ta\nchr2\t0\t10\tb\n")
+    fa = tmp_path / "x.fa"
+    fa.write_text(">x\nACGT\n")
+    model = ["--model", str(FIXTURES / "tiny")]
+    out = str(tmp_path / "o.npz")
+    assert main(["embed", str(fa), "--bed", str(bed), "--genome", str(genome), "-o", out, *model]) == 1
+    assert "not both" in capsys.readouterr().err
+    assert main(["embed", "--bed", str(bed), "--genome", str(genome), "-o", out, "--skip-invalid", *model]) == 0
+    err = capsys.readouterr().err
+    warning = [line for line in err.splitlines() if "warning" in line]
+    assert warning == [f"hyenadna embed: warning: {bed}:2: skipped: chromosome 'chr2' is not in {genome}"]
+    bed.write_text("chr2\t0\t10\tb\n")
+    assert main(["embed", "--bed", str(bed), "--genome", str(genome), "-o", out, "--skip-invalid", *model]) == 1
+    assert "every one of its 1 intervals was skipped" in capsys.readouterr().err
+
+
+def test_info_on_a_fine_tuned_folder(tmp_path, capsys):
+    from hyenadna import HyenaDNAConfig, HyenaDNAFineTuningModel
+
+    ft = HyenaDNAFineTuningModel(HyenaDNAConfig(model_path=FIXTURES / "tiny"), "classification", 3)
+    ft.save(tmp_path / "clf")
+    assert main(["info", str(tmp_path / "clf")]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["fine_tuned"]["output_size"] == 3 and info["parameters"] > 0
+
+
+def test_every_command_has_its_own_examples():
+    from hyenadna.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    epilogs = {name: p.epilog or "" for name, p in sub.choices.items()}
+    for name, epilog in epilogs.items():
+        assert f"hyenadna {name}" in epilog, f"{name} --help shows no example of itself"
+    generate = {a.option_strings[0]: a for a in sub.choices["generate"]._actions if a.option_strings}
+    for flag in ("--top-k", "--num-samples", "--temperature", "--length", "--seed"):
+        assert generate[flag].help, f"generate {flag} has no description"
+
+
+def test_fine_tune_caps_rows_and_patience(tmp_path, capsys):
+    from tests.conftest import SHARED
+
+    args = ["fine-tune", str(SHARED / "benchmarks" / "promoter_all"), "--out", str(tmp_path / "clf")]
+    args += [
+        "--max-train",
+        "40",
+        "--max-test",
+        "20",
+        "--epochs",
+        "1",
+        "--patience",
+        "1",
+        "--model",
+        str(FIXTURES / "tiny"),
+    ]
+    assert main(args) == 0
+    meta = json.loads((tmp_path / "clf" / "finetune.json").read_text())
+    assert len(meta["history"]) == 1

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 
 from hyenadna.cli import (
     benchmark,
@@ -73,6 +74,19 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    with warnings.catch_warnings():
+        # warnings as one clean line each, not Python's "file.py:95: UserWarning: ..." form
+        warnings.showwarning = lambda message, *_, **__: print(
+            f"hyenadna {args.command}: warning: {message}", file=sys.stderr
+        )
+        try:
+            return _run(args)
+        finally:
+            if in_main_thread:
+                signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if getattr(args, "precision", "fp32") == "bf16":
             import torch
@@ -94,6 +108,3 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated:
         print(f"hyenadna {args.command}: terminated", file=sys.stderr)
         return 143
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)

@@ -15,7 +15,8 @@ EXAMPLES = """examples:
   hyenadna score hyenadna/examples/example.fa -o scores.tsv
   hyenadna vep variants.vcf.gz --genome hg19.fa.gz --window 1024 -o effects.tsv
   hyenadna generate --prompt ACGTTGCA --length 200 --num-samples 3 --temperature 0.8 --top-k 3 --seed 1
-  hyenadna info hyenadna-tiny-1k-seqlen
+  hyenadna info                                                        # the bundled model
+  hyenadna info hyenadna-tiny-1k-seqlen     # a published model: fetched from the Hugging Face Hub on first use
   hyenadna convert weights_dir/ converted_dir/ --layout hyenadna
 """
 
@@ -111,19 +112,19 @@ def sdk_config(args: argparse.Namespace, **kw):
     from hyenadna.sdk import HyenaDNAConfig
 
     name, path = model_name_or_path(args.model)
-    return HyenaDNAConfig(
-        model_name=name,
-        model_path=path,
-        device=args.device,
-        batch_size=args.batch_size,
-        pretrained=not args.random_init,
-        allow_unsafe_pickle=args.allow_unsafe_pickle,
-        precision=getattr(args, "precision", "fp32"),
-        revision=getattr(args, "revision", None),
-        local_files_only=getattr(args, "offline", False),
-        hub_layout=getattr(args, "hub_layout", "auto"),
-        **kw,
-    )
+    fields = {
+        "model_name": name,
+        "model_path": path,
+        "device": args.device,
+        "batch_size": args.batch_size,
+        "pretrained": not args.random_init,
+        "allow_unsafe_pickle": args.allow_unsafe_pickle,
+        "precision": getattr(args, "precision", "fp32"),
+        "revision": getattr(args, "revision", None),
+        "local_files_only": getattr(args, "offline", False),
+        "hub_layout": getattr(args, "hub_layout", "auto"),
+    }
+    return HyenaDNAConfig(**{**fields, **kw})
 
 
 def add_input_args(p: argparse.ArgumentParser) -> None:
@@ -143,6 +144,8 @@ def read_records(args: argparse.Namespace):
     if args.bed:
         if not args.genome:
             raise ValueError("--bed needs --genome")
+        if args.input:
+            raise ValueError(f"give INPUT ({args.input}) or --bed with --genome, not both")
         return read_bed_sequences(args.bed, args.genome, args.flank, args.skip_invalid)
     if not args.input:
         raise ValueError("give an INPUT file (or - for stdin), or --bed with --genome")
@@ -198,9 +201,62 @@ def write_rows(rows, output: str | None, fmt: str, columns: list[str] | None = N
     return count
 
 
-def add_command(sub, name: str, help: str, func, epilog: str = EXAMPLES) -> argparse.ArgumentParser:
+COMMAND_EXAMPLES = {
+    "embed": """examples:
+  hyenadna embed hyenadna/examples/example.fa -o emb.npz                 # bundled model, mean-pooled
+  hyenadna embed reads.fq.gz -o emb.parquet --pooling none               # per-token, streamed
+  hyenadna embed seqs.fa -o emb.npz --layer 1 2                          # two hidden layers: emb.layer1.npz, ...
+  hyenadna embed --bed peaks.bed --genome hg19.fa --flank 100 -o peaks.npz
+  cat seqs.txt | hyenadna embed - -o emb.npy --model hyenadna-tiny-1k-seqlen-d256 --offline
+""",
+    "score": """examples:
+  hyenadna score hyenadna/examples/example.fa -o scores.tsv
+  hyenadna score long.fa --overlap 256 -o scores.jsonl      # windows re-read 256 bases of left context
+""",
+    "vep": """examples:
+  hyenadna vep variants.vcf.gz --genome hg19.fa.gz -o effects.tsv
+  hyenadna vep variants.vcf.gz --genome hg19.fa.gz --window 512 --both-strands -o effects.tsv
+""",
+    "generate": """examples:
+  hyenadna generate --prompt ACGTTGCA --length 200
+  hyenadna generate --prompt ACGTTGCA --length 200 --num-samples 3 --temperature 0.8 --top-k 3 --seed 1 -o s.fa
+""",
+    "info": """examples:
+  hyenadna info                                                        # the bundled model
+  hyenadna info hyenadna-tiny-1k-seqlen     # a published model: fetched from the Hugging Face Hub on first use
+  hyenadna info my-classifier/              # a folder written by `hyenadna fine-tune`
+""",
+    "export": """examples:
+  hyenadna export runs/my-run my-model               # config.json, model.safetensors and a model card
+  hyenadna export runs/my-run my-model --evaluation eval.json
+""",
+    "convert": """examples:
+  hyenadna convert hub/weights.ckpt my-model                       # any layout in, ours out
+  hyenadna convert my-model my-model-hf --layout hf
+  hyenadna convert my-model my-model-hf --layout hf --overwrite    # replace an existing folder
+""",
+    "fine-tune": """examples:
+  hyenadna fine-tune ../shared/benchmarks/promoter_all --out my-classifier
+  hyenadna fine-tune task/ --out clf --epochs 3 --patience 1 --max-train 2000 --head-init probe
+""",
+    "predict": """examples:
+  hyenadna predict my-classifier seqs.fa                      # JSON Lines on stdout
+  hyenadna predict my-classifier seqs.fa -o preds.json --out-format json --rc-average
+""",
+    "evaluate": """examples:
+  hyenadna evaluate --fasta ../shared/data/genome/GRCh37_chr20.fa.gz --include 20:0-32000000
+  hyenadna evaluate my-model --fasta genome.fa.gz --windows 512 -o eval.json --no-markov
+""",
+}
+
+
+def add_command(sub, name: str, help: str, func, epilog: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser(
-        name, help=help, description=help, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+        name,
+        help=help,
+        description=help,
+        epilog=epilog or COMMAND_EXAMPLES.get(name, EXAMPLES),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.set_defaults(func=func)
     return p

@@ -7,7 +7,7 @@ import json
 import sys
 import time
 
-from hyenadna.cli.common import add_model_args, int_at_least, sdk_config
+from hyenadna.cli.common import add_command, add_model_args, int_at_least, sdk_config
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -57,7 +57,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="held-out NLL (nats/base, bits/base, perplexity) beside a Markov baseline")
+    p = add_command(
+        sub, "evaluate", "held-out NLL (nats/base, bits/base, perplexity) beside a Markov baseline", cmd_evaluate
+    )
     p.add_argument("--fasta", nargs="+", required=True)
     p.add_argument("--include", nargs="*", default=[], help="training regions the Markov baseline is fitted on")
     p.add_argument("--exclude", nargs="*", default=[])
@@ -68,4 +70,3 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--verbose", action="store_true")
     p.add_argument("-o", "--output", help="also write the JSON report here")
     add_model_args(p)
-    p.set_defaults(func=cmd_evaluate)

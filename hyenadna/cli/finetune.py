@@ -6,14 +6,14 @@ import argparse
 import json
 import sys
 
-from hyenadna.cli.common import add_model_args, float_above, int_at_least, sdk_config
+from hyenadna.cli.common import add_command, add_model_args, float_above, int_at_least, sdk_config
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     from hyenadna.benchmark.tasks import load_task
     from hyenadna.finetune import HyenaDNAFineTuningModel
 
-    task = load_task(args.task)
+    task = load_task(args.task).subsample(args.max_train, args.max_test, seed=args.seed)
     ft = HyenaDNAFineTuningModel(
         sdk_config(args, seed=args.seed), "classification", task.num_classes, label_names=task.label_names
     )
@@ -23,6 +23,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         task.train["label"].to_numpy(),
         epochs=args.epochs,
         lr=args.lr,
+        patience=args.patience,
         rc_augment=args.rc_augment,
         head_init=args.head_init,
         seed=args.seed,
@@ -34,15 +35,17 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("fine-tune", help="fine-tune a classifier on a task folder and save it")
+    p = add_command(sub, "fine-tune", "fine-tune a classifier on a task folder and save it", cmd_finetune)
     p.add_argument("task", help="task folder (train/test csv.gz or parquet, columns sequence,label)")
     p.add_argument("--out", required=True, help="output folder for the fine-tuned model")
     p.add_argument("--epochs", type=int_at_least(1), default=10)
     p.add_argument("--lr", type=float_above(0), default=6e-4)
+    p.add_argument("--patience", type=int_at_least(1), default=3, help="epochs without validation gain before stopping")
+    p.add_argument("--max-train", type=int_at_least(2), help="cap the train rows (stratified, seeded)")
+    p.add_argument("--max-test", type=int_at_least(1), help="cap the test rows (stratified, seeded)")
     p.add_argument("--rc-augment", action="store_true", help="reverse-complement augmentation and test-time averaging")
     p.add_argument(
         "--head-init", choices=["random", "probe"], default="random", help="probe: logistic-regression head, then FT"
     )
     p.add_argument("--seed", type=int, default=0)
     add_model_args(p)
-    p.set_defaults(func=cmd_finetune)

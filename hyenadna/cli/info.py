@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from hyenadna.cli.common import add_command, add_hub_args, add_runtime_args, sdk_config
 
@@ -11,6 +12,12 @@ from hyenadna.cli.common import add_command, add_hub_args, add_runtime_args, sdk
 def cmd_info(args: argparse.Namespace) -> int:
     from hyenadna.sdk import build_model
 
+    if args.model and (Path(args.model) / "finetune.json").is_file():
+        meta = json.loads((Path(args.model) / "finetune.json").read_text())
+        model, source = build_model(sdk_config(args, model_path=Path(args.model) / "backbone", model_name=None))
+        head = {k: meta.get(k) for k in ("head", "output_size", "label_names", "pooling", "max_length")}
+        print(json.dumps({"fine_tuned": head, "source": source, "parameters": model.num_parameters()}, indent=2))
+        return 0
     model, source = build_model(sdk_config(args))
     info = {
         "source": source,

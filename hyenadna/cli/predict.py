@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from hyenadna.cli.common import add_input_args, add_runtime_args, read_records
+from hyenadna.cli.common import add_command, add_input_args, add_runtime_args, read_records
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -37,11 +37,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="predict labels with a fine-tuned model (JSON Lines)")
+    p = add_command(sub, "predict", "predict labels with a fine-tuned model (JSON Lines)", cmd_predict)
     p.add_argument("model", help="a folder written by `hyenadna fine-tune`")
     add_input_args(p)
     p.add_argument("-o", "--output", help="output file (default: stdout)")
     p.add_argument("--out-format", choices=["jsonl", "json"], default="jsonl")
     p.add_argument("--rc-average", action="store_true")
     add_runtime_args(p, batch_size=16)
-    p.set_defaults(func=cmd_predict)

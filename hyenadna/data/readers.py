@@ -223,6 +223,7 @@ def read_bed_sequences(
     except BedFormatError as e:
         raise SequenceInputError(str(e)) from None
     fasta = GenomeFasta(genome, {r.chrom for r in rows})
+    kept = 0
     for r in rows:
         lo, hi = r.start - flank, r.end + flank
         size = fasta.sizes.get(canonical_chrom(r.chrom))
@@ -239,4 +240,7 @@ def read_bed_sequences(
             warnings.warn(f"{bed}:{r.line}: skipped: {problem}", stacklevel=2)
             continue
         seq = fasta.fetch(r.chrom, lo, hi)
+        kept += 1
         yield SequenceRecord(r.name, reverse_complement(seq) if r.strand == "-" else seq)
+    if rows and not kept:
+        raise SequenceInputError(f"{bed}: every one of its {len(rows)} intervals was skipped; nothing to do")
