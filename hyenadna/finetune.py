@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from hyenadna.data.pipeline import ContextPolicy, fit_bases
+from hyenadna.data.pipeline import ContextPolicy, fit_bases, iter_batches, plan_chunks
 from hyenadna.metrics import classification_metrics, regression_metrics
 from hyenadna.models.hyena_dna import HyenaDNALMHeadModel, load_model
 from hyenadna.pooling import POOLINGS, masked_pool
@@ -187,13 +187,10 @@ class HyenaDNAFineTuningModel:
         )
         return self.history
 
-    def _sorted_batches(self, data: TokenizedSequences, rc: bool):
-        """(indices, padded batch) over ``data`` sorted by length, so batches carry little padding."""
-        order = np.argsort([len(x) for x in data.ids], kind="stable")
-        bs = self.config.batch_size
-        for k in range(0, len(order), bs):
-            idx = order[k : k + bs]
-            yield idx, pad_batch([self._framed(data.ids[i], rc) for i in idx]).to(self.device)
+    def _batches(self, data: TokenizedSequences, strands: int = 1):
+        """(chunks, padded batch) from the data path: bases cut to the context, length-bucketed batches."""
+        chunks = plan_chunks(data.ids, self.tokenizer, ContextPolicy(self.context_length, "truncate"), strands)
+        return iter_batches(chunks, self.config.batch_size, self.device)
 
     @torch.no_grad()
     def _init_head_from_probe(self, train: TokenizedSequences, y: np.ndarray, seed: int) -> None:
@@ -202,10 +199,10 @@ class HyenaDNAFineTuningModel:
             return
         self.network.eval()
         feats = np.zeros((len(train), self.network.head.in_features), dtype=np.float32)
-        for idx, enc in self._sorted_batches(train, rc=False):
+        for batch, enc in self._batches(train):
             with autocast(self.device, self.config.precision):
                 pooled = masked_pool(self.network.backbone(enc.input_ids), enc.attention_mask, self.pooling)
-            feats[idx] = pooled.float().cpu().numpy()
+            feats[[c.seq for c in batch]] = pooled.float().cpu().numpy()
         set_head_from_probe(self.network.head, feats, y, seed)
 
     # ---- inference ------------------------------------------------------------------------------------------------
@@ -216,13 +213,12 @@ class HyenaDNAFineTuningModel:
         data = self.process_data(data)
         was_training = self.network.training
         self.network.eval()
-        strands = (False, True) if rc_average else (False,)
+        strands = 2 if rc_average else 1
         out = np.zeros((len(data), self.output_size), dtype=np.float32)
-        for rc in strands:
-            for idx, enc in self._sorted_batches(data, rc):
-                with autocast(self.device, self.config.precision):
-                    logits = self.network(enc.input_ids, enc.attention_mask)
-                out[idx] += logits.float().cpu().numpy() / len(strands)
+        for batch, enc in self._batches(data, strands):
+            with autocast(self.device, self.config.precision):
+                logits = self.network(enc.input_ids, enc.attention_mask)
+            np.add.at(out, [c.seq for c in batch], logits.float().cpu().numpy() / strands)
         self.network.train(was_training)
         return out
 

@@ -233,6 +233,7 @@ class HubFetcher:
         self.hub = hub
         self.unreachable: dict[str, str] = {}  # repo -> why the endpoint could not be reached
         self.probed: set[str] = set()
+        self.warned = False  # the network-down warning is given once per lookup
 
     def offline(self, repo: str) -> bool:
         return self.hub.offline or repo in self.unreachable
@@ -264,8 +265,8 @@ class HubFetcher:
             path = try_to_load_from_cache(repo, filename, kw["cache_dir"], hub.revision, repo_type)
             if not isinstance(path, str):
                 raise NotCached(_not_cached_message(repo, hub, self.unreachable.get(repo), repo_type))
-            if repo in self.unreachable and not getattr(self, "_warned", False):
-                self._warned = True
+            if repo in self.unreachable and not self.warned:
+                self.warned = True
                 warnings.warn(
                     f"could not reach {hub.resolved_endpoint} ({self.unreachable[repo]}); using the cached copy of "
                     f"{repo} in {Path(path).parent}",
@@ -287,7 +288,9 @@ class HubFetcher:
         return path
 
     def repo_folder(self, repo: str, repo_type: str = "model") -> Path:
-        return self.hub.resolved_cache_dir / f"{repo_type}s--{repo.replace('/', '--')}"
+        from huggingface_hub.file_download import repo_folder_name
+
+        return self.hub.resolved_cache_dir / repo_folder_name(repo_id=repo, repo_type=repo_type)
 
     @contextmanager
     def transaction(self, repo: str, repo_type: str = "model"):

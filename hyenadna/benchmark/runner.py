@@ -30,6 +30,8 @@ class BenchmarkConfig:
     suite: str | None = None  # a suite fetched from the Hub by name (``hyenadna.benchmark.suites``), e.g. "nt"
     revision: str | None = None  # Hub revision of the suite's dataset
     local_files_only: bool = False  # Hub: use the cache only (models and suites)
+    model_revision: str | None = None  # Hub revision of a model named by model_name
+    hub_layout: str = "auto"  # a published model's Hub repository: "auto", "hf" or "lightning"
     modes: list[str] = field(default_factory=lambda: list(MODES))
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     model_name: str | None = None
@@ -233,7 +235,8 @@ def run_benchmark(cfg: BenchmarkConfig, log=print) -> dict:
         # fetch (or find) the weights once, so every run reads the same files
         from hyenadna.hub import HubOptions, resolve_weights
 
-        path = resolve_weights(cfg.model_name, None, HubOptions(local_files_only=cfg.local_files_only))
+        hub = HubOptions(cfg.model_revision, cfg.local_files_only, layout=cfg.hub_layout)
+        path = resolve_weights(cfg.model_name, None, hub)
         cfg = replace(cfg, model_path=str(path))
     t_all = time.time()
     for task in tasks:

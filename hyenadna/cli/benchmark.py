@@ -25,17 +25,14 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     if args.suite and args.tasks_dir:
         raise ValueError("--suite and --tasks-dir are alternatives: give one")
     name, path = model_name_or_path(args.model)
-    if path is None and name is not None and set(args.modes) & {"probe", "finetune", "scratch"}:
-        from hyenadna.hub import HubOptions, resolve_weights
-
-        hub = HubOptions(revision=args.revision, local_files_only=args.offline, layout=args.hub_layout)
-        path = str(resolve_weights(name, None, hub))
     kw = {
         "tasks_dir": args.tasks_dir,
         "out_dir": args.out,
         "tasks": args.tasks,
         "suite": args.suite,
         "revision": args.suite_revision,
+        "model_revision": args.revision,
+        "hub_layout": args.hub_layout,
         "local_files_only": args.offline,
         "modes": args.modes,
         "model_name": name,

@@ -56,36 +56,29 @@ def add_runtime_args(p: argparse.ArgumentParser, device: bool = True, batch_size
     p.add_argument("--threads", type=int_at_least(1), help="torch CPU threads (default: torch's choice)")
 
 
-def int_at_least(low: int):
-    """An argparse type: an integer >= low, else a usage error (exit 2) that names the flag."""
+def _bounded(cast: type, low: float, strict: bool):
+    """An argparse type: a ``cast`` value >= low (> low if ``strict``), else a usage error (exit 2) naming the flag."""
+    kind = "an integer" if cast is int else "a number"
 
-    def parse(text: str) -> int:
+    def parse(text: str):
         try:
-            value = int(text)
+            value = cast(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{value} is less than {low}")
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+        if not (value > low if strict else value >= low):  # also refuses nan
+            raise argparse.ArgumentTypeError(f"{value:g} is {'not greater than' if strict else 'less than'} {low:g}")
         return value
 
-    parse.__name__ = f"integer >= {low}"
+    parse.__name__ = f"{kind.split()[-1]} {'>' if strict else '>='} {low:g}"
     return parse
+
+
+def int_at_least(low: int):
+    return _bounded(int, low, strict=False)
 
 
 def float_above(low: float):
-    """An argparse type: a number > low, else a usage error (exit 2) that names the flag."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not value > low:
-            raise argparse.ArgumentTypeError(f"{value:g} is not greater than {low:g}")
-        return value
-
-    parse.__name__ = f"number > {low:g}"
-    return parse
+    return _bounded(float, low, strict=True)
 
 
 def add_hub_args(p: argparse.ArgumentParser) -> None:
