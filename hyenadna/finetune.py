@@ -25,6 +25,7 @@ from hyenadna.pooling import POOLINGS, masked_pool
 from hyenadna.sdk import HyenaDNAConfig, TokenizedSequences, build_model, tokenize_data
 from hyenadna.tokenizer import CharacterTokenizer, pad_batch, reverse_complement_ids
 from hyenadna.training.finetune import Recipe, SequenceModel, autocast, fine_tune, set_head_from_probe
+from hyenadna.utils.device import seeded
 from hyenadna.utils.io import atomic_path, atomic_write_text
 
 HEADS = ("classification", "regression")
@@ -68,8 +69,7 @@ class HyenaDNAFineTuningModel:
             self.lm, self.source = model, "given model"
         self.device = next(self.lm.parameters()).device
         self.tokenizer = CharacterTokenizer(self.config.framing, self.config.iupac_policy, self.config.n_to_pad)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.config.seed)
+        with seeded(self.config.seed):
             self.network = SequenceModel(self.lm.backbone, output_size, self.pooling).to(self.device)
         self.history: list[dict] = []
 

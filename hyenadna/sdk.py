@@ -35,7 +35,7 @@ from hyenadna.hub import (
 from hyenadna.models.hyena_dna import HyenaDNALMHeadModel, load_model
 from hyenadna.pooling import POOLINGS
 from hyenadna.tokenizer import CharacterTokenizer
-from hyenadna.utils.device import resolve_device
+from hyenadna.utils.device import resolve_device, seeded
 
 LONG_SEQUENCE_MODES = CONTEXT_MODES
 
@@ -128,8 +128,7 @@ def build_model(config: HyenaDNAConfig) -> tuple[HyenaDNALMHeadModel, str]:
         shape = published_config(name)
         if shape is None:
             raise ValueError(f"pretrained=False needs a published model name for the shape, got {name!r}")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
+        with seeded(config.seed):
             model = HyenaDNALMHeadModel(replace(shape, **config.model_overrides))
         return model.to(device).eval(), f"{name} shape, RANDOMLY INITIALISED (seed {config.seed}), not pretrained"
     path = resolve_weights(config.model_name, config.model_path, config.hub)

@@ -94,6 +94,61 @@ def test_markov_probabilities_are_normalised_and_learn_structure():
     assert total == pytest.approx(1.0)
 
 
+def test_markov_counts_equal_a_naive_count():
+    """The one-pass k-mer codes count exactly what counting each (j+1)-mer of A/C/G/T by hand counts."""
+    rng = np.random.default_rng(3)
+    x = rng.choice(np.array([7, 8, 9, 10, 11], dtype=np.uint8), size=400, p=[0.24, 0.24, 0.24, 0.24, 0.04])
+    model = MarkovModel(4).fit([x])
+    for j in range(5):
+        naive = np.zeros(4 ** (j + 1), dtype=np.int64)
+        for i in range(len(x) - j):
+            kmer = x[i : i + j + 1].astype(int) - 7
+            if (kmer < 4).all():
+                naive[int("".join(map(str, kmer)), 4)] += 1
+        assert np.array_equal(model.counts[j].ravel(), naive), j
+
+
+def test_markov_report_is_cached_by_its_inputs(fasta, tmp_path, monkeypatch):
+    from hyenadna.training import pretrain as pretrain_module
+    from hyenadna.training.windows import fixed_windows
+
+    genome = Genome.from_fasta([fasta])
+    train = [Interval("1", 0, 100_000)]
+    windows = fixed_windows(genome, [Interval("1", 100_000, 113_000)], 4, 65)
+    lines: list[str] = []
+    first = pretrain_module.markov_baseline(genome, train, windows, log=lines.append)
+    assert "fitting" in lines[0] and len(list((tmp_path / "cache" / "markov").glob("*.json"))) == 1
+
+    def refuse(*a, **k):
+        raise AssertionError("refitted although the same inputs were cached")
+
+    monkeypatch.setattr(pretrain_module, "select_markov", refuse)
+    again = pretrain_module.markov_baseline(genome, train, windows, log=lines.append)
+    assert again["held_out"] == first["held_out"] and "cached" in lines[-1]
+    with pytest.raises(AssertionError, match="refitted"):  # other training DNA: another key
+        pretrain_module.markov_baseline(genome, [Interval("1", 0, 90_000)], windows, log=lines.append)
+    with pytest.raises(AssertionError, match="refitted"):
+        pretrain_module.markov_baseline(genome, train, windows, log=lines.append, cache=False)
+
+
+def test_warm_start_copies_same_shaped_weights_into_a_longer_context(tmp_path):
+    from hyenadna import HyenaConfig, HyenaDNALMHeadModel
+    from hyenadna.training.pretrain import warm_start
+
+    short = HyenaDNALMHeadModel(HyenaConfig(d_model=16, n_layer=2, d_inner=32, l_max=66))
+    short.save_pretrained(tmp_path / "short")
+    long = HyenaDNALMHeadModel(HyenaConfig(d_model=16, n_layer=2, d_inner=32, l_max=1026))
+    message = warm_start(long, str(tmp_path / "short"))
+    assert "copied" in message
+    for (name, p), q in zip(long.named_parameters(), short.parameters(), strict=True):
+        assert torch.equal(p, q), name
+    z = dict(long.named_buffers())["backbone.layers.0.mixer.filter_fn.pos_emb.z"]
+    assert z.shape[1] == 1026  # the position grid is the new model's own
+    other = HyenaDNALMHeadModel(HyenaConfig(d_model=8, n_layer=1, d_inner=16, l_max=66))
+    with pytest.raises(ValueError, match="another architecture"):
+        warm_start(other, str(tmp_path / "short"))
+
+
 def test_schedule_and_parameter_groups():
     assert cosine_lr(0, 100, 1e-3, 10) == pytest.approx(1e-6)
     assert cosine_lr(10, 100, 1e-3, 10) == pytest.approx(1e-3)
@@ -183,10 +238,17 @@ def test_export_writes_model_card(fasta, tmp_path):
     pretrain(cfg)
     dest = export_run(tmp_path / "run", tmp_path / "model", "toy-model")
     card = (dest / "README.md").read_text()
-    assert "# toy-model" in card and "Markov baseline" in card and "| steps | 3 |" in card
+    assert "# toy-model" in card and "Markov baseline" in card and "| steps | 3 of 3 |" in card
     assert "| training regions | 1:0-100000 (0-based" in card  # the real intervals, held-out region removed
     assert json.loads((tmp_path / "run" / "regions.json").read_text())["evaluation"] == ["1:100000-113000"]
     assert (dest / "loss_curve.png").stat().st_size > 1000
+    # nothing borrowed from the bundled model's card: the run's own shape, data, chromosomes and command
+    assert "shipped inside the package" not in card and "chrX" not in card and "two chromosomes" not in card
+    assert "d_model 16, 2 layers, d_inner 32, l_max 66 |" in card and "1 chromosome (1)" in card
+    assert f"hyenadna pretrain --fasta {fasta}" in card and "--d-model 16" in card and "--seq-len 64" in card
+    assert 'HyenaDNAConfig(model_name="toy-model")' in card and "HyenaDNA()  #" not in card
+    bundled = (export_run(tmp_path / "run", tmp_path / "b", "toy-model", bundled=True) / "README.md").read_text()
+    assert "shipped inside the package as its default model" in bundled
     emb = HyenaDNA(HyenaDNAConfig(model_path=dest, pooling="mean")).get_embeddings("ACGTACGT")
     assert emb.shape == (1, 16)
 

@@ -190,12 +190,10 @@ def _fine_tuning_model(task: Task, seed: int, cfg: BenchmarkConfig, random_init_
 
     model = None
     if random_init_config is not None:
-        import torch
-
         from hyenadna.models.hyena_dna import HyenaDNALMHeadModel
+        from hyenadna.utils.device import seeded
 
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             model = HyenaDNALMHeadModel(random_init_config)
     config = HyenaDNAConfig(
         model_name=cfg.model_name,

@@ -46,8 +46,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     }
     report["model_seconds"] = time.perf_counter() - t0
     if args.markov:
-        log = (lambda m: print(m, file=sys.stderr)) if args.verbose else (lambda m: None)
-        report["markov"] = markov_baseline(genome, train, windows, log=log)
+        log = (lambda m: print(m, file=sys.stderr)) if not args.quiet else (lambda m: None)
+        report["markov"] = markov_baseline(genome, train, windows, log=log, cache=not args.refit_markov)
         report["markov"].pop("grid")
     text = json.dumps(report, indent=1)
     if args.output:
@@ -67,6 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--windows", type=int_at_least(1), default=256, help="number of N-free held-out windows")
     p.add_argument("--seq-len", type=int_at_least(2), default=1024, help="predicted bases per window")
     p.add_argument("--no-markov", dest="markov", action="store_false")
-    p.add_argument("--verbose", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument(
+        "--refit-markov", action="store_true", help="refit the Markov baseline instead of using its cached report"
+    )
     p.add_argument("-o", "--output", help="also write the JSON report here")
     add_model_args(p)

@@ -14,7 +14,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from hyenadna.training.export import export_run
 
     evaluation = json.loads(Path(args.evaluation).read_text()) if args.evaluation else None
-    dest = export_run(args.run, args.destination, args.name or Path(args.destination).name, evaluation)
+    dest = export_run(args.run, args.destination, args.name or Path(args.destination).name, evaluation, args.bundled)
     print(f"exported {args.run} -> {dest} (config.json, model.safetensors, README.md model card)", file=sys.stderr)
     return 0
 
@@ -24,4 +24,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", help="the pretraining run folder (--out of hyenadna pretrain)")
     p.add_argument("destination", help="model folder to write")
     p.add_argument("--name", help="model name for the card (default: the folder name)")
+    p.add_argument("--bundled", action="store_true", help="the card says the model ships inside the package")
     p.add_argument("--evaluation", help="JSON written by `hyenadna evaluate -o` to report instead of the last eval")

@@ -14,6 +14,9 @@ PRETRAIN_EXAMPLES = """examples:
   hyenadna pretrain --fasta ../shared/data/genome/GRCh37_chr20.fa.gz ../shared/data/genome/GRCh37_chrX_0-70Mb.fa.gz \\
       --out runs/tiny-d256 --max-steps 8000 --max-minutes 150
   hyenadna pretrain --out runs/tiny-d256 --resume            # continue exactly where it stopped
+  # the long-context bundled model: warm start from the 1k one, then 1k -> 4k -> 16k windows
+  hyenadna pretrain --fasta ... --init-from hyenadna-tiny-1k-d256-grch37 --l-max 16386 --seq-len 16384 \
+      --batch-size 1 --stages 600:1024:16,1200:4096:4 --max-steps 2400 --out runs/tiny-16k-d256
   torchrun --nproc_per_node=2 -m hyenadna.cli pretrain ...    # data-parallel (gloo on CPU, nccl on GPU)
 """
 
@@ -61,6 +64,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
             bf16=args.bf16,
             compile=args.compile,
             seed=args.seed,
+            init_from=args.init_from,
             log_every=args.log_every,
             eval_every=args.eval_every,
             eval_windows=args.eval_windows,
@@ -120,6 +124,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bf16", action="store_true", help="bf16 autocast for the matmuls (the FFT stays fp32)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--init-from",
+        metavar="MODEL",
+        help="warm start: copy the weights of this model (name or folder), e.g. the 1k model into a 16k one",
+    )
     add_runtime_args(p, batch_size=None)
     p.add_argument("--log-every", type=int_at_least(1), default=10)
     p.add_argument("--eval-every", type=int_at_least(1), default=500)

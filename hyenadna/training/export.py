@@ -15,18 +15,80 @@ from hyenadna.utils.io import atomic_write_text
 MAX_BYTES = 10 * 1024 * 1024
 
 
-def export_run(run_dir: str | Path, dest: str | Path, name: str, evaluation: dict | None = None) -> Path:
-    """Copy ``run_dir/model`` to ``dest`` and write its model card from the run's own records."""
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def pretrain_command(cfg: dict) -> str:
+    """The ``hyenadna pretrain`` command line that starts this run (defaults left out where the parser has them)."""
+    m = cfg["model"]
+    parts = ["hyenadna pretrain --fasta " + " ".join(cfg["fasta"]), f"--out {cfg['out_dir']}"]
+    parts += [f"--d-model {m['d_model']}", f"--n-layer {m['n_layer']}", f"--d-inner {m['d_inner']}"]
+    parts += [f"--l-max {m['l_max']}", f"--seq-len {cfg['seq_len']}", f"--batch-size {cfg['batch_size']}"]
+    if cfg.get("stages"):
+        parts.append("--stages " + ",".join(":".join(map(str, s)) for s in cfg["stages"]))
+    if cfg.get("grad_accum", 1) != 1:
+        parts.append(f"--grad-accum {cfg['grad_accum']}")
+    parts += [f"--max-steps {cfg['max_steps']}", f"--lr {cfg['lr']}", f"--weight-decay {cfg['weight_decay']}"]
+    if cfg.get("warmup_steps") is not None:
+        parts.append(f"--warmup-steps {cfg['warmup_steps']}")
+    for key in ("include", "exclude"):
+        if cfg.get(key):
+            parts.append(f"--{key} " + " ".join(cfg[key]))
+    parts.append("--eval-region " + " ".join(cfg["eval_region"]))
+    if cfg.get("init_from"):
+        parts.append(f"--init-from {cfg['init_from']}")
+    flags = {"bf16": "--bf16", "compile": "--compile", "n_to_pad": "--n-to-pad"}
+    parts += [flag for key, flag in flags.items() if cfg.get(key)]
+    if not cfg.get("reverse_complement", True):
+        parts.append("--no-rc")
+    if not cfg.get("markov", True):
+        parts.append("--no-markov")
+    parts += [f"--seed {cfg['seed']}", f"--eval-windows {cfg['eval_windows']}"]
+    if cfg.get("threads"):
+        parts.append(f"--threads {cfg['threads']}")
+    return " \\\n    ".join(parts)
+
+
+def _chromosomes(regions: list[str]) -> str:
+    names = sorted({r.split(":")[0] for r in regions}, key=lambda c: (not c.isdigit(), c.zfill(3)))
+    return f"{len(names)} chromosome{'s' if len(names) != 1 else ''} ({', '.join(names)})"
+
+
+def _batch(cfg: dict) -> str:
+    stages = [f"{b} x {n} until step {u:,}" for u, n, b in cfg.get("stages") or []]
+    final = f"{cfg['batch_size']} x {cfg['seq_len']}"
+    return "; ".join([*stages, final + (" after that" if stages else "")])
+
+
+def export_run(
+    run_dir: str | Path, dest: str | Path, name: str, evaluation: dict | None = None, bundled: bool = False
+) -> Path:
+    """Copy ``run_dir/model`` to ``dest`` and write its model card from the run's own records only: its config,
+    metrics, regions and Markov report. ``bundled``: the card says the model ships inside the package."""
+    from hyenadna.models.config import PUBLISHED_CONFIGS
+
     run_dir, dest = Path(run_dir), Path(dest)
     model = load_model(run_dir / "model")
     size = (run_dir / "model" / "model.safetensors").stat().st_size
-    if size > MAX_BYTES:
+    if bundled and size > MAX_BYTES:
         raise ValueError(f"{run_dir}/model is {size / 1e6:.1f} MB; a bundled model must be at most 10 MB")
     cfg = json.loads((run_dir / "pretrain_config.json").read_text())
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
     evals = [r for r in rows if r["kind"] == "eval"]
     train_rows = [r for r in rows if r["kind"] == "train"]
-    markov = json.loads((run_dir / "markov.json").read_text())
+    if not evals:
+        raise ValueError(f"{run_dir} has no held-out evaluation yet; export after the first --eval-every step")
+    markov_path = run_dir / "markov.json"
+    markov = json.loads(markov_path.read_text()) if markov_path.exists() else None
+    if evaluation and "markov" in evaluation:  # scored on the evaluation's own windows: the comparable baseline
+        markov = evaluation["markov"]
     last = evals[-1]
     tps = sorted(r["tokens_per_s"] for r in train_rows)
     dest.mkdir(parents=True, exist_ok=True)
@@ -34,7 +96,7 @@ def export_run(run_dir: str | Path, dest: str | Path, name: str, evaluation: dic
         shutil.copyfile(run_dir / "model" / f, dest / f)
     from hyenadna.training.pretrain import _plot
 
-    _plot(run_dir / "metrics.jsonl", dest / "loss_curve.png", markov["held_out"]["nll"])
+    _plot(run_dir / "metrics.jsonl", dest / "loss_curve.png", markov["held_out"]["nll"] if markov else None)
     regions_path = run_dir / "regions.json"
     if regions_path.exists():
         regions = json.loads(regions_path.read_text())
@@ -45,63 +107,95 @@ def export_run(run_dir: str | Path, dest: str | Path, name: str, evaluation: dic
         train_iv, eval_iv = training_intervals(PretrainConfig(**cfg), Genome.from_fasta(cfg["fasta"]))
         regions = {"train": [str(x) for x in train_iv], "evaluation": [str(x) for x in eval_iv]}
     c = model.config
+    same_shape = [
+        n
+        for n, p in PUBLISHED_CONFIGS.items()
+        if (p.d_model, p.n_layer, p.d_inner, p.l_max) == (c.d_model, c.n_layer, c.d_inner, c.l_max)
+    ]
+    shape_note = f" (the shape of {same_shape[0]})" if same_shape else ""
     held_out = evaluation["model_nll"] if evaluation else {k: last[k] for k in ("nll", "bits_per_base", "perplexity")}
+    eval_len = (evaluation.get("window_length", cfg["seq_len"]) if evaluation else cfg["seq_len"]) + 1
+    eval_count = evaluation.get("windows", cfg["eval_windows"]) if evaluation else cfg["eval_windows"]
+    fasta = " ".join(cfg["fasta"])
+    trained = sum(int(r.split(":")[1].split("-")[1]) - int(r.split(":")[1].split("-")[0]) for r in regions["train"])
+    load = "HyenaDNA()  # the bundled default" if bundled else f'HyenaDNA(HyenaDNAConfig(model_name="{name}"))'
+    where = (
+        "and shipped inside the package as its default model (`HyenaDNA()` with no arguments)"
+        if bundled
+        else f"and exported with `hyenadna export` (load it by its folder, or by name once it sits in `$HYENADNA_HOME/{name}`)"
+    )
+    warm = f"; warm-started from {cfg['init_from']}" if cfg.get("init_from") else ""
+    markov_row = ""
+    if markov:
+        sel = markov["selected"]
+        markov_row = (
+            f"| best order-k Markov baseline (order {sel['order']}, add-{sel['alpha']} smoothing, "
+            f"{'both strands' if sel['both_strands'] else 'forward strand'}; chosen on the last 10% of each training "
+            f"interval, refit on all training DNA) | {markov['held_out']['nll']:.4f} | "
+            f"{markov['held_out']['bits_per_base']:.4f} | {markov['held_out']['perplexity']:.3f} |\n"
+        )
+    extra = ""
+    if evaluation and evaluation.get("card_sections"):
+        extra = "\n" + "\n\n".join(evaluation["card_sections"]) + "\n"
     card = f"""# {name}
 
-A HyenaDNA language model pretrained by the hyenadna project on real human DNA, on CPU, and shipped inside the
-package as its default model (`HyenaDNA()` with no arguments). It is **not** one of the published HazyResearch
-checkpoints: it saw far less data ({last["tokens_seen"] / 1e6:.0f}M tokens against billions).
+A HyenaDNA language model pretrained by the hyenadna project on real DNA, on CPU, {where}. It is **not** one of
+the published HazyResearch checkpoints: it saw {last["tokens_seen"]:,} tokens (they saw billions).
 
 | | |
 |---|---|
-| architecture | HyenaDNA, d_model {c.d_model}, {c.n_layer} layers, d_inner {c.d_inner}, l_max {c.l_max} (the shape of hyenadna-tiny-1k-seqlen-d256) |
+| architecture | HyenaDNA, d_model {c.d_model}, {c.n_layer} layers, d_inner {c.d_inner}, l_max {c.l_max}{shape_note} |
 | parameters | {model.num_parameters():,} |
-| context | {c.l_max} tokens (windows of {cfg["seq_len"]} bases in training), one token per nucleotide, no special tokens |
-| data | GRCh37 chr20 (63.0 Mb) and chrX 0-70 Mb (`shared/data/genome`) |
+| context | {c.l_max} tokens (training windows: {_batch(cfg)}), one token per nucleotide, no special tokens |
+| data | {fasta}: {trained / 1e6:.1f} Mb of training DNA on {_chromosomes(regions["train"])} |
 | training regions | {", ".join(regions["train"])} (0-based, half-open) |
-| held-out region | {", ".join(regions["evaluation"])}: never trained on; validation and every benchmark test set come from it |
-| objective | next-token cross-entropy; windows with more than {cfg["max_n_fraction"]:.0%} N skipped; reverse-complement augmentation {"on" if cfg["reverse_complement"] else "off"} |
-| optimiser | AdamW lr {cfg["lr"]}, betas (0.9, 0.999), weight decay {cfg["weight_decay"]} (none on the implicit filter, biases, norms), cosine schedule with {cfg["warmup_steps"]} warm-up steps to 0.1 x lr, grad clip {cfg["grad_clip"]}, batch {cfg["batch_size"]} x {cfg["seq_len"]} |
-| steps | {last["step"]:,} |
+| held-out region | {", ".join(regions["evaluation"])}: never trained on |
+| objective | next-token cross-entropy; windows with more than {cfg["max_n_fraction"]:.0%} N skipped; reverse-complement augmentation {"on" if cfg["reverse_complement"] else "off"}{warm} |
+| optimiser | AdamW lr {cfg["lr"]}, weight decay {cfg["weight_decay"]} (none on the implicit filter, biases, norms), cosine schedule with {cfg["warmup_steps"] if cfg.get("warmup_steps") is not None else max(1, cfg["max_steps"] // 100)} warm-up steps to {cfg.get("final_lr_ratio", 0.1)} x lr, grad clip {cfg["grad_clip"]} |
+| batches | {_batch(cfg)} |
+| steps | {last["step"]:,} of {cfg["max_steps"]:,} |
 | tokens seen | {last["tokens_seen"]:,} |
 | wall time | {last["wall_time"] / 3600:.2f} h |
 | training throughput | median {tps[len(tps) // 2]:,.0f} tokens/s |
-| hardware | {platform.machine()} CPU, 2 cores, torch {torch.__version__}, no GPU |
+| hardware | {_cpu_name()}, {cfg.get("threads") or "default"} torch threads, torch {torch.__version__}, device {cfg["device"]} |
 | seed | {cfg["seed"]} |
 
 ## Held-out evaluation
 
-{cfg["eval_windows"]} N-free windows of {cfg["seq_len"] + 1} bases from {", ".join(regions["evaluation"])}; every model is scored on the
-same {cfg["seq_len"]} next-base targets per window.
+{eval_count} N-free windows of {eval_len} bases from {", ".join(regions["evaluation"])}; every model is scored on the
+same {eval_len - 1} next-base targets per window.
 
 | model | nats/base | bits/base | perplexity |
 |---|---|---|---|
 | this model | {held_out["nll"]:.4f} | {held_out["bits_per_base"]:.4f} | {held_out["perplexity"]:.3f} |
-| best order-k Markov baseline (order {markov["selected"]["order"]}, add-{markov["selected"]["alpha"]} smoothing, {"both strands" if markov["selected"]["both_strands"] else "forward strand"}; chosen on the last 10% of each training interval, refit on all training DNA) | {markov["held_out"]["nll"]:.4f} | {markov["held_out"]["bits_per_base"]:.4f} | {markov["held_out"]["perplexity"]:.3f} |
+{markov_row}
+Reproduce the evaluation: `hyenadna evaluate --model {name} --fasta {fasta}`
 
-Reproduce: `hyenadna evaluate --fasta ../shared/data/genome/GRCh37_chr20.fa.gz ../shared/data/genome/GRCh37_chrX_0-70Mb.fa.gz`
-(the bundled model is the default `--model`).
+Reproduce the training run:
+
+```
+{pretrain_command(cfg)}
+```
 
 ![loss curve](loss_curve.png)
-
+{extra}
 ## Use
 
 ```python
-from hyenadna import HyenaDNA
+from hyenadna import HyenaDNA, HyenaDNAConfig
 
-model = HyenaDNA()  # this model
+model = {load}
 emb = model.get_embeddings(model.process_data("ACGT" * 300), pooling="mean")
 ```
 
 ## Licence
 
-Apache-2.0 (the weights and the code). The training sequence is the public GRCh37 reference assembly, as packaged by
-Debian (vt-examples, MIT; smalt-examples, GPL-3 packaging).
+The weights carry the project's licence (Apache-2.0); the training DNA keeps its own.
 
 ## Limits
 
-Trained on two chromosomes of one reference genome, for {last["wall_time"] / 3600:.1f} CPU hours. Research use only; not for
-clinical decisions.
+Trained on {_chromosomes(regions["train"])} for {last["wall_time"] / 3600:.1f} hours on CPU. Research use only; not
+for clinical decisions.
 """
     atomic_write_text(dest / "README.md", card)
     return dest

@@ -21,6 +21,7 @@ from hyenadna.models.hyena_dna import HyenaDNAModel
 from hyenadna.pooling import masked_pool
 from hyenadna.tokenizer import BatchEncoding
 from hyenadna.training.optim import build_optimizer, cosine_lr
+from hyenadna.utils.device import seeded
 
 
 class SequenceModel(nn.Module):
@@ -103,8 +104,7 @@ def fine_tune(
     if start is not None:
         history.append({"epoch": 0, "train_loss": None, **{f"val_{k}": v for k, v in start.items()}})
         best, best_state = sign * start[key], _snapshot(network)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(recipe.seed)
+    with seeded(recipe.seed):
         for epoch in range(recipe.epochs):
             network.train()
             batches = bucketed_batches(lengths, batch_size, rng)

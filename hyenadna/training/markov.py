@@ -13,17 +13,30 @@ import numpy as np
 from hyenadna.tokenizer import A, reverse_complement_ids
 
 
-def _codes(x: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
-    """Base-4 codes of every (order+1)-mer of x (values 0-3), and which of them are all-ACGT."""
+def _kmer_codes(x: np.ndarray, max_order: int):
+    """For j = 0 .. max_order: (j, base-4 codes of every (j+1)-mer of x (values 0-3), which of them are all-ACGT).
+    Each order extends the previous one's codes by one base, so all orders cost one pass each."""
     valid = (x >= 0) & (x < 4)
     # run[i]: consecutive valid bases ending at i
     idx = np.arange(len(x))
     last_bad = np.maximum.accumulate(np.where(valid, -1, idx))
     run = idx - last_bad
-    code = np.where(valid, x, 0).astype(np.int64)
-    for j in range(1, order + 1):
-        code = code[:-1] * 4 + np.where(valid[j:], x[j:], 0)
-    return code, run[order:] >= order + 1
+    base = np.where(valid, x, 0).astype(np.int64)
+    code = base
+    for j in range(max_order + 1):
+        if len(x) <= j:
+            return
+        if j:
+            code = code[:-1] * 4 + base[j:]
+        yield j, code, run[j:] >= j + 1
+
+
+def _codes(x: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """Base-4 codes of every (order+1)-mer of x (values 0-3), and which of them are all-ACGT."""
+    for j, code, ok in _kmer_codes(x, order):
+        if j == order:
+            return code, ok
+    raise ValueError(f"a sequence of {len(x)} bases has no {order + 1}-mer")
 
 
 class MarkovModel:
@@ -32,17 +45,17 @@ class MarkovModel:
         self.alpha = alpha
         self.counts: list[np.ndarray] = []  # counts[j]: (4**j, 4) next-base counts after each j-mer context
 
-    def fit(self, sequences: Iterable[np.ndarray], both_strands: bool = False) -> MarkovModel:
+    def fit(self, sequences: Iterable[np.ndarray], both_strands: bool = False, progress=None) -> MarkovModel:
+        """Count every k-mer of the sequences (and their reverse complements); ``progress(bases)`` after each."""
         counts = [np.zeros(4 ** (j + 1), dtype=np.int64) for j in range(self.order + 1)]
         for ids in sequences:
             strands = [ids, reverse_complement_ids(ids)] if both_strands else [ids]
             for s in strands:
                 x = s.astype(np.int16) - A
-                for j in range(self.order + 1):
-                    if len(x) <= j:
-                        break
-                    code, ok = _codes(x, j)
+                for j, code, ok in _kmer_codes(x, self.order):
                     counts[j] += np.bincount(code[ok], minlength=4 ** (j + 1))
+                if progress is not None:
+                    progress(len(s))
         self.counts = [c.reshape(-1, 4) for c in counts]
         return self
 
@@ -78,10 +91,14 @@ def select_markov(
     log=print,
 ) -> tuple[dict, list[dict]]:
     """Grid over order, smoothing and strands, scored on validation windows; returns the best setting and all."""
+    from tqdm.auto import tqdm
+
     results = []
-    orders, alphas = list(orders), list(alphas)
+    orders, alphas, both_strands = list(orders), list(alphas), list(both_strands)
+    bases = sum(len(s) * (2 if strands else 1) for s in fit_sequences for strands in both_strands)
+    bar = tqdm(total=bases, unit="bp", unit_scale=True, desc="Markov fit", leave=False, disable=None, mininterval=1)
     for strands in both_strands:
-        full = MarkovModel(max(orders)).fit(fit_sequences, both_strands=strands)
+        full = MarkovModel(max(orders)).fit(fit_sequences, both_strands=strands, progress=bar.update)
         for k in orders:
             model = MarkovModel(k)
             model.counts = full.counts[: k + 1]
@@ -90,5 +107,6 @@ def select_markov(
                 nll = model.nll(val_windows)
                 results.append({"order": k, "alpha": a, "both_strands": strands, "val_nll": nll})
                 log(f"markov order {k:2d} alpha {a:<5} both_strands {strands!s:5}: {nll:.4f} nats/base")
+    bar.close()
     best = min(results, key=lambda r: r["val_nll"])
     return best, results

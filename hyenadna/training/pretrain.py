@@ -28,7 +28,7 @@ from hyenadna.models.hyena_dna import HyenaDNALMHeadModel
 from hyenadna.training.markov import MarkovModel, select_markov
 from hyenadna.training.optim import build_optimizer, cosine_lr
 from hyenadna.training.windows import WindowSampler, fixed_windows
-from hyenadna.utils.device import resolve_device
+from hyenadna.utils.device import rank_device, rng_state, set_rng_state
 from hyenadna.utils.io import atomic_path, atomic_write_text
 
 
@@ -58,6 +58,7 @@ class PretrainConfig:
     bf16: bool = False
     compile: bool = False
     seed: int = 0
+    init_from: str | None = None  # warm start: a model name or folder whose same-shaped weights are copied in
     device: str = "cpu"
     threads: int | None = None
     log_every: int = 10
@@ -123,25 +124,83 @@ def nll_report(nll: float) -> dict:
     return {"nll": nll, "bits_per_base": nll / math.log(2), "perplexity": math.exp(nll)}
 
 
-def markov_baseline(genome: Genome, train: list[Interval], val_windows: np.ndarray, log=print) -> dict:
+def markov_baseline(
+    genome: Genome, train: list[Interval], val_windows: np.ndarray, log=print, cache: bool = True
+) -> dict:
     """Choose order/smoothing/strands on a split of the training DNA (last 10% of each interval), refit on all of it,
-    and score the held-out windows."""
+    and score the held-out windows. Minutes of counting on a large genome, so the report is cached under
+    ``$HYENADNA_HOME/markov``, keyed by a hash of the training DNA itself and the windows (``cache=False``: refit)."""
+    import hashlib
+
+    from hyenadna.hub import cache_dir
+
+    sequences = [genome.fetch(iv) for iv in train]
+    key = hashlib.sha256(b"markov-v1")
+    for iv, seq in zip(train, sequences, strict=True):
+        key.update(str(iv).encode() + seq.tobytes())
+    key.update(str(val_windows.shape).encode() + val_windows.tobytes())
+    cached = cache_dir() / "markov" / f"{key.hexdigest()[:32]}.json"
+    if cache and cached.is_file():
+        try:
+            report = json.loads(cached.read_text())
+            log(f"markov baseline: {report['held_out']['nll']:.4f} nats/base (cached in {cached})")
+            return report
+        except (ValueError, KeyError):
+            log(f"markov baseline: ignoring an unreadable cache file {cached}")
+    log(f"markov baseline: fitting orders 2-12 on {sum(map(len, sequences)):,} bases (minutes on a chromosome)")
     fit, select = [], []
-    for iv in train:
-        cut = iv.start + int(0.9 * len(iv))
-        fit.append(genome.fetch(Interval(iv.chrom, iv.start, cut)))
-        select.append(Interval(iv.chrom, cut, iv.end))
+    for iv, seq in zip(train, sequences, strict=True):
+        cut = int(0.9 * len(iv))
+        fit.append(seq[:cut])
+        select.append(Interval(iv.chrom, iv.start + cut, iv.end))
     length = val_windows.shape[1]
     select = [iv for iv in select if len(iv) > length]
     select_windows = fixed_windows(genome, select, len(val_windows), length, seed=4321)
-    best, grid = select_markov(fit, select_windows, log=log)
-    model = MarkovModel(best["order"], best["alpha"]).fit([genome.fetch(iv) for iv in train], best["both_strands"])
+    best, grid = select_markov(fit, select_windows, log=lambda m: None)
+    model = MarkovModel(best["order"], best["alpha"]).fit(sequences, best["both_strands"])
     held_out = model.nll(val_windows)
     log(
         f"markov baseline: order {best['order']} alpha {best['alpha']} both_strands {best['both_strands']} -> "
         f"{held_out:.4f} nats/base on the held-out windows"
     )
-    return {"selected": best, "held_out": nll_report(held_out), "grid": grid}
+    report = {"selected": best, "held_out": nll_report(held_out), "grid": grid}
+    if cache:
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(cached, json.dumps(report, indent=1))
+        except OSError as e:  # a read-only home is no reason to fail the run
+            log(f"markov baseline: not cached ({e})")
+    return report
+
+
+def warm_start(model: HyenaDNALMHeadModel, source: str) -> str:
+    """Copy every parameter of the model ``source`` names into ``model``. No parameter of HyenaDNA depends on l_max
+    (the filter's position grid is a buffer, built from the new config), so a 1k model can seed a 16k one; any other
+    difference in shape is a different architecture and an error."""
+    from hyenadna.hub import resolve_weights
+    from hyenadna.models.checkpoint import read_checkpoint
+
+    _, state, path = read_checkpoint(resolve_weights(source))
+    params = dict(model.named_parameters())
+    wrong = [
+        f"{n} {list(state[n].shape)} vs {list(p.shape)}"
+        for n, p in params.items()
+        if n in state and state[n].shape != p.shape
+    ]
+    missing = [n for n in params if n not in state]
+    if wrong or missing:
+        raise ValueError(
+            f"--init-from {source}: {path} has another architecture ("
+            + "; ".join(
+                ([f"shapes differ: {', '.join(wrong[:3])}"] if wrong else [])
+                + ([f"missing: {', '.join(missing[:3])}"] if missing else [])
+            )
+            + "); warm starts keep d_model, n_layer and d_inner and may change l_max only"
+        )
+    with torch.no_grad():
+        for name, p in params.items():
+            p.copy_(state[name])
+    return f"warm start from {path}: all {len(params)} parameter tensors copied; the filter grid is this run's own"
 
 
 def _save_checkpoint(path: Path, model, optimizer, step: int, tokens: int, wall: float, cfg: PretrainConfig) -> None:
@@ -151,7 +210,7 @@ def _save_checkpoint(path: Path, model, optimizer, step: int, tokens: int, wall:
         "step": step,
         "tokens_seen": tokens,
         "wall_time": wall,
-        "torch_rng": torch.get_rng_state(),
+        "rng": rng_state(),
         "config": json.dumps(dataclasses.asdict(cfg)),
     }
     with atomic_path(path) as tmp:
@@ -199,9 +258,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if cfg.device.startswith("cuda") else "gloo"
         dist.init_process_group(backend)
-    device = resolve_device(
-        f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if cfg.device == "cuda" and world > 1 else cfg.device
-    )
+    device = rank_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     is_main = rank == 0
@@ -234,19 +291,22 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
             atomic_write_text(markov_path, json.dumps(report, indent=1))
         baseline = json.loads(markov_path.read_text())["held_out"]["nll"]
 
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # seeds every GPU as well
     model_cfg = HyenaConfig(**cfg.model)
     if cfg.seq_len + 1 > model_cfg.l_max:
         log(f"note: windows of {cfg.seq_len} tokens exceed l_max {model_cfg.l_max}")
-    model = HyenaDNALMHeadModel(model_cfg).to(device)
-    optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay)
+    model = HyenaDNALMHeadModel(model_cfg)
+    if cfg.init_from and not (resume and ckpt_path.exists()):
+        log(warm_start(model, cfg.init_from))
+    model.to(device)
+    optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, fused=device.type == "cuda")
     step, tokens_seen, wall_before = 0, 0, 0.0
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, tokens_seen, wall_before = state["step"], state["tokens_seen"], state["wall_time"]
-        torch.set_rng_state(state["torch_rng"])
+        set_rng_state(state["rng"] if "rng" in state else {"cpu": state["torch_rng"]})
         log(f"resumed from {ckpt_path} at step {step} ({tokens_seen:,} tokens)")
         if is_main and metrics_path.exists():  # drop anything logged after the checkpoint
             kept = [ln for ln in metrics_path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
@@ -340,7 +400,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
                 if world > 1:
                     dist.barrier()
             out_of_time = cfg.max_minutes is not None and (time.time() - t_start) > 60 * cfg.max_minutes
-            flag = torch.tensor([float(stop.requested or out_of_time)])
+            flag = torch.tensor([float(stop.requested or out_of_time)], device=device)  # NCCL reduces GPU tensors only
             if world > 1:
                 dist.all_reduce(flag)
             if step % cfg.ckpt_every == 0 or step == cfg.max_steps or flag.item() > 0:

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import contextlib
+import os
+
 import torch
 
 
@@ -14,3 +17,59 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was asked for, but CUDA is not available here; use device='cpu'")
     return dev
+
+
+def rank_device(device: str | torch.device | None, local_rank: int | None = None) -> torch.device:
+    """The device one process of a torchrun job uses: "cuda" or "auto" on a CUDA machine becomes cuda:LOCAL_RANK, so
+    ranks never pile onto cuda:0. An explicit index ("cuda:1") is kept; CPU is CPU. Sets the current CUDA device, which
+    NCCL collectives and bare .cuda() calls follow."""
+    if local_rank is None:
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        if dev.index is None:
+            count = torch.cuda.device_count()
+            if local_rank >= count:
+                raise ValueError(f"LOCAL_RANK {local_rank} has no GPU: this node has {count}")
+            dev = torch.device("cuda", local_rank)
+        torch.cuda.set_device(dev)
+    return dev
+
+
+def rng_state() -> dict[str, torch.Tensor | list[torch.Tensor]]:
+    """Every RNG a training step draws from: the CPU generator and, where CUDA has been used, each GPU's."""
+    state: dict = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["cpu"])
+    cuda = state.get("cuda")
+    if cuda:
+        have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if have < len(cuda):
+            import warnings
+
+            warnings.warn(
+                f"the checkpoint holds the RNG state of {len(cuda)} GPU(s) and this machine has {have}: the run "
+                "continues, but not bit for bit as it would have on the same GPUs",
+                stacklevel=2,
+            )
+        for index, gpu_state in enumerate(cuda[:have]):
+            torch.cuda.set_rng_state(gpu_state, index)
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Run the body with the RNGs seeded by ``seed``, and give the caller back every generator as it was. With CUDA
+    in use, that includes each GPU's (``fork_rng(devices=[])`` plus ``manual_seed`` would overwrite them); with CUDA
+    not yet in use, only the CPU generator is seeded, so the user's first GPU draws keep their own seed."""
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if cuda else []):
+        if cuda:
+            torch.manual_seed(seed)
+        else:
+            torch.default_generator.manual_seed(seed)
+        yield

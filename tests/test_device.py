@@ -1,0 +1,99 @@
+"""Device choice per torchrun rank, and the RNG state a checkpoint carries, tested on CPU with CUDA faked where the
+logic needs it (the real CUDA checks are in test_gpu.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hyenadna.utils import device as device_mod
+from hyenadna.utils.device import rank_device, rng_state, seeded, set_rng_state
+
+
+class FakeCuda:
+    """Stands in for torch.cuda's device queries and RNG calls on a machine with ``count`` GPUs."""
+
+    def __init__(self, monkeypatch, count: int, initialized: bool = True):
+        self.current = None
+        self.states = {i: torch.tensor([i], dtype=torch.uint8) for i in range(count)}
+        self.seeded_all = []
+        cuda = torch.cuda
+        monkeypatch.setattr(cuda, "is_available", lambda: count > 0)
+        monkeypatch.setattr(cuda, "device_count", lambda: count)
+        monkeypatch.setattr(cuda, "is_initialized", lambda: initialized)
+        monkeypatch.setattr(cuda, "set_device", lambda d: setattr(self, "current", torch.device(d)))
+        monkeypatch.setattr(cuda, "get_rng_state_all", lambda: [self.states[i].clone() for i in range(count)])
+        monkeypatch.setattr(cuda, "set_rng_state", lambda s, i: self.states.__setitem__(i, s.clone()))
+        monkeypatch.setattr(cuda, "manual_seed_all", lambda s: self.seeded_all.append(s))
+
+
+def test_each_rank_gets_its_own_gpu(monkeypatch):
+    fake = FakeCuda(monkeypatch, count=4)
+    for requested in ("cuda", "auto"):
+        assert rank_device(requested, local_rank=2) == torch.device("cuda", 2)
+        assert fake.current == torch.device("cuda", 2)  # NCCL and bare .cuda() follow the current device
+    assert rank_device("cuda:1", local_rank=3) == torch.device("cuda", 1)  # an explicit index is kept
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert rank_device("cuda") == torch.device("cuda", 3)
+    with pytest.raises(ValueError, match="LOCAL_RANK 5 has no GPU: this node has 4"):
+        rank_device("cuda", local_rank=5)
+
+
+def test_cpu_ranks_stay_on_cpu_and_cuda_without_a_gpu_is_an_error(monkeypatch):
+    FakeCuda(monkeypatch, count=0)
+    assert rank_device("cpu", local_rank=1) == torch.device("cpu")
+    assert rank_device("auto", local_rank=1) == torch.device("cpu")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        rank_device("cuda", local_rank=0)
+
+
+def test_rng_state_holds_every_gpu_and_restores_it(monkeypatch):
+    fake = FakeCuda(monkeypatch, count=2)
+    state = rng_state()
+    assert set(state) == {"cpu", "cuda"} and len(state["cuda"]) == 2
+    expected = torch.rand(3)
+    fake.states = {0: torch.tensor([9], dtype=torch.uint8), 1: torch.tensor([9], dtype=torch.uint8)}
+    set_rng_state(state)
+    assert torch.equal(torch.rand(3), expected)
+    assert [int(fake.states[i][0]) for i in range(2)] == [0, 1]
+
+
+def test_restoring_gpu_rng_on_fewer_gpus_warns(monkeypatch):
+    state = {"cpu": torch.get_rng_state(), "cuda": [torch.tensor([0], dtype=torch.uint8)] * 2}
+    FakeCuda(monkeypatch, count=1)
+    with pytest.warns(UserWarning, match="RNG state of 2 GPU"):
+        set_rng_state(state)
+
+
+def test_seeded_restores_the_callers_generators(monkeypatch):
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    with seeded(7):
+        a = torch.rand(4)
+    assert torch.equal(torch.get_rng_state(), before)
+    with seeded(7):
+        assert torch.equal(torch.rand(4), a)
+    fake = FakeCuda(monkeypatch, count=2, initialized=False)
+    with seeded(7):  # CUDA not in use: its generators are left alone, not queued for a reseed
+        pass
+    assert fake.seeded_all == []
+
+
+def test_seeded_with_cuda_in_use_restores_each_gpu(monkeypatch):
+    calls = []
+    fake = FakeCuda(monkeypatch, count=2, initialized=True)
+    monkeypatch.setattr(device_mod.torch.random, "fork_rng", lambda devices: _Recorder(calls, devices))
+    with seeded(7):
+        pass
+    assert calls == [[0, 1]] and fake.seeded_all == [7]
+
+
+class _Recorder:
+    def __init__(self, calls, devices):
+        calls.append(list(devices))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
