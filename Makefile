@@ -10,7 +10,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# the CPU wheel of torch 2.13.0 is on local disk here; the package itself accepts any torch 2.x >= 2.1
+	# the CPU wheel of torch 2.13.0 is on local disk here; the package itself accepts any torch 2.x >= 2.4
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@

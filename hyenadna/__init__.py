@@ -1,5 +1,11 @@
 """hyenadna: the HyenaDNA long-range DNA language model (Nguyen et al. 2023), faithful to the reference weights."""
 
+import torch as _torch
+
+# autocast queried by device type (torch.is_autocast_enabled(device), torch.get_autocast_dtype) came in torch 2.4
+if tuple(int(x) for x in _torch.__version__.split("+")[0].split(".")[:2]) < (2, 4):
+    raise ImportError(f"hyenadna needs torch >= 2.4; this environment has torch {_torch.__version__}")
+
 from hyenadna.finetune import HyenaDNAFineTuningModel
 from hyenadna.hub import WeightsNotFoundError
 from hyenadna.models import (

@@ -24,9 +24,10 @@ from hyenadna.models.hyena_dna import HyenaDNALMHeadModel, load_model
 from hyenadna.pooling import POOLINGS, masked_pool
 from hyenadna.sdk import HyenaDNAConfig, TokenizedSequences, build_model, tokenize_data
 from hyenadna.tokenizer import CharacterTokenizer, pad_batch, reverse_complement_ids
-from hyenadna.training.finetune import Recipe, SequenceModel, autocast, fine_tune, set_head_from_probe
+from hyenadna.training.finetune import Recipe, SequenceModel, fine_tune, set_head_from_probe
 from hyenadna.utils.device import seeded
 from hyenadna.utils.io import atomic_path, atomic_write_text
+from hyenadna.utils.precision import autocast
 
 HEADS = ("classification", "regression")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from hyenadna.models.hyena_dna import HyenaDNALMHeadModel
@@ -19,6 +21,7 @@ def generate(
     top_k: int | None = None,
     seed: int = 0,
     allow_n: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> list[str]:
     """``num_samples`` continuations of ``length`` bases. Only nucleotides are sampled (A/C/G/T, and N if
     ``allow_n``); the context is the framing's prefix (e.g. [CLS]) and then the last bases that fit in l_max. The
@@ -32,7 +35,7 @@ def generate(
     if top_k is not None and top_k < 1:
         raise ValueError("top_k must be >= 1")
     device = next(model.parameters()).device
-    prompt_ids = torch.from_numpy(tokenizer.encode_bases(prompt).astype("int64"))
+    prompt_ids = torch.from_numpy(tokenizer.encode_bases(prompt, name="the prompt").astype("int64"))
     if len(prompt_ids) == 0:
         raise ValueError("the prompt needs at least one base")
     ids = prompt_ids.repeat(num_samples, 1).to(device)
@@ -50,4 +53,6 @@ def generate(
             logits = logits.masked_fill(logits < kth, float("-inf"))
         nxt = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)
         ids = torch.cat([ids, nxt], dim=1)
+        if progress is not None:
+            progress(num_samples)
     return [tokenizer.decode(row[len(prompt_ids) :]) for row in ids.cpu()]

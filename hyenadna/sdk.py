@@ -36,6 +36,7 @@ from hyenadna.models.hyena_dna import HyenaDNALMHeadModel, load_model
 from hyenadna.pooling import POOLINGS
 from hyenadna.tokenizer import CharacterTokenizer
 from hyenadna.utils.device import resolve_device, seeded
+from hyenadna.utils.precision import autocast, check_precision, parse_dtype
 
 LONG_SEQUENCE_MODES = CONTEXT_MODES
 
@@ -57,9 +58,12 @@ class HyenaDNAConfig:
     overlap: with "window", tokens of left context each window after the first re-reads from the one before.
     rc_average: average each embedding with that of its reverse complement.
     framing / iupac_policy / n_to_pad: tokenizer options (see ``CharacterTokenizer``).
-    precision: "fp32" (default; reproduces the reference to float32 precision) or "bf16": bf16 autocast for the MLP
-        matmuls, ~2x faster where the CPU has native bf16 (AVX512-BF16, AMX) and slower where it has not; the FFT
-        convolution and the residual stream stay fp32. Embeddings then differ from fp32 at the 1e-2 level.
+    precision: "fp32" (default; reproduces the reference to float32 precision), "bf16" or "fp16": autocast of the
+        dense projections, ~2x faster where the CPU has native bf16 (AVX512-BF16, AMX) or on a GPU, slower on CPUs
+        without it; the FFT convolution and the residual stream stay fp32. Embeddings then differ from fp32 at the
+        1e-2 level (bf16) or 1e-3 level (fp16).
+    dtype: the weights' dtype on load: "float32" (default), "bfloat16" or "float16" (half the memory; the FFT
+        convolution and the residual stream still run in fp32).
     """
 
     model_name: str | None = None
@@ -82,6 +86,7 @@ class HyenaDNAConfig:
     seed: int = 0
     progress: bool | None = None  # None: show a bar only on a terminal
     precision: str = "fp32"
+    dtype: str = "float32"
     model_overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -89,8 +94,8 @@ class HyenaDNAConfig:
             raise ValueError(f"pooling={self.pooling!r}: choose None (per token) or one of {POOLINGS}")
         if self.long_sequences not in LONG_SEQUENCE_MODES:
             raise ValueError(f"long_sequences={self.long_sequences!r}: choose one of {LONG_SEQUENCE_MODES}")
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision={self.precision!r}: choose 'fp32' or 'bf16'")
+        check_precision(self.precision)
+        parse_dtype(self.dtype)
         if self.batch_size < 1:
             raise ValueError(f"batch_size={self.batch_size}: must be >= 1")
         if self.max_length is not None and self.max_length < 1:
@@ -130,9 +135,17 @@ def build_model(config: HyenaDNAConfig) -> tuple[HyenaDNALMHeadModel, str]:
             raise ValueError(f"pretrained=False needs a published model name for the shape, got {name!r}")
         with seeded(config.seed):
             model = HyenaDNALMHeadModel(replace(shape, **config.model_overrides))
-        return model.to(device).eval(), f"{name} shape, RANDOMLY INITIALISED (seed {config.seed}), not pretrained"
+        return model.to(
+            device=device, dtype=parse_dtype(config.dtype)
+        ).eval(), f"{name} shape, RANDOMLY INITIALISED (seed {config.seed}), not pretrained"
     path = resolve_weights(config.model_name, config.model_path, config.hub)
-    model = load_model(path, device=device, allow_unsafe_pickle=config.allow_unsafe_pickle, **config.model_overrides)
+    model = load_model(
+        path,
+        device=device,
+        dtype=parse_dtype(config.dtype),
+        allow_unsafe_pickle=config.allow_unsafe_pickle,
+        **config.model_overrides,
+    )
     check_matches_published(config.model_name, model.config, path)
     return model, f"{config.model_name or path.name} from {path}"
 
@@ -215,7 +228,7 @@ class HyenaDNA:
         )
         with bar:
             for batch, enc in iter_batches(chunks, self.config.batch_size, self.device):
-                with torch.autocast(self.device.type, torch.bfloat16, enabled=self.config.precision == "bf16"):
+                with autocast(self.device, self.config.precision):
                     hidden = self.model.backbone(enc.input_ids, layers=layers)
                 for sink, h in zip(sinks, hidden, strict=True):
                     sink.add(h, batch)

@@ -68,6 +68,15 @@ class BatchEncoding:
         return BatchEncoding(self.input_ids.to(device), self.attention_mask.to(device), self.lengths.to(device))
 
 
+class InvalidCharacterError(ValueError):
+    """A character the tokenizer does not accept; ``index`` (the sequence), 1-based ``position`` and ``char`` let a
+    reader that knows where the sequence came from name the file and line."""
+
+    def __init__(self, message: str, index: int, position: int, char: str):
+        super().__init__(message)
+        self.index, self.position, self.char = index, position, char
+
+
 class CharacterTokenizer:
     """DNA text -> token ids.
 
@@ -129,11 +138,15 @@ class CharacterTokenizer:
 
     def _bad_char(self, seq: str, pos: int, offset: int, index: int, name: str | None) -> None:
         label = f"sequence {index}" + (f" ({name})" if name else "")
+        position = pos + offset + 1
         allowed = "A C G T N U"
         if self.policy == "iupac_to_n":
             allowed += f" and IUPAC codes {' '.join(IUPAC_AMBIGUITY)}"
-        raise ValueError(
-            f"{label}, position {pos + offset + 1}: invalid character {seq[pos]!r}; allowed are {allowed} (either case)"
+        raise InvalidCharacterError(
+            f"{label}, position {position}: invalid character {seq[pos]!r}; allowed are {allowed} (either case)",
+            index,
+            position,
+            seq[pos],
         )
 
     def frame(self, base_ids: np.ndarray) -> np.ndarray:

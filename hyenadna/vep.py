@@ -3,6 +3,7 @@ sequence in a window centred on the variant, and the distance between their embe
 
 from __future__ import annotations
 
+import itertools
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -105,7 +106,7 @@ def vep_columns(both_strands: bool = False) -> list[str]:
     return [*head, *strands, "window", "offset", "embedding_cosine_distance", "embedding_l2_distance"]
 
 
-def score_variants(
+def score_variant_blocks(
     model,
     tokenizer,
     vcf: str | Path,
@@ -114,7 +115,8 @@ def score_variants(
     batch_size: int = 8,
     both_strands: bool = False,
     variants_per_batch: int = 64,
-) -> Iterator[dict]:
+    shard: tuple[int, int] = (0, 1),
+) -> Iterator[tuple[int, list[dict]]]:
     """One row per (variant, ALT allele), streamed in VCF order. Alleles that cannot be scored get a status and a
     warning.
 
@@ -124,7 +126,10 @@ def score_variants(
     reverse complements (``llr_forward``, ``llr_reverse`` give each). The embedding distances compare the mean-pooled
     last hidden states of the two windows (averaged over both strands with ``both_strands``). Windows of
     ``variants_per_batch`` records are scored together, in length-bucketed batches of ``batch_size``.
-    """
+
+    Yields (block index, rows) per block of ``variants_per_batch`` VCF records; with ``shard=(rank, world)`` only the
+    blocks with index % world == rank. Every block is scored on its own, so a sharded run computes each block exactly
+    as a single process does."""
     from hyenadna.data.pipeline import plan_chunks
     from hyenadna.scoring import log_probs_and_embeddings, scoring_policy
 
@@ -162,30 +167,46 @@ def score_variants(
                 "embedding_l2_distance": float(np.linalg.norm(e_ref - e_alt)),
             }
 
-    pending: list[tuple[dict, tuple[str, str, int]]] = []
     empty = dict.fromkeys(("llr", "ref_ll", "alt_ll", "window", "offset"))
     empty |= dict.fromkeys(("embedding_cosine_distance", "embedding_l2_distance"))
     if both_strands:
         empty |= dict.fromkeys(("llr_forward", "llr_reverse"))
-    for v in _chain([first], variants):
-        for alt in v.alts:
-            row = {"chrom": v.chrom, "pos": v.pos, "id": v.id, "ref": v.ref, "alt": alt}
-            windows = variant_windows(v, alt, genome, window)
-            if isinstance(windows, str):
-                yield from score(pending)  # keep the output in VCF order
-                pending = []
-                warnings.warn(
-                    f"{vcf}:{v.line}: {v.chrom}:{v.pos} {v.ref}>{alt}: {windows.replace('_', ' ')}; not scored",
-                    stacklevel=2,
-                )
-                yield {**row, "status": windows, **empty}
-                continue
-            pending.append((row, windows))
-            if len(pending) >= variants_per_batch:
-                yield from score(pending)
-                pending = []
-    if pending:
-        yield from score(pending)
+    rank, world = shard
+    records = _chain([first], variants)
+    for k in itertools.count():
+        block = list(itertools.islice(records, variants_per_batch))
+        if not block:
+            return
+        if k % world != rank:
+            continue
+        rows: list[dict] = []
+        pending: list[tuple[dict, tuple[str, str, int]]] = []
+        for v in block:
+            for alt in v.alts:
+                row = {"chrom": v.chrom, "pos": v.pos, "id": v.id, "ref": v.ref, "alt": alt}
+                windows = variant_windows(v, alt, genome, window)
+                if isinstance(windows, str):
+                    rows.extend(score(pending))  # keep the output in VCF order
+                    pending = []
+                    why = windows.replace("_", " ")
+                    if windows == "ref_mismatch":
+                        start = v.pos - 1
+                        found = genome.fetch(canonical_chrom(v.chrom), start, start + len(v.ref)).upper()
+                        why = f"REF {v.ref} differs from the genome's {found} there"
+                    elif windows == "not_in_genome":
+                        why = f"chromosome {v.chrom!r} is not in {genome_path}"
+                    warnings.warn(f"{vcf}:{v.line}: {v.chrom}:{v.pos} {v.ref}>{alt}: {why}; not scored", stacklevel=2)
+                    rows.append({**row, "status": windows, **empty})
+                    continue
+                pending.append((row, windows))
+        rows.extend(score(pending))
+        yield k, rows
+
+
+def score_variants(*args, **kwargs) -> Iterator[dict]:
+    """One row per (variant, ALT allele), streamed in VCF order; see ``score_variant_blocks`` for the arguments."""
+    for _, rows in score_variant_blocks(*args, **kwargs):
+        yield from rows
 
 
 def _chain(first, rest):

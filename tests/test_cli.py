@@ -274,3 +274,98 @@ def test_fine_tune_caps_rows_and_patience(tmp_path, capsys):
     assert main(args) == 0
     meta = json.loads((tmp_path / "clf" / "finetune.json").read_text())
     assert len(meta["history"]) == 1
+
+
+def test_bad_characters_name_file_line_and_column(tmp_path, capsys):
+    bad = tmp_path / "wrapped.fa"
+    bad.write_text(">a\n" + "ACGTACGTAC\n" * 3 + "ACG-T\n>b\nACGT\n")
+    assert main(["embed", str(bad), "-o", str(tmp_path / "o.npz"), "--random-init"]) == 1
+    assert f"{bad}:5:4: sequence 0 (a), position 34: invalid character '-'" in capsys.readouterr().err
+    gappy = tmp_path / "gappy.fa"  # a blank line inside the record: only the record's first line is certain
+    gappy.write_text(">a\nACGT\n\nAC!T\n")
+    assert main(["score", str(gappy), "--random-init"]) == 1
+    assert "the record starting at line 2" in capsys.readouterr().err
+    csv = tmp_path / "t.csv"
+    csv.write_text("name,sequence\nx,ACGT\ny,AC*T\n")
+    assert main(["score", str(csv), "--random-init"]) == 1
+    assert f"{csv}, row 2: sequence 1 (y), position 3" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"\x7fELF\x02\x01\x01" + bytes(100), "is an ELF executable"), (b">a\nAC\x00GT\n", "holds NUL bytes")],
+)
+def test_binary_files_are_refused_by_name(tmp_path, capsys, content, message):
+    path = tmp_path / "input.fa"
+    path.write_bytes(content)
+    assert main(["embed", str(path), "-o", str(tmp_path / "o.npz"), "--random-init"]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_a_folder_as_input_is_named_as_a_folder(tmp_path, capsys):
+    assert main(["embed", str(tmp_path), "-o", str(tmp_path / "o.npz"), "--random-init"]) == 1
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_library_messages_speak_in_flags():
+    from hyenadna.cli import for_the_command_line
+
+    assert for_the_command_line("device='cuda' was asked for; use device='cpu'") == (
+        "--device cuda was asked for; use --device cpu"
+    )
+    assert for_the_command_line("pretrained=False needs a name") == "--random-init needs a name"
+    assert for_the_command_line("pass model_path=/x or model_name='y'") == "pass --model /x or --model y"
+    assert "--long-sequences window or truncate" in for_the_command_line(
+        "use long_sequences 'window' (CLI: --long-sequences window) or 'truncate'"
+    )
+
+
+def test_missing_model_says_what_the_flags_do(tmp_path, capsys):
+    assert main(["embed", str(EXAMPLE), "-o", str(tmp_path / "o.npz"), "--model", "no-such-model"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown model name 'no-such-model'" in err and "leave --model out to use the bundled model" in err
+    assert "--random-init" in err
+
+
+def test_input_counts_for_progress_totals(tmp_path):
+    import argparse
+
+    from hyenadna.cli.common import Progress, count_records
+
+    def ns(**kw):
+        base = {"bed": None, "input": None, "format": "auto"}
+        return argparse.Namespace(**{**base, **kw})
+
+    fa = tmp_path / "a.fa"
+    fa.write_text(">a\nAC\nGT\n>b\nA\n>c\nC\n")
+    fq = tmp_path / "a.fq"
+    fq.write_text("@r1\nAC\n+\n@@\n@r2\nGG\n+\nII\n")  # a quality line starting with '@' is not a record
+    csv = tmp_path / "a.csv"
+    csv.write_text("name,sequence\nx,AC\ny,GT\n")
+    vcf = tmp_path / "a.vcf"
+    vcf.write_text("##x\n#CHROM\tPOS\tID\tREF\tALT\n1\t5\t.\tA\tG,T\n1\t9\t.\tC\tG\n")
+    with gzip.open(tmp_path / "a.fa.gz", "wt") as f:
+        f.write(">a\nAC\n>b\nGT\n")
+    assert count_records(ns(input=str(fa))) == 3
+    assert count_records(ns(input=str(fq))) == 2
+    assert count_records(ns(input=str(csv))) == 2
+    assert count_records(ns(input=str(tmp_path / "a.fa.gz"))) == 2
+    assert count_records(argparse.Namespace(vcf=str(vcf))) == 3  # one row per ALT allele
+    assert count_records(ns(input="-")) is None
+    assert count_records(ns(input=str(tmp_path / "missing.fa"))) is None
+    progress = Progress("sequences", total=lambda: count_records(ns(input=str(fa))), enabled=True)
+    assert progress.bar.total == 3
+    progress.update(3, 6)
+    line = progress.finish("embedded", "out.npz")
+    assert line.startswith("embedded 3 sequences (6 bp) in ") and line.endswith("-> out.npz")
+
+
+def test_vep_reference_mismatch_warning_shows_both_alleles(tmp_path, capsys):
+    genome = tmp_path / "g.fa"
+    genome.write_text(">1\n" + "ACGT" * 50 + "\n")
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text("#CHROM\tPOS\tID\tREF\tALT\n1\t1\t.\tTT\tG\n")
+    assert main(["vep", str(vcf), "--genome", str(genome), "--random-init", "-o", str(tmp_path / "v.tsv")]) == 0
+    err = capsys.readouterr().err
+    assert "REF TT differs from the genome's AC there; not scored" in err
+    assert "ref_mismatch 1" in err

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 import threading
@@ -66,6 +67,33 @@ def _raise_terminated(signum, frame) -> None:
     raise Terminated
 
 
+MODEL_HINT = (
+    "  --model takes a published name, a Hub repository (org/name) or a checkpoint file or folder; leave --model out "
+    "to use the bundled model; --random-init runs an untrained model of a published shape"
+)
+
+# The library's messages name its Python parameters; on the command line the user typed flags.
+_PYTHON_TO_FLAG = [
+    (re.compile(r"\bpretrained=False\b"), "--random-init"),
+    (re.compile(r"\blocal_files_only=True\b"), "--offline"),
+    (re.compile(r"\blong_sequences '(\w+)' \(CLI: --long-sequences \w+\) or '(\w+)'"), r"--long-sequences \1 or \2"),
+    (re.compile(r"\blong_sequences='?(\w+)'?"), r"--long-sequences \1"),
+    (re.compile(r"\b(model_name|model_path)='?([^'\s,;)]+)'?"), r"--model \2"),
+    (re.compile(r"\b(batch_size|device|revision|hub_layout|precision|pooling|framing|overlap)='?([^'\s,;)]+)'?"), None),
+    (re.compile(r"pass a local folder\b"), "pass a local folder with --model"),
+]
+
+
+def for_the_command_line(message: str) -> str:
+    """A library message with its Python spellings (``device='cuda'``) turned into the flags (``--device cuda``)."""
+    for pattern, replacement in _PYTHON_TO_FLAG:
+        if replacement is None:
+            message = pattern.sub(lambda m: f"--{m.group(1).replace('_', '-')} {m.group(2)}", message)
+        else:
+            message = pattern.sub(replacement, message)
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "threads", None):
@@ -88,19 +116,22 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        if getattr(args, "precision", "fp32") == "bf16":
-            import torch
-
+        if getattr(args, "precision", "fp32") != "fp32":
             from hyenadna.utils.device import resolve_device
+            from hyenadna.utils.precision import autocast
 
-            with torch.autocast(resolve_device(args.device).type, dtype=torch.bfloat16):
+            with autocast(resolve_device(args.device), args.precision):
                 return args.func(args)
         return args.func(args)
     except BrokenPipeError:  # `hyenadna ... | head`: the reader left; nothing to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except (ValueError, FileNotFoundError, FileExistsError, TypeError, OSError) as e:
-        print(f"hyenadna {args.command}: error: {e}", file=sys.stderr)
+        print(f"hyenadna {args.command}: error: {for_the_command_line(str(e))}", file=sys.stderr)
+        from hyenadna.hub import WeightsNotFoundError
+
+        if isinstance(e, WeightsNotFoundError) and hasattr(args, "random_init"):
+            print(MODEL_HINT, file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"hyenadna {args.command}: interrupted", file=sys.stderr)

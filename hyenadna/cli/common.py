@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import time
+import zlib
 from pathlib import Path
 
 EXAMPLES = """examples:
@@ -31,9 +34,16 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     add_runtime_args(p)
     p.add_argument(
         "--precision",
-        choices=["fp32", "bf16"],
+        choices=["fp32", "bf16", "fp16"],
         default="fp32",
-        help="bf16: autocast the MLP matmuls, faster on CPUs with native bf16 (default: fp32, exact)",
+        help="bf16/fp16: autocast the dense projections, faster on GPUs and CPUs with native bf16; the FFT "
+        "convolution and residual stream stay fp32 (default: fp32, exact)",
+    )
+    p.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16", "float16"],
+        default="float32",
+        help="the weights' dtype on load (half the memory in bfloat16/float16; default float32)",
     )
     p.add_argument(
         "--random-init",
@@ -113,6 +123,7 @@ def sdk_config(args: argparse.Namespace, **kw):
         "pretrained": not args.random_init,
         "allow_unsafe_pickle": args.allow_unsafe_pickle,
         "precision": getattr(args, "precision", "fp32"),
+        "dtype": getattr(args, "dtype", "float32"),
         "revision": getattr(args, "revision", None),
         "local_files_only": getattr(args, "offline", False),
         "hub_layout": getattr(args, "hub_layout", "auto"),
@@ -145,6 +156,26 @@ def read_records(args: argparse.Namespace):
     return read_sequences(args.input, args.format, args.column)
 
 
+def step_size(args: argparse.Namespace) -> int:
+    """Records handed to the model at a time: a few batches, so progress moves often; --chunk-size caps it."""
+    return min(args.chunk_size, max(16, 4 * getattr(args, "batch_size", 8)))
+
+
+@contextlib.contextmanager
+def located(chunk: list, start_index: int = 0):
+    """Turn a bad character in one of ``chunk``'s records into an error naming its file, line and column."""
+    from hyenadna.tokenizer import InvalidCharacterError
+
+    try:
+        yield
+    except InvalidCharacterError as e:
+        k = e.index - start_index
+        where = chunk[k].where(e.position) if 0 <= k < len(chunk) else ""
+        if not where:
+            raise
+        raise ValueError(f"{where}: {e}") from None
+
+
 def in_chunks(records, size: int):
     chunk = []
     for rec in records:
@@ -156,10 +187,78 @@ def in_chunks(records, size: int):
         yield chunk
 
 
-def progress_bar(unit: str):
-    from tqdm.auto import tqdm
+def count_records(args: argparse.Namespace) -> int | None:
+    """How many records the command's input holds, by one quick scan, so a bar can show a total and an ETA. None for
+    standard input or anything the scan cannot read (the reader itself then reports the problem)."""
+    from hyenadna.data.fasta import open_text
+    from hyenadna.data.readers import detect_format
 
-    return tqdm(unit=unit, dynamic_ncols=True, mininterval=1, leave=False, disable=None)  # None: only on a terminal
+    source = getattr(args, "bed", None) or getattr(args, "input", None) or getattr(args, "vcf", None)
+    if not source or source == "-" or not Path(source).is_file():
+        return None
+    if getattr(args, "bed", None):
+        kind = "bed"
+    elif getattr(args, "vcf", None) == source:
+        kind = "vcf"
+    else:
+        kind = args.format if getattr(args, "format", "auto") != "auto" else detect_format(source)
+    try:
+        with open_text(source) as f:
+            if kind in ("fasta", "auto"):
+                lines = [line[:1] for line in f]
+                if lines and lines[0] == "@":
+                    return sum(1 for i, c in enumerate(lines) if i % 4 == 0 and c == "@")
+                if lines and lines[0] == ">":
+                    return lines.count(">")
+                return sum(1 for c in lines if c.strip())
+            if kind == "fastq":
+                return sum(1 for i, line in enumerate(f) if i % 4 == 0 and line.startswith("@"))
+            if kind in ("csv", "tsv"):
+                return max(0, sum(1 for line in f if line.strip()) - 1)
+            if kind == "vcf":  # one row per ALT allele
+                rows = (line.split("\t", 5) for line in f if line.strip() and not line.startswith("#"))
+                return sum(len(r[4].split(",")) if len(r) > 4 else 1 for r in rows)
+            if kind == "bed":
+                skip = ("#", "track", "browser")
+                return sum(1 for line in f if line.strip() and not line.startswith(skip))
+            return sum(1 for line in f if line.strip())
+    except (OSError, EOFError, ValueError, UnicodeDecodeError, zlib.error):
+        return None
+
+
+class Progress:
+    """A bar on a terminal (with a total and an ETA where the input could be counted), and one summary line at the
+    end in every case: what was done, to where, and how fast."""
+
+    def __init__(self, unit: str, total=None, enabled: bool | None = None):
+        from tqdm.auto import tqdm
+
+        self.unit, self.items, self.bases = unit, 0, 0
+        self.start = time.perf_counter()
+        shown = sys.stderr.isatty() if enabled is None else enabled
+        if shown and callable(total):
+            total = total()
+        self.bar = tqdm(total=total, unit=unit, dynamic_ncols=True, mininterval=0.5, leave=False, disable=not shown)
+
+    def update(self, items: int, bases: int = 0) -> None:
+        self.items += items
+        self.bases += bases
+        self.bar.update(items)
+        if bases:
+            self.bar.set_postfix(bp_s=f"{self.bases / max(1e-9, time.perf_counter() - self.start):,.0f}", refresh=False)
+
+    def finish(self, done: str, destination: str | None, extra: str = "") -> str:
+        """Close the bar and print e.g. ``scored 120 sequences (1,234,567 bp) in 3.4 s (35.3 sequences/s,
+        363,108 bp/s) -> out.tsv``; returns the line."""
+        self.bar.close()
+        dt = time.perf_counter() - self.start
+        rate = f"{self.items / max(dt, 1e-9):,.1f} {self.unit}/s"
+        if self.bases:
+            rate += f", {self.bases / max(dt, 1e-9):,.0f} bp/s"
+        size = f" ({self.bases:,} bp)" if self.bases else ""
+        line = f"{done} {self.items:,} {self.unit}{size} in {dt:.2f} s ({rate}){extra} -> {destination or 'stdout'}"
+        print(line, file=sys.stderr)
+        return line
 
 
 def write_rows(rows, output: str | None, fmt: str, columns: list[str] | None = None) -> int:
@@ -192,6 +291,24 @@ def write_rows(rows, output: str | None, fmt: str, columns: list[str] | None = N
     else:
         emit(sys.stdout)
     return count
+
+
+def write_blocks(shard, blocks, output: str | None, fmt: str, columns: list[str] | None = None) -> int:
+    """Rows arriving as (block index, rows): written straight out by a single process; in a distributed run saved
+    per block, then written by rank 0 in block order once every rank is done. The number of rows written (0 on other
+    ranks)."""
+    if not shard.active:
+        return write_rows((row for _, rows in blocks for row in rows), output, fmt, columns)
+    for k, rows in blocks:
+        shard.save(k, {}, rows)
+    written = 0
+
+    def merge(saved) -> None:
+        nonlocal written
+        written = write_rows((row for _, rows in saved for row in rows), output, fmt, columns)
+
+    shard.finish(merge)
+    return written
 
 
 COMMAND_EXAMPLES = {

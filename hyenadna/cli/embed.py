@@ -5,18 +5,22 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-import time
 from pathlib import Path
 
+import numpy as np
+
 from hyenadna.cli.common import (
+    Progress,
     add_command,
     add_input_args,
     add_model_args,
+    count_records,
     in_chunks,
     int_at_least,
-    progress_bar,
+    located,
     read_records,
     sdk_config,
+    step_size,
 )
 
 
@@ -27,13 +31,16 @@ def _layer_path(output: str, layer: int) -> str:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
+    from hyenadna.cli.distributed import Sharding
     from hyenadna.data.writers import EmbeddingWriter
     from hyenadna.sdk import HyenaDNA
 
+    shard = Sharding(args.output, "embed")
     pooling = None if args.pooling == "none" else args.pooling
     model = HyenaDNA(
         sdk_config(
             args,
+            device=shard.device(args.device),
             pooling=pooling,
             rc_average=args.rc_average,
             framing=args.framing,
@@ -44,27 +51,42 @@ def cmd_embed(args: argparse.Namespace) -> int:
     print(f"model: {model.source}", file=sys.stderr)
     layers = model.model.backbone.layer_indices(args.layer)  # checked before any file is opened
     outputs = [args.output] if len(layers) == 1 else [_layer_path(args.output, k) for k in layers]
-    t0, n_seq, n_bp = time.perf_counter(), 0, 0
-    bar = progress_bar("seq")
-    with contextlib.ExitStack() as stack:
-        writers = [stack.enter_context(EmbeddingWriter(o, per_token=pooling is None)) for o in outputs]
-        for chunk in in_chunks(read_records(args), args.chunk_size):
+    n_seq = 0
+    progress = Progress("sequences", total=lambda: count_records(args), enabled=None if shard.is_main else False)
+
+    def embed(chunk: list) -> tuple:
+        with located(chunk, n_seq):
             data = model.process_data([r.sequence for r in chunk], names=[r.name for r in chunk], start_index=n_seq)
-            embeddings = model.get_embeddings(data, layer=layers, overlap=args.overlap)
-            for writer, emb in zip(writers, embeddings, strict=True):
-                writer.add(data.names, data.lengths, emb)
-            n_seq += len(data)
-            n_bp += int(data.lengths.sum())
-            bar.update(len(data))
-            bar.set_postfix(bp_s=f"{n_bp / (time.perf_counter() - t0):,.0f}", refresh=False)
-    bar.close()
-    dt = time.perf_counter() - t0
+        return data, model.get_embeddings(data, layer=layers, overlap=args.overlap)
+
+    if shard.active:  # this rank's blocks now; rank 0 writes them all, in input order, once every rank is done
+        for k, chunk in enumerate(in_chunks(read_records(args), step_size(args))):
+            if shard.mine(k):
+                data, embeddings = embed(chunk)
+                named = {f"layer{i}": e for i, e in enumerate(embeddings)}
+                shard.save(k, {"names": np.array(data.names, dtype=str), "lengths": data.lengths, **named})
+                progress.update(len(data), int(data.lengths.sum()))
+            n_seq += len(chunk)
+
+        def merge(blocks) -> None:
+            with contextlib.ExitStack() as stack:
+                writers = [stack.enter_context(EmbeddingWriter(o, per_token=pooling is None)) for o in outputs]
+                for arrays, _ in blocks:
+                    for i, writer in enumerate(writers):
+                        writer.add([str(x) for x in arrays["names"]], arrays["lengths"], arrays[f"layer{i}"])
+
+        shard.finish(merge)
+    else:
+        with contextlib.ExitStack() as stack:
+            writers = [stack.enter_context(EmbeddingWriter(o, per_token=pooling is None)) for o in outputs]
+            for chunk in in_chunks(read_records(args), step_size(args)):
+                data, embeddings = embed(chunk)
+                for writer, emb in zip(writers, embeddings, strict=True):
+                    writer.add(data.names, data.lengths, emb)
+                n_seq += len(data)
+                progress.update(len(data), int(data.lengths.sum()))
     kind = "per token" if pooling is None else f"{pooling}-pooled"
-    print(
-        f"embedded {n_seq} sequences ({n_bp:,} bp) in {dt:.2f} s ({n_bp / max(dt, 1e-9):,.0f} bp/s), {kind}, "
-        f"dim {model.embedding_dim} -> {', '.join(outputs)}",
-        file=sys.stderr,
-    )
+    progress.finish("embedded", ", ".join(outputs), f", {kind}, dim {model.embedding_dim}{shard.note}")
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hyenadna.cli.common import add_command, add_model_args, float_above, int_at_least, sdk_config
+from hyenadna.cli.common import Progress, add_command, add_model_args, float_above, int_at_least, sdk_config
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -14,6 +14,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     model = HyenaDNA(sdk_config(args, progress=False))
     print(f"model: {model.source}", file=sys.stderr)
+    progress = Progress("bases", total=args.length * args.num_samples)
     samples = generate(
         model.model,
         model.tokenizer,
@@ -23,6 +24,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         args.temperature,
         args.top_k,
         args.seed,
+        progress=progress.update,
     )
     text = "".join(
         f">sample{i + 1} prompt_length={len(args.prompt)} seed={args.seed}\n{args.prompt}{s}\n"
@@ -34,6 +36,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         atomic_write_text(args.output, text)
     else:
         sys.stdout.write(text)
+    progress.finish("generated", args.output, f" in {args.num_samples} sample(s)")
     return 0
 
 

@@ -6,7 +6,19 @@ import argparse
 import json
 import sys
 
-from hyenadna.cli.common import add_command, add_input_args, add_runtime_args, read_records
+import numpy as np
+
+from hyenadna.cli.common import (
+    Progress,
+    add_command,
+    add_input_args,
+    add_runtime_args,
+    count_records,
+    in_chunks,
+    located,
+    read_records,
+    step_size,
+)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -14,25 +26,38 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from hyenadna.utils.io import atomic_path
 
     ft = HyenaDNAFineTuningModel.load(args.model, device=args.device, batch_size=args.batch_size)
-    records = list(read_records(args))
-    data = ft.process_data([r.sequence for r in records], names=[r.name for r in records])
-    labels, probs = ft.predict(data, rc_average=args.rc_average)
     label_names = ft.label_names or [str(i) for i in range(ft.output_size)]
-    rows = [
-        {
-            "id": n,
-            "label": label_names[int(y)],
-            "label_index": int(y),
-            "probabilities": {label_names[j]: round(float(p[j]), 6) for j in range(len(label_names))},
-        }
-        for n, y, p in zip(data.names, labels, probs, strict=True)
-    ]
+    progress = Progress("sequences", total=lambda: count_records(args))
+    rows, n = [], 0
+    for chunk in in_chunks(read_records(args), step_size(args)):
+        with located(chunk):
+            data = ft.process_data([r.sequence for r in chunk], names=[r.name for r in chunk])
+        if ft.head_type == "regression":
+            values = np.asarray(ft.predict(data, rc_average=args.rc_average)).reshape(len(data), -1)
+            rows += [
+                {"id": name, "value": [float(x) for x in v] if len(v) > 1 else float(v[0])}
+                for name, v in zip(data.names, values, strict=True)
+            ]
+        else:
+            labels, probs = ft.predict(data, rc_average=args.rc_average)
+            rows += [
+                {
+                    "id": name,
+                    "label": label_names[int(y)],
+                    "label_index": int(y),
+                    "probabilities": {label_names[j]: round(float(p[j]), 6) for j in range(len(label_names))},
+                }
+                for name, y, p in zip(data.names, labels, probs, strict=True)
+            ]
+        n += len(data)
+        progress.update(len(data), int(data.lengths.sum()))
     text = "".join(json.dumps(r) + "\n" for r in rows) if args.out_format == "jsonl" else json.dumps(rows, indent=1)
     if args.output:
         with atomic_path(args.output) as tmp:
             tmp.write_text(text)
     else:
         sys.stdout.write(text)
+    progress.finish("predicted", args.output)
     return 0
 
 

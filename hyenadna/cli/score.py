@@ -6,49 +6,60 @@ import argparse
 import sys
 
 from hyenadna.cli.common import (
+    Progress,
     add_command,
     add_input_args,
     add_model_args,
+    count_records,
     in_chunks,
     int_at_least,
-    progress_bar,
+    located,
     read_records,
     sdk_config,
-    write_rows,
+    step_size,
+    write_blocks,
 )
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from hyenadna.cli.distributed import Sharding
     from hyenadna.scoring import score_bases, scoring_policy
     from hyenadna.sdk import HyenaDNA
 
-    model = HyenaDNA(sdk_config(args, framing=args.framing, progress=False))
+    shard = Sharding(args.output, "score")
+    model = HyenaDNA(sdk_config(args, device=shard.device(args.device), framing=args.framing, progress=False))
     policy = scoring_policy(model.context_length, overlap=args.overlap)
     print(f"model: {model.source}", file=sys.stderr)
-    bar = progress_bar("seq")
+    progress = Progress("sequences", total=lambda: count_records(args), enabled=None if shard.is_main else False)
 
-    def rows():
+    def blocks():
+        """(block index, rows) for this process's blocks of the input."""
         n = 0
-        for chunk in in_chunks(read_records(args), args.chunk_size):
-            data = model.process_data([r.sequence for r in chunk], names=[r.name for r in chunk], start_index=n)
-            scores = score_bases(
-                model.model, data.ids, model.tokenizer, policy, model.config.batch_size, data.names, start_index=n
-            )
-            for name, length, s in zip(data.names, data.lengths, scores, strict=True):
-                yield {
-                    "id": name,
-                    "length": int(length),
-                    "log_likelihood": s.log_likelihood,
-                    "n_scored": s.n_scored,
-                    "n_skipped": s.n_skipped,
-                    "nll_per_base": s.nll_per_base,
-                    "perplexity": s.perplexity,
-                }
-            n += len(data)
-            bar.update(len(data))
+        for k, chunk in enumerate(in_chunks(read_records(args), step_size(args))):
+            if shard.mine(k):
+                with located(chunk, n):
+                    data = model.process_data([r.sequence for r in chunk], names=[r.name for r in chunk], start_index=n)
+                scores = score_bases(
+                    model.model, data.ids, model.tokenizer, policy, model.config.batch_size, data.names, start_index=n
+                )
+                rows = [
+                    {
+                        "id": name,
+                        "length": int(length),
+                        "log_likelihood": s.log_likelihood,
+                        "n_scored": s.n_scored,
+                        "n_skipped": s.n_skipped,
+                        "nll_per_base": s.nll_per_base,
+                        "perplexity": s.perplexity,
+                    }
+                    for name, length, s in zip(data.names, data.lengths, scores, strict=True)
+                ]
+                progress.update(len(data), int(data.lengths.sum()))
+                yield k, rows
+            n += len(chunk)
 
-    write_rows(rows(), args.output, args.out_format)
-    bar.close()
+    write_blocks(shard, blocks(), args.output, args.out_format)
+    progress.finish("scored", args.output, shard.note)
     return 0
 
 

@@ -5,26 +5,54 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hyenadna.cli.common import add_command, add_model_args, int_at_least, sdk_config, write_rows
+from hyenadna.cli.common import (
+    Progress,
+    add_command,
+    add_model_args,
+    count_records,
+    int_at_least,
+    sdk_config,
+    write_blocks,
+)
 
 
 def cmd_vep(args: argparse.Namespace) -> int:
     import warnings
 
+    from hyenadna.cli.distributed import Sharding
     from hyenadna.sdk import HyenaDNA
-    from hyenadna.vep import score_variants, vep_columns
+    from hyenadna.vep import score_variant_blocks, vep_columns
 
-    model = HyenaDNA(sdk_config(args, progress=False))
+    shard = Sharding(args.output, "vep")
+    model = HyenaDNA(sdk_config(args, device=shard.device(args.device), progress=False))
     print(f"model: {model.source}", file=sys.stderr)
+    progress = Progress("alleles", total=lambda: count_records(args), enabled=None if shard.is_main else False)
+    counts: dict[str, int] = {}
+
+    def counted(blocks):
+        for k, rows in blocks:
+            for row in rows:
+                counts[row["status"]] = counts.get(row["status"], 0) + 1
+            progress.update(len(rows))
+            yield k, rows
+
     with warnings.catch_warnings():
         warnings.simplefilter("always")
-        warnings.showwarning = lambda msg, *a, **k: print(f"warning: {msg}", file=sys.stderr)
-        rows = score_variants(
-            model.model, model.tokenizer, args.vcf, args.genome, args.window, args.batch_size, args.both_strands
+        blocks = score_variant_blocks(
+            model.model,
+            model.tokenizer,
+            args.vcf,
+            args.genome,
+            args.window,
+            args.batch_size,
+            args.both_strands,
+            shard=(shard.rank, shard.world),
         )
-        n = write_rows(rows, args.output, args.out_format, columns=vep_columns(args.both_strands))
-    if n == 0:
+        n = write_blocks(shard, counted(blocks), args.output, args.out_format, columns=vep_columns(args.both_strands))
+    if n == 0 and shard.is_main:
         print(f"warning: {args.vcf} has no variant records; wrote a header only", file=sys.stderr)
+    statuses = ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items()))
+    progress.finish("scored", args.output, (f"; {statuses}" if statuses else "") + shard.note)
     return 0
 
 

@@ -40,6 +40,25 @@ class SequenceInputError(ValueError):
 class SequenceRecord:
     name: str
     sequence: str
+    source: str = ""  # the file (or <stdin>) it came from, for messages
+    line: int = 0  # the line holding its first base; a CSV/TSV row number; a BED interval's line
+    width: int = 0  # bases per line of a wrapped FASTA record (0: the whole sequence is on ``line``)
+    unit: str = "line"  # "line", "row" (CSV/TSV), "interval" (BED) or "record" (FASTA with irregular line breaks)
+
+    def where(self, position: int) -> str:
+        """Where the 1-based ``position`` of the sequence sits in its input: ``file:line:column`` where that can be
+        known, else the row, interval or record."""
+        if not self.source or not self.line:
+            return ""
+        if self.unit == "row":
+            return f"{self.source}, row {self.line}"
+        if self.unit == "interval":
+            return f"{self.source}:{self.line} (the interval on this line)"
+        if self.unit == "record":
+            return f"{self.source}: the record starting at line {self.line}"
+        if self.width:
+            return f"{self.source}:{self.line + (position - 1) // self.width}:{(position - 1) % self.width + 1}"
+        return f"{self.source}:{self.line}:{position}"
 
 
 def detect_format(path: str) -> str:
@@ -59,11 +78,13 @@ def read_sequences(source: str | Path, fmt: str = "auto", column: str = "sequenc
         yield from _read_table(source, "," if fmt == "csv" else "\t", column)
         return
     if source != "-" and not Path(source).is_file():
+        if Path(source).is_dir():
+            raise SequenceInputError(f"{source} is a folder; give a file of sequences (or - for standard input)")
         raise SequenceInputError(f"{source}: no such file")
     if fmt == "fasta" and source != "-":
         try:
             for rec in read_fasta(source):
-                yield SequenceRecord(rec.name, rec.sequence)
+                yield _fasta_record(rec, source)
         except FastaFormatError as e:
             raise SequenceInputError(str(e)) from None
         return
@@ -99,9 +120,16 @@ def _chain(first, rest):
 def _fasta_lines(lines, label: str) -> Iterator[SequenceRecord]:
     try:
         for rec in parse_fasta(lines, label):
-            yield SequenceRecord(rec.name, rec.sequence)
+            yield _fasta_record(rec, label)
     except FastaFormatError as e:
         raise SequenceInputError(str(e)) from None
+
+
+def _fasta_record(rec, label: str) -> SequenceRecord:
+    multi_line = rec.width and len(rec.sequence) > rec.width
+    return SequenceRecord(
+        rec.name, rec.sequence, label, rec.line, rec.width if multi_line else 0, "line" if rec.width else "record"
+    )
 
 
 def _fastq_lines(lines, label: str) -> Iterator[SequenceRecord]:
@@ -124,13 +152,13 @@ def _fastq_lines(lines, label: str) -> Iterator[SequenceRecord]:
         name = header[1:].split(maxsplit=1)[0] if header[1:].strip() else ""
         if not seq:
             raise SequenceInputError(f"{label}:{lineno}: record {name!r} has no sequence")
-        yield SequenceRecord(name or f"line{lineno}", seq)
+        yield SequenceRecord(name or f"line{lineno}", seq, label, lineno + 1)
 
 
 def _text_lines(lines, label: str) -> Iterator[SequenceRecord]:
     for lineno, line in lines:
         if line.strip():
-            yield SequenceRecord(f"line{lineno}", line.strip())
+            yield SequenceRecord(f"line{lineno}", line.strip(), label, lineno)
 
 
 def _read_table(source: str, sep: str, column: str) -> Iterator[SequenceRecord]:
@@ -150,7 +178,7 @@ def _read_table(source: str, sep: str, column: str) -> Iterator[SequenceRecord]:
             for i, (n, s) in enumerate(zip(names, seqs, strict=True)):
                 if not s.strip():
                     raise SequenceInputError(f"{source}: row {offset + i + 1} ({n}) has an empty sequence")
-                yield SequenceRecord(str(n), s)
+                yield SequenceRecord(str(n), s, "<stdin>" if source == "-" else source, offset + i + 1, unit="row")
             offset += len(seqs)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError, zlib.error) as e:
         raise SequenceInputError(f"{source}: cannot read as {'CSV' if sep == ',' else 'TSV'} ({e})") from None
@@ -241,6 +269,8 @@ def read_bed_sequences(
             continue
         seq = fasta.fetch(r.chrom, lo, hi)
         kept += 1
-        yield SequenceRecord(r.name, reverse_complement(seq) if r.strand == "-" else seq)
+        yield SequenceRecord(
+            r.name, reverse_complement(seq) if r.strand == "-" else seq, str(bed), r.line, unit="interval"
+        )
     if rows and not kept:
         raise SequenceInputError(f"{bed}: every one of its {len(rows)} intervals was skipped; nothing to do")

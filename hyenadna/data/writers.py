@@ -14,6 +14,11 @@ from hyenadna.utils.io import atomic_path, atomic_write_text
 OUTPUT_SUFFIXES = (".npy", ".npz", ".parquet")
 
 
+def _member(zf: zipfile.ZipFile, name: str):
+    """A new .npz member with a fixed timestamp, so the same embeddings always make the same bytes."""
+    return zf.open(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), "w", force_zip64=True)
+
+
 class EmbeddingWriter:
     """Add chunks of (ids, lengths, embeddings); pooled (n, D) or per-token (n, L, D) zero-padded arrays.
 
@@ -48,7 +53,7 @@ class EmbeddingWriter:
             self._add_parquet(ids, lengths, embeddings)
         elif self.per_token:
             for k, (n, emb) in enumerate(zip(lengths, embeddings, strict=True)):
-                with self._zip.open(f"emb_{len(self.ids) + k}.npy", "w", force_zip64=True) as f:
+                with _member(self._zip, f"emb_{len(self.ids) + k}.npy") as f:
                     np.lib.format.write_array(f, np.ascontiguousarray(emb[:n], dtype=np.float32))
         else:
             self._raw.write(np.ascontiguousarray(embeddings, dtype=np.float32).tobytes())
@@ -79,7 +84,7 @@ class EmbeddingWriter:
         ids, lengths = np.array(self.ids, dtype=str), np.array(self.lengths, dtype=np.int64)
         if self.per_token:
             for name, arr in (("ids", ids), ("lengths", lengths)):
-                with self._zip.open(f"{name}.npy", "w", force_zip64=True) as f:
+                with _member(self._zip, f"{name}.npy") as f:
                     np.lib.format.write_array(f, arr)
             self._zip.close()
             return
@@ -91,9 +96,9 @@ class EmbeddingWriter:
             atomic_write_text(str(self.path) + ".ids.txt", "".join(f"{i}\n" for i in self.ids))
         else:
             for name, arr in (("ids", ids), ("lengths", lengths)):
-                with self._zip.open(f"{name}.npy", "w", force_zip64=True) as f:
+                with _member(self._zip, f"{name}.npy") as f:
                     np.lib.format.write_array(f, arr)
-            with self._zip.open("embeddings.npy", "w", force_zip64=True) as f:
+            with _member(self._zip, "embeddings.npy") as f:
                 self._copy_pooled(f, shape)
             self._zip.close()
 

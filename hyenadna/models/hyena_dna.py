@@ -147,7 +147,7 @@ class HyenaDNAModel(nn.Module):
         if max(keep) == self.config.n_layer:
             chunk = self.execution.low_memory_chunk
             for s in range(0, residual.shape[0], chunk):  # the output overwrites the residual stream
-                residual[s : s + chunk] = self.ln_f(residual[s : s + chunk])
+                residual[s : s + chunk] = self.ln_f(residual[s : s + chunk].to(self.ln_f.weight.dtype))
         outs.append(residual)
         return outs
 

@@ -68,11 +68,11 @@ class Block(nn.Module):
         is the mixer's (D, L) float32 work tensor, if the caller reuses one across layers."""
 
         def mixer_input(start: int, end: int) -> Tensor:
-            return self.norm1(residual[start:end])
+            return self.norm1(residual[start:end].to(self.norm1.weight.dtype))
 
         mlp_weights = self.mlp.weights(matmul_dtype(self.mlp.fc1.weight))  # cast once (bf16 under autocast)
         seqlen, chunk = residual.shape[0], options.low_memory_chunk
         for s, y in hyena_low_memory(self.mixer, mixer_input, seqlen, chunk, options, conv=conv):
             rows = residual[s : s + y.shape[0]]
             rows += y
-            rows += self.mlp(self.norm2(rows), mlp_weights)
+            rows += self.mlp(self.norm2(rows.to(self.norm2.weight.dtype)), mlp_weights)

@@ -46,6 +46,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, gelu: bool = F
         dtype = torch.get_autocast_dtype(x.device.type)
         x, weight = x.to(dtype), weight.to(dtype)
         bias = None if bias is None else bias.to(dtype)
+    elif x.dtype != weight.dtype:  # weights loaded in bf16/fp16 meet the fp32 residual stream or FFT output
+        x = x.to(weight.dtype)
     if not _fast_path_applies(x, weight, bias):
         return linear_ref(x, weight, bias, gelu)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):

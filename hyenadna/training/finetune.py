@@ -22,6 +22,7 @@ from hyenadna.pooling import masked_pool
 from hyenadna.tokenizer import BatchEncoding
 from hyenadna.training.optim import build_optimizer, cosine_lr
 from hyenadna.utils.device import seeded
+from hyenadna.utils.precision import autocast, grad_scaler
 
 
 class SequenceModel(nn.Module):
@@ -53,11 +54,6 @@ class Recipe:
     def __post_init__(self) -> None:
         if self.epochs < 0 or self.patience < 1 or self.lr <= 0:
             raise ValueError(f"epochs {self.epochs} (>= 0), patience {self.patience} (>= 1), lr {self.lr} (> 0)")
-
-
-def autocast(device: torch.device, precision: str):
-    """The forward passes' autocast: bf16 for the dense projections when asked, a no-op in fp32."""
-    return torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16")
 
 
 def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -104,6 +100,7 @@ def fine_tune(
     if start is not None:
         history.append({"epoch": 0, "train_loss": None, **{f"val_{k}": v for k, v in start.items()}})
         best, best_state = sign * start[key], _snapshot(network)
+    scaler = grad_scaler(device, precision)
     with seeded(recipe.seed):
         for epoch in range(recipe.epochs):
             network.train()
@@ -124,9 +121,11 @@ def fine_tune(
                     out = network(enc.input_ids, enc.attention_mask)
                 loss = loss_fn(out.float(), idx)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
                 torch.nn.utils.clip_grad_norm_(network.parameters(), recipe.grad_clip)
-                optimizer.step()
+                scaler.step(optimizer)
+                scaler.update()
                 step += 1
                 loss_sum += loss.item()
                 bar.set_postfix(loss=f"{loss.item():.4f}")

@@ -30,6 +30,7 @@ from hyenadna.training.optim import build_optimizer, cosine_lr
 from hyenadna.training.windows import WindowSampler, fixed_windows
 from hyenadna.utils.device import rank_device, rng_state, set_rng_state
 from hyenadna.utils.io import atomic_path, atomic_write_text
+from hyenadna.utils.precision import autocast
 
 
 @dataclass
@@ -364,7 +365,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
             loss_sum = 0.0
             for micro in range(cfg.grad_accum):
                 w = torch.from_numpy(sampler.batch(step * cfg.grad_accum + micro, batch, seq_len + 1)).to(device)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                with autocast(device, "bf16" if cfg.bf16 else "fp32"):
                     loss = forward(w[:, :-1], labels=w[:, 1:]).loss / cfg.grad_accum
                 loss.backward()
                 loss_sum += loss.item()

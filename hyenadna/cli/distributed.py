@@ -1,0 +1,120 @@
+"""Inference across processes and nodes: ``torchrun --nproc_per_node=N -m hyenadna.cli embed|score|vep ...``.
+
+The input is cut into the same blocks a single process works through (``step_size`` records for embed and score,
+64 VCF records for vep), and block k goes to rank k % world. Each rank runs its blocks on its own device and saves each
+block's result under ``.<output>.parts/`` beside the output (so across nodes the output's folder must be on a shared
+file system). Once every rank has finished, rank 0 replays the blocks in input order through the same writer a single
+process uses, so the output is identical, byte for byte, to a single-process run; then the parts are removed.
+
+The ranks only meet at barriers (gloo, on the CPU, whatever device they compute on): no tensor crosses processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+
+from hyenadna.utils.io import atomic_path
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size) of this process as torchrun sets them; (0, 1) for a plain run."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+class Sharding:
+    """Which blocks this rank computes, where their results wait, and the merge on rank 0."""
+
+    def __init__(self, output: str | None, command: str):
+        self.rank, self.world = world()
+        self.active = self.world > 1
+        self.parts: Path | None = None
+        if not self.active:
+            return
+        if not output:
+            raise ValueError(
+                f"{command} across {self.world} processes needs -o OUTPUT (on a file system every rank sees)"
+            )
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            # the ranks only wait for each other; a rank that fails makes torchrun stop the others
+            dist.init_process_group("gloo", timeout=timedelta(hours=12))
+        out = Path(output)
+        self.parts = out.parent / f".{out.name}.parts"
+        if self.rank == 0:
+            shutil.rmtree(self.parts, ignore_errors=True)  # left by an interrupted run; never the output itself
+            self.parts.mkdir(parents=True)
+        self.barrier()
+
+    def device(self, requested: str) -> str:
+        """This rank's device: "cuda"/"auto" become cuda:LOCAL_RANK in a distributed run."""
+        if not self.active:
+            return requested
+        from hyenadna.utils.device import rank_device
+
+        return str(rank_device(requested))
+
+    @property
+    def note(self) -> str:
+        """For a command's summary line: which share this process computed."""
+        return f" (rank {self.rank} of {self.world}: its share; rank 0 wrote the merged output)" if self.active else ""
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def mine(self, block: int) -> bool:
+        return block % self.world == self.rank
+
+    def save(self, block: int, arrays: dict[str, np.ndarray | list[np.ndarray]], rows: list | None = None) -> None:
+        """One block's result: named arrays (a list of arrays for ragged data) and JSON rows, written atomically as
+        .npz and .json (no pickle)."""
+        flat = {}
+        for name, value in arrays.items():
+            if isinstance(value, list):
+                flat[f"{name}.count"] = np.array(len(value))
+                flat |= {f"{name}.{i}": np.asarray(v) for i, v in enumerate(value)}
+            else:
+                flat[name] = np.asarray(value)
+        with atomic_path(self.parts / f"{block:09d}.json") as tmp:
+            tmp.write_text(json.dumps(rows if rows is not None else []))
+        with atomic_path(self.parts / f"{block:09d}.npz") as tmp, open(tmp, "wb") as f:
+            np.savez(f, **flat)
+
+    def barrier(self) -> None:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+    def blocks(self) -> Iterator[tuple[dict, list]]:
+        """On rank 0, after every rank has saved its blocks: (arrays, rows) per block, in block (input) order."""
+        for path in sorted(self.parts.glob("*.npz")):
+            with np.load(path, allow_pickle=False) as z:
+                flat = {k: z[k] for k in z.files}
+            arrays: dict = {}
+            for key in [k for k in flat if k.endswith(".count")]:
+                name = key.removesuffix(".count")
+                arrays[name] = [flat.pop(f"{name}.{i}") for i in range(int(flat.pop(key)))]
+            arrays |= flat
+            yield arrays, json.loads(path.with_suffix(".json").read_text())
+
+    def finish(self, merge: Callable[[Iterator], None]) -> None:
+        """Wait for every rank, let rank 0 merge the blocks in order, then remove the parts."""
+        try:
+            self.barrier()
+            if self.is_main:
+                merge(self.blocks())
+        finally:
+            if self.is_main:
+                shutil.rmtree(self.parts, ignore_errors=True)
+            import torch.distributed as dist
+
+            dist.barrier()
+            dist.destroy_process_group()
