@@ -108,7 +108,12 @@ def cases(f: dict[str, Path], out: Path) -> list[dict]:
         ("embed: missing file", cli("embed", str(out / "nope.fa"), "-o", o), 1, ["no such file"]),
         ("embed: folder as input", cli("embed", str(out), "-o", o), 1, ["folder"]),
         ("embed: unknown output type", cli("embed", str(f["ok.fa"]), "-o", str(out / "o.xyz")), 1, [".xyz"]),
-        ("embed: output in a missing folder", cli("embed", str(f["ok.fa"]), "-o", str(out / "no/o.npz")), 0, ["embedded"]),
+        (
+            "embed: output in a missing folder",
+            cli("embed", str(f["ok.fa"]), "-o", str(out / "no/o.npz")),
+            0,
+            ["embedded"],
+        ),
         (
             "embed: mistyped model path",
             cli("embed", str(f["ok.fa"]), "-o", o, "--model", "/nonexistent/m"),

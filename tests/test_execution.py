@@ -72,3 +72,24 @@ def test_cuda_runs_the_batched_path_and_matches_the_cpu_reference():
         long_out = model.backbone(ids.cuda(), low_memory=True).cpu()
     assert_close(out, reference, atol=1e-4)
     assert_close(long_out, reference, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["tiny", "deep_long"])
+def test_train_path_gradients_equal_the_reference_paths(name):
+    """The loss and every parameter's gradient of the fast training path match the plain reference path."""
+    grads = {}
+    for reference in (False, True):
+        model = load_model(FIXTURES / name).use_reference_path(reference)
+        model.train()
+        for m in model.modules():  # dropout off, so the two paths see the same function
+            if isinstance(m, torch.nn.Dropout):
+                m.p = 0.0
+        ids = torch.randint(7, 12, (3, 200), generator=torch.Generator().manual_seed(5))
+        loss = model(ids[:, :-1], labels=ids[:, 1:]).loss
+        loss.backward()
+        grads[reference] = (loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()})
+    (fast_loss, fast), (ref_loss, ref) = grads[False], grads[True]
+    assert_close(fast_loss, ref_loss, atol=1e-5)
+    assert fast.keys() == ref.keys()
+    for n in ref:
+        assert_close(fast[n], ref[n], atol=1e-5, rtol=1e-3)

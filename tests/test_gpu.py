@@ -1,0 +1,175 @@
+"""CUDA against the CPU reference path. Every test here is marked ``gpu`` and skips where there is no CUDA device;
+``benchmarks/gpu_check.py`` runs them first on a GPU machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from hyenadna import HyenaDNALMHeadModel, load_model
+from hyenadna.ops.execution import ExecutionOptions
+from tests.conftest import CASES, FIXTURES, MODELS, REPO, assert_close, load_io
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+]
+
+SOURCES = ["tiny", "tiny/lightning_weights.ckpt", "tiny_ckpt_layer", "tiny_hf", "deep_long", "wide"]
+
+
+def _ids(batch: int, length: int, seed: int = 3) -> torch.Tensor:
+    return torch.randint(7, 12, (batch, length), generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_cuda_parity_on_every_fixture(source):
+    name = source.split("/")[0].removesuffix("_ckpt_layer").removesuffix("_hf")
+    model = load_model(FIXTURES / source, device="cuda")
+    io = load_io(name)
+    with torch.no_grad():
+        for case in CASES:
+            out = model(io[f"{case}.input_ids"].cuda())
+            assert_close(out.hidden_states.cpu(), io[f"{case}.hidden_states"], atol=1e-4, rtol=1e-4)
+            if f"{case}.logits" in io:
+                assert_close(out.logits.cpu(), io[f"{case}.logits"], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_cuda_paths_match_the_cpu_reference(name):
+    model = load_model(FIXTURES / name)
+    ids = _ids(4, 300)
+    with torch.no_grad():
+        reference = model.use_reference_path(True).backbone(ids)
+        model.use_reference_path(False).to("cuda")
+        batched = model.backbone(ids.cuda()).cpu()
+        low_memory = model.backbone(ids.cuda(), low_memory=True).cpu()
+        residual, h = None, model.backbone.embeddings(ids.cuda())
+        for layer in model.backbone.layers:  # the per-sequence path, forced through each operator
+            h, residual = layer(h, residual, "per_sequence", ExecutionOptions())
+        per_sequence = model.backbone.ln_f(h.float() + residual).cpu()
+    for out in (batched, low_memory, per_sequence):
+        assert_close(out, reference, atol=1e-4, rtol=1e-4)
+
+
+def test_cuda_training_step_matches_the_cpu_reference():
+    grads = {}
+    for device, reference in (("cpu", True), ("cuda", False)):
+        model = load_model(FIXTURES / "deep_long", device=device).use_reference_path(reference).train()
+        for m in model.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.p = 0.0
+        ids = _ids(3, 200).to(device)
+        loss = model(ids[:, :-1], labels=ids[:, 1:]).loss
+        loss.backward()
+        grads[device] = (loss.item(), {n: p.grad.cpu() for n, p in model.named_parameters()})
+    assert grads["cuda"][0] == pytest.approx(grads["cpu"][0], abs=1e-5)
+    for n, g in grads["cpu"][1].items():
+        assert_close(grads["cuda"][1][n], g, atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_cuda_low_precision_loading_and_autocast(dtype):
+    reference = load_model(FIXTURES / "deep_long").use_reference_path(True)
+    ids = _ids(2, 300)
+    with torch.no_grad():
+        expected = reference.backbone(ids)
+        model = load_model(FIXTURES / "deep_long", device="cuda", dtype=dtype)
+        outs = [model.backbone(ids.cuda()), model.backbone(ids.cuda(), low_memory=True)]
+        fp32 = load_model(FIXTURES / "deep_long", device="cuda")
+        with torch.autocast("cuda", dtype=dtype):
+            outs.append(fp32.backbone(ids.cuda()))
+    scale = expected.abs().max().item()
+    for out in outs:
+        assert torch.isfinite(out.float()).all()
+        assert (out.float().cpu() - expected).abs().max().item() < (0.08 if dtype == torch.bfloat16 else 0.01) * scale
+
+
+def _pretrain_cfg(tmp_path, out, **kw):
+    from hyenadna.training.pretrain import PretrainConfig
+
+    fasta = tmp_path / "toy.fa"
+    if not fasta.exists():
+        g = torch.Generator().manual_seed(0)
+        seq = "".join("ACGT"[int(i)] for i in torch.randint(0, 4, (60_000,), generator=g))
+        fasta.write_text(">1\n" + seq + "\n")
+    base = dict(
+        fasta=[str(fasta)],
+        out_dir=str(tmp_path / out),
+        model={"d_model": 32, "n_layer": 2, "d_inner": 64, "l_max": 130},
+        eval_region=["1:50000-60000"],
+        seq_len=128,
+        batch_size=4,
+        max_steps=6,
+        eval_every=6,
+        eval_windows=4,
+        ckpt_every=3,
+        markov=False,
+        device="cuda",
+        lr=3e-3,
+    )
+    return PretrainConfig(**{**base, **kw})
+
+
+def test_cuda_pretraining_resumes_exactly_with_dropout_on(tmp_path):
+    from hyenadna.training.pretrain import losses, pretrain
+
+    model = {"d_model": 32, "n_layer": 2, "d_inner": 64, "l_max": 130, "embed_dropout": 0.1, "resid_dropout": 0.1}
+    straight = pretrain(_pretrain_cfg(tmp_path, "a", model=model))
+    first = pretrain(_pretrain_cfg(tmp_path, "b", model=model, max_minutes=0.0))
+    assert not first["finished"]
+    second = pretrain(_pretrain_cfg(tmp_path, "b", model=model), resume=True)
+    assert losses(tmp_path / "a" / "metrics.jsonl") == losses(tmp_path / "b" / "metrics.jsonl")
+    assert straight["param_checksum"] == second["param_checksum"]
+    state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    assert len(state["rng"]["cuda"]) == torch.cuda.device_count()
+
+
+def test_cuda_autocast_training_runs(tmp_path):
+    from hyenadna.training.pretrain import pretrain
+
+    result = pretrain(_pretrain_cfg(tmp_path, "bf16", bf16=True))
+    assert result["finished"]
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_two_gpu_nccl_pretraining_keeps_ranks_identical(tmp_path):
+    cfg = _pretrain_cfg(tmp_path, "ddp", max_steps=10, eval_every=10, ckpt_every=10)
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg.__dict__))
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import json, os, sys\n"
+        "from hyenadna.training.pretrain import PretrainConfig, pretrain\n"
+        "cfg = PretrainConfig(**json.load(open(os.path.join(sys.argv[1], 'cfg.json'))))\n"
+        "r = pretrain(cfg)\n"
+        "open(os.path.join(sys.argv[1], f\"rank{r['rank']}.json\"), 'w').write(json.dumps(r))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(script),
+        str(tmp_path),
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert r0["param_checksum"] == r1["param_checksum"]
+
+
+def test_random_init_does_not_touch_the_users_cuda_rng():
+    from hyenadna import HyenaDNA, HyenaDNAConfig
+
+    torch.cuda.manual_seed_all(1234)
+    before = torch.cuda.get_rng_state()
+    HyenaDNA(HyenaDNAConfig(pretrained=False, device="cuda", seed=7))
+    assert torch.equal(torch.cuda.get_rng_state(), before)
+    assert isinstance(HyenaDNALMHeadModel, type)

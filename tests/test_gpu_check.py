@@ -1,0 +1,25 @@
+"""benchmarks/gpu_check.py --dry-run: the GPU machine's script runs end to end on the CPU, so it cannot rot."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def test_gpu_check_dry_run_writes_its_report(tmp_path):
+    out = tmp_path / "gpu_check.json"
+    cmd = [sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--dry-run", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["dry_run"] and report["tests"]["exit"] == 0  # the GPU tests ran (and skipped) without error
+    workloads = {r["workload"] for r in report["rows"]}
+    assert workloads == {"tiny1k_b32", "train_tiny1k_b8", "small32k", "medium160k", "large1m"}
+    assert all("tokens_per_s" in r for r in report["rows"]), [r for r in report["rows"] if "error" in r]
+    assert {(r["impl"], r["precision"]) for r in report["rows"] if r["workload"] == "tiny1k_b32"} == {
+        (impl, p) for impl in ("fast", "reference", "transformer") for p in ("fp32", "bf16")
+    }
+    assert "ratio" in proc.stdout
