@@ -106,6 +106,45 @@ def vep_columns(both_strands: bool = False) -> list[str]:
     return [*head, *strands, "window", "offset", "embedding_cosine_distance", "embedding_l2_distance"]
 
 
+def score_window_pairs(
+    model,
+    tokenizer,
+    pairs: list[tuple[str, str]],
+    batch_size: int = 8,
+    both_strands: bool = False,
+    embeddings: bool = True,
+) -> list[dict]:
+    """For each (reference window, alternative window): ``llr``, ``ref_ll``, ``alt_ll`` (natural log, summed over
+    every position but the first; strand-averaged with ``both_strands``, which adds ``llr_forward`` and
+    ``llr_reverse``) and, with ``embeddings``, the cosine and L2 distance of the windows' mean last hidden states.
+    A window that several pairs share (in-silico mutagenesis: one reference for three bases) is scored once."""
+    from hyenadna.data.pipeline import plan_chunks
+    from hyenadna.scoring import log_probs_and_embeddings, scoring_policy
+
+    strands = 2 if both_strands else 1
+    unique = list(dict.fromkeys(w for pair in pairs for w in pair))
+    index = {w: i for i, w in enumerate(unique)}
+    bases = [tokenizer.encode_bases(w, i) for i, w in enumerate(unique)]
+    chunks = plan_chunks(bases, tokenizer, scoring_policy(model.config.l_max), strands)
+    pooling = "mean" if embeddings else None
+    lps, emb = log_probs_and_embeddings(model, chunks, len(bases), strands, batch_size, pooling=pooling)
+    ll = [[float(np.nansum(lp[s])) for s in range(strands)] for lp in lps]
+    emb = emb.cpu().numpy() if emb is not None else None
+    out = []
+    for ref, alt in pairs:
+        r, a = index[ref], index[alt]
+        per_strand = [ll[a][s] - ll[r][s] for s in range(strands)]
+        row = {"llr": float(np.mean(per_strand)), "ref_ll": float(np.mean(ll[r])), "alt_ll": float(np.mean(ll[a]))}
+        if both_strands:
+            row |= {"llr_forward": per_strand[0], "llr_reverse": per_strand[1]}
+        if emb is not None:
+            e_ref, e_alt = emb[r], emb[a]
+            cos = 1 - float(np.dot(e_ref, e_alt) / (np.linalg.norm(e_ref) * np.linalg.norm(e_alt) + 1e-12))
+            row |= {"embedding_cosine_distance": cos, "embedding_l2_distance": float(np.linalg.norm(e_ref - e_alt))}
+        out.append(row)
+    return out
+
+
 def score_variant_blocks(
     model,
     tokenizer,
@@ -130,42 +169,22 @@ def score_variant_blocks(
     Yields (block index, rows) per block of ``variants_per_batch`` VCF records; with ``shard=(rank, world)`` only the
     blocks with index % world == rank. Every block is scored on its own, so a sharded run computes each block exactly
     as a single process does."""
-    from hyenadna.data.pipeline import plan_chunks
-    from hyenadna.scoring import log_probs_and_embeddings, scoring_policy
-
     variants = read_vcf(vcf)
     first = next(variants, None)
     if first is None:
         return
     chroms = {v.chrom for v in read_vcf(vcf)}
     genome = GenomeFasta(genome_path, chroms)
-    policy = scoring_policy(model.config.l_max)
-    strands = 2 if both_strands else 1
+    columns = vep_columns(both_strands)
 
     def score(pending: list[tuple[dict, tuple[str, str, int]]]) -> Iterator[dict]:
         if not pending:
             return
-        bases = [tokenizer.encode_bases(w, i) for _, (ref, alt, _) in pending for i, w in enumerate((ref, alt))]
-        chunks = plan_chunks(bases, tokenizer, policy, strands)
-        lps, emb = log_probs_and_embeddings(model, chunks, len(bases), strands, batch_size, pooling="mean")
-        emb = emb.cpu().numpy()
-        for k, (row, (ref, _, offset)) in enumerate(pending):
-            ll = [[float(np.nansum(lps[2 * k + a][s])) for s in range(strands)] for a in (0, 1)]
-            per_strand = [ll[1][s] - ll[0][s] for s in range(strands)]
-            e_ref, e_alt = emb[2 * k], emb[2 * k + 1]
-            cos = 1 - float(np.dot(e_ref, e_alt) / (np.linalg.norm(e_ref) * np.linalg.norm(e_alt) + 1e-12))
-            yield {
-                **row,
-                "status": "ok",
-                "llr": float(np.mean(per_strand)),
-                "ref_ll": float(np.mean(ll[0])),
-                "alt_ll": float(np.mean(ll[1])),
-                **({"llr_forward": per_strand[0], "llr_reverse": per_strand[1]} if both_strands else {}),
-                "window": len(ref),
-                "offset": offset,
-                "embedding_cosine_distance": cos,
-                "embedding_l2_distance": float(np.linalg.norm(e_ref - e_alt)),
-            }
+        pairs = [(ref, alt) for _, (ref, alt, _) in pending]
+        effects = score_window_pairs(model, tokenizer, pairs, batch_size, both_strands)
+        for (row, (ref, _, offset)), effect in zip(pending, effects, strict=True):
+            full = {**row, "status": "ok", **effect, "window": len(ref), "offset": offset}
+            yield {k: full[k] for k in columns}
 
     empty = dict.fromkeys(("llr", "ref_ll", "alt_ll", "window", "offset"))
     empty |= dict.fromkeys(("embedding_cosine_distance", "embedding_l2_distance"))

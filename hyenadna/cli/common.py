@@ -322,6 +322,7 @@ COMMAND_EXAMPLES = {
     "score": """examples:
   hyenadna score hyenadna/examples/example.fa -o scores.tsv
   hyenadna score long.fa --overlap 256 -o scores.jsonl      # windows re-read 256 bases of left context
+  hyenadna score --track chr20.bedgraph --genome GRCh37_chr20.fa.gz --region chr20:1,000,000-2,000,000 --both-strands
 """,
     "vep": """examples:
   hyenadna vep variants.vcf.gz --genome hg19.fa.gz -o effects.tsv

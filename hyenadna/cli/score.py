@@ -21,7 +21,45 @@ from hyenadna.cli.common import (
 )
 
 
+def cmd_track(args: argparse.Namespace) -> int:
+    """score --track: a per-base bedGraph over --region (or whole chromosomes) of --genome."""
+    from hyenadna.data.readers import GenomeFasta
+    from hyenadna.data.regions import Interval, canonical_chrom, parse_region
+    from hyenadna.sdk import HyenaDNA
+    from hyenadna.tracks import likelihood_track, write_bedgraph
+
+    if not args.genome or not args.region:
+        raise ValueError("--track needs --genome and --region (chrom:start-end, or a chromosome name for all of it)")
+    if args.input or args.bed:
+        raise ValueError("--track scores --region of --genome; give no INPUT or --bed with it")
+    region = parse_region(args.region)
+    name = args.region.split(":")[0]  # the chromosome as the user spells it (chr20 or 20), for the browser
+    if isinstance(region, str):
+        size = GenomeFasta(args.genome, {region}).sizes.get(canonical_chrom(region))
+        if size is None:
+            raise ValueError(f"--region {args.region}: no such chromosome in {args.genome}")
+        region = Interval(region, 0, size)
+    model = HyenaDNA(sdk_config(args, framing=args.framing, progress=False))
+    print(f"model: {model.source}", file=sys.stderr)
+    progress = Progress("bases", total=len(region))
+    blocks = likelihood_track(
+        model.model,
+        model.tokenizer,
+        args.genome,
+        region,
+        overlap=args.overlap if args.overlap > 1 else None,
+        both_strands=args.both_strands,
+        batch_size=args.batch_size,
+        progress=lambda k: progress.update(k, k),
+    )
+    lines = write_bedgraph(args.track, name, blocks)
+    progress.finish("scored", args.track, f"; {lines:,} bedGraph lines")
+    return 0
+
+
 def cmd_score(args: argparse.Namespace) -> int:
+    if args.track:
+        return cmd_track(args)
     from hyenadna.cli.distributed import Sharding
     from hyenadna.scoring import score_bases, scoring_policy
     from hyenadna.sdk import HyenaDNA
@@ -70,10 +108,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out-format", choices=["auto", "jsonl", "tsv"], default="auto")
     p.add_argument("--framing", choices=["none", "sep", "cls_sep"], default="none")
     p.add_argument(
+        "--track",
+        metavar="BEDGRAPH",
+        help="instead of per-sequence scores: log P(base | left context) for every base of --region of --genome, as a "
+        "bedGraph (0-based, half-open; N bases left out); streams a whole chromosome in bounded memory",
+    )
+    p.add_argument("--region", help="with --track: chrom:start-end (0-based, half-open) or a chromosome name")
+    p.add_argument("--both-strands", action="store_true", help="with --track: average with the reverse strand's log P")
+    p.add_argument(
         "--overlap",
         type=int_at_least(1),
         default=1,
         help="sequences longer than the context: tokens of left context each window re-reads (at least 1, so every "
-        "base but the first is scored; default 1)",
+        "base but the first is scored; default 1; with --track, half the context)",
     )
     add_model_args(p)

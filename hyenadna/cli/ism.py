@@ -1,0 +1,91 @@
+"""``hyenadna ism``: in-silico mutagenesis of a region, as a table or arrays and a heatmap."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from hyenadna.cli.common import Progress, add_command, add_model_args, int_at_least, sdk_config, write_rows
+
+ISM_EXAMPLES = """examples:
+  hyenadna ism --genome ../shared/data/genome/GRCh37_chr20.fa.gz --region chr20:1,000,000-1,000,200 \\
+      -o ism.tsv --plot ism.png
+  hyenadna ism --genome seqs.fa --record my_enhancer -o ism.npz --plot ism.png --both-strands --deletions
+"""
+
+
+def region_of(args: argparse.Namespace):
+    """The region to mutate: --region chrom:start-end (0-based, half-open) or --record NAME (the whole record)."""
+    from hyenadna.data.readers import GenomeFasta
+    from hyenadna.data.regions import Interval, canonical_chrom, parse_region
+
+    if bool(args.region) == bool(args.record):
+        raise ValueError("give --region chrom:start-end or --record NAME (one of them)")
+    if args.record:
+        size = GenomeFasta(args.genome, {args.record}).sizes.get(canonical_chrom(args.record))
+        if size is None:
+            raise ValueError(f"--record {args.record}: no such record in {args.genome}")
+        return Interval(canonical_chrom(args.record), 0, size), args.record
+    region = parse_region(args.region)
+    if isinstance(region, str):
+        raise ValueError(f"--region {args.region}: give start and end (chrom:start-end); ISM of a chromosome is huge")
+    return region, args.region.split(":")[0]
+
+
+def cmd_ism(args: argparse.Namespace) -> int:
+    from hyenadna.ism import in_silico_mutagenesis, plot_ism
+    from hyenadna.sdk import HyenaDNA
+
+    region, name = region_of(args)
+    if len(region) > args.max_length:
+        raise ValueError(
+            f"the region has {len(region):,} bases; ISM scores {3 + args.deletions} windows of {args.window} bases per "
+            f"base, so regions above --max-length {args.max_length:,} are refused"
+        )
+    suffix = Path(args.output).suffix if args.output else ""
+    if suffix not in ("", ".tsv", ".jsonl", ".npz"):
+        raise ValueError(f"{args.output}: write .tsv, .jsonl or .npz")
+    model = HyenaDNA(sdk_config(args, progress=False))
+    print(f"model: {model.source}", file=sys.stderr)
+    progress = Progress("positions", total=len(region))
+    result = in_silico_mutagenesis(
+        model.model,
+        model.tokenizer,
+        args.genome,
+        region,
+        chrom_name=name,
+        window=args.window,
+        batch_size=args.batch_size,
+        both_strands=args.both_strands,
+        deletions=args.deletions,
+        progress=lambda k: progress.update(k, k),
+    )
+    if suffix == ".npz":
+        result.save_npz(args.output)
+    else:
+        write_rows(result.rows(), args.output, "tsv" if suffix == ".tsv" else "jsonl", ["chrom", "pos", "ref", "alt"])
+    if args.plot:
+        plot_ism(result, args.plot)
+    extra = f"; heatmap -> {args.plot}" if args.plot else ""
+    progress.finish("mutated", args.output, extra)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = add_command(
+        sub, "ism", "in-silico mutagenesis: the LLR of every base change in a region, and a heatmap", cmd_ism
+    )
+    p.epilog = ISM_EXAMPLES
+    p.add_argument("--genome", required=True, help="genome FASTA (or any FASTA holding the record)")
+    p.add_argument("--region", help="chrom:start-end, 0-based half-open (commas allowed)")
+    p.add_argument("--record", help="a whole FASTA record instead of --region")
+    p.add_argument(
+        "--window", type=int_at_least(2), default=1024, help="bases of context around each change, as vep's --window"
+    )
+    p.add_argument("--both-strands", action="store_true", help="average with the reverse-complement windows")
+    p.add_argument("--deletions", action="store_true", help="also score deleting each base")
+    p.add_argument("--max-length", type=int_at_least(1), default=5000, help="largest region accepted (default 5,000)")
+    p.add_argument("-o", "--output", help=".tsv, .jsonl (one row per change) or .npz (position x base arrays)")
+    p.add_argument("--plot", help="PNG: position x base heatmap above the per-position importance track")
+    add_model_args(p)

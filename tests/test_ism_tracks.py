@@ -1,0 +1,147 @@
+"""In-silico mutagenesis and likelihood tracks: the same LLR as vep and as a hand computation, bedGraph coordinates
+against the genome, and memory that does not grow with the region."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hyenadna import CharacterTokenizer, load_model
+from hyenadna.cli import main
+from hyenadna.data.regions import Interval
+from hyenadna.ism import BASES, in_silico_mutagenesis, plot_ism
+from hyenadna.tracks import likelihood_track, write_bedgraph
+from hyenadna.vep import score_variants
+from tests.conftest import FIXTURES
+
+rng = np.random.default_rng(5)
+CHROM = "".join(rng.choice(list("ACGT"), 2000))
+CHROM = CHROM[:700] + "NNNNN" + CHROM[705:]
+
+
+@pytest.fixture(scope="module")
+def genome(tmp_path_factory):
+    path = tmp_path_factory.mktemp("g") / "g.fa"
+    path.write_text(">chr7\n" + "\n".join(CHROM[i : i + 60] for i in range(0, len(CHROM), 60)) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model(FIXTURES / "tiny")
+
+
+def seq_log_probs(model, seq: str) -> np.ndarray:
+    """By hand: log P(seq[t] | seq[:t]) for t >= 1, one forward pass, no pipeline."""
+    ids = torch.tensor([CharacterTokenizer().encode(seq)])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(ids).logits.float(), -1)
+    return logp[0, :-1].gather(-1, ids[0, 1:, None]).squeeze(-1).numpy()
+
+
+def window_llr(model, ref: str, alt: str) -> float:
+    return float(seq_log_probs(model, alt).sum() - seq_log_probs(model, ref).sum())
+
+
+def test_ism_and_vep_give_the_hand_computed_llr_for_an_snv_and_a_deletion(genome, model, tmp_path):
+    tok = CharacterTokenizer()
+    window = 200
+    pos0 = 1000  # 0-based
+    result = in_silico_mutagenesis(model, tok, genome, Interval("7", pos0, pos0 + 3), window=window, deletions=True)
+    ref = CHROM[pos0]
+    alt = next(b for b in BASES if b != ref)
+    left = window // 2
+    ref_win = CHROM[pos0 - left : pos0 - left + window]
+    alt_win = ref_win[:left] + alt + ref_win[left + 1 :]
+    snv = window_llr(model, ref_win, alt_win)
+    # the deletion of CHROM[pos0], VCF style with the base before as anchor: the alt window's right flank reaches on
+    del_ref = CHROM[pos0 - 1 - left : pos0 - 1 - left + window]
+    del_alt = (CHROM[pos0 - 1 - left : pos0] + CHROM[pos0 + 1 :])[:window]
+    deletion = window_llr(model, del_ref, del_alt)
+    assert result.llr[0, BASES.index(alt)] == pytest.approx(snv, abs=2e-3)
+    assert result.deletion[0] == pytest.approx(deletion, abs=2e-3)
+    assert np.isnan(result.llr[0, BASES.index(ref)]) and np.isfinite(result.llr[0]).sum() == 3
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text(
+        "#CHROM\tPOS\tID\tREF\tALT\n"
+        f"chr7\t{pos0 + 1}\tsnv\t{ref}\t{alt}\n"
+        f"chr7\t{pos0}\tdel\t{CHROM[pos0 - 1 : pos0 + 1]}\t{CHROM[pos0 - 1]}\n"
+    )
+    rows = list(score_variants(model, tok, vcf, genome, window=window, batch_size=4))
+    assert rows[0]["llr"] == pytest.approx(result.llr[0, BASES.index(alt)], abs=1e-4)
+    assert rows[1]["llr"] == pytest.approx(result.deletion[0], abs=1e-4)
+    table = result.rows()
+    assert len(table) == 3 * 3 + 3 and table[0]["pos"] == pos0 + 1  # VCF-style 1-based positions
+    plot_ism(result, tmp_path / "ism.png")
+    assert (tmp_path / "ism.png").stat().st_size > 5000
+
+
+def test_ism_skips_n_and_refuses_a_region_off_the_record(genome, model):
+    result = in_silico_mutagenesis(model, CharacterTokenizer(), genome, Interval("7", 698, 708), window=64)
+    assert np.isnan(result.llr[2:7]).all() and np.isfinite(result.llr[0]).sum() == 3
+    with pytest.raises(ValueError, match="outside"):
+        in_silico_mutagenesis(model, CharacterTokenizer(), genome, Interval("7", 1990, 2010))
+
+
+def test_bedgraph_coordinates_and_values_match_the_genome(genome, model, tmp_path):
+    tok = CharacterTokenizer()
+    overlap = 300
+    blocks = likelihood_track(model, tok, genome, Interval("7", 600, 1400), overlap=overlap, block=256)
+    lines = write_bedgraph(tmp_path / "t.bedgraph", "chr7", blocks)
+    rows = [line.split("\t") for line in (tmp_path / "t.bedgraph").read_text().splitlines()]
+    assert lines == len(rows) == 800 - 5  # one line per base, the five N left out
+    starts = np.array([int(r[1]) for r in rows])
+    assert all(int(r[2]) == int(r[1]) + 1 for r in rows) and (np.diff(starts) > 0).all()
+    assert not set(range(700, 705)) & set(starts.tolist()) and starts[0] == 600 and starts[-1] == 1399
+    values = {int(r[1]): float(r[3]) for r in rows}
+    for p in (600, 650, 1000, 1399):  # log P(genome[p] | the bases before it), by hand on the same left context:
+        lo = 600 + (p - 600) // 256 * 256 - overlap  # its block's start less the overlap (each block fits one window)
+        by_hand = seq_log_probs(model, CHROM[lo : p + 1])[-1]
+        assert values[p] == pytest.approx(by_hand, abs=2e-3), p
+
+
+def test_both_strands_track_averages_the_reverse_strand(genome, model):
+    tok = CharacterTokenizer()
+    ((_, fwd),) = likelihood_track(model, tok, genome, Interval("7", 1000, 1100), overlap=200)
+    ((_, both),) = likelihood_track(model, tok, genome, Interval("7", 1000, 1100), overlap=200, both_strands=True)
+    p = 1050  # the block reads 800-1300; on the reverse strand, p's context is every base after it
+    rc = CHROM[p:1300].translate(str.maketrans("ACGT", "TGCA"))[::-1]
+    reverse = seq_log_probs(model, rc)[-1]
+    assert both[p - 1000] == pytest.approx((fwd[p - 1000] + reverse) / 2, abs=2e-3)
+
+
+def test_track_memory_does_not_grow_with_the_region(tmp_path):
+    import tracemalloc
+
+    from hyenadna import HyenaConfig, HyenaDNALMHeadModel
+
+    torch.manual_seed(0)
+    small = HyenaDNALMHeadModel(HyenaConfig(d_model=8, n_layer=1, d_inner=16, l_max=66)).eval()
+    seq = "".join(np.random.default_rng(0).choice(list("ACGT"), 200_000))
+    path = tmp_path / "long.fa"
+    path.write_text(">1\n" + seq + "\n")
+    peaks = []
+    for length in (20_000, 200_000):
+        tracemalloc.start()
+        blocks = likelihood_track(small, CharacterTokenizer(), path, Interval("1", 0, length), block=4096)
+        write_bedgraph(tmp_path / f"{length}.bedgraph", "1", blocks)
+        peaks.append(tracemalloc.get_traced_memory()[1] - len(seq) * 2)  # the chromosome itself is read once
+        tracemalloc.stop()
+    assert peaks[1] < 1.5 * peaks[0] + 2**20, peaks  # ten times the region, not ten times the memory
+
+
+def test_cli_ism_and_track(genome, tmp_path, capsys):
+    tiny = str(FIXTURES / "tiny")
+    out = tmp_path / "ism.npz"
+    argv = ["ism", "--genome", str(genome), "--region", "chr7:1000-1010", "--window", "128", "--model", tiny]
+    assert main([*argv, "-o", str(out), "--plot", str(tmp_path / "ism.png")]) == 0
+    data = np.load(out)
+    assert data["llr"].shape == (10, 4) and data["positions"][0] == 1000 and (tmp_path / "ism.png").exists()
+    assert main(["ism", "--genome", str(genome), "--model", tiny, "-o", str(tmp_path / "x.tsv")]) == 1
+    assert "--region" in capsys.readouterr().err
+    bed = tmp_path / "t.bedgraph"
+    track = ["score", "--track", str(bed), "--genome", str(genome), "--region", "chr7:100-300", "--model", tiny]
+    assert main(track) == 0
+    assert bed.read_text().splitlines()[0].startswith("chr7\t100\t101\t")
+    assert main(["score", "--track", str(bed), "--genome", str(genome), "--model", tiny]) == 1
