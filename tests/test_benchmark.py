@@ -72,6 +72,8 @@ def test_benchmark_runs_reports_and_resumes(tasks_dir, tmp_path):
         out_dir=str(tmp_path / "out"),
         seeds=[0, 1],
         epochs=1,
+        scratch_epochs=1,
+        scratch_lrs=[1e-3, 3e-3],
         batch_size=16,
         model_path=str(FIXTURES / "tiny"),
         probes=["logreg"],
@@ -99,13 +101,33 @@ def test_benchmark_runs_reports_and_resumes(tasks_dir, tmp_path):
     assert next(line for line in table.splitlines() if line.startswith("| promoter_tata |")).endswith("| - |")
     assert (tmp_path / "out" / "results.png").stat().st_size > 5000
     run = json.loads((tmp_path / "out" / "runs" / "gc_task" / "probe" / "seed0.json").read_text())
-    assert set(run["test"]) == {"accuracy", "precision", "recall", "f1", "mcc"}
+    assert set(run["test"]) == {"accuracy", "precision", "recall", "f1", "mcc", "predicted_classes"}
+    assert all("one_class_seeds" in m for m in row.values())
     # cached embeddings and finished runs are reused
     assert any((tmp_path / "out" / "embeddings").rglob("*.npy"))
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "runs").rglob("*.json")}
     again = run_benchmark(cfg, log=lambda m: None)
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "runs").rglob("*.json")} == before
     assert again["tasks"] == summary["tasks"]
+
+
+def test_quick_profile_runs_three_seeds_and_trains_the_unpretrained_model_longer():
+    cfg = BenchmarkConfig.quick(tasks_dir="t", out_dir="x")
+    assert cfg.seeds == [0, 1, 2] and cfg.scratch_epochs == 2 * cfg.epochs and len(cfg.scratch_lrs) >= 2
+    assert max(cfg.scratch_lrs) > max(cfg.finetune_lrs)  # random weights need the higher rates
+
+
+def test_a_model_that_predicts_one_class_is_flagged():
+    from hyenadna.benchmark.report import _cell
+
+    entry = {
+        "metrics": {"mcc": {"mean": 0.0, "sd": 0.0}},
+        "seeds": [0, 1, 2],
+        "one_class_seeds": [0, 2],
+        "selected_epochs": [1, 1, 1],
+    }
+    assert _cell(entry, "mcc") == "0.0 ± 0.0 ‡2/3"
+    assert "‡" not in _cell({**entry, "one_class_seeds": []}, "mcc")
 
 
 def test_fine_tune_then_predict_jsonl(tasks_dir, tmp_path, capsys):

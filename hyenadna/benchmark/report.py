@@ -26,6 +26,8 @@ def _cell(entry: dict | None, metric: str) -> str:
     sd = f" ± {100 * m['sd']:.1f}" if len(entry["seeds"]) > 1 else ""
     probe_only = sum(e == 0 for e in entry.get("selected_epochs", []))
     mark = f" †{probe_only}/{len(entry['seeds'])}" if probe_only else ""
+    one_class = len(entry.get("one_class_seeds", []))
+    mark += f" ‡{one_class}/{len(entry['seeds'])}" if one_class else ""
     return f"{100 * m['mean']:.1f}{sd}{mark}"
 
 
@@ -65,7 +67,8 @@ def markdown_table(summary: dict) -> str:
     lines = [
         f"Profile: {cfg['profile']} ({sub}; seeds {cfg['seeds']}; up to {cfg['epochs']} epochs, patience "
         f"{cfg['patience']}, learning rate chosen on validation from {_lrs(cfg['finetune_lrs'])} (fine-tuned, "
-        f"{cfg['head_init']} head) and {_lrs(cfg['scratch_lrs'])} (not pretrained, random head)). Pretrained model: "
+        f"{cfg['head_init']} head) and {_lrs(cfg['scratch_lrs'])} (not pretrained, random head, up to "
+        f"{cfg.get('scratch_epochs') or 2 * cfg['epochs']} epochs)). Pretrained model: "
         f"{'; '.join(sources) or '-'}. Values are "
         "test-set percentages (mean ± sd over seeds where there are several); the best per row is bold.",
         "",
@@ -101,6 +104,13 @@ def markdown_table(summary: dict) -> str:
             "† k/n: in k of n seeds early stopping kept epoch 0, the LP-FT starting point (a logistic-regression head "
             "on the frozen features): no fine-tuned epoch beat it on validation, so "
             "that cell is a probe, not a fine-tuned model.",
+        ]
+    if any(m.get("one_class_seeds") for t in summary["tasks"].values() for m in t["modes"].values()):
+        lines += [
+            "",
+            "‡ k/n: in k of n seeds the model predicted a single class for every test row (MCC 0): it learnt "
+            "nothing, and the mean includes those seeds as they are, so read such a cell as a failure to train, "
+            "not as a baseline.",
         ]
     if ref:
         lines += [

@@ -44,7 +44,9 @@ class BenchmarkConfig:
     patience: int = 3
     # learning rates tried per mode; the one with the best validation MCC is kept (the test split is scored once)
     finetune_lrs: list[float] = field(default_factory=lambda: [1e-4, 3e-4, 1e-3])
-    scratch_lrs: list[float] = field(default_factory=lambda: [3e-4, 1e-3])
+    # the not-pretrained model starts from random weights: a wider grid reaching higher rates, and more epochs
+    scratch_lrs: list[float] = field(default_factory=lambda: [3e-4, 1e-3, 3e-3])
+    scratch_epochs: int | None = None  # default: twice ``epochs``
     rc_augment: bool = False
     rc_average: bool = False
     head_init: str = "probe"  # the pretrained model's head; the not-pretrained model always starts from a random head
@@ -54,18 +56,28 @@ class BenchmarkConfig:
     @classmethod
     def quick(cls, **kw) -> BenchmarkConfig:
         base = {
-            "seeds": [0],
+            "seeds": [0, 1, 2],  # one seed cannot tell a few points from noise
             "max_train": 1000,
             "max_test": 1000,
             "epochs": 3,
             "patience": 2,
             # the ends of the full grid for the pretrained model, one rate for the not-pretrained model: an hour
             "finetune_lrs": [1e-4, 1e-3],
-            "scratch_lrs": [1e-3],
+            "scratch_lrs": [1e-3, 3e-3],
+            "scratch_epochs": 6,
             "probes": ["logreg"],
             "profile": "quick",
         }
         return cls(**{**base, **kw})
+
+
+def _test_metrics(task: Task, pred: np.ndarray) -> dict:
+    """Test-set metrics, and how many classes the model predicted at all: a model that predicts one class for every
+    test row has learnt nothing, and the report flags it rather than average it in silently."""
+    return {
+        **classification_metrics(task.test["label"], pred, task.num_classes),
+        "predicted_classes": len(np.unique(np.asarray(pred))),
+    }
 
 
 def _split(n: int, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,7 +106,7 @@ def run_kmer(task: Task, seed: int) -> dict:
     return {
         "selected": {"k": k, "C": C},
         "val_score": best[0],
-        "test": classification_metrics(task.test["label"], pred, task.num_classes),
+        "test": _test_metrics(task, pred),
     }
 
 
@@ -131,7 +143,7 @@ def run_probe(task: Task, seed: int, cfg: BenchmarkConfig, cache_dir: Path) -> d
         "selected": {"probe": kind, **params},
         "val_score": score,
         "source": model.source,
-        "test": classification_metrics(task.test["label"], probe.predict(X_test), task.num_classes),
+        "test": _test_metrics(task, probe.predict(X_test)),
     }
 
 
@@ -152,7 +164,7 @@ def run_finetune(task: Task, seed: int, cfg: BenchmarkConfig, pretrained: bool) 
             y[tr],
             [seqs[i] for i in va],
             y[va],
-            epochs=cfg.epochs,
+            epochs=cfg.epochs if pretrained else (cfg.scratch_epochs or 2 * cfg.epochs),
             lr=lr,
             patience=cfg.patience,
             rc_augment=cfg.rc_augment,
@@ -173,7 +185,7 @@ def run_finetune(task: Task, seed: int, cfg: BenchmarkConfig, pretrained: bool) 
         "history": chosen["history"],
         "lr_grid": [{k: g[k] for k in ("lr", "epoch", "val_mcc")} for g in grid],
         "source": ft.source if pretrained else f"random init (seed {seed})",
-        "test": classification_metrics(task.test["label"], pred, task.num_classes),
+        "test": _test_metrics(task, pred),
     }
 
 
@@ -303,6 +315,7 @@ def summarise(out: Path, tasks: list[Task], cfg: BenchmarkConfig) -> dict:
                 "n_test": runs[0]["n_test"],
                 "source": runs[0].get("source", ""),
             }
+            row["modes"][mode]["one_class_seeds"] = [r["seed"] for r in runs if r["test"].get("predicted_classes") == 1]
             if mode in ("finetune", "scratch"):  # epoch 0 is the LP-FT probe head: no fine-tuned epoch beat it
                 row["modes"][mode]["selected_epochs"] = [r["selected"]["epoch"] for r in runs]
                 row["modes"][mode]["selected_lrs"] = [r["selected"]["lr"] for r in runs]

@@ -42,7 +42,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     }
     if args.seeds is not None:
         kw["seeds"] = args.seeds
-    for key in ("max_train", "max_test", "epochs", "finetune_lrs", "scratch_lrs", "head_init"):
+    for key in ("max_train", "max_test", "epochs", "scratch_epochs", "finetune_lrs", "scratch_lrs", "head_init"):
         if getattr(args, key) is not None:
             kw[key] = getattr(args, key)
     cfg = BenchmarkConfig.quick(**kw) if args.quick else BenchmarkConfig(**kw)
@@ -69,10 +69,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tasks", nargs="*", help="task names (default: all), or task folder paths")
     p.add_argument("--modes", nargs="*", default=["kmer", "probe", "finetune", "scratch"])
     p.add_argument("--seeds", nargs="*", type=int)
-    p.add_argument("--quick", action="store_true", help="1,000/1,000 train/test rows, 1 seed, up to 3 epochs")
+    p.add_argument(
+        "--quick", action="store_true", help="1,000/1,000 train/test rows, seeds 0-2, up to 3 epochs (6 not pretrained)"
+    )
     p.add_argument("--max-train", type=int_at_least(1))
     p.add_argument("--max-test", type=int_at_least(1))
     p.add_argument("--epochs", type=int_at_least(1))
+    p.add_argument("--scratch-epochs", type=int_at_least(1), help="epochs of the not-pretrained model (default 2x)")
     p.add_argument(
         "--finetune-lrs",
         nargs="+",
