@@ -49,6 +49,20 @@ class IsmResult:
                 out.append({"chrom": self.chrom, "pos": int(p) + 1, "ref": ref, "alt": "-", "llr": self.deletion[i]})
         return out
 
+    @classmethod
+    def load(cls, path: str | Path) -> IsmResult:
+        """Read back what ``save_npz`` wrote."""
+        with np.load(path, allow_pickle=False) as z:
+            return cls(
+                str(z["chrom"]),
+                z["positions"],
+                "".join(z["reference"].tolist()),
+                z["llr"],
+                z["deletion"],
+                int(z["window"]),
+                bool(z["both_strands"]),
+            )
+
     def save_npz(self, path: str | Path) -> None:
         from hyenadna.utils.io import atomic_path
 
@@ -124,8 +138,9 @@ def in_silico_mutagenesis(
     return IsmResult(chrom_name or region.chrom, positions, reference, llr, deletion, window, both_strands)
 
 
-def plot_ism(result: IsmResult, path: str | Path, title: str = "") -> None:
-    """A position x base heatmap of LLRs (diverging, centred on 0) above the per-position importance track."""
+def plot_ism(result: IsmResult, path: str | Path, title: str = "", marks: dict[int, str] | None = None) -> None:
+    """A position x base heatmap of LLRs (diverging, centred on 0) above the per-position importance track.
+    ``marks``: {1-based position: label} drawn as vertical lines (e.g. an annotated splice site)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -156,8 +171,17 @@ def plot_ism(result: IsmResult, path: str | Path, title: str = "") -> None:
     ax_imp.axhline(0, color="k", lw=0.6)
     ax_imp.set_ylabel("-mean LLR")
     ax_imp.set_xlabel(f"{result.chrom} position (1-based)")
-    if n <= 120:  # the bases themselves, where they are legible
+    if n <= 120:  # the bases themselves, where they are legible; positions on the top axis
         ax_imp.set_xticks(result.positions + 1, list(result.reference), fontsize=6)
+        ax_imp.set_xlabel(f"reference base ({result.chrom}, 1-based positions above)")
+        top = ax_map.secondary_xaxis("top")
+        step = 10 if n > 30 else 5
+        ticks = [p + 1 for p in result.positions if (p + 1) % step == 0]
+        top.set_xticks(ticks, [f"{t:,}" for t in ticks], fontsize=7)
+    for position, label in (marks or {}).items():
+        for ax in (ax_map, ax_imp):
+            ax.axvline(position, color="k", lw=0.8, ls="--")
+        ax_imp.annotate(label, (position, 1.0), xycoords=("data", "axes fraction"), fontsize=7, ha="left", va="top")
     strands = "both strands" if result.both_strands else "forward strand"
     ax_map.set_title(title or f"In-silico mutagenesis, {result.window:,}-base windows, {strands}")
     with atomic_path(path) as tmp:
