@@ -164,6 +164,16 @@ def child(workload: str, impl: str, threads: int, length: int | None = None, tim
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
 def torch_dtype(name: str):
     import torch
 
@@ -216,6 +226,12 @@ def main() -> None:
         "allocator setting our long path uses: the comparison without that advantage (medium160k: 5.8 GB; large1m "
         "would need more than this machine's 24 GB)",
     )
+    parser.add_argument(
+        "--contended",
+        action="store_true",
+        help="run a busy neighbour (a spinning process pinned to the last CPU) beside every measurement, as on a "
+        "shared server",
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.json"))
     args = parser.parse_args()
     if args.child:
@@ -225,6 +241,26 @@ def main() -> None:
         return
 
     names = args.only if args.only is not None else [w for w in WORKLOADS if not (args.skip_long and w in LONG)]
+    neighbour = busy_neighbour() if args.contended else None
+    try:
+        rows, crossover = run_suite(args, names)
+    finally:
+        if neighbour is not None:
+            neighbour.kill()
+            neighbour.wait()
+    summarise_suite(args, names, rows, crossover)
+
+
+def busy_neighbour() -> subprocess.Popen:
+    """A process that spins on the last CPU for as long as it lives: one core of the machine is busy elsewhere."""
+    import os
+
+    cpu = max(os.sched_getaffinity(0))
+    code = f"import os; os.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+def run_suite(args, names: list[str]) -> tuple[list[dict], list[dict]]:
     rows = []
     for w in names:
         impls = ["fast", "fast_bf16", "reference"]
@@ -246,6 +282,10 @@ def main() -> None:
                 }
             )
             print(json.dumps(crossover[-1]), flush=True)
+    return rows, crossover
+
+
+def summarise_suite(args, names: list[str], rows: list[dict], crossover: list[dict]) -> None:
     peak = matmul_peak(args.threads)
     from hyenadna.ops.linear import onednn_available
 
@@ -269,6 +309,8 @@ def main() -> None:
             }
     summary = {
         "threads": args.threads,
+        "contended": args.contended,
+        "cpu": cpu_name(),
         "matmul_peak_gflops": peak,
         "matmul_peak_bf16_gflops": peak_bf16,
         "rows": rows,
