@@ -155,6 +155,10 @@ def main() -> int:
             vals[ok] = markov.log_probs(wins[ok])[:, 12:].mean(1)
         return vals
 
+    def gc(p: int) -> float:
+        window = chrom[p - 50 : p + 51]
+        return (window.count("G") + window.count("C")) / len(window)
+
     rng = np.random.default_rng(args.seed)
     chosen: dict[str, list[int]] = {}
     for cls, table in positives.items():
@@ -168,7 +172,7 @@ def main() -> int:
         a, b = iv["start"] + args.min_distance, iv["end"] - args.min_distance
         if b - a < 50:
             continue
-        cand = rng.choice(np.arange(a, b), size=min(400, b - a), replace=False)
+        cand = rng.choice(np.arange(a, b), size=min(800, b - a), replace=False)
         cand = [int(p) for p in cand if not in_exon[p - args.min_distance : p + args.min_distance].any()]
         by_intron[(iv["gene"], iv["start"])] = cand
     gene_candidates: dict[str, list[int]] = {}
@@ -176,26 +180,34 @@ def main() -> int:
         gene_candidates.setdefault(gene, []).extend(cand)
     all_candidates = [p for c in by_intron.values() for p in c]
     cand_pred = dict(zip(all_candidates, predictability(all_candidates), strict=True))
+    cand_gc = {c: gc(c) for c in all_candidates}
     used: set[int] = set()
-    pairs = []  # (class, positive position, control position)
+    pairs = []  # (class, positive, control, positive predictability, control predictability, pool, GCs)
     for cls, pos_list in chosen.items():
         pred = dict(zip(pos_list, predictability(pos_list), strict=True))
         for p in pos_list:
+            if not np.isfinite(pred[p]):
+                continue
             info = positives[cls][p]
             tri = chrom[p - 1 : p + 2]
             pools = []
             if "start" in info:
-                pools.append(by_intron.get((info["gene"], info["start"]), []))
-            pools += [gene_candidates.get(info["gene"], []), all_candidates]
-            best = None
-            for pool in pools:  # the same intron, then the same gene, then anywhere held out
+                pools.append(("intron", by_intron.get((info["gene"], info["start"]), [])))
+            pools += [("gene", gene_candidates.get(info["gene"], [])), ("anywhere", all_candidates)]
+            best, where = None, None
+            for k, (name, pool) in enumerate(pools):  # the same intron, then the same gene, then anywhere held out
                 ok = [c for c in pool if c not in used and chrom[c - 1 : c + 2] == tri and np.isfinite(cand_pred[c])]
-                if ok and np.isfinite(pred[p]):
-                    best = min(ok, key=lambda c: abs(cand_pred[c] - pred[p]))
+                if not ok:
+                    continue
+                # distance in local predictability (nats/base) and GC (fraction), each scaled by its tolerance
+                cost = lambda c: abs(cand_pred[c] - pred[p]) / 0.02 + abs(cand_gc[c] - gc(p)) / 0.04  # noqa: B023, E731
+                c = min(ok, key=cost)
+                if cost(c) <= 2 or k == len(pools) - 1:  # within tolerance, or the best anywhere
+                    best, where = c, name
                     break
             if best is not None:
                 used.add(best)
-                pairs.append((cls, p, best, pred[p], cand_pred[best], pools.index(pool)))
+                pairs.append((cls, p, best, pred[p], cand_pred[best], where, gc(p), cand_gc[best]))
     log(f"{len(pairs)} matched positive/control positions")
 
     # every alternative allele at both positions of each pair, scored as vep scores them
@@ -260,11 +272,12 @@ def main() -> int:
         fairness[cls] = {
             "pairs": len(rows),
             "same_trinucleotide": 1.0,
-            "control_in_same_intron": float(np.mean([r[5] == 0 for r in rows])) if rows else None,
+            "control_in_same_intron": float(np.mean([r[5] == "intron" for r in rows])) if rows else None,
             "mean_local_markov_logp_positive": float(np.mean([r[3] for r in rows])),
             "mean_local_markov_logp_control": float(np.mean([r[4] for r in rows])),
-            "gc_positive": float(np.mean([sum(ch in "GC" for ch in chrom[r[1] - 50 : r[1] + 51]) / 101 for r in rows])),
-            "gc_control": float(np.mean([sum(ch in "GC" for ch in chrom[r[2] - 50 : r[2] + 51]) / 101 for r in rows])),
+            "gc_positive": float(np.mean([r[6] for r in rows])),
+            "gc_control": float(np.mean([r[7] for r in rows])),
+            "control_in_same_gene": float(np.mean([r[5] in ("intron", "gene") for r in rows])) if rows else None,
         }
     report = {
         "window": args.window,
