@@ -217,7 +217,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*")
     parser.add_argument("--skip-long", action="store_true")
     parser.add_argument("--no-crossover", action="store_true")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", default="2", help="a number, or auto: the cores found idle (as the CLI does)")
     parser.add_argument(
         "--reference-reuse",
         nargs="+",
@@ -232,6 +232,9 @@ def main() -> None:
         help="run a busy neighbour (a spinning process pinned to the last CPU) beside every measurement, as on a "
         "shared server",
     )
+    parser.add_argument(
+        "--impls", nargs="+", help="only these implementations (fast, fast_bf16, reference, transformer)"
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.json"))
     args = parser.parse_args()
     if args.child:
@@ -242,6 +245,15 @@ def main() -> None:
 
     names = args.only if args.only is not None else [w for w in WORKLOADS if not (args.skip_long and w in LONG)]
     neighbour = busy_neighbour() if args.contended else None
+    if args.threads == "auto":
+        import time as _time
+
+        from hyenadna.utils.threads import idle_cores
+
+        _time.sleep(1.0)  # let the neighbour get going before the cores are sampled
+        args.threads = max(1, min(2, idle_cores() or 2))
+        print(f"--threads auto: {args.threads}", flush=True)
+    args.threads = int(args.threads)
     try:
         rows, crossover = run_suite(args, names)
     finally:
@@ -266,6 +278,7 @@ def run_suite(args, names: list[str]) -> tuple[list[dict], list[dict]]:
         impls = ["fast", "fast_bf16", "reference"]
         impls += ["transformer"] if w in ("tiny1k_b1", "tiny1k_b32", "small32k") else []
         impls += ["reference_reuse"] if w in (args.reference_reuse or []) else []
+        impls = [i for i in impls if not args.impls or i in args.impls]
         for impl in impls:
             r = child(w, impl, args.threads)
             rows.append(r)

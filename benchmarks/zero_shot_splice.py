@@ -91,6 +91,33 @@ def sites(genome: str, txs: list[dict]) -> dict[str, dict[int, dict]]:
     return {"splice_dinucleotide": donor, "exon_boundary": boundary}, introns, exons
 
 
+def write_markdown(report: dict, out: Path) -> None:
+    """results.md: AUROC per class and scorer (with 95% bootstrap intervals), and the matched covariates."""
+    results, fairness = report["results"], report["fairness"]
+    scorers = [k for k in next(iter(results.values())) if isinstance(next(iter(results.values()))[k], dict)]
+    lines = [
+        "| class | SNVs (positives / controls) | " + " | ".join(scorers) + " |",
+        "|---|---|" + "---|" * len(scorers),
+    ]
+    for cls, r in results.items():
+        cells = [f"{r[n]['auroc']:.3f} [{r[n]['ci95'][0]:.3f}, {r[n]['ci95'][1]:.3f}]" for n in scorers]
+        lines.append(f"| {cls.replace('_', ' ')} | {r['positives']} / {r['controls']} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "| class | pairs | same trinucleotide | control in the same intron / gene | local Markov log P, positives"
+        " / controls | GC within 50 bp, positives / controls |",
+        "|---|---|---|---|---|---|",
+    ]
+    for cls, f in fairness.items():
+        lines.append(
+            f"| {cls.replace('_', ' ')} | {f['pairs']} | {f['same_trinucleotide']:.0%} | "
+            f"{f['control_in_same_intron']:.0%} / {f.get('control_in_same_gene', float('nan')):.0%} | "
+            f"{f['mean_local_markov_logp_positive']:.3f} / {f['mean_local_markov_logp_control']:.3f} | "
+            f"{f['gc_positive']:.3f} / {f['gc_control']:.3f} |"
+        )
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(REPO / "docs" / "zero_shot"))
@@ -289,6 +316,7 @@ def main() -> int:
         "command": " ".join(sys.argv),
     }
     (out / "results.json").write_text(json.dumps(report, indent=1) + "\n")
+    write_markdown(report, out)
     with open(out / "variants.vcf", "w") as f:
         f.write("##fileformat=VCFv4.2\n##reference=GRCh37 chr20 (held-out region 32,000,000-63,025,520)\n")
         f.write(

@@ -96,12 +96,31 @@ def for_the_command_line(message: str) -> str:
     return message
 
 
+def _avoid_busy_cores(command: str) -> None:
+    """No --threads: torch's one thread per core, less the cores another process keeps busy (utils/threads.py)."""
+    import torch
+
+    from hyenadna.utils.threads import idle_cores
+
+    default = torch.get_num_threads()
+    free = idle_cores()
+    if free is not None and free < default:
+        torch.set_num_threads(max(1, free))
+        print(
+            f"hyenadna {command}: {default - free} of {default} cores busy with other work; using "
+            f"{max(1, free)} thread{'s' if free > 1 else ''} (set --threads to override)",
+            file=sys.stderr,
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "threads", None):
         import torch
 
         torch.set_num_threads(args.threads)
+    elif hasattr(args, "threads") and os.environ.get("OMP_NUM_THREADS") is None:
+        _avoid_busy_cores(args.command)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     with warnings.catch_warnings():

@@ -63,7 +63,11 @@ def add_runtime_args(p: argparse.ArgumentParser, device: bool = True, batch_size
         p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
     if batch_size is not None:
         p.add_argument("--batch-size", type=int_at_least(1), default=batch_size, help=f"default {batch_size}")
-    p.add_argument("--threads", type=int_at_least(1), help="torch CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--threads",
+        type=int_at_least(1),
+        help="torch CPU threads (default: one per core, less the cores other processes keep busy)",
+    )
 
 
 def _bounded(cast: type, low: float, strict: bool):
