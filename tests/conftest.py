@@ -46,10 +46,14 @@ def load_meta(name: str) -> dict:
 
 @pytest.fixture(autouse=True)
 def seeded():
-    """Every test starts from the same global random state, so unseeded test data is the same on every run and CPU."""
+    """Every test starts from the same global random state, so unseeded test data is the same on every run and CPU;
+    and gets torch's thread count back as it found it (the CLI lowers it on a busy machine)."""
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")

@@ -97,3 +97,43 @@ class _Recorder:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_threads_avoid_cores_other_processes_keep_busy(monkeypatch):
+    from hyenadna.utils import threads
+
+    samples = iter(
+        [
+            {"cpu0": (100, 1000), "cpu1": (100, 1000)},
+            {"cpu0": (190, 1100), "cpu1": (105, 1100)},  # cpu0 90% idle, cpu1 5% idle (busy elsewhere)
+        ]
+    )
+    monkeypatch.setattr(threads, "_cpu_times", lambda: next(samples))
+    monkeypatch.setattr(threads.time, "sleep", lambda s: None)
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1})
+    assert threads.idle_cores() == 1
+    monkeypatch.setattr(threads, "idle_cores", lambda: 1)
+    assert threads.choose_threads(None, 2) == 1 and threads.choose_threads("auto", 2) == 1
+    assert threads.choose_threads(2, 2) == 2  # an explicit count is kept
+    monkeypatch.setattr(threads, "idle_cores", lambda: 0)
+    assert threads.choose_threads(None, 2) == 1  # never below one
+    monkeypatch.setattr(threads, "idle_cores", lambda: None)
+    assert threads.choose_threads(None, 4) == 4  # no /proc/stat: torch's default
+
+
+def test_cli_lowers_threads_when_a_core_is_busy(monkeypatch, capsys, tmp_path):
+    from hyenadna.cli import main
+    from hyenadna.utils import threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "idle_cores", lambda: 1)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        fa = tmp_path / "a.fa"
+        fa.write_text(">a\nACGTACGT\n")
+        assert main(["score", str(fa), "--random-init"]) == 0
+        assert torch.get_num_threads() == 1
+        assert "1 of 2 cores busy with other work; using 1 thread" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)
