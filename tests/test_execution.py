@@ -93,3 +93,24 @@ def test_train_path_gradients_equal_the_reference_paths(name):
     assert fast.keys() == ref.keys()
     for n in ref:
         assert_close(fast[n], ref[n], atol=1e-5, rtol=1e-3)
+
+
+def test_torch_compile_trains_and_infers_like_eager():
+    """--compile has to work: inductor cannot lower the oneDNN linear with trainable weights, so under compilation
+    the projections go through F.linear and inductor fuses them itself."""
+    from hyenadna import HyenaConfig, HyenaDNALMHeadModel
+
+    model = HyenaDNALMHeadModel(HyenaConfig(d_model=16, n_layer=2, d_inner=32, l_max=66)).train()
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    ids = torch.randint(7, 11, (2, 65), generator=torch.Generator().manual_seed(1))
+    eager = model(ids[:, :-1], labels=ids[:, 1:]).loss
+    eager.backward()
+    eager_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    compiled = torch.compile(model)(ids[:, :-1], labels=ids[:, 1:]).loss
+    compiled.backward()
+    assert_close(compiled.detach(), eager.detach(), atol=1e-5)
+    for n, p in model.named_parameters():
+        assert_close(p.grad, eager_grads[n], atol=1e-5, rtol=1e-4)

@@ -49,6 +49,7 @@ def filter_spectrum(k: Tensor, n: int) -> Tensor:
     return torch.fft.rfft(k.float(), n=n)
 
 
+@torch.compiler.disable  # inductor has no complex codegen, and its FFT backward gave wrong filter gradients (a test)
 def fftconv(u: Tensor, k: Tensor | None, bias: Tensor, k_f: Tensor | None = None, n: int | None = None) -> Tensor:
     """Fast path, same contract as ``fftconv_ref``. Give the filter ``k``, or its spectrum ``k_f`` at length ``n``.
 

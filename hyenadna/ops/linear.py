@@ -93,6 +93,8 @@ def _fast_path_applies(x: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
     tensors = (x, weight) if bias is None else (x, weight, bias)
     return (
         USE_ONEDNN
+        # under torch.compile, inductor lowers this op only for frozen (constant) weights: let it fuse F.linear itself
+        and not torch.compiler.is_compiling()
         and x.device.type == "cpu"
         and x.dtype in (torch.float32, torch.bfloat16)
         and all(t.dtype == x.dtype for t in tensors)
