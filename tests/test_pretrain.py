@@ -304,15 +304,19 @@ def test_sigterm_checkpoints_and_resume_finishes(fasta, tmp_path):
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     stopped = state["step"]
     assert 5 <= stopped < 100000
+    moved = tmp_path / "elsewhere" / "run"  # a run copied to another path (or machine) continues where it now is
+    moved.parent.mkdir()
+    out.rename(moved)
     resumed = subprocess.run(
-        [*cmd[:4], "--out", str(out), "--resume", "--max-steps", str(stopped + 3)],
+        [*cmd[:4], "--out", str(moved), "--resume", "--max-steps", str(stopped + 3)],
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert losses(out / "metrics.jsonl")[-1][0] == stopped + 3
+    assert losses(moved / "metrics.jsonl")[-1][0] == stopped + 3
+    assert not out.exists()
 
 
 def test_gradient_accumulation_counts_tokens(fasta, tmp_path):

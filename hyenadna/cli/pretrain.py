@@ -27,7 +27,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     saved = Path(args.out) / "pretrain_config.json"
     runtime = {"threads": args.threads, "max_minutes": args.max_minutes, "device": args.device}
     if args.resume and saved.exists():
-        cfg = PretrainConfig(**{**json.loads(saved.read_text()), **runtime})
+        # the folder given now, not the one recorded: a run copied to another machine or path continues there
+        cfg = PretrainConfig(**{**json.loads(saved.read_text()), **runtime, "out_dir": args.out})
         if args.max_steps is not None:
             cfg.max_steps = args.max_steps
     else:
