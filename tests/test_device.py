@@ -137,3 +137,15 @@ def test_cli_lowers_threads_when_a_core_is_busy(monkeypatch, capsys, tmp_path):
         assert "1 of 2 cores busy with other work; using 1 thread" in capsys.readouterr().err
     finally:
         torch.set_num_threads(before)
+
+
+def test_training_autocast_defaults_to_bf16_on_cuda_only(monkeypatch):
+    from hyenadna.training.pretrain import training_bf16
+
+    assert training_bf16(None, torch.device("cpu")) is False
+    assert training_bf16(True, torch.device("cpu")) is True
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert training_bf16(None, torch.device("cuda", 0)) is True
+    assert training_bf16(False, torch.device("cuda", 0)) is False
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert training_bf16(None, torch.device("cuda", 0)) is False

@@ -122,7 +122,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-n-fraction", type=float, default=0.05)
     p.add_argument("--no-rc", action="store_true", help="no reverse-complement augmentation")
     p.add_argument("--n-to-pad", action="store_true")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast for the matmuls (the FFT stays fp32)")
+    p.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="bf16 autocast for the projections (the FFT and residual stream stay fp32); default: on for CUDA GPUs "
+        "with bf16, off on the CPU",
+    )
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(

@@ -56,7 +56,7 @@ class PretrainConfig:
     max_n_fraction: float = 0.05
     reverse_complement: bool = True
     n_to_pad: bool = False
-    bf16: bool = False
+    bf16: bool | None = None  # bf16 autocast of the projections; None: on for CUDA GPUs that support it, off on CPU
     compile: bool = False
     seed: int = 0
     init_from: str | None = None  # warm start: a model name or folder whose same-shaped weights are copied in
@@ -172,6 +172,14 @@ def markov_baseline(
         except OSError as e:  # a read-only home is no reason to fail the run
             log(f"markov baseline: not cached ({e})")
     return report
+
+
+def training_bf16(requested: bool | None, device: torch.device) -> bool:
+    """bf16 autocast for training: as asked; by default on for a CUDA GPU with bf16 support (where it is the faster
+    mode), off on the CPU (without native bf16 it measured 0.38x the fp32 speed)."""
+    if requested is not None:
+        return requested
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
 
 
 def warm_start(model: HyenaDNALMHeadModel, source: str) -> str:
@@ -321,6 +329,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
 
     sampler = WindowSampler(genome, train, cfg.max_n_fraction, cfg.reverse_complement, cfg.n_to_pad, cfg.seed, rank)
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else max(1, cfg.max_steps // 100)
+    precision = "bf16" if training_bf16(cfg.bf16, device) else "fp32"
     stop = _StopFlag()
     old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     log(
@@ -365,7 +374,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
             loss_sum = 0.0
             for micro in range(cfg.grad_accum):
                 w = torch.from_numpy(sampler.batch(step * cfg.grad_accum + micro, batch, seq_len + 1)).to(device)
-                with autocast(device, "bf16" if cfg.bf16 else "fp32"):
+                with autocast(device, precision):
                     loss = forward(w[:, :-1], labels=w[:, 1:]).loss / cfg.grad_accum
                 loss.backward()
                 loss_sum += loss.item()
