@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hyenadna.data.fasta import open_text
+from hyenadna.data.fasta import BinaryInputError, open_text
 from hyenadna.data.readers import GenomeFasta, SequenceInputError
 from hyenadna.data.regions import canonical_chrom
 
@@ -34,6 +34,8 @@ def read_vcf(path: str | Path) -> Iterator[Variant]:
     path = Path(path)
     try:
         handle = open_text(path)
+    except BinaryInputError as e:
+        raise SequenceInputError(str(e)) from None
     except OSError as e:
         raise SequenceInputError(f"{path}: cannot open ({e})") from None
     try:

@@ -126,6 +126,7 @@ def test_cli_lowers_threads_when_a_core_is_busy(monkeypatch, capsys, tmp_path):
     from hyenadna.utils import threads
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("HYENADNA_AUTO_THREADS", "1")
     monkeypatch.setattr(threads, "idle_cores", lambda: 1)
     before = torch.get_num_threads()
     try:

@@ -204,7 +204,7 @@ def test_bf16_precision_is_close_to_fp32_and_validated():
     assert not np.array_equal(a, b)  # the autocast really ran
     assert np.abs(a - b).max() < 0.05 * np.abs(a).max()
     with pytest.raises(ValueError, match="precision"):
-        HyenaDNAConfig(precision="fp16")
+        HyenaDNAConfig(precision="fp8")
 
 
 def test_bf16_low_memory_path_runs_and_stays_close():

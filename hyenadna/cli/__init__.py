@@ -97,7 +97,8 @@ def for_the_command_line(message: str) -> str:
 
 
 def _avoid_busy_cores(command: str) -> None:
-    """No --threads: torch's one thread per core, less the cores another process keeps busy (utils/threads.py)."""
+    """No --threads: torch's one thread per core, less the cores another process keeps busy (utils/threads.py).
+    HYENADNA_AUTO_THREADS=0 (or OMP_NUM_THREADS) keeps torch's default."""
     import torch
 
     from hyenadna.utils.threads import idle_cores
@@ -119,7 +120,11 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    elif hasattr(args, "threads") and os.environ.get("OMP_NUM_THREADS") is None:
+    elif (
+        hasattr(args, "threads")
+        and os.environ.get("OMP_NUM_THREADS") is None
+        and os.environ.get("HYENADNA_AUTO_THREADS", "1") != "0"
+    ):
         _avoid_busy_cores(args.command)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hyenadna.data.fasta import FastaFormatError, open_text, parse_fasta, read_fasta
+from hyenadna.data.fasta import BinaryInputError, FastaFormatError, open_text, parse_fasta, read_fasta
 from hyenadna.data.regions import BedFormatError, canonical_chrom, parse_bed
 
 FORMATS = ("auto", "fasta", "fastq", "csv", "tsv", "txt")
@@ -85,10 +85,13 @@ def read_sequences(source: str | Path, fmt: str = "auto", column: str = "sequenc
         try:
             for rec in read_fasta(source):
                 yield _fasta_record(rec, source)
-        except FastaFormatError as e:
+        except (FastaFormatError, BinaryInputError) as e:
             raise SequenceInputError(str(e)) from None
         return
-    handle = sys.stdin if source == "-" else open_text(source)
+    try:
+        handle = sys.stdin if source == "-" else open_text(source)
+    except BinaryInputError as e:
+        raise SequenceInputError(str(e)) from None
     label = "<stdin>" if source == "-" else source
     try:
         lines = _lines(handle, label)
@@ -243,7 +246,10 @@ def read_bed_sequences(
 
     bed = Path(bed)
     try:
-        text = open_text(bed).read()
+        with open_text(bed) as handle:
+            text = handle.read()
+    except BinaryInputError as e:
+        raise SequenceInputError(str(e)) from None
     except (OSError, EOFError, zlib.error) as e:
         raise SequenceInputError(f"{bed}: cannot read ({e})") from None
     try:
