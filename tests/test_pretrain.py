@@ -299,7 +299,7 @@ def test_sigterm_checkpoints_and_resume_finishes(fasta, tmp_path):
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err[-2000:]
+    assert proc.returncode == 143, err[-2000:]  # checkpointed, and still reported as terminated
     assert "stopping at step" in err
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     stopped = state["step"]

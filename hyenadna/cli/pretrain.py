@@ -84,6 +84,9 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         atomic_write_text(saved, json.dumps(asdict(cfg), indent=1))
     result = pretrain(cfg, resume=args.resume)
     print(json.dumps(result), file=sys.stderr)
+    if result.get("stopped_by_signal"):  # checkpointed; still a Ctrl-C / SIGTERM to whoever started it
+        print(f"hyenadna pretrain: stopped by signal at step {result['step']}; checkpoint written", file=sys.stderr)
+        return 128 + int(result["stopped_by_signal"])
     return 0
 
 

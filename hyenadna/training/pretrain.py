@@ -79,9 +79,11 @@ class PretrainConfig:
 class _StopFlag:
     def __init__(self) -> None:
         self.requested = False
+        self.signal: int | None = None
 
     def __call__(self, signum, frame) -> None:
         self.requested = True
+        self.signal = signum
 
 
 def _dist_info() -> tuple[int, int]:
@@ -433,6 +435,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
         "wall_time": wall_before + time.time() - t_start,
         "finished": step >= cfg.max_steps,
         "markov_nll": baseline,
+        "stopped_by_signal": stop.signal,  # SIGINT/SIGTERM: the CLI exits 130/143 after the checkpoint
         "rank": rank,
         "param_checksum": checksum,
     }
