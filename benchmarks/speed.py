@@ -165,13 +165,9 @@ def child(workload: str, impl: str, threads: int, length: int | None = None, tim
 
 
 def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
+    from hyenadna.training.export import cpu_name as name
+
+    return name()
 
 
 def torch_dtype(name: str):

@@ -15,7 +15,7 @@ from hyenadna.utils.io import atomic_write_text
 MAX_BYTES = 10 * 1024 * 1024
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -157,7 +157,7 @@ the published HazyResearch checkpoints: it saw {last["tokens_seen"]:,} tokens (t
 | tokens seen | {last["tokens_seen"]:,} |
 | wall time | {last["wall_time"] / 3600:.2f} h |
 | training throughput | median {tps[len(tps) // 2]:,.0f} tokens/s |
-| hardware | {_cpu_name()}, {cfg.get("threads") or "default"} torch threads, torch {torch.__version__}, device {cfg["device"]} |
+| hardware | {cpu_name()}, {cfg.get("threads") or "default"} torch threads, torch {torch.__version__}, device {cfg["device"]} |
 | seed | {cfg["seed"]} |
 
 ## Held-out evaluation
