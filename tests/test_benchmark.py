@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -109,6 +110,15 @@ def test_benchmark_runs_reports_and_resumes(tasks_dir, tmp_path):
     again = run_benchmark(cfg, log=lambda m: None)
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "runs").rglob("*.json")} == before
     assert again["tasks"] == summary["tasks"]
+    # a changed recipe is never mixed with old runs: only the runs whose recipe changed run again
+    messages = []
+    run_benchmark(replace(cfg, scratch_lrs=[1e-3]), log=messages.append)
+    changed = {p for p, t in before.items() if p.stat().st_mtime_ns != t}
+    assert changed and all(p.parent.name == "scratch" for p in changed)
+    assert len(changed) == len([p for p in before if p.parent.name == "scratch"])
+    assert any("another recipe" in m for m in messages)
+    run = json.loads((tmp_path / "out" / "runs" / "gc_task" / "scratch" / "seed0.json").read_text())
+    assert run["recipe"]["lrs"] == [1e-3] and [g["lr"] for g in run["lr_grid"]] == [1e-3]
 
 
 def test_quick_profile_runs_three_seeds_and_trains_the_unpretrained_model_longer():

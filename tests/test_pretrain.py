@@ -308,7 +308,7 @@ def test_sigterm_checkpoints_and_resume_finishes(fasta, tmp_path):
     moved.parent.mkdir()
     out.rename(moved)
     resumed = subprocess.run(
-        [*cmd[:4], "--out", str(moved), "--resume", "--max-steps", str(stopped + 3)],
+        [*cmd[:4], "--out", str(moved), "--resume", "--max-steps", str(stopped + 3), "--stages", f"{stopped + 2}:32:8"],
         env=env,
         capture_output=True,
         text=True,
@@ -316,6 +316,20 @@ def test_sigterm_checkpoints_and_resume_finishes(fasta, tmp_path):
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert losses(moved / "metrics.jsonl")[-1][0] == stopped + 3
+    # the shortened schedule and the new warm-up stage are recorded with the step they took effect at, and ran
+    saved = json.loads((moved / "pretrain_config.json").read_text())
+    assert saved["max_steps"] == stopped + 3 and saved["stages"] == [[stopped + 2, 32, 8]]
+    assert saved["schedule_changes"] == [
+        {
+            "at_step": stopped,
+            "max_steps": stopped + 3,
+            "stages": [[stopped + 2, 32, 8]],
+            "was": {"max_steps": 100000, "stages": []},
+        }
+    ]
+    rows = [json.loads(x) for x in (moved / "metrics.jsonl").read_text().splitlines()]
+    shapes = {r["step"]: (r["seq_len"], r["batch_size"]) for r in rows if r.get("kind") == "train"}
+    assert shapes[stopped + 1] == (32, 8) and shapes[stopped + 3] == (64, 4)
     assert not out.exists()
 
 

@@ -235,6 +235,24 @@ def load_benchmark_tasks(cfg: BenchmarkConfig, log=print) -> list[Task]:
     return discover_tasks(cfg.tasks_dir, cfg.tasks)
 
 
+def run_recipe(cfg: BenchmarkConfig, mode: str) -> dict:
+    """The settings that decide a run's result. A saved run is reused only when its recipe matches, so a changed
+    grid or epoch count never mixes old runs into a new table."""
+    recipe = {"max_train": cfg.max_train, "max_test": cfg.max_test}
+    if mode in ("probe", "finetune", "scratch"):
+        recipe["model"] = cfg.model_name or (Path(cfg.model_path).name if cfg.model_path else None)
+    if mode == "probe":
+        recipe["probes"] = list(cfg.probes)
+    if mode in ("finetune", "scratch"):
+        recipe.update({"batch_size": cfg.batch_size, "patience": cfg.patience})
+        recipe.update({"rc_augment": cfg.rc_augment, "rc_average": cfg.rc_average})
+    if mode == "finetune":
+        recipe.update({"lrs": list(cfg.finetune_lrs), "epochs": cfg.epochs, "head_init": cfg.head_init})
+    if mode == "scratch":
+        recipe.update({"lrs": list(cfg.scratch_lrs), "epochs": cfg.scratch_epochs or 2 * cfg.epochs})
+    return recipe
+
+
 def run_benchmark(cfg: BenchmarkConfig, log=print) -> dict:
     out = Path(cfg.out_dir)
     unknown = set(cfg.modes) - set(MODES)
@@ -254,8 +272,11 @@ def run_benchmark(cfg: BenchmarkConfig, log=print) -> dict:
         for mode in cfg.modes:
             for seed in cfg.seeds:
                 path = out / "runs" / task.name / mode / f"seed{seed}.json"
+                recipe = run_recipe(cfg, mode)
                 if path.is_file():
-                    continue
+                    if json.loads(path.read_text()).get("recipe") == recipe:
+                        continue
+                    log(f"{task.name} {mode} seed {seed}: saved with another recipe; running it again")
                 t0 = time.time()
                 if mode == "kmer":
                     res = run_kmer(sub, seed)
@@ -272,6 +293,7 @@ def run_benchmark(cfg: BenchmarkConfig, log=print) -> dict:
                         "seconds": time.time() - t0,
                         "n_train": len(sub.train),
                         "n_test": len(sub.test),
+                        "recipe": recipe,
                     }
                 )
                 atomic_write_text(path, json.dumps(res, indent=1))

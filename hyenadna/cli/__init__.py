@@ -12,6 +12,7 @@ import threading
 import warnings
 
 from hyenadna.cli import (
+    autotune,
     benchmark,
     convert,
     download,
@@ -44,6 +45,7 @@ COMMANDS = (
     export,
     download,
     convert,
+    autotune,
 )
 
 

@@ -341,6 +341,11 @@ COMMAND_EXAMPLES = {
   hyenadna info hyenadna-tiny-1k-seqlen     # a published model: fetched from the Hugging Face Hub on first use
   hyenadna info my-classifier/              # a folder written by `hyenadna fine-tune`
 """,
+    "autotune": """examples:
+  hyenadna autotune                    # this CPU's kernel choices and their timings (measured once, then cached)
+  hyenadna autotune --refresh          # measure again, e.g. after a BIOS, driver or library change
+  HYENADNA_AUTOTUNE=0 hyenadna embed x.fa -o x.npz   # skip measuring; use the defaults (measured on AMD EPYC)
+""",
     "export": """examples:
   hyenadna export runs/my-run my-model               # config.json, model.safetensors and a model card
   hyenadna export runs/my-run my-model --evaluation eval.json

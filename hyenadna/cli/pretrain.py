@@ -21,16 +21,46 @@ PRETRAIN_EXAMPLES = """examples:
 """
 
 
+def _parse_stages(text: str) -> list[list[int]]:
+    return [[int(x) for x in s.split(":")] for s in text.split(",")]
+
+
+def _checkpoint_step(out: Path) -> int:
+    import torch
+
+    return int(torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)["step"])
+
+
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from hyenadna.training.pretrain import PretrainConfig, pretrain
+    from hyenadna.training.pretrain import PretrainConfig, _dist_info, pretrain
 
     saved = Path(args.out) / "pretrain_config.json"
     runtime = {"threads": args.threads, "max_minutes": args.max_minutes, "device": args.device}
     if args.resume and saved.exists():
         # the folder given now, not the one recorded: a run copied to another machine or path continues there
         cfg = PretrainConfig(**{**json.loads(saved.read_text()), **runtime, "out_dir": args.out})
-        if args.max_steps is not None:
-            cfg.max_steps = args.max_steps
+        new_stages = _parse_stages(args.stages) if args.stages else cfg.stages
+        new_max = args.max_steps if args.max_steps is not None else cfg.max_steps
+        if (new_stages, new_max) != (cfg.stages, cfg.max_steps):
+            # a shorter or longer schedule from here on; the weights, optimiser and RNG still resume exactly
+            at_step = _checkpoint_step(Path(args.out))
+            cfg.schedule_changes = [
+                *cfg.schedule_changes,
+                {
+                    "at_step": at_step,
+                    "max_steps": new_max,
+                    "stages": new_stages,
+                    "was": {"max_steps": cfg.max_steps, "stages": cfg.stages},
+                },
+            ]
+            cfg.stages, cfg.max_steps = new_stages, new_max
+            if _dist_info()[0] == 0:
+                from dataclasses import asdict
+
+                from hyenadna.utils.io import atomic_write_text
+
+                atomic_write_text(saved, json.dumps(asdict(cfg), indent=1))
+            print(f"schedule changed at step {at_step}: max steps {new_max}, stages {new_stages}", file=sys.stderr)
     else:
         if not args.fasta:
             print("hyenadna pretrain: error: --fasta is required for a new run", file=sys.stderr)
@@ -41,7 +71,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
             "d_inner": args.d_inner or 4 * args.d_model,
             "l_max": args.l_max or args.seq_len + 2,
         }
-        stages = [[int(x) for x in s.split(":")] for s in args.stages.split(",")] if args.stages else []
+        stages = _parse_stages(args.stages) if args.stages else []
         cfg = PretrainConfig(
             fasta=args.fasta,
             out_dir=args.out,
@@ -73,8 +103,6 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
             markov=not args.no_markov,
             **runtime,
         )
-    from hyenadna.training.pretrain import _dist_info
-
     if _dist_info()[0] == 0 and not (args.resume and saved.exists()):
         from dataclasses import asdict
 

@@ -12,24 +12,32 @@ Algorithms (each tested against the plain reference path, ``"reference"``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 PATHS = ("reference", "train", "batched", "per_sequence", "low_memory")
 
 
+def _tuned(name: str) -> int:
+    from hyenadna.ops.autotune import tuning
+
+    return getattr(tuning(), name)
+
+
 @dataclass(frozen=True)
 class ExecutionOptions:
-    """The knobs of the fast paths; measured on these machines (see the README's speed section)."""
+    """The knobs of the fast paths; measured on AMD EPYC (see the README's speed section), the CPU-dependent ones
+    measured again on each machine at first use (``ops/autotune.py``)."""
 
     # inference on sequences at least this long runs the low-memory path; from 8,192 tokens it was also the faster
     # one on the CPU (batch 1, fp32: 0.98x / 1.09x the batched speed for D 128 / 256 at 8k, 1.03x / 1.36x at 16k)
     low_memory_min_length: int = 8192
-    # ... in token chunks of this size (one large-1m layer at 1M tokens: 1,024 took 0.93x the time of 2,048)
-    low_memory_chunk: int = 1024
-    # per-sequence inference runs the stack on micro-batches of about this many tokens
-    block_tokens: int = 2048
+    # ... in token chunks of this size (one large-1m layer at 1M tokens: 1,024 took 0.93x the time of 2,048 on AMD
+    # EPYC); by default the size measured fastest on this machine (ops/autotune.py)
+    low_memory_chunk: int = field(default_factory=lambda: _tuned("low_memory_chunk"))
+    # per-sequence inference runs the stack on micro-batches of about this many tokens (measured per machine too)
+    block_tokens: int = field(default_factory=lambda: _tuned("block_tokens"))
     # bytes of filter spectra an operator caches for inference (the filter does not depend on the input)
     filter_cache_bytes: int = 128 * 2**20
     # the low-memory path sizes its channel groups so their FFT buffers take about this much

@@ -13,14 +13,22 @@ import torch
 from torch import Tensor
 
 # A power of two this much longer than the smooth length, or less, is used instead: at 2L ~ 1M-2M points it measured
-# 0.80-0.96x the smooth length's time (benchmarks/fft_lengths.py), while 1.3x and 2x longer ones were slower.
+# 0.80-0.96x the smooth length's time on AMD EPYC (benchmarks/fft_lengths.py), while 1.3x and 2x longer ones were
+# slower. The slack in use is measured per machine (ops/autotune.py); this is its default.
 POWER_OF_TWO_SLACK = 1.05
 
 
-@functools.lru_cache(maxsize=1024)
 def fft_length(n: int) -> int:
-    """Smallest 2,3,5,7-smooth integer >= n, or the next power of two if that is at most 5% longer. Such lengths are
-    fast in pocketfft/MKL; 2*l_max often is not (2,000,004 has the prime factor 166,667)."""
+    """The transform length for a linear convolution needing ``n`` points, with this machine's measured slack."""
+    from hyenadna.ops.autotune import tuning
+
+    return smooth_fft_length(n, tuning().fft_pow2_slack)
+
+
+@functools.lru_cache(maxsize=1024)
+def smooth_fft_length(n: int, slack: float = POWER_OF_TWO_SLACK) -> int:
+    """Smallest 2,3,5,7-smooth integer >= n, or the next power of two if that is at most ``slack`` times longer. Such
+    lengths are fast in pocketfft/MKL; 2*l_max often is not (2,000,004 has the prime factor 166,667)."""
     m = max(n, 1)
     while True:
         r = m
@@ -31,7 +39,7 @@ def fft_length(n: int) -> int:
             break
         m += 1
     pow2 = 1 << (max(n, 1) - 1).bit_length()
-    return pow2 if pow2 <= POWER_OF_TWO_SLACK * m else m
+    return pow2 if pow2 <= slack * m else m
 
 
 def fftconv_ref(u: Tensor, k: Tensor, bias: Tensor) -> Tensor:

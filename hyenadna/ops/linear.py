@@ -3,9 +3,10 @@
 ``linear_ref`` is plain ``F.linear`` (torch's CPU fp32 matmul is MKL's sgemm). ``linear`` is the fast path: oneDNN's
 fused linear + post-op, which torch ships for its own compiler. On these AMD EPYC machines it ran fp32 projections at
 ~2x MKL's speed and the MLP's fc1 + GELU at ~2x (benchmarks/matmul.py), because MKL does not use its AVX-512 kernels
-there. With autograd, ``linear`` runs the forward and both backward matmuls through the same op. Where the op is
-missing (a torch built without oneDNN), off the CPU, or for dtypes other than fp32/bf16, ``linear`` falls back to
-``linear_ref``.
+there. Elsewhere MKL may win, so in fp32 the library is the one measured faster on this machine, for inference and
+for training separately (``ops/autotune.py``). With autograd, ``linear`` runs the forward and both backward matmuls
+through the same op. Where the op is missing (a torch built without oneDNN), off the CPU, or for dtypes other than
+fp32/bf16, ``linear`` falls back to ``linear_ref``.
 """
 
 from __future__ import annotations
@@ -50,10 +51,22 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, gelu: bool = F
         x = x.to(weight.dtype)
     if not _fast_path_applies(x, weight, bias):
         return linear_ref(x, weight, bias, gelu)
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):
+    train = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
+    if x.dtype == torch.float32 and not _onednn_measured_faster(train):
+        return linear_ref(x, weight, bias, gelu)
+    if train:
         y = _Linear.apply(x, weight, bias)
         return F.gelu(y, approximate="tanh") if gelu else y
     return _onednn_linear(x, weight, bias, gelu)
+
+
+def _onednn_measured_faster(train: bool) -> bool:
+    """This machine's measured choice for fp32 projections (ops/autotune.py): oneDNN beat MKL on AMD EPYC, not
+    necessarily elsewhere."""
+    from hyenadna.ops.autotune import tuning
+
+    tuned = tuning()
+    return (tuned.projection_train if train else tuned.projection_inference) == "onednn"
 
 
 def _onednn_linear(x: Tensor, weight: Tensor, bias: Tensor | None, gelu: bool = False) -> Tensor:

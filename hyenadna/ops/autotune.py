@@ -1,0 +1,289 @@
+"""Kernel choices measured on this machine, once, then cached and reused (as ``torch.backends.cudnn.benchmark`` does).
+
+The fastest projection library, FFT length policy and block sizes depend on the CPU. oneDNN ran fp32 projections at
+about 2x MKL's speed on AMD EPYC, where MKL does not use its AVX-512 kernels, and that lead need not hold on an Intel
+Xeon. So the first model built in a process asks ``tuning()``, which reads
+``$HYENADNA_HOME/autotune/<key>.json`` (key: CPU model, torch version, threads) or, the first time on this machine,
+times each knob's candidates on small representative inputs (a few seconds) and writes that file.
+
+``HYENADNA_AUTOTUNE=0`` (or ``set_enabled(False)``) uses ``DEFAULTS``, the values measured on AMD EPYC.
+``hyenadna autotune`` shows the choices and their timings; ``--refresh`` measures again. A cache file that cannot be
+read is left as it is (with a warning) and the defaults are used until ``--refresh`` rewrites it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import os
+import platform
+import re
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import torch
+
+
+@dataclass(frozen=True)
+class Tuning:
+    # projections (ops/linear.py) in fp32 on the CPU: "onednn" (fused linear + post-op) or "mkl" (F.linear)
+    projection_inference: str = "onednn"
+    projection_train: str = "onednn"
+    # a power of two at most this much longer than the smallest 2,3,5,7-smooth transform length is used instead
+    fft_pow2_slack: float = 1.05
+    # per-sequence inference micro-batches of about this many tokens (ops/execution.py)
+    block_tokens: int = 2048
+    # the low-memory path's token chunk
+    low_memory_chunk: int = 1024
+
+
+DEFAULTS = Tuning()
+CANDIDATES: dict[str, tuple] = {
+    "projection_inference": ("onednn", "mkl"),
+    "projection_train": ("onednn", "mkl"),
+    "fft_pow2_slack": (1.0, 1.05, 1.25),
+    "block_tokens": (1024, 2048, 4096, 8192),
+    "low_memory_chunk": (512, 1024, 2048),
+}
+# another candidate replaces the default only when it is at least this much faster, so timing noise never flips a
+# choice back and forth between machines of the same kind
+MARGIN = 0.05
+# part of the cache key: bump it when the candidates or the way they are measured change
+VERSION = 1
+
+_enabled: bool | None = None
+_measuring = False
+_memo: dict[int, Tuning] = {}
+
+
+def set_enabled(on: bool | None) -> None:
+    """Turn measuring and the cache on or off for this process (None: follow ``HYENADNA_AUTOTUNE``)."""
+    global _enabled
+    _enabled = on
+    _memo.clear()
+
+
+def enabled() -> bool:
+    if _enabled is not None:
+        return _enabled
+    return os.environ.get("HYENADNA_AUTOTUNE", "1").strip().lower() not in {"0", "off", "no", "false"}
+
+
+def pick(seconds: dict, default):
+    """The candidate to use, from each candidate's measured seconds: the fastest, unless it beats ``default`` by less
+    than ``MARGIN``. Candidates that could not run are left out of ``seconds``."""
+    if not seconds:
+        return default
+    best = min(seconds, key=seconds.get)
+    if default in seconds and seconds[best] > (1 - MARGIN) * seconds[default]:
+        return default
+    return best
+
+
+@functools.cache
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cache_key(threads: int | None = None) -> str:
+    threads = threads or torch.get_num_threads()
+    cpu = re.sub(r"[^A-Za-z0-9]+", "-", cpu_name()).strip("-")[:60]
+    digest = hashlib.sha256(f"{cpu_name()}|{torch.__version__}|{threads}|{VERSION}".encode()).hexdigest()[:10]
+    return f"{cpu}-torch{torch.__version__.split('+')[0]}-t{threads}-{digest}"
+
+
+def cache_path(threads: int | None = None) -> Path:
+    from hyenadna.hub import cache_dir
+
+    return cache_dir() / "autotune" / f"{cache_key(threads)}.json"
+
+
+def tuning() -> Tuning:
+    """The choices for this machine and thread count: cached, measured now (the first time), or the defaults."""
+    if _measuring or not enabled():
+        return DEFAULTS
+    threads = torch.get_num_threads()  # called on every projection: the memo is keyed by what is cheap to read
+    found = _memo.get(threads)
+    if found is None:
+        found = _memo[threads] = _load_or_measure(cache_path(threads))
+    return found
+
+
+def _load_or_measure(path: Path) -> Tuning:
+    if path.is_file():
+        try:
+            return _from_record(json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError, KeyError) as err:
+            warnings.warn(
+                f"{path}: unreadable autotune cache ({err}); using the default kernel choices. "
+                "`hyenadna autotune --refresh` measures them again and rewrites the file.",
+                stacklevel=3,
+            )
+            return DEFAULTS
+    print(
+        f"hyenadna: measuring which kernels are fastest on this CPU, once (a few seconds; cached in {path.parent}; "
+        "HYENADNA_AUTOTUNE=0 skips this)",
+        file=sys.stderr,
+        flush=True,
+    )
+    record = measure()
+    write_record(path, record)
+    return _from_record(record)
+
+
+def _from_record(record: dict) -> Tuning:
+    choices = record["choices"]
+    values = {}
+    for f in fields(Tuning):
+        value = choices[f.name]
+        if value not in CANDIDATES[f.name]:
+            raise ValueError(f"{f.name}={value!r} is not one of {CANDIDATES[f.name]}")
+        values[f.name] = value
+    return Tuning(**values)
+
+
+def write_record(path: Path, record: dict) -> None:
+    from hyenadna.utils.io import atomic_write_text
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(record, indent=1))
+
+
+def refresh() -> dict:
+    """Measure again and rewrite this machine's cache file; returns the record."""
+    record = measure()
+    write_record(cache_path(), record)
+    _memo.clear()
+    return record
+
+
+# --- measuring ---------------------------------------------------------------------------------------------------
+
+
+def time_candidates(run: dict, repeats: int = 5, clock: Callable[[], float] = time.perf_counter) -> dict:
+    """Seconds per call of each candidate's function: the minimum over ``repeats`` rounds, the candidates interleaved
+    within each round so that a burst of load from elsewhere hits them alike. A candidate that raises is dropped."""
+    best = {}
+    for name, fn in run.items():
+        try:
+            fn()  # warm-up: first-call allocations and kernel set-up
+        except (RuntimeError, NotImplementedError):
+            continue
+        best[name] = math.inf
+    for _ in range(repeats):
+        for name in best:
+            t0 = clock()
+            run[name]()
+            best[name] = min(best[name], clock() - t0)
+    return best
+
+
+def _projection_runs(train: bool) -> dict:
+    from hyenadna.ops.linear import _Linear, _onednn_linear, linear_ref, onednn_available
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2048, 256, generator=g)  # two 1k windows of the bundled model's width: fc1 (+ GELU)
+    w, b = torch.randn(1024, 256, generator=g) / 16, torch.zeros(1024)
+    runs = {}
+    if train:
+        xg, wg = x.clone().requires_grad_(), w.clone().requires_grad_()
+
+        def step(f):
+            def go():
+                y = f(xg, wg, b)
+                y.backward(torch.ones_like(y))
+
+            return go
+
+        runs["mkl"] = step(lambda a, c, d: torch.nn.functional.linear(a, c, d))
+        if onednn_available(torch.float32):
+            runs["onednn"] = step(_Linear.apply)
+    else:
+        runs["mkl"] = lambda: linear_ref(x, w, b, gelu=True)
+        if onednn_available(torch.float32):
+            runs["onednn"] = lambda: _onednn_linear(x, w, b, gelu=True)
+    return runs
+
+
+def _fft_policy_seconds() -> dict:
+    """Each slack's total time over transform lengths whose smooth length is 2% and 20% shorter than the power of
+    two (64,000 = 2^9 5^3 and 54,675 = 3^7 5^2, against 65,536), on 32 channels."""
+    from hyenadna.ops.fftconv import smooth_fft_length
+
+    wanted = (64_000, 54_675)
+    lengths = {smooth_fft_length(n, slack) for n in wanted for slack in CANDIDATES["fft_pow2_slack"]}
+    u = torch.randn(32, max(lengths), generator=torch.Generator().manual_seed(0))
+    runs = {n: (lambda n=n: torch.fft.irfft(torch.fft.rfft(u[:, :n], n=n), n=n)) for n in sorted(lengths)}
+    per_length = time_candidates(runs)
+    return {s: sum(per_length[smooth_fft_length(n, s)] for n in wanted) for s in CANDIDATES["fft_pow2_slack"]}
+
+
+def _model_seconds(knob: str) -> dict:
+    from hyenadna.models.config import HyenaConfig
+    from hyenadna.models.hyena_dna import HyenaDNAModel
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = HyenaDNAModel(HyenaConfig(d_model=256, n_layer=1, d_inner=1024, l_max=8194, vocab_size=12)).eval()
+    g = torch.Generator().manual_seed(0)
+    if knob == "block_tokens":  # eight 1k windows through the per-sequence path
+        ids, low_memory = torch.randint(7, 11, (8, 1024), generator=g), False
+    else:  # one 8k window through the low-memory path
+        ids, low_memory = torch.randint(7, 11, (1, 8192), generator=g), True
+
+    def run(value):
+        def go():
+            model.execution = replace(_default_options(), **{knob: value})
+            with torch.no_grad():
+                model(ids, low_memory=low_memory)
+
+        return go
+
+    return time_candidates({v: run(v) for v in CANDIDATES[knob]}, repeats=2)
+
+
+def _default_options():
+    """Execution options with every tuned knob at its default (never read from the cache while measuring)."""
+    from hyenadna.ops.execution import ExecutionOptions
+
+    return ExecutionOptions(block_tokens=DEFAULTS.block_tokens, low_memory_chunk=DEFAULTS.low_memory_chunk)
+
+
+def measure() -> dict:
+    """Time every knob's candidates on this machine now; returns the record the cache file holds."""
+    global _measuring
+    _measuring, t0 = True, time.perf_counter()
+    try:
+        seconds = {
+            "projection_inference": time_candidates(_projection_runs(train=False)),
+            "projection_train": time_candidates(_projection_runs(train=True)),
+            "fft_pow2_slack": _fft_policy_seconds(),
+            "block_tokens": _model_seconds("block_tokens"),
+            "low_memory_chunk": _model_seconds("low_memory_chunk"),
+        }
+    finally:
+        _measuring = False
+    choices = {name: pick(s, getattr(DEFAULTS, name)) for name, s in seconds.items()}
+    return {
+        "cpu": cpu_name(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "version": VERSION,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "measure_seconds": round(time.perf_counter() - t0, 2),
+        "choices": choices,
+        "defaults": asdict(DEFAULTS),
+        "seconds": {name: {str(k): v for k, v in s.items()} for name, s in seconds.items()},
+    }

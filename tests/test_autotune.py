@@ -1,0 +1,161 @@
+"""Per-machine kernel choices (ops/autotune.py): the choosing logic on fake timings, the cache, the off switch, and
+that the choices reach the kernels."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+import torch
+
+from hyenadna.ops import autotune
+from hyenadna.ops import linear as linear_ops
+from hyenadna.ops.execution import ExecutionOptions
+from hyenadna.ops.fftconv import fft_length, smooth_fft_length
+
+
+@pytest.fixture
+def tuned(tmp_path, monkeypatch):
+    """Autotune on, with its cache in a temporary HYENADNA_HOME and ``measure`` replaced by a fake record."""
+    monkeypatch.setenv("HYENADNA_HOME", str(tmp_path))
+    monkeypatch.setenv("HYENADNA_AUTOTUNE", "1")
+    autotune.set_enabled(None)
+    calls = []
+
+    def fake_measure(choices=None):
+        calls.append(1)
+        chosen = {**autotune.DEFAULTS.__dict__, **(choices or {})}
+        return {
+            "cpu": autotune.cpu_name(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "version": autotune.VERSION,
+            "measured_at": "now",
+            "measure_seconds": 0.0,
+            "choices": chosen,
+            "defaults": autotune.DEFAULTS.__dict__,
+            "seconds": {k: {} for k in chosen},
+        }
+
+    state = {"choices": None}
+    monkeypatch.setattr(autotune, "measure", lambda: fake_measure(state["choices"]))
+    yield state, calls
+    autotune.set_enabled(None)
+
+
+def test_pick_keeps_the_default_unless_another_is_clearly_faster():
+    assert autotune.pick({"onednn": 1.00, "mkl": 0.97}, "onednn") == "onednn"  # 3% is within the noise margin
+    assert autotune.pick({"onednn": 1.00, "mkl": 0.90}, "onednn") == "mkl"
+    assert autotune.pick({1024: 3.0, 2048: 2.0, 4096: 1.0}, 2048) == 4096
+    assert autotune.pick({"mkl": 2.0}, "onednn") == "mkl"  # the default could not run here
+    assert autotune.pick({}, "onednn") == "onednn"
+
+
+def test_time_candidates_interleaves_takes_the_minimum_and_drops_what_fails():
+    order, now = [], [0.0]
+    cost = {"a": [5.0, 3.0, 4.0], "b": [2.0, 6.0, 1.0]}
+
+    def run(name):
+        def go():
+            order.append(name)
+            now[0] += cost[name].pop(0) if len(order) > 2 else 0.0  # the two warm-up calls take no time
+
+        return go
+
+    def broken():
+        raise RuntimeError("no such kernel here")
+
+    clock = lambda: now[0]  # noqa: E731
+    seconds = autotune.time_candidates({"a": run("a"), "b": run("b"), "c": broken}, repeats=3, clock=clock)
+    assert seconds == {"a": 3.0, "b": 1.0}
+    assert order == ["a", "b", "a", "b", "a", "b", "a", "b"]  # warm-ups, then a, b in every round
+
+
+def test_measured_once_then_read_from_the_cache_keyed_by_cpu_torch_and_threads(tuned, tmp_path):
+    state, calls = tuned
+    state["choices"] = {"block_tokens": 4096, "projection_inference": "mkl"}
+    first = autotune.tuning()
+    assert first.block_tokens == 4096 and first.projection_inference == "mkl" and len(calls) == 1
+    path = autotune.cache_path()
+    assert path.parent == tmp_path / "autotune" and path.is_file()
+    assert str(torch.get_num_threads()) in path.name and torch.__version__.split("+")[0] in path.name
+    autotune.set_enabled(None)  # a new process: memo empty, the file is read, nothing is measured
+    assert autotune.tuning() == first and len(calls) == 1
+    assert autotune.cache_path(threads=torch.get_num_threads() + 1) != path  # another thread count measures anew
+
+
+def test_the_choices_reach_the_kernels(tuned, monkeypatch):
+    state, _ = tuned
+    state["choices"] = {
+        "block_tokens": 8192,
+        "low_memory_chunk": 512,
+        "fft_pow2_slack": 1.25,
+        "projection_inference": "mkl",
+        "projection_train": "onednn",
+    }
+    options = ExecutionOptions()
+    assert (options.block_tokens, options.low_memory_chunk) == (8192, 512)
+    assert fft_length(54_675) == 65_536 and smooth_fft_length(54_675, 1.05) == 54_675
+    if not linear_ops.onednn_available(torch.float32):
+        pytest.skip("torch built without oneDNN")
+    used = []
+    monkeypatch.setattr(linear_ops, "linear_ref", lambda *a, **k: used.append("mkl") or torch.zeros(1))
+    monkeypatch.setattr(linear_ops, "_onednn_linear", lambda *a, **k: used.append("onednn") or torch.zeros(1))
+    x, w = torch.randn(4, 8), torch.randn(3, 8)
+    with torch.no_grad():
+        linear_ops.linear(x, w)
+    linear_ops.linear(x, w.requires_grad_())
+    assert used == ["mkl", "onednn"]  # inference measured MKL faster, training oneDNN
+
+
+def test_off_switch_uses_the_defaults_and_writes_nothing(tuned, monkeypatch, tmp_path):
+    _, calls = tuned
+    monkeypatch.setenv("HYENADNA_AUTOTUNE", "0")
+    assert autotune.tuning() == autotune.DEFAULTS and not calls
+    assert not (tmp_path / "autotune").exists()
+    monkeypatch.setenv("HYENADNA_AUTOTUNE", "1")
+    autotune.set_enabled(False)
+    assert autotune.tuning() == autotune.DEFAULTS and not calls
+
+
+def test_an_unreadable_cache_file_is_kept_and_the_defaults_are_used(tuned):
+    _, calls = tuned
+    path = autotune.cache_path()
+    path.parent.mkdir(parents=True)
+    for bad in ("{not json", json.dumps({"choices": {**autotune.DEFAULTS.__dict__, "block_tokens": 3}})):
+        path.write_text(bad)
+        autotune.set_enabled(None)
+        with pytest.warns(UserWarning, match="autotune --refresh"):
+            assert autotune.tuning() == autotune.DEFAULTS
+        assert path.read_text() == bad and not calls  # never deleted or rewritten behind the user's back
+
+
+def test_cli_shows_and_refreshes_the_choices(tuned, capsys):
+    from hyenadna.cli import main
+
+    state, calls = tuned
+    state["choices"] = {"low_memory_chunk": 2048}
+    assert main(["autotune", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "low_memory_chunk" in out and "2048" in out and len(calls) == 1
+    assert main(["autotune", "--threads", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["choices"]["low_memory_chunk"] == 2048 and len(calls) == 1
+    assert main(["autotune", "--threads", "1", "--refresh"]) == 0 and len(calls) == 2
+
+
+def test_real_measurement_returns_a_candidate_for_every_knob(tmp_path, monkeypatch):
+    monkeypatch.setenv("HYENADNA_HOME", str(tmp_path))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            record = autotune.measure()
+    finally:
+        torch.set_num_threads(threads)
+    assert set(record["choices"]) == set(autotune.CANDIDATES)
+    for name, chosen in record["choices"].items():
+        assert chosen in autotune.CANDIDATES[name]
+        assert record["seconds"][name] and all(s > 0 for s in record["seconds"][name].values())
+    assert autotune._from_record(json.loads(json.dumps(record))) == autotune.Tuning(**record["choices"])
