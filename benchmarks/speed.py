@@ -8,9 +8,11 @@ ratios come from one run on the same machine state. Random weights.
     .venv/bin/python benchmarks/speed.py --only small32k medium160k large1m --out benchmarks/results/speed_long.json
     .venv/bin/python benchmarks/speed.py --only --out benchmarks/results/crossover.json   # the crossover alone (~2 min)
 
-Implementations: "fast" (our default path), "fast_bf16" (the same under bf16 autocast), "reference" (the plain
-reference path, ``use_reference_path()``), "transformer" (equal-width SDPA Transformer, for the short workloads), and
-with --reference-reuse W... "reference_reuse" (the reference with freed memory reused, as our long path does).
+Implementations: "fast" (our default path, with this machine's autotuned kernel choices), "fast_defaults" (the same
+with autotune off: the choices measured on AMD EPYC), "fast_bf16" (the fast path under bf16 autocast), "reference" (the
+plain reference path, ``use_reference_path()``), "transformer" (equal-width SDPA Transformer, for the short
+workloads), and with --reference-reuse W... "reference_reuse" (the reference with freed memory reused, as our long path
+does).
 
 Writes benchmarks/results/speed.json and prints a table.
 """
@@ -153,9 +155,12 @@ def _run(kind, impl, model, run, ids, repeats, times) -> None:
 
 
 def child(workload: str, impl: str, threads: int, length: int | None = None, timeout: float = 3600) -> dict:
+    import os
+
     cmd = [sys.executable, __file__, "--child", workload, impl, str(threads)] + ([str(length)] if length else [])
+    env = {**os.environ, "HYENADNA_AUTOTUNE": "0"} if impl == "fast_defaults" else None
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return {"workload": workload, "impl": impl, "error": f"timeout after {timeout} s"}
     if out.returncode != 0:
@@ -165,9 +170,22 @@ def child(workload: str, impl: str, threads: int, length: int | None = None, tim
 
 
 def cpu_name() -> str:
-    from hyenadna.training.export import cpu_name as name
+    from hyenadna.ops.autotune import cpu_name as name
 
     return name()
+
+
+def autotune_record(threads: int) -> dict | None:
+    """This machine's kernel choices at ``threads`` (measured now if not cached), as the "fast" children use them."""
+    import torch
+
+    from hyenadna.ops import autotune
+
+    if not autotune.enabled():
+        return None
+    torch.set_num_threads(threads)
+    autotune.tuning()
+    return json.loads(autotune.cache_path(threads).read_text())
 
 
 def torch_dtype(name: str):
@@ -229,7 +247,9 @@ def main() -> None:
         "shared server",
     )
     parser.add_argument(
-        "--impls", nargs="+", help="only these implementations (fast, fast_bf16, reference, transformer)"
+        "--impls",
+        nargs="+",
+        help="only these implementations (fast, fast_defaults, fast_bf16, reference, transformer)",
     )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.json"))
     args = parser.parse_args()
@@ -250,6 +270,7 @@ def main() -> None:
         args.threads = max(1, min(2, idle_cores() or 2))
         print(f"--threads auto: {args.threads}", flush=True)
     args.threads = int(args.threads)
+    args.autotune = autotune_record(args.threads)  # before the children, so none of them measures inside its timing
     try:
         rows, crossover = run_suite(args, names)
     finally:
@@ -271,7 +292,7 @@ def busy_neighbour() -> subprocess.Popen:
 def run_suite(args, names: list[str]) -> tuple[list[dict], list[dict]]:
     rows = []
     for w in names:
-        impls = ["fast", "fast_bf16", "reference"]
+        impls = ["fast", "fast_defaults", "fast_bf16", "reference"]
         impls += ["transformer"] if w in ("tiny1k_b1", "tiny1k_b32", "small32k") else []
         impls += ["reference_reuse"] if w in (args.reference_reuse or []) else []
         impls = [i for i in impls if not args.impls or i in args.impls]
@@ -320,6 +341,7 @@ def summarise_suite(args, names: list[str], rows: list[dict], crossover: list[di
         "threads": args.threads,
         "contended": args.contended,
         "cpu": cpu_name(),
+        "autotune": args.autotune,
         "matmul_peak_gflops": peak,
         "matmul_peak_bf16_gflops": peak_bf16,
         "rows": rows,
@@ -344,6 +366,10 @@ def summarise_suite(args, names: list[str], rows: list[dict], crossover: list[di
             f"{r['tokens_per_s'] if r else 0:11,.0f} {ratio(f, r):>8s} {ratio(h, r):>6s} {f['peak_rss_mb']:8.0f} "
             f"{h['peak_rss_mb'] if h else 0:8.0f} {r['peak_rss_mb'] if r else 0:8.0f} {ratio(f, t):>14s}"
         )
+    for w in names:
+        f, d = by.get((w, "fast")), by.get((w, "fast_defaults"))
+        if f and d:
+            print(f"{w:16s} autotuned / default kernel choices: {ratio(f, d)}")
     for w in names:
         f, h, rr = by.get((w, "fast")), by.get((w, "fast_bf16")), by.get((w, "reference_reuse"))
         if f and rr:

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import json
-import platform
 import shutil
 from pathlib import Path
 
 import torch
 
 from hyenadna.models.hyena_dna import load_model
+from hyenadna.ops.autotune import cpu_name
 from hyenadna.utils.io import atomic_write_text
 
 MAX_BYTES = 10 * 1024 * 1024
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def pretrain_command(cfg: dict) -> str:
