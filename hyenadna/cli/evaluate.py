@@ -45,6 +45,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "model_nll": nll_report(evaluate_nll(model, windows, args.batch_size)),
     }
     report["model_seconds"] = time.perf_counter() - t0
+    if args.by_position:
+        report["by_position"] = _by_position(model, windows, args, source)
     if args.markov:
         log = (lambda m: print(m, file=sys.stderr)) if not args.quiet else (lambda m: None)
         report["markov"] = markov_baseline(genome, train, windows, log=log, cache=not args.refit_markov)
@@ -54,6 +56,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         atomic_write_text(args.output, text + "\n")
     print(text)
     return 0
+
+
+def _by_position(model, windows, args: argparse.Namespace, source: str) -> dict:
+    """NLL by position band with the model's whole context and with it cut to --cut-context tokens."""
+    from hyenadna.training.context import band_means, plot_position_curves, position_nll
+
+    curves, out = {}, {}
+    runs = [(f"context cut to {args.cut_context:,}", args.cut_context)]
+    if model.config.l_max >= args.seq_len:
+        runs.insert(0, (f"whole window (up to {args.seq_len:,})", None))
+    else:
+        out["note"] = f"l_max {model.config.l_max} < {args.seq_len}: only the cut context is scored"
+    for label, context in runs:
+        t0 = time.perf_counter()
+        curve = position_nll(model, windows, args.batch_size, context=context)
+        curves[label] = curve
+        out["full" if context is None else f"context_{context}"] = {
+            "bands": band_means(curve),
+            "mean": float(curve.mean()),
+            "seconds": time.perf_counter() - t0,
+        }
+    if args.plot:
+        plot_position_curves(curves, args.plot, f"{source}: {len(windows)} held-out windows of {args.seq_len:,}")
+        out["plot"] = args.plot
+    return out
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -71,5 +98,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--refit-markov", action="store_true", help="refit the Markov baseline instead of using its cached report"
     )
+    p.add_argument(
+        "--by-position",
+        action="store_true",
+        help="also the NLL by position band (0-1k, 1k-4k, 4k-16k, 16k+), with the whole window as context and "
+        "with the context cut to --cut-context tokens: does the model use its long context?",
+    )
+    p.add_argument("--cut-context", type=int_at_least(2), default=1024, help="even; default 1024")
+    p.add_argument("--plot", help="with --by-position: NLL against position as a PNG")
     p.add_argument("-o", "--output", help="also write the JSON report here")
     add_model_args(p)

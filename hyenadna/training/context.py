@@ -1,0 +1,97 @@
+"""Does a model use its long context? Held-out NLL by position in the window, with the full context and cut short.
+
+A target at position t of a window has t tokens of left context. If the model uses long context, its NLL keeps
+falling with t well past the point where the same model, given only C tokens of context, levels off.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hyenadna.utils.io import atomic_path
+
+BAND_EDGES = (1024, 4096, 16384)
+
+
+def _token_nll(model, w: torch.Tensor) -> torch.Tensor:
+    """(B, T-1) NLL of every target of the (B, T) token windows ``w``."""
+    logits = model(w[:, :-1]).logits.float()
+    return F.cross_entropy(logits.transpose(1, 2), w[:, 1:], reduction="none")
+
+
+@torch.no_grad()
+def position_nll(model, windows: np.ndarray, batch_size: int = 1, context: int | None = None) -> np.ndarray:
+    """Mean NLL (nats/base) at each target position 1..T-1 of the (N, T) token windows; entry j is position j + 1.
+
+    With ``context`` C (even), no target sees more than C tokens: the window is read in pieces of C tokens every C/2,
+    and each piece scores the targets of its second half (the first piece all of its own), so every target past
+    position C has between C/2 and C tokens of context, and each target is scored exactly once."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    n_targets = windows.shape[1] - 1
+    total = np.zeros(n_targets)
+    if context is not None and (context < 2 or context % 2):
+        raise ValueError(f"context={context}: give an even number of tokens >= 2")
+    for i in range(0, len(windows), batch_size):
+        w = torch.from_numpy(windows[i : i + batch_size]).to(device)
+        if context is None or context >= n_targets:
+            total += _token_nll(model, w).sum(0).cpu().numpy()
+            continue
+        half = context // 2
+        for start in range(0, n_targets, half):
+            nll = _token_nll(model, w[:, start : start + context + 1])  # targets start+1 .. start+context
+            first = 0 if start == 0 else half
+            if first < nll.shape[1]:
+                total[start + first : start + nll.shape[1]] += nll[:, first:].sum(0).cpu().numpy()
+    model.train(was_training)
+    return total / len(windows)
+
+
+def band_means(per_position: np.ndarray, edges: tuple[int, ...] = BAND_EDGES, min_targets: int = 256) -> dict:
+    """Mean NLL of the targets in each position band [0, e1), [e1, e2), ..., [e_last, end) holding at least
+    ``min_targets`` positions (a 16,385-token window has a single target at 16k+: no band to report)."""
+    positions = np.arange(1, len(per_position) + 1)
+    bounds = [0, *edges, None]
+    out = {}
+    for lo, hi in itertools.pairwise(bounds):
+        mask = positions >= lo if hi is None else (positions >= lo) & (positions < hi)
+        if mask.sum() >= min_targets:
+            out[f"{_k(lo)}-{_k(hi) if hi else 'end'}"] = float(per_position[mask].mean())
+    return out
+
+
+def _k(n: int) -> str:
+    return f"{n // 1024}k" if n and n % 1024 == 0 else str(n)
+
+
+def plot_position_curves(curves: dict[str, np.ndarray], out: str, title: str, bins: int = 40) -> None:
+    """NLL against position (log-spaced bins), one line per curve, written atomically as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, curve in curves.items():
+        edges = np.unique(np.geomspace(1, len(curve) + 1, bins + 1).astype(int))
+        centres = [np.sqrt(a * b) for a, b in itertools.pairwise(edges)]
+        means = [curve[a - 1 : b - 1].mean() for a, b in itertools.pairwise(edges)]
+        ax.plot(centres, means, marker=".", label=label)
+    for e in BAND_EDGES:
+        if e < len(next(iter(curves.values()))):
+            ax.axvline(e, color="grey", lw=0.6, ls=":")
+    ax.set_xscale("log")
+    ax.set_xlabel("position in the window (tokens of left context)")
+    ax.set_ylabel("held-out NLL (nats/base)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)

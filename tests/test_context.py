@@ -1,0 +1,54 @@
+"""NLL by position, with the whole window and with the context cut short (training/context.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hyenadna import HyenaConfig, HyenaDNALMHeadModel
+from hyenadna.training.context import band_means, plot_position_curves, position_nll
+from hyenadna.training.pretrain import evaluate_nll
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return HyenaDNALMHeadModel(HyenaConfig(d_model=16, n_layer=2, d_inner=32, l_max=66)).eval()
+
+
+def test_whole_window_curve_averages_to_the_held_out_nll(model):
+    windows = np.random.default_rng(0).integers(7, 11, (3, 41))
+    curve = position_nll(model, windows, batch_size=2)
+    assert curve.shape == (40,)
+    assert curve.mean() == pytest.approx(evaluate_nll(model, windows, batch_size=2), rel=1e-5)
+
+
+def test_cut_context_scores_each_target_once_with_at_most_that_context(model):
+    windows = np.random.default_rng(1).integers(7, 11, (2, 38))
+    c, half = 8, 4
+    curve = position_nll(model, windows, batch_size=2, context=c)
+    # brute force: target p (1-based) is read from the piece starting at s(p), with p - s(p) tokens of context
+    expected = np.zeros(37)
+    with torch.no_grad():
+        for p in range(1, 38):
+            s = 0 if p <= c else half * ((p - 1) // half - 1)
+            assert p <= c or half < p - s <= c
+            w = torch.from_numpy(windows)
+            logits = model(w[:, s:p]).logits[:, -1].float()
+            expected[p - 1] = torch.nn.functional.cross_entropy(logits, w[:, p], reduction="mean").item()
+    np.testing.assert_allclose(curve, expected, rtol=1e-5, atol=1e-6)
+    # the first C targets are the same as with the whole window; later ones differ (less context)
+    whole = position_nll(model, windows, batch_size=2)
+    np.testing.assert_allclose(curve[:c], whole[:c], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(curve[c:], whole[c:])
+    with pytest.raises(ValueError, match="even"):
+        position_nll(model, windows, context=7)
+
+
+def test_bands_and_plot(tmp_path):
+    curve = np.concatenate([np.full(1023, 2.0), np.full(3072, 1.5), np.full(300, 1.0)])
+    assert band_means(curve) == {"0-1k": 2.0, "1k-4k": 1.5, "4k-16k": 1.0}
+    assert band_means(curve[:4196]) == {"0-1k": 2.0, "1k-4k": 1.5}  # 100 targets at 4k+: too few to report
+    plot_position_curves({"a": curve, "b": curve + 0.1}, str(tmp_path / "c.png"), "t")
+    assert (tmp_path / "c.png").stat().st_size > 5000
