@@ -45,8 +45,8 @@ def tuned(tmp_path, monkeypatch):
 
 
 def test_pick_keeps_the_default_unless_another_is_clearly_faster():
-    assert autotune.pick({"onednn": 1.00, "mkl": 0.97}, "onednn") == "onednn"  # 3% is within the noise margin
-    assert autotune.pick({"onednn": 1.00, "mkl": 0.90}, "onednn") == "mkl"
+    assert autotune.pick({"onednn": 1.00, "mkl": 0.93}, "onednn") == "onednn"  # 7% is within the noise margin
+    assert autotune.pick({"onednn": 1.00, "mkl": 0.85}, "onednn") == "mkl"
     assert autotune.pick({1024: 3.0, 2048: 2.0, 4096: 1.0}, 2048) == 4096
     assert autotune.pick({"mkl": 2.0}, "onednn") == "mkl"  # the default could not run here
     assert autotune.pick({}, "onednn") == "onednn"

@@ -51,14 +51,14 @@ CANDIDATES: dict[str, tuple] = {
     "block_tokens": (1024, 2048, 4096, 8192),
     "low_memory_chunk": (512, 1024, 2048),
 }
-# another candidate replaces the default only when it is at least this much faster, so timing noise never flips a
-# choice back and forth between machines of the same kind
-MARGIN = 0.05
+# another candidate replaces the default only when it is at least this much faster: on a shared 2-core machine the
+# same comparison varied by 10-30% from run to run, and noise must not flip a choice
+MARGIN = 0.10
 # part of the cache key: bump it when the candidates or the way they are measured change
 VERSION = 1
 
 _enabled: bool | None = None
-_measuring = False
+_trying: Tuning | None = None  # while measuring: the candidate being timed
 _memo: dict[int, Tuning] = {}
 
 
@@ -112,7 +112,9 @@ def cache_path(threads: int | None = None) -> Path:
 
 def tuning() -> Tuning:
     """The choices for this machine and thread count: cached, measured now (the first time), or the defaults."""
-    if _measuring or not enabled():
+    if _trying is not None:
+        return _trying
+    if not enabled():
         return DEFAULTS
     threads = torch.get_num_threads()  # called on every projection: the memo is keyed by what is cheap to read
     found = _memo.get(threads)
@@ -133,7 +135,7 @@ def _load_or_measure(path: Path) -> Tuning:
             )
             return DEFAULTS
     print(
-        f"hyenadna: measuring which kernels are fastest on this CPU, once (a few seconds; cached in {path.parent}; "
+        f"hyenadna: measuring which kernels are fastest on this CPU, once (5-20 s; cached in {path.parent}; "
         "HYENADNA_AUTOTUNE=0 skips this)",
         file=sys.stderr,
         flush=True,
@@ -190,33 +192,6 @@ def time_candidates(run: dict, repeats: int = 5, clock: Callable[[], float] = ti
     return best
 
 
-def _projection_runs(train: bool) -> dict:
-    from hyenadna.ops.linear import _Linear, _onednn_linear, linear_ref, onednn_available
-
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(2048, 256, generator=g)  # two 1k windows of the bundled model's width: fc1 (+ GELU)
-    w, b = torch.randn(1024, 256, generator=g) / 16, torch.zeros(1024)
-    runs = {}
-    if train:
-        xg, wg = x.clone().requires_grad_(), w.clone().requires_grad_()
-
-        def step(f):
-            def go():
-                y = f(xg, wg, b)
-                y.backward(torch.ones_like(y))
-
-            return go
-
-        runs["mkl"] = step(lambda a, c, d: torch.nn.functional.linear(a, c, d))
-        if onednn_available(torch.float32):
-            runs["onednn"] = step(_Linear.apply)
-    else:
-        runs["mkl"] = lambda: linear_ref(x, w, b, gelu=True)
-        if onednn_available(torch.float32):
-            runs["onednn"] = lambda: _onednn_linear(x, w, b, gelu=True)
-    return runs
-
-
 def _fft_policy_seconds() -> dict:
     """Each slack's total time over transform lengths whose smooth length is 2% and 20% shorter than the power of
     two (64,000 = 2^9 5^3 and 54,675 = 3^7 5^2, against 65,536), on 32 channels."""
@@ -230,51 +205,63 @@ def _fft_policy_seconds() -> dict:
     return {s: sum(per_length[smooth_fft_length(n, s)] for n in wanted) for s in CANDIDATES["fft_pow2_slack"]}
 
 
-def _model_seconds(knob: str) -> dict:
+def _model_seconds(knob: str, repeats: int = 3) -> dict:
+    """Each candidate of ``knob`` timed where it matters: a one-layer model of the bundled model's width (D 256),
+    in inference (one and four 1k windows; eight for the micro-batch size; one 8k window through the low-memory path
+    for its chunk) or a training step (two 1k windows, forward and backward)."""
+    global _trying
     from hyenadna.models.config import HyenaConfig
     from hyenadna.models.hyena_dna import HyenaDNAModel
+    from hyenadna.ops.execution import ExecutionOptions
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = HyenaDNAModel(HyenaConfig(d_model=256, n_layer=1, d_inner=1024, l_max=8194, vocab_size=12)).eval()
+        model = HyenaDNAModel(HyenaConfig(d_model=256, n_layer=1, d_inner=1024, l_max=8194, vocab_size=12))
     g = torch.Generator().manual_seed(0)
-    if knob == "block_tokens":  # eight 1k windows through the per-sequence path
-        ids, low_memory = torch.randint(7, 11, (8, 1024), generator=g), False
-    else:  # one 8k window through the low-memory path
-        ids, low_memory = torch.randint(7, 11, (1, 8192), generator=g), True
+    batches = {
+        "projection_inference": [torch.randint(7, 11, (b, 1024), generator=g) for b in (1, 4)],
+        "projection_train": [torch.randint(7, 11, (2, 1024), generator=g)],
+        "block_tokens": [torch.randint(7, 11, (8, 1024), generator=g)],
+        "low_memory_chunk": [torch.randint(7, 11, (1, 8192), generator=g)],
+    }[knob]
 
     def run(value):
         def go():
-            model.execution = replace(_default_options(), **{knob: value})
-            with torch.no_grad():
-                model(ids, low_memory=low_memory)
+            global _trying
+            _trying = replace(DEFAULTS, **{knob: value})
+            model.execution = ExecutionOptions()  # reads the candidate through tuning()
+            for ids in batches:
+                if knob == "projection_train":
+                    model.train()
+                    model.zero_grad(set_to_none=True)
+                    model(ids).square().mean().backward()
+                else:
+                    model.eval()
+                    with torch.no_grad():
+                        model(ids, low_memory=knob == "low_memory_chunk")
 
         return go
 
-    return time_candidates({v: run(v) for v in CANDIDATES[knob]}, repeats=2)
-
-
-def _default_options():
-    """Execution options with every tuned knob at its default (never read from the cache while measuring)."""
-    from hyenadna.ops.execution import ExecutionOptions
-
-    return ExecutionOptions(block_tokens=DEFAULTS.block_tokens, low_memory_chunk=DEFAULTS.low_memory_chunk)
+    try:
+        return time_candidates({v: run(v) for v in CANDIDATES[knob]}, repeats=repeats)
+    finally:
+        _trying = DEFAULTS
 
 
 def measure() -> dict:
     """Time every knob's candidates on this machine now; returns the record the cache file holds."""
-    global _measuring
-    _measuring, t0 = True, time.perf_counter()
+    global _trying
+    _trying, t0 = DEFAULTS, time.perf_counter()
     try:
         seconds = {
-            "projection_inference": time_candidates(_projection_runs(train=False)),
-            "projection_train": time_candidates(_projection_runs(train=True)),
+            "projection_inference": _model_seconds("projection_inference", repeats=5),
+            "projection_train": _model_seconds("projection_train", repeats=5),
             "fft_pow2_slack": _fft_policy_seconds(),
             "block_tokens": _model_seconds("block_tokens"),
             "low_memory_chunk": _model_seconds("low_memory_chunk"),
         }
     finally:
-        _measuring = False
+        _trying = None
     choices = {name: pick(s, getattr(DEFAULTS, name)) for name, s in seconds.items()}
     return {
         "cpu": cpu_name(),
