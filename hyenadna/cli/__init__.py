@@ -117,6 +117,14 @@ def _avoid_busy_cores(command: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # before the command's own handler (torch is still importing, threads being set)
+        print("hyenadna: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "threads", None):
         import torch

@@ -1,5 +1,3 @@
-import sys
+from hyenadna.__main__ import run
 
-from hyenadna.cli import main
-
-sys.exit(main())
+run()

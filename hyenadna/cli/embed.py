@@ -7,8 +7,6 @@ import contextlib
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from hyenadna.cli.common import (
     Progress,
     add_command,
@@ -31,6 +29,8 @@ def _layer_path(output: str, layer: int) -> str:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from hyenadna.cli.distributed import Sharding
     from hyenadna.data.writers import EmbeddingWriter
     from hyenadna.sdk import HyenaDNA

@@ -6,8 +6,6 @@ import argparse
 import json
 import sys
 
-import numpy as np
-
 from hyenadna.cli.common import (
     Progress,
     add_command,
@@ -22,6 +20,8 @@ from hyenadna.cli.common import (
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from hyenadna.finetune import HyenaDNAFineTuningModel
     from hyenadna.utils.io import atomic_path
 
