@@ -248,7 +248,12 @@ def test_export_writes_model_card(fasta, tmp_path):
     assert f"hyenadna pretrain --fasta {fasta}" in card and "--d-model 16" in card and "--seq-len 64" in card
     assert 'HyenaDNAConfig(model_name="toy-model")' in card and "HyenaDNA()  #" not in card
     bundled = (export_run(tmp_path / "run", tmp_path / "b", "toy-model", bundled=True) / "README.md").read_text()
-    assert "shipped inside the package as its default model" in bundled
+    assert "shipped inside the package (" in bundled and "default model" not in bundled  # bundled, not the default
+    assert 'HyenaDNAConfig(model_name="toy-model")' in bundled
+    from hyenadna.hub import BUNDLED_MODEL
+
+    default = (export_run(tmp_path / "run", tmp_path / "c", BUNDLED_MODEL, bundled=True) / "README.md").read_text()
+    assert "shipped inside the package as its default model" in default and "HyenaDNA()  #" in default
     emb = HyenaDNA(HyenaDNAConfig(model_path=dest, pooling="mean")).get_embeddings("ACGTACGT")
     assert emb.shape == (1, 16)
 

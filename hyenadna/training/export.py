@@ -61,7 +61,8 @@ def export_run(
     run_dir: str | Path, dest: str | Path, name: str, evaluation: dict | None = None, bundled: bool = False
 ) -> Path:
     """Copy ``run_dir/model`` to ``dest`` and write its model card from the run's own records only: its config,
-    metrics, regions and Markov report. ``bundled``: the card says the model ships inside the package."""
+    metrics, regions and Markov report. ``bundled``: the card says the model ships inside the package (as the
+    default model when ``name`` is the bundled default's)."""
     from hyenadna.models.config import PUBLISHED_CONFIGS
 
     run_dir, dest = Path(run_dir), Path(dest)
@@ -108,12 +109,19 @@ def export_run(
     eval_count = evaluation.get("windows", cfg["eval_windows"]) if evaluation else cfg["eval_windows"]
     fasta = " ".join(cfg["fasta"])
     trained = sum(int(r.split(":")[1].split("-")[1]) - int(r.split(":")[1].split("-")[0]) for r in regions["train"])
-    load = "HyenaDNA()  # the bundled default" if bundled else f'HyenaDNA(HyenaDNAConfig(model_name="{name}"))'
-    where = (
-        "and shipped inside the package as its default model (`HyenaDNA()` with no arguments)"
-        if bundled
-        else f"and exported with `hyenadna export` (load it by its folder, or by name once it sits in `$HYENADNA_HOME/{name}`)"
-    )
+    from hyenadna.hub import BUNDLED_MODEL
+
+    default = bundled and name == BUNDLED_MODEL
+    load = "HyenaDNA()  # the bundled default" if default else f'HyenaDNA(HyenaDNAConfig(model_name="{name}"))'
+    if default:
+        where = "and shipped inside the package as its default model (`HyenaDNA()` with no arguments)"
+    elif bundled:
+        where = f'and shipped inside the package (`HyenaDNAConfig(model_name="{name}")`, offline)'
+    else:
+        where = (
+            "and exported with `hyenadna export` (load it by its folder, or by name once it sits in "
+            f"`$HYENADNA_HOME/{name}`)"
+        )
     warm = f"; warm-started from {cfg['init_from']}" if cfg.get("init_from") else ""
     markov_row = ""
     if markov:
