@@ -10,7 +10,8 @@ ratios come from one run on the same machine state. Random weights.
 
 Implementations: "fast" (our default path, with this machine's autotuned kernel choices), "fast_defaults" (the same
 with autotune off: the choices measured on AMD EPYC), "fast_bf16" (the fast path under bf16 autocast), "reference" (the
-plain reference path, ``use_reference_path()``), "transformer" (equal-width SDPA Transformer, for the short
+plain reference path, ``use_reference_path()``), "fast_compile" (training workloads: our path under ``torch.compile``,
+timed after two compiling steps), "transformer" (equal-width SDPA Transformer, for the short
 workloads), and with --reference-reuse W... "reference_reuse" (the reference with freed memory reused, as our long path
 does).
 
@@ -35,6 +36,7 @@ WORKLOADS = {
     "tiny1k_b1": ("hyenadna-tiny-1k-seqlen", 1024, 1, "infer", 20),
     "tiny1k_b32": ("hyenadna-tiny-1k-seqlen", 1024, 32, "infer", 5),
     "train_tiny1k": ("hyenadna-tiny-1k-seqlen", 1024, 8, "train", 5),
+    "train_16k": ("hyenadna-tiny-16k-seqlen-d128", 16384, 1, "train", 3),
     "small32k": ("hyenadna-small-32k-seqlen", 32768, 1, "infer", 3),
     "small32k_lmax": ("hyenadna-small-32k-seqlen", 32770, 1, "infer", 3),
     "medium160k": ("hyenadna-medium-160k-seqlen", 160000, 1, "infer", 1),
@@ -96,7 +98,7 @@ def measure(workload: str, impl: str, threads: int, length: int | None = None) -
     else:
         reference = impl.startswith("reference")
         lm = HyenaDNALMHeadModel(cfg).use_reference_path(reference)
-        model = lm
+        model = torch.compile(lm) if impl == "fast_compile" else lm
         run = (lambda ids: lm.backbone(ids, low_memory=False)) if reference else lm.backbone
         if impl == "reference_reuse":  # the reference under the allocator setting our long path uses
             from hyenadna.utils.memory import reuse_freed_memory
@@ -140,7 +142,8 @@ def _run(kind, impl, model, run, ids, repeats, times) -> None:
     else:
         model.train()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        for i in range(repeats + 1):
+        warmup = 2 if impl == "fast_compile" else 1  # compiling the forward, then the backward
+        for i in range(repeats + warmup):
             t = time.perf_counter()
             if impl == "transformer":
                 out = model(ids[:, :-1]) @ model.emb.weight.T
@@ -150,7 +153,7 @@ def _run(kind, impl, model, run, ids, repeats, times) -> None:
             opt.zero_grad()
             loss.backward()
             opt.step()
-            if i:
+            if i >= warmup:
                 times.append(time.perf_counter() - t)
 
 
@@ -249,7 +252,7 @@ def main() -> None:
     parser.add_argument(
         "--impls",
         nargs="+",
-        help="only these implementations (fast, fast_defaults, fast_bf16, reference, transformer)",
+        help="only these implementations (fast, fast_defaults, fast_bf16, fast_compile, reference, transformer)",
     )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.json"))
     args = parser.parse_args()
@@ -293,6 +296,7 @@ def run_suite(args, names: list[str]) -> tuple[list[dict], list[dict]]:
     rows = []
     for w in names:
         impls = ["fast", "fast_defaults", "fast_bf16", "reference"]
+        impls += ["fast_compile"] if WORKLOADS.get(w, ("", 0, 0, ""))[3] == "train" else []
         impls += ["transformer"] if w in ("tiny1k_b1", "tiny1k_b32", "small32k") else []
         impls += ["reference_reuse"] if w in (args.reference_reuse or []) else []
         impls = [i for i in impls if not args.impls or i in args.impls]
@@ -366,6 +370,10 @@ def summarise_suite(args, names: list[str], rows: list[dict], crossover: list[di
             f"{r['tokens_per_s'] if r else 0:11,.0f} {ratio(f, r):>8s} {ratio(h, r):>6s} {f['peak_rss_mb']:8.0f} "
             f"{h['peak_rss_mb'] if h else 0:8.0f} {r['peak_rss_mb'] if r else 0:8.0f} {ratio(f, t):>14s}"
         )
+    for w in names:
+        c, r = by.get((w, "fast_compile")), by.get((w, "reference"))
+        if c:
+            print(f"{w:16s} torch.compile: {c['tokens_per_s']:,.0f} tok/s, {ratio(c, r)} the reference")
     for w in names:
         f, d = by.get((w, "fast")), by.get((w, "fast_defaults"))
         if f and d:
