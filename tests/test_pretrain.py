@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,8 @@ from hyenadna.data.genome import Genome
 from hyenadna.data.regions import HELD_OUT, Interval, overlap, parse_region, subtract
 from hyenadna.training.markov import MarkovModel
 from hyenadna.training.optim import cosine_lr, parameter_groups
-from hyenadna.training.pretrain import PretrainConfig, losses, pretrain, training_intervals
+from hyenadna.training.portable import pack_checkpoint
+from hyenadna.training.pretrain import PretrainConfig, load_run_checkpoint, losses, pretrain, training_intervals
 from hyenadna.training.windows import WindowSampler
 from tests.conftest import REPO
 
@@ -167,10 +169,31 @@ def test_resume_matches_uninterrupted_run(fasta, tmp_path):
     straight = pretrain(small_cfg(fasta, tmp_path / "a", max_steps=6))
     first = pretrain(small_cfg(fasta, tmp_path / "b", max_steps=6, max_minutes=0.0))  # stops after step 1
     assert not first["finished"] and first["step"] == 1
+    # the same state packed into repository-sized safetensors shards, on a "fresh machine" without checkpoint.pt
+    fresh = tmp_path / "fresh"
+    shutil.copytree(tmp_path / "b", fresh)
+    state = torch.load(fresh / "checkpoint.pt", weights_only=True)
+    files = pack_checkpoint(state, fresh / "checkpoint", max_shard_bytes=20_000)
+    assert len(files) > 3 and all(f.stat().st_size < 40_000 for f in files)
+    (fresh / "checkpoint.pt").unlink()
+    unpacked = load_run_checkpoint(fresh)
+    assert (
+        unpacked["step"] == state["step"]
+        and unpacked["optimizer"]["param_groups"] == state["optimizer"]["param_groups"]
+    )
+    for a, b in ((unpacked["model"], state["model"]), (unpacked["rng"], state["rng"])):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    for pid, per_param in state["optimizer"]["state"].items():
+        assert all(torch.equal(unpacked["optimizer"]["state"][pid][k], v) for k, v in per_param.items())
     second = pretrain(small_cfg(fasta, tmp_path / "b", max_steps=6), resume=True)
     assert second["finished"]
     assert losses(tmp_path / "a" / "metrics.jsonl") == losses(tmp_path / "b" / "metrics.jsonl")
     assert straight["param_checksum"] == second["param_checksum"]
+    from_packed = pretrain(small_cfg(fasta, fresh, max_steps=6), resume=True)
+    assert losses(fresh / "metrics.jsonl") == losses(tmp_path / "a" / "metrics.jsonl")
+    assert from_packed["param_checksum"] == straight["param_checksum"]
+    pack_checkpoint(state, fresh / "checkpoint")  # packed again in one shard: the old shards go
+    assert sorted(p.name for p in (fresh / "checkpoint").iterdir()) == ["shard-00001.safetensors", "state.json"]
     assert (tmp_path / "b" / "loss_curve.png").stat().st_size > 1000
     assert (tmp_path / "b" / "model" / "model.safetensors").exists()
     with pytest.raises(FileExistsError):
@@ -312,6 +335,9 @@ def test_sigterm_checkpoints_and_resume_finishes(fasta, tmp_path):
     moved = tmp_path / "elsewhere" / "run"  # a run copied to another path (or machine) continues where it now is
     moved.parent.mkdir()
     out.rename(moved)
+    packed = subprocess.run([*cmd[:4], "--out", str(moved), "--pack-checkpoint"], env=env, capture_output=True, text=True)
+    assert packed.returncode == 0 and "packed" in packed.stderr, packed.stderr[-2000:]
+    assert json.loads((moved / "checkpoint" / "state.json").read_text())["step"] == stopped
     resumed = subprocess.run(
         [*cmd[:4], "--out", str(moved), "--resume", "--max-steps", str(stopped + 3), "--stages", f"{stopped + 2}:32:8"],
         env=env,

@@ -14,6 +14,7 @@ PRETRAIN_EXAMPLES = """examples:
   hyenadna pretrain --fasta ../shared/data/genome/GRCh37_chr20.fa.gz ../shared/data/genome/GRCh37_chrX_0-70Mb.fa.gz \\
       --out runs/tiny-d256 --max-steps 8000 --max-minutes 150
   hyenadna pretrain --out runs/tiny-d256 --resume            # continue exactly where it stopped
+  hyenadna pretrain --out runs/tiny-d256 --pack-checkpoint   # checkpoint/ in files under 10 MB, for a repository
   # the long-context bundled model: warm start from the 1k one, then 1k -> 4k -> 16k windows
   hyenadna pretrain --fasta ... --init-from hyenadna-tiny-1k-d256-grch37 --l-max 16386 --seq-len 16384 \
       --batch-size 1 --stages 600:1024:16,1200:4096:4 --max-steps 2400 --out runs/tiny-16k-d256
@@ -26,14 +27,32 @@ def _parse_stages(text: str) -> list[list[int]]:
 
 
 def _checkpoint_step(out: Path) -> int:
-    import torch
+    from hyenadna.training.pretrain import load_run_checkpoint
 
-    return int(torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)["step"])
+    return int(load_run_checkpoint(out)["step"])
+
+
+def _pack(out: Path) -> int:
+    from hyenadna.training.portable import pack_checkpoint
+    from hyenadna.training.pretrain import load_run_checkpoint
+
+    if not (out / "checkpoint.pt").exists():
+        print(f"hyenadna pretrain: error: {out}/checkpoint.pt: no such file", file=sys.stderr)
+        return 1
+    files = pack_checkpoint(load_run_checkpoint(out), out / "checkpoint")
+    size = sum(f.stat().st_size for f in files)
+    print(
+        f"packed {out}/checkpoint.pt into {len(files)} files in {out}/checkpoint/ ({size / 1e6:.1f} MB)",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from hyenadna.training.pretrain import PretrainConfig, _dist_info, pretrain
 
+    if args.pack_checkpoint:
+        return _pack(Path(args.out))
     saved = Path(args.out) / "pretrain_config.json"
     runtime = {"threads": args.threads, "max_minutes": args.max_minutes, "device": args.device}
     if args.resume and saved.exists():
@@ -127,7 +146,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--fasta", nargs="+", help="FASTA files (.fa, .fa.gz, bgzip; many records)")
     p.add_argument("--out", required=True, help="run directory (checkpoint, metrics, plots, exported model)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out exactly where it stopped (from checkpoint.pt, or a packed checkpoint/)",
+    )
+    p.add_argument(
+        "--pack-checkpoint",
+        action="store_true",
+        help="write --out's checkpoint.pt as checkpoint/: safetensors shards under 10 MB and a JSON file, which a "
+        "git repository can hold; --resume reads it on another machine",
+    )
     p.add_argument("--include", nargs="*", default=[], help="regions (chrom, chrom:start-end) or BED files")
     p.add_argument("--exclude", nargs="*", default=[], help="regions or BED files to leave out")
     p.add_argument(

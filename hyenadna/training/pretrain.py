@@ -264,6 +264,18 @@ def _plot(metrics_path: Path, out: Path, baseline: float | None) -> None:
     plt.close(fig)
 
 
+def load_run_checkpoint(out: Path) -> dict | None:
+    """A run's saved state: ``checkpoint.pt``, or else the packed ``checkpoint/`` folder (training/portable.py) that
+    a repository can hold; None when there is neither."""
+    if (out / "checkpoint.pt").exists():
+        return torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)
+    if (out / "checkpoint" / "state.json").exists():
+        from hyenadna.training.portable import unpack_checkpoint
+
+        return unpack_checkpoint(out / "checkpoint")
+    return None
+
+
 def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
     rank, world = _dist_info()
     out = Path(cfg.out_dir)
@@ -278,8 +290,8 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
     log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if is_main else (lambda msg: None)
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
-        if ckpt_path.exists() and not resume:
-            raise FileExistsError(f"{ckpt_path} exists: pass --resume to continue that run, or use a new --out")
+        if (ckpt_path.exists() or (out / "checkpoint" / "state.json").exists()) and not resume:
+            raise FileExistsError(f"{out} holds a checkpoint: pass --resume to continue that run, or use a new --out")
 
     genome = Genome.from_fasta(cfg.fasta)
     train, evaluation = training_intervals(cfg, genome)
@@ -309,18 +321,18 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
     if cfg.seq_len + 1 > model_cfg.l_max:
         log(f"note: windows of {cfg.seq_len} tokens exceed l_max {model_cfg.l_max}")
     model = HyenaDNALMHeadModel(model_cfg)
-    if cfg.init_from and not (resume and ckpt_path.exists()):
+    state = load_run_checkpoint(out) if resume else None
+    if cfg.init_from and state is None:
         log(warm_start(model, cfg.init_from))
     model.to(device)
     optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, fused=device.type == "cuda")
     step, tokens_seen, wall_before = 0, 0, 0.0
-    if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, tokens_seen, wall_before = state["step"], state["tokens_seen"], state["wall_time"]
         set_rng_state(state["rng"] if "rng" in state else {"cpu": state["torch_rng"]})
-        log(f"resumed from {ckpt_path} at step {step} ({tokens_seen:,} tokens)")
+        log(f"resumed from {out} at step {step} ({tokens_seen:,} tokens)")
         if is_main and metrics_path.exists():  # drop anything logged after the checkpoint
             kept = [ln for ln in metrics_path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
             atomic_write_text(metrics_path, "".join(x + "\n" for x in kept))

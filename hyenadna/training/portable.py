@@ -1,0 +1,100 @@
+"""A pretraining checkpoint as files a git repository can hold: safetensors shards of at most ~9.5 MB and a JSON file.
+
+``checkpoint.pt`` holds the model, the AdamW state, the step and the RNG state in one file (20 MB for a D256 model),
+over the 10 MB a repository file may take. ``pack_checkpoint`` writes the same state as ``checkpoint/``:
+``state.json`` (step, tokens, wall time, config, the optimiser's param groups, the shard list) and
+``shard-NNNNN.safetensors`` files (no pickle). ``pretrain --resume`` reads either form, so a run committed this way
+resumes exactly on a fresh machine.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from hyenadna.utils.io import atomic_path, atomic_write_text
+
+MAX_SHARD_BYTES = 9_500_000
+FORMAT = 1
+
+
+def _flatten(state: dict) -> dict[str, torch.Tensor]:
+    tensors = {f"model/{k}": v for k, v in state["model"].items()}
+    for pid, per_param in state["optimizer"]["state"].items():
+        for name, value in per_param.items():
+            tensors[f"optimizer/{pid}/{name}"] = torch.as_tensor(value)
+    rng = state.get("rng") or {}
+    tensors["rng/cpu"] = rng["cpu"]
+    for i, gpu in enumerate(rng.get("cuda") or []):
+        tensors[f"rng/cuda/{i}"] = gpu
+    # clones: tied parameters (the filter's shared Sin frequency) may not share storage in a safetensors file
+    return {k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()}
+
+
+def pack_checkpoint(state: dict, folder: str | Path, max_shard_bytes: int = MAX_SHARD_BYTES) -> list[Path]:
+    """Write a checkpoint's state (as ``torch.load`` gives it) into ``folder``; returns the files written. The shards
+    go first and ``state.json`` last, so a reader never sees a shard list that is not complete."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for name, tensor in _flatten(state).items():
+        nbytes = tensor.numel() * tensor.element_size()
+        if shards[-1] and size + nbytes > max_shard_bytes:
+            shards.append({})
+            size = 0
+        shards[-1][name] = tensor
+        size += nbytes
+    names = [f"shard-{i + 1:05d}.safetensors" for i in range(len(shards))]
+    for name, tensors in zip(names, shards, strict=True):
+        with atomic_path(folder / name) as tmp:
+            save_file(tensors, str(tmp))
+    groups = [
+        {k: list(v) if isinstance(v, tuple) else v for k, v in g.items()} for g in state["optimizer"]["param_groups"]
+    ]
+    meta = {
+        "format": FORMAT,
+        "step": state["step"],
+        "tokens_seen": state["tokens_seen"],
+        "wall_time": state["wall_time"],
+        "config": state.get("config"),
+        "param_groups": groups,
+        "shards": names,
+    }
+    atomic_write_text(folder / "state.json", json.dumps(meta, indent=1) + "\n")
+    for stale in folder.glob("shard-*.safetensors"):  # shards of an earlier, larger pack
+        if stale.name not in names:
+            stale.unlink()
+    return [folder / n for n in names] + [folder / "state.json"]
+
+
+def unpack_checkpoint(folder: str | Path) -> dict:
+    """The state ``pack_checkpoint`` wrote, in the form ``torch.load(checkpoint.pt)`` gives."""
+    folder = Path(folder)
+    meta = json.loads((folder / "state.json").read_text())
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{folder}/state.json: unknown checkpoint format {meta.get('format')!r}")
+    tensors: dict[str, torch.Tensor] = {}
+    for name in meta["shards"]:
+        tensors.update(load_file(str(folder / name)))
+    model = {k.removeprefix("model/"): v for k, v in tensors.items() if k.startswith("model/")}
+    opt_state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer/"):
+            _, pid, name = key.split("/", 2)
+            opt_state.setdefault(int(pid), {})[name] = value
+    groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in meta["param_groups"]]
+    cuda = [tensors[f"rng/cuda/{i}"] for i in range(sum(k.startswith("rng/cuda/") for k in tensors))]
+    rng = {"cpu": tensors["rng/cpu"], **({"cuda": cuda} if cuda else {})}
+    return {
+        "model": model,
+        "optimizer": {"state": dict(sorted(opt_state.items())), "param_groups": groups},
+        "step": meta["step"],
+        "tokens_seen": meta["tokens_seen"],
+        "wall_time": meta["wall_time"],
+        "rng": rng,
+        "config": meta.get("config"),
+    }
