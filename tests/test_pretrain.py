@@ -335,7 +335,8 @@ def test_sigterm_checkpoints_and_resume_finishes(fasta, tmp_path):
     moved = tmp_path / "elsewhere" / "run"  # a run copied to another path (or machine) continues where it now is
     moved.parent.mkdir()
     out.rename(moved)
-    packed = subprocess.run([*cmd[:4], "--out", str(moved), "--pack-checkpoint"], env=env, capture_output=True, text=True)
+    pack = [*cmd[:4], "--out", str(moved), "--pack-checkpoint"]
+    packed = subprocess.run(pack, env=env, capture_output=True, text=True)
     assert packed.returncode == 0 and "packed" in packed.stderr, packed.stderr[-2000:]
     assert json.loads((moved / "checkpoint" / "state.json").read_text())["step"] == stopped
     resumed = subprocess.run(
