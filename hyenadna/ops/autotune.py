@@ -16,10 +16,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
 import os
 import platform
 import re
+import statistics
 import sys
 import time
 import warnings
@@ -51,11 +51,11 @@ CANDIDATES: dict[str, tuple] = {
     "block_tokens": (1024, 2048, 4096, 8192),
     "low_memory_chunk": (512, 1024, 2048),
 }
-# another candidate replaces the default only when it is at least this much faster: on a shared 2-core machine the
-# same comparison varied by 10-30% from run to run, and noise must not flip a choice
+# another candidate replaces the default only when it is at least this much faster, round for round: on a shared
+# 2-core machine the same comparison varied by 10-30% from run to run, and noise must not flip a choice
 MARGIN = 0.10
 # part of the cache key: bump it when the candidates or the way they are measured change
-VERSION = 1
+VERSION = 2
 
 _enabled: bool | None = None
 _trying: Tuning | None = None  # while measuring: the candidate being timed
@@ -75,15 +75,22 @@ def enabled() -> bool:
     return os.environ.get("HYENADNA_AUTOTUNE", "1").strip().lower() not in {"0", "off", "no", "false"}
 
 
-def pick(seconds: dict, default):
-    """The candidate to use, from each candidate's measured seconds: the fastest, unless it beats ``default`` by less
-    than ``MARGIN``. Candidates that could not run are left out of ``seconds``."""
-    if not seconds:
+def pick(rounds: dict, default):
+    """The candidate to use, from each candidate's seconds per round (the candidates timed back to back in each
+    round): the one whose median ratio to the default, round by round, is lowest, if that is below 1 - ``MARGIN``;
+    else the default. Pairing within rounds cancels the machine's load drifting between rounds. Candidates that
+    could not run are left out of ``rounds``; without the default, the lowest median time wins."""
+    if not rounds:
         return default
-    best = min(seconds, key=seconds.get)
-    if default in seconds and seconds[best] > (1 - MARGIN) * seconds[default]:
-        return default
-    return best
+    if default not in rounds:
+        return min(rounds, key=lambda c: statistics.median(rounds[c]))
+    ratios = {
+        c: statistics.median(t / d for t, d in zip(times, rounds[default], strict=True))
+        for c, times in rounds.items()
+        if c != default
+    }
+    best = min(ratios, key=ratios.get, default=None)
+    return best if best is not None and ratios[best] < 1 - MARGIN else default
 
 
 @functools.cache
@@ -175,21 +182,23 @@ def refresh() -> dict:
 
 
 def time_candidates(run: dict, repeats: int = 5, clock: Callable[[], float] = time.perf_counter) -> dict:
-    """Seconds per call of each candidate's function: the minimum over ``repeats`` rounds, the candidates interleaved
-    within each round so that a burst of load from elsewhere hits them alike. A candidate that raises is dropped."""
-    best = {}
+    """Seconds of each candidate's function in each of ``repeats`` rounds, the candidates back to back within a
+    round (in reverse order every other round), so that load from elsewhere hits them alike. A candidate that
+    raises is dropped."""
+    rounds: dict = {}
     for name, fn in run.items():
         try:
             fn()  # warm-up: first-call allocations and kernel set-up
         except (RuntimeError, NotImplementedError):
             continue
-        best[name] = math.inf
-    for _ in range(repeats):
-        for name in best:
+        rounds[name] = []
+    order = list(rounds)
+    for r in range(repeats):
+        for name in order if r % 2 == 0 else order[::-1]:
             t0 = clock()
             run[name]()
-            best[name] = min(best[name], clock() - t0)
-    return best
+            rounds[name].append(clock() - t0)
+    return rounds
 
 
 def _fft_policy_seconds() -> dict:
@@ -202,7 +211,10 @@ def _fft_policy_seconds() -> dict:
     u = torch.randn(32, max(lengths), generator=torch.Generator().manual_seed(0))
     runs = {n: (lambda n=n: torch.fft.irfft(torch.fft.rfft(u[:, :n], n=n), n=n)) for n in sorted(lengths)}
     per_length = time_candidates(runs)
-    return {s: sum(per_length[smooth_fft_length(n, s)] for n in wanted) for s in CANDIDATES["fft_pow2_slack"]}
+    return {
+        s: [sum(rounds) for rounds in zip(*(per_length[smooth_fft_length(n, s)] for n in wanted), strict=True)]
+        for s in CANDIDATES["fft_pow2_slack"]
+    }
 
 
 def _model_seconds(knob: str, repeats: int = 3) -> dict:
@@ -272,5 +284,7 @@ def measure() -> dict:
         "measure_seconds": round(time.perf_counter() - t0, 2),
         "choices": choices,
         "defaults": asdict(DEFAULTS),
-        "seconds": {name: {str(k): v for k, v in s.items()} for name, s in seconds.items()},
+        # the fastest round of each candidate, and every round
+        "seconds": {name: {str(k): min(v) for k, v in s.items()} for name, s in seconds.items()},
+        "rounds": {name: {str(k): v for k, v in s.items()} for name, s in seconds.items()},
     }
