@@ -368,3 +368,21 @@ def test_sigterm_checkpoints_and_resume_finishes(fasta, tmp_path):
 def test_gradient_accumulation_counts_tokens(fasta, tmp_path):
     result = pretrain(small_cfg(fasta, tmp_path, grad_accum=2, max_steps=2, eval_every=2))
     assert result["tokens_seen"] == 2 * 2 * 4 * 64
+
+
+def test_model_card_tells_schedule_changes_and_tokens_per_cpu_hour():
+    from hyenadna.training.export import _changes, _per_cpu_hour
+
+    cfg = {
+        "schedule_changes": [
+            {"at_step": 994, "max_steps": 2000, "stages": [[1080, 1024, 16]], "was": {"max_steps": 4000, "stages": []}}
+        ],
+        "threads": 1,
+        "device": "cpu",
+    }
+    text = _changes(cfg)
+    assert "at step 994 the schedule changed from 4,000 to 2,000 steps (stages: 16 x 1024 until step 1,080)" in text
+    assert _changes({}) == ""
+    assert _per_cpu_hour(cfg, 3000.0) == " on 1 thread: 10.8M tokens per CPU hour"
+    assert _per_cpu_hour({**cfg, "threads": 2}, 3000.0).endswith(": 5.4M tokens per CPU hour")
+    assert _per_cpu_hour({**cfg, "device": "cuda"}, 3000.0) == ""

@@ -57,6 +57,25 @@ def _batch(cfg: dict) -> str:
     return "; ".join([*stages, final + (" after that" if stages else "")])
 
 
+def _changes(cfg: dict) -> str:
+    """The schedule changes made on resume (pretrain_config.json's record), as the card's steps row tells them."""
+    notes = []
+    for c in cfg.get("schedule_changes") or []:
+        stages = ", ".join(f"{b} x {n} until step {u:,}" for u, n, b in c["stages"]) or "none"
+        notes.append(
+            f"; at step {c['at_step']:,} the schedule changed from {c['was']['max_steps']:,} to {c['max_steps']:,} "
+            f"steps (stages: {stages}), the learning rate following the new cosine from there"
+        )
+    return "".join(notes)
+
+
+def _per_cpu_hour(cfg: dict, tokens_per_s: float) -> str:
+    threads = cfg.get("threads")
+    if not threads or cfg.get("device", "cpu") != "cpu":
+        return ""
+    return f" on {threads} thread{'s' if threads > 1 else ''}: {tokens_per_s * 3600 / threads / 1e6:.1f}M tokens per CPU hour"
+
+
 def export_run(
     run_dir: str | Path, dest: str | Path, name: str, evaluation: dict | None = None, bundled: bool = False
 ) -> Path:
@@ -151,10 +170,10 @@ the published HazyResearch checkpoints: it saw {last["tokens_seen"]:,} tokens (t
 | objective | next-token cross-entropy; windows with more than {cfg["max_n_fraction"]:.0%} N skipped; reverse-complement augmentation {"on" if cfg["reverse_complement"] else "off"}{warm} |
 | optimiser | AdamW lr {cfg["lr"]}, weight decay {cfg["weight_decay"]} (none on the implicit filter, biases, norms), cosine schedule with {cfg["warmup_steps"] if cfg.get("warmup_steps") is not None else max(1, cfg["max_steps"] // 100)} warm-up steps to {cfg.get("final_lr_ratio", 0.1)} x lr, grad clip {cfg["grad_clip"]} |
 | batches | {_batch(cfg)} |
-| steps | {last["step"]:,} of {cfg["max_steps"]:,} |
+| steps | {last["step"]:,} of {cfg["max_steps"]:,}{_changes(cfg)} |
 | tokens seen | {last["tokens_seen"]:,} |
 | wall time | {last["wall_time"] / 3600:.2f} h |
-| training throughput | median {tps[len(tps) // 2]:,.0f} tokens/s |
+| training throughput | median {tps[len(tps) // 2]:,.0f} tokens/s{_per_cpu_hour(cfg, tps[len(tps) // 2])} |
 | hardware | {cpu_name()}, {cfg.get("threads") or "default"} torch threads, torch {torch.__version__}, device {cfg["device"]} |
 | seed | {cfg["seed"]} |
 
