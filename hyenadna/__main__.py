@@ -5,6 +5,9 @@ import sys
 
 
 def run() -> None:
+    from hyenadna import _startup
+
+    _startup.install()
     try:
         # numpy before torch: torch imports it from C++ and clears any error raised meanwhile, a KeyboardInterrupt
         # included, so a Ctrl-C landing there was lost and the command ran on

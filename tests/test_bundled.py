@@ -56,3 +56,23 @@ def test_cli_defaults_to_the_bundled_model(tmp_path, capsys):
     assert BUNDLED_MODEL in capsys.readouterr().err
     assert main(["info"]) == 0
     assert json.loads(capsys.readouterr().out)["parameters"] == 1_641_088
+
+
+LONG = "hyenadna-tiny-16k-d256-grch37"
+
+
+def test_long_context_model_loads_by_name_offline_with_its_card(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = BUNDLED_DIR / LONG
+    assert (folder / "model.safetensors").stat().st_size <= 16 * 1024 * 1024
+    card = (folder / "README.md").read_text()
+    for needle in ("Does it use its long context?", "4k-16k", "tokens per CPU hour", "loss curve", "Licence"):
+        assert needle in card
+    for image in ("loss_curve.png", "position_nll.png"):
+        assert f"({image})" in card and (folder / image).stat().st_size > 5000
+    model = HyenaDNA(HyenaDNAConfig(model_name=LONG))
+    assert LONG in model.source and model.context_length == 16386 and model.embedding_dim == 256
+    genome = Genome.from_fasta([SHARED / "data" / "genome" / "GRCh37_chr20.fa.gz"])
+    assert evaluate_nll(model.model, fixed_windows(genome, [HELD_OUT], 4, 1025)) < 1.35
+    whole = evaluate_nll(model.model, fixed_windows(genome, [HELD_OUT], 1, 16385))  # one window, whole context
+    assert whole < 1.35

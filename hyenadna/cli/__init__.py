@@ -126,6 +126,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    # every command needs torch; imported here (numpy first: torch's C++ import of it would clear a
+    # KeyboardInterrupt), so that a Ctrl-C meanwhile is seen below, before any work
+    import numpy  # noqa: F401
+    import torch
+
+    from hyenadna import _startup
+
+    if _startup.interrupted:  # raised inside torch's import and cleared there: stop before any work
+        raise KeyboardInterrupt
     if getattr(args, "threads", None):
         import torch
 
