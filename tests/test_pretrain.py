@@ -332,6 +332,10 @@ def test_sigterm_checkpoints_and_resume_finishes(fasta, tmp_path):
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     stopped = state["step"]
     assert 5 <= stopped < 100000
+    from hyenadna.models.hyena_dna import load_model
+
+    exported = load_model(out / "model").state_dict()  # model/ holds the weights the checkpoint holds
+    assert all(torch.equal(exported[k], v) for k, v in state["model"].items() if k in exported)
     moved = tmp_path / "elsewhere" / "run"  # a run copied to another path (or machine) continues where it now is
     moved.parent.mkdir()
     out.rename(moved)
@@ -386,3 +390,24 @@ def test_model_card_tells_schedule_changes_and_tokens_per_cpu_hour():
     assert _per_cpu_hour(cfg, 3000.0) == " on 1 thread: 10.8M tokens per CPU hour"
     assert _per_cpu_hour({**cfg, "threads": 2}, 3000.0).endswith(": 5.4M tokens per CPU hour")
     assert _per_cpu_hour({**cfg, "device": "cuda"}, 3000.0) == ""
+
+
+def test_an_early_stop_leaves_model_matching_the_checkpoint_and_a_run_can_be_ended_where_it_stands(fasta, tmp_path):
+    out = tmp_path / "run"
+    stopped = pretrain(small_cfg(fasta, out, max_steps=6, max_minutes=0.0))  # the time budget: stops after step 1
+    assert stopped["step"] == 1 and not stopped["finished"]
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    from hyenadna.models.hyena_dna import load_model
+
+    exported = load_model(out / "model").state_dict()
+    assert all(torch.equal(exported[k], v) for k, v in state["model"].items() if k in exported)
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["kind"] == "eval"] == [1]  # evaluated where the budget stopped it
+    # ending the run where it stands: --max-steps at the checkpoint's step evaluates and exports once, trains nothing
+    (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows if r["kind"] == "train"))
+    ended = pretrain(small_cfg(fasta, out, max_steps=1), resume=True)
+    assert ended["finished"] and ended["step"] == 1 and ended["param_checksum"] == stopped["param_checksum"]
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["kind"] == "eval"] == [1]
+    pretrain(small_cfg(fasta, out, max_steps=1), resume=True)  # again: nothing new
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == len(rows)

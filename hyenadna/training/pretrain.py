@@ -264,6 +264,12 @@ def _plot(metrics_path: Path, out: Path, baseline: float | None) -> None:
     plt.close(fig)
 
 
+def _last_eval_step(metrics_path: Path) -> int | None:
+    rows = [json.loads(x) for x in metrics_path.read_text().splitlines() if x.strip()] if metrics_path.exists() else []
+    evals = [r["step"] for r in rows if r.get("kind") == "eval"]
+    return evals[-1] if evals else None
+
+
 def load_run_checkpoint(out: Path) -> dict | None:
     """A run's saved state: ``checkpoint.pt``, or else the packed ``checkpoint/`` folder (training/portable.py) that
     a repository can hold; None when there is neither."""
@@ -435,8 +441,15 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
                 if world > 1:
                     dist.barrier()
             if flag.item() > 0 and step < cfg.max_steps:
+                if is_main and stop.requested:  # a signal: be quick, but leave model/ matching the checkpoint
+                    model.save_pretrained(out / "model")
+                elif is_main:  # the time budget: the caller is waiting anyway, so evaluate as at the end
+                    export_and_eval(step, wall)
                 log(f"stopping at step {step} (signal or time budget); resume with --resume")
                 break
+        if is_main and step >= cfg.max_steps and _last_eval_step(metrics_path) != step:
+            # resumed with --max-steps at or below the checkpoint's step: the run ends here, evaluated and exported
+            export_and_eval(step, wall_before)
     finally:
         bar.close()
         for s, h in old_handlers.items():
