@@ -387,6 +387,13 @@ def test_model_card_tells_schedule_changes_and_tokens_per_cpu_hour():
     text = _changes(cfg)
     assert "at step 994 the schedule changed from 4,000 to 2,000 steps (stages: 16 x 1024 until step 1,080)" in text
     assert _changes({}) == ""
+    ended = {
+        "at_step": 1892,
+        "max_steps": 1892,
+        "stages": [[1080, 1024, 16]],
+        "was": {"max_steps": 2000, "stages": [[1080, 1024, 16]]},
+    }
+    assert _changes({"schedule_changes": [ended]}) == "; ended at step 1,892 of the 2,000 planned"
     assert _per_cpu_hour(cfg, 3000.0) == " on 1 thread: 10.8M tokens per CPU hour"
     assert _per_cpu_hour({**cfg, "threads": 2}, 3000.0).endswith(": 5.4M tokens per CPU hour")
     assert _per_cpu_hour({**cfg, "device": "cuda"}, 3000.0) == ""

@@ -61,6 +61,9 @@ def _changes(cfg: dict) -> str:
     """The schedule changes made on resume (pretrain_config.json's record), as the card's steps row tells them."""
     notes = []
     for c in cfg.get("schedule_changes") or []:
+        if c["max_steps"] <= c["at_step"] and c["stages"] == c["was"]["stages"]:
+            notes.append(f"; ended at step {c['at_step']:,} of the {c['was']['max_steps']:,} planned")
+            continue
         stages = ", ".join(f"{b} x {n} until step {u:,}" for u, n, b in c["stages"]) or "none"
         notes.append(
             f"; at step {c['at_step']:,} the schedule changed from {c['was']['max_steps']:,} to {c['max_steps']:,} "
