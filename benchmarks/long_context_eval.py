@@ -25,6 +25,7 @@ MARKOV_1K = 1.2439  # order-12 Markov baseline on the same 256 x 1k windows (the
 
 
 def main() -> None:
+    from hyenadna.cli.common import model_name_or_path
     from hyenadna.data.genome import Genome
     from hyenadna.hub import BUNDLED_MODEL
     from hyenadna.sdk import HyenaDNAConfig, build_model
@@ -48,10 +49,9 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    def load(name: str):
-        is_path = Path(name).exists()
-        cfg = HyenaDNAConfig(model_path=name) if is_path else HyenaDNAConfig(model_name=name)
-        return build_model(cfg)[0]
+    def load(model: str):
+        name, path = model_name_or_path(model)
+        return build_model(HyenaDNAConfig(model_name=name, model_path=path))[0]
 
     model, base = load(args.model), load(args.baseline)
     genome = Genome.from_fasta(FASTA)

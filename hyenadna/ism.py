@@ -13,6 +13,7 @@ import numpy as np
 
 from hyenadna.data.readers import GenomeFasta
 from hyenadna.data.regions import Interval, canonical_chrom
+from hyenadna.utils.io import save_png
 from hyenadna.vep import Variant, score_window_pairs, variant_windows
 
 BASES = "ACGT"
@@ -146,8 +147,6 @@ def plot_ism(result: IsmResult, path: str | Path, title: str = "", marks: dict[i
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hyenadna.utils.io import atomic_path
-
     n = len(result.positions)
     width = min(24.0, max(8.0, n * 0.06))
     fig, (ax_map, ax_imp) = plt.subplots(
@@ -184,6 +183,4 @@ def plot_ism(result: IsmResult, path: str | Path, title: str = "", marks: dict[i
         ax_imp.annotate(label, (position, 1.0), xycoords=("data", "axes fraction"), fontsize=7, ha="left", va="top")
     strands = "both strands" if result.both_strands else "forward strand"
     ax_map.set_title(title or f"In-silico mutagenesis, {result.window:,}-base windows, {strands}")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=130)
-    plt.close(fig)
+    save_png(fig, path, dpi=130)

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from hyenadna.benchmark.suites import PUBLISHED_COLUMNS, published_source
-from hyenadna.utils.io import atomic_path, atomic_write_text
+from hyenadna.utils.io import atomic_write_text, save_png
 
 COLUMNS = [
     ("kmer", "k-mer LR baseline"),
@@ -184,6 +184,4 @@ def write_report(summary: dict, out: Path) -> None:
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
-    with atomic_path(out / "results.png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_png(fig, out / "results.png")

@@ -28,7 +28,10 @@ def cmd_autotune(args: argparse.Namespace) -> int:
     for name, chosen in record["choices"].items():
         times = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in record["seconds"][name].items())
         print(f"{name:22s} {chosen!s:8s} {record['defaults'][name]!s:8s} {times}")
-    print(f"(a candidate replaces the default only when {autotune.MARGIN:.0%} faster; torch {torch.__version__})")
+    print(
+        f"(a candidate replaces the default only when {autotune.MARGIN:.0%} faster round for round, in the median; "
+        f"torch {torch.__version__})"
+    )
     return 0
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hyenadna.utils.io import atomic_path
+from hyenadna.utils.io import save_png
 
 BAND_EDGES = (1024, 4096, 16384)
 
@@ -92,6 +92,4 @@ def plot_position_curves(curves: dict[str, np.ndarray], out: str, title: str, bi
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_png(fig, out)

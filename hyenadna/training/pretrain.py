@@ -29,7 +29,7 @@ from hyenadna.training.markov import MarkovModel, select_markov
 from hyenadna.training.optim import build_optimizer, cosine_lr
 from hyenadna.training.windows import WindowSampler, fixed_windows
 from hyenadna.utils.device import rank_device, rng_state, set_rng_state
-from hyenadna.utils.io import atomic_path, atomic_write_text
+from hyenadna.utils.io import atomic_path, atomic_write_text, save_png
 from hyenadna.utils.precision import autocast
 
 
@@ -259,9 +259,7 @@ def _plot(metrics_path: Path, out: Path, baseline: float | None) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_png(fig, out)
 
 
 def _last_eval_step(metrics_path: Path) -> int | None:
