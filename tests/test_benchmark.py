@@ -169,3 +169,46 @@ def test_report_names_bundled_weights_without_the_install_path():
 
     assert _source_label(f"m from {BUNDLED_DIR}/m") == "m (bundled)"
     assert _source_label("m from /data/m") == "m from /data/m"
+
+
+def _entry(seeds, values, metric="mcc"):
+    return {"seeds": seeds, "metrics": {metric: {"mean": sum(values) / len(values), "sd": 0.0, "values": values}}}
+
+
+def test_columns_are_compared_with_the_kmer_baseline_seed_by_seed():
+    from hyenadna.benchmark.report import baseline_comparison, paired_difference
+
+    row = {
+        "metric": "mcc",
+        "modes": {
+            "kmer": _entry([0, 1, 2], [0.20, 0.30, 0.25]),
+            "finetune": _entry([0, 1, 2], [0.25, 0.32, 0.24]),  # above k-mer by the mean, not in seed 2
+            "scratch": _entry([0, 1], [0.10, 0.20]),  # only the seeds both have run are paired
+        },
+    }
+    mean, sd, n, every = paired_difference(row, "finetune", "kmer", "mcc")
+    assert (n, every) == (3, False) and mean == pytest.approx((0.05 + 0.02 - 0.01) / 3)
+    assert sd == pytest.approx(np.std([0.05, 0.02, -0.01], ddof=1))
+    assert paired_difference(row, "scratch", "kmer", "mcc")[:3] == pytest.approx((-0.1, 0.0, 2))
+    assert paired_difference(row, "probe", "kmer", "mcc") is None
+    other = {"metric": "mcc", "modes": {"kmer": _entry([0], [0.5]), "finetune": _entry([0], [0.6])}}
+    lines = baseline_comparison({"tasks": {"a": row, "b": other}})
+    text = "\n".join(lines)
+    assert "| a | +2.0 ± 3.0 | -10.0 ± 0.0 | +13.5 ± 2.1 * |" in text
+    assert "| b | +10.0 (n=1) | - | - |" in text  # one seed: no spread, never counted as "in every seed"
+    assert "Fine-tuned beats the k-mer baseline on **2 of 2** tasks by the mean, 0 of them in every seed." in text
+    assert "Not pretrained beats the k-mer baseline on **0 of 1** tasks" in text
+    assert "beats not pretrained) on **1 of 1** tasks by the mean, 1 of them in every seed." in text
+
+
+def test_report_only_summarises_saved_runs_and_runs_nothing(tasks_dir, tmp_path):
+    cfg = BenchmarkConfig(
+        tasks_dir=str(tasks_dir), out_dir=str(tmp_path / "out"), tasks=["gc_task"], seeds=[0, 1], modes=["kmer"]
+    )
+    run_benchmark(replace(cfg, seeds=[0]), log=lambda m: None)
+    saved = sorted((tmp_path / "out" / "runs").rglob("*.json"))
+    summary = run_benchmark(cfg, log=lambda m: None, report_only=True)
+    assert sorted((tmp_path / "out" / "runs").rglob("*.json")) == saved  # seed 1 was not run
+    entry = summary["tasks"]["gc_task"]["modes"]["kmer"]
+    assert entry["seeds"] == [0] and len(entry["metrics"]["mcc"]["values"]) == 1
+    assert "(n=1)" in (tmp_path / "out" / "results.md").read_text()  # one of the profile's two seeds

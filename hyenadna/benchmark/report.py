@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
+
 from hyenadna.benchmark.suites import PUBLISHED_COLUMNS, published_source
 from hyenadna.utils.io import atomic_write_text, save_png
 
@@ -19,11 +21,14 @@ COLUMNS = [
 REFERENCE_TITLE = "k-mer LR, full task (task.json)"
 
 
-def _cell(entry: dict | None, metric: str) -> str:
+def _cell(entry: dict | None, metric: str, n_seeds: int | None = None) -> str:
+    """Mean ± sd over seeds, marked: ``(n=k)`` when only k of the profile's seeds have run, † and ‡ (see the notes)."""
     if entry is None:
         return "-"
     m = entry["metrics"][metric]
     sd = f" ± {100 * m['sd']:.1f}" if len(entry["seeds"]) > 1 else ""
+    if n_seeds is not None and len(entry["seeds"]) < n_seeds:
+        sd += f" (n={len(entry['seeds'])})"
     probe_only = sum(e == 0 for e in entry.get("selected_epochs", []))
     mark = f" †{probe_only}/{len(entry['seeds'])}" if probe_only else ""
     one_class = len(entry.get("one_class_seeds", []))
@@ -85,7 +90,7 @@ def markdown_table(summary: dict) -> str:
     ]
     for name, row in summary["tasks"].items():
         metric = row["metric"]
-        cells = [_cell(row["modes"].get(k), metric) for k, _ in modes]
+        cells = [_cell(row["modes"].get(k), metric, len(cfg["seeds"])) for k, _ in modes]
         best = max(
             (row["modes"][k]["metrics"][metric]["mean"], i) for i, (k, _) in enumerate(modes) if k in row["modes"]
         )[1]
@@ -132,10 +137,11 @@ def markdown_table(summary: dict) -> str:
         "|" + "---|" * (len(modes) + 1 + ref),
     ]
     for name, row in summary["tasks"].items():
-        cells = [_cell(row["modes"].get(k), "mcc") for k, _ in modes]
+        cells = [_cell(row["modes"].get(k), "mcc", len(cfg["seeds"])) for k, _ in modes]
         if ref:
             cells.append(_reference_cell(row, "mcc"))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += baseline_comparison(summary)
     lines += [
         "",
         "Wall time (seconds, all seeds):",
@@ -150,13 +156,76 @@ def markdown_table(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+# (column, baseline it is compared with, what the comparison asks)
+COMPARISONS = [
+    ("probe", "kmer", "probing beats the k-mer baseline"),
+    ("finetune", "kmer", "fine-tuned beats the k-mer baseline"),
+    ("scratch", "kmer", "not pretrained beats the k-mer baseline"),
+    ("finetune", "scratch", "pretraining helps fine-tuning (fine-tuned beats not pretrained)"),
+]
+
+
+def paired_difference(row: dict, column: str, baseline: str, metric: str) -> tuple[float, float, int, bool] | None:
+    """(mean, sd, n, positive in every seed) of column - baseline over the seeds both have run. Both are trained and
+    tested on the same rows with the same validation split per seed, so the per-seed difference is the fair one."""
+    a, b = row["modes"].get(column), row["modes"].get(baseline)
+    if a is None or b is None:
+        return None
+    va = dict(zip(a["seeds"], a["metrics"][metric]["values"], strict=True))
+    vb = dict(zip(b["seeds"], b["metrics"][metric]["values"], strict=True))
+    seeds = sorted(set(va) & set(vb))
+    if not seeds:
+        return None
+    d = [va[s] - vb[s] for s in seeds]
+    sd = float(np.std(d, ddof=1)) if len(d) > 1 else 0.0
+    return float(np.mean(d)), sd, len(d), all(x > 0 for x in d)
+
+
+def baseline_comparison(summary: dict) -> list[str]:
+    """Each column against the k-mer baseline, and fine-tuned against not pretrained, task by task on the task metric,
+    then counted: a win is a positive mean paired difference, a clear win one that is positive in every seed."""
+    tasks = summary["tasks"]
+    present = [c for c in COMPARISONS if any(c[0] in t["modes"] and c[1] in t["modes"] for t in tasks.values())]
+    if not present:
+        return []
+    short = {"kmer": "k-mer", "probe": "probing", "finetune": "fine-tuned", "scratch": "not pretrained"}
+    lines = [
+        "",
+        "Paired differences on the task metric (percentage points, mean ± sd over the seeds both columns have run; "
+        "the two are trained and tested on the same rows, with the same validation split per seed). * marks a "
+        "difference positive in every seed:",
+        "",
+        "| Dataset | " + " | ".join(f"{short[c]} − {short[b]}" for c, b, _ in present) + " |",
+        "|" + "---|" * (len(present) + 1),
+    ]
+    for name, row in tasks.items():
+        cells = []
+        for c, b, _ in present:
+            d = paired_difference(row, c, b, row["metric"])
+            if d is None:
+                cells.append("-")
+                continue
+            mean, sd, n, every = d
+            spread = f" ± {100 * sd:.1f}" if n > 1 else " (n=1)"
+            cells.append(f"{100 * mean:+.1f}{spread}{' *' if every and n > 1 else ''}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for c, b, question in present:
+        diffs = [paired_difference(row, c, b, row["metric"]) for row in tasks.values()]
+        diffs = [d for d in diffs if d is not None]
+        wins = sum(d[0] > 0 for d in diffs)
+        clear = sum(d[3] and d[2] > 1 for d in diffs)
+        claim = question[0].upper() + question[1:]
+        lines.append(f"- {claim} on **{wins} of {len(diffs)}** tasks by the mean, {clear} of them in every seed.")
+    return lines
+
+
 def write_report(summary: dict, out: Path) -> None:
     atomic_write_text(out / "results.md", markdown_table(summary))
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     tasks = list(summary["tasks"])
     modes = [(k, t) for k, t in COLUMNS if any(k in summary["tasks"][n]["modes"] for n in tasks)]
@@ -182,6 +251,7 @@ def write_report(summary: dict, out: Path) -> None:
     ax.set_ylabel("task metric (test)")
     ax.set_ylim(0, 1)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
+    if modes:
+        ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
     save_png(fig, out / "results.png")

@@ -253,13 +253,15 @@ def run_recipe(cfg: BenchmarkConfig, mode: str) -> dict:
     return recipe
 
 
-def run_benchmark(cfg: BenchmarkConfig, log=print) -> dict:
+def run_benchmark(cfg: BenchmarkConfig, log=print, report_only: bool = False) -> dict:
+    """Run every task x mode x seed not saved yet with the same recipe, then write the report. ``report_only``
+    writes the report from the runs saved so far and runs nothing (a partial table while other processes run)."""
     out = Path(cfg.out_dir)
     unknown = set(cfg.modes) - set(MODES)
     if unknown:
         raise ValueError(f"unknown mode(s) {sorted(unknown)}; choose from {MODES}")
     tasks = load_benchmark_tasks(cfg, log)
-    if cfg.model_path is None and set(cfg.modes) & {"probe", "finetune", "scratch"}:
+    if not report_only and cfg.model_path is None and set(cfg.modes) & {"probe", "finetune", "scratch"}:
         # fetch (or find) the weights once, so every run reads the same files
         from hyenadna.hub import HubOptions, resolve_weights
 
@@ -267,7 +269,7 @@ def run_benchmark(cfg: BenchmarkConfig, log=print) -> dict:
         path = resolve_weights(cfg.model_name, None, hub)
         cfg = replace(cfg, model_path=str(path))
     t_all = time.time()
-    for task in tasks:
+    for task in [] if report_only else tasks:
         sub = task.subsample(cfg.max_train, cfg.max_test, seed=0)
         for mode in cfg.modes:
             for seed in cfg.seeds:
@@ -315,13 +317,17 @@ def summarise(out: Path, tasks: list[Task], cfg: BenchmarkConfig) -> dict:
     for task in tasks:
         for mode in cfg.modes:
             runs = [json.loads(p.read_text()) for p in sorted((out / "runs" / task.name / mode).glob("seed*.json"))]
-            runs = [r for r in runs if r["seed"] in cfg.seeds]
+            runs = sorted((r for r in runs if r["seed"] in cfg.seeds), key=lambda r: r["seed"])
             if not runs:
                 continue
             metrics = {}
             for m in ("accuracy", "precision", "recall", "f1", "mcc"):
                 v = np.array([r["test"][m] for r in runs])
-                metrics[m] = {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
+                metrics[m] = {
+                    "mean": float(v.mean()),
+                    "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+                    "values": [float(x) for x in v],  # per seed, in the order of "seeds": paired comparisons use them
+                }
             row = rows.setdefault(task.name, {"metric": task.metric, "modes": {}})
             if task.published:
                 row["published"] = task.published

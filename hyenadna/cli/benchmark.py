@@ -46,7 +46,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             kw[key] = getattr(args, key)
     cfg = BenchmarkConfig.quick(**kw) if args.quick else BenchmarkConfig(**kw)
-    summary = run_benchmark(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
+    summary = run_benchmark(cfg, log=lambda m: print(m, file=sys.stderr, flush=True), report_only=args.report_only)
     print(
         f"wrote {args.out}/results.md, results.json, results.png ({summary['wall_seconds_this_call']:.0f} s this call)",
         file=sys.stderr,
@@ -90,5 +90,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--head-init", choices=["probe", "random"], help="fine-tuning head start (default: probe, LP-FT)")
     p.add_argument("--out", required=True, help="results folder (resumable: finished runs are skipped)")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="write the report from the runs saved in --out so far and run nothing (cells with fewer seeds say n=)",
+    )
     add_model_args(p)
     p.set_defaults(func=cmd_benchmark, batch_size=16)
