@@ -212,3 +212,43 @@ def test_report_only_summarises_saved_runs_and_runs_nothing(tasks_dir, tmp_path)
     entry = summary["tasks"]["gc_task"]["modes"]["kmer"]
     assert entry["seeds"] == [0] and len(entry["metrics"]["mcc"]["values"]) == 1
     assert "(n=1)" in (tmp_path / "out" / "results.md").read_text()  # one of the profile's two seeds
+
+
+def test_parallel_workers_save_the_same_runs_as_one_process(tasks_dir, tmp_path, monkeypatch):
+    import torch
+
+    import hyenadna.benchmark.runner as runner
+
+    cfg = BenchmarkConfig(
+        tasks_dir=str(tasks_dir),
+        out_dir=str(tmp_path / "one"),
+        seeds=[0, 1],
+        modes=["kmer", "finetune"],
+        epochs=1,
+        finetune_lrs=[1e-3],
+        model_path=str(FIXTURES / "tiny"),
+    )
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = run_benchmark(cfg, log=lambda m: None)
+        torch.set_num_threads(2)  # shared out: one thread per worker, as above
+        # the spawned workers import the module afresh: a run in this process would fail
+        monkeypatch.setattr(runner, "_run_one", lambda *a: pytest.fail("ran in the parent process"))
+        lines = []
+        two = run_benchmark(replace(cfg, out_dir=str(tmp_path / "two")), log=lines.append, workers=2)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(lines) == 8  # 2 tasks x 2 modes x 2 seeds, each logged as it finished
+    for name in ("gc_task", "promoter_tata"):
+        for mode in ("kmer", "finetune"):
+            for seed in (0, 1):
+                a, b = (
+                    json.loads((tmp_path / d / "runs" / name / mode / f"seed{seed}.json").read_text())
+                    for d in ("one", "two")
+                )
+                assert a["test"] == b["test"] and a["selected"] == b["selected"] and a["recipe"] == b["recipe"]
+    assert (
+        one["tasks"]["gc_task"]["modes"]["finetune"]["metrics"]
+        == two["tasks"]["gc_task"]["modes"]["finetune"]["metrics"]
+    )

@@ -253,13 +253,93 @@ def run_recipe(cfg: BenchmarkConfig, mode: str) -> dict:
     return recipe
 
 
-def run_benchmark(cfg: BenchmarkConfig, log=print, report_only: bool = False) -> dict:
+def _pending(cfg: BenchmarkConfig, tasks: list[Task], out: Path, log) -> list[tuple[Task, str, int]]:
+    """The runs not saved yet with this recipe, seed by seed (seed 0 of every task first: a partial table is whole)."""
+    subs = [task.subsample(cfg.max_train, cfg.max_test, seed=0) for task in tasks]
+    jobs = []
+    for seed in cfg.seeds:
+        for sub in subs:
+            for mode in cfg.modes:
+                path = out / "runs" / sub.name / mode / f"seed{seed}.json"
+                if path.is_file():
+                    if json.loads(path.read_text()).get("recipe") == run_recipe(cfg, mode):
+                        continue
+                    log(f"{sub.name} {mode} seed {seed}: saved with another recipe; running it again")
+                jobs.append((sub, mode, seed))
+    return jobs
+
+
+def _run_one(cfg: BenchmarkConfig, out: Path, sub: Task, mode: str, seed: int) -> str:
+    """One task x mode x seed, saved atomically with its recipe; returns the log line."""
+    t0 = time.time()
+    if mode == "kmer":
+        res = run_kmer(sub, seed)
+    elif mode == "probe":
+        res = run_probe(sub, seed, cfg, out / "embeddings")
+    else:
+        res = run_finetune(sub, seed, cfg, pretrained=(mode == "finetune"))
+    res.update(
+        {
+            "task": sub.name,
+            "mode": mode,
+            "seed": seed,
+            "metric": sub.metric,
+            "seconds": time.time() - t0,
+            "n_train": len(sub.train),
+            "n_test": len(sub.test),
+            "recipe": run_recipe(cfg, mode),
+        }
+    )
+    atomic_write_text(out / "runs" / sub.name / mode / f"seed{seed}.json", json.dumps(res, indent=1))
+    return (
+        f"{sub.name:30s} {mode:9s} seed {seed}: {sub.metric} {res['test'][sub.metric]:.3f} "
+        f"mcc {res['test']['mcc']:.3f} ({res['seconds']:.0f} s)"
+    )
+
+
+def _start_worker(threads: int) -> None:
+    import signal
+
+    import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
+    torch.set_num_threads(threads)
+
+
+def _run_star(args: tuple) -> str:
+    return _run_one(*args)
+
+
+def _run_pool(cfg: BenchmarkConfig, out: Path, jobs: list, workers: int, log) -> None:
+    """Independent runs in ``workers`` processes, the CPU threads shared out among them. Runs are single-threaded
+    most of their time (small batches, scikit-learn), so on a CPU several processes finish sooner than one."""
+    import multiprocessing
+
+    import torch
+
+    threads = max(1, torch.get_num_threads() // workers)
+    pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_start_worker, initargs=(threads,))
+    try:
+        for line in pool.imap_unordered(_run_star, [(cfg, out, *job) for job in jobs]):
+            log(line)
+        pool.close()
+    except BaseException:
+        pool.terminate()  # a failed run or Ctrl-C stops the others; every finished run is already saved
+        raise
+    finally:
+        pool.join()
+
+
+def run_benchmark(cfg: BenchmarkConfig, log=print, report_only: bool = False, workers: int = 1) -> dict:
     """Run every task x mode x seed not saved yet with the same recipe, then write the report. ``report_only``
-    writes the report from the runs saved so far and runs nothing (a partial table while other processes run)."""
+    writes the report from the runs saved so far and runs nothing (a partial table while other processes run);
+    ``workers`` > 1 runs that many in parallel processes."""
     out = Path(cfg.out_dir)
     unknown = set(cfg.modes) - set(MODES)
     if unknown:
         raise ValueError(f"unknown mode(s) {sorted(unknown)}; choose from {MODES}")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     tasks = load_benchmark_tasks(cfg, log)
     if not report_only and cfg.model_path is None and set(cfg.modes) & {"probe", "finetune", "scratch"}:
         # fetch (or find) the weights once, so every run reads the same files
@@ -269,40 +349,12 @@ def run_benchmark(cfg: BenchmarkConfig, log=print, report_only: bool = False) ->
         path = resolve_weights(cfg.model_name, None, hub)
         cfg = replace(cfg, model_path=str(path))
     t_all = time.time()
-    for task in [] if report_only else tasks:
-        sub = task.subsample(cfg.max_train, cfg.max_test, seed=0)
-        for mode in cfg.modes:
-            for seed in cfg.seeds:
-                path = out / "runs" / task.name / mode / f"seed{seed}.json"
-                recipe = run_recipe(cfg, mode)
-                if path.is_file():
-                    if json.loads(path.read_text()).get("recipe") == recipe:
-                        continue
-                    log(f"{task.name} {mode} seed {seed}: saved with another recipe; running it again")
-                t0 = time.time()
-                if mode == "kmer":
-                    res = run_kmer(sub, seed)
-                elif mode == "probe":
-                    res = run_probe(sub, seed, cfg, out / "embeddings")
-                else:
-                    res = run_finetune(sub, seed, cfg, pretrained=(mode == "finetune"))
-                res.update(
-                    {
-                        "task": task.name,
-                        "mode": mode,
-                        "seed": seed,
-                        "metric": task.metric,
-                        "seconds": time.time() - t0,
-                        "n_train": len(sub.train),
-                        "n_test": len(sub.test),
-                        "recipe": recipe,
-                    }
-                )
-                atomic_write_text(path, json.dumps(res, indent=1))
-                log(
-                    f"{task.name:30s} {mode:9s} seed {seed}: {task.metric} {res['test'][task.metric]:.3f} "
-                    f"mcc {res['test']['mcc']:.3f} ({res['seconds']:.0f} s)"
-                )
+    jobs = [] if report_only else _pending(cfg, tasks, out, log)
+    if workers > 1 and len(jobs) > 1:
+        _run_pool(cfg, out, jobs, min(workers, len(jobs)), log)
+    else:
+        for job in jobs:
+            log(_run_one(cfg, out, *job))
     summary = summarise(out, tasks, cfg)
     summary["wall_seconds_this_call"] = time.time() - t_all
     atomic_write_text(out / "results.json", json.dumps(summary, indent=1))

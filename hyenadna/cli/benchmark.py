@@ -10,7 +10,8 @@ from hyenadna.cli.common import add_model_args, int_at_least, model_name_or_path
 BENCHMARK_EXAMPLES = """examples:
   hyenadna benchmark --suite nt --model hyenadna-tiny-1k-seqlen-d256 --device cuda --out nt   # the model card's table
   hyenadna benchmark --suite nt --tasks H3 promoter_all --modes kmer probe --out nt_quick
-  hyenadna benchmark --tasks-dir ../shared/benchmarks --quick --out docs/benchmarks/quick
+  hyenadna benchmark --tasks-dir ../shared/benchmarks --quick --out docs/benchmarks/quick --workers 2
+  hyenadna benchmark --tasks-dir ../shared/benchmarks --quick --out docs/benchmarks/quick --report-only  # so far
   hyenadna benchmark --tasks ../shared/benchmarks/promoter_all --modes kmer probe --out one_task
   hyenadna benchmark --tasks-dir ../shared/benchmarks --tasks promoter_all --modes kmer probe --seeds 0 1 2
   hyenadna benchmark --tasks-dir ~/nt_downstream_tasks --out nt_results      # NT tasks: sequence,label files
@@ -46,7 +47,9 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             kw[key] = getattr(args, key)
     cfg = BenchmarkConfig.quick(**kw) if args.quick else BenchmarkConfig(**kw)
-    summary = run_benchmark(cfg, log=lambda m: print(m, file=sys.stderr, flush=True), report_only=args.report_only)
+    summary = run_benchmark(
+        cfg, log=lambda m: print(m, file=sys.stderr, flush=True), report_only=args.report_only, workers=args.workers
+    )
     print(
         f"wrote {args.out}/results.md, results.json, results.png ({summary['wall_seconds_this_call']:.0f} s this call)",
         file=sys.stderr,
@@ -90,6 +93,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--head-init", choices=["probe", "random"], help="fine-tuning head start (default: probe, LP-FT)")
     p.add_argument("--out", required=True, help="results folder (resumable: finished runs are skipped)")
+    p.add_argument(
+        "--workers",
+        type=int_at_least(1),
+        default=1,
+        help="runs in parallel processes, sharing --threads (on a CPU, 2-4 finish sooner than 1 process)",
+    )
     p.add_argument(
         "--report-only",
         action="store_true",
