@@ -98,7 +98,8 @@ def test_the_choices_reach_the_kernels(tuned, monkeypatch):
         "projection_train": "onednn",
     }
     options = ExecutionOptions()
-    assert (options.block_tokens, options.low_memory_chunk) == (8192, 512)
+    assert (options.tuned("block_tokens", "cpu"), options.tuned("low_memory_chunk", "cpu")) == (8192, 512)
+    assert ExecutionOptions(block_tokens=100).tuned("block_tokens", "cpu") == 100  # set by the caller: kept
     assert fft_length(54_675) == 65_536 and smooth_fft_length(54_675, 1.05) == 54_675
     if not linear_ops.onednn_available(torch.float32):
         pytest.skip("torch built without oneDNN")
@@ -110,6 +111,19 @@ def test_the_choices_reach_the_kernels(tuned, monkeypatch):
         linear_ops.linear(x, w)
     linear_ops.linear(x, w.requires_grad_())
     assert used == ["mkl", "onednn"]  # inference measured MKL faster, training oneDNN
+
+
+def test_work_on_another_device_never_measures(tuned):
+    """A GPU user's first model must not wait for CPU timings that do not apply to it."""
+    state, calls = tuned
+    state["choices"] = {"block_tokens": 8192, "low_memory_chunk": 512, "fft_pow2_slack": 1.25}
+    options = ExecutionOptions()  # building options measures nothing either
+    cuda = torch.device("cuda")
+    assert options.tuned("block_tokens", cuda) == autotune.DEFAULTS.block_tokens
+    assert options.tuned("low_memory_chunk", "meta") == autotune.DEFAULTS.low_memory_chunk
+    assert fft_length(54_675, cuda) == smooth_fft_length(54_675, autotune.DEFAULTS.fft_pow2_slack)
+    assert not calls
+    assert fft_length(54_675, "cpu") == 65_536 and len(calls) == 1  # the CPU's work still gets its measured choice
 
 
 def test_off_switch_uses_the_defaults_and_writes_nothing(tuned, monkeypatch, tmp_path):

@@ -99,7 +99,7 @@ class HyenaDNAModel(nn.Module):
             rows = [self._forward_low_memory(row, keep) for row in input_ids]
             outs = [t[None] for t in rows[0]] if batch == 1 else [torch.stack(t) for t in zip(*rows, strict=True)]
         elif path == "per_sequence":  # micro-batches of about block_tokens tokens, so activations stay in cache
-            block = max(1, self.execution.block_tokens // max(seqlen, 1))
+            block = max(1, self.execution.tuned("block_tokens", input_ids.device) // max(seqlen, 1))
             parts = [self._forward_stack(input_ids[s : s + block], keep, path) for s in range(0, batch, block)]
             outs = parts[0] if len(parts) == 1 else [torch.cat(t) for t in zip(*parts, strict=True)]
         else:
@@ -145,7 +145,7 @@ class HyenaDNAModel(nn.Module):
             if i in keep and i < max(keep):
                 outs.append(residual.clone())
         if max(keep) == self.config.n_layer:
-            chunk = self.execution.low_memory_chunk
+            chunk = self.execution.tuned("low_memory_chunk", residual.device)
             for s in range(0, residual.shape[0], chunk):  # the output overwrites the residual stream
                 residual[s : s + chunk] = self.ln_f(residual[s : s + chunk].to(self.ln_f.weight.dtype))
         outs.append(residual)

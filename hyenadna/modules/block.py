@@ -71,7 +71,7 @@ class Block(nn.Module):
             return self.norm1(residual[start:end].to(self.norm1.weight.dtype))
 
         mlp_weights = self.mlp.weights(matmul_dtype(self.mlp.fc1.weight))  # cast once (bf16 under autocast)
-        seqlen, chunk = residual.shape[0], options.low_memory_chunk
+        seqlen, chunk = residual.shape[0], options.tuned("low_memory_chunk", residual.device)
         for s, y in hyena_low_memory(self.mixer, mixer_input, seqlen, chunk, options, conv=conv):
             rows = residual[s : s + y.shape[0]]
             rows += y

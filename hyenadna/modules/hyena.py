@@ -70,7 +70,7 @@ class HyenaOperator(nn.Module):
     def cached_spectrum(self, seqlen: int, options: ExecutionOptions) -> tuple[Tensor, int] | None:
         """The filter's spectrum at the transform length for ``seqlen``, cached for inference while it fits in
         ``options.filter_cache_bytes`` (at 1M tokens one layer's spectrum is 2 GB); None when it does not."""
-        n = fft_length(2 * seqlen - 1)
+        n = fft_length(2 * seqlen - 1, self.in_proj.weight.device)
         size = self.d_model * (n // 2 + 1) * 8
         if size > options.filter_cache_bytes:
             return None
@@ -101,5 +101,5 @@ class HyenaOperator(nn.Module):
         raise ValueError(f"path={path!r}: the operator runs 'reference', 'train', 'batched' or 'per_sequence'")
 
     def uncached_spectrum(self, seqlen: int) -> tuple[Tensor, int]:
-        n = fft_length(2 * seqlen - 1)
+        n = fft_length(2 * seqlen - 1, self.in_proj.weight.device)
         return filter_spectrum(self.filter_fn.filter(seqlen), n), n

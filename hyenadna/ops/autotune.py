@@ -117,11 +117,12 @@ def cache_path(threads: int | None = None) -> Path:
     return cache_dir() / "autotune" / f"{cache_key(threads)}.json"
 
 
-def tuning() -> Tuning:
-    """The choices for this machine and thread count: cached, measured now (the first time), or the defaults."""
+def tuning(device: torch.device | str | None = None) -> Tuning:
+    """The choices for this machine and thread count: cached, measured now (the first time), or the defaults. The
+    choices are the CPU's: work on another ``device`` gets the defaults, so a GPU user never waits for a measurement."""
     if _trying is not None:
         return _trying
-    if not enabled():
+    if not enabled() or (device is not None and torch.device(device).type != "cpu"):
         return DEFAULTS
     threads = torch.get_num_threads()  # called on every projection: the memo is keyed by what is cheap to read
     found = _memo.get(threads)

@@ -12,17 +12,11 @@ Algorithms (each tested against the plain reference path, ``"reference"``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 PATHS = ("reference", "train", "batched", "per_sequence", "low_memory")
-
-
-def _tuned(name: str) -> int:
-    from hyenadna.ops.autotune import tuning
-
-    return getattr(tuning(), name)
 
 
 @dataclass(frozen=True)
@@ -34,10 +28,10 @@ class ExecutionOptions:
     # one on the CPU (batch 1, fp32: 0.98x / 1.09x the batched speed for D 128 / 256 at 8k, 1.03x / 1.36x at 16k)
     low_memory_min_length: int = 8192
     # ... in token chunks of this size (one large-1m layer at 1M tokens: 1,024 took 0.93x the time of 2,048 on AMD
-    # EPYC); by default the size measured fastest on this machine (ops/autotune.py)
-    low_memory_chunk: int = field(default_factory=lambda: _tuned("low_memory_chunk"))
-    # per-sequence inference runs the stack on micro-batches of about this many tokens (measured per machine too)
-    block_tokens: int = field(default_factory=lambda: _tuned("block_tokens"))
+    # EPYC); None: the size measured fastest on this machine's CPU (ops/autotune.py), the default on other devices
+    low_memory_chunk: int | None = None
+    # per-sequence inference runs the stack on micro-batches of about this many tokens (None: measured, as above)
+    block_tokens: int | None = None
     # bytes of filter spectra an operator caches for inference (the filter does not depend on the input)
     filter_cache_bytes: int = 128 * 2**20
     # the low-memory path sizes its channel groups so their FFT buffers take about this much
@@ -49,8 +43,20 @@ class ExecutionOptions:
 
     def __post_init__(self) -> None:
         for name in ("low_memory_min_length", "low_memory_chunk", "block_tokens", "group_buffer_bytes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name}={value}: must be >= 1")
+
+    def tuned(self, name: str, device: torch.device | str) -> int:
+        """``low_memory_chunk`` or ``block_tokens`` for work on ``device``: the value set here, else the one measured
+        on this machine's CPU, else (another device) the default. Resolved at use, so building options on a GPU
+        machine never starts a CPU measurement."""
+        value = getattr(self, name)
+        if value is not None:
+            return value
+        from hyenadna.ops.autotune import tuning
+
+        return getattr(tuning(device), name)
 
 
 def choose_path(

@@ -18,11 +18,12 @@ from torch import Tensor
 POWER_OF_TWO_SLACK = 1.05
 
 
-def fft_length(n: int) -> int:
-    """The transform length for a linear convolution needing ``n`` points, with this machine's measured slack."""
+def fft_length(n: int, device: torch.device | str | None = None) -> int:
+    """The transform length for a linear convolution needing ``n`` points, with the slack measured on this machine's
+    CPU (the default slack on other devices)."""
     from hyenadna.ops.autotune import tuning
 
-    return smooth_fft_length(n, tuning().fft_pow2_slack)
+    return smooth_fft_length(n, tuning(device).fft_pow2_slack)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -65,7 +66,7 @@ def fftconv(u: Tensor, k: Tensor | None, bias: Tensor, k_f: Tensor | None = None
     """
     seqlen = u.shape[-1]
     if k_f is None:
-        n = fft_length(2 * seqlen - 1)
+        n = fft_length(2 * seqlen - 1, u.device)
         k_f = filter_spectrum(k, n)
     elif n is None:
         raise ValueError("fftconv: give the transform length n together with the spectrum k_f")

@@ -146,7 +146,7 @@ def _long_conv_low_memory(op: HyenaOperator, x: Tensor, channel_group: int | Non
     """x (D, L) float32 <- fftconv(x), a channel group at a time, through one zero-padded buffer."""
     d, seqlen = x.shape
     cached = op.cached_spectrum(seqlen, options)
-    n = fft_length(2 * seqlen - 1)
+    n = fft_length(2 * seqlen - 1, x.device)
     if cached is None:
         hidden, t = op.filter_fn.features(seqlen)
     if channel_group is None:  # the buffer and three transforms of ~4n bytes per channel
