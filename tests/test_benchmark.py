@@ -101,6 +101,7 @@ def test_benchmark_runs_reports_and_resumes(tasks_dir, tmp_path):
     assert gc_rows[0].endswith("| 43.2 |") and gc_rows[1].endswith("| 12.3 |")
     assert next(line for line in table.splitlines() if line.startswith("| promoter_tata |")).endswith("| - |")
     assert (tmp_path / "out" / "results.png").stat().st_size > 5000
+    assert (tmp_path / "out" / "results_vs_kmer.png").stat().st_size > 5000
     run = json.loads((tmp_path / "out" / "runs" / "gc_task" / "probe" / "seed0.json").read_text())
     assert set(run["test"]) == {"accuracy", "precision", "recall", "f1", "mcc", "predicted_classes"}
     assert all("one_class_seeds" in m for m in row.values())
@@ -212,6 +213,7 @@ def test_report_only_summarises_saved_runs_and_runs_nothing(tasks_dir, tmp_path)
     entry = summary["tasks"]["gc_task"]["modes"]["kmer"]
     assert entry["seeds"] == [0] and len(entry["metrics"]["mcc"]["values"]) == 1
     assert "(n=1)" in (tmp_path / "out" / "results.md").read_text()  # one of the profile's two seeds
+    assert not (tmp_path / "out" / "results_vs_kmer.png").exists()  # k-mer alone: nothing to compare
 
 
 def test_parallel_workers_save_the_same_runs_as_one_process(tasks_dir, tmp_path, monkeypatch):

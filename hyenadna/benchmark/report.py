@@ -255,3 +255,35 @@ def write_report(summary: dict, out: Path) -> None:
         ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
     save_png(fig, out / "results.png")
+    plot_differences(summary, out / "results_vs_kmer.png")
+
+
+def plot_differences(summary: dict, path: Path) -> bool:
+    """The paired differences of ``baseline_comparison`` as bars (mean ± sd over seeds) around zero: above the line a
+    column beats its baseline. False (and no file) when no task has a pair to compare."""
+    import matplotlib.pyplot as plt
+
+    tasks = summary["tasks"]
+    names = list(tasks)
+    present = [c for c in COMPARISONS if any(c[0] in t["modes"] and c[1] in t["modes"] for t in tasks.values())]
+    if not present:
+        return False
+    short = {"kmer": "k-mer", "probe": "probing", "finetune": "fine-tuned", "scratch": "not pretrained"}
+    fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(names)), 4.5))
+    width = 0.8 / len(present)
+    x = np.arange(len(names))
+    for i, (column, baseline, _) in enumerate(present):
+        diffs = [paired_difference(tasks[n], column, baseline, tasks[n]["metric"]) for n in names]
+        means = [100 * d[0] if d else np.nan for d in diffs]
+        sds = [100 * d[1] if d and d[2] > 1 else np.nan for d in diffs]  # one seed: no bar of spread
+        offset = (i - (len(present) - 1) / 2) * width
+        ax.bar(x + offset, means, width, yerr=sds, capsize=2, label=f"{short[column]} − {short[baseline]}")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(x, [f"{n}\n({tasks[n]['metric']})" for n in names], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("paired difference, task metric (points)")
+    ax.set_title("Each column against its baseline, seed by seed (mean ± sd over the seeds both have)", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    save_png(fig, path)
+    return True

@@ -51,7 +51,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         cfg, log=lambda m: print(m, file=sys.stderr, flush=True), report_only=args.report_only, workers=args.workers
     )
     print(
-        f"wrote {args.out}/results.md, results.json, results.png ({summary['wall_seconds_this_call']:.0f} s this call)",
+        f"wrote {args.out}/results.md, .json and .png ({summary['wall_seconds_this_call']:.0f} s this call)",
         file=sys.stderr,
     )
     return 0
