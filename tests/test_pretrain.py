@@ -394,9 +394,13 @@ def test_model_card_tells_schedule_changes_and_tokens_per_cpu_hour():
         "was": {"max_steps": 2000, "stages": [[1080, 1024, 16]]},
     }
     assert _changes({"schedule_changes": [ended]}) == "; ended at step 1,892 of the 2,000 planned"
-    assert _per_cpu_hour(cfg, 3000.0) == " on 1 thread: 10.8M tokens per CPU hour"
-    assert _per_cpu_hour({**cfg, "threads": 2}, 3000.0).endswith(": 5.4M tokens per CPU hour")
-    assert _per_cpu_hour({**cfg, "device": "cuda"}, 3000.0) == ""
+    rows = [{"tokens_per_s": 3000.0}] * 3  # written before rows carried their threads: the config's count
+    assert _per_cpu_hour(cfg, rows) == " on 1 thread: 10.8M tokens per CPU hour"
+    assert _per_cpu_hour({**cfg, "threads": 2}, rows).endswith(": 5.4M tokens per CPU hour")
+    assert _per_cpu_hour({**cfg, "device": "cuda"}, rows) == ""
+    # a run resumed on 2 threads after 1: each row counts its own threads, whatever the config kept last
+    mixed = [{"tokens_per_s": 3000.0, "threads": 1}] * 3 + [{"tokens_per_s": 5000.0, "threads": 2}] * 2
+    assert _per_cpu_hour({**cfg, "threads": 2}, mixed) == " on 1/2 threads: 10.8M tokens per CPU hour"
 
 
 def test_an_early_stop_leaves_model_matching_the_checkpoint_and_a_run_can_be_ended_where_it_stands(fasta, tmp_path):

@@ -72,11 +72,30 @@ def _changes(cfg: dict) -> str:
     return "".join(notes)
 
 
-def _per_cpu_hour(cfg: dict, tokens_per_s: float) -> str:
-    threads = cfg.get("threads")
-    if not threads or cfg.get("device", "cpu") != "cpu":
+def _row_threads(cfg: dict, rows: list[dict]) -> list[int | None]:
+    """The CPU threads behind each train row: recorded in the row (since rows carry it), else the config's, which
+    holds the last process's setting only."""
+    return [r.get("threads", cfg.get("threads")) for r in rows]
+
+
+def _per_cpu_hour(cfg: dict, rows: list[dict]) -> str:
+    """Median tokens per thread-second over the train rows, as tokens per CPU hour, and the thread counts behind it."""
+    threads = _row_threads(cfg, rows)
+    if cfg.get("device", "cpu") != "cpu" or not rows or not all(threads):
         return ""
-    return f" on {threads} thread{'s' if threads > 1 else ''}: {tokens_per_s * 3600 / threads / 1e6:.1f}M tokens per CPU hour"
+    per_thread = sorted(r["tokens_per_s"] / t for r, t in zip(rows, threads, strict=True))
+    counts = sorted(set(threads))
+    on = (
+        f"{counts[0]} thread{'s' if counts[0] > 1 else ''}"
+        if len(counts) == 1
+        else f"{'/'.join(map(str, counts))} threads"
+    )
+    return f" on {on}: {per_thread[len(per_thread) // 2] * 3600 / 1e6:.1f}M tokens per CPU hour"
+
+
+def _threads_used(cfg: dict, rows: list[dict]) -> str:
+    counts = sorted({t for t in _row_threads(cfg, rows) if t})
+    return "/".join(map(str, counts)) or "default"
 
 
 def export_run(
@@ -176,8 +195,8 @@ the published HazyResearch checkpoints: it saw {last["tokens_seen"]:,} tokens (t
 | steps | {last["step"]:,} of {cfg["max_steps"]:,}{_changes(cfg)} |
 | tokens seen | {last["tokens_seen"]:,} |
 | wall time | {last["wall_time"] / 3600:.2f} h |
-| training throughput | median {tps[len(tps) // 2]:,.0f} tokens/s{_per_cpu_hour(cfg, tps[len(tps) // 2])} |
-| hardware | {cpu_name()}, {cfg.get("threads") or "default"} torch threads, torch {torch.__version__}, device {cfg["device"]} |
+| training throughput | median {tps[len(tps) // 2]:,.0f} tokens/s{_per_cpu_hour(cfg, train_rows)} |
+| hardware | {cpu_name()}, {_threads_used(cfg, train_rows)} torch threads, torch {torch.__version__}, device {cfg["device"]} |
 | seed | {cfg["seed"]} |
 
 ## Held-out evaluation

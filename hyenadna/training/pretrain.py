@@ -418,6 +418,8 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
                         "lr": lr,
                         "grad_norm": float(grad_norm),
                         "tokens_per_s": tps,
+                        # per row: a resumed run may use another thread count, and the card's CPU hours follow it
+                        "threads": torch.get_num_threads() if device.type == "cpu" else None,
                         "seq_len": seq_len,
                         "batch_size": batch,
                     }
