@@ -254,3 +254,20 @@ def test_parallel_workers_save_the_same_runs_as_one_process(tasks_dir, tmp_path,
         one["tasks"]["gc_task"]["modes"]["finetune"]["metrics"]
         == two["tasks"]["gc_task"]["modes"]["finetune"]["metrics"]
     )
+
+
+def test_progress_counts_runs_and_estimates_the_rest_by_mode():
+    from hyenadna.benchmark.runner import _Progress
+
+    jobs = [("t", "kmer", 0), ("t", "scratch", 0), ("t", "kmer", 1), ("t", "scratch", 1)]
+    progress = _Progress(jobs, {"kmer": [10.0], "scratch": []}, workers=2)
+
+    def res(mode, seconds):
+        return {"task": "t", "mode": mode, "seed": 0, "metric": "mcc", "test": {"mcc": 0.5}, "seconds": seconds}
+
+    first = progress.line(res("kmer", 20.0))
+    assert first.startswith("[1/4] t ") and "ETA" not in first  # no scratch run timed yet: no guess
+    second = progress.line(res("scratch", 3000.0))
+    assert second.startswith("[2/4]") and second.endswith("; ETA 25 min")  # (15 s + 3000 s) / 2 workers
+    progress.line(res("kmer", 15.0))
+    assert "ETA" not in progress.line(res("scratch", 10.0))  # the last run: nothing left

@@ -253,24 +253,61 @@ def run_recipe(cfg: BenchmarkConfig, mode: str) -> dict:
     return recipe
 
 
-def _pending(cfg: BenchmarkConfig, tasks: list[Task], out: Path, log) -> list[tuple[Task, str, int]]:
-    """The runs not saved yet with this recipe, seed by seed (seed 0 of every task first: a partial table is whole)."""
+def _pending(cfg: BenchmarkConfig, tasks: list[Task], out: Path, log) -> tuple[list[tuple[Task, str, int]], dict]:
+    """The runs not saved yet with this recipe, seed by seed (seed 0 of every task first: a partial table is whole),
+    and the seconds of the saved ones per mode (for the ETA)."""
     subs = [task.subsample(cfg.max_train, cfg.max_test, seed=0) for task in tasks]
-    jobs = []
+    jobs, saved = [], {mode: [] for mode in cfg.modes}
     for seed in cfg.seeds:
         for sub in subs:
             for mode in cfg.modes:
                 path = out / "runs" / sub.name / mode / f"seed{seed}.json"
                 if path.is_file():
-                    if json.loads(path.read_text()).get("recipe") == run_recipe(cfg, mode):
+                    run = json.loads(path.read_text())
+                    if run.get("recipe") == run_recipe(cfg, mode):
+                        saved[mode].append(run["seconds"])
                         continue
                     log(f"{sub.name} {mode} seed {seed}: saved with another recipe; running it again")
                 jobs.append((sub, mode, seed))
-    return jobs
+    return jobs, saved
 
 
-def _run_one(cfg: BenchmarkConfig, out: Path, sub: Task, mode: str, seed: int) -> str:
-    """One task x mode x seed, saved atomically with its recipe; returns the log line."""
+class _Progress:
+    """'[k/n]' before each finished run's line and an ETA after it: every pending run is expected to take the mean time
+    of the finished runs of its mode (saved earlier with the same recipe, or finished in this call), shared among
+    the workers. Modes take from seconds (k-mer) to tens of minutes (not pretrained), so no mean over all runs."""
+
+    def __init__(self, jobs: list, seconds: dict[str, list[float]], workers: int):
+        self.left = [mode for _, mode, _ in jobs]
+        self.n, self.done, self.workers = len(jobs), 0, workers
+        self.seconds = {mode: list(v) for mode, v in seconds.items()}
+
+    def line(self, res: dict) -> str:
+        self.done += 1
+        self.left.remove(res["mode"])
+        self.seconds.setdefault(res["mode"], []).append(res["seconds"])
+        text = f"[{self.done}/{self.n}] {_describe(res)}"
+        known = [np.mean(self.seconds[m]) for m in self.left if self.seconds.get(m)]
+        if self.left and len(known) == len(self.left):
+            text += f"; ETA {_duration(sum(known) / self.workers)}"
+        return text
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def _describe(res: dict) -> str:
+    return (
+        f"{res['task']:30s} {res['mode']:9s} seed {res['seed']}: {res['metric']} {res['test'][res['metric']]:.3f} "
+        f"mcc {res['test']['mcc']:.3f} ({res['seconds']:.0f} s)"
+    )
+
+
+def _run_one(cfg: BenchmarkConfig, out: Path, sub: Task, mode: str, seed: int) -> dict:
+    """One task x mode x seed, saved atomically with its recipe, and returned."""
     t0 = time.time()
     if mode == "kmer":
         res = run_kmer(sub, seed)
@@ -291,10 +328,7 @@ def _run_one(cfg: BenchmarkConfig, out: Path, sub: Task, mode: str, seed: int) -
         }
     )
     atomic_write_text(out / "runs" / sub.name / mode / f"seed{seed}.json", json.dumps(res, indent=1))
-    return (
-        f"{sub.name:30s} {mode:9s} seed {seed}: {sub.metric} {res['test'][sub.metric]:.3f} "
-        f"mcc {res['test']['mcc']:.3f} ({res['seconds']:.0f} s)"
-    )
+    return res
 
 
 def _start_worker(threads: int) -> None:
@@ -306,11 +340,11 @@ def _start_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _run_star(args: tuple) -> str:
+def _run_star(args: tuple) -> dict:
     return _run_one(*args)
 
 
-def _run_pool(cfg: BenchmarkConfig, out: Path, jobs: list, workers: int, log) -> None:
+def _run_pool(cfg: BenchmarkConfig, out: Path, jobs: list, workers: int, log, progress: _Progress) -> None:
     """Independent runs in ``workers`` processes, the CPU threads shared out among them. Runs are single-threaded
     most of their time (small batches, scikit-learn), so on a CPU several processes finish sooner than one."""
     import multiprocessing
@@ -320,8 +354,8 @@ def _run_pool(cfg: BenchmarkConfig, out: Path, jobs: list, workers: int, log) ->
     threads = max(1, torch.get_num_threads() // workers)
     pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_start_worker, initargs=(threads,))
     try:
-        for line in pool.imap_unordered(_run_star, [(cfg, out, *job) for job in jobs]):
-            log(line)
+        for res in pool.imap_unordered(_run_star, [(cfg, out, *job) for job in jobs]):
+            log(progress.line(res))
         pool.close()
     except BaseException:
         pool.terminate()  # a failed run or Ctrl-C stops the others; every finished run is already saved
@@ -349,12 +383,14 @@ def run_benchmark(cfg: BenchmarkConfig, log=print, report_only: bool = False, wo
         path = resolve_weights(cfg.model_name, None, hub)
         cfg = replace(cfg, model_path=str(path))
     t_all = time.time()
-    jobs = [] if report_only else _pending(cfg, tasks, out, log)
-    if workers > 1 and len(jobs) > 1:
-        _run_pool(cfg, out, jobs, min(workers, len(jobs)), log)
+    jobs, saved = ([], {}) if report_only else _pending(cfg, tasks, out, log)
+    workers = min(workers, max(1, len(jobs)))
+    progress = _Progress(jobs, saved, workers)
+    if workers > 1:
+        _run_pool(cfg, out, jobs, workers, log, progress)
     else:
         for job in jobs:
-            log(_run_one(cfg, out, *job))
+            log(progress.line(_run_one(cfg, out, *job)))
     summary = summarise(out, tasks, cfg)
     summary["wall_seconds_this_call"] = time.time() - t_all
     atomic_write_text(out / "results.json", json.dumps(summary, indent=1))
