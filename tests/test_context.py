@@ -52,3 +52,20 @@ def test_bands_and_plot(tmp_path):
     assert band_means(curve[:4196]) == {"0-1k": 2.0, "1k-4k": 1.5}  # 100 targets at 4k+: too few to report
     plot_position_curves({"a": curve, "b": curve + 0.1}, str(tmp_path / "c.png"), "t")
     assert (tmp_path / "c.png").stat().st_size > 5000
+
+
+def test_filter_reach_shares_the_energy_of_each_layers_filter_by_lag(model, tmp_path):
+    from hyenadna.training.context import filter_reach, plot_filter_reach
+
+    reach = filter_reach(model, edges=(4, 16))
+    assert len(reach) == model.config.n_layer
+    for layer, block in zip(reach, model.backbone.layers, strict=True):
+        h = block.mixer.filter_fn.filter(layer["l_max"]).detach()
+        assert list(layer["energy_share"]) == ["0-4", "4-16", f"16-{layer['l_max']}"]
+        assert sum(layer["energy_share"].values()) == pytest.approx(1.0)
+        energy = (h**2).sum(0)
+        assert layer["energy_share"]["0-4"] == pytest.approx(float(energy[:4].sum() / energy.sum()), rel=1e-5)
+        assert layer["rms"].shape == (layer["l_max"],)
+        assert layer["rms"][5] == pytest.approx(float(h[:, 5].pow(2).mean().sqrt()), rel=1e-5)
+    plot_filter_reach({"m": reach}, str(tmp_path / "reach.png"), "t")
+    assert (tmp_path / "reach.png").stat().st_size > 5000

@@ -93,3 +93,46 @@ def plot_position_curves(curves: dict[str, np.ndarray], out: str, title: str, bi
     ax.legend()
     fig.tight_layout()
     save_png(fig, out)
+
+
+@torch.no_grad()
+def filter_reach(model, edges: tuple[int, ...] = (16, *BAND_EDGES)) -> list[dict]:
+    """Where each Hyena layer's long-convolution filter puts its weight: the share of the filter's energy
+    (sum over channels of h(t)^2) at each band of lags [0, e1), [e1, e2), ..., up to l_max, and the RMS over channels
+    at every lag. A model can only use context as far back as its filters reach; reaching is not using, though (the
+    position curves tell that)."""
+    layers = []
+    for layer in model.backbone.layers:
+        fn = layer.mixer.filter_fn
+        h = fn.filter(fn.l_max).float()  # (D, taps)
+        energy = (h**2).sum(0)
+        total = float(energy.sum())
+        bounds = [0, *[e for e in edges if e < fn.l_max], fn.l_max]
+        shares = {f"{lo}-{hi}": float(energy[lo:hi].sum()) / total for lo, hi in itertools.pairwise(bounds) if hi > lo}
+        layers.append({"l_max": fn.l_max, "energy_share": shares, "rms": (energy / h.shape[0]).sqrt().numpy()})
+    return layers
+
+
+def plot_filter_reach(reach: dict[str, list[dict]], out: str, title: str) -> None:
+    """RMS filter tap against lag (log-log), one line per model and layer, written atomically as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, layers in reach.items():
+        for i, layer in enumerate(layers):
+            lags = np.arange(1, len(layer["rms"]) + 1)
+            ax.plot(lags, layer["rms"], lw=0.8, label=f"{name}, layer {i + 1}")
+    for e in BAND_EDGES:
+        ax.axvline(e, color="grey", lw=0.6, ls=":")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("lag (tokens back)")
+    ax.set_ylabel("filter RMS over channels")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_png(fig, out)
