@@ -156,6 +156,8 @@ def markdown_table(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+SHORT_NAMES = {"kmer": "k-mer", "probe": "probing", "finetune": "fine-tuned", "scratch": "not pretrained"}
+
 # (column, baseline it is compared with, what the comparison asks)
 COMPARISONS = [
     ("probe", "kmer", "probing beats the k-mer baseline"),
@@ -188,14 +190,13 @@ def baseline_comparison(summary: dict) -> list[str]:
     present = [c for c in COMPARISONS if any(c[0] in t["modes"] and c[1] in t["modes"] for t in tasks.values())]
     if not present:
         return []
-    short = {"kmer": "k-mer", "probe": "probing", "finetune": "fine-tuned", "scratch": "not pretrained"}
     lines = [
         "",
         "Paired differences on the task metric (percentage points, mean ± sd over the seeds both columns have run; "
         "the two are trained and tested on the same rows, with the same validation split per seed). * marks a "
         "difference positive in every seed:",
         "",
-        "| Dataset | " + " | ".join(f"{short[c]} − {short[b]}" for c, b, _ in present) + " |",
+        "| Dataset | " + " | ".join(f"{SHORT_NAMES[c]} − {SHORT_NAMES[b]}" for c, b, _ in present) + " |",
         "|" + "---|" * (len(present) + 1),
     ]
     for name, row in tasks.items():
@@ -268,7 +269,6 @@ def plot_differences(summary: dict, path: Path) -> bool:
     present = [c for c in COMPARISONS if any(c[0] in t["modes"] and c[1] in t["modes"] for t in tasks.values())]
     if not present:
         return False
-    short = {"kmer": "k-mer", "probe": "probing", "finetune": "fine-tuned", "scratch": "not pretrained"}
     fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(names)), 4.5))
     width = 0.8 / len(present)
     x = np.arange(len(names))
@@ -277,7 +277,7 @@ def plot_differences(summary: dict, path: Path) -> bool:
         means = [100 * d[0] if d else np.nan for d in diffs]
         sds = [100 * d[1] if d and d[2] > 1 else np.nan for d in diffs]  # one seed: no bar of spread
         offset = (i - (len(present) - 1) / 2) * width
-        ax.bar(x + offset, means, width, yerr=sds, capsize=2, label=f"{short[column]} − {short[baseline]}")
+        ax.bar(x + offset, means, width, yerr=sds, capsize=2, label=f"{SHORT_NAMES[column]} − {SHORT_NAMES[baseline]}")
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(x, [f"{n}\n({tasks[n]['metric']})" for n in names], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("paired difference, task metric (points)")
