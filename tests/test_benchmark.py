@@ -216,6 +216,32 @@ def test_report_only_summarises_saved_runs_and_runs_nothing(tasks_dir, tmp_path)
     assert not (tmp_path / "out" / "results_vs_kmer.png").exists()  # k-mer alone: nothing to compare
 
 
+def test_report_leaves_out_runs_saved_with_another_recipe(tasks_dir, tmp_path):
+    cfg = BenchmarkConfig(
+        tasks_dir=str(tasks_dir), out_dir=str(tmp_path / "out"), tasks=["gc_task"], seeds=[0, 1], modes=["kmer"]
+    )
+    run_benchmark(replace(cfg, seeds=[0], max_train=40), log=lambda m: None)  # seed 0 on fewer training rows
+    run_benchmark(replace(cfg, seeds=[1]), log=lambda m: None)
+    messages = []
+    summary = run_benchmark(cfg, log=messages.append, report_only=True)
+    assert summary["tasks"]["gc_task"]["modes"]["kmer"]["seeds"] == [1]
+    assert any("gc_task kmer seed(s) [0]: saved with another recipe; left out" in m for m in messages)
+    saved = json.loads((tmp_path / "out" / "runs" / "gc_task" / "kmer" / "seed0.json").read_text())
+    assert saved["recipe"]["max_train"] == 40  # left in place, not deleted or rewritten
+
+
+def test_report_only_matches_runs_of_the_default_model(tasks_dir, tmp_path):
+    # no model named: the runs resolve the bundled weights, the report does not, and both must name the same model
+    cfg = BenchmarkConfig(
+        tasks_dir=str(tasks_dir), out_dir=str(tmp_path / "out"), tasks=["gc_task"], seeds=[0], modes=["probe"]
+    )
+    run_benchmark(cfg, log=lambda m: None)
+    messages = []
+    summary = run_benchmark(cfg, log=messages.append, report_only=True)
+    assert summary["tasks"]["gc_task"]["modes"]["probe"]["seeds"] == [0]
+    assert not any("another recipe" in m for m in messages)
+
+
 def test_parallel_workers_save_the_same_runs_as_one_process(tasks_dir, tmp_path, monkeypatch):
     import torch
 

@@ -240,7 +240,9 @@ def run_recipe(cfg: BenchmarkConfig, mode: str) -> dict:
     grid or epoch count never mixes old runs into a new table."""
     recipe = {"max_train": cfg.max_train, "max_test": cfg.max_test}
     if mode in ("probe", "finetune", "scratch"):
-        recipe["model"] = cfg.model_name or (Path(cfg.model_path).name if cfg.model_path else None)
+        from hyenadna.hub import BUNDLED_MODEL  # no model named: the bundled one, before and after it is resolved
+
+        recipe["model"] = cfg.model_name or (Path(cfg.model_path).name if cfg.model_path else BUNDLED_MODEL)
     if mode == "probe":
         recipe["probes"] = list(cfg.probes)
     if mode in ("finetune", "scratch"):
@@ -391,7 +393,7 @@ def run_benchmark(cfg: BenchmarkConfig, log=print, report_only: bool = False, wo
     else:
         for job in jobs:
             log(progress.line(_run_one(cfg, out, *job)))
-    summary = summarise(out, tasks, cfg)
+    summary = summarise(out, tasks, cfg, log)
     summary["wall_seconds_this_call"] = time.time() - t_all
     atomic_write_text(out / "results.json", json.dumps(summary, indent=1))
     from hyenadna.benchmark.report import write_report
@@ -400,12 +402,19 @@ def run_benchmark(cfg: BenchmarkConfig, log=print, report_only: bool = False, wo
     return summary
 
 
-def summarise(out: Path, tasks: list[Task], cfg: BenchmarkConfig) -> dict:
+def summarise(out: Path, tasks: list[Task], cfg: BenchmarkConfig, log=print) -> dict:
+    """The table's numbers from the saved runs of this profile's seeds and recipe. A run saved with another recipe
+    (another grid, epoch count or model) is left out and named, never averaged in: ``--report-only`` runs nothing
+    that would replace it."""
     rows = {}
     for task in tasks:
         for mode in cfg.modes:
             runs = [json.loads(p.read_text()) for p in sorted((out / "runs" / task.name / mode).glob("seed*.json"))]
             runs = sorted((r for r in runs if r["seed"] in cfg.seeds), key=lambda r: r["seed"])
+            other = [r["seed"] for r in runs if r.get("recipe") != run_recipe(cfg, mode)]
+            if other:
+                log(f"{task.name} {mode} seed(s) {other}: saved with another recipe; left out of the report")
+                runs = [r for r in runs if r["seed"] not in other]
             if not runs:
                 continue
             metrics = {}
