@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hyenadna import HyenaConfig, HyenaDNALMHeadModel
-from hyenadna.training.context import band_means, plot_position_curves, position_nll
+from hyenadna.training.context import band_means, plot_position_curves, position_nll, repeat_lookup, target_nll
 from hyenadna.training.pretrain import evaluate_nll
 
 
@@ -44,6 +44,44 @@ def test_cut_context_scores_each_target_once_with_at_most_that_context(model):
     assert not np.allclose(curve[c:], whole[c:])
     with pytest.raises(ValueError, match="even"):
         position_nll(model, windows, context=7)
+
+
+def test_target_nll_keeps_each_windows_own_row(model):
+    windows = np.random.default_rng(2).integers(7, 11, (3, 30))
+    for context in (None, 8):
+        rows = target_nll(model, windows, batch_size=2, context=context)
+        assert rows.shape == (3, 29)
+        for i in range(3):
+            np.testing.assert_allclose(rows[i], target_nll(model, windows[i : i + 1], context=context)[0], rtol=1e-5)
+        np.testing.assert_allclose(rows.mean(0), position_nll(model, windows, context=context), rtol=1e-6)
+
+
+def test_repeat_lookup_finds_the_last_earlier_occurrence_and_what_followed_it():
+    from hyenadna.tokenizer import CharacterTokenizer
+
+    w = CharacterTokenizer().encode_bases("ACGTTACGAACGC").astype(np.int64)
+    distance, copied = repeat_lookup(w, 3)
+    # "ACG" ends at 2, 7 and 11: the target after index 7 copies w[3] (T) from 5 back; after 11, w[8] (A) from 4
+    assert distance[7] == 5 and copied[7] == w[3]
+    assert distance[11] == 4 and copied[11] == w[8]
+    assert (distance[[0, 1, 2, 3, 4, 5, 6, 8, 9, 10]] == 0).all() and (copied[distance == 0] == -1).all()
+
+
+def test_repeat_lookup_matches_brute_force_and_skips_n():
+    rng = np.random.default_rng(3)
+    w = rng.integers(7, 11, 400)
+    w[[50, 51, 200]] = 11  # N
+    for k in (2, 4):
+        distance, copied = repeat_lookup(w, k)
+        for j in range(len(w) - 1):
+            kmer = w[j - k + 1 : j + 1] if j >= k - 1 else None
+            earlier = (
+                []
+                if kmer is None or (kmer == 11).any()
+                else [i for i in range(k - 1, j) if (w[i - k + 1 : i + 1] == kmer).all()]
+            )
+            assert distance[j] == (j - earlier[-1] if earlier else 0)
+            assert copied[j] == (w[earlier[-1] + 1] if earlier else -1)
 
 
 def test_bands_and_plot(tmp_path):

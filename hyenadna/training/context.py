@@ -23,33 +23,66 @@ def _token_nll(model, w: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.transpose(1, 2), w[:, 1:], reduction="none")
 
 
-@torch.no_grad()
 def position_nll(model, windows: np.ndarray, batch_size: int = 1, context: int | None = None) -> np.ndarray:
     """Mean NLL (nats/base) at each target position 1..T-1 of the (N, T) token windows; entry j is position j + 1.
 
     With ``context`` C (even), no target sees more than C tokens: the window is read in pieces of C tokens every C/2,
     and each piece scores the targets of its second half (the first piece all of its own), so every target past
     position C has between C/2 and C tokens of context, and each target is scored exactly once."""
+    return target_nll(model, windows, batch_size, context).mean(0)
+
+
+@torch.no_grad()
+def target_nll(model, windows: np.ndarray, batch_size: int = 1, context: int | None = None) -> np.ndarray:
+    """(N, T-1) NLL of every target of the (N, T) token windows, each window's own: ``position_nll`` before the mean
+    over windows, for questions about particular targets (``repeat_lookup``)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     n_targets = windows.shape[1] - 1
-    total = np.zeros(n_targets)
+    out = np.zeros((len(windows), n_targets))
     if context is not None and (context < 2 or context % 2):
         raise ValueError(f"context={context}: give an even number of tokens >= 2")
     for i in range(0, len(windows), batch_size):
         w = torch.from_numpy(windows[i : i + batch_size]).to(device)
+        rows = out[i : i + batch_size]
         if context is None or context >= n_targets:
-            total += _token_nll(model, w).sum(0).cpu().numpy()
+            rows[:] = _token_nll(model, w).cpu().numpy()
             continue
         half = context // 2
         for start in range(0, n_targets, half):
             nll = _token_nll(model, w[:, start : start + context + 1])  # targets start+1 .. start+context
             first = 0 if start == 0 else half
             if first < nll.shape[1]:
-                total[start + first : start + nll.shape[1]] += nll[:, first:].sum(0).cpu().numpy()
+                rows[:, start + first : start + nll.shape[1]] = nll[:, first:].cpu().numpy()
     model.train(was_training)
-    return total / len(windows)
+    return out
+
+
+def repeat_lookup(window: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each target position 1..T-1 of a (T,) token window (entry j is position j + 1): how far back the k tokens
+    before the target occurred last, counted between the ends of the two k-mers (0: nowhere earlier in the window),
+    and the token that followed that occurrence (-1: none). That token is what a model copying from its context (an
+    induction head) would predict, so the distance says how much context a target needs to be predicted by copying.
+    k-mers holding a token other than A/C/G/T are not looked up."""
+    from hyenadna.tokenizer import A, T
+
+    n_targets = len(window) - 1
+    distance = np.zeros(n_targets, dtype=np.int64)
+    copied = np.full(n_targets, -1, dtype=np.int64)
+    acgt = (window >= A) & (window <= T)
+    bad = np.concatenate([[0], np.cumsum(~acgt)])  # bad[e] - bad[s]: non-ACGT tokens in window[s:e]
+    last: dict[bytes, int] = {}
+    window = np.ascontiguousarray(window, dtype=np.int64)
+    for j in range(k - 1, n_targets):  # the k-mer window[j-k+1 .. j] precedes target j + 1
+        if bad[j + 1] - bad[j - k + 1]:
+            continue
+        key = window[j - k + 1 : j + 1].tobytes()
+        i = last.get(key)
+        if i is not None:
+            distance[j], copied[j] = j - i, window[i + 1]
+        last[key] = j
+    return distance, copied
 
 
 def band_means(per_position: np.ndarray, edges: tuple[int, ...] = BAND_EDGES, min_targets: int = 256) -> dict:
