@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,7 @@ class HyenaDNAFineTuningModel:
         head_init: str = "random",
         seed: int | None = None,
         progress: bool | None = None,
+        on_epoch: Callable[[dict], None] | None = None,
     ) -> list[dict]:
         """Fit the head (and the backbone unless frozen). Early-stops on the validation metric (MCC for
         classification, MSE for regression) and restores the best epoch's weights. Returns the per-epoch history.
@@ -143,7 +145,8 @@ class HyenaDNAFineTuningModel:
         Kumar et al. 2022), which helps when there are few epochs. The probe is scored on validation as epoch 0, so
         early stopping keeps it when no fine-tuned epoch beats it (its weights are large where features vary little,
         and with a high learning rate or a weak backbone the first epochs can undo it).
-        Batches are drawn from length buckets, so variable-length tasks waste little compute on padding."""
+        Batches are drawn from length buckets, so variable-length tasks waste little compute on padding.
+        ``on_epoch(row)`` receives each trained epoch's history row as it ends, with its seconds and tokens/s."""
         seed = self.config.seed if seed is None else seed
         recipe = Recipe(epochs, lr, weight_decay, warmup_fraction, grad_clip, patience, rc_augment, seed)
         if head_init not in ("probe", "random"):
@@ -185,6 +188,7 @@ class HyenaDNAFineTuningModel:
             self.config.precision,
             start,
             progress if progress is not None else self.config.progress,
+            on_epoch,
         )
         return self.history
 

@@ -79,9 +79,15 @@ def test_benchmark_runs_reports_and_resumes(tasks_dir, tmp_path):
         model_path=str(FIXTURES / "tiny"),
         probes=["logreg"],
     )
-    summary = run_benchmark(cfg, log=lambda m: None)
+    lines = []
+    summary = run_benchmark(cfg, log=lines.append)
     row = summary["tasks"]["gc_task"]["modes"]
     assert set(row) == {"kmer", "probe", "finetune", "scratch"}
+    # a line per trained epoch, before its run's line: runs last up to an hour, and the log is all a user sees
+    epochs = [m for m in lines if m.startswith("    gc_task scratch seed 0: lr ")]
+    assert [m.split(": lr ")[1].split(":")[0] for m in epochs] == ["0.001 epoch 1/1", "0.003 epoch 1/1"]
+    assert all("validation mcc" in m and "bases/s)" in m for m in epochs)
+    assert lines.index(epochs[-1]) < next(i for i, m in enumerate(lines) if "gc_task" in m and "scratch   seed 0" in m)
     assert row["kmer"]["metrics"]["f1"]["mean"] > 0.8
     assert row["probe"]["seeds"] == [0, 1]
     assert len(row["finetune"]["selected_epochs"]) == 2 and "selected_epochs" not in row["probe"]

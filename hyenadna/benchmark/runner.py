@@ -7,6 +7,7 @@ validation part, score the test split once. Metrics are computed on the whole te
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -147,11 +148,14 @@ def run_probe(task: Task, seed: int, cfg: BenchmarkConfig, cache_dir: Path) -> d
     }
 
 
-def run_finetune(task: Task, seed: int, cfg: BenchmarkConfig, pretrained: bool) -> dict:
+def run_finetune(task: Task, seed: int, cfg: BenchmarkConfig, pretrained: bool, log=None) -> dict:
     """Fine-tune at each learning rate of the mode's grid; keep the one whose best epoch scores the highest
     validation MCC and score only that model on test. The not-pretrained model is the same architecture, randomly
-    initialised with the seed, with a random head (an LP-FT head on random features would be a probe, not training)."""
+    initialised with the seed, with a random head (an LP-FT head on random features would be a probe, not training).
+    ``log`` gets a line per epoch (a run takes up to an hour on one core)."""
     lrs = cfg.finetune_lrs if pretrained else cfg.scratch_lrs
+    epochs = cfg.epochs if pretrained else (cfg.scratch_epochs or 2 * cfg.epochs)
+    mode = "finetune" if pretrained else "scratch"
     y = task.train["label"].to_numpy()
     tr, va = _split(len(y), y, seed)
     seqs = task.train["sequence"].tolist()
@@ -159,12 +163,20 @@ def run_finetune(task: Task, seed: int, cfg: BenchmarkConfig, pretrained: bool) 
     best, grid = None, []
     for lr in lrs:
         ft = _fine_tuning_model(task, seed, cfg, shape)
+
+        def epoch_line(row: dict, lr: float = lr) -> None:
+            log(
+                f"    {task.name} {mode} seed {seed}: lr {lr:g} epoch {row['epoch']}/{epochs}: train loss "
+                f"{row['train_loss']:.4f}, validation mcc {row['val_mcc']:.3f} ({row['seconds']:.0f} s, "
+                f"{row['train_tokens_per_s']:,.0f} bases/s)"
+            )
+
         history = ft.train(
             [seqs[i] for i in tr],
             y[tr],
             [seqs[i] for i in va],
             y[va],
-            epochs=cfg.epochs if pretrained else (cfg.scratch_epochs or 2 * cfg.epochs),
+            epochs=epochs,
             lr=lr,
             patience=cfg.patience,
             rc_augment=cfg.rc_augment,
@@ -172,6 +184,7 @@ def run_finetune(task: Task, seed: int, cfg: BenchmarkConfig, pretrained: bool) 
             head_init=cfg.head_init if pretrained else "random",
             seed=seed,
             progress=False,
+            on_epoch=epoch_line if log is not None else None,
         )
         best_epoch = max(history, key=lambda h: h["val_mcc"])
         grid.append({"lr": lr, "epoch": best_epoch["epoch"], "val_mcc": best_epoch["val_mcc"], "history": history})
@@ -308,15 +321,17 @@ def _describe(res: dict) -> str:
     )
 
 
-def _run_one(cfg: BenchmarkConfig, out: Path, sub: Task, mode: str, seed: int) -> dict:
-    """One task x mode x seed, saved atomically with its recipe, and returned."""
+def _run_one(cfg: BenchmarkConfig, out: Path, sub: Task, mode: str, seed: int, log=None) -> dict:
+    """One task x mode x seed, saved atomically with its recipe, and returned. ``log`` gets the fine-tuning epochs
+    (in a worker process: None, and they go to stderr, which the workers share with the parent)."""
+    log = log or _stderr
     t0 = time.time()
     if mode == "kmer":
         res = run_kmer(sub, seed)
     elif mode == "probe":
         res = run_probe(sub, seed, cfg, out / "embeddings")
     else:
-        res = run_finetune(sub, seed, cfg, pretrained=(mode == "finetune"))
+        res = run_finetune(sub, seed, cfg, pretrained=(mode == "finetune"), log=log)
     res.update(
         {
             "task": sub.name,
@@ -331,6 +346,10 @@ def _run_one(cfg: BenchmarkConfig, out: Path, sub: Task, mode: str, seed: int) -
     )
     atomic_write_text(out / "runs" / sub.name / mode / f"seed{seed}.json", json.dumps(res, indent=1))
     return res
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _start_worker(threads: int) -> None:
@@ -392,7 +411,7 @@ def run_benchmark(cfg: BenchmarkConfig, log=print, report_only: bool = False, wo
         _run_pool(cfg, out, jobs, workers, log, progress)
     else:
         for job in jobs:
-            log(progress.line(_run_one(cfg, out, *job)))
+            log(progress.line(_run_one(cfg, out, *job, log=log)))
     summary = summarise(out, tasks, cfg, log)
     summary["wall_seconds_this_call"] = time.time() - t_all
     atomic_write_text(out / "results.json", json.dumps(summary, indent=1))

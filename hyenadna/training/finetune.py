@@ -9,6 +9,7 @@ forward passes under bf16 autocast (the FFT convolution and the residual stream 
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -80,13 +81,16 @@ def fine_tune(
     precision: str = "fp32",
     start: dict[str, float] | None = None,
     progress: bool | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
 ) -> list[dict]:
     """Train ``network`` on the sequences whose lengths are given; returns the per-epoch history.
 
     ``make_batch(indices, flips)`` builds a padded batch (``flips``: reverse-complement those rows); ``loss_fn(out,
     indices)`` scores the network's output; ``validate()`` returns validation metrics, of which ``key`` is the one
     early stopping watches (MCC, higher is better; "mse", lower is better). ``start``: validation metrics of the
-    network as it is (an LP-FT head), recorded as epoch 0 and kept unless a trained epoch beats it.
+    network as it is (an LP-FT head), recorded as epoch 0 and kept unless a trained epoch beats it. ``on_epoch(row)``
+    is called with each trained epoch's history row plus its seconds and training tokens/s, for callers that log
+    progress in their own way (the benchmark's workers, where progress bars would interleave).
     """
     device = next(network.parameters()).device
     optimizer = build_optimizer(network, recipe.lr, recipe.weight_decay)
@@ -112,7 +116,7 @@ def fine_tune(
                 leave=False,
                 disable=not progress if progress is not None else None,
             )
-            loss_sum = 0.0
+            loss_sum, t0 = 0.0, time.perf_counter()
             for idx in bar:
                 enc = make_batch(idx, flips[idx]).to(device)
                 for g in optimizer.param_groups:
@@ -130,13 +134,17 @@ def fine_tune(
                 loss_sum += loss.item()
                 bar.set_postfix(loss=f"{loss.item():.4f}")
             bar.close()
+            train_seconds = time.perf_counter() - t0
             scores = validate()
             row = {
                 "epoch": epoch + 1,
                 "train_loss": loss_sum / steps_per_epoch,
                 **{f"val_{k}": v for k, v in scores.items()},
             }
-            history.append(row)
+            history.append(row)  # results only: the history of a seed is the same on every run
+            if on_epoch is not None:
+                seconds = time.perf_counter() - t0
+                on_epoch({**row, "seconds": seconds, "train_tokens_per_s": float(lengths.sum()) / train_seconds})
             if progress is not False:
                 tqdm.write(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}, validation {key} {scores[key]:.4f}")
             if best is None or sign * scores[key] > best:
