@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -22,16 +23,11 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-GENOME = REPO.parent / "shared" / "data" / "genome"
-FASTA = [str(GENOME / "GRCh37_chr20.fa.gz"), str(GENOME / "GRCh37_chrX_0-70Mb.fa.gz")]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from long_context_eval import FASTA  # noqa: E402  the same held-out DNA as the position bands
+
 DISTANCE_EDGES = (1, 64, 256, 1024, 4096, 16384)
-
-
-def cut_context_start(position: np.ndarray, cut: int) -> np.ndarray:
-    """The first token a target at 1-based ``position`` sees when the context is cut (training/context.py's pieces
-    of ``cut`` tokens every cut/2)."""
-    half = cut // 2
-    return np.where(position <= cut, 0, half * ((position - 1) // half - 1))
 
 
 def copier_nll(agree: float) -> float:
@@ -98,7 +94,7 @@ def main() -> None:
     from hyenadna.data.genome import Genome
     from hyenadna.hub import BUNDLED_MODEL
     from hyenadna.sdk import HyenaDNAConfig, build_model
-    from hyenadna.training.context import repeat_lookup, target_nll
+    from hyenadna.training.context import cut_context_start, repeat_lookup, target_nll
     from hyenadna.training.pretrain import PretrainConfig, training_intervals
     from hyenadna.training.windows import fixed_windows
     from hyenadna.utils.io import atomic_write_text

@@ -67,6 +67,20 @@ def test_repeat_lookup_finds_the_last_earlier_occurrence_and_what_followed_it():
     assert (distance[[0, 1, 2, 3, 4, 5, 6, 8, 9, 10]] == 0).all() and (copied[distance == 0] == -1).all()
 
 
+def test_cut_context_start_is_where_each_targets_piece_begins(model):
+    from hyenadna.training.context import cut_context_start
+
+    windows = np.random.default_rng(4).integers(7, 11, (1, 30))
+    cut = target_nll(model, windows, context=8)[0]
+    starts = cut_context_start(np.arange(1, 30), 8)
+    with torch.no_grad():
+        for p, s in zip(range(1, 30), starts, strict=True):  # target p read from its piece's start gives its NLL
+            w = torch.from_numpy(windows)
+            logits = model(w[:, s:p]).logits[:, -1].float()
+            expected = torch.nn.functional.cross_entropy(logits, w[:, p]).item()
+            assert cut[p - 1] == pytest.approx(expected, rel=1e-5, abs=1e-6)
+
+
 def test_repeat_lookup_matches_brute_force_and_skips_n():
     rng = np.random.default_rng(3)
     w = rng.integers(7, 11, 400)

@@ -430,7 +430,8 @@ def summarise(out: Path, tasks: list[Task], cfg: BenchmarkConfig, log=print) -> 
         for mode in cfg.modes:
             runs = [json.loads(p.read_text()) for p in sorted((out / "runs" / task.name / mode).glob("seed*.json"))]
             runs = sorted((r for r in runs if r["seed"] in cfg.seeds), key=lambda r: r["seed"])
-            other = [r["seed"] for r in runs if r.get("recipe") != run_recipe(cfg, mode)]
+            recipe = run_recipe(cfg, mode)
+            other = [r["seed"] for r in runs if r.get("recipe") != recipe]
             if other:
                 log(f"{task.name} {mode} seed(s) {other}: saved with another recipe; left out of the report")
                 runs = [r for r in runs if r["seed"] not in other]

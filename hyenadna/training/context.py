@@ -59,6 +59,13 @@ def target_nll(model, windows: np.ndarray, batch_size: int = 1, context: int | N
     return out
 
 
+def cut_context_start(position: np.ndarray, context: int) -> np.ndarray:
+    """The first token a target at 1-based ``position`` sees when ``target_nll`` cuts the context to ``context``
+    tokens (pieces of ``context`` tokens every ``context // 2``)."""
+    half = context // 2
+    return np.where(position <= context, 0, half * ((position - 1) // half - 1))
+
+
 def repeat_lookup(window: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """For each target position 1..T-1 of a (T,) token window (entry j is position j + 1): how far back the k tokens
     before the target occurred last, counted between the ends of the two k-mers (0: nowhere earlier in the window),
