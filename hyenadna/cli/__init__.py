@@ -126,18 +126,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    # every command needs torch; imported here (numpy first: torch's C++ import of it would clear a
-    # KeyboardInterrupt), so that a Ctrl-C meanwhile is seen below, before any work
-    import numpy  # noqa: F401
+    # every command needs torch; a Ctrl-C while it imports was held (_startup) and is raised here, before any work
     import torch
 
     from hyenadna import _startup
 
-    if _startup.interrupted:  # raised inside torch's import and cleared there: stop before any work
-        raise KeyboardInterrupt
+    _startup.resume()
     if getattr(args, "threads", None):
-        import torch
-
         torch.set_num_threads(args.threads)
     elif (
         hasattr(args, "threads")
