@@ -287,6 +287,32 @@ def test_ctrl_c_while_starting_up_is_clean(tmp_path):
         assert "interrupted" in err and not out.exists()
 
 
+def test_ctrl_c_held_during_start_up_is_raised_once_torch_has_imported(monkeypatch):
+    """The start-up handler only remembers a Ctrl-C (raising inside torch's C++ import could abort the process);
+    resume() puts Python's handler back and raises the one held."""
+    import os
+    import signal
+
+    from hyenadna import _startup
+
+    previous = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(_startup, "interrupted", False)
+    try:
+        _startup.install()
+        os.kill(os.getpid(), signal.SIGINT)  # handled here, between bytecodes: remembered, nothing raised
+        for _ in range(1000):
+            if _startup.interrupted:
+                break
+        assert _startup.interrupted
+        with pytest.raises(KeyboardInterrupt):
+            _startup.resume()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        monkeypatch.setattr(_startup, "interrupted", False)
+        _startup.resume()  # nothing held: nothing raised
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_old_torch_is_refused_at_import_without_importing_it(tmp_path, monkeypatch):
     import importlib.util
     from types import SimpleNamespace
