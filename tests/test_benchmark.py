@@ -299,6 +299,9 @@ def test_progress_counts_runs_and_estimates_the_rest_by_mode():
 
     first = progress.line(res("kmer", 20.0))
     assert first.startswith("[1/4] t ") and "ETA" not in first  # no scratch run timed yet: no guess
+    assert first.count("mcc 0.500") == 1  # the task's metric, and MCC beside it only when it is another
+    f1_task = {**res("kmer", 1.0), "metric": "f1", "test": {"f1": 0.7, "mcc": 0.4}}
+    assert "f1 0.700 mcc 0.400 (1 s)" in _Progress(jobs, {}, workers=1).line(f1_task)
     second = progress.line(res("scratch", 3000.0))
     assert second.startswith("[2/4]") and second.endswith("; ETA 25 min")  # (15 s + 3000 s) / 2 workers
     progress.line(res("kmer", 15.0))

@@ -315,10 +315,10 @@ def _duration(seconds: float) -> str:
 
 
 def _describe(res: dict) -> str:
-    return (
-        f"{res['task']:30s} {res['mode']:9s} seed {res['seed']}: {res['metric']} {res['test'][res['metric']]:.3f} "
-        f"mcc {res['test']['mcc']:.3f} ({res['seconds']:.0f} s)"
-    )
+    scores = f"{res['metric']} {res['test'][res['metric']]:.3f}"
+    if res["metric"] != "mcc":
+        scores += f" mcc {res['test']['mcc']:.3f}"
+    return f"{res['task']:30s} {res['mode']:9s} seed {res['seed']}: {scores} ({res['seconds']:.0f} s)"
 
 
 def _run_one(cfg: BenchmarkConfig, out: Path, sub: Task, mode: str, seed: int, log=None) -> dict:
