@@ -119,7 +119,7 @@ def _avoid_busy_cores(command: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
-    except KeyboardInterrupt:  # before the command's own handler (torch is still importing, threads being set)
+    except KeyboardInterrupt:  # before the command's own handler: held while torch imported, or threads being set
         print("hyenadna: interrupted", file=sys.stderr)
         return 130
 
