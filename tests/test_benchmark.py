@@ -248,6 +248,47 @@ def test_report_only_matches_runs_of_the_default_model(tasks_dir, tmp_path):
     assert not any("another recipe" in m for m in messages)
 
 
+def test_runs_of_other_weights_under_the_same_name_are_run_again(tasks_dir, tmp_path):
+    # a model folder (or bundled name) whose weights were retrained keeps its name: its old runs must not count
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(FIXTURES / "tiny" / name, model_dir / name)
+    cfg = BenchmarkConfig(
+        tasks_dir=str(tasks_dir),
+        out_dir=str(tmp_path / "out"),
+        tasks=["gc_task"],
+        seeds=[0],
+        modes=["probe", "kmer"],
+        model_path=str(model_dir),
+    )
+    run_benchmark(cfg, log=lambda m: None)
+    path = tmp_path / "out" / "runs" / "gc_task" / "probe" / "seed0.json"
+    first = json.loads(path.read_text())["recipe"]["weights"]
+    messages = []
+    run_benchmark(cfg, log=messages.append)
+    assert not any("another recipe" in m for m in messages)  # same weights: reused
+
+    weights = load_file(model_dir / "model.safetensors")
+    name = sorted(weights)[0]
+    weights[name] = weights[name] + 0.01
+    save_file(weights, model_dir / "model.safetensors")
+    messages = []
+    summary = run_benchmark(cfg, log=messages.append, report_only=True)
+    assert "probe" not in summary["tasks"]["gc_task"]["modes"]  # the old weights' run is left out of the report
+    assert summary["tasks"]["gc_task"]["modes"]["kmer"]["seeds"] == [0]  # the k-mer model has no weights to change
+    assert any("gc_task probe seed(s) [0]: saved with another recipe; left out" in m for m in messages)
+    messages = []
+    run_benchmark(cfg, log=messages.append)
+    assert any("gc_task probe seed 0: saved with another recipe; running it again" in m for m in messages)
+    second = json.loads(path.read_text())["recipe"]["weights"]
+    assert second != first and len(second) == 16
+
+
 def test_parallel_workers_save_the_same_runs_as_one_process(tasks_dir, tmp_path, monkeypatch):
     import torch
 

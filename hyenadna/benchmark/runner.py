@@ -53,6 +53,9 @@ class BenchmarkConfig:
     head_init: str = "probe"  # the pretrained model's head; the not-pretrained model always starts from a random head
     probes: list[str] = field(default_factory=lambda: ["logreg", "mlp"])
     profile: str = "full"
+    # a fingerprint of the pretrained weights, set by run_benchmark: saved probe and fine-tuned runs are reused only
+    # for the same weights, so a model whose name stays while its weights change is run again, never mixed in
+    weights: str | None = None
 
     @classmethod
     def quick(cls, **kw) -> BenchmarkConfig:
@@ -202,6 +205,14 @@ def run_finetune(task: Task, seed: int, cfg: BenchmarkConfig, pretrained: bool, 
     }
 
 
+def weights_fingerprint(model_path: str | Path) -> str:
+    """The hash of every weight in a checkpoint, the one its cached embeddings are filed under."""
+    from hyenadna.probe import model_fingerprint
+    from hyenadna.sdk import HyenaDNAConfig, build_model
+
+    return model_fingerprint(build_model(HyenaDNAConfig(model_path=str(model_path), progress=False))[0])
+
+
 def _pretrained_config(cfg: BenchmarkConfig):
     from hyenadna.sdk import HyenaDNAConfig, build_model
 
@@ -256,6 +267,8 @@ def run_recipe(cfg: BenchmarkConfig, mode: str) -> dict:
         from hyenadna.hub import BUNDLED_MODEL  # no model named: the bundled one, before and after it is resolved
 
         recipe["model"] = cfg.model_name or (Path(cfg.model_path).name if cfg.model_path else BUNDLED_MODEL)
+    if mode in ("probe", "finetune"):
+        recipe["weights"] = cfg.weights
     if mode == "probe":
         recipe["probes"] = list(cfg.probes)
     if mode in ("finetune", "scratch"):
@@ -396,13 +409,15 @@ def run_benchmark(cfg: BenchmarkConfig, log=print, report_only: bool = False, wo
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     tasks = load_benchmark_tasks(cfg, log)
-    if not report_only and cfg.model_path is None and set(cfg.modes) & {"probe", "finetune", "scratch"}:
-        # fetch (or find) the weights once, so every run reads the same files
+    if cfg.model_path is None and set(cfg.modes) & {"probe", "finetune", "scratch"}:
+        # fetch (or find) the weights once, so every run reads the same files; a report fetches nothing
         from hyenadna.hub import HubOptions, resolve_weights
 
-        hub = HubOptions(cfg.model_revision, cfg.local_files_only, layout=cfg.hub_layout)
+        hub = HubOptions(cfg.model_revision, cfg.local_files_only or report_only, layout=cfg.hub_layout)
         path = resolve_weights(cfg.model_name, None, hub)
         cfg = replace(cfg, model_path=str(path))
+    if set(cfg.modes) & {"probe", "finetune"}:
+        cfg = replace(cfg, weights=weights_fingerprint(cfg.model_path))
     t_all = time.time()
     jobs, saved = ([], {}) if report_only else _pending(cfg, tasks, out, log)
     workers = min(workers, max(1, len(jobs)))
