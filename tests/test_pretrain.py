@@ -279,6 +279,17 @@ def test_export_writes_model_card(fasta, tmp_path):
     assert "shipped inside the package as its default model" in default and "HyenaDNA()  #" in default
     emb = HyenaDNA(HyenaDNAConfig(model_path=dest, pooling="mean")).get_embeddings("ACGTACGT")
     assert emb.shape == (1, 16)
+    # an evaluation's card sections bring their plots from beside the evaluation's JSON
+    nll = {"nll": 1.5, "bits_per_base": 2.1, "perplexity": 4.5}
+    evaluation = {"model_nll": nll, "card_sections": ["## Bands\n\n![NLL by position](position_nll.png)"]}
+    with pytest.raises(ValueError, match=r"position_nll\.png"):
+        export_run(tmp_path / "run", tmp_path / "d", "toy-model", evaluation)
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "position_nll.png").write_bytes(b"plot")
+    dest = export_run(tmp_path / "run", tmp_path / "d", "toy-model", evaluation, evaluation_dir=tmp_path / "eval")
+    assert (dest / "position_nll.png").read_bytes() == b"plot" and "![NLL by position]" in (
+        dest / "README.md"
+    ).read_text()
 
 
 def test_sigterm_checkpoints_and_resume_finishes(fasta, tmp_path):

@@ -14,8 +14,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     from hyenadna.training.export import export_run
 
     evaluation = json.loads(Path(args.evaluation).read_text()) if args.evaluation else None
-    dest = export_run(args.run, args.destination, args.name or Path(args.destination).name, evaluation, args.bundled)
-    print(f"exported {args.run} -> {dest} (config.json, model.safetensors, README.md model card)", file=sys.stderr)
+    name = args.name or Path(args.destination).name
+    folder = Path(args.evaluation).parent if args.evaluation else None
+    dest = export_run(args.run, args.destination, name, evaluation, args.bundled, evaluation_dir=folder)
+    print(
+        f"exported {args.run} -> {dest} (config.json, model.safetensors, README.md model card, plots)", file=sys.stderr
+    )
     return 0
 
 

@@ -10,7 +10,7 @@ import torch
 
 from hyenadna.models.hyena_dna import load_model
 from hyenadna.ops.autotune import cpu_name
-from hyenadna.utils.io import atomic_write_text
+from hyenadna.utils.io import atomic_path, atomic_write_text
 
 MAX_BYTES = 10 * 1024 * 1024
 
@@ -98,8 +98,25 @@ def _threads_used(cfg: dict, rows: list[dict]) -> str:
     return "/".join(map(str, counts)) or "default"
 
 
+def _copy_card_images(text: str, source: Path | None, dest: Path) -> None:
+    """The plots the evaluation's card sections link to, from beside its JSON: a card never links a stale or absent
+    image."""
+    import re
+
+    for image in re.findall(r"!\[[^\]]*\]\(([^)/]+\.png)\)", text):
+        if source is None or not (source / image).is_file():
+            raise ValueError(f"the evaluation's card links {image}, which is not beside it ({source}); pass its folder")
+        with atomic_path(dest / image) as tmp:
+            shutil.copyfile(source / image, tmp)
+
+
 def export_run(
-    run_dir: str | Path, dest: str | Path, name: str, evaluation: dict | None = None, bundled: bool = False
+    run_dir: str | Path,
+    dest: str | Path,
+    name: str,
+    evaluation: dict | None = None,
+    bundled: bool = False,
+    evaluation_dir: str | Path | None = None,
 ) -> Path:
     """Copy ``run_dir/model`` to ``dest`` and write its model card from the run's own records only: its config,
     metrics, regions and Markov report. ``bundled``: the card says the model ships inside the package (as the
@@ -176,6 +193,7 @@ def export_run(
     extra = ""
     if evaluation and evaluation.get("card_sections"):
         extra = "\n" + "\n\n".join(evaluation["card_sections"]) + "\n"
+        _copy_card_images(extra, Path(evaluation_dir) if evaluation_dir else None, dest)
     card = f"""# {name}
 
 A HyenaDNA language model pretrained by the hyenadna project on real DNA, on CPU, {where}. It is **not** one of
