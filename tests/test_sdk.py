@@ -283,8 +283,10 @@ def test_ctrl_c_while_starting_up_is_clean(tmp_path):
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
         assert "Traceback" not in err, f"after {delay} s:\n{err}"
-        assert proc.returncode == 130, (delay, proc.returncode, err)  # never ignored: it ran on before
-        assert "interrupted" in err and not out.exists()
+        # never ignored (it ran on before) nor aborted (-6). Once (a clean-clone CI run, 2026-12-02), at 1.6 s (embedding under
+        # way), the process printed its one line and then ended by SIGINT (-2), which a shell reports as 130 too
+        assert proc.returncode in (130, -signal.SIGINT), (delay, proc.returncode, err)
+        assert err.count("interrupted") == 1 and not out.exists()
 
 
 def test_ctrl_c_held_during_start_up_is_raised_once_torch_has_imported(monkeypatch):
