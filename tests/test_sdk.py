@@ -283,8 +283,8 @@ def test_ctrl_c_while_starting_up_is_clean(tmp_path):
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
         assert "Traceback" not in err, f"after {delay} s:\n{err}"
-        # never ignored (it ran on before) nor aborted (-6). Once (a clean-clone CI run, 2026-12-02), at 1.6 s (embedding under
-        # way), the process printed its one line and then ended by SIGINT (-2), which a shell reports as 130 too
+        # never ignored (it ran on before) nor aborted (-6). Once (a clean-clone CI run, 2026-12-02), at 1.6 s
+        # (embedding under way), it printed its one line and then ended by SIGINT (-2), which a shell reports as 130
         assert proc.returncode in (130, -signal.SIGINT), (delay, proc.returncode, err)
         assert err.count("interrupted") == 1 and not out.exists()
 
