@@ -140,21 +140,31 @@ def _run(kind, impl, model, run, ids, repeats, times) -> None:
                 run(ids)
                 times.append(time.perf_counter() - t)
     else:
-        model.train()
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        warmup = 2 if impl == "fast_compile" else 1  # compiling the forward, then the backward
-        for i in range(repeats + warmup):
-            t = time.perf_counter()
-            if impl == "transformer":
-                out = model(ids[:, :-1]) @ model.emb.weight.T
-                loss = torch.nn.functional.cross_entropy(out.flatten(0, 1), ids[:, 1:].flatten())
-            else:
-                loss = model(ids[:, :-1], labels=ids[:, 1:]).loss
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if i >= warmup:
-                times.append(time.perf_counter() - t)
+        from hyenadna.utils.memory import reuse_freed_memory
+
+        # our trainers (pretrain, fine_tune) keep freed memory for the next step; the reference does not
+        with reuse_freed_memory(impl != "reference" and impl != "transformer"):
+            _train_steps(impl, model, ids, repeats, times)
+
+
+def _train_steps(impl, model, ids, repeats, times) -> None:
+    import torch
+
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    warmup = 2 if impl == "fast_compile" else 1  # compiling the forward, then the backward
+    for i in range(repeats + warmup):
+        t = time.perf_counter()
+        if impl == "transformer":
+            out = model(ids[:, :-1]) @ model.emb.weight.T
+            loss = torch.nn.functional.cross_entropy(out.flatten(0, 1), ids[:, 1:].flatten())
+        else:
+            loss = model(ids[:, :-1], labels=ids[:, 1:]).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i >= warmup:
+            times.append(time.perf_counter() - t)
 
 
 def child(workload: str, impl: str, threads: int, length: int | None = None, timeout: float = 3600) -> dict:
@@ -254,6 +264,13 @@ def main() -> None:
         nargs="+",
         help="only these implementations (fast, fast_defaults, fast_bf16, fast_compile, reference, transformer)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="time every implementation this many times, in alternating order; the table shows each one's median "
+        "and the median of the per-round ratios to the reference",
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.json"))
     args = parser.parse_args()
     if args.child:
@@ -283,6 +300,27 @@ def main() -> None:
     summarise_suite(args, names, rows, crossover)
 
 
+def merge_rounds(rows: list[dict]) -> dict[tuple[str, str], dict]:
+    """(workload, impl) -> its row with the median seconds over the rounds (tokens/s from that), the largest peak
+    RSS, and every round's seconds in round order (``round_seconds``) for paired ratios."""
+    by: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        if "error" not in r:
+            by.setdefault((r["workload"], r["impl"]), []).append(r)
+    merged = {}
+    for key, rs in by.items():
+        rs = sorted(rs, key=lambda r: r.get("round", 0))
+        sec = statistics.median(r["seconds"] for r in rs)
+        merged[key] = {
+            **rs[0],
+            "seconds": sec,
+            "tokens_per_s": rs[0]["batch"] * rs[0]["L"] / sec,
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
+            "round_seconds": [r["seconds"] for r in rs],
+        }
+    return merged
+
+
 def busy_neighbour() -> subprocess.Popen:
     """A process that spins on the last CPU for as long as it lives: one core of the machine is busy elsewhere."""
     import os
@@ -300,10 +338,11 @@ def run_suite(args, names: list[str]) -> tuple[list[dict], list[dict]]:
         impls += ["transformer"] if w in ("tiny1k_b1", "tiny1k_b32", "small32k") else []
         impls += ["reference_reuse"] if w in (args.reference_reuse or []) else []
         impls = [i for i in impls if not args.impls or i in args.impls]
-        for impl in impls:
-            r = child(w, impl, args.threads)
-            rows.append(r)
-            print(json.dumps(r), flush=True)
+        for rnd in range(args.rounds):  # every other round in reverse order, so drift in the load cancels
+            for impl in impls if rnd % 2 == 0 else impls[::-1]:
+                r = {**child(w, impl, args.threads), "round": rnd}
+                rows.append(r)
+                print(json.dumps(r), flush=True)
     crossover = []
     if not args.no_crossover and (args.only is None or not names):
         for length in CROSSOVER_LENGTHS:
@@ -325,7 +364,7 @@ def summarise_suite(args, names: list[str], rows: list[dict], crossover: list[di
 
     # without native bf16 (AVX2-only CPUs) a bf16 2048^3 matmul is emulated and takes minutes: skip the bf16 peak
     peak_bf16 = matmul_peak(args.threads, "bfloat16") if onednn_available(torch_dtype("bfloat16")) else float("nan")
-    by = {(r["workload"], r["impl"]): r for r in rows if "error" not in r}
+    by = merge_rounds(rows)
     # The matmul floor: the time the projections alone take at the measured peak (the faster of MKL and oneDNN).
     # Reference time / floor is the largest speed-up any implementation that does these matmuls could reach here,
     # with everything else free.
@@ -358,7 +397,11 @@ def summarise_suite(args, names: list[str], rows: list[dict], crossover: list[di
     )
 
     def ratio(a, b):
-        return f"{a['tokens_per_s'] / b['tokens_per_s']:.2f}x" if a and b else "-"
+        """b's seconds over a's, round by round (the median of those ratios), where both ran in the same rounds."""
+        if not (a and b):
+            return "-"
+        pairs = [tb / ta for ta, tb in zip(a["round_seconds"], b["round_seconds"], strict=False)]
+        return f"{statistics.median(pairs):.2f}x"
 
     for w in names:
         f, h = by.get((w, "fast")), by.get((w, "fast_bf16"))

@@ -41,6 +41,75 @@ def test_fast_path_matches_reference_path(length):
     assert_close(fftconv(u, None, bias, k_f=filter_spectrum(k, n), n=n), ref, atol=1e-4)
 
 
+@pytest.mark.parametrize(
+    ("shape", "taps"), [((2, 3, 7), 7), ((3, 4, 33), 20), ((1, 2, 1), 1), ((5, 40), 40), ((2, 2, 3, 16), 9)]
+)
+def test_fftconv_backward_is_the_gradient(shape, taps):
+    """The hand-written backward against finite differences (float64), batched or not, filters shorter than L."""
+    g = torch.Generator().manual_seed(taps)
+    u = torch.randn(*shape, dtype=torch.float64, generator=g, requires_grad=True)
+    k = torch.randn(shape[-2], taps, dtype=torch.float64, generator=g, requires_grad=True)
+    bias = torch.randn(shape[-2], dtype=torch.float64, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(fftconv, (u, k, bias))
+
+
+@pytest.mark.parametrize("length", [1, 64, 1000, 1031])
+@pytest.mark.parametrize("requires", [(True, True, True), (True, False, False), (False, True, True)])
+def test_fftconv_gradients_match_reference_autograd(length, requires):
+    """float32, in the (channels, batch, length) memory order the training path passes, against autograd through
+    ``fftconv_ref``; inputs that need no gradient get none."""
+    g = torch.Generator().manual_seed(length)
+    u = torch.randn(4, 3, length, generator=g).transpose(0, 1)
+    k = torch.randn(4, min(length, 700), generator=g) * torch.exp(-torch.linspace(0, 4, min(length, 700)))
+    bias, grad = torch.randn(4, generator=g), torch.randn(3, 4, length, generator=g)
+    got, want = [], []
+    for fn, out in ((fftconv, got), (fftconv_ref, want)):
+        inputs = [t.detach().clone().requires_grad_(r) for t, r in zip((u, k, bias), requires, strict=True)]
+        y = fn(*inputs)
+        y.backward(grad)
+        out += [y.detach(), *(t.grad for t in inputs)]
+    for a, b in zip(got, want, strict=True):
+        if b is None:
+            assert a is None
+        else:
+            assert a.dtype == b.dtype
+            assert_close(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize(("batch", "length", "taps"), [(2, 9, 9), (1, 1, 1), (3, 20, 7)])
+def test_gated_fftconv_is_the_unfused_gating_and_its_gradient(batch, length, taps):
+    """x0 * fftconv(x1 * v) token-major, from z in the training path's (3D, B, L) memory order: values against the
+    unfused ops, gradients against finite differences (float64)."""
+    from hyenadna.ops.fftconv import gated_fftconv
+
+    g = torch.Generator().manual_seed(length)
+    z = torch.randn(6, batch, length, dtype=torch.float64, generator=g).transpose(0, 1).requires_grad_()
+    k = torch.randn(2, taps, dtype=torch.float64, generator=g, requires_grad=True)
+    bias = torch.randn(2, dtype=torch.float64, generator=g, requires_grad=True)
+    x0, x1, v = z.split(2, dim=1)
+    want = (fftconv_ref(x1 * v, k, bias) * x0).transpose(1, 2)
+    got = gated_fftconv(z, k, bias)
+    assert got.shape == (batch, length, 2) and got.is_contiguous()
+    assert_close(got, want, atol=1e-12)
+    assert torch.autograd.gradcheck(gated_fftconv, (z, k, bias))
+    # only some inputs need a gradient (a frozen filter; a frozen backbone's z does not occur)
+    k.requires_grad_(False)
+    (dz,) = torch.autograd.grad(gated_fftconv(z, k, bias).sum(), (z,))
+    assert dz.stride() == z.stride()  # the layout the short conv's backward reads
+
+
+def test_fftconv_backward_under_bf16_input():
+    """A bf16 input (autocast) gets a bf16 gradient; the filter and D keep float32 ones."""
+    u = torch.randn(2, 4, 50).to(torch.bfloat16).requires_grad_()
+    k, bias = torch.randn(4, 50, requires_grad=True), torch.randn(4, requires_grad=True)
+    fftconv(u, k, bias).float().sum().backward()
+    assert u.grad.dtype == torch.bfloat16 and k.grad.dtype == bias.grad.dtype == torch.float32
+    u32, k32, b32 = (t.detach().float().requires_grad_() for t in (u, k, bias))
+    fftconv_ref(u32, k32, b32).sum().backward()
+    assert_close(k.grad, k32.grad, atol=1e-3, rtol=1e-3)
+    assert_close(u.grad.float(), u32.grad, atol=0.05, rtol=0.02)
+
+
 def test_filter_shorter_than_input_has_no_taps_beyond():
     g = torch.Generator().manual_seed(2)
     u = torch.randn(1, 2, 40, generator=g)

@@ -62,11 +62,14 @@ def filter_spectrum(k: Tensor, n: int) -> Tensor:
 def fftconv(u: Tensor, k: Tensor | None, bias: Tensor, k_f: Tensor | None = None, n: int | None = None) -> Tensor:
     """Fast path, same contract as ``fftconv_ref``. Give the filter ``k``, or its spectrum ``k_f`` at length ``n``.
 
-    Any n >= L + Lk - 1 gives the exact linear convolution on the first L outputs; we use a smooth n >= 2L - 1.
+    Any n >= L + Lk - 1 gives the exact linear convolution on the first L outputs; we use a smooth n >= 2L - 1. With
+    autograd (given ``k``) it runs through ``_FFTConv``, whose backward is written out as correlations.
     """
     seqlen = u.shape[-1]
     if k_f is None:
         n = fft_length(2 * seqlen - 1, u.device)
+        if torch.is_grad_enabled() and any(t.requires_grad for t in (u, k, bias)):
+            return _FFTConv.apply(u, k, bias, n)
         k_f = filter_spectrum(k, n)
     elif n is None:
         raise ValueError("fftconv: give the transform length n together with the spectrum k_f")
@@ -91,3 +94,107 @@ def fftconv_inplace(u: Tensor, k_f: Tensor, bias: Tensor, work: Tensor) -> Tenso
     work[:, seqlen:] = 0
     y = torch.fft.irfft(torch.fft.rfft(work).mul_(k_f), n=n)
     return torch.addcmul(y[:, :seqlen], u, bias.float()[:, None], out=u)
+
+
+class _FFTConv(torch.autograd.Function):
+    """``fftconv`` with its gradients as FFT correlations (``_correlation_grads``)."""
+
+    @staticmethod
+    def forward(ctx, u: Tensor, k: Tensor, bias: Tensor, n: int) -> Tensor:
+        dtype = torch.promote_types(u.dtype, torch.float32)  # float64 stays float64 (gradcheck)
+        u_c = u.to(dtype)
+        u_f = torch.fft.rfft(u_c, n=n)
+        k_f = torch.fft.rfft(k.to(dtype), n=n)
+        y = torch.fft.irfft(u_f * k_f, n=n)[..., : u.shape[-1]]
+        ctx.save_for_backward(u_f.conj_physical_(), k_f.conj_physical_(), bias)
+        ctx.n, ctx.taps, ctx.dtypes = n, k.shape[-1], (u.dtype, k.dtype, bias.dtype)
+        return torch.addcmul(y, u_c, bias.to(dtype).unsqueeze(-1)).to(u.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None, None]:
+        u_f_conj, k_f_conj, bias = ctx.saved_tensors
+        grad_u, grad_k, grad_bias = _correlation_grads(
+            grad.to(u_f_conj.real.dtype), u_f_conj, k_f_conj, bias, ctx.n, ctx.taps, ctx.needs_input_grad[:3]
+        )
+        u_dtype, k_dtype, b_dtype = ctx.dtypes
+        return _to(grad_u, u_dtype), _to(grad_k, k_dtype), _to(grad_bias, b_dtype), None
+
+
+def _correlation_grads(
+    grad: Tensor, u_f_conj: Tensor, k_f_conj: Tensor, bias: Tensor, n: int, taps: int, needs: tuple[bool, ...]
+) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """Gradients of y = h * u + D u (causal, first L outputs) from the output gradient g, given the conjugated spectra
+    of u and h at transform length n: du = (g correlated with h) + D g, dh = (g correlated with u) summed over the
+    batch, dD = the same correlation's lag 0. Autograd's own backward of rfft runs a complex transform of the full
+    length n on a zero-padded copy (twice a real one's work) and pads or trims around each transform; here it is one
+    real transform of g and two inverse ones (the filter's over channels only). n >= L + Lk - 1, as in the forward,
+    keeps the correlations free of wrap-around on the lags kept. The spectra come conjugated in place by the forward:
+    a lazily conjugated operand makes ``mul`` copy it."""
+    batch_dims = tuple(range(grad.dim() - 2))
+    g_f = torch.fft.rfft(grad, n=n)
+    grad_u = grad_k = grad_bias = None
+    if needs[1] or needs[2]:
+        cross = g_f * u_f_conj
+        cross = torch.fft.irfft(cross.sum(batch_dims) if batch_dims else cross, n=n)
+        grad_k = cross[:, :taps] if needs[1] else None
+        grad_bias = cross[:, 0].clone() if needs[2] else None
+    if needs[0]:
+        y = torch.fft.irfft(g_f.mul_(k_f_conj), n=n)[..., : grad.shape[-1]]
+        grad_u = torch.addcmul(y, grad, bias.to(grad.dtype).unsqueeze(-1))
+    return grad_u, grad_k, grad_bias
+
+
+def _to(t: Tensor | None, dtype: torch.dtype) -> Tensor | None:
+    return None if t is None else t.to(dtype)
+
+
+def gated_fftconv(z: Tensor, k: Tensor, bias: Tensor, n: int | None = None) -> Tensor:
+    """The Hyena operator's gating around its long convolution, for training: z (B, 3D, L) holds (x0, x1, v) as the
+    short conv wrote them; returns x0 * fftconv(x1 * v, k, bias) token-major, (B, L, D), as out_proj reads it.
+
+    Same values as the unfused ops, in one autograd node (``_GatedFFTConv``): its backward writes the three gradients
+    straight into one (B, 3D, L) tensor in z's memory order, where autograd would concatenate three, and the
+    transposes to and from the token-major gated output happen inside the two gating products."""
+    if n is None:
+        n = fft_length(2 * z.shape[-1] - 1, z.device)
+    return _GatedFFTConv.apply(z, k, bias, n)
+
+
+class _GatedFFTConv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z: Tensor, k: Tensor, bias: Tensor, n: int) -> Tensor:
+        batch, width, seqlen = z.shape
+        d, dtype = width // 3, torch.promote_types(z.dtype, torch.float32)
+        x0, x1, v = z.to(dtype).split(d, dim=1)
+        p = x1 * v
+        p_f = torch.fft.rfft(p, n=n)
+        k_f = torch.fft.rfft(k.to(dtype), n=n)
+        y = torch.addcmul(torch.fft.irfft(p_f * k_f, n=n)[..., :seqlen], p, bias.to(dtype).unsqueeze(-1))
+        out = torch.empty(batch, seqlen, d, dtype=z.dtype, device=z.device)
+        torch.mul(y, x0, out=out.transpose(1, 2))
+        ctx.save_for_backward(z, y, p_f.conj_physical_(), k_f.conj_physical_(), bias)
+        ctx.n, ctx.taps, ctx.dtypes = n, k.shape[-1], (z.dtype, k.dtype, bias.dtype)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None, None]:
+        z, y, p_f_conj, k_f_conj, bias = ctx.saved_tensors
+        batch, width, seqlen = z.shape
+        d, dtype = width // 3, y.dtype
+        x0, x1, v = z.to(dtype).split(d, dim=1)
+        g = grad.transpose(1, 2)  # (B, D, L) view of the token-major gradient
+        # z's memory order: (3D, B, L) from the channels-first in_proj, which the short conv's backward reads
+        grad_z = torch.empty(width, batch, seqlen, dtype=dtype, device=z.device).transpose(0, 1)
+        g0, g1, gv = grad_z.split(d, dim=1)
+        torch.mul(g, y, out=g0)
+        g_y = torch.empty(batch, d, seqlen, dtype=dtype, device=z.device)
+        torch.mul(g, x0, out=g_y)
+        needs_u = ctx.needs_input_grad[0]
+        grad_p, grad_k, grad_bias = _correlation_grads(
+            g_y, p_f_conj, k_f_conj, bias, ctx.n, ctx.taps, (needs_u, *ctx.needs_input_grad[1:3])
+        )
+        if needs_u:
+            torch.mul(grad_p, v, out=g1)
+            torch.mul(grad_p, x1, out=gv)
+        z_dtype, k_dtype, b_dtype = ctx.dtypes
+        return _to(grad_z if needs_u else None, z_dtype), _to(grad_k, k_dtype), _to(grad_bias, b_dtype), None

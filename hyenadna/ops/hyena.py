@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from hyenadna.ops.execution import ExecutionOptions
-from hyenadna.ops.fftconv import fft_length, fftconv, fftconv_inplace, fftconv_padded, fftconv_ref
+from hyenadna.ops.fftconv import fft_length, fftconv, fftconv_inplace, fftconv_padded, fftconv_ref, gated_fftconv
 from hyenadna.ops.linear import linear, matmul_dtype
 from hyenadna.ops.short_conv import causal_short_conv, causal_short_conv_ref, causal_short_conv_tokens
 from hyenadna.utils.memory import reuse_freed_memory
@@ -43,6 +43,9 @@ def hyena_batched(op: HyenaOperator, u: Tensor, k_f: Tensor | None = None, n: in
     z = linear(op.in_proj.weight, u.reshape(batch * seqlen, d))  # W_in @ u^T: (3D, B*L)
     z = (z + op.in_proj.bias[:, None].to(z.dtype)).view(3 * d, batch, seqlen).transpose(0, 1)
     z = causal_short_conv(z, op.short_filter.weight[:, 0], op.short_filter.bias)
+    if k_f is None and not (op.dropout.p > 0 and op.training):
+        y = gated_fftconv(z, op.filter_fn.filter(seqlen), op.filter_fn.bias)  # (B, L, D)
+        return linear(y.view(batch * seqlen, d), op.out_proj.weight, op.out_proj.bias).view(batch, seqlen, d)
     x0, x1, v = z.split(d, dim=1)
     if k_f is None:
         y = fftconv(op.dropout(x1 * v), op.filter_fn.filter(seqlen), op.filter_fn.bias) * x0
