@@ -6,7 +6,8 @@ allows, and which non-matmul work a faster step would have to remove.
     .venv/bin/python benchmarks/train_profile.py     # ~2 min -> benchmarks/results/train_profile.json
 
 Each workload and path runs in a fresh process (speed.py's workloads: tiny-1k batch 8, 16k tokens batch 1, random
-weights). Run it on an otherwise idle machine: the shares move with the load.
+weights). Run it on an otherwise idle machine: the shares move with the load, and the step times of single runs by
+10-20%, so ``speed.py --rounds`` gives the ratios.
 """
 
 from __future__ import annotations

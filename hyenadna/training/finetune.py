@@ -23,7 +23,6 @@ from hyenadna.pooling import masked_pool
 from hyenadna.tokenizer import BatchEncoding
 from hyenadna.training.optim import build_optimizer, cosine_lr
 from hyenadna.utils.device import seeded
-from hyenadna.utils.memory import reuse_freed_memory
 from hyenadna.utils.precision import autocast, grad_scaler
 
 
@@ -106,8 +105,7 @@ def fine_tune(
         history.append({"epoch": 0, "train_loss": None, **{f"val_{k}": v for k, v in start.items()}})
         best, best_state = sign * start[key], _snapshot(network)
     scaler = grad_scaler(device, precision)
-    # glibc would unmap and page-fault in again every large activation of every step (utils/memory.py)
-    with seeded(recipe.seed), reuse_freed_memory(device.type == "cpu"):
+    with seeded(recipe.seed):
         for epoch in range(recipe.epochs):
             network.train()
             batches = bucketed_batches(lengths, batch_size, rng)
