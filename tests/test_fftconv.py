@@ -305,6 +305,23 @@ def test_filter_stays_float32_under_bf16_autocast():
     torch.testing.assert_close(want_group, want[2:5], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("length", [1, 300, 4000])  # one tap, and beyond l_max (the taps stop at 301)
+def test_channels_first_filter_is_the_reference_filter(length):
+    """The training and inference paths' contiguous filter: the reference's taps and gradients."""
+    from hyenadna.modules.hyena_filter import HyenaFilter
+
+    torch.manual_seed(length)
+    f = HyenaFilter(8, 301)
+    want, got = f.filter(length), f.filter_channels_first(length)
+    assert got.is_contiguous() and got.shape == want.shape == (8, min(length, 301))
+    assert_close(got, want, atol=1e-6)
+    g = torch.randn_like(want)
+    params = list(f.implicit_filter.parameters())
+    want_grads = torch.autograd.grad((want * g).sum(), params)
+    for a, b in zip(want_grads, torch.autograd.grad((got * g).sum(), params), strict=True):
+        assert_close(b, a, atol=1e-5, rtol=1e-5)
+
+
 def test_filter_cache_sees_edits_through_data_and_shift():
     """The cached spectrum follows the filter's values: ``.data`` edits (EMA, weight surgery) do not bump the
     version counter it used to key on (0.59 max abs off after deltas.data.mul_)."""

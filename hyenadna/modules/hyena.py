@@ -78,7 +78,7 @@ class HyenaOperator(nn.Module):
         if not self._filter_unchanged() or key not in self._spectra:
             if sum(v.numel() * 8 for v in self._spectra.values()) + size > options.filter_cache_bytes:
                 self._spectra.clear()
-            self._spectra[key] = filter_spectrum(self.filter_fn.filter(seqlen), n)
+            self._spectra[key] = filter_spectrum(self.filter_fn.filter_channels_first(seqlen), n)
         return self._spectra[key], n
 
     def forward(self, u: Tensor, path: str | None = None, options: ExecutionOptions | None = None) -> Tensor:
@@ -102,4 +102,4 @@ class HyenaOperator(nn.Module):
 
     def uncached_spectrum(self, seqlen: int) -> tuple[Tensor, int]:
         n = fft_length(2 * seqlen - 1, self.in_proj.weight.device)
-        return filter_spectrum(self.filter_fn.filter(seqlen), n), n
+        return filter_spectrum(self.filter_fn.filter_channels_first(seqlen), n), n

@@ -130,12 +130,13 @@ def _correlation_grads(
     real transform of g and two inverse ones (the filter's over channels only). n >= L + Lk - 1, as in the forward,
     keeps the correlations free of wrap-around on the lags kept. The spectra come conjugated in place by the forward:
     a lazily conjugated operand makes ``mul`` copy it."""
-    batch_dims = tuple(range(grad.dim() - 2))
+    batched = grad.dim() > 2
     g_f = torch.fft.rfft(grad, n=n)
     grad_u = grad_k = grad_bias = None
     if needs[1] or needs[2]:
-        cross = g_f * u_f_conj
-        cross = torch.fft.irfft(cross.sum(batch_dims) if batch_dims else cross, n=n)
+        cross = (g_f * u_f_conj).reshape(-1, *g_f.shape[-2:]) if batched else (g_f * u_f_conj)[None]
+        # a batch of one needs no sum (which would allocate, zero and add a copy)
+        cross = torch.fft.irfft(cross[0] if cross.shape[0] == 1 else cross.sum(0), n=n)
         grad_k = cross[:, :taps] if needs[1] else None
         grad_bias = cross[:, 0].clone() if needs[2] else None
     if needs[0]:

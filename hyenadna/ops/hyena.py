@@ -44,11 +44,11 @@ def hyena_batched(op: HyenaOperator, u: Tensor, k_f: Tensor | None = None, n: in
     z = (z + op.in_proj.bias[:, None].to(z.dtype)).view(3 * d, batch, seqlen).transpose(0, 1)
     z = causal_short_conv(z, op.short_filter.weight[:, 0], op.short_filter.bias)
     if k_f is None and not (op.dropout.p > 0 and op.training):
-        y = gated_fftconv(z, op.filter_fn.filter(seqlen), op.filter_fn.bias)  # (B, L, D)
+        y = gated_fftconv(z, op.filter_fn.filter_channels_first(seqlen), op.filter_fn.bias)  # (B, L, D)
         return linear(y.view(batch * seqlen, d), op.out_proj.weight, op.out_proj.bias).view(batch, seqlen, d)
     x0, x1, v = z.split(d, dim=1)
     if k_f is None:
-        y = fftconv(op.dropout(x1 * v), op.filter_fn.filter(seqlen), op.filter_fn.bias) * x0
+        y = fftconv(op.dropout(x1 * v), op.filter_fn.filter_channels_first(seqlen), op.filter_fn.bias) * x0
     else:
         y = fftconv(x1 * v, None, op.filter_fn.bias, k_f=k_f, n=n) * x0
     y = y.transpose(0, 1).reshape(d, batch * seqlen)  # (D, B*L): a view when y kept z's memory order
