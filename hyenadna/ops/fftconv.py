@@ -1,8 +1,10 @@
 """Causal long convolution by FFT: ``y[c, t] = sum_{s<=t} h[c, t-s] u[c, s] + D_c u[c, t]``.
 
 ``fftconv_ref`` follows the reference algorithm step for step (transform length exactly 2L). ``fftconv`` is the fast
-path: a transform length that factors well and an optional precomputed filter spectrum. Both always run the FFT in
-float32 (complex64), whatever the input dtype, because ``torch.fft`` on CPU rejects bf16 and fp16 loses the filter tail.
+path: a transform length that factors well and an optional precomputed filter spectrum; with autograd, a backward
+written out as FFT correlations (``_correlation_grads``). ``gated_fftconv`` is the Hyena operator's gating around it,
+fused for training. All run the FFT in float32 (complex64) or wider, whatever the input dtype, because ``torch.fft``
+on CPU rejects bf16 and fp16 loses the filter tail.
 """
 
 from __future__ import annotations
