@@ -151,6 +151,7 @@ def _to(t: Tensor | None, dtype: torch.dtype) -> Tensor | None:
     return None if t is None else t.to(dtype)
 
 
+@torch.compiler.disable  # as fftconv: complex tensors stay out of inductor
 def gated_fftconv(z: Tensor, k: Tensor, bias: Tensor, n: int | None = None) -> Tensor:
     """The Hyena operator's gating around its long convolution, for training: z (B, 3D, L) holds (x0, x1, v) as the
     short conv wrote them; returns x0 * fftconv(x1 * v, k, bias) token-major, (B, L, D), as out_proj reads it.
