@@ -92,7 +92,11 @@ def test_gated_fftconv_is_the_unfused_gating_and_its_gradient(batch, length, tap
     assert got.shape == (batch, length, 2) and got.is_contiguous()
     assert_close(got, want, atol=1e-12)
     assert torch.autograd.gradcheck(gated_fftconv, (z, k, bias))
-    # only some inputs need a gradient (a frozen filter; a frozen backbone's z does not occur)
+    # only some inputs need a gradient: a frozen filter, or z (the filter and D alone)
+    (dk, db) = torch.autograd.grad(gated_fftconv(z.detach(), k, bias).sum(), (k, bias))
+    (dk_want, db_want) = torch.autograd.grad(want.sum(), (k, bias))
+    assert_close(dk, dk_want, atol=1e-10)
+    assert_close(db, db_want, atol=1e-10)
     k.requires_grad_(False)
     (dz,) = torch.autograd.grad(gated_fftconv(z, k, bias).sum(), (z,))
     assert dz.stride() == z.stride()  # the layout the short conv's backward reads

@@ -157,8 +157,8 @@ def gated_fftconv(z: Tensor, k: Tensor, bias: Tensor, n: int | None = None) -> T
     short conv wrote them; returns x0 * fftconv(x1 * v, k, bias) token-major, (B, L, D), as out_proj reads it.
 
     Same values as the unfused ops, in one autograd node (``_GatedFFTConv``): its backward writes the three gradients
-    straight into one (B, 3D, L) tensor in z's memory order, where autograd would concatenate three, and the
-    transposes to and from the token-major gated output happen inside the two gating products."""
+    straight into one (B, 3D, L) tensor in z's memory order, where autograd would concatenate three. The forward's
+    gating product writes the token-major output directly; the backward makes the gradient channels-first once."""
     if n is None:
         n = fft_length(2 * z.shape[-1] - 1, z.device)
     return _GatedFFTConv.apply(z, k, bias, n)
@@ -195,17 +195,17 @@ class _GatedFFTConv(torch.autograd.Function):
                 g[b].copy_(grad[b].T)
         else:
             g.copy_(grad.transpose(1, 2))
-        # z's memory order: (3D, B, L) from the channels-first in_proj, which the short conv's backward reads
-        grad_z = torch.empty(width, batch, seqlen, dtype=dtype, device=z.device).transpose(0, 1)
-        g0, g1, gv = grad_z.split(d, dim=1)
-        torch.mul(g, y, out=g0)
+        needs_z = ctx.needs_input_grad[0]
+        grad_z = None
+        if needs_z:  # in z's memory order, (3D, B, L), which the short conv's backward reads
+            grad_z = torch.empty(width, batch, seqlen, dtype=dtype, device=z.device).transpose(0, 1)
+            torch.mul(g, y, out=grad_z[:, :d])
         g_y = g.mul_(x0)
-        needs_u = ctx.needs_input_grad[0]
         grad_p, grad_k, grad_bias = _correlation_grads(
-            g_y, p_f_conj, k_f_conj, bias, ctx.n, ctx.taps, (needs_u, *ctx.needs_input_grad[1:3])
+            g_y, p_f_conj, k_f_conj, bias, ctx.n, ctx.taps, (needs_z, *ctx.needs_input_grad[1:3])
         )
-        if needs_u:
-            torch.mul(grad_p, v, out=g1)
-            torch.mul(grad_p, x1, out=gv)
+        if needs_z:
+            torch.mul(grad_p, v, out=grad_z[:, d : 2 * d])
+            torch.mul(grad_p, x1, out=grad_z[:, 2 * d :])
         z_dtype, k_dtype, b_dtype = ctx.dtypes
-        return _to(grad_z if needs_u else None, z_dtype), _to(grad_k, k_dtype), _to(grad_bias, b_dtype), None
+        return _to(grad_z, z_dtype), _to(grad_k, k_dtype), _to(grad_bias, b_dtype), None
