@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from pathlib import Path
 
 import torch
 
+from hyenadna.ops.autotune import time_candidates
 from hyenadna.ops.fftconv import fft_length, fftconv
 from hyenadna.utils.io import atomic_write_text
 
@@ -29,14 +29,10 @@ def autograd_fftconv(u, k, bias):
 
 
 def paired(a, b, rounds: int) -> dict:
-    """Seconds of a() and b() per round, alternating which goes first, and the median ratio a / b."""
-    ta, tb = [], []
-    a(), b()  # warm-up
-    for r in range(rounds):
-        for fn, out in ((a, ta), (b, tb)) if r % 2 == 0 else ((b, tb), (a, ta)):
-            t = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - t)
+    """Seconds of a() and b() per round, alternating which goes first (autotune's ``time_candidates``), and the
+    median ratio a / b."""
+    seconds = time_candidates({"a": a, "b": b}, repeats=rounds)
+    ta, tb = seconds["a"], seconds["b"]
     ratio = statistics.median(x / y for x, y in zip(ta, tb, strict=True))
     return {"a_seconds": ta, "b_seconds": tb, "ratio_a_over_b": ratio}
 

@@ -104,13 +104,10 @@ class _FFTConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u: Tensor, k: Tensor, bias: Tensor, n: int) -> Tensor:
         dtype = torch.promote_types(u.dtype, torch.float32)  # float64 stays float64 (gradcheck)
-        u_c = u.to(dtype)
-        u_f = torch.fft.rfft(u_c, n=n)
-        k_f = torch.fft.rfft(k.to(dtype), n=n)
-        y = torch.fft.irfft(u_f * k_f, n=n)[..., : u.shape[-1]]
-        ctx.save_for_backward(u_f.conj_physical_(), k_f.conj_physical_(), bias)
+        y, u_f_conj, k_f_conj = _conv_keeping_spectra(u.to(dtype), k, bias, n)
+        ctx.save_for_backward(u_f_conj, k_f_conj, bias)
         ctx.n, ctx.taps, ctx.dtypes = n, k.shape[-1], (u.dtype, k.dtype, bias.dtype)
-        return torch.addcmul(y, u_c, bias.to(dtype).unsqueeze(-1)).to(u.dtype)
+        return y.to(u.dtype)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None, None]:
@@ -120,6 +117,15 @@ class _FFTConv(torch.autograd.Function):
         )
         u_dtype, k_dtype, b_dtype = ctx.dtypes
         return _to(grad_u, u_dtype), _to(grad_k, k_dtype), _to(grad_bias, b_dtype), None
+
+
+def _conv_keeping_spectra(u: Tensor, k: Tensor, bias: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The forward of ``fftconv`` for the autograd nodes, in u's dtype: returns y and the conjugated spectra of u and
+    k, which ``_correlation_grads`` reads (conjugated in place once the product is taken)."""
+    u_f = torch.fft.rfft(u, n=n)
+    k_f = torch.fft.rfft(k.to(u.dtype), n=n)
+    y = torch.addcmul(torch.fft.irfft(u_f * k_f, n=n)[..., : u.shape[-1]], u, bias.to(u.dtype).unsqueeze(-1))
+    return y, u_f.conj_physical_(), k_f.conj_physical_()
 
 
 def _correlation_grads(
@@ -170,13 +176,10 @@ class _GatedFFTConv(torch.autograd.Function):
         batch, width, seqlen = z.shape
         d, dtype = width // 3, torch.promote_types(z.dtype, torch.float32)
         x0, x1, v = z.to(dtype).split(d, dim=1)
-        p = x1 * v
-        p_f = torch.fft.rfft(p, n=n)
-        k_f = torch.fft.rfft(k.to(dtype), n=n)
-        y = torch.addcmul(torch.fft.irfft(p_f * k_f, n=n)[..., :seqlen], p, bias.to(dtype).unsqueeze(-1))
+        y, p_f_conj, k_f_conj = _conv_keeping_spectra(x1 * v, k, bias, n)
         out = torch.empty(batch, seqlen, d, dtype=z.dtype, device=z.device)
         torch.mul(y, x0, out=out.transpose(1, 2))
-        ctx.save_for_backward(z, y, p_f.conj_physical_(), k_f.conj_physical_(), bias)
+        ctx.save_for_backward(z, y, p_f_conj, k_f_conj, bias)
         ctx.n, ctx.taps, ctx.dtypes = n, k.shape[-1], (z.dtype, k.dtype, bias.dtype)
         return out
 
