@@ -13,8 +13,8 @@ with autotune off: the choices measured on AMD EPYC), "fast_bf16" (the fast path
 plain reference path, ``use_reference_path()``), "fast_compile" (training workloads: our path under ``torch.compile``,
 timed after two compiling steps), "fast_reuse" (training workloads: our path keeping freed memory between steps, which
 measured no faster and is not what the trainers do), "transformer" (equal-width SDPA Transformer, for the short
-workloads), and with --reference-reuse W... "reference_reuse" (the reference with freed memory reused, as our long path
-does).
+workloads), with --reference-reuse W... "reference_reuse" (the reference with freed memory reused, as our long path
+does), and with --impls ... reference_bf16 the reference under bf16 autocast (the like-for-like ratio for fast_bf16).
 
 Writes benchmarks/results/speed.json and prints a table.
 """
@@ -112,8 +112,8 @@ def measure(workload: str, impl: str, threads: int, length: int | None = None) -
 
     ids = torch.randint(7, 11, (batch, seqlen + (1 if kind == "train" else 0)))
     times = []
-    # fast_bf16: our fast path under bf16 autocast (the MLP matmuls; FFT and residual stay fp32)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=impl == "fast_bf16"):
+    # fast_bf16 / reference_bf16: under bf16 autocast (the projections; FFT and residual stay fp32)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=impl.endswith("_bf16")):
         _run(kind, impl, model, run, ids, repeats, times)
     sec = statistics.median(times)
     return {
@@ -264,7 +264,8 @@ def main() -> None:
         "--impls",
         nargs="+",
         help="only these implementations (fast, fast_defaults, fast_bf16, fast_compile, reference, transformer; for "
-        "training workloads also fast_reuse: ours keeping freed memory between steps)",
+        "training workloads also fast_reuse: ours keeping freed memory between steps; reference_bf16 on request: the "
+        "reference under bf16 autocast, for the like-for-like bf16 ratio)",
     )
     parser.add_argument(
         "--rounds",
@@ -339,6 +340,7 @@ def run_suite(args, names: list[str]) -> tuple[list[dict], list[dict]]:
         impls += ["fast_compile", "fast_reuse"] if WORKLOADS.get(w, ("", 0, 0, ""))[3] == "train" else []
         impls += ["transformer"] if w in ("tiny1k_b1", "tiny1k_b32", "small32k") else []
         impls += ["reference_reuse"] if w in (args.reference_reuse or []) else []
+        impls += ["reference_bf16"] if args.impls and "reference_bf16" in args.impls else []
         impls = [i for i in impls if not args.impls or i in args.impls]
         for rnd in range(args.rounds):  # every other round in reverse order, so drift in the load cancels
             for impl in impls if rnd % 2 == 0 else impls[::-1]:
@@ -431,6 +433,13 @@ def summarise_suite(args, names: list[str], rows: list[dict], crossover: list[di
         f, h, rr = by.get((w, "fast")), by.get((w, "fast_bf16")), by.get((w, "reference_reuse"))
         if f and rr:
             print(f"{w:16s} vs the reference with freed memory reused too: {ratio(f, rr)} fp32, {ratio(h, rr)} bf16")
+    for w in names:
+        f, h, rb = by.get((w, "fast")), by.get((w, "fast_bf16")), by.get((w, "reference_bf16"))
+        if h and rb:
+            print(
+                f"{w:16s} both under bf16 autocast: ours {h['tokens_per_s']:,.0f} tok/s, reference "
+                f"{rb['tokens_per_s']:,.0f} tok/s, {ratio(h, rb)}; ours bf16 / ours fp32: {ratio(h, f)}"
+            )
     if ("tiny1k_b32", "fast") in by:
         gflops = by[("tiny1k_b32", "fast")]["tokens_per_s"] * 0.9e6 / 1e9  # ~0.9 MFLOP per token (perf/REFERENCE.md)
         summary["tiny1k_b32_fraction_of_matmul_peak"] = gflops / peak

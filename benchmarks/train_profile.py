@@ -54,7 +54,8 @@ def measure(workload: str, impl: str, threads: int, steps: int) -> dict:
     ids = torch.randint(7, 11, (batch, seqlen + 1))
 
     def step():
-        loss = lm(ids[:, :-1], labels=ids[:, 1:]).loss
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=impl == "fast_bf16"):
+            loss = lm(ids[:, :-1], labels=ids[:, 1:]).loss
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -99,6 +100,9 @@ def main() -> None:
     ap.add_argument("--workloads", nargs="+", default=["train_tiny1k", "train_16k"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument(
+        "--bf16", action="store_true", help="also profile ours under bf16 autocast (for CPUs with native bf16: AMX)"
+    )
     ap.add_argument("--out", default=str(REPO / "benchmarks/results/train_profile.json"))
     args = ap.parse_args()
 
@@ -107,25 +111,26 @@ def main() -> None:
     peak = matmul_peak(args.threads)
     rows = []
     for workload in args.workloads:
-        for impl in ("fast", "reference"):
+        for impl in ("fast", "reference") + (("fast_bf16",) if args.bf16 else ()):
             row = child(workload, impl, args.threads, args.steps)
             row["matmul_floor_seconds"] = (
                 matmul_flops_per_token(workload, "train") * row["tokens_per_step"] / (peak * 1e9)
             )
             rows.append(row)
     for workload in args.workloads:
-        fast, ref = (
-            next(r for r in rows if (r["workload"], r["impl"]) == (workload, i)) for i in ("fast", "reference")
-        )
-        floor = fast["matmul_floor_seconds"]
-        print(
-            f"{workload}: step {fast['seconds']:.3f} s ours, {ref['seconds']:.3f} s reference "
-            f"({ref['seconds'] / fast['seconds']:.2f}x); projections at peak {floor:.3f} s, so at most "
-            f"{ref['seconds'] / floor:.2f}x if nothing else took time"
-        )
-        for kind, sec in sorted(fast["kinds_seconds"].items(), key=lambda kv: -kv[1]):
-            share = sec / fast["profiled_seconds_per_step"]
-            print(f"    {kind:40s} {sec:7.3f} s  {100 * share:4.1f}%  (reference {ref['kinds_seconds'][kind]:.3f} s)")
+        ref = next(r for r in rows if (r["workload"], r["impl"]) == (workload, "reference"))
+        for fast in (r for r in rows if r["workload"] == workload and r["impl"] != "reference"):
+            floor = fast["matmul_floor_seconds"]
+            print(
+                f"{workload} {fast['impl']}: step {fast['seconds']:.3f} s ours, {ref['seconds']:.3f} s reference "
+                f"({ref['seconds'] / fast['seconds']:.2f}x); fp32 projections at peak {floor:.3f} s, so at most "
+                f"{ref['seconds'] / floor:.2f}x if nothing else took time"
+            )
+            for kind, sec in sorted(fast["kinds_seconds"].items(), key=lambda kv: -kv[1]):
+                share = sec / fast["profiled_seconds_per_step"]
+                print(
+                    f"    {kind:40s} {sec:7.3f} s  {100 * share:4.1f}%  (reference {ref['kinds_seconds'][kind]:.3f} s)"
+                )
     report = {"cpu": cpu_name(), "threads": args.threads, "matmul_peak_gflops": peak, "rows": rows}
     atomic_write_text(Path(args.out), json.dumps(report, indent=1))
     print(f"wrote {args.out}")

@@ -140,13 +140,35 @@ def test_cli_lowers_threads_when_a_core_is_busy(monkeypatch, capsys, tmp_path):
         torch.set_num_threads(before)
 
 
-def test_training_autocast_defaults_to_bf16_on_cuda_only(monkeypatch):
-    from hyenadna.training.pretrain import training_bf16
+def test_training_autocast_defaults_to_bf16_where_native(monkeypatch):
+    """bf16 by default on CUDA GPUs with bf16 and on AMX CPUs; fp32 on other CPUs; an explicit choice always wins."""
+    from hyenadna.training import pretrain
 
-    assert training_bf16(None, torch.device("cpu")) is False
-    assert training_bf16(True, torch.device("cpu")) is True
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert pretrain.training_bf16(None, torch.device("cpu")) is False
+    assert pretrain.training_bf16(True, torch.device("cpu")) is True
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert pretrain.training_bf16(None, torch.device("cpu")) is True
+    assert pretrain.training_bf16(False, torch.device("cpu")) is False
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    assert training_bf16(None, torch.device("cuda", 0)) is True
-    assert training_bf16(False, torch.device("cuda", 0)) is False
+    assert pretrain.training_bf16(None, torch.device("cuda", 0)) is True
+    assert pretrain.training_bf16(False, torch.device("cuda", 0)) is False
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    assert training_bf16(None, torch.device("cuda", 0)) is False
+    assert pretrain.training_bf16(None, torch.device("cuda", 0)) is False
+
+
+def test_resumed_run_keeps_its_precision(monkeypatch):
+    """A run left to the default resumes in the precision its checkpoint ran in, whatever this machine would pick;
+    checkpoints from before the AMX default (bf16 unset) ran fp32 on the CPU."""
+    import json
+
+    from hyenadna.training.pretrain import run_precision
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert run_precision(None, cpu, None) == "bf16"  # a fresh run on an AMX CPU
+    assert run_precision(None, cpu, {"config": json.dumps({"bf16": False})}) == "fp32"
+    assert run_precision(None, cpu, {"config": json.dumps({"bf16": None})}) == "fp32"
+    assert run_precision(True, cpu, {"config": json.dumps({"bf16": False})}) == "bf16"  # asked for explicitly
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert run_precision(None, cpu, {"config": json.dumps({"bf16": True})}) == "bf16"

@@ -186,8 +186,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--bf16",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="bf16 autocast for the projections (the FFT and residual stream stay fp32); default: on for CUDA GPUs "
-        "with bf16, off on the CPU",
+        help="bf16 autocast for the projections (the FFT and residual stream stay fp32); default: on where it is "
+        "faster (CUDA GPUs with bf16, CPUs with AMX), off elsewhere; a resumed run keeps what it started with",
     )
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--seed", type=int, default=0)
