@@ -240,6 +240,22 @@ def test_two_process_ddp_keeps_ranks_identical_and_learns(fasta, tmp_path):
     assert np.mean([v for _, v in steps[-5:]]) < np.mean([v for _, v in steps[:5]]) - 0.1
 
 
+def test_default_precision_is_recorded_and_kept_on_resume(fasta, tmp_path, monkeypatch, capsys):
+    """A run left to the default (bf16 unset) records the precision it chose in its checkpoint, and resumes in it on
+    a machine that would choose otherwise."""
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    first = pretrain(small_cfg(fasta, tmp_path, max_steps=4, max_minutes=0.0))  # stops after step 1
+    assert first["step"] == 1
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert json.loads(state["config"])["bf16"] is True
+    assert "world size 1; bf16" in capsys.readouterr().err
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert pretrain(small_cfg(fasta, tmp_path, max_steps=4), resume=True)["finished"]
+    assert "world size 1; bf16" in capsys.readouterr().err
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert json.loads(state["config"])["bf16"] is True
+
+
 def test_sequence_length_stages_and_bf16(fasta, tmp_path):
     cfg = small_cfg(fasta, tmp_path, stages=[[2, 16, 8], [4, 32, 4]], max_steps=5, bf16=True, eval_every=5)
     assert cfg.stage(0) == (16, 8) and cfg.stage(3) == (32, 4) and cfg.stage(4) == (64, 4)
