@@ -1,0 +1,89 @@
+"""Two benchmark tables of the same profile, different pretrained models: each column of model B against the same
+column of model A, paired seed by seed on the task metric (the seeds draw the same rows and validation splits in both
+tables, whatever the model, so the k-mer column must come out identical: checked).
+
+    .venv/bin/python benchmarks/compare_models.py docs/benchmarks/quick-3seeds docs/benchmarks/quick-3seeds-16k \
+        --names 1k 16k --out docs/benchmarks/quick-3seeds-16k/vs_1k.md
+
+Reads each folder's results.json (``hyenadna benchmark ... --report-only`` writes it) and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from hyenadna.benchmark.report import SHORT_NAMES, paired_difference
+from hyenadna.utils.io import atomic_write_text
+
+COLUMNS = ("probe", "finetune", "scratch")
+
+
+def compare(a: dict, b: dict, names: tuple[str, str]) -> str:
+    tasks = [t for t in a["tasks"] if t in b["tasks"]]
+    for t in tasks:  # same rows per seed in both tables, or the pairing means nothing
+        ka, kb = a["tasks"][t]["modes"].get("kmer"), b["tasks"][t]["modes"].get("kmer")
+        if ka and kb and _values(ka, a["tasks"][t]["metric"]) != _values(kb, b["tasks"][t]["metric"]):
+            raise ValueError(f"{t}: the k-mer column differs between the tables: not the same rows, cannot pair")
+    columns = [c for c in COLUMNS if any(c in a["tasks"][t]["modes"] and c in b["tasks"][t]["modes"] for t in tasks)]
+    na, nb = names
+    lines = [
+        f"Model {nb} minus model {na}, column by column (task metric, percentage points, mean ± sd over the seeds both "
+        "have run; * positive in every seed, − negative in every seed):",
+        "",
+        "| Dataset | metric | " + " | ".join(f"{SHORT_NAMES[c]}: {na} / {nb} / difference" for c in columns) + " |",
+        "|" + "---|" * (len(columns) + 2),
+    ]
+    diffs: dict[str, list] = {c: [] for c in columns}
+    for t in tasks:
+        ra, rb, metric = a["tasks"][t], b["tasks"][t], a["tasks"][t]["metric"]
+        cells = []
+        for c in columns:
+            ma, mb = ra["modes"].get(c), rb["modes"].get(c)
+            if ma is None or mb is None:
+                cells.append("-")
+                continue
+            row = {"modes": {"a": ma, "b": mb}}
+            mean, sd, n, every = paired_difference(row, "b", "a", metric)
+            _, _, _, every_neg = paired_difference(row, "a", "b", metric)
+            diffs[c].append((mean, n, every, every_neg))
+            mark = " *" if every and n > 1 else (" −" if every_neg and n > 1 else "")
+            cells.append(
+                f"{100 * ma['metrics'][metric]['mean']:.1f} / {100 * mb['metrics'][metric]['mean']:.1f} / "
+                f"{100 * mean:+.1f} ± {100 * sd:.1f}{mark}" + (f" (n={n})" if n < 3 else "")
+            )
+        lines.append(f"| {t} | {metric} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for c in columns:
+        d = diffs[c]
+        better = sum(m > 0 for m, *_ in d)
+        every = sum(e and n > 1 for _, n, e, _ in d)
+        worse_every = sum(w and n > 1 for _, n, _, w in d)
+        lines.append(
+            f"- {SHORT_NAMES[c]}: {nb} ahead of {na} on {better} of {len(d)} tasks by the mean ({every} in every seed; "
+            f"behind in every seed on {worse_every})."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _values(mode: dict, metric: str) -> dict:
+    return dict(zip(mode["seeds"], mode["metrics"][metric]["values"], strict=True))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("a", type=Path, help="benchmark folder of model A (holds results.json)")
+    ap.add_argument("b", type=Path, help="benchmark folder of model B")
+    ap.add_argument("--names", nargs=2, default=("A", "B"))
+    ap.add_argument("--out", type=Path, help="also write the table here")
+    args = ap.parse_args()
+    a, b = (json.loads((p / "results.json").read_text()) for p in (args.a, args.b))
+    text = compare(a, b, tuple(args.names))
+    print(text)
+    if args.out:
+        atomic_write_text(args.out, text)
+
+
+if __name__ == "__main__":
+    main()
