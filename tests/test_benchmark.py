@@ -347,3 +347,29 @@ def test_progress_counts_runs_and_estimates_the_rest_by_mode():
     assert second.startswith("[2/4]") and second.endswith("; ETA 25 min")  # (15 s + 3000 s) / 2 workers
     progress.line(res("kmer", 15.0))
     assert "ETA" not in progress.line(res("scratch", 10.0))  # the last run: nothing left
+
+
+def test_compare_models_pairs_two_tables_seed_by_seed():
+    """benchmarks/compare_models.py: model B minus model A per column, paired by seed, and a refusal to pair tables
+    whose k-mer columns (the same rows in both) differ."""
+    import importlib.util
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("compare_models", REPO / "benchmarks" / "compare_models.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def mode(values):
+        return {"seeds": [0, 1, 2], "metrics": {"mcc": {"mean": sum(values) / 3, "values": values}}}
+
+    def table(finetune, kmer=(0.1, 0.2, 0.3)):
+        return {"tasks": {"t": {"metric": "mcc", "modes": {"kmer": mode(list(kmer)), "finetune": mode(finetune)}}}}
+
+    text = mod.compare(table([0.30, 0.40, 0.50]), table([0.32, 0.43, 0.49]), ("1k", "16k"))
+    assert "| t | mcc | 40.0 / 41.3 / +1.3 ± 2.1 |" in text  # differences +2, +3, -1 points
+    assert "16k ahead of 1k on 1 of 1 tasks by the mean (0 in every seed; behind in every seed on 0)" in text
+    text = mod.compare(table([0.3, 0.4, 0.5]), table([0.2, 0.3, 0.4]), ("a", "b"))
+    assert "-10.0 ± 0.0 −" in text and "behind in every seed on 1" in text
+    with pytest.raises(ValueError, match="k-mer column differs"):
+        mod.compare(table([0.3, 0.4, 0.5]), table([0.3, 0.4, 0.5], kmer=(0.1, 0.2, 0.4)), ("a", "b"))
