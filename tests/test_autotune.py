@@ -166,7 +166,8 @@ def test_real_measurement_returns_a_candidate_for_every_knob(tmp_path, monkeypat
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with warnings.catch_warnings():
+        # as in real use, where the first model asks from inside an inference-mode forward (embedding)
+        with warnings.catch_warnings(), torch.inference_mode():
             warnings.simplefilter("error")
             record = autotune.measure()
     finally:

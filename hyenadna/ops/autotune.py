@@ -13,6 +13,7 @@ read is left as it is (with a warning) and the defaults are used until ``--refre
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -55,7 +56,8 @@ CANDIDATES: dict[str, tuple] = {
 # 2-core machine the same comparison varied by 10-30% from run to run, and noise must not flip a choice
 MARGIN = 0.10
 # part of the cache key: bump it when the candidates or the way they are measured change
-VERSION = 2
+# (3: the training candidates are measured even when the first use is inference, which left them unmeasured before)
+VERSION = 3
 
 _enabled: bool | None = None
 _trying: Tuning | None = None  # while measuring: the candidate being timed
@@ -265,6 +267,11 @@ def measure() -> dict:
     """Time every knob's candidates on this machine now; returns the record the cache file holds."""
     global _trying
     _trying, t0 = DEFAULTS, time.perf_counter()
+    # the first model in a process usually asks from inside an inference-mode forward (embedding, scoring): the
+    # training step's candidates need autograd back, or each would raise and leave the default unmeasured
+    grad_on = contextlib.ExitStack()
+    grad_on.enter_context(torch.inference_mode(False))
+    grad_on.enter_context(torch.enable_grad())
     try:
         seconds = {
             "projection_inference": _model_seconds("projection_inference", repeats=5),
@@ -275,6 +282,7 @@ def measure() -> dict:
         }
     finally:
         _trying = None
+        grad_on.close()
     choices = {name: pick(s, getattr(DEFAULTS, name)) for name, s in seconds.items()}
     return {
         "cpu": cpu_name(),
