@@ -256,6 +256,20 @@ def test_default_precision_is_recorded_and_kept_on_resume(fasta, tmp_path, monke
     assert json.loads(state["config"])["bf16"] is True
 
 
+def test_cli_records_the_precision_it_resolved(fasta, tmp_path, monkeypatch):
+    """The CLI writes the machine's default precision into pretrain_config.json, so the card's command says what ran."""
+    from hyenadna.cli import main
+
+    args = ["pretrain", "--fasta", str(fasta), "--d-model", "16", "--seq-len", "64", "--batch-size", "2"]
+    args += ["--max-steps", "1", "--no-markov", "--threads", "1", "--eval-region", "1:100000-113000"]
+    args += ["--eval-windows", "2"]
+    for amx, flag, want in ((True, [], True), (False, [], False), (True, ["--no-bf16"], False)):
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda amx=amx: amx)
+        out = tmp_path / f"run-{amx}-{len(flag)}"
+        assert main([*args, "--out", str(out), *flag]) == 0
+        assert json.loads((out / "pretrain_config.json").read_text())["bf16"] is want
+
+
 def test_sequence_length_stages_and_bf16(fasta, tmp_path):
     cfg = small_cfg(fasta, tmp_path, stages=[[2, 16, 8], [4, 32, 4]], max_steps=5, bf16=True, eval_every=5)
     assert cfg.stage(0) == (16, 8) and cfg.stage(3) == (32, 4) and cfg.stage(4) == (64, 4)

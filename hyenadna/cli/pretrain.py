@@ -48,6 +48,17 @@ def _pack(out: Path) -> int:
     return 0
 
 
+def _precision_asked_or_default(args: argparse.Namespace) -> bool:
+    """--bf16/--no-bf16, or this machine's default resolved now, so that pretrain_config.json and the model card's
+    command record what the run used, not a default that differs between machines."""
+    if args.bf16 is not None:
+        return args.bf16
+    from hyenadna.training.pretrain import training_bf16
+    from hyenadna.utils.device import resolve_device
+
+    return training_bf16(None, resolve_device(args.device))
+
+
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from hyenadna.training.pretrain import PretrainConfig, _dist_info, pretrain
 
@@ -111,7 +122,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
             max_n_fraction=args.max_n_fraction,
             reverse_complement=not args.no_rc,
             n_to_pad=args.n_to_pad,
-            bf16=args.bf16,
+            bf16=_precision_asked_or_default(args),
             compile=args.compile,
             seed=args.seed,
             init_from=args.init_from,
