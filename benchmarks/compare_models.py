@@ -5,7 +5,8 @@ tables, whatever the model, so the k-mer column must come out identical: checked
     .venv/bin/python benchmarks/compare_models.py docs/benchmarks/quick-3seeds docs/benchmarks/quick-3seeds-16k \
         --names 1k 16k --out docs/benchmarks/quick-3seeds-16k/vs_1k.md
 
-Reads each folder's results.json (``hyenadna benchmark ... --report-only`` writes it) and prints a markdown table.
+Reads each folder's results.json (``hyenadna benchmark ... --report-only`` writes it) and prints a markdown table;
+with --out, writes it and its bar chart (the same path, .png).
 """
 
 from __future__ import annotations
@@ -67,6 +68,39 @@ def compare(a: dict, b: dict, names: tuple[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(a: dict, b: dict, names: tuple[str, str], path: Path) -> None:
+    """The differences of ``compare`` as bars (mean ± sd over seeds) around zero: above the line model B is ahead."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from hyenadna.utils.io import save_png
+
+    tasks = [t for t in a["tasks"] if t in b["tasks"]]
+    columns = [c for c in COLUMNS if any(c in a["tasks"][t]["modes"] and c in b["tasks"][t]["modes"] for t in tasks)]
+    fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(tasks)), 4.5))
+    width, x = 0.8 / max(1, len(columns)), np.arange(len(tasks))
+    for i, c in enumerate(columns):
+        diffs = []
+        for t in tasks:
+            ma, mb = a["tasks"][t]["modes"].get(c), b["tasks"][t]["modes"].get(c)
+            row = {"modes": {"a": ma, "b": mb}}
+            diffs.append(paired_difference(row, "b", "a", a["tasks"][t]["metric"]) if ma and mb else None)
+        means = [100 * d[0] if d else np.nan for d in diffs]
+        sds = [100 * d[1] if d and d[2] > 1 else np.nan for d in diffs]
+        ax.bar(x + (i - (len(columns) - 1) / 2) * width, means, width, yerr=sds, capsize=2, label=SHORT_NAMES[c])
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(x, [f"{t}\n({a['tasks'][t]['metric']})" for t in tasks], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(f"{names[1]} − {names[0]}, task metric (points)")
+    ax.set_title(f"Model {names[1]} against model {names[0]}, column by column, paired by seed (mean ± sd)", size=10)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_png(fig, path)
+
+
 def _values(mode: dict, metric: str) -> dict:
     return dict(zip(mode["seeds"], mode["metrics"][metric]["values"], strict=True))
 
@@ -76,13 +110,14 @@ def main() -> None:
     ap.add_argument("a", type=Path, help="benchmark folder of model A (holds results.json)")
     ap.add_argument("b", type=Path, help="benchmark folder of model B")
     ap.add_argument("--names", nargs=2, default=("A", "B"))
-    ap.add_argument("--out", type=Path, help="also write the table here")
+    ap.add_argument("--out", type=Path, help="also write the table here, and its bars beside it (.png)")
     args = ap.parse_args()
     a, b = (json.loads((p / "results.json").read_text()) for p in (args.a, args.b))
     text = compare(a, b, tuple(args.names))
     print(text)
     if args.out:
         atomic_write_text(args.out, text)
+        plot(a, b, tuple(args.names), args.out.with_suffix(".png"))
 
 
 if __name__ == "__main__":

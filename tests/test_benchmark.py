@@ -349,7 +349,7 @@ def test_progress_counts_runs_and_estimates_the_rest_by_mode():
     assert "ETA" not in progress.line(res("scratch", 10.0))  # the last run: nothing left
 
 
-def test_compare_models_pairs_two_tables_seed_by_seed():
+def test_compare_models_pairs_two_tables_seed_by_seed(tmp_path):
     """benchmarks/compare_models.py: model B minus model A per column, paired by seed, and a refusal to pair tables
     whose k-mer columns (the same rows in both) differ."""
     import importlib.util
@@ -371,5 +371,7 @@ def test_compare_models_pairs_two_tables_seed_by_seed():
     assert "16k ahead of 1k on 1 of 1 tasks by the mean (0 in every seed; behind in every seed on 0)" in text
     text = mod.compare(table([0.3, 0.4, 0.5]), table([0.2, 0.3, 0.4]), ("a", "b"))
     assert "-10.0 ± 0.0 −" in text and "behind in every seed on 1" in text
+    mod.plot(table([0.3, 0.4, 0.5]), table([0.2, 0.3, 0.4]), ("a", "b"), tmp_path / "vs.png")
+    assert (tmp_path / "vs.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="k-mer column differs"):
         mod.compare(table([0.3, 0.4, 0.5]), table([0.3, 0.4, 0.5], kmer=(0.1, 0.2, 0.4)), ("a", "b"))
