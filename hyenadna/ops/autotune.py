@@ -13,7 +13,6 @@ read is left as it is (with a warning) and the defaults are used until ``--refre
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
@@ -269,20 +268,17 @@ def measure() -> dict:
     _trying, t0 = DEFAULTS, time.perf_counter()
     # the first model in a process usually asks from inside an inference-mode forward (embedding, scoring): the
     # training step's candidates need autograd back, or each would raise and leave the default unmeasured
-    grad_on = contextlib.ExitStack()
-    grad_on.enter_context(torch.inference_mode(False))
-    grad_on.enter_context(torch.enable_grad())
     try:
-        seconds = {
-            "projection_inference": _model_seconds("projection_inference", repeats=5),
-            "projection_train": _model_seconds("projection_train", repeats=5),
-            "fft_pow2_slack": _fft_policy_seconds(),
-            "block_tokens": _model_seconds("block_tokens"),
-            "low_memory_chunk": _model_seconds("low_memory_chunk"),
-        }
+        with torch.inference_mode(False), torch.enable_grad():
+            seconds = {
+                "projection_inference": _model_seconds("projection_inference", repeats=5),
+                "projection_train": _model_seconds("projection_train", repeats=5),
+                "fft_pow2_slack": _fft_policy_seconds(),
+                "block_tokens": _model_seconds("block_tokens"),
+                "low_memory_chunk": _model_seconds("low_memory_chunk"),
+            }
     finally:
         _trying = None
-        grad_on.close()
     choices = {name: pick(s, getattr(DEFAULTS, name)) for name, s in seconds.items()}
     return {
         "cpu": cpu_name(),
