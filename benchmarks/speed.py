@@ -8,13 +8,16 @@ ratios come from one run on the same machine state. Random weights.
     .venv/bin/python benchmarks/speed.py --only small32k medium160k large1m --out benchmarks/results/speed_long.json
     .venv/bin/python benchmarks/speed.py --only --out benchmarks/results/crossover.json   # the crossover alone (~2 min)
 
-Implementations: "fast" (our default path, with this machine's autotuned kernel choices), "fast_defaults" (the same
+Implementations: "fast" (our default path, with this machine's autotuned kernel choices; on training workloads run as
+the pretraining loop runs it: fused elementwise kernels, freed memory kept between steps), "fast_defaults" (the same
 with autotune off: the choices measured on AMD EPYC), "fast_bf16" (the fast path under bf16 autocast), "reference" (the
 plain reference path, ``use_reference_path()``), "fast_compile" (training workloads: our path under ``torch.compile``,
-timed after two compiling steps), "fast_reuse" (training workloads: our path keeping freed memory between steps, which
-measured no faster and is not what the trainers do), "transformer" (equal-width SDPA Transformer, for the short
-workloads), with --reference-reuse W... "reference_reuse" (the reference with freed memory reused, as our long path
-does), and with --impls ... reference_bf16 the reference under bf16 autocast (the like-for-like ratio for fast_bf16).
+timed after two compiling steps), "transformer" (equal-width SDPA Transformer, for the short workloads), with
+--reference-reuse W... "reference_reuse" (the reference with freed memory reused, as our long path and pretraining
+do), and on request (--impls): "reference_bf16" (the reference under bf16 autocast, the like-for-like ratio for
+fast_bf16) and, for the training levers one at a time, a "_noreuse" suffix (freed memory returned to the system after
+each step, as before the pretraining loop kept it) and an "_eager" suffix (the fused kernels off, ops/fused.py), e.g.
+"fast_bf16_noreuse".
 
 Writes benchmarks/results/speed.json and prints a table.
 """
@@ -100,6 +103,10 @@ def measure(workload: str, impl: str, threads: int, length: int | None = None) -
         reference = impl.startswith("reference")
         lm = HyenaDNALMHeadModel(cfg).use_reference_path(reference)
         model = torch.compile(lm) if impl == "fast_compile" else lm
+        if "_eager" in impl:
+            import hyenadna.ops.fused
+
+            hyenadna.ops.fused.USE_COMPILED = False
         run = (lambda ids: lm.backbone(ids, low_memory=False)) if reference else lm.backbone
         if impl == "reference_reuse":  # the reference under the allocator setting our long path uses
             from hyenadna.utils.memory import reuse_freed_memory
@@ -113,7 +120,7 @@ def measure(workload: str, impl: str, threads: int, length: int | None = None) -
     ids = torch.randint(7, 11, (batch, seqlen + (1 if kind == "train" else 0)))
     times = []
     # fast_bf16 / reference_bf16: under bf16 autocast (the projections; FFT and residual stay fp32)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=impl.endswith("_bf16")):
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled="_bf16" in impl):
         _run(kind, impl, model, run, ids, repeats, times)
     sec = statistics.median(times)
     return {
@@ -143,8 +150,9 @@ def _run(kind, impl, model, run, ids, repeats, times) -> None:
     else:
         from hyenadna.utils.memory import reuse_freed_memory
 
-        # measured, not kept in the trainers: 0.98x at tiny-1k, 1.04x at 16k (fast_reuse / fast, 5 rounds)
-        with reuse_freed_memory(impl in ("fast_reuse", "reference_reuse")):
+        # as the pretraining loop does (training/pretrain.py)
+        keep = (impl.startswith("fast") and "_noreuse" not in impl) or impl == "reference_reuse"
+        with reuse_freed_memory(keep):
             _train_steps(impl, model, ids, repeats, times)
 
 
@@ -263,9 +271,9 @@ def main() -> None:
     parser.add_argument(
         "--impls",
         nargs="+",
-        help="only these implementations (fast, fast_defaults, fast_bf16, fast_compile, reference, transformer; for "
-        "training workloads also fast_reuse: ours keeping freed memory between steps; reference_bf16 on request: the "
-        "reference under bf16 autocast, for the like-for-like bf16 ratio)",
+        help="exactly these implementations, on every workload given (see the module docstring: fast, "
+        "fast_defaults, fast_bf16, fast_compile, reference, reference_bf16, reference_reuse, transformer, and the "
+        "_noreuse / _eager variants of fast and fast_bf16 for training workloads)",
     )
     parser.add_argument(
         "--rounds",
@@ -337,11 +345,10 @@ def run_suite(args, names: list[str]) -> tuple[list[dict], list[dict]]:
     rows = []
     for w in names:
         impls = ["fast", "fast_defaults", "fast_bf16", "reference"]
-        impls += ["fast_compile", "fast_reuse"] if WORKLOADS.get(w, ("", 0, 0, ""))[3] == "train" else []
+        impls += ["fast_compile"] if WORKLOADS.get(w, ("", 0, 0, ""))[3] == "train" else []
         impls += ["transformer"] if w in ("tiny1k_b1", "tiny1k_b32", "small32k") else []
         impls += ["reference_reuse"] if w in (args.reference_reuse or []) else []
-        impls += ["reference_bf16"] if args.impls and "reference_bf16" in args.impls else []
-        impls = [i for i in impls if not args.impls or i in args.impls]
+        impls = list(args.impls) if args.impls else impls
         for rnd in range(args.rounds):  # every other round in reverse order, so drift in the load cancels
             for impl in impls if rnd % 2 == 0 else impls[::-1]:
                 r = {**child(w, impl, args.threads), "round": rnd}
@@ -426,9 +433,12 @@ def summarise_suite(args, names: list[str], rows: list[dict], crossover: list[di
         if f and d:
             print(f"{w:16s} autotuned / default kernel choices: {ratio(f, d)}")
     for w in names:
-        f, n = by.get((w, "fast_reuse")), by.get((w, "fast"))
-        if f and n:
-            print(f"{w:16s} keeping freed memory between steps / not: {ratio(f, n)}")
+        for base in ("fast", "fast_bf16"):
+            b, n, e = by.get((w, base)), by.get((w, f"{base}_noreuse")), by.get((w, f"{base}_eager"))
+            if b and n:
+                print(f"{w:16s} {base}: keeping freed memory between steps / not: {ratio(b, n)}")
+            if b and e:
+                print(f"{w:16s} {base}: fused elementwise kernels / eager ops: {ratio(b, e)}")
     for w in names:
         f, h, rr = by.get((w, "fast")), by.get((w, "fast_bf16")), by.get((w, "reference_reuse"))
         if f and rr:

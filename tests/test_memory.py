@@ -11,6 +11,7 @@ from hyenadna import HyenaConfig, HyenaDNAModel
 from hyenadna.ops.execution import ExecutionOptions
 from hyenadna.utils import memory
 from hyenadna.utils.memory import reuse_freed_memory
+from tests.conftest import REPO
 
 LARGE = 64 << 20  # above glibc's largest mmap threshold (32 MB)
 
@@ -83,3 +84,28 @@ def test_low_memory_path_same_output_with_and_without_reuse():
         model.execution = ExecutionOptions(reuse_freed_memory=False)
         off = model(ids, low_memory=True)
     assert torch.equal(on, off)
+
+
+@glibc_only
+def test_after_the_block_tensors_below_32_mb_come_from_the_heap_again():
+    """Restoring glibc's static defaults on exit left the mmap threshold where it stood for good (the adaptive
+    threshold cannot come back after a mallopt call), at 128 KB in a fresh process: every later activation was
+    mmapped and faulted in afresh, and a training step at tiny-1k took 1.8x as long. After the block a 16 MB tensor
+    comes from the heap, as in a process whose threshold has adapted. Run in a fresh process, whose threshold has
+    not adapted yet."""
+    import subprocess
+    import sys
+
+    script = """
+import torch
+from tests.test_memory import _mmapped_chunks
+from hyenadna.utils.memory import reuse_freed_memory
+
+with reuse_freed_memory():
+    pass
+before = _mmapped_chunks()
+t = torch.empty(16 << 20, dtype=torch.uint8)
+print(_mmapped_chunks() - before)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.split()[-1] == "0"

@@ -463,3 +463,29 @@ def test_an_early_stop_leaves_model_matching_the_checkpoint_and_a_run_can_be_end
     assert [r["step"] for r in rows if r["kind"] == "eval"] == [1]
     pretrain(small_cfg(fasta, out, max_steps=1), resume=True)  # again: nothing new
     assert len((out / "metrics.jsonl").read_text().splitlines()) == len(rows)
+
+
+def test_cpu_training_steps_keep_freed_memory_for_the_next_step(fasta, tmp_path, monkeypatch):
+    """On the CPU the step loop runs inside reuse_freed_memory (1.19x a bf16 step at 16k tokens, README), and the
+    allocator's defaults are back once the run returns."""
+    import contextlib
+
+    import hyenadna.training.pretrain as pretrain_module
+    from hyenadna.utils import memory
+
+    calls, active = [], []
+    real = memory.reuse_freed_memory
+
+    @contextlib.contextmanager
+    def recording(enabled=True):
+        calls.append(enabled)
+        with real(enabled):
+            active.append(memory._depth)
+            yield
+
+    monkeypatch.setattr(pretrain_module, "reuse_freed_memory", recording)
+    assert pretrain(small_cfg(fasta, tmp_path, max_steps=2, eval_every=2, ckpt_every=2))["finished"]
+    assert calls == [True]
+    if memory.available():
+        assert active == [1]
+    assert memory._depth == 0

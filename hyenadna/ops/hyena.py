@@ -42,10 +42,9 @@ def hyena_batched(op: HyenaOperator, u: Tensor, k_f: Tensor | None = None, n: in
     Given the filter spectrum ``k_f`` at transform length ``n`` (inference), the filter is not recomputed."""
     batch, seqlen, d = u.shape
     z = linear(op.in_proj.weight, u.reshape(batch * seqlen, d))  # W_in @ u^T: (3D, B*L)
-    # widened to fp32 with the bias (a bf16 z under autocast): the short conv's multiply-adds on a bf16 operand take a
-    # slow path (a bf16 training step at tiny-1k batch 8 took 1.04x as long)
-    z = torch.add(z, op.in_proj.bias[:, None].float()).view(3 * d, batch, seqlen).transpose(0, 1)
-    z = causal_short_conv(z, op.short_filter.weight[:, 0], op.short_filter.bias)
+    # the short conv adds the in_proj bias and widens a bf16 z (under autocast) to float32 as it reads z
+    z = z.view(3 * d, batch, seqlen).transpose(0, 1)
+    z = causal_short_conv(z, op.short_filter.weight[:, 0], op.short_filter.bias, op.in_proj.bias)
     if k_f is None and not (op.dropout.p > 0 and op.training):
         y = gated_fftconv(z, op.filter_fn.filter_channels_first(seqlen), op.filter_fn.bias)  # (B, L, D)
         return linear(y.view(batch * seqlen, d), op.out_proj.weight, op.out_proj.bias).view(batch, seqlen, d)

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hyenadna.ops import fused
+
 
 def causal_short_conv_ref(z: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     """Reference path. z (..., C, L), weight (C, K), bias (C,) -> (..., C, L)."""
@@ -25,16 +27,17 @@ def causal_short_conv_ref(z: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
 def causal_short_conv(
     z: Tensor, weight: Tensor, bias: Tensor, input_bias: Tensor | None = None, out: Tensor | None = None
 ) -> Tensor:
-    """Fast path, same contract as ``causal_short_conv_ref``; computes the FIR of ``z + input_bias``.
+    """Fast path, same contract as ``causal_short_conv_ref``; computes the FIR of ``z + input_bias`` in float32 (z may
+    be bf16, as in_proj's output under autocast).
 
-    Folding the in_proj bias in here saves a pass over the (3D x L) projections: the bias adds a per-channel
-    constant, except at the first K-1 positions, whose missing taps read the causal zero padding. With autograd (and
-    no ``out`` / ``input_bias``) it runs through ``_ShortConv``, whose backward is the same shifts transposed."""
-    if torch.is_grad_enabled() and (z.requires_grad or weight.requires_grad or bias.requires_grad):
-        if out is not None or input_bias is not None:
-            raise ValueError("causal_short_conv: out= and input_bias are for inference only")
-        return _ShortConv.apply(z, weight, bias)
-    return _short_conv_forward(z, weight, bias, input_bias, out)
+    Folding the in_proj bias in here saves a pass over the (3D x L) projections: without autograd the bias adds a
+    per-channel constant, except at the first K-1 positions, whose missing taps read the causal zero padding. With
+    autograd (and no ``out``) it runs through ``_ShortConv``: fused kernels forward and backward."""
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (z, weight, bias, input_bias)):
+        if out is not None:
+            raise ValueError("causal_short_conv: out= is for inference only")
+        return _ShortConv.apply(z, weight, bias, input_bias)
+    return _short_conv_forward(z.to(torch.promote_types(z.dtype, torch.float32)), weight, bias, input_bias, out)
 
 
 def _short_conv_forward(z: Tensor, weight: Tensor, bias: Tensor, input_bias: Tensor | None, out: Tensor | None):
@@ -63,20 +66,19 @@ def causal_short_conv_tokens(z: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
 
 
 class _ShortConv(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, z: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-        ctx.save_for_backward(z, weight)
-        return _short_conv_forward(z, weight, bias, None, None)
+    """The training path's short conv of ``z + input_bias``: the fused kernels of ops/fused.py on the channels-first
+    view, so that z's (3D, B, L) memory order reaches them as contiguous rows and the output and z's gradient come
+    back in it (gated_fftconv and in_proj's backward read them so)."""
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        z, weight = ctx.saved_tensors
-        taps, seqlen = weight.shape[1], z.shape[-1]
-        batch_dims = (*range(z.dim() - 2), z.dim() - 1)  # every dim but the channels
-        grad_z = grad * weight[:, -1:]
-        grad_w = torch.zeros_like(weight)
-        grad_w[:, -1] = (grad * z).sum(batch_dims)
-        for j in range(1, min(taps, seqlen)):  # tap -1-j reads z shifted by j: its gradient reads grad shifted back
-            grad_z[..., :-j].addcmul_(grad[..., j:], weight[:, -1 - j : -j])
-            grad_w[:, -1 - j] = (grad[..., j:] * z[..., :-j]).sum(batch_dims)
-        return grad_z, grad_w, grad.sum(batch_dims)
+    def forward(ctx, z: Tensor, weight: Tensor, bias: Tensor, input_bias: Tensor | None) -> Tensor:
+        ctx.save_for_backward(z, weight, input_bias)
+        return fused.short_conv(z.movedim(-2, 0), weight, bias, input_bias).movedim(0, -2)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        z, weight, input_bias = ctx.saved_tensors
+        grad_z, grad_w, grad_b, grad_input_bias = fused.short_conv_grads(
+            z.movedim(-2, 0), weight, grad.movedim(-2, 0), input_bias
+        )
+        return grad_z.movedim(0, -2), grad_w, grad_b, grad_input_bias

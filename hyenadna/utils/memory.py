@@ -1,14 +1,20 @@
-"""Reuse of freed memory during inference on long sequences (glibc on Linux; elsewhere a no-op).
+"""Reuse of freed memory during inference on long sequences and during pretraining (glibc on Linux; elsewhere a
+no-op).
 
 glibc serves every allocation above its mmap threshold (at most 32 MB) with a fresh mmap and unmaps it on free, so
 each large temporary, such as every FFT output of the long convolution (torch's FFTs allocate their results), is
 page-faulted in again from the kernel, zeroed page by page. ``reuse_freed_memory`` routes those allocations to the
 heap and keeps freed heap memory while it is active: two large-1m layers at 1M tokens took 0.81x the time
 (``benchmarks/long_path_options.py reuse``, benchmarks/results/long_path_reuse.json). The cost is heap fragmentation:
-peak RSS of the whole large-1m model at 1M rose from 3.35 GB to 3.46-3.71 GB. On exit the settings go back to glibc's
-defaults and the freed memory is returned to the system; glibc's adaptive mmap threshold stays off from then on (any
-mallopt call turns it off), which left tiny-1k batch-32 inference after a long call at the same speed as before it.
-(Huge pages on top measured no faster.)
+peak RSS of the whole large-1m model at 1M rose from 3.35 GB to 3.46-3.71 GB. The pretraining loop keeps it on too
+(a bf16 step at 16k tokens: 1.04-1.19x).
+
+On exit the freed memory is returned to the system. glibc's adaptive mmap threshold (which rises to the size of the
+largest large block freed, up to 32 MB) cannot be switched back on once any mallopt call has turned it off, and
+restoring the static defaults left the threshold at 128 KB for the rest of the process: every later activation was
+mmapped and page-faulted in afresh, and a tiny-1k training step after an exited block took 1.8x as long (132,000 page
+faults a step). So the exit sets the state the adaptive threshold reaches in a process that frees large tensors: an
+mmap threshold of 32 MB and a trim threshold of 64 MB. (Huge pages on top measured no faster.)
 """
 
 from __future__ import annotations
@@ -21,9 +27,11 @@ import sys
 import threading
 from collections.abc import Iterator
 
-# mallopt parameters and glibc's defaults for them (malloc.h)
-M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
-DEFAULT_TRIM_THRESHOLD, DEFAULT_MMAP_MAX = 128 * 1024, 65536
+# mallopt parameters (malloc.h), glibc's default for M_MMAP_MAX, and where its adaptive thresholds end up on 64-bit
+# (DEFAULT_MMAP_THRESHOLD_MAX, and twice that for trimming)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4
+DEFAULT_MMAP_MAX = 65536
+ADAPTED_MMAP_THRESHOLD, ADAPTED_TRIM_THRESHOLD = 32 * 2**20, 64 * 2**20
 KEEP_ALL = 2**31 - 1  # the largest trim threshold mallopt takes (an int)
 
 _lock = threading.Lock()
@@ -70,5 +78,6 @@ def reuse_freed_memory(enabled: bool = True) -> Iterator[None]:
             _depth -= 1
             if _depth == 0:
                 libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
-                libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
+                libc.mallopt(M_MMAP_THRESHOLD, ADAPTED_MMAP_THRESHOLD)
+                libc.mallopt(M_TRIM_THRESHOLD, ADAPTED_TRIM_THRESHOLD)
                 libc.malloc_trim(0)

@@ -1,0 +1,186 @@
+"""Fused elementwise kernels for the training step on the CPU, compiled from plain torch code by inductor.
+
+What was left of a bf16 training step after the projections and FFTs was memory-bound elementwise work: each eager op
+reads and writes whole (B, 3D, L) tensors, and ATen's tanh-GELU is compute-bound on ``tanh``. Each kernel here is a
+short torch function that inductor turns into one or two C++ loops. Every kernel has its eager reference beside it,
+with the same contract, and tests compare the two:
+
+- ``gelu_tanh``: tanh-GELU with its backward, written as ``x * sigmoid(2u)``, which equals ``x * (1 + tanh(u)) / 2``
+  exactly in real arithmetic and needs ``exp`` instead of ``tanh``: 2.4-2.8x ATen's bf16 GELU at tiny-1k.
+- ``short_conv``: the causal short conv with the in_proj bias added and a bf16 input widened inside the kernel, where
+  eager ops took a widening add and four multiply-add passes.
+- ``short_conv_grads``: its gradients in one pass over the output gradient, where the eager backward allocates and
+  reads a product per tap, and the input's gradient is written in the input's dtype.
+
+Kernels are compiled on first use with ``dynamic=True`` (one kernel for every length and batch), on the CPU only:
+they were measured there; a GPU keeps the eager ops. Where compiling fails (no C++ compiler, an unsupported torch),
+the kernels fall back to their eager references for the rest of the process, with one warning.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+# Tests switch the compiled kernels off to compare them with the eager references on the same inputs.
+USE_COMPILED = True
+_broken: set[str] = set()
+
+# 2 * sqrt(2 / pi), and the cubic coefficient of tanh-GELU
+_K, _C = 1.5957691216057308, 0.044715
+
+
+def _gelu_tanh_fused(x: Tensor) -> Tensor:
+    xf = x.float()
+    return (xf * torch.sigmoid(_K * xf * (1 + _C * xf * xf))).to(x.dtype)
+
+
+def _gelu_tanh_backward_fused(grad: Tensor, x: Tensor) -> Tensor:
+    xf = x.float()
+    s = torch.sigmoid(_K * xf * (1 + _C * xf * xf))
+    return (grad.float() * (s + xf * s * (1 - s) * (_K * (1 + 3 * _C * xf * xf)))).to(grad.dtype)
+
+
+def gelu_tanh_ref(x: Tensor) -> Tensor:
+    return F.gelu(x, approximate="tanh")
+
+
+def gelu_tanh_backward_ref(grad: Tensor, x: Tensor) -> Tensor:
+    return torch.ops.aten.gelu_backward(grad, x, approximate="tanh")
+
+
+def _channel_view(t: Tensor, dim: int) -> Tensor:
+    """A per-channel vector (C,) shaped to broadcast over a channels-first (C, ..., L) tensor of ``dim`` dims."""
+    return t.view(t.shape[0], *([1] * (dim - 1)))
+
+
+def _short_conv_input(z: Tensor, input_bias: Tensor | None) -> Tensor:
+    """z + input_bias, widened to float32 (float64 stays float64: gradcheck)."""
+    x = z.to(torch.promote_types(z.dtype, torch.float32))
+    return x if input_bias is None else x + _channel_view(input_bias.to(x.dtype), z.dim())
+
+
+def _short_conv_fused(z: Tensor, weight: Tensor, bias: Tensor, input_bias: Tensor | None) -> Tensor:
+    taps, seqlen = weight.shape[1], z.shape[-1]
+    x_pad = F.pad(_short_conv_input(z, input_bias), (taps - 1, 0))
+    w = weight.view(weight.shape[0], *([1] * (z.dim() - 1)), taps)
+    return sum(x_pad[..., j : j + seqlen] * w[..., j] for j in range(taps)) + _channel_view(bias, z.dim())
+
+
+def short_conv_ref(z: Tensor, weight: Tensor, bias: Tensor, input_bias: Tensor | None) -> Tensor:
+    """The causal short conv of ``z + input_bias`` (the in_proj bias, or None) in float32 as shifted multiply-adds:
+    z channels first (C, ..., L), any float dtype; weight (C, K), bias (C,)."""
+    taps, seqlen = weight.shape[1], z.shape[-1]
+    x = _short_conv_input(z, input_bias)
+    w = weight.view(weight.shape[0], *([1] * (z.dim() - 1)), taps)
+    out = (x * w[..., -1]).add_(_channel_view(bias, z.dim()))
+    for j in range(1, min(taps, seqlen)):
+        out[..., j:].addcmul_(x[..., :-j], w[..., -1 - j])
+    return out
+
+
+def _short_conv_grads_fused(
+    z: Tensor, weight: Tensor, grad: Tensor, input_bias: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    taps, seqlen = weight.shape[1], z.shape[-1]
+    w = weight.view(weight.shape[0], *([1] * (z.dim() - 1)), taps)
+    g_pad, x_pad = F.pad(grad, (0, taps - 1)), F.pad(_short_conv_input(z, input_bias), (taps - 1, 0))
+    grad_x = sum(g_pad[..., j : j + seqlen] * w[..., taps - 1 - j] for j in range(taps))
+    dims = tuple(range(1, z.dim()))
+    grad_w = torch.stack([(grad * x_pad[..., j : j + seqlen]).sum(dims) for j in range(taps)], 1)
+    grad_input_bias = None if input_bias is None else grad_x.sum(dims)
+    return grad_x.to(z.dtype), grad_w, grad.sum(dims), grad_input_bias
+
+
+def short_conv_grads_ref(
+    z: Tensor, weight: Tensor, grad: Tensor, input_bias: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    """The gradients of ``short_conv_ref`` (z in its dtype, weight, bias, input_bias or None) from the output
+    gradient, as shifted multiply-adds, a product per tap. z, grad: (C, ..., L) channels first; weight (C, K)."""
+    taps, seqlen = weight.shape[1], z.shape[-1]
+    x = _short_conv_input(z, input_bias)
+    w = weight.view(weight.shape[0], *([1] * (z.dim() - 1)), taps)
+    dims = tuple(range(1, z.dim()))
+    grad_x = grad * w[..., -1]
+    grad_w = torch.zeros_like(weight)
+    grad_w[:, -1] = (grad * x).sum(dims)
+    for j in range(1, min(taps, seqlen)):  # tap -1-j reads x shifted by j: its gradient reads grad shifted back
+        grad_x[..., :-j].addcmul_(grad[..., j:], w[..., -1 - j])
+        grad_w[:, -1 - j] = (grad[..., j:] * x[..., :-j]).sum(dims)
+    grad_input_bias = None if input_bias is None else grad_x.sum(dims)
+    return grad_x.to(z.dtype), grad_w, grad.sum(dims), grad_input_bias
+
+
+@functools.cache
+def _compiled(name: str) -> Callable:
+    fn = {
+        "gelu_tanh": _gelu_tanh_fused,
+        "gelu_tanh_backward": _gelu_tanh_backward_fused,
+        "short_conv": _short_conv_fused,
+        "short_conv_grads": _short_conv_grads_fused,
+    }[name]
+    return torch.compile(fn, dynamic=True)
+
+
+def _run(name: str, reference: Callable, *args: Tensor):
+    """The compiled kernel ``name`` where it applies, else ``reference`` (same contract)."""
+    if (
+        not USE_COMPILED
+        or name in _broken
+        or args[0].device.type != "cpu"
+        or torch.compiler.is_compiling()  # inside a user's torch.compile: let it trace the plain ops
+    ):
+        return reference(*args)
+    try:
+        # dynamo and inductor warn about their own internals when they (re)compile, for a new dtype or memory
+        # layout (deprecations, .grad of non-leaf tensors they trace): nothing to the caller, and errors under a
+        # caller's "error" filter
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _compiled(name)(*args)
+    except Exception as e:  # any compiler failure; a genuine input error is raised again by the reference
+        _broken.add(name)
+        warnings.warn(
+            f"hyenadna: compiling the fused {name} kernel failed ({type(e).__name__}: {str(e)[:200]}); using the "
+            "eager ops, which compute the same values more slowly",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return reference(*args)
+
+
+def short_conv(z: Tensor, weight: Tensor, bias: Tensor, input_bias: Tensor | None = None) -> Tensor:
+    """Fast path of ``short_conv_ref``: one fused kernel (a bf16 z is widened and the in_proj bias added inside it),
+    results equal to float32 rounding."""
+    return _run("short_conv", short_conv_ref, z, weight, bias, input_bias)
+
+
+def short_conv_grads(
+    z: Tensor, weight: Tensor, grad: Tensor, input_bias: Tensor | None = None
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    """Fast path of ``short_conv_grads_ref``: one fused kernel, results equal to float32 rounding."""
+    return _run("short_conv_grads", short_conv_grads_ref, z, weight, grad, input_bias)
+
+
+class _GeluTanh(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        ctx.save_for_backward(x)
+        return _run("gelu_tanh", gelu_tanh_ref, x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        return _run("gelu_tanh_backward", gelu_tanh_backward_ref, grad, x)
+
+
+def gelu_tanh(x: Tensor) -> Tensor:
+    """tanh-GELU with autograd, through the fused kernels on the CPU (``F.gelu(x, approximate="tanh")`` elsewhere)."""
+    if x.device.type != "cpu" or not USE_COMPILED:
+        return gelu_tanh_ref(x)
+    return _GeluTanh.apply(x)

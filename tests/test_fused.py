@@ -1,0 +1,112 @@
+"""The fused elementwise kernels (ops/fused.py) against their eager references, and their fallback."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hyenadna.ops import fused
+from hyenadna.ops.short_conv import causal_short_conv, causal_short_conv_ref
+from tests.conftest import assert_close
+
+
+def _refuse(*args):
+    raise AssertionError("the eager reference ran where the compiled kernel should have")
+
+
+@pytest.mark.parametrize("shape", [(6, 40), (6, 3, 40), (5, 2, 3, 17), (4, 2, 1), (4, 2, 2)])
+@pytest.mark.parametrize("taps", [1, 3, 4])
+@pytest.mark.parametrize("with_input_bias", [False, True])
+def test_short_conv_and_its_grads_match_the_eager_references(monkeypatch, shape, taps, with_input_bias):
+    g = torch.Generator().manual_seed(taps)
+    z, grad = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
+    weight, bias = torch.randn(shape[0], taps, generator=g), torch.randn(shape[0], generator=g)
+    input_bias = torch.randn(shape[0], generator=g) if with_input_bias else None
+    expected = fused.short_conv_ref(z, weight, bias, input_bias)
+    expected_grads = fused.short_conv_grads_ref(z, weight, grad, input_bias)
+    # proves the compiled kernels computed these
+    monkeypatch.setattr(fused, "short_conv_ref", _refuse)
+    monkeypatch.setattr(fused, "short_conv_grads_ref", _refuse)
+    assert_close(fused.short_conv(z, weight, bias, input_bias), expected, atol=1e-6, rtol=1e-5)
+    got = fused.short_conv_grads(z, weight, grad, input_bias)
+    assert (got[3] is None) == (input_bias is None)
+    for a, b in zip(got, expected_grads, strict=True):
+        if b is not None:
+            assert_close(a, b, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_short_conv_gradients_equal_conv1d_autograd_and_keep_the_channels_first_memory(batch, dtype):
+    """Through autograd, as the training path calls it: z is a (B, C, L) view of in_proj's (C, B, L) output (bf16
+    under autocast) whose bias the conv adds; the output and z's gradient come back in that memory order (in_proj's
+    backward reads it without a copy), z's gradient in z's dtype."""
+    g = torch.Generator().manual_seed(batch)
+    c, length = 6, 33
+    z = torch.randn(c, batch, length, generator=g).to(dtype).transpose(0, 1).requires_grad_()
+    weight, bias = torch.randn(c, 3, generator=g).requires_grad_(), torch.randn(c, generator=g).requires_grad_()
+    input_bias = torch.randn(c, generator=g).requires_grad_()
+    out_grad = torch.randn(batch, c, length, generator=g)
+    inputs = (z, weight, bias, input_bias)
+    out = causal_short_conv(z, weight, bias, input_bias)
+    fast = torch.autograd.grad(out, inputs, out_grad)
+    ref_out = causal_short_conv_ref(z.float() + input_bias[:, None], weight, bias)
+    ref = torch.autograd.grad(ref_out, inputs, out_grad)
+    assert out.dtype == torch.float32 and fast[0].dtype == dtype
+    assert_close(out, ref_out, atol=1e-5, rtol=1e-5)
+    for a, b in zip(fast, ref, strict=True):
+        assert_close(a, b, atol=1e-5, rtol=1e-5)
+    assert out.transpose(0, 1).is_contiguous() and fast[0].transpose(0, 1).is_contiguous()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_gelu_tanh_and_its_gradient_match_torch(monkeypatch, dtype):
+    x = (3 * torch.randn(4, 50, 16, generator=torch.Generator().manual_seed(0))).to(dtype).requires_grad_()
+    out_grad = torch.randn(4, 50, 16, generator=torch.Generator().manual_seed(1)).to(dtype)
+    expected = F.gelu(x, approximate="tanh")
+    (expected_grad,) = torch.autograd.grad(expected, x, out_grad)
+    monkeypatch.setattr(fused, "gelu_tanh_ref", _refuse)
+    monkeypatch.setattr(fused, "gelu_tanh_backward_ref", _refuse)
+    got = fused.gelu_tanh(x)
+    (got_grad,) = torch.autograd.grad(got, x, out_grad)
+    assert got.dtype == got_grad.dtype == dtype
+    # bf16: the two round a float32 result to bf16, one ulp apart at most
+    tol = dict(atol=1e-6, rtol=2e-6) if dtype == torch.float32 else dict(atol=1e-2, rtol=8e-3)
+    assert_close(got, expected, **tol)
+    tol = dict(atol=1e-6, rtol=4e-6) if dtype == torch.float32 else dict(atol=1e-2, rtol=8e-3)
+    assert_close(got_grad, expected_grad, **tol)
+
+
+def test_a_kernel_that_fails_to_compile_falls_back_to_eager_with_one_warning(monkeypatch):
+    def broken_compiler(name):
+        def kernel(*args):
+            raise RuntimeError("no C++ compiler")
+
+        return kernel
+
+    monkeypatch.setattr(fused, "_compiled", broken_compiler)
+    monkeypatch.setattr(fused, "_broken", set())
+    z, grad, weight, ib = torch.randn(4, 2, 9), torch.randn(4, 2, 9), torch.randn(4, 3), torch.randn(4)
+    with pytest.warns(RuntimeWarning, match="compiling the fused short_conv_grads kernel failed"):
+        got = fused.short_conv_grads(z, weight, grad, ib)
+    for a, b in zip(got, fused.short_conv_grads_ref(z, weight, grad, ib), strict=True):
+        assert torch.equal(a, b)
+    assert fused._broken == {"short_conv_grads"}
+    with warnings.catch_warnings():  # no second attempt, no second warning
+        warnings.simplefilter("error")
+        fused.short_conv_grads(z, weight, grad, ib)
+
+
+def test_switched_off_the_kernels_are_the_eager_references(monkeypatch):
+    monkeypatch.setattr(fused, "USE_COMPILED", False)
+    monkeypatch.setattr(fused, "_compiled", _refuse)
+    x = torch.randn(3, 8, requires_grad=True)
+    assert torch.equal(fused.gelu_tanh(x), F.gelu(x, approximate="tanh"))
+    z, grad, weight, bias = torch.randn(4, 9), torch.randn(4, 9), torch.randn(4, 3), torch.randn(4)
+    assert torch.equal(fused.short_conv(z, weight, bias), fused.short_conv_ref(z, weight, bias, None))
+    got, expected = fused.short_conv_grads(z, weight, grad), fused.short_conv_grads_ref(z, weight, grad, None)
+    for a, b in zip(got[:3], expected[:3], strict=True):
+        assert torch.equal(a, b)
