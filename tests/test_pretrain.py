@@ -270,6 +270,28 @@ def test_cli_records_the_precision_it_resolved(fasta, tmp_path, monkeypatch):
         assert json.loads((out / "pretrain_config.json").read_text())["bf16"] is want
 
 
+def test_resume_can_switch_precision_and_records_it(fasta, tmp_path, monkeypatch, capsys):
+    """--resume --bf16 switches an fp32 run to bf16 from its checkpoint on (it was silently ignored), and
+    pretrain_config.json, the checkpoint and the card's steps row say so; --resume alone keeps what it last ran."""
+    from hyenadna.cli import main
+    from hyenadna.training.export import _changes
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    args = ["pretrain", "--fasta", str(fasta), "--d-model", "16", "--seq-len", "64", "--batch-size", "2"]
+    args += ["--no-markov", "--threads", "1", "--eval-region", "1:100000-113000", "--eval-windows", "2"]
+    args += ["--ckpt-every", "1", "--out", str(tmp_path)]
+    assert main([*args, "--max-steps", "2"]) == 0
+    assert main(["pretrain", "--out", str(tmp_path), "--resume", "--max-steps", "3", "--bf16"]) == 0
+    assert "precision changed at step 2: bf16" in capsys.readouterr().err
+    cfg = json.loads((tmp_path / "pretrain_config.json").read_text())
+    assert cfg["bf16"] is True and cfg["precision_changes"] == [{"at_step": 2, "bf16": True, "was": False}]
+    assert json.loads(torch.load(tmp_path / "checkpoint.pt", weights_only=True)["config"])["bf16"] is True
+    assert "; from step 2 in bf16 (before: fp32)" in _changes(cfg)
+    assert main(["pretrain", "--out", str(tmp_path), "--resume", "--max-steps", "4"]) == 0
+    assert "world size 1; bf16" in capsys.readouterr().err
+    assert len(json.loads((tmp_path / "pretrain_config.json").read_text())["precision_changes"]) == 1
+
+
 def test_sequence_length_stages_and_bf16(fasta, tmp_path):
     cfg = small_cfg(fasta, tmp_path, stages=[[2, 16, 8], [4, 32, 4]], max_steps=5, bf16=True, eval_every=5)
     assert cfg.stage(0) == (16, 8) and cfg.stage(3) == (32, 4) and cfg.stage(4) == (64, 4)

@@ -32,6 +32,18 @@ def _checkpoint_step(out: Path) -> int:
     return int(load_run_checkpoint(out)["step"])
 
 
+def _write_config(path: Path, cfg) -> None:
+    """pretrain_config.json, rewritten with a change made on resume (by rank 0 only)."""
+    from hyenadna.training.pretrain import _dist_info
+
+    if _dist_info()[0] == 0:
+        from dataclasses import asdict
+
+        from hyenadna.utils.io import atomic_write_text
+
+        atomic_write_text(path, json.dumps(asdict(cfg), indent=1))
+
+
 def _pack(out: Path) -> int:
     from hyenadna.training.portable import pack_checkpoint
     from hyenadna.training.pretrain import load_run_checkpoint
@@ -84,13 +96,15 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
                 },
             ]
             cfg.stages, cfg.max_steps = new_stages, new_max
-            if _dist_info()[0] == 0:
-                from dataclasses import asdict
-
-                from hyenadna.utils.io import atomic_write_text
-
-                atomic_write_text(saved, json.dumps(asdict(cfg), indent=1))
+            _write_config(saved, cfg)
             print(f"schedule changed at step {at_step}: max steps {new_max}, stages {new_stages}", file=sys.stderr)
+        if args.bf16 is not None and args.bf16 != cfg.bf16:
+            # the weights and AdamW moments stay fp32 either way; only the projections' compute changes from here
+            at_step = _checkpoint_step(Path(args.out))
+            cfg.precision_changes = [*cfg.precision_changes, {"at_step": at_step, "bf16": args.bf16, "was": cfg.bf16}]
+            cfg.bf16 = args.bf16
+            _write_config(saved, cfg)
+            print(f"precision changed at step {at_step}: {'bf16' if args.bf16 else 'fp32'}", file=sys.stderr)
     else:
         if not args.fasta:
             print("hyenadna pretrain: error: --fasta is required for a new run", file=sys.stderr)
@@ -198,7 +212,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="bf16 autocast for the projections (the FFT and residual stream stay fp32); default: on where it is "
-        "faster (CUDA GPUs with bf16, CPUs with AMX), off elsewhere; a resumed run keeps what it started with",
+        "faster (CUDA GPUs with bf16, CPUs with AMX), off elsewhere; a resumed run keeps what it last ran in unless "
+        "given one of these (the change is recorded in pretrain_config.json and the model card)",
     )
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--seed", type=int, default=0)

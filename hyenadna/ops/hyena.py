@@ -37,8 +37,9 @@ def hyena_batched(op: HyenaOperator, u: Tensor, k_f: Tensor | None = None, n: in
     """The whole batch at once, with or without autograd: channels-first projections as single matmuls over the
     batch's tokens (oneDNN forward and backward on the CPU, ops/linear.py), kept in (channels, batch, length) memory
     order, so in_proj's output needs no transposed copy; the short conv adding in_proj's bias, through fused kernels
-    forward and backward when training on the CPU (ops/fused.py); a smooth FFT length. Training (no ``k_f``) runs the gating and long convolution as one autograd node (``gated_fftconv``,
-    unless the operator's dropout is on) on the channels-first filter, and out_proj reads its token-major output.
+    forward and backward when training on the CPU (ops/fused.py); a smooth FFT length. Training (no ``k_f``) runs
+    the gating and long convolution as one autograd node (``gated_fftconv``, unless the operator's dropout is on) on
+    the channels-first filter, and out_proj reads its token-major output.
     Given the filter spectrum ``k_f`` at transform length ``n`` (inference), the filter is not recomputed."""
     batch, seqlen, d = u.shape
     z = linear(op.in_proj.weight, u.reshape(batch * seqlen, d))  # W_in @ u^T: (3D, B*L)

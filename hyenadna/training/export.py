@@ -69,7 +69,15 @@ def _changes(cfg: dict) -> str:
             f"; at step {c['at_step']:,} the schedule changed from {c['was']['max_steps']:,} to {c['max_steps']:,} "
             f"steps (stages: {stages}), the learning rate following the new cosine from there"
         )
+    for c in cfg.get("precision_changes") or []:
+        notes.append(
+            f"; from step {c['at_step']:,} in {'bf16' if c['bf16'] else 'fp32'} (before: {_precision(c['was'])})"
+        )
     return "".join(notes)
+
+
+def _precision(bf16: bool | None) -> str:
+    return "bf16" if bf16 else "fp32" if bf16 is False else "the default"
 
 
 def _row_threads(cfg: dict, rows: list[dict]) -> list[int | None]:

@@ -71,6 +71,8 @@ class PretrainConfig:
     max_minutes: float | None = None  # stop cleanly (with a checkpoint) after this much wall time in this process
     # schedules changed on resume: [{"at_step", "max_steps", "stages"}, ...], so the record says what really ran
     schedule_changes: list[dict] = field(default_factory=list)
+    # precision switched on resume (--resume --bf16 / --no-bf16): [{"at_step", "bf16", "was"}, ...]
+    precision_changes: list[dict] = field(default_factory=list)
 
     def stage(self, step: int) -> tuple[int, int]:
         for until, seq_len, batch in self.stages:
