@@ -59,6 +59,11 @@ def _channel_view(t: Tensor, dim: int) -> Tensor:
     return t.view(t.shape[0], *([1] * (dim - 1)))
 
 
+def _tap_view(weight: Tensor, dim: int) -> Tensor:
+    """Short-filter weights (C, K) shaped so that ``[..., j]`` broadcasts tap j over a (C, ..., L) tensor."""
+    return weight.view(weight.shape[0], *([1] * (dim - 1)), weight.shape[1])
+
+
 def _short_conv_input(z: Tensor, input_bias: Tensor | None) -> Tensor:
     """z + input_bias, widened to float32 (float64 stays float64: gradcheck)."""
     x = z.to(torch.promote_types(z.dtype, torch.float32))
@@ -68,7 +73,7 @@ def _short_conv_input(z: Tensor, input_bias: Tensor | None) -> Tensor:
 def _short_conv_fused(z: Tensor, weight: Tensor, bias: Tensor, input_bias: Tensor | None) -> Tensor:
     taps, seqlen = weight.shape[1], z.shape[-1]
     x_pad = F.pad(_short_conv_input(z, input_bias), (taps - 1, 0))
-    w = weight.view(weight.shape[0], *([1] * (z.dim() - 1)), taps)
+    w = _tap_view(weight, z.dim())
     return sum(x_pad[..., j : j + seqlen] * w[..., j] for j in range(taps)) + _channel_view(bias, z.dim())
 
 
@@ -77,7 +82,7 @@ def short_conv_ref(z: Tensor, weight: Tensor, bias: Tensor, input_bias: Tensor |
     z channels first (C, ..., L), any float dtype; weight (C, K), bias (C,)."""
     taps, seqlen = weight.shape[1], z.shape[-1]
     x = _short_conv_input(z, input_bias)
-    w = weight.view(weight.shape[0], *([1] * (z.dim() - 1)), taps)
+    w = _tap_view(weight, z.dim())
     out = (x * w[..., -1]).add_(_channel_view(bias, z.dim()))
     for j in range(1, min(taps, seqlen)):
         out[..., j:].addcmul_(x[..., :-j], w[..., -1 - j])
@@ -88,7 +93,7 @@ def _short_conv_grads_fused(
     z: Tensor, weight: Tensor, grad: Tensor, input_bias: Tensor | None
 ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
     taps, seqlen = weight.shape[1], z.shape[-1]
-    w = weight.view(weight.shape[0], *([1] * (z.dim() - 1)), taps)
+    w = _tap_view(weight, z.dim())
     g_pad, x_pad = F.pad(grad, (0, taps - 1)), F.pad(_short_conv_input(z, input_bias), (taps - 1, 0))
     grad_x = sum(g_pad[..., j : j + seqlen] * w[..., taps - 1 - j] for j in range(taps))
     dims = tuple(range(1, z.dim()))
@@ -104,7 +109,7 @@ def short_conv_grads_ref(
     gradient, as shifted multiply-adds, a product per tap. z, grad: (C, ..., L) channels first; weight (C, K)."""
     taps, seqlen = weight.shape[1], z.shape[-1]
     x = _short_conv_input(z, input_bias)
-    w = weight.view(weight.shape[0], *([1] * (z.dim() - 1)), taps)
+    w = _tap_view(weight, z.dim())
     dims = tuple(range(1, z.dim()))
     grad_x = grad * w[..., -1]
     grad_w = torch.zeros_like(weight)
