@@ -183,7 +183,7 @@ def markov_baseline(
 
 def training_bf16(requested: bool | None, device: torch.device) -> bool:
     """bf16 autocast for training: as asked; by default on where it is the faster mode: a CUDA GPU with bf16 support,
-    or a CPU with AMX tiles (Intel Xeon 4th generation on: 1.29-1.30x the fp32 step at tiny-1k batch 8, 1.17-1.19x at
+    or a CPU with AMX tiles (Intel Xeon 4th generation on: 1.29-1.33x the fp32 step at tiny-1k batch 8, 1.17-1.32x at
     16k tokens, README "The training step"). Off on other CPUs: an AVX2 CPU has no native bf16 (0.38x the fp32
     speed)."""
     if requested is not None:
