@@ -32,8 +32,27 @@ def _checkpoint_step(out: Path) -> int:
     return int(load_run_checkpoint(out)["step"])
 
 
-def _write_config(path: Path, cfg) -> None:
-    """pretrain_config.json, rewritten with a change made on resume (by rank 0 only)."""
+def _record_resume_changes(args: argparse.Namespace, cfg, saved: Path) -> None:
+    """Apply a new schedule (--max-steps, --stages) or precision (--bf16 / --no-bf16) given on resume to ``cfg``, and
+    record each with the checkpoint's step in pretrain_config.json (rank 0), which the model card is built from. The
+    weights, optimiser and RNG still resume exactly; the weights and AdamW moments are fp32 in either precision."""
+    new_stages = _parse_stages(args.stages) if args.stages else cfg.stages
+    new_max = args.max_steps if args.max_steps is not None else cfg.max_steps
+    new_schedule = (new_stages, new_max) != (cfg.stages, cfg.max_steps)
+    new_precision = args.bf16 is not None and args.bf16 != cfg.bf16
+    if not (new_schedule or new_precision):
+        return
+    at_step = _checkpoint_step(Path(args.out))
+    if new_schedule:
+        was = {"max_steps": cfg.max_steps, "stages": cfg.stages}
+        change = {"at_step": at_step, "max_steps": new_max, "stages": new_stages, "was": was}
+        cfg.schedule_changes = [*cfg.schedule_changes, change]
+        cfg.stages, cfg.max_steps = new_stages, new_max
+        print(f"schedule changed at step {at_step}: max steps {new_max}, stages {new_stages}", file=sys.stderr)
+    if new_precision:
+        cfg.precision_changes = [*cfg.precision_changes, {"at_step": at_step, "bf16": args.bf16, "was": cfg.bf16}]
+        cfg.bf16 = args.bf16
+        print(f"precision changed at step {at_step}: {'bf16' if args.bf16 else 'fp32'}", file=sys.stderr)
     from hyenadna.training.pretrain import _dist_info
 
     if _dist_info()[0] == 0:
@@ -41,7 +60,7 @@ def _write_config(path: Path, cfg) -> None:
 
         from hyenadna.utils.io import atomic_write_text
 
-        atomic_write_text(path, json.dumps(asdict(cfg), indent=1))
+        atomic_write_text(saved, json.dumps(asdict(cfg), indent=1))
 
 
 def _pack(out: Path) -> int:
@@ -81,30 +100,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     if args.resume and saved.exists():
         # the folder given now, not the one recorded: a run copied to another machine or path continues there
         cfg = PretrainConfig(**{**json.loads(saved.read_text()), **runtime, "out_dir": args.out})
-        new_stages = _parse_stages(args.stages) if args.stages else cfg.stages
-        new_max = args.max_steps if args.max_steps is not None else cfg.max_steps
-        if (new_stages, new_max) != (cfg.stages, cfg.max_steps):
-            # a shorter or longer schedule from here on; the weights, optimiser and RNG still resume exactly
-            at_step = _checkpoint_step(Path(args.out))
-            cfg.schedule_changes = [
-                *cfg.schedule_changes,
-                {
-                    "at_step": at_step,
-                    "max_steps": new_max,
-                    "stages": new_stages,
-                    "was": {"max_steps": cfg.max_steps, "stages": cfg.stages},
-                },
-            ]
-            cfg.stages, cfg.max_steps = new_stages, new_max
-            _write_config(saved, cfg)
-            print(f"schedule changed at step {at_step}: max steps {new_max}, stages {new_stages}", file=sys.stderr)
-        if args.bf16 is not None and args.bf16 != cfg.bf16:
-            # the weights and AdamW moments stay fp32 either way; only the projections' compute changes from here
-            at_step = _checkpoint_step(Path(args.out))
-            cfg.precision_changes = [*cfg.precision_changes, {"at_step": at_step, "bf16": args.bf16, "was": cfg.bf16}]
-            cfg.bf16 = args.bf16
-            _write_config(saved, cfg)
-            print(f"precision changed at step {at_step}: {'bf16' if args.bf16 else 'fp32'}", file=sys.stderr)
+        _record_resume_changes(args, cfg, saved)
     else:
         if not args.fasta:
             print("hyenadna pretrain: error: --fasta is required for a new run", file=sys.stderr)
