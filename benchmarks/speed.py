@@ -16,8 +16,8 @@ timed after two compiling steps), "transformer" (equal-width SDPA Transformer, f
 --reference-reuse W... "reference_reuse" (the reference with freed memory reused, as our long path and pretraining
 do), and on request (--impls): "reference_bf16" (the reference under bf16 autocast, the like-for-like ratio for
 fast_bf16) and, for the training levers one at a time, a "_noreuse" suffix (freed memory returned to the system after
-each step, as before the pretraining loop kept it) and an "_eager" suffix (the fused kernels off, ops/fused.py), e.g.
-"fast_bf16_noreuse".
+each step, as before the pretraining loop kept it), an "_eager" suffix (the fused kernels off, ops/fused.py) and a
+"_foreach" suffix (torch's default AdamW instead of our fused one), e.g. "fast_bf16_noreuse".
 
 Writes benchmarks/results/speed.json and prints a table.
 """
@@ -160,7 +160,12 @@ def _train_steps(impl, model, ids, repeats, times) -> None:
     import torch
 
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    if impl.startswith("fast") and "_foreach" not in impl:  # ours, as pretraining builds it (fused on the CPU)
+        from hyenadna.training.optim import build_optimizer
+
+        opt = build_optimizer(model, lr=1e-4, weight_decay=0.01)
+    else:  # the reference's: torch's default AdamW
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     warmup = 2 if impl == "fast_compile" else 1  # compiling the forward, then the backward
     for i in range(repeats + warmup):
         t = time.perf_counter()
@@ -273,7 +278,7 @@ def main() -> None:
         nargs="+",
         help="exactly these implementations, on every workload given (see the module docstring: fast, "
         "fast_defaults, fast_bf16, fast_compile, reference, reference_bf16, reference_reuse, transformer, and the "
-        "_noreuse / _eager variants of fast and fast_bf16 for training workloads)",
+        "_noreuse / _eager / _foreach variants of fast and fast_bf16 for training workloads)",
     )
     parser.add_argument(
         "--rounds",
@@ -435,10 +440,13 @@ def summarise_suite(args, names: list[str], rows: list[dict], crossover: list[di
     for w in names:
         for base in ("fast", "fast_bf16"):
             b, n, e = by.get((w, base)), by.get((w, f"{base}_noreuse")), by.get((w, f"{base}_eager"))
+            a = by.get((w, f"{base}_foreach"))
             if b and n:
                 print(f"{w:16s} {base}: keeping freed memory between steps / not: {ratio(b, n)}")
             if b and e:
                 print(f"{w:16s} {base}: fused elementwise kernels / eager ops: {ratio(b, e)}")
+            if b and a:
+                print(f"{w:16s} {base}: fused AdamW / torch's default: {ratio(b, a)}")
     for w in names:
         f, h, rr = by.get((w, "fast")), by.get((w, "fast_bf16")), by.get((w, "reference_reuse"))
         if f and rr:

@@ -110,3 +110,54 @@ def test_switched_off_the_kernels_are_the_eager_references(monkeypatch):
     got, expected = fused.short_conv_grads(z, weight, grad), fused.short_conv_grads_ref(z, weight, grad, None)
     for a, b in zip(got[:3], expected[:3], strict=True):
         assert torch.equal(a, b)
+
+
+def test_with_zero_tail_reads_the_padding_in_place_only_where_it_is_zeros():
+    buf = torch.zeros(4, 3, 12)
+    buf[..., :10] = torch.randn(4, 3, 10, generator=torch.Generator().manual_seed(0))
+    t = buf[..., :10]
+    padded = fused.with_zero_tail(t, 2)
+    assert padded.data_ptr() == buf.data_ptr() and torch.equal(padded, F.pad(t, (0, 2)))
+    buf[1, 2, 11] = 3.0  # a non-zero where the padding should be: a padded copy instead
+    copied = fused.with_zero_tail(t, 2)
+    assert copied.data_ptr() != buf.data_ptr() and torch.equal(copied, F.pad(t, (0, 2)))
+    for other in (t.clone(), buf[..., :9], buf.transpose(0, 1)[..., :10], buf[..., 2:12]):
+        got = fused.with_zero_tail(other, 2)  # not laid out in a zero-tailed tensor: always a copy
+        assert got.data_ptr() != buf.data_ptr() and torch.equal(got, F.pad(other, (0, 2)))
+    assert torch.equal(fused.with_zero_tail(torch.randn(2, 0, 5)[..., :3], 2), torch.zeros(2, 0, 5))
+    assert fused.with_zero_tail(t, 0) is t
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("taps", [2, 3, 4])
+def test_training_hyena_gradients_use_the_zero_tail_and_equal_the_reference_ops(monkeypatch, dtype, taps):
+    """The training path's short conv into gated_fftconv: z's gradient comes back with taps-1 zero columns after
+    each row, the short conv's backward reads them in place (no padded copy), and every gradient equals the
+    unfused reference ops' (conv1d, fftconv_ref)."""
+    from hyenadna.ops.fftconv import fftconv_ref, gated_fftconv
+
+    g = torch.Generator().manual_seed(taps)
+    d, batch, length = 4, 3, 37
+    z = torch.randn(3 * d, batch, length, generator=g).to(dtype).transpose(0, 1).requires_grad_()
+    weight = torch.randn(3 * d, taps, generator=g).requires_grad_()
+    bias, input_bias = torch.randn(3 * d, generator=g).requires_grad_(), torch.randn(3 * d, generator=g)
+    input_bias.requires_grad_()
+    k, skip = torch.randn(d, length, generator=g).requires_grad_(), torch.randn(d, generator=g).requires_grad_()
+    out_grad = torch.randn(batch, length, d, generator=g)
+    leaves = (z, weight, bias, input_bias, k, skip)
+
+    seen = []
+    original = fused.with_zero_tail
+    monkeypatch.setattr(fused, "with_zero_tail", lambda t, pad: seen.append(t) or original(t, pad))
+    monkeypatch.setattr(fused, "short_conv_grads_ref", _refuse)
+    y = gated_fftconv(causal_short_conv(z, weight, bias, input_bias), k, skip, grad_z_tail=taps - 1)
+    got = torch.autograd.grad(y, leaves, out_grad)
+    (grad_of_conv_output,) = seen
+    assert fused.with_zero_tail(grad_of_conv_output, taps - 1).data_ptr() == grad_of_conv_output.data_ptr()
+
+    ref_z = causal_short_conv_ref(z.float() + input_bias[:, None], weight, bias)
+    x0, x1, v = ref_z.split(d, dim=1)
+    want = torch.autograd.grad((fftconv_ref(x1 * v, k, skip) * x0).transpose(1, 2), leaves, out_grad)
+    for a, b in zip(got, want, strict=True):
+        assert a.dtype == b.dtype
+        assert_close(a.float(), b.float(), atol=2e-4, rtol=2e-4)

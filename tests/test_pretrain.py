@@ -16,7 +16,7 @@ import torch
 from hyenadna.data.genome import Genome
 from hyenadna.data.regions import HELD_OUT, Interval, overlap, parse_region, subtract
 from hyenadna.training.markov import MarkovModel
-from hyenadna.training.optim import cosine_lr, parameter_groups
+from hyenadna.training.optim import build_optimizer, cosine_lr, parameter_groups
 from hyenadna.training.portable import pack_checkpoint
 from hyenadna.training.pretrain import PretrainConfig, load_run_checkpoint, losses, pretrain, training_intervals
 from hyenadna.training.windows import WindowSampler
@@ -163,6 +163,26 @@ def test_schedule_and_parameter_groups():
     assert all(".filter_fn." not in names[id(p)] for p in decay["params"])
     assert any("implicit_filter.0.weight" in names[id(p)] for p in no_decay["params"])
     assert any("in_proj.weight" in names[id(p)] for p in decay["params"])
+
+
+def test_the_optimizer_is_fused_adamw_and_steps_as_torchs_default():
+    from hyenadna import HyenaConfig, HyenaDNALMHeadModel
+
+    torch.manual_seed(0)
+    models = [HyenaDNALMHeadModel(HyenaConfig(d_model=16, n_layer=1, d_inner=32, l_max=16)) for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    fused = build_optimizer(models[0], lr=1e-2, weight_decay=0.1)
+    default = torch.optim.AdamW(parameter_groups(models[1], 0.1), lr=1e-2)
+    assert fused.defaults["fused"] and not default.defaults["fused"]
+    ids = torch.randint(7, 11, (2, 13))
+    for step in range(3):
+        for model, opt in zip(models, (fused, default), strict=True):
+            torch.manual_seed(step)  # the same embedding dropout for both
+            opt.zero_grad()
+            model(ids[:, :-1], labels=ids[:, 1:]).loss.backward()
+            opt.step()
+    for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
 
 
 def test_resume_matches_uninterrupted_run(fasta, tmp_path):

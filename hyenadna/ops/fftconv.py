@@ -110,7 +110,7 @@ class _FFTConv(torch.autograd.Function):
         return y.to(u.dtype)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None, None]:
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None, None, None]:
         u_f_conj, k_f_conj, bias = ctx.saved_tensors
         grad_u, grad_k, grad_bias = _correlation_grads(
             grad.to(u_f_conj.real.dtype), u_f_conj, k_f_conj, bias, ctx.n, ctx.taps, ctx.needs_input_grad[:3]
@@ -158,21 +158,23 @@ def _to(t: Tensor | None, dtype: torch.dtype) -> Tensor | None:
 
 
 @torch.compiler.disable  # as fftconv: complex tensors stay out of inductor
-def gated_fftconv(z: Tensor, k: Tensor, bias: Tensor, n: int | None = None) -> Tensor:
+def gated_fftconv(z: Tensor, k: Tensor, bias: Tensor, n: int | None = None, grad_z_tail: int = 0) -> Tensor:
     """The Hyena operator's gating around its long convolution, for training: z (B, 3D, L) holds (x0, x1, v) as the
     short conv wrote them; returns x0 * fftconv(x1 * v, k, bias) token-major, (B, L, D), as out_proj reads it.
 
     Same values as the unfused ops, in one autograd node (``_GatedFFTConv``): its backward writes the three gradients
     straight into one (B, 3D, L) tensor in z's memory order, where autograd would concatenate three. The forward's
-    gating product writes the token-major output directly; the backward makes the gradient channels-first once."""
+    gating product writes the token-major output directly; the backward makes the gradient channels-first once.
+    ``grad_z_tail`` zero columns follow each row of z's gradient in memory: the short conv's backward reads them as
+    its causal padding (``fused.with_zero_tail``)."""
     if n is None:
         n = fft_length(2 * z.shape[-1] - 1, z.device)
-    return _GatedFFTConv.apply(z, k, bias, n)
+    return _GatedFFTConv.apply(z, k, bias, n, grad_z_tail)
 
 
 class _GatedFFTConv(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, z: Tensor, k: Tensor, bias: Tensor, n: int) -> Tensor:
+    def forward(ctx, z: Tensor, k: Tensor, bias: Tensor, n: int, grad_z_tail: int) -> Tensor:
         batch, width, seqlen = z.shape
         d, dtype = width // 3, torch.promote_types(z.dtype, torch.float32)
         x0, x1, v = z.to(dtype).split(d, dim=1)
@@ -180,11 +182,11 @@ class _GatedFFTConv(torch.autograd.Function):
         out = torch.empty(batch, seqlen, d, dtype=z.dtype, device=z.device)
         torch.mul(y, x0, out=out.transpose(1, 2))
         ctx.save_for_backward(z, y, p_f_conj, k_f_conj, bias)
-        ctx.n, ctx.taps, ctx.dtypes = n, k.shape[-1], (z.dtype, k.dtype, bias.dtype)
+        ctx.n, ctx.taps, ctx.dtypes, ctx.grad_z_tail = n, k.shape[-1], (z.dtype, k.dtype, bias.dtype), grad_z_tail
         return out
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None, None]:
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None, None, None]:
         z, y, p_f_conj, k_f_conj, bias = ctx.saved_tensors
         batch, width, seqlen = z.shape
         d, dtype = width // 3, y.dtype
@@ -201,7 +203,10 @@ class _GatedFFTConv(torch.autograd.Function):
         needs_z = ctx.needs_input_grad[0]
         grad_z = None
         if needs_z:  # in z's memory order, (3D, B, L), which the short conv's backward reads
-            grad_z = torch.empty(width, batch, seqlen, dtype=dtype, device=z.device).transpose(0, 1)
+            tail = ctx.grad_z_tail
+            grad_z = torch.empty(width, batch, seqlen + tail, dtype=dtype, device=z.device)
+            grad_z[..., seqlen:].zero_()
+            grad_z = grad_z[..., :seqlen].transpose(0, 1)
             torch.mul(g, y, out=grad_z[:, :d])
         g_y = g.mul_(x0)
         grad_p, grad_k, grad_bias = _correlation_grads(
@@ -211,4 +216,4 @@ class _GatedFFTConv(torch.autograd.Function):
             torch.mul(grad_p, v, out=grad_z[:, d : 2 * d])
             torch.mul(grad_p, x1, out=grad_z[:, 2 * d :])
         z_dtype, k_dtype, b_dtype = ctx.dtypes
-        return _to(grad_z, z_dtype), _to(grad_k, k_dtype), _to(grad_bias, b_dtype), None
+        return _to(grad_z, z_dtype), _to(grad_k, k_dtype), _to(grad_bias, b_dtype), None, None

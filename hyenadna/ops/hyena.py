@@ -47,7 +47,9 @@ def hyena_batched(op: HyenaOperator, u: Tensor, k_f: Tensor | None = None, n: in
     z = z.view(3 * d, batch, seqlen).transpose(0, 1)
     z = causal_short_conv(z, op.short_filter.weight[:, 0], op.short_filter.bias, op.in_proj.bias)
     if k_f is None and not (op.dropout.p > 0 and op.training):
-        y = gated_fftconv(z, op.filter_fn.filter_channels_first(seqlen), op.filter_fn.bias)  # (B, L, D)
+        # z's gradient comes back with the zero columns after each row that the short conv's backward reads
+        taps = op.short_filter.weight.shape[-1]
+        y = gated_fftconv(z, op.filter_fn.filter_channels_first(seqlen), op.filter_fn.bias, grad_z_tail=taps - 1)
         return linear(y.view(batch * seqlen, d), op.out_proj.weight, op.out_proj.bias).view(batch, seqlen, d)
     x0, x1, v = z.split(d, dim=1)
     if k_f is None:

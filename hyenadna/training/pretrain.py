@@ -352,7 +352,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
     if cfg.init_from and state is None:
         log(warm_start(model, cfg.init_from))
     model.to(device)
-    optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, fused=device.type == "cuda")
+    optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay)
     step, tokens_seen, wall_before = 0, 0, 0.0
     if state is not None:
         model.load_state_dict(state["model"])
