@@ -161,3 +161,43 @@ def test_training_hyena_gradients_use_the_zero_tail_and_equal_the_reference_ops(
     for a, b in zip(got, want, strict=True):
         assert a.dtype == b.dtype
         assert_close(a.float(), b.float(), atol=2e-4, rtol=2e-4)
+
+
+def test_dropout_keeps_the_rounded_probability_scales_exactly_and_masks_its_gradient(monkeypatch):
+    x = torch.randn(4, 512, 64, generator=torch.Generator().manual_seed(0)).requires_grad_()
+    grad = torch.randn(4, 512, 64, generator=torch.Generator().manual_seed(1))
+    keep = round(0.9 * 2**16)
+    torch.manual_seed(7)
+    expected_bits = fused.random_bits(tuple(x.shape))
+    expected = fused.dropout_ref(x.detach(), expected_bits, keep - 2**15, 2**16 / keep)
+    monkeypatch.setattr(fused, "dropout_ref", _refuse)  # the compiled kernel, forward and backward
+    torch.manual_seed(7)
+    y = fused.dropout(x, 0.1)
+    (gx,) = torch.autograd.grad(y, x, grad)
+    assert torch.equal(y, expected)  # the same draws under the same seed
+    kept = y != 0
+    n = kept.numel()
+    # binomial: within 5 standard deviations of keep / 2**16
+    assert abs(kept.sum().item() / n - keep / 2**16) < 5 * (0.09 / n) ** 0.5
+    assert torch.equal(y[kept], (x * (2**16 / keep))[kept])
+    assert torch.equal(gx, torch.where(kept, grad * (2**16 / keep), 0))
+    torch.manual_seed(7)
+    assert torch.equal(fused.dropout(x, 0.1), y)  # deterministic for a seed
+    assert not torch.equal(fused.dropout(x, 0.1), y)  # and a fresh draw after it
+    assert torch.equal(fused.dropout(x, 0.0), x) and not fused.dropout(x, 1.0).any()
+
+
+def test_blocks_drop_through_the_fused_dropout_and_the_reference_path_through_torchs():
+    from hyenadna import HyenaConfig, HyenaDNALMHeadModel
+
+    torch.manual_seed(0)
+    lm = HyenaDNALMHeadModel(HyenaConfig(d_model=16, n_layer=1, d_inner=32, l_max=40, embed_dropout=0.5)).train()
+    block, ids = lm.backbone.layers[0], torch.randint(7, 11, (2, 33))
+    x = lm.backbone.embeddings(ids)
+    for path, draw in (("train", lambda: fused.dropout(x, 0.5)), ("reference", lambda: F.dropout(x, 0.5))):
+        torch.manual_seed(3)
+        want = draw()
+        torch.manual_seed(3)
+        assert torch.equal(block._drop(block.dropout1, x, path), want)
+    block.eval()
+    assert block._drop(block.dropout1, x, "train") is x

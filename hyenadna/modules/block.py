@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from hyenadna.ops import fused
 from hyenadna.ops.execution import ExecutionOptions
 from hyenadna.ops.hyena import hyena_low_memory
 from hyenadna.ops.linear import linear, linear_ref, matmul_dtype
@@ -53,12 +54,18 @@ class Block(nn.Module):
     def forward(
         self, x: Tensor, residual: Tensor | None, path: str | None = None, options: ExecutionOptions | None = None
     ) -> tuple[Tensor, Tensor]:
-        x = self.dropout1(x)
+        x = self._drop(self.dropout1, x, path)
         residual = x.float() if residual is None else x.float() + residual
         x = self.mixer(self.norm1(residual.to(self.norm1.weight.dtype)), path, options)
-        residual = self.dropout2(x).float() + residual
+        residual = self._drop(self.dropout2, x, path).float() + residual
         x = self.mlp(self.norm2(residual.to(self.norm2.weight.dtype)))
         return x, residual
+
+    def _drop(self, dropout: nn.Dropout, x: Tensor, path: str | None) -> Tensor:
+        # the reference path draws its masks as the reference does; ours from 16-bit draws (ops/fused.py: dropout)
+        if not self.training or dropout.p == 0 or path == "reference":
+            return dropout(x)
+        return fused.dropout(x, dropout.p)
 
     @torch.no_grad()
     def forward_low_memory(self, residual: Tensor, options: ExecutionOptions, conv: Tensor | None = None) -> None:
