@@ -7,6 +7,7 @@ import torch
 
 from hyenadna.ops import linear as linear_ops
 from hyenadna.ops.linear import linear, linear_ref, onednn_available
+from tests.conftest import assert_close
 
 
 @pytest.mark.parametrize("gelu", [False, True])
@@ -122,3 +123,30 @@ def test_linear_gradients_under_bf16_autocast():
     for fast, ref in zip(*grads, strict=True):
         assert fast.dtype == torch.float32
         torch.testing.assert_close(fast, ref, rtol=3e-2, atol=3e-2)
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+@pytest.mark.parametrize("bias", [False, True])
+def test_linear_channels_first_is_linear_of_the_transpose_and_returns_its_gradient_channels_first(autocast, bias):
+    from hyenadna.ops.linear import linear_channels_first
+
+    g = torch.Generator().manual_seed(int(autocast) * 2 + int(bias))
+    x = torch.randn(24, 50, generator=g).requires_grad_()  # (in_features, N)
+    w = torch.randn(16, 24, generator=g).requires_grad_()
+    b = torch.randn(16, generator=g).requires_grad_() if bias else None
+    out_grad = torch.randn(50, 16, generator=g)
+    leaves = [t for t in (x, w, b) if t is not None]
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        fast = linear_channels_first(x, w, b)
+        ref = linear_ref(x.T, w, b)
+    assert fast.shape == (50, 16) and fast.dtype == ref.dtype
+    tol = dict(atol=1e-5, rtol=1e-5) if not autocast else dict(atol=0.05, rtol=0.02)
+    assert_close(fast.float(), ref.float(), **tol)
+    got, want = torch.autograd.grad(fast, leaves, out_grad), torch.autograd.grad(ref, leaves, out_grad)
+    for a, e in zip(got, want, strict=True):
+        assert_close(a, e, **tol)
+    if not autocast:  # the input's gradient comes back channels first, as the gating backward reads it
+        (gx,) = torch.autograd.grad(linear_channels_first(x, w, b), x, out_grad)
+        assert gx.is_contiguous()
+    with torch.no_grad():
+        assert_close(linear_channels_first(x, w, b), linear_ref(x.T, w, b), atol=1e-5, rtol=1e-5)

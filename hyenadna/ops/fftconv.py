@@ -160,11 +160,11 @@ def _to(t: Tensor | None, dtype: torch.dtype) -> Tensor | None:
 @torch.compiler.disable  # as fftconv: complex tensors stay out of inductor
 def gated_fftconv(z: Tensor, k: Tensor, bias: Tensor, n: int | None = None, grad_z_tail: int = 0) -> Tensor:
     """The Hyena operator's gating around its long convolution, for training: z (B, 3D, L) holds (x0, x1, v) as the
-    short conv wrote them; returns x0 * fftconv(x1 * v, k, bias) token-major, (B, L, D), as out_proj reads it.
+    short conv wrote them; returns x0 * fftconv(x1 * v, k, bias), (B, D, L) in z's (D, B, L) memory order, which
+    out_proj reads as a transposed matrix (``linear_channels_first``), giving back the gradient in the same order.
 
     Same values as the unfused ops, in one autograd node (``_GatedFFTConv``): its backward writes the three gradients
-    straight into one (B, 3D, L) tensor in z's memory order, where autograd would concatenate three. The forward's
-    gating product writes the token-major output directly; the backward makes the gradient channels-first once.
+    straight into one (B, 3D, L) tensor in z's memory order, where autograd would concatenate three.
     ``grad_z_tail`` zero columns follow each row of z's gradient in memory: the short conv's backward reads them as
     its causal padding (``fused.with_zero_tail``)."""
     if n is None:
@@ -179,8 +179,8 @@ class _GatedFFTConv(torch.autograd.Function):
         d, dtype = width // 3, torch.promote_types(z.dtype, torch.float32)
         x0, x1, v = z.to(dtype).split(d, dim=1)
         y, p_f_conj, k_f_conj = _conv_keeping_spectra(x1 * v, k, bias, n)
-        out = torch.empty(batch, seqlen, d, dtype=z.dtype, device=z.device)
-        torch.mul(y, x0, out=out.transpose(1, 2))
+        out = torch.empty(d, batch, seqlen, dtype=z.dtype, device=z.device).transpose(0, 1)  # z's memory order
+        torch.mul(y, x0, out=out)
         ctx.save_for_backward(z, y, p_f_conj, k_f_conj, bias)
         ctx.n, ctx.taps, ctx.dtypes, ctx.grad_z_tail = n, k.shape[-1], (z.dtype, k.dtype, bias.dtype), grad_z_tail
         return out
@@ -191,15 +191,7 @@ class _GatedFFTConv(torch.autograd.Function):
         batch, width, seqlen = z.shape
         d, dtype = width // 3, y.dtype
         x0, x1, v = z.to(dtype).split(d, dim=1)
-        # the token-major gradient made channels-first once: with both gating products reading it transposed, the
-        # node took 1.3x as long at tiny-1k. On the CPU one 2-D (blocked) transpose per sequence; a GPU takes the
-        # whole batch in one kernel rather than a launch per sequence
-        g = torch.empty(batch, d, seqlen, dtype=dtype, device=z.device)
-        if z.device.type == "cpu":
-            for b in range(batch):
-                g[b].copy_(grad[b].T)
-        else:
-            g.copy_(grad.transpose(1, 2))
+        g = grad.to(dtype)
         needs_z = ctx.needs_input_grad[0]
         grad_z = None
         if needs_z:  # in z's memory order, (3D, B, L), which the short conv's backward reads
@@ -208,7 +200,7 @@ class _GatedFFTConv(torch.autograd.Function):
             grad_z[..., seqlen:].zero_()
             grad_z = grad_z[..., :seqlen].transpose(0, 1)
             torch.mul(g, y, out=grad_z[:, :d])
-        g_y = g.mul_(x0)
+        g_y = g * x0
         grad_p, grad_k, grad_bias = _correlation_grads(
             g_y, p_f_conj, k_f_conj, bias, ctx.n, ctx.taps, (needs_z, *ctx.needs_input_grad[1:3])
         )

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from hyenadna.ops.execution import ExecutionOptions
 from hyenadna.ops.fftconv import fft_length, fftconv, fftconv_inplace, fftconv_padded, fftconv_ref, gated_fftconv
-from hyenadna.ops.linear import linear, matmul_dtype
+from hyenadna.ops.linear import linear, linear_channels_first, matmul_dtype
 from hyenadna.ops.short_conv import causal_short_conv, causal_short_conv_ref, causal_short_conv_tokens
 from hyenadna.utils.memory import reuse_freed_memory
 
@@ -39,7 +39,7 @@ def hyena_batched(op: HyenaOperator, u: Tensor, k_f: Tensor | None = None, n: in
     order, so in_proj's output needs no transposed copy; the short conv adding in_proj's bias, through fused kernels
     forward and backward when training on the CPU (ops/fused.py); a smooth FFT length. Training (no ``k_f``) runs
     the gating and long convolution as one autograd node (``gated_fftconv``, unless the operator's dropout is on) on
-    the channels-first filter, and out_proj reads its token-major output.
+    the channels-first filter, whose output out_proj reads channels first (``linear_channels_first``).
     Given the filter spectrum ``k_f`` at transform length ``n`` (inference), the filter is not recomputed."""
     batch, seqlen, d = u.shape
     z = linear(op.in_proj.weight, u.reshape(batch * seqlen, d))  # W_in @ u^T: (3D, B*L)
@@ -50,7 +50,8 @@ def hyena_batched(op: HyenaOperator, u: Tensor, k_f: Tensor | None = None, n: in
         # z's gradient comes back with the zero columns after each row that the short conv's backward reads
         taps = op.short_filter.weight.shape[-1]
         y = gated_fftconv(z, op.filter_fn.filter_channels_first(seqlen), op.filter_fn.bias, grad_z_tail=taps - 1)
-        return linear(y.view(batch * seqlen, d), op.out_proj.weight, op.out_proj.bias).view(batch, seqlen, d)
+        y = y.transpose(0, 1).reshape(d, batch * seqlen)  # (D, B*L): a view, y keeps z's memory order
+        return linear_channels_first(y, op.out_proj.weight, op.out_proj.bias).view(batch, seqlen, d)
     x0, x1, v = z.split(d, dim=1)
     if k_f is None:
         y = fftconv(op.dropout(x1 * v), op.filter_fn.filter_channels_first(seqlen), op.filter_fn.bias) * x0
