@@ -57,6 +57,30 @@ def test_linear_gradients_match_reference(monkeypatch, shape, out_features):
         torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.skipif(not onednn_available(torch.bfloat16), reason="oneDNN bf16 needs AVX-512 or AMX")
+def test_bf16_linear_gelu_fused_forward_and_recomputing_backward_match_the_reference(monkeypatch):
+    """Under bf16 autocast fc1 + GELU is one oneDNN op and the backward recomputes the pre-activation: values and
+    gradients as F.linear + F.gelu under the same autocast, to bf16 rounding, and near the float32 ones."""
+    calls = []
+    forward = linear_ops._LinearGelu.forward
+    monkeypatch.setattr(linear_ops._LinearGelu, "forward", staticmethod(lambda *a: calls.append(1) or forward(*a)))
+    g = torch.Generator().manual_seed(0)
+    x, w, b = torch.randn(4, 33, 16, generator=g), torch.randn(64, 16, generator=g) / 4, torch.randn(64, generator=g)
+    out_grad = torch.randn(4, 33, 64, generator=g)
+    results = []
+    for fn, autocast in ((linear, True), (linear_ref, True), (linear_ref, False)):
+        leaves = [t.clone().requires_grad_() for t in (x, w, b)]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            out = fn(*leaves, gelu=True)
+        results.append((out.float(), *torch.autograd.grad(out, leaves, out_grad.to(out.dtype))))
+    assert calls, "the fused bf16 path was not taken"
+    fast, ref_bf16, ref_fp32 = results
+    for a, r16, r32 in zip(fast, ref_bf16, ref_fp32, strict=True):
+        scale = r32.abs().max().item()
+        assert (a.float() - r16.float()).abs().max().item() <= 0.02 * scale
+        assert (a.float() - r32).abs().max().item() <= 0.02 * scale
+
+
 def test_linear_gradient_only_for_the_weight():
     x, w = torch.randn(6, 16), torch.randn(4, 16, requires_grad=True)
     linear(x, w).sum().backward()

@@ -251,6 +251,11 @@ def dropout(x: Tensor, p: float) -> Tensor:
     return _Dropout.apply(x, keep)
 
 
+def gelu_tanh_backward(grad: Tensor, x: Tensor) -> Tensor:
+    """The gradient of tanh-GELU at x, through the fused kernel on the CPU."""
+    return _run("gelu_tanh_backward", gelu_tanh_backward_ref, grad, x)
+
+
 class _GeluTanh(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:

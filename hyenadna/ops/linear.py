@@ -6,8 +6,9 @@ fused linear + post-op, which torch ships for its own compiler. On these AMD EPY
 there. Elsewhere MKL may win, so in fp32 the library is the one measured faster on this machine, for inference and
 for training separately (``ops/autotune.py``). With autograd, ``linear`` runs the forward and the input's gradient
 through the same op, and the weight's gradient through ``torch.mm`` (neutral on AMD EPYC in fp32, 1.04-1.05x a
-training step on an Intel Xeon). Where the op is missing (a torch built without oneDNN), off the CPU, or for dtypes
-other than fp32/bf16, ``linear`` falls back to ``linear_ref``.
+training step on an Intel Xeon). In bf16, fc1 and its GELU train as one op whose backward recomputes the
+pre-activation (``_LinearGelu``: 1.03x a tiny-1k step, neutral at 16k). Where the op is missing (a torch built
+without oneDNN), off the CPU, or for dtypes other than fp32/bf16, ``linear`` falls back to ``linear_ref``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from hyenadna.ops.fused import gelu_tanh
+from hyenadna.ops.fused import gelu_tanh, gelu_tanh_backward
 
 # Tests switch the fast path off to compare it with the reference on the same inputs.
 USE_ONEDNN = True
@@ -58,6 +59,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, gelu: bool = F
     if x.dtype == torch.float32 and not _onednn_measured_faster(train):
         return linear_ref(x, weight, bias, gelu)
     if train:
+        if gelu and x.dtype == torch.bfloat16:
+            return _LinearGelu.apply(x, weight, bias)
         y = _Linear.apply(x, weight, bias)
         return gelu_tanh(y) if gelu else y
     return _onednn_linear(x, weight, bias, gelu)
@@ -139,6 +142,27 @@ class _Linear(torch.autograd.Function):
             grad_w = torch.mm(grad2d.T, x.reshape(-1, x.shape[-1]))
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad2d.sum(0)
+        return grad_x, grad_w, grad_b
+
+
+class _LinearGelu(torch.autograd.Function):
+    """gelu(x W^T + b) in bf16 with the GELU fused into the matmul (a oneDNN post-op), which does not keep the
+    pre-activation: the backward recomputes it, one bf16 matmul (AMX) taking less time than writing it and reading it
+    back for a separate GELU."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        ctx.save_for_backward(x, weight, bias)
+        return _onednn_linear(x, weight, bias, gelu=True)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        x, weight, bias = ctx.saved_tensors
+        grad_h = gelu_tanh_backward(grad, _onednn_linear(x, weight, bias))
+        grad2d = grad_h.reshape(-1, grad_h.shape[-1])
+        grad_x = _onednn_linear(grad2d, weight.T, None).view(x.shape) if ctx.needs_input_grad[0] else None
+        grad_w = torch.mm(grad2d.T, x.reshape(-1, x.shape[-1])) if ctx.needs_input_grad[1] else None
+        grad_b = grad2d.sum(0) if bias is not None and ctx.needs_input_grad[2] else None
         return grad_x, grad_w, grad_b
 
 
