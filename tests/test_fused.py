@@ -201,3 +201,26 @@ def test_blocks_drop_through_the_fused_dropout_and_the_reference_path_through_to
         assert torch.equal(block._drop(block.dropout1, x, path), want)
     block.eval()
     assert block._drop(block.dropout1, x, "train") is x
+
+
+@pytest.mark.parametrize("modulate", [True, False])
+def test_implicit_filter_compiled_matches_the_eager_filter_and_its_gradients(monkeypatch, modulate):
+    from hyenadna.modules.hyena_filter import HyenaFilter
+
+    torch.manual_seed(0)
+    f = HyenaFilter(d_model=8, l_max=70, order=16, modulate=modulate)
+    out_grad = torch.randn(8, 50, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():  # the eager path (inference), and the reference algorithm's token-major filter
+        eager, reference = f.filter_channels_first(50), f.filter(50)
+    assert_close(eager, reference, atol=1e-6, rtol=1e-5)
+    params = [p for p in f.parameters() if p.requires_grad]
+    want = torch.autograd.grad(f.filter(50), params, out_grad, allow_unused=True)
+    monkeypatch.setattr(fused, "implicit_filter_ref", _refuse)  # training: the compiled filter
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # stays float32 under mixed precision
+        got = f.filter_channels_first(50)
+    assert got.dtype == torch.float32
+    assert_close(got, reference, atol=1e-6, rtol=1e-5)
+    for a, b in zip(torch.autograd.grad(got, params, out_grad, allow_unused=True), want, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert_close(a, b, atol=1e-5, rtol=1e-4)

@@ -329,3 +329,33 @@ def test_old_torch_is_refused_at_import_without_importing_it(tmp_path, monkeypat
         else:
             with pytest.raises(ImportError, match=r"needs torch >= 2.4; this environment has torch 2.3.1"):
                 hyenadna._check_torch()
+
+
+def test_a_ctrl_c_dropped_by_a_weakref_callback_is_delivered_again():
+    """Python drops a KeyboardInterrupt raised inside a weakref callback (importlib's module locks have one), with an
+    "Exception ignored" traceback, and the command ran on. After start-up it comes back at the next line instead."""
+    import subprocess
+    import sys
+
+    script = """
+import time, weakref
+from hyenadna import _startup
+_startup.install()
+_startup.resume()
+class Box:
+    pass
+def callback(_):
+    raise KeyboardInterrupt
+box = Box()
+ref = weakref.ref(box, callback)
+try:
+    del box  # the callback's KeyboardInterrupt is "unraisable"
+    for _ in range(300):
+        time.sleep(0.01)
+    print("ran on")
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "interrupted", (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr

@@ -7,6 +7,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from hyenadna.ops import fused
+
 
 class PositionalEmbedding(nn.Module):
     """Features z(t) = [t, cos(f w), -sin(f w)] on the l_max grid. Buffers: frozen in the released models."""
@@ -121,13 +123,13 @@ class HyenaFilter(nn.Module):
         product, so the taps come out contiguous (d_model, taps). ``filter``'s transposed view cost the FFT's zero
         padding a transposed copy, and its gradient another, ~10 ms each per layer at 16k taps."""
         z, t = self.pos_emb(min(length, self.l_max))
+        decay = -self.modulation.deltas[0, 0, :, None].abs() if self.modulate else None
+        linears = [(m.weight, m.bias) for m in self.implicit_filter[:-1] if isinstance(m, nn.Linear)]
+        args = (z[0], t[0, :, 0], linears, self.implicit_filter[1].freq, self.implicit_filter[-1].weight, decay)
         with _float32(z):
-            hidden = self.implicit_filter[:-1](z)[0]  # (taps, order)
-            h = torch.mm(self.implicit_filter[-1].weight, hidden.T)
-            if self.modulate:
-                decay = -self.modulation.deltas[0, 0, :, None].abs()
-                h = h * (torch.exp(t[0, :, 0] * decay) + self.modulation.shift)
-        return h
+            if torch.is_grad_enabled():  # training: compiled with its backward on the CPU (ops/fused.py)
+                return fused.implicit_filter(*args, self.modulation.shift)
+            return fused.implicit_filter_ref(*args, self.modulation.shift)
 
 
 def _float32(x: Tensor) -> torch.autocast:

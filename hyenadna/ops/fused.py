@@ -159,6 +159,37 @@ def dropout_ref(x: Tensor, bits: Tensor, threshold: int, scale: float) -> Tensor
     return (x * (bits < threshold)).mul_(scale).to(x.dtype)
 
 
+def _implicit_filter_fused(
+    z: Tensor,
+    t: Tensor,
+    layers: list[tuple[Tensor, Tensor]],
+    freq: Tensor,
+    w_out: Tensor,
+    decay: Tensor | None,
+    shift: float,
+) -> Tensor:
+    h = z
+    for weight, bias in layers:
+        h = torch.sin(freq * F.linear(h, weight, bias))
+    out = torch.mm(w_out, h.T)
+    return out if decay is None else out * (torch.exp(t * decay) + shift)
+
+
+def implicit_filter_ref(
+    z: Tensor,
+    t: Tensor,
+    layers: list[tuple[Tensor, Tensor]],
+    freq: Tensor,
+    w_out: Tensor,
+    decay: Tensor | None,
+    shift: float,
+) -> Tensor:
+    """Hyena's implicit filter channels first, (D, taps): sin(freq * (h W^T + b)) through ``layers`` from the
+    positional features z (taps, emb_dim), the last projection as w_out @ h^T, then the window exp(t * decay) + shift
+    (t (taps,), decay (D, 1) = -|delta|; none if ``decay`` is None)."""
+    return _implicit_filter_fused(z, t, layers, freq, w_out, decay, shift)
+
+
 @functools.cache
 def _compiled(name: str) -> Callable:
     fn = {
@@ -167,6 +198,7 @@ def _compiled(name: str) -> Callable:
         "short_conv": _short_conv_fused,
         "short_conv_grads": _short_conv_grads_fused,
         "dropout": _dropout_fused,
+        "implicit_filter": _implicit_filter_fused,
     }[name]
     kernel = torch.compile(fn, dynamic=True)
     if name == "short_conv_grads":
@@ -254,6 +286,21 @@ def dropout(x: Tensor, p: float) -> Tensor:
 def gelu_tanh_backward(grad: Tensor, x: Tensor) -> Tensor:
     """The gradient of tanh-GELU at x, through the fused kernel on the CPU."""
     return _run("gelu_tanh_backward", gelu_tanh_backward_ref, grad, x)
+
+
+def implicit_filter(
+    z: Tensor,
+    t: Tensor,
+    layers: list[tuple[Tensor, Tensor]],
+    freq: Tensor,
+    w_out: Tensor,
+    decay: Tensor | None,
+    shift: float,
+) -> Tensor:
+    """``implicit_filter_ref`` compiled whole on the CPU, its backward generated with it (AOTAutograd): the filter
+    is a chain of small ops on (taps, order) tensors that cost more in dispatch and in autograd's bookkeeping than in
+    arithmetic at 1k taps, and re-read memory between ops at 16k."""
+    return _run("implicit_filter", implicit_filter_ref, z, t, layers, freq, w_out, decay, shift)
 
 
 class _GeluTanh(torch.autograd.Function):

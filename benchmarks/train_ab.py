@@ -1,0 +1,106 @@
+"""One training step of two checkouts of this repository, side by side: for a change with no switch of its own, the
+code before it against the code after it (README, "The training step").
+
+    git worktree add ../before HEAD~1
+    .venv/bin/python benchmarks/train_ab.py ../before . --workload train_tiny1k --bf16 --rounds 4
+
+Each round times the step in one fresh process per checkout (speed.py's workloads, random weights, the pretraining
+loop's optimizer and allocator setting; median of the steps after a warm-up), the order alternating from round to
+round; the figure kept is the median of the per-round ratios (before's step time over after's: above 1, the change
+made the step faster). Pass ``--out`` to keep the rows as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from speed import WORKLOADS
+
+from hyenadna.utils.io import atomic_write_text
+
+CHILD = r"""
+import statistics, sys, time
+sys.path.insert(0, sys.argv[1])
+import torch
+import hyenadna
+from hyenadna import PUBLISHED_CONFIGS, HyenaDNALMHeadModel
+from hyenadna.training.optim import build_optimizer
+from hyenadna.utils.memory import reuse_freed_memory
+
+assert hyenadna.__file__.startswith(sys.argv[1]), hyenadna.__file__
+name, seqlen, batch, steps, bf16 = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6] == "1"
+torch.set_num_threads(int(sys.argv[7]))
+torch.manual_seed(0)
+lm = HyenaDNALMHeadModel(PUBLISHED_CONFIGS[name]).train()
+opt = build_optimizer(lm, 1e-4, 0.01)
+ids = torch.randint(7, 11, (batch, seqlen + 1))
+
+
+def step():
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        loss = lm(ids[:, :-1], labels=ids[:, 1:]).loss
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+
+with reuse_freed_memory():
+    for _ in range(3):
+        step()
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+print(statistics.median(times))
+"""
+
+
+def step_seconds(checkout: Path, workload: str, bf16: bool, threads: int) -> float:
+    name, seqlen, batch, kind, _ = WORKLOADS[workload]
+    if kind != "train":
+        raise SystemExit(f"{workload} is not a training workload")
+    steps = 12 if seqlen * batch <= 8192 else 6
+    args = [name, seqlen, batch, steps, int(bf16), threads]
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(checkout.resolve()), *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("before", type=Path, help="checkout of the code before the change")
+    p.add_argument("after", type=Path, help="checkout of the code after it")
+    p.add_argument("--workload", default="train_tiny1k", choices=[w for w, v in WORKLOADS.items() if v[3] == "train"])
+    p.add_argument("--bf16", action="store_true", help="under bf16 autocast, as pretraining on AMX CPUs")
+    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", type=Path)
+    args = p.parse_args()
+    rows = []
+    for r in range(args.rounds):
+        order = ("before", "after") if r % 2 == 0 else ("after", "before")
+        secs = {which: step_seconds(getattr(args, which), args.workload, args.bf16, args.threads) for which in order}
+        rows.append({"round": r, **secs, "ratio": secs["before"] / secs["after"]})
+        print(f"round {r}: before {1e3 * secs['before']:.1f} ms, after {1e3 * secs['after']:.1f} ms", flush=True)
+    ratio = statistics.median(row["ratio"] for row in rows)
+    dtype = "bf16" if args.bf16 else "fp32"
+    per_round = [round(r["ratio"], 3) for r in rows]
+    print(f"{args.workload} {dtype}: after / before speed {ratio:.3f}x (per round {per_round})")
+    if args.out:
+        summary = {"workload": args.workload, "dtype": dtype, "speedup": ratio, "rounds": rows}
+        summary.update(before=str(args.before), after=str(args.after))
+        atomic_write_text(args.out, json.dumps(summary, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
