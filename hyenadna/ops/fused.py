@@ -168,6 +168,9 @@ def _implicit_filter_fused(
     decay: Tensor | None,
     shift: float,
 ) -> Tensor:
+    """Hyena's implicit filter channels first, (D, taps): sin(freq * (h W^T + b)) through ``layers`` from the
+    positional features z (taps, emb_dim), the last projection as w_out @ h^T, then the window exp(t * decay) + shift
+    (t (taps,), decay (D, 1) = -|delta|; none if ``decay`` is None)."""
     h = z
     for weight, bias in layers:
         h = torch.sin(freq * F.linear(h, weight, bias))
@@ -175,19 +178,8 @@ def _implicit_filter_fused(
     return out if decay is None else out * (torch.exp(t * decay) + shift)
 
 
-def implicit_filter_ref(
-    z: Tensor,
-    t: Tensor,
-    layers: list[tuple[Tensor, Tensor]],
-    freq: Tensor,
-    w_out: Tensor,
-    decay: Tensor | None,
-    shift: float,
-) -> Tensor:
-    """Hyena's implicit filter channels first, (D, taps): sin(freq * (h W^T + b)) through ``layers`` from the
-    positional features z (taps, emb_dim), the last projection as w_out @ h^T, then the window exp(t * decay) + shift
-    (t (taps,), decay (D, 1) = -|delta|; none if ``decay`` is None)."""
-    return _implicit_filter_fused(z, t, layers, freq, w_out, decay, shift)
+# the compiled kernel is this same code, so the tests hold both to the reference algorithm's HyenaFilter.filter
+implicit_filter_ref = _implicit_filter_fused
 
 
 @functools.cache
@@ -288,19 +280,11 @@ def gelu_tanh_backward(grad: Tensor, x: Tensor) -> Tensor:
     return _run("gelu_tanh_backward", gelu_tanh_backward_ref, grad, x)
 
 
-def implicit_filter(
-    z: Tensor,
-    t: Tensor,
-    layers: list[tuple[Tensor, Tensor]],
-    freq: Tensor,
-    w_out: Tensor,
-    decay: Tensor | None,
-    shift: float,
-) -> Tensor:
-    """``implicit_filter_ref`` compiled whole on the CPU, its backward generated with it (AOTAutograd): the filter
-    is a chain of small ops on (taps, order) tensors that cost more in dispatch and in autograd's bookkeeping than in
-    arithmetic at 1k taps, and re-read memory between ops at 16k."""
-    return _run("implicit_filter", implicit_filter_ref, z, t, layers, freq, w_out, decay, shift)
+def implicit_filter(*args) -> Tensor:
+    """``implicit_filter_ref(z, t, layers, freq, w_out, decay, shift)`` compiled whole on the CPU, its backward
+    generated with it (AOTAutograd): the filter is a chain of small ops on (taps, order) tensors that cost more in
+    dispatch and autograd's bookkeeping than in arithmetic at 1k taps, and re-read memory between ops at 16k."""
+    return _run("implicit_filter", implicit_filter_ref, *args)
 
 
 class _GeluTanh(torch.autograd.Function):
