@@ -1,4 +1,9 @@
-"""Held-out NLL of a run and its continuation on one token axis (both runs evaluate the same fixed windows).
+"""Held-out NLL of a run and its continuation on one token axis (both runs evaluate the same fixed windows), or with
+``--side-by-side`` of separate runs, each from its own start (the 1k model's two runs):
+
+    .venv/bin/python benchmarks/nll_history.py docs/pretraining docs/pretraining/tiny-1k-d256-v2 --side-by-side \\
+        --labels "the bundled 1k model (fp32, AMD EPYC)" "retrained (bf16, Intel Xeon)" \\
+        --out docs/pretraining/tiny-1k-d256-v2/nll_vs_first_run.png
 
     .venv/bin/python benchmarks/nll_history.py docs/pretraining/tiny-16k-d256 docs/pretraining/tiny-16k-d256-cont \\
         --labels "the bundled 16k model's run (fp32, AMD EPYC)" \\
@@ -28,6 +33,7 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", type=Path, help="run folders, each continuing the one before")
+    ap.add_argument("--side-by-side", action="store_true", help="separate runs, each from 0 tokens")
     ap.add_argument("--labels", nargs="+")
     ap.add_argument("--from-step", type=int, default=0, help="leave out the first run's evaluations before this step")
     ap.add_argument("--target", type=float, default=1.15)
@@ -39,11 +45,12 @@ def main() -> None:
         rows = [r for r in evals(run) if i > 0 or r["step"] >= args.from_step]
         x = [(offset + r["tokens_seen"]) / 1e6 for r in rows]
         y = [r["nll"] for r in rows]
-        if last is not None:  # the continuation starts where the run before it ended
+        if last is not None and not args.side_by_side:  # the continuation starts where the run before it ended
             x, y = [last[0], *x], [last[1], *y]
         label = args.labels[i] if args.labels and i < len(args.labels) else run.name
         ax.plot(x, y, "os"[i % 2] + "-", label=label)
-        offset, last = offset + rows[-1]["tokens_seen"], (x[-1], y[-1])
+        if not args.side_by_side:
+            offset, last = offset + rows[-1]["tokens_seen"], (x[-1], y[-1])
     ax.axhline(args.target, color="grey", ls="--", lw=1, label="issue #18 target (on the 1k windows)")
     ax.set_xlabel("tokens seen (millions)")
     ax.set_ylabel("held-out NLL (nats/base)")
