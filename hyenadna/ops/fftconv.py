@@ -110,7 +110,7 @@ class _FFTConv(torch.autograd.Function):
         return y.to(u.dtype)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None, None, None]:
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None, None]:
         u_f_conj, k_f_conj, bias = ctx.saved_tensors
         grad_u, grad_k, grad_bias = _correlation_grads(
             grad.to(u_f_conj.real.dtype), u_f_conj, k_f_conj, bias, ctx.n, ctx.taps, ctx.needs_input_grad[:3]

@@ -296,7 +296,7 @@ class _GeluTanh(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
         (x,) = ctx.saved_tensors
-        return _run("gelu_tanh_backward", gelu_tanh_backward_ref, grad, x)
+        return gelu_tanh_backward(grad, x)
 
 
 def gelu_tanh(x: Tensor) -> Tensor:

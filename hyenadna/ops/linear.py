@@ -137,17 +137,20 @@ class _Linear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
         x, weight = ctx.saved_tensors
-        grad2d = grad.reshape(-1, grad.shape[-1])
-        grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_x = _onednn_linear(grad2d, weight.T, None).view(x.shape)
-        if ctx.needs_input_grad[1]:
-            # dy^T x through torch.mm, whose matmul reads the transposed operand in place where the fused op copies
-            # it first: 1.3-2.5x faster alone, a 1.04-1.05x faster training step (bf16 and fp32, Intel Xeon)
-            grad_w = torch.mm(grad2d.T, x.reshape(-1, x.shape[-1]))
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_b = grad2d.sum(0)
-        return grad_x, grad_w, grad_b
+        return _linear_grads(ctx.needs_input_grad, grad, x, weight, ctx.has_bias)
+
+
+def _linear_grads(
+    needs: tuple[bool, ...], grad: Tensor, x: Tensor, weight: Tensor, has_bias: bool
+) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """Gradients of y = x W^T + b from dy: dy W through the oneDNN op, dy^T x through ``torch.mm``, whose matmul reads
+    the transposed operand in place where the fused op copies it first (1.3-2.5x faster alone, a 1.04-1.05x faster
+    training step in bf16 and fp32 on an Intel Xeon), and dy summed for b."""
+    grad2d = grad.reshape(-1, grad.shape[-1])
+    grad_x = _onednn_linear(grad2d, weight.T, None).view(x.shape) if needs[0] else None
+    grad_w = torch.mm(grad2d.T, x.reshape(-1, x.shape[-1])) if needs[1] else None
+    grad_b = grad2d.sum(0) if has_bias and needs[2] else None
+    return grad_x, grad_w, grad_b
 
 
 class _LinearGelu(torch.autograd.Function):
@@ -164,11 +167,7 @@ class _LinearGelu(torch.autograd.Function):
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
         x, weight, bias = ctx.saved_tensors
         grad_h = gelu_tanh_backward(grad, _onednn_linear(x, weight, bias))
-        grad2d = grad_h.reshape(-1, grad_h.shape[-1])
-        grad_x = _onednn_linear(grad2d, weight.T, None).view(x.shape) if ctx.needs_input_grad[0] else None
-        grad_w = torch.mm(grad2d.T, x.reshape(-1, x.shape[-1])) if ctx.needs_input_grad[1] else None
-        grad_b = grad2d.sum(0) if bias is not None and ctx.needs_input_grad[2] else None
-        return grad_x, grad_w, grad_b
+        return _linear_grads(ctx.needs_input_grad, grad_h, x, weight, bias is not None)
 
 
 def _fast_path_applies(x: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
