@@ -44,7 +44,7 @@ def timed(fn, label: str):
 
 def instrument(model: torch.nn.Module) -> None:
     nodes = {
-        "projections": (linear._Linear, linear._LinearGelu, linear._LinearChannelsFirst),
+        "projections": (linear._Linear, linear._Mlp, linear._LinearChannelsFirst),
         "short conv": (short_conv._ShortConv,),
         "gating + long convolution": (_GatedFFTConv,),
         "GELU": (fused._GeluTanh,),

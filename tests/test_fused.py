@@ -80,6 +80,23 @@ def test_gelu_tanh_and_its_gradient_match_torch(monkeypatch, dtype):
     assert_close(got_grad, expected_grad, **tol)
 
 
+@pytest.mark.parametrize("shape", [(4, 50, 16), (300, 24)])  # 3-D and 2-D: inductor tiles them differently
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_gelu_tanh_with_its_derivative_matches_torch(monkeypatch, shape, dtype):
+    x = (3 * torch.randn(shape, generator=torch.Generator().manual_seed(2))).to(dtype)
+    expected = fused.gelu_tanh_with_derivative_ref(x)
+    monkeypatch.setattr(fused, "gelu_tanh_with_derivative_ref", _refuse)
+    got = fused.gelu_tanh_with_derivative(x)
+    tol = dict(atol=1e-6, rtol=4e-6) if dtype == torch.float32 else dict(atol=1e-2, rtol=8e-3)
+    for a, b in zip(got, expected, strict=True):
+        assert a.dtype == dtype and a.shape == x.shape
+        assert_close(a, b, **tol)
+    # the derivative is GELU's: autograd's gradient of F.gelu at x
+    xg = x.float().requires_grad_()
+    (slope,) = torch.autograd.grad(F.gelu(xg, approximate="tanh").sum(), xg)
+    assert_close(got[1].float(), slope, **tol)
+
+
 def test_a_kernel_that_fails_to_compile_falls_back_to_eager_with_one_warning(monkeypatch):
     def broken_compiler(name):
         def kernel(*args):

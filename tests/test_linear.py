@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hyenadna.ops import linear as linear_ops
-from hyenadna.ops.linear import linear, linear_ref, onednn_available
+from hyenadna.ops.linear import linear, linear_ref, mlp, mlp_ref, onednn_available
 from tests.conftest import assert_close
 
 
@@ -57,28 +57,67 @@ def test_linear_gradients_match_reference(monkeypatch, shape, out_features):
         torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.skipif(not onednn_available(torch.bfloat16), reason="oneDNN bf16 needs AVX-512 or AMX")
-def test_bf16_linear_gelu_fused_forward_and_recomputing_backward_match_the_reference(monkeypatch):
-    """Under bf16 autocast fc1 + GELU is one oneDNN op and the backward recomputes the pre-activation: values and
-    gradients as F.linear + F.gelu under the same autocast, to bf16 rounding, and near the float32 ones."""
+@pytest.mark.parametrize("autocast", [False, True])
+@pytest.mark.parametrize("bias", [True, False])
+def test_training_mlp_keeps_gelus_derivative_and_matches_the_reference(monkeypatch, autocast, bias):
+    """The block's MLP as one node (fc1, GELU and its derivative, fc2; the backward multiplies the derivative in
+    inside fc2's input-gradient matmul): values and gradients as F.linear + F.gelu + F.linear, in fp32 to float
+    rounding, under bf16 autocast to bf16 rounding and near the float32 ones."""
+    if autocast and not onednn_available(torch.bfloat16):
+        pytest.skip("oneDNN bf16 needs AVX-512 or AMX")
+    monkeypatch.setattr(linear_ops, "_onednn_measured_faster", lambda train: True)
     calls = []
-    forward = linear_ops._LinearGelu.forward
-    monkeypatch.setattr(linear_ops._LinearGelu, "forward", staticmethod(lambda *a: calls.append(1) or forward(*a)))
-    g = torch.Generator().manual_seed(0)
-    x, w, b = torch.randn(4, 33, 16, generator=g), torch.randn(64, 16, generator=g) / 4, torch.randn(64, generator=g)
-    out_grad = torch.randn(4, 33, 64, generator=g)
+    forward = linear_ops._Mlp.forward
+    monkeypatch.setattr(linear_ops._Mlp, "forward", staticmethod(lambda *a: calls.append(1) or forward(*a)))
+    g = torch.Generator().manual_seed(int(bias))
+    x, w1, w2 = (
+        torch.randn(4, 33, 16, generator=g),
+        torch.randn(64, 16, generator=g) / 4,
+        torch.randn(24, 64, generator=g) / 8,
+    )
+    b1, b2 = (torch.randn(64, generator=g), torch.randn(24, generator=g)) if bias else (None, None)
+    out_grad = torch.randn(4, 33, 24, generator=g)
     results = []
-    for fn, autocast in ((linear, True), (linear_ref, True), (linear_ref, False)):
-        leaves = [t.clone().requires_grad_() for t in (x, w, b)]
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-            out = fn(*leaves, gelu=True)
+    for fn, amp in ((mlp, autocast), (mlp_ref, autocast), (mlp_ref, False)):
+        leaves = [t.clone().requires_grad_() for t in (x, w1, b1, w2, b2) if t is not None]
+        args = leaves if bias else [leaves[0], leaves[1], None, leaves[2], None]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            out = fn(*args)
         results.append((out.float(), *torch.autograd.grad(out, leaves, out_grad.to(out.dtype))))
-    assert calls, "the fused bf16 path was not taken"
-    fast, ref_bf16, ref_fp32 = results
-    for a, r16, r32 in zip(fast, ref_bf16, ref_fp32, strict=True):
+    assert calls, "the fused training MLP was not used"
+    fast, ref_same, ref_fp32 = results
+    for a, r, r32 in zip(fast, ref_same, ref_fp32, strict=True):
+        assert a.dtype == r.dtype and a.shape == r.shape
         scale = r32.abs().max().item()
-        assert (a.float() - r16.float()).abs().max().item() <= 0.02 * scale
-        assert (a.float() - r32).abs().max().item() <= 0.02 * scale
+        if autocast:
+            assert (a.float() - r.float()).abs().max().item() <= 0.02 * scale
+            assert (a.float() - r32).abs().max().item() <= 0.02 * scale
+        else:
+            torch.testing.assert_close(a, r, rtol=1e-5, atol=1e-5 * scale)
+
+
+def test_training_mlp_without_input_gradient_and_its_fallback(monkeypatch):
+    """A frozen input (the first layer's embedding is not the case, but a probe's features are) still gives the
+    weights' gradients; where oneDNN's multiply post-op is missing, the two projections run as ``linear``."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(10, 16, generator=g)
+    w1, b1 = (torch.randn(32, 16, generator=g) / 4).requires_grad_(), torch.randn(32, generator=g).requires_grad_()
+    w2, b2 = (torch.randn(8, 32, generator=g) / 4).requires_grad_(), torch.randn(8, generator=g).requires_grad_()
+    grads = []
+    for available in (True, False):
+        monkeypatch.setattr(linear_ops, "_multiply_post_op_available", lambda dtype, a=available: a)
+        monkeypatch.setattr(linear_ops, "_onednn_measured_faster", lambda train: True)
+        grads.append(torch.autograd.grad(mlp(x, w1, b1, w2, b2).square().sum(), (w1, b1, w2, b2)))
+        monkeypatch.undo()
+    ref = torch.autograd.grad(mlp_ref(x, w1, b1, w2, b2).square().sum(), (w1, b1, w2, b2))
+    for fast, plain, r in zip(*grads, ref, strict=True):
+        torch.testing.assert_close(fast, r, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(plain, r, rtol=1e-5, atol=1e-5)
+
+
+def test_multiply_post_op_is_available_here():
+    """The training MLP's speed (README, "The training step") assumes it."""
+    assert linear_ops._multiply_post_op_available(torch.float32)
 
 
 def test_linear_gradient_only_for_the_weight():

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from hyenadna.ops import fused
 from hyenadna.ops.execution import ExecutionOptions
 from hyenadna.ops.hyena import hyena_low_memory
-from hyenadna.ops.linear import linear, linear_ref, matmul_dtype
+from hyenadna.ops.linear import matmul_dtype, mlp, mlp_ref
 
 
 class Mlp(nn.Module):
@@ -26,8 +26,7 @@ class Mlp(nn.Module):
         # oneDNN projections (ops/linear.py; in inference the GELU is fused into fc1), or plain F.linear as the
         # reference does
         w1, b1, w2, b2 = weights or (self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias)
-        proj = linear_ref if self.use_reference_path else linear
-        return proj(proj(x, w1, b1, gelu=True), w2, b2)
+        return (mlp_ref if self.use_reference_path else mlp)(x, w1, b1, w2, b2)
 
 
 class Block(nn.Module):

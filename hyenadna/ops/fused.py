@@ -7,6 +7,7 @@ with the same contract, and tests compare the two:
 
 - ``gelu_tanh``: tanh-GELU with its backward, written as ``x * sigmoid(2u)``, which equals ``x * (1 + tanh(u)) / 2``
   exactly in real arithmetic and needs ``exp`` instead of ``tanh``: 2.4-2.8x ATen's bf16 GELU at tiny-1k.
+  ``gelu_tanh_with_derivative`` writes the derivative beside it, for the training MLP's backward.
 - ``short_conv``: the causal short conv with the in_proj bias added and a bf16 input widened inside the kernel, where
   eager ops took a widening add and four multiply-add passes.
 - ``short_conv_grads``: its gradients in one pass over the output gradient, where the eager backward allocates and
@@ -53,8 +54,18 @@ def _gelu_tanh_backward_fused(grad: Tensor, x: Tensor) -> Tensor:
     return (grad.float() * (s + xf * s * (1 - s) * (_K * (1 + 3 * _C * xf * xf)))).to(grad.dtype)
 
 
+def _gelu_tanh_with_derivative_fused(x: Tensor) -> tuple[Tensor, Tensor]:
+    xf = x.float()
+    s = torch.sigmoid(_K * xf * (1 + _C * xf * xf))
+    return (xf * s).to(x.dtype), (s + xf * s * (1 - s) * (_K * (1 + 3 * _C * xf * xf))).to(x.dtype)
+
+
 def gelu_tanh_ref(x: Tensor) -> Tensor:
     return F.gelu(x, approximate="tanh")
+
+
+def gelu_tanh_with_derivative_ref(x: Tensor) -> tuple[Tensor, Tensor]:
+    return gelu_tanh_ref(x), gelu_tanh_backward_ref(torch.ones_like(x), x)
 
 
 def gelu_tanh_backward_ref(grad: Tensor, x: Tensor) -> Tensor:
@@ -187,6 +198,7 @@ def _compiled(name: str) -> Callable:
     fn = {
         "gelu_tanh": _gelu_tanh_fused,
         "gelu_tanh_backward": _gelu_tanh_backward_fused,
+        "gelu_tanh_with_derivative": _gelu_tanh_with_derivative_fused,
         "short_conv": _short_conv_fused,
         "short_conv_grads": _short_conv_grads_fused,
         "dropout": _dropout_fused,
@@ -278,6 +290,12 @@ def dropout(x: Tensor, p: float) -> Tensor:
 def gelu_tanh_backward(grad: Tensor, x: Tensor) -> Tensor:
     """The gradient of tanh-GELU at x, through the fused kernel on the CPU."""
     return _run("gelu_tanh_backward", gelu_tanh_backward_ref, grad, x)
+
+
+def gelu_tanh_with_derivative(x: Tensor) -> tuple[Tensor, Tensor]:
+    """tanh-GELU at x and its derivative there, in x's dtype, from one read of x: a training MLP keeps the
+    derivative, and its backward multiplies fc2's input gradient by it inside that matmul (``ops/linear.py``)."""
+    return _run("gelu_tanh_with_derivative", gelu_tanh_with_derivative_ref, x)
 
 
 def implicit_filter(*args) -> Tensor:

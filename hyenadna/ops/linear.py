@@ -6,8 +6,9 @@ fused linear + post-op, which torch ships for its own compiler. On these AMD EPY
 there. Elsewhere MKL may win, so in fp32 the library is the one measured faster on this machine, for inference and
 for training separately (``ops/autotune.py``). With autograd, ``linear`` runs the forward and the input's gradient
 through the same op, and the weight's gradient through ``torch.mm`` (neutral on AMD EPYC in fp32, 1.04-1.05x a
-training step on an Intel Xeon). In bf16, fc1 and its GELU train as one op whose backward recomputes the
-pre-activation (``_LinearGelu``: 1.03x a tiny-1k step, neutral at 16k). Where the op is missing (a torch built
+training step on an Intel Xeon). The block's MLP trains as one node (``mlp``, ``_Mlp``) that keeps GELU's derivative
+from the forward and multiplies it in inside the backward's matmul (a 1.064x faster tiny-1k step in bf16, 1.026x at
+16k, neutral in fp32). Where the op is missing (a torch built
 without oneDNN), off the CPU, or for dtypes other than fp32/bf16, ``linear`` falls back to ``linear_ref``.
 """
 
@@ -19,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from hyenadna.ops.fused import gelu_tanh, gelu_tanh_backward
+from hyenadna.ops.fused import gelu_tanh, gelu_tanh_with_derivative
 
 # Tests switch the fast path off to compare it with the reference on the same inputs.
 USE_ONEDNN = True
@@ -54,8 +55,6 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, gelu: bool = F
     if x.dtype == torch.float32 and not _onednn_measured_faster(train):
         return linear_ref(x, weight, bias, gelu)
     if train:
-        if gelu and x.dtype == torch.bfloat16:
-            return _LinearGelu.apply(x, weight, bias)
         y = _Linear.apply(x, weight, bias)
         return gelu_tanh(y) if gelu else y
     return _onednn_linear(x, weight, bias, gelu)
@@ -73,6 +72,27 @@ def linear_channels_first(x: Tensor, weight: Tensor, bias: Tensor | None = None)
     if _needs_grad(x, weight, bias):
         return _LinearChannelsFirst.apply(x, weight, bias)
     return _mm_channels_first(x, weight, bias)
+
+
+def mlp_ref(x: Tensor, w1: Tensor, b1: Tensor | None, w2: Tensor, b2: Tensor | None) -> Tensor:
+    """Reference path of the block's MLP: ``F.linear``, tanh-GELU, ``F.linear``."""
+    return linear_ref(linear_ref(x, w1, b1, gelu=True), w2, b2)
+
+
+def mlp(x: Tensor, w1: Tensor, b1: Tensor | None, w2: Tensor, b2: Tensor | None) -> Tensor:
+    """Fast path of ``mlp_ref``: with autograd on the oneDNN path, one node (``_Mlp``) whose backward takes fc1's
+    output gradient from a single matmul; otherwise ``linear`` twice (fc1 with its GELU fused in inference)."""
+    x, w1, b1 = _matmul_operands(x, w1, b1)
+    _, w2, b2 = _matmul_operands(x, w2, b2)
+    if (
+        _needs_grad(x, w1, b1, w2, b2)
+        and _fast_path_applies(x, w1, b1)
+        and _fast_path_applies(x, w2, b2)
+        and (x.dtype == torch.bfloat16 or _onednn_measured_faster(train=True))
+        and _multiply_post_op_available(x.dtype)
+    ):
+        return _Mlp.apply(x, w1, b1, w2, b2)
+    return linear(linear(x, w1, b1, gelu=True), w2, b2)
 
 
 def _matmul_operands(x: Tensor, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -153,21 +173,41 @@ def _linear_grads(
     return grad_x, grad_w, grad_b
 
 
-class _LinearGelu(torch.autograd.Function):
-    """gelu(x W^T + b) in bf16 with the GELU fused into the matmul (a oneDNN post-op), which does not keep the
-    pre-activation: the backward recomputes it, one bf16 matmul (AMX) taking less time than writing it and reading it
-    back for a separate GELU."""
+class _Mlp(torch.autograd.Function):
+    """fc2(gelu(fc1(x))) for training, keeping GELU's derivative from the forward so that the backward's gradient of
+    fc1's output is one oneDNN matmul with a multiply post-op, (dy W2) * gelu'(h): no separate GELU backward pass
+    over the (N, d_inner) tensors and no recomputed or stored pre-activation."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        ctx.save_for_backward(x, weight, bias)
-        return _onednn_linear(x, weight, bias, gelu=True)
+    def forward(ctx, x: Tensor, w1: Tensor, b1: Tensor | None, w2: Tensor, b2: Tensor | None) -> Tensor:
+        x2d = x.reshape(-1, x.shape[-1])
+        act, slope = gelu_tanh_with_derivative(_onednn_linear(x2d, w1, b1))
+        ctx.save_for_backward(x2d, act, slope, w1, w2)
+        ctx.has_bias = b1 is not None, b2 is not None
+        return _onednn_linear(act, w2, b2).view(*x.shape[:-1], w2.shape[0])
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
-        x, weight, bias = ctx.saved_tensors
-        grad_h = gelu_tanh_backward(grad, _onednn_linear(x, weight, bias))
-        return _linear_grads(ctx.needs_input_grad, grad_h, x, weight, bias is not None)
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x2d, act, slope, w1, w2 = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        grad2d = grad.reshape(-1, grad.shape[-1])
+        _, grad_w2, grad_b2 = _linear_grads((False, *needs[3:]), grad2d, act, w2, ctx.has_bias[1])
+        if not any(needs[:3]):
+            return None, None, None, grad_w2, grad_b2
+        grad_h = torch.ops.mkldnn._linear_pointwise.binary(grad2d, slope, w2.T, None, "mul")
+        grad_x, grad_w1, grad_b1 = _linear_grads(needs[:3], grad_h, x2d, w1, ctx.has_bias[0])
+        grad_x = None if grad_x is None else grad_x.view(*grad.shape[:-1], x2d.shape[-1])
+        return grad_x, grad_w1, grad_b1, grad_w2, grad_b2
+
+
+@functools.cache
+def _multiply_post_op_available(dtype: torch.dtype) -> bool:
+    """oneDNN's matmul with a multiply post-op (``_linear_pointwise.binary``) exists and computes (x W^T) * other."""
+    try:
+        x, w, other = torch.ones(2, 3, dtype=dtype), torch.ones(4, 3, dtype=dtype), torch.full((2, 4), 2.0, dtype=dtype)
+        return torch.equal(torch.ops.mkldnn._linear_pointwise.binary(x, other, w, None, "mul"), 2 * (x @ w.T))
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
 
 
 def _fast_path_applies(x: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
