@@ -119,17 +119,35 @@ class _FFTConv(torch.autograd.Function):
         return _to(grad_u, u_dtype), _to(grad_k, k_dtype), _to(grad_bias, b_dtype), None
 
 
-def _conv_keeping_spectra(u: Tensor, k: Tensor, bias: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor]:
+def _zero_tailed(shape: tuple[int, ...], n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """A (*shape[:-1], n) buffer whose columns from shape[-1] on are zeros, for an FFT input written into its first
+    columns: ``rfft(x, n=n)`` of a shorter x pads it into a fresh copy first (~1 ms a call in a tiny-1k step)."""
+    buf = torch.empty(*shape[:-1], n, dtype=dtype, device=device)
+    buf[..., shape[-1] :].zero_()
+    return buf
+
+
+def _conv_keeping_spectra(
+    u: Tensor, k: Tensor, bias: Tensor, n: int, padded: Tensor | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
     """The forward of ``fftconv`` for the autograd nodes, in u's dtype: returns y and the conjugated spectra of u and
-    k, which ``_correlation_grads`` reads (conjugated in place once the product is taken)."""
-    u_f = torch.fft.rfft(u, n=n)
+    k, which ``_correlation_grads`` reads (conjugated in place once the product is taken). ``padded``, if given, is
+    the ``_zero_tailed`` buffer that u was written into."""
+    u_f = torch.fft.rfft(u, n=n) if padded is None else torch.fft.rfft(padded)
     k_f = torch.fft.rfft(k.to(u.dtype), n=n)
     y = torch.addcmul(torch.fft.irfft(u_f * k_f, n=n)[..., : u.shape[-1]], u, bias.to(u.dtype).unsqueeze(-1))
     return y, u_f.conj_physical_(), k_f.conj_physical_()
 
 
 def _correlation_grads(
-    grad: Tensor, u_f_conj: Tensor, k_f_conj: Tensor, bias: Tensor, n: int, taps: int, needs: tuple[bool, ...]
+    grad: Tensor,
+    u_f_conj: Tensor,
+    k_f_conj: Tensor,
+    bias: Tensor,
+    n: int,
+    taps: int,
+    needs: tuple[bool, ...],
+    grad_padded: Tensor | None = None,
 ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
     """Gradients of y = h * u + D u (causal, first L outputs) from the output gradient g, given the conjugated spectra
     of u and h at transform length n: du = (g correlated with h) + D g, dh = (g correlated with u) summed over the
@@ -137,9 +155,9 @@ def _correlation_grads(
     length n on a zero-padded copy (twice a real one's work) and pads or trims around each transform; here it is one
     real transform of g and two inverse ones (the filter's over channels only). n >= L + Lk - 1, as in the forward,
     keeps the correlations free of wrap-around on the lags kept. The spectra come conjugated in place by the forward:
-    a lazily conjugated operand makes ``mul`` copy it."""
+    a lazily conjugated operand makes ``mul`` copy it. ``grad_padded``: as ``padded`` in ``_conv_keeping_spectra``."""
     batched = grad.dim() > 2
-    g_f = torch.fft.rfft(grad, n=n)
+    g_f = torch.fft.rfft(grad, n=n) if grad_padded is None else torch.fft.rfft(grad_padded)
     grad_u = grad_k = grad_bias = None
     if needs[1] or needs[2]:
         cross = (g_f * u_f_conj).reshape(-1, *g_f.shape[-2:]) if batched else (g_f * u_f_conj)[None]
@@ -178,7 +196,9 @@ class _GatedFFTConv(torch.autograd.Function):
         batch, width, seqlen = z.shape
         d, dtype = width // 3, torch.promote_types(z.dtype, torch.float32)
         x0, x1, v = z.to(dtype).split(d, dim=1)
-        y, p_f_conj, k_f_conj = _conv_keeping_spectra(x1 * v, k, bias, n)
+        padded = _zero_tailed(x1.shape, n, dtype, z.device)
+        p = torch.mul(x1, v, out=padded[..., :seqlen])
+        y, p_f_conj, k_f_conj = _conv_keeping_spectra(p, k, bias, n, padded)
         out = torch.empty(d, batch, seqlen, dtype=z.dtype, device=z.device).transpose(0, 1)  # z's memory order
         torch.mul(y, x0, out=out)
         ctx.save_for_backward(z, y, p_f_conj, k_f_conj, bias)
@@ -200,9 +220,10 @@ class _GatedFFTConv(torch.autograd.Function):
             grad_z[..., seqlen:].zero_()
             grad_z = grad_z[..., :seqlen].transpose(0, 1)
             torch.mul(g, y, out=grad_z[:, :d])
-        g_y = g * x0
+        padded = _zero_tailed(x0.shape, ctx.n, dtype, z.device)
+        g_y = torch.mul(g, x0, out=padded[..., :seqlen])
         grad_p, grad_k, grad_bias = _correlation_grads(
-            g_y, p_f_conj, k_f_conj, bias, ctx.n, ctx.taps, (needs_z, *ctx.needs_input_grad[1:3])
+            g_y, p_f_conj, k_f_conj, bias, ctx.n, ctx.taps, (needs_z, *ctx.needs_input_grad[1:3]), padded
         )
         if needs_z:
             torch.mul(grad_p, v, out=grad_z[:, d : 2 * d])
