@@ -8,8 +8,8 @@ for training separately (``ops/autotune.py``). With autograd, ``linear`` runs th
 through the same op, and the weight's gradient through ``torch.mm`` (neutral on AMD EPYC in fp32, 1.04-1.05x a
 training step on an Intel Xeon). The block's MLP trains as one node (``mlp``, ``_Mlp``) that keeps GELU's derivative
 from the forward and multiplies it in inside the backward's matmul (a 1.064x faster tiny-1k step in bf16, 1.026x at
-16k, neutral in fp32). Where the op is missing (a torch built
-without oneDNN), off the CPU, or for dtypes other than fp32/bf16, ``linear`` falls back to ``linear_ref``.
+16k, neutral in fp32). Where the op is missing (a torch built without oneDNN), off the CPU, or for dtypes other than
+fp32/bf16, ``linear`` falls back to ``linear_ref``.
 """
 
 from __future__ import annotations
