@@ -62,6 +62,74 @@ def test_short_conv_gradients_equal_conv1d_autograd_and_keep_the_channels_first_
     assert out.transpose(0, 1).is_contiguous() and fast[0].transpose(0, 1).is_contiguous()
 
 
+@pytest.mark.parametrize("shape", [(6, 3, 42), (5, 1, 4), (4, 2, 3)])
+@pytest.mark.parametrize("taps", [1, 3, 4])
+def test_short_conv_padded_matches_its_reference_and_the_causal_conv(monkeypatch, shape, taps):
+    """The conv of a z given with its K-1 zero columns before each row: the compiled kernel against the eager loop,
+    and both against the causal conv of the unpadded z (a per-channel constant in place of the bias)."""
+    *lead, length = shape
+    seqlen = length - taps + 1
+    g = torch.Generator().manual_seed(taps)
+    z = torch.randn(*lead, seqlen, generator=g)
+    z_pad = F.pad(z, (taps - 1, 0))
+    weight, const = torch.randn(lead[0], taps, generator=g), torch.randn(lead[0], generator=g)
+    expected = fused.short_conv_padded_ref(z_pad, weight, const)
+    assert_close(expected, fused.short_conv_ref(z, weight, const, None), atol=1e-6, rtol=1e-5)
+    monkeypatch.setattr(fused, "short_conv_padded_ref", _refuse)
+    got = fused.short_conv_padded(z_pad, weight, const)
+    assert got.shape == z.shape and got.dtype == torch.float32
+    assert_close(got, expected, atol=1e-6, rtol=1e-5)
+    bf16 = fused.short_conv_padded(z_pad.to(torch.bfloat16), weight, const)
+    assert bf16.dtype == torch.float32
+    assert_close(bf16, fused.short_conv_ref(z.to(torch.bfloat16), weight, const, None), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("batch", "seqlen"), [(1, 1), (1, 2), (3, 40), (2, 1024)])
+@pytest.mark.parametrize("taps", [1, 3, 4])
+@pytest.mark.parametrize("autocast", [False, True])
+def test_in_proj_with_the_short_conv_equals_the_separate_ops(monkeypatch, batch, seqlen, taps, autocast):
+    """in_proj reading zero tokens before each sequence, then the padded short conv and its bias correction, as one
+    node: output and every gradient as in_proj (F.linear) then the reference conv1d of its output plus the bias."""
+    from hyenadna.ops import linear as linear_ops
+    from hyenadna.ops.short_conv import in_proj_short_conv
+
+    if autocast and not linear_ops.onednn_available(torch.bfloat16):
+        pytest.skip("oneDNN bf16 needs AVX-512 or AMX")
+    monkeypatch.setattr(linear_ops, "_onednn_measured_faster", lambda train: True)
+    d = 8
+    g = torch.Generator().manual_seed(seqlen * 10 + taps)
+    u = torch.randn(batch * seqlen, d, generator=g)
+    w_in, in_bias = torch.randn(3 * d, d, generator=g) / 3, torch.randn(3 * d, generator=g)
+    weight, bias = torch.randn(3 * d, taps, generator=g), torch.randn(3 * d, generator=g)
+    out_grad = torch.randn(batch, 3 * d, seqlen, generator=g)
+    results = []
+    for fast in (True, False):
+        leaves = [t.clone().requires_grad_() for t in (u, w_in, weight, bias, in_bias)]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            if fast:
+                out = in_proj_short_conv(*leaves, batch)
+                assert out is not None and out.transpose(0, 1).is_contiguous()  # (3D, B, L) memory order
+            else:
+                z = torch.nn.functional.linear(leaves[0], leaves[1]).float() + leaves[4]  # (B*L, 3D)
+                z = z.view(batch, seqlen, 3 * d).transpose(1, 2)
+                with torch.autocast("cpu", enabled=False):  # the training path's short conv runs in float32
+                    out = causal_short_conv_ref(z, leaves[2], leaves[3])
+        results.append((out, *torch.autograd.grad(out, leaves, out_grad)))
+    tol = dict(atol=2e-2, rtol=2e-2) if autocast else dict(atol=1e-5, rtol=1e-5)
+    for a, b in zip(*results, strict=True):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert_close(a, b, **tol)
+
+
+def test_in_proj_with_the_short_conv_declines_where_its_ops_are_off(monkeypatch):
+    from hyenadna.ops.short_conv import in_proj_short_conv
+
+    u, w_in, weight, bias = torch.randn(10, 4), torch.randn(12, 4), torch.randn(12, 3), torch.randn(12)
+    assert in_proj_short_conv(u, w_in, weight, bias, None, 2) is None  # no in_proj bias
+    monkeypatch.setattr(fused, "USE_COMPILED", False)
+    assert in_proj_short_conv(u, w_in, weight, bias, torch.randn(12), 2) is None
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_gelu_tanh_and_its_gradient_match_torch(monkeypatch, dtype):
     x = (3 * torch.randn(4, 50, 16, generator=torch.Generator().manual_seed(0))).to(dtype).requires_grad_()

@@ -15,7 +15,12 @@ from torch import Tensor
 from hyenadna.ops.execution import ExecutionOptions
 from hyenadna.ops.fftconv import fft_length, fftconv, fftconv_inplace, fftconv_padded, fftconv_ref, gated_fftconv
 from hyenadna.ops.linear import linear, linear_channels_first, matmul_dtype
-from hyenadna.ops.short_conv import causal_short_conv, causal_short_conv_ref, causal_short_conv_tokens
+from hyenadna.ops.short_conv import (
+    causal_short_conv,
+    causal_short_conv_ref,
+    causal_short_conv_tokens,
+    in_proj_short_conv,
+)
 from hyenadna.utils.memory import reuse_freed_memory
 
 if TYPE_CHECKING:
@@ -37,15 +42,21 @@ def hyena_batched(op: HyenaOperator, u: Tensor, k_f: Tensor | None = None, n: in
     """The whole batch at once, with or without autograd: channels-first projections as single matmuls over the
     batch's tokens (oneDNN forward and backward on the CPU, ops/linear.py), kept in (channels, batch, length) memory
     order, so in_proj's output needs no transposed copy; the short conv adding in_proj's bias, through fused kernels
-    forward and backward when training on the CPU (ops/fused.py); a smooth FFT length. Training (no ``k_f``) runs
+    forward and backward when training on the CPU (ops/fused.py), where in_proj and the short conv are one node
+    (``in_proj_short_conv``: in_proj reads zero tokens before each sequence, and the conv's taps read no padding);
+    a smooth FFT length. Training (no ``k_f``) runs
     the gating and long convolution as one autograd node (``gated_fftconv``, unless the operator's dropout is on) on
     the channels-first filter, whose output out_proj reads channels first (``linear_channels_first``).
     Given the filter spectrum ``k_f`` at transform length ``n`` (inference), the filter is not recomputed."""
     batch, seqlen, d = u.shape
-    z = linear(op.in_proj.weight, u.reshape(batch * seqlen, d))  # W_in @ u^T: (3D, B*L)
-    # the short conv adds the in_proj bias and widens a bf16 z (under autocast) to float32 as it reads z
-    z = z.view(3 * d, batch, seqlen).transpose(0, 1)
-    z = causal_short_conv(z, op.short_filter.weight[:, 0], op.short_filter.bias, op.in_proj.bias)
+    tokens, short_w, short_b = u.reshape(batch * seqlen, d), op.short_filter.weight[:, 0], op.short_filter.bias
+    z = None
+    if k_f is None and torch.is_grad_enabled() and u.device.type == "cpu":
+        z = in_proj_short_conv(tokens, op.in_proj.weight, short_w, short_b, op.in_proj.bias, batch)
+    if z is None:
+        z = linear(op.in_proj.weight, tokens)  # W_in @ u^T: (3D, B*L)
+        # the short conv adds the in_proj bias and widens a bf16 z (under autocast) to float32 as it reads z
+        z = causal_short_conv(z.view(3 * d, batch, seqlen).transpose(0, 1), short_w, short_b, op.in_proj.bias)
     if k_f is None and not (op.dropout.p > 0 and op.training):
         # z's gradient comes back with the zero columns after each row that the short conv's backward reads
         taps = op.short_filter.weight.shape[-1]

@@ -14,6 +14,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hyenadna.ops import fused
+from hyenadna.ops.linear import (
+    _fast_path_applies,
+    _linear_grads,
+    _matmul_operands,
+    _onednn_linear,
+    _onednn_measured_faster,
+)
 
 
 def causal_short_conv_ref(z: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
@@ -82,3 +89,55 @@ class _ShortConv(torch.autograd.Function):
             z.movedim(-2, 0), weight, grad.movedim(-2, 0), input_bias
         )
         return grad_z.movedim(0, -2), grad_w, grad_b, grad_input_bias
+
+
+def in_proj_short_conv(
+    u: Tensor, w_in: Tensor, weight: Tensor, bias: Tensor, input_bias: Tensor | None, batch: int
+) -> Tensor | None:
+    """Training on the CPU: in_proj without its bias, ``W_in @ u^T`` for the batch's tokens u (B*L, D), then the
+    causal short conv of that plus the in_proj bias, as one autograd node (``_InProjShortConv``). Returns the short
+    conv's output (B, 3D, L) in float32 and (3D, B, L) memory order, as ``causal_short_conv`` on in_proj's output, or
+    None where the fast ops do not apply (off the CPU, compiled kernels or oneDNN off).
+
+    in_proj reads u with K-1 zero tokens before each sequence, so its output has K-1 zero columns before each row and
+    the conv's taps read plain shifted slices of it; the padding otherwise compiled to masked loads at every tap."""
+    if input_bias is None:
+        return None
+    w_in, u, _ = _matmul_operands(w_in, u, None)
+    if not (
+        fused.USE_COMPILED
+        and _fast_path_applies(w_in, u, None)
+        and (u.dtype == torch.bfloat16 or _onednn_measured_faster(train=True))
+    ):
+        return None
+    return _InProjShortConv.apply(u, w_in, weight, bias, input_bias, batch)
+
+
+class _InProjShortConv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u: Tensor, w_in: Tensor, weight: Tensor, bias: Tensor, input_bias: Tensor, batch: int) -> Tensor:
+        taps, (tokens, d) = weight.shape[1], u.shape
+        seqlen = tokens // batch
+        u_pad = u.new_empty(batch, taps - 1 + seqlen, d)
+        u_pad[:, : taps - 1] = 0
+        u_pad[:, taps - 1 :] = u.view(batch, seqlen, d)
+        z_pad = _onednn_linear(w_in, u_pad.view(-1, d), None).view(-1, batch, taps - 1 + seqlen)  # (3D, B, K-1+L)
+        # the in_proj bias reaches every tap as a constant, except the taps that read the zero padding
+        const = bias + input_bias * weight.sum(1)
+        out = fused.short_conv_padded(z_pad, weight, const)
+        for t in range(min(taps - 1, seqlen)):
+            out[..., t] -= (input_bias * weight[:, : taps - 1 - t].sum(1))[:, None]
+        ctx.save_for_backward(u, w_in, z_pad, weight, input_bias)
+        return out.transpose(0, 1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        u, w_in, z_pad, weight, input_bias = ctx.saved_tensors
+        taps = weight.shape[1]
+        z = z_pad[..., taps - 1 :]  # in_proj's output without the padding, (3D, B, L)
+        grad_z, grad_w, grad_b, grad_input_bias = fused.short_conv_grads(z, weight, grad.movedim(-2, 0), input_bias)
+        needs = ctx.needs_input_grad
+        grad_w_in, grad_u, _ = _linear_grads(
+            (needs[1], needs[0], False), grad_z.reshape(z.shape[0], -1), w_in, u, False
+        )
+        return grad_u, grad_w_in, grad_w, grad_b, grad_input_bias, None
