@@ -1,7 +1,7 @@
 """Where a training step's wall-clock time goes, by autograd node: timers around the forward and backward of each of
-our nodes (projections, the short conv, the gating node with the long convolution, GELU, dropout) and around
-LayerNorm and the implicit filter's forward, in one process, per step; whatever is not inside one of them (LayerNorm's
-backward, residual adds, casts, the loss, autograd itself) is the rest.
+our nodes (projections, in_proj with the short conv, the gating node with the long convolution, GELU, dropout) and
+around LayerNorm and the implicit filter's forward, in one process, per step; whatever is not inside one of them
+(LayerNorm's backward, residual adds, casts, the loss, autograd itself) is the rest.
 
     .venv/bin/python benchmarks/train_timers.py --workload train_tiny1k --bf16   # ~30 s
 
@@ -46,6 +46,7 @@ def instrument(model: torch.nn.Module) -> None:
     nodes = {
         "projections": (linear._Linear, linear._Mlp, linear._LinearChannelsFirst),
         "short conv": (short_conv._ShortConv,),
+        "in_proj + short conv": (short_conv._InProjShortConv,),
         "gating + long convolution": (_GatedFFTConv,),
         "GELU": (fused._GeluTanh,),
         "dropout": (fused._Dropout,),
