@@ -44,9 +44,9 @@ def hyena_batched(op: HyenaOperator, u: Tensor, k_f: Tensor | None = None, n: in
     order, so in_proj's output needs no transposed copy; the short conv adding in_proj's bias, through fused kernels
     forward and backward when training on the CPU (ops/fused.py), where in_proj and the short conv are one node
     (``in_proj_short_conv``: in_proj reads zero tokens before each sequence, and the conv's taps read no padding);
-    a smooth FFT length. Training (no ``k_f``) runs
-    the gating and long convolution as one autograd node (``gated_fftconv``, unless the operator's dropout is on) on
-    the channels-first filter, whose output out_proj reads channels first (``linear_channels_first``).
+    a smooth FFT length. Training (no ``k_f``) runs the gating and long convolution as one autograd node
+    (``gated_fftconv``, unless the operator's dropout is on) on the channels-first filter, whose output out_proj reads
+    channels first (``linear_channels_first``).
     Given the filter spectrum ``k_f`` at transform length ``n`` (inference), the filter is not recomputed."""
     batch, seqlen, d = u.shape
     tokens, short_w, short_b = u.reshape(batch * seqlen, d), op.short_filter.weight[:, 0], op.short_filter.bias
