@@ -216,6 +216,15 @@ def test_resume_matches_uninterrupted_run(fasta, tmp_path):
     assert sorted(p.name for p in (fresh / "checkpoint").iterdir()) == ["shard-00001.safetensors", "state.json"]
     assert (tmp_path / "b" / "loss_curve.png").stat().st_size > 1000
     assert (tmp_path / "b" / "model" / "model.safetensors").exists()
+    # a finished run copied with its packed checkpoint and without model/: resuming writes the model from it
+    shutil.rmtree(fresh / "model")
+    final = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    pack_checkpoint(final, fresh / "checkpoint")
+    pretrain(small_cfg(fasta, fresh, max_steps=6), resume=True)
+    from hyenadna.models.hyena_dna import load_model
+
+    exported = load_model(fresh / "model").state_dict()
+    assert all(torch.equal(exported[k], v) for k, v in final["model"].items())
     with pytest.raises(FileExistsError):
         pretrain(small_cfg(fasta, tmp_path / "a"))
 

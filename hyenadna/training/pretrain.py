@@ -478,6 +478,9 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
             if is_main and step >= cfg.max_steps and _last_eval_step(metrics_path) != step:
                 # resumed with --max-steps at or below the checkpoint's step: the run ends here, evaluated and exported
                 export_and_eval(step, wall_before)
+            elif is_main and step >= cfg.max_steps and not (out / "model" / "config.json").exists():
+                # a finished run copied without model/ (a repository holds its packed checkpoint, not an 11 MB file)
+                model.save_pretrained(out / "model")
         finally:
             bar.close()
             for s, h in old_handlers.items():
