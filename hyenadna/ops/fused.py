@@ -45,21 +45,25 @@ _broken: set[str] = set()
 _K, _C = 1.5957691216057308, 0.044715
 
 
+def _gelu_tanh_parts(xf: Tensor) -> tuple[Tensor, Tensor]:
+    """sigmoid(2u) and GELU's derivative at a float32 x."""
+    s = torch.sigmoid(_K * xf * (1 + _C * xf * xf))
+    return s, s + xf * s * (1 - s) * (_K * (1 + 3 * _C * xf * xf))
+
+
 def _gelu_tanh_fused(x: Tensor) -> Tensor:
     xf = x.float()
-    return (xf * torch.sigmoid(_K * xf * (1 + _C * xf * xf))).to(x.dtype)
+    return (xf * _gelu_tanh_parts(xf)[0]).to(x.dtype)  # inductor drops the unused derivative
 
 
 def _gelu_tanh_backward_fused(grad: Tensor, x: Tensor) -> Tensor:
-    xf = x.float()
-    s = torch.sigmoid(_K * xf * (1 + _C * xf * xf))
-    return (grad.float() * (s + xf * s * (1 - s) * (_K * (1 + 3 * _C * xf * xf)))).to(grad.dtype)
+    return (grad.float() * _gelu_tanh_parts(x.float())[1]).to(grad.dtype)
 
 
 def _gelu_tanh_with_derivative_fused(x: Tensor) -> tuple[Tensor, Tensor]:
     xf = x.float()
-    s = torch.sigmoid(_K * xf * (1 + _C * xf * xf))
-    return (xf * s).to(x.dtype), (s + xf * s * (1 - s) * (_K * (1 + 3 * _C * xf * xf))).to(x.dtype)
+    s, slope = _gelu_tanh_parts(xf)
+    return (xf * s).to(x.dtype), slope.to(x.dtype)
 
 
 def gelu_tanh_ref(x: Tensor) -> Tensor:
@@ -91,10 +95,8 @@ def _short_conv_input(z: Tensor, input_bias: Tensor | None) -> Tensor:
 
 
 def _short_conv_fused(z: Tensor, weight: Tensor, bias: Tensor, input_bias: Tensor | None) -> Tensor:
-    taps, seqlen = weight.shape[1], z.shape[-1]
-    x_pad = F.pad(_short_conv_input(z, input_bias), (taps - 1, 0))
-    w = _tap_view(weight, z.dim())
-    return sum(x_pad[..., j : j + seqlen] * w[..., j] for j in range(taps)) + _channel_view(bias, z.dim())
+    x_pad = F.pad(_short_conv_input(z, input_bias), (weight.shape[1] - 1, 0))
+    return _short_conv_padded_fused(x_pad, weight, bias)
 
 
 def _short_conv_padded_fused(z_pad: Tensor, weight: Tensor, const: Tensor) -> Tensor:

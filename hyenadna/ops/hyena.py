@@ -51,7 +51,7 @@ def hyena_batched(op: HyenaOperator, u: Tensor, k_f: Tensor | None = None, n: in
     batch, seqlen, d = u.shape
     tokens, short_w, short_b = u.reshape(batch * seqlen, d), op.short_filter.weight[:, 0], op.short_filter.bias
     z = None
-    if k_f is None and torch.is_grad_enabled() and u.device.type == "cpu":
+    if k_f is None and torch.is_grad_enabled():  # in_proj_short_conv declines off the CPU
         z = in_proj_short_conv(tokens, op.in_proj.weight, short_w, short_b, op.in_proj.bias, batch)
     if z is None:
         z = linear(op.in_proj.weight, tokens)  # W_in @ u^T: (3D, B*L)

@@ -86,13 +86,18 @@ def mlp(x: Tensor, w1: Tensor, b1: Tensor | None, w2: Tensor, b2: Tensor | None)
     _, w2, b2 = _matmul_operands(x, w2, b2)
     if (
         _needs_grad(x, w1, b1, w2, b2)
-        and _fast_path_applies(x, w1, b1)
-        and _fast_path_applies(x, w2, b2)
-        and (x.dtype == torch.bfloat16 or _onednn_measured_faster(train=True))
+        and onednn_trains(x, w1, b1)
+        and onednn_trains(x, w2, b2)
         and _multiply_post_op_available(x.dtype)
     ):
         return _Mlp.apply(x, w1, b1, w2, b2)
     return linear(linear(x, w1, b1, gelu=True), w2, b2)
+
+
+def onednn_trains(x: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
+    """Training projections on these operands (already cast by ``_matmul_operands``) take the oneDNN path: bf16
+    always, fp32 where it was measured faster than MKL here."""
+    return _fast_path_applies(x, weight, bias) and (x.dtype == torch.bfloat16 or _onednn_measured_faster(train=True))
 
 
 def _matmul_operands(x: Tensor, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:

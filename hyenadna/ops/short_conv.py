@@ -14,13 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hyenadna.ops import fused
-from hyenadna.ops.linear import (
-    _fast_path_applies,
-    _linear_grads,
-    _matmul_operands,
-    _onednn_linear,
-    _onednn_measured_faster,
-)
+from hyenadna.ops.linear import _linear_grads, _matmul_operands, _onednn_linear, onednn_trains
 
 
 def causal_short_conv_ref(z: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
@@ -104,11 +98,7 @@ def in_proj_short_conv(
     if input_bias is None:
         return None
     w_in, u, _ = _matmul_operands(w_in, u, None)
-    if not (
-        fused.USE_COMPILED
-        and _fast_path_applies(w_in, u, None)
-        and (u.dtype == torch.bfloat16 or _onednn_measured_faster(train=True))
-    ):
+    if not (fused.USE_COMPILED and onednn_trains(w_in, u, None)):
         return None
     return _InProjShortConv.apply(u, w_in, weight, bias, input_bias, batch)
 
