@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from hyenadna.models.checkpoint import SHARD_INDEX, shard_names
 from hyenadna.models.config import PUBLISHED_CONFIGS, HyenaConfig
 
 BUNDLED_DIR = Path(__file__).parent / "weights"
@@ -35,7 +36,7 @@ DEFAULT_RANDOM_SHAPE = "hyenadna-tiny-1k-seqlen-d256"
 HUB_ORG = "LongSafari"
 HUB_LAYOUTS = ("auto", "hf", "lightning")
 # Weight files in the order a repository is searched for them.
-HUB_WEIGHT_FILES = ("model.safetensors", "weights.ckpt")
+HUB_WEIGHT_FILES = ("model.safetensors", SHARD_INDEX, "weights.ckpt")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -203,9 +204,17 @@ def _fetch_model_repo(fetcher: HubFetcher, repo: str) -> Path | None:
             return None
         for filename in HUB_WEIGHT_FILES:
             try:
-                return Path(fetcher.fetch(repo, filename)).parent
+                path = Path(fetcher.fetch(repo, filename))
             except (EntryNotFoundError, HubNotFound, NotCached):
                 continue
+            if filename == SHARD_INDEX:  # a sharded model: every shard it lists, or none of this repository
+                for shard in shard_names(path):
+                    try:
+                        fetcher.fetch(repo, shard)
+                    except HubNotFound as e:
+                        missing = f"{repo}: {SHARD_INDEX} lists {shard}, which is not there ({e})"
+                        raise WeightsNotFoundError(missing) from None
+            return path.parent
     where = (
         f"the local cache {fetcher.hub.resolved_cache_dir}" if fetcher.offline(repo) else fetcher.hub.resolved_endpoint
     )

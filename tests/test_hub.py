@@ -158,6 +158,41 @@ def test_repo_id_and_from_pretrained_by_name(hub):
     assert model.config.d_model == 128
 
 
+def sharded_hf_files(tmp_path: Path) -> dict[str, bytes]:
+    """The tiny fixture in the -hf layout, split into shards with a model.safetensors.index.json."""
+    folder = HyenaDNALMHeadModel.from_pretrained(FIXTURES / "tiny_hf").save_pretrained(
+        tmp_path / "sharded", layout="hf", max_shard_bytes=400_000
+    )
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_sharded_repository_fetches_every_shard_then_works_offline(hub, tmp_path, monkeypatch, connections):
+    files = sharded_hf_files(tmp_path)
+    assert len([f for f in files if f.startswith("model-")]) == 6
+    hub.add_commit(HF_REPO, files)
+    folder = resolve_weights("hyenadna-tiny-1k-seqlen")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(files)
+    assert_reproduces_tiny_fixture(folder)
+    assert not any(path.endswith("/model.safetensors") and method == "GET" for method, path in hub.requests)
+
+    hub.stop()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    connections.clear()
+    assert resolve_weights("hyenadna-tiny-1k-seqlen") == folder
+    assert_reproduces_tiny_fixture(folder)
+    assert connections == []
+
+
+def test_sharded_repository_missing_a_shard(hub, tmp_path):
+    files = sharded_hf_files(tmp_path)
+    del files["model-00004-of-00006.safetensors"]
+    hub.add_commit(HF_REPO, files)
+    with pytest.raises(
+        WeightsNotFoundError, match=r"index\.json lists model-00004-of-00006\.safetensors, which is not"
+    ):
+        resolve_weights("hyenadna-tiny-1k-seqlen")
+
+
 def test_hand_placed_folder_is_looked_at_first(hub, connections):
     dst = Path(os.environ["HYENADNA_HOME"]) / "hyenadna-tiny-1k-seqlen-hf"
     dst.mkdir(parents=True)

@@ -373,6 +373,37 @@ def test_export_writes_model_card(fasta, tmp_path):
     ).read_text()
 
 
+def test_model_over_the_shard_limit_is_written_and_exported_in_shards(fasta, tmp_path, monkeypatch):
+    """A run's model/ holds files a git repository can take, as its packed checkpoint does; the export and a bundled
+    copy keep them so, and load to the same model."""
+    import hyenadna.training.export as export
+    import hyenadna.training.pretrain as pretrain_module
+    from hyenadna import load_model
+    from hyenadna.models.checkpoint import SHARD_INDEX, weight_files
+
+    limit = 20_000  # the toy model's ~60 kB of weights in a few shards
+    monkeypatch.setattr(pretrain_module, "MAX_SHARD_BYTES", limit)
+    monkeypatch.setattr(export, "MAX_SHARD_BYTES", limit)
+    cfg = small_cfg(fasta, tmp_path / "run", max_steps=3)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "pretrain_config.json").write_text(json.dumps(cfg.__dict__))
+    pretrain(cfg)
+    files = weight_files(tmp_path / "run" / "model")
+    assert (
+        files[0].name == SHARD_INDEX
+        and len(files) > 2
+        and not (tmp_path / "run" / "model" / "model.safetensors").exists()
+    )
+    dest = export.export_run(tmp_path / "run", tmp_path / "b", "toy-model", bundled=True)
+    assert [f.name for f in weight_files(dest)] == [f.name for f in files]
+    ids = torch.tensor([[7, 8, 9, 10, 7, 8]])
+    with torch.no_grad():
+        assert torch.equal(load_model(dest)(ids).logits, load_model(tmp_path / "run" / "model")(ids).logits)
+    monkeypatch.setattr(export, "MAX_BUNDLED_BYTES", limit)  # the total, not each file, is what a bundle may hold
+    with pytest.raises(ValueError, match="a bundled model must be at most"):
+        export.export_run(tmp_path / "run", tmp_path / "c", "toy-model", bundled=True)
+
+
 def test_sigterm_checkpoints_and_resume_finishes(fasta, tmp_path):
     import signal
     import time

@@ -8,6 +8,10 @@ Layouts (GUIDE.md section 2):
 - "hyenadna": ours, ``model.safetensors`` with reference key names (``backbone.``), ``freq`` stored once, + our
   ``config.json``. A directory of reference-named safetensors with an original config also loads as this layout.
 
+Either safetensors layout may be split into shards, as Hugging Face splits large models: ``model-00001-of-0000N``
+files and ``model.safetensors.index.json``, whose ``weight_map`` names each tensor's shard. A model over the 10 MB a
+git repository file may take (a 3-layer d256 model at 16k context is 11 MB) ships that way.
+
 Every layout is mapped to one canonical state dict: reference key names, each layer's shared ``freq`` once (as
 ``implicit_filter.1.freq``), and ``lm_head.weight`` only when the head is not tied.
 """
@@ -29,9 +33,12 @@ from torch import Tensor
 
 from hyenadna.models.config import HyenaConfig, config_schema
 from hyenadna.utils.io import atomic_path, atomic_write_text
+from hyenadna.utils.shards import split_by_size, write_sharded
 
 LAYOUTS = ("hyenadna", "hf", "lightning")
 WEIGHT_FILES = {"hyenadna": "model.safetensors", "hf": "model.safetensors", "lightning": "weights.ckpt"}
+SHARD_INDEX = "model.safetensors.index.json"
+_SHARD_FILE = re.compile(r"^model-\d{5}-of-\d{5}\.safetensors$")
 _FREQ_ALIAS = re.compile(r"^(.*\.implicit_filter\.)([35])\.freq$")
 _HEAD = "lm_head.weight"
 _EMBEDDING = "backbone.embeddings.word_embeddings.weight"
@@ -56,10 +63,15 @@ def find_checkpoint_files(path: str | Path) -> CheckpointFiles:
         weights, directory = path, path.parent
     else:
         directory = path
-        candidates = [directory / "model.safetensors", directory / "weights.ckpt"]
+        candidates = [directory / "model.safetensors", directory / SHARD_INDEX, directory / "weights.ckpt"]
         weights = next((c for c in candidates if c.is_file()), None)
         if weights is None:
             others = sorted(directory.glob("*.safetensors")) + sorted(directory.glob("*.ckpt"))
+            if others and all(_SHARD_FILE.match(p.name) for p in others):
+                raise CheckpointError(
+                    f"{directory}: has the shards {[p.name for p in others]} but not {SHARD_INDEX}, which lists them "
+                    "(an interrupted write or copy?)"
+                )
             if len(others) != 1:
                 raise CheckpointError(
                     f"{directory}: expected model.safetensors or weights.ckpt (with config.json) in this directory, "
@@ -90,11 +102,10 @@ def read_config(path: str | Path) -> HyenaConfig:
 def read_state_dict(path: str | Path, allow_unsafe_pickle: bool = False) -> tuple[dict[str, Tensor], str]:
     """Raw tensors of a weights file and the layout its keys reveal ("hyenadna", "hf" or "lightning")."""
     path = Path(path)
-    if path.suffix == ".safetensors":
-        try:
-            raw = load_file(path)
-        except (SafetensorError, OSError) as e:
-            raise CheckpointError(f"{path}: truncated or corrupted safetensors file ({e})") from None
+    if path.name.endswith(".safetensors.index.json"):
+        raw = _read_shards(path)
+    elif path.suffix == ".safetensors":
+        raw = _read_safetensors(path)
     else:
         raw = _torch_load(path, allow_unsafe_pickle)
     if not raw:
@@ -104,6 +115,63 @@ def read_state_dict(path: str | Path, allow_unsafe_pickle: bool = False) -> tupl
     if any(k.startswith("model.") for k in raw):
         return raw, "lightning"
     return raw, "hyenadna"
+
+
+def _read_safetensors(path: Path) -> dict[str, Tensor]:
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{path}: truncated or corrupted safetensors file ({e})") from None
+
+
+def _weight_map(index: Path) -> dict[str, str]:
+    """A safetensors index's tensor name -> shard file name, each shard a plain file name beside the index."""
+    try:
+        weight_map = json.loads(index.read_text())["weight_map"]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{index}: not a safetensors index with a weight_map ({e!r})") from None
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise CheckpointError(f"{index}: weight_map must map tensor names to shard file names")
+    for key, shard in weight_map.items():
+        if Path(shard).name != shard or not shard.endswith(".safetensors"):  # never read outside the folder
+            raise CheckpointError(f"{index}: key {key!r} points to {shard!r}, not a .safetensors file beside the index")
+    return weight_map
+
+
+def shard_names(index: str | Path) -> list[str]:
+    """The shard files a ``model.safetensors.index.json`` lists, in order."""
+    return sorted(set(_weight_map(Path(index)).values()))
+
+
+def weight_files(path: str | Path) -> list[Path]:
+    """Every file holding a checkpoint's weights: the one weights file, or the shard index and its shards."""
+    weights = find_checkpoint_files(path).weights
+    if weights.name != SHARD_INDEX:
+        return [weights]
+    return [weights] + [weights.parent / name for name in shard_names(weights)]
+
+
+def _read_shards(index: Path) -> dict[str, Tensor]:
+    """The tensors of every shard an index lists, after checking that each shard holds exactly the tensors the index
+    says it does."""
+    expected: dict[str, set[str]] = {}
+    for key, shard in _weight_map(index).items():
+        expected.setdefault(shard, set()).add(key)
+    raw: dict[str, Tensor] = {}
+    for shard, keys in expected.items():
+        path = index.parent / shard
+        if not path.is_file():
+            raise CheckpointError(f"{index}: lists {shard}, which is missing (holding {len(keys)} tensors)")
+        tensors = _read_safetensors(path)
+        if set(tensors) != keys:
+            missing, extra = sorted(keys - set(tensors)), sorted(set(tensors) - keys)
+            if missing:
+                detail = f"lacks {missing[0]!r}, which the index places there"
+            else:
+                detail = f"holds {extra[0]!r}, which the index does not list"
+            raise CheckpointError(f"{path}: {detail}; the shard and {index.name} are from different saves")
+        raw.update(tensors)
+    return raw
 
 
 def _torch_load(path: Path, allow_unsafe_pickle: bool) -> dict[str, Tensor]:
@@ -217,35 +285,54 @@ def write_checkpoint(
     model_state: dict[str, Tensor],
     head_weight: Tensor,
     layout: str = "hyenadna",
+    max_shard_bytes: int | None = None,
 ) -> Path:
     """Write ``config.json`` + weights in one of ``LAYOUTS`` from a model's state dict. Each file is written
-    atomically."""
+    atomically. ``max_shard_bytes``: safetensors weights larger than this are split into shards of at most this size
+    (plus ``model.safetensors.index.json``); weights of an earlier save in the other form are removed."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout={layout!r}: choose one of {LAYOUTS}")
+    if max_shard_bytes is not None and (layout == "lightning" or max_shard_bytes <= 0):
+        raise ValueError(f"max_shard_bytes={max_shard_bytes}: shards are safetensors files of a positive size")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {
         k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model_state.items() if not _FREQ_ALIAS.match(k)
     }
-    weights = directory / WEIGHT_FILES[layout]
-    if layout == "hyenadna":
-        with atomic_path(weights) as tmp:
-            save_file(state, tmp, metadata={"format": "pt"})
-        config_dict = config.to_dict()
-    elif layout == "hf":
-        hf = {("hyena." + k if k != _HEAD else k): v for k, v in state.items()}
-        hf.setdefault(_HEAD, state[_EMBEDDING].clone())
-        with atomic_path(weights) as tmp:
-            save_file(hf, tmp, metadata={"format": "pt"})
-        config_dict = _hf_config(config)
-    else:
+    if layout == "lightning":
         sd = {"model." + k: v for k, v in model_state.items()}
         sd["model." + _HEAD] = head_weight.detach().cpu().float()
-        with atomic_path(weights) as tmp:
+        with atomic_path(directory / WEIGHT_FILES[layout]) as tmp:
             torch.save({"state_dict": sd, "epoch": 0, "global_step": 0}, tmp)
         config_dict = _original_config(config)
+    else:
+        if layout == "hf":
+            state = {("hyena." + k if k != _HEAD else k): v for k, v in state.items()}
+            state.setdefault(_HEAD, state["hyena." + _EMBEDDING].clone())
+        _write_safetensors(directory, state, max_shard_bytes)
+        config_dict = config.to_dict() if layout == "hyenadna" else _hf_config(config)
     atomic_write_text(directory / "config.json", json.dumps(config_dict, indent=2) + "\n")
     return directory
+
+
+def _write_safetensors(directory: Path, state: dict[str, Tensor], max_shard_bytes: int | None) -> None:
+    single, index = directory / "model.safetensors", directory / SHARD_INDEX
+    total = sum(v.numel() * v.element_size() for v in state.values())
+    metadata = {"format": "pt"}
+    if max_shard_bytes is None or total <= max_shard_bytes:
+        with atomic_path(single) as tmp:
+            save_file(state, tmp, metadata=metadata)
+        index.unlink(missing_ok=True)  # after: the new single file wins over an old index meanwhile
+        for path in directory.iterdir():
+            if _SHARD_FILE.match(path.name):
+                path.unlink()
+        return
+    groups = split_by_size(state, max_shard_bytes)
+    shards = {f"model-{i + 1:05d}-of-{len(groups):05d}.safetensors": g for i, g in enumerate(groups)}
+    weight_map = {key: name for name, group in shards.items() for key in group}
+    text = json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2) + "\n"
+    single.unlink(missing_ok=True)  # first: a reader prefers it, and it would outlive a failed sharded write
+    write_sharded(directory, shards, index, text, stale=lambda p: bool(_SHARD_FILE.match(p.name)), metadata=metadata)
 
 
 def _hf_config(c: HyenaConfig) -> dict:

@@ -247,9 +247,12 @@ class HyenaDNALMHeadModel(nn.Module):
         with torch.no_grad():
             self.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in full.items()}, strict=True)
 
-    def save_pretrained(self, directory: str | Path, layout: str = "hyenadna") -> Path:
-        """Write ``config.json`` + weights in ``layout``: "hyenadna" (default), "hf" or "lightning"."""
-        return write_checkpoint(directory, self.config, self.state_dict(), self.head_weight, layout)
+    def save_pretrained(
+        self, directory: str | Path, layout: str = "hyenadna", max_shard_bytes: int | None = None
+    ) -> Path:
+        """Write ``config.json`` + weights in ``layout``: "hyenadna" (default), "hf" or "lightning". Safetensors
+        weights over ``max_shard_bytes`` are split into shards with a ``model.safetensors.index.json``."""
+        return write_checkpoint(directory, self.config, self.state_dict(), self.head_weight, layout, max_shard_bytes)
 
 
 def load_model(
@@ -272,10 +275,14 @@ def save_model(model: HyenaDNALMHeadModel, directory: str | Path, layout: str = 
 
 
 def convert_checkpoint(
-    src: str | Path, dst: str | Path, layout: str = "hyenadna", allow_unsafe_pickle: bool = False
+    src: str | Path,
+    dst: str | Path,
+    layout: str = "hyenadna",
+    allow_unsafe_pickle: bool = False,
+    max_shard_bytes: int | None = None,
 ) -> Path:
     """Read a checkpoint in any layout and write it to ``dst`` in ``layout``."""
-    return load_model(src, allow_unsafe_pickle=allow_unsafe_pickle).save_pretrained(dst, layout)
+    return load_model(src, allow_unsafe_pickle=allow_unsafe_pickle).save_pretrained(dst, layout, max_shard_bytes)
 
 
 def _init_weights(module: nn.Module, config: HyenaConfig) -> None:

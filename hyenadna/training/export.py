@@ -8,11 +8,13 @@ from pathlib import Path
 
 import torch
 
+from hyenadna.models.checkpoint import weight_files
 from hyenadna.models.hyena_dna import load_model
 from hyenadna.ops.autotune import cpu_name
 from hyenadna.utils.io import atomic_path, atomic_write_text
+from hyenadna.utils.shards import MAX_SHARD_BYTES
 
-MAX_BYTES = 10 * 1024 * 1024
+MAX_BUNDLED_BYTES = 16 * 1024 * 1024  # fp32 weights of a bundled model, in shards of at most MAX_SHARD_BYTES
 
 
 def pretrain_command(cfg: dict) -> str:
@@ -133,9 +135,9 @@ def export_run(
 
     run_dir, dest = Path(run_dir), Path(dest)
     model = load_model(run_dir / "model")
-    size = (run_dir / "model" / "model.safetensors").stat().st_size
-    if bundled and size > MAX_BYTES:
-        raise ValueError(f"{run_dir}/model is {size / 1e6:.1f} MB; a bundled model must be at most 10 MB")
+    size = sum(f.stat().st_size for f in weight_files(run_dir / "model"))
+    if bundled and size > MAX_BUNDLED_BYTES:
+        raise ValueError(f"{run_dir}/model is {size / 1e6:.1f} MB; a bundled model must be at most 16 MiB")
     cfg = json.loads((run_dir / "pretrain_config.json").read_text())
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
     evals = [r for r in rows if r["kind"] == "eval"]
@@ -149,8 +151,7 @@ def export_run(
     last = evals[-1]
     tps = sorted(r["tokens_per_s"] for r in train_rows)
     dest.mkdir(parents=True, exist_ok=True)
-    for f in ("config.json", "model.safetensors"):
-        shutil.copyfile(run_dir / "model" / f, dest / f)
+    model.save_pretrained(dest, max_shard_bytes=MAX_SHARD_BYTES)  # files a repository holds; replaces an older save
     from hyenadna.training.pretrain import _plot
 
     _plot(run_dir / "metrics.jsonl", dest / "loss_curve.png", markov["held_out"]["nll"] if markov else None)

@@ -13,11 +13,10 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from hyenadna.utils.io import atomic_path, atomic_write_text
+from hyenadna.utils.shards import MAX_SHARD_BYTES, split_by_size, write_sharded
 
-MAX_SHARD_BYTES = 9_500_000
 FORMAT = 1
 
 
@@ -36,22 +35,10 @@ def _flatten(state: dict) -> dict[str, torch.Tensor]:
 
 def pack_checkpoint(state: dict, folder: str | Path, max_shard_bytes: int = MAX_SHARD_BYTES) -> list[Path]:
     """Write a checkpoint's state (as ``torch.load`` gives it) into ``folder``; returns the files written. The shards
-    go first and ``state.json`` last, so a reader never sees a shard list that is not complete."""
+    go first and ``state.json`` last, so a reader never sees a shard list that is not complete (``write_sharded``)."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    shards: list[dict[str, torch.Tensor]] = [{}]
-    size = 0
-    for name, tensor in _flatten(state).items():
-        nbytes = tensor.numel() * tensor.element_size()
-        if shards[-1] and size + nbytes > max_shard_bytes:
-            shards.append({})
-            size = 0
-        shards[-1][name] = tensor
-        size += nbytes
+    shards = split_by_size(_flatten(state), max_shard_bytes)
     names = [f"shard-{i + 1:05d}.safetensors" for i in range(len(shards))]
-    for name, tensors in zip(names, shards, strict=True):
-        with atomic_path(folder / name) as tmp:
-            save_file(tensors, str(tmp))
     groups = [
         {k: list(v) if isinstance(v, tuple) else v for k, v in g.items()} for g in state["optimizer"]["param_groups"]
     ]
@@ -64,10 +51,13 @@ def pack_checkpoint(state: dict, folder: str | Path, max_shard_bytes: int = MAX_
         "param_groups": groups,
         "shards": names,
     }
-    atomic_write_text(folder / "state.json", json.dumps(meta, indent=1) + "\n")
-    for stale in folder.glob("shard-*.safetensors"):  # shards of an earlier, larger pack
-        if stale.name not in names:
-            stale.unlink()
+    write_sharded(
+        folder,
+        dict(zip(names, shards, strict=True)),
+        folder / "state.json",
+        json.dumps(meta, indent=1) + "\n",
+        stale=lambda p: p.name.startswith("shard-") and p.suffix == ".safetensors",  # of an earlier, larger pack
+    )
     return [folder / n for n in names] + [folder / "state.json"]
 
 

@@ -32,6 +32,7 @@ from hyenadna.utils.device import rank_device, rng_state, set_rng_state
 from hyenadna.utils.io import atomic_path, atomic_write_text, save_png
 from hyenadna.utils.memory import reuse_freed_memory
 from hyenadna.utils.precision import autocast
+from hyenadna.utils.shards import MAX_SHARD_BYTES
 
 
 @dataclass
@@ -386,13 +387,16 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
             with open(metrics_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
 
+    def export_model() -> None:  # in shards a git repository can hold, like the packed checkpoint
+        model.save_pretrained(out / "model", max_shard_bytes=MAX_SHARD_BYTES)
+
     def export_and_eval(step: int, wall: float) -> float:
         nll = evaluate_nll(model, val_windows)
         row = {"kind": "eval", "step": step, "tokens_seen": tokens_seen, "wall_time": wall, **nll_report(nll)}
         if baseline is not None:
             row["markov_nll"] = baseline
         log_metrics(row)
-        model.save_pretrained(out / "model")
+        export_model()
         _plot(metrics_path, out / "loss_curve.png", baseline)
         log(f"step {step}: held-out NLL {nll:.4f} nats/base" + (f" (Markov {baseline:.4f})" if baseline else ""))
         return nll
@@ -470,7 +474,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
                         dist.barrier()
                 if flag.item() > 0 and step < cfg.max_steps:
                     if is_main and stop.requested:  # a signal: be quick, but leave model/ matching the checkpoint
-                        model.save_pretrained(out / "model")
+                        export_model()
                     elif is_main:  # the time budget: the caller is waiting anyway, so evaluate as at the end
                         export_and_eval(step, wall)
                     log(f"stopping at step {step} (signal or time budget); resume with --resume")
@@ -480,7 +484,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
                 export_and_eval(step, wall_before)
             elif is_main and step >= cfg.max_steps and not (out / "model" / "config.json").exists():
                 # a finished run copied without model/ (a repository holds its packed checkpoint, not an 11 MB file)
-                model.save_pretrained(out / "model")
+                export_model()
         finally:
             bar.close()
             for s, h in old_handlers.items():
