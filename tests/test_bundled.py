@@ -10,12 +10,24 @@ from hyenadna import HyenaDNA, HyenaDNAConfig, HyenaDNAFineTuningModel
 from hyenadna.cli import main
 from hyenadna.data.genome import Genome
 from hyenadna.data.regions import HELD_OUT
-from hyenadna.hub import BUNDLED_DIR, BUNDLED_MODEL
+from hyenadna.hub import BUNDLED_DIR, BUNDLED_MODEL, bundled_models
+from hyenadna.models.checkpoint import weight_files
 from hyenadna.training.pretrain import evaluate_nll
 from hyenadna.training.windows import fixed_windows
 from tests.conftest import REPO, SHARED
 
 FOLDER = BUNDLED_DIR / BUNDLED_MODEL
+
+
+def test_bundled_files_fit_a_repository():
+    """Every file of every bundled model under the 10 MB a repository file may take (larger weights in shards), and
+    at most 16 MiB of weights per model."""
+    assert BUNDLED_MODEL in bundled_models()
+    for name in bundled_models():
+        folder = BUNDLED_DIR / name
+        assert all(f.stat().st_size <= 10 * 1024 * 1024 for f in folder.iterdir()), name
+        assert sum(f.stat().st_size for f in weight_files(folder)) <= 16 * 1024 * 1024, name
+        assert (folder / "README.md").is_file(), name
 
 
 def test_bundled_files_and_model_card():

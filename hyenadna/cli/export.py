@@ -17,9 +17,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     name = args.name or Path(args.destination).name
     folder = Path(args.evaluation).parent if args.evaluation else None
     dest = export_run(args.run, args.destination, name, evaluation, args.bundled, evaluation_dir=folder)
-    print(
-        f"exported {args.run} -> {dest} (config.json, model.safetensors, README.md model card, plots)", file=sys.stderr
-    )
+    print(f"exported {args.run} -> {dest} (config.json, weights, README.md model card, plots)", file=sys.stderr)
     return 0
 
 
