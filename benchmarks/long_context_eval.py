@@ -38,6 +38,10 @@ def main() -> None:
     ap.add_argument("--model", required=True, help="the long-context model (name or folder)")
     ap.add_argument("--name", help="the model's name in the tables (default: its folder name)")
     ap.add_argument("--baseline", default=BUNDLED_MODEL, help="the 1k model beside it (default: the bundled one)")
+    ap.add_argument(
+        "--baseline-label",
+        help="what the baseline is to this model, for the card (e.g. 'the 1k model it was warm-started from')",
+    )
     ap.add_argument("--windows-1k", type=int, default=256)
     ap.add_argument("--windows-long", type=int, default=32)
     ap.add_argument("--seq-len", type=int, default=16384)
@@ -90,14 +94,15 @@ def main() -> None:
         + " |",
     ]
     gain = {n: bands[f"model_cut_{args.cut}"][n] - bands["model_whole"][n] for n in names}
-    section_1k = f"""## Against the 1k model on the 1k windows
+    label = f" ({args.baseline_label})" if args.baseline_label else ""
+    section_1k = f"""## Against {b} on the 1k windows
 
 The same {args.windows_1k} windows of 1,025 bases as the 1k model's card (nats/base):
 
 | model | nats/base |
 |---|---|
 | this model | {nll_1k["model"]:.4f} |
-| {b} (the 1k model it was warm-started from) | {nll_1k["baseline"]:.4f} |
+| {b}{label} | {nll_1k["baseline"]:.4f} |
 | order-12 Markov baseline (from the 1k model's card) | {MARKOV_1K:.4f} |"""
     section_bands = f"""## Does it use its long context?
 
