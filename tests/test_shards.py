@@ -158,6 +158,12 @@ def test_parse_size():
             parse_size(bad)
 
 
+def test_index_or_one_shard_named_loads_the_whole_model(sharded):
+    whole = logits(load_model(sharded))
+    assert torch.equal(logits(load_model(sharded / SHARD_INDEX)), whole)
+    assert torch.equal(logits(load_model(sharded / "model-00002-of-00006.safetensors")), whole)
+
+
 def test_sharded_folder_copied_whole_is_a_model(sharded, tmp_path):
     copy = tmp_path / "copy"
     copy.mkdir()

@@ -61,6 +61,8 @@ def find_checkpoint_files(path: str | Path) -> CheckpointFiles:
         raise CheckpointError(f"{path}: no such file or directory")
     if path.is_file():
         weights, directory = path, path.parent
+        if _SHARD_FILE.match(path.name) and (directory / SHARD_INDEX).is_file():  # one shard named: the whole model
+            weights = directory / SHARD_INDEX
     else:
         directory = path
         candidates = [directory / "model.safetensors", directory / SHARD_INDEX, directory / "weights.ckpt"]
