@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from hyenadna.models.checkpoint import SHARD_INDEX, shard_names
+from hyenadna.models.checkpoint import SHARD_INDEX, WEIGHT_CANDIDATES, shard_names
 from hyenadna.models.config import PUBLISHED_CONFIGS, HyenaConfig
 
 BUNDLED_DIR = Path(__file__).parent / "weights"
@@ -36,7 +36,7 @@ DEFAULT_RANDOM_SHAPE = "hyenadna-tiny-1k-seqlen-d256"
 HUB_ORG = "LongSafari"
 HUB_LAYOUTS = ("auto", "hf", "lightning")
 # Weight files in the order a repository is searched for them.
-HUB_WEIGHT_FILES = ("model.safetensors", SHARD_INDEX, "weights.ckpt")
+HUB_WEIGHT_FILES = WEIGHT_CANDIDATES
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 

@@ -38,6 +38,7 @@ from hyenadna.utils.shards import split_by_size, write_sharded
 LAYOUTS = ("hyenadna", "hf", "lightning")
 WEIGHT_FILES = {"hyenadna": "model.safetensors", "hf": "model.safetensors", "lightning": "weights.ckpt"}
 SHARD_INDEX = "model.safetensors.index.json"
+WEIGHT_CANDIDATES = ("model.safetensors", SHARD_INDEX, "weights.ckpt")  # a folder's weights, most preferred first
 _SHARD_FILE = re.compile(r"^model-\d{5}-of-\d{5}\.safetensors$")
 _FREQ_ALIAS = re.compile(r"^(.*\.implicit_filter\.)([35])\.freq$")
 _HEAD = "lm_head.weight"
@@ -65,8 +66,7 @@ def find_checkpoint_files(path: str | Path) -> CheckpointFiles:
             weights = directory / SHARD_INDEX
     else:
         directory = path
-        candidates = [directory / "model.safetensors", directory / SHARD_INDEX, directory / "weights.ckpt"]
-        weights = next((c for c in candidates if c.is_file()), None)
+        weights = next((directory / c for c in WEIGHT_CANDIDATES if (directory / c).is_file()), None)
         if weights is None:
             others = sorted(directory.glob("*.safetensors")) + sorted(directory.glob("*.ckpt"))
             if others and all(_SHARD_FILE.match(p.name) for p in others):
