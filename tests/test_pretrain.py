@@ -373,6 +373,46 @@ def test_export_writes_model_card(fasta, tmp_path):
     ).read_text()
 
 
+def test_export_of_a_warm_started_run_counts_its_parent_runs(fasta, tmp_path, capsys):
+    """A model's card tells its whole training: the tokens and CPU hours of the runs it was warm-started from
+    (--parent, oldest first) are counted with its own; without them the card counts this run only."""
+    from hyenadna.cli import main
+    from hyenadna.training.export import _cpu_hours, _lineage, export_run, read_run
+
+    parent = small_cfg(fasta, tmp_path / "parent", max_steps=3)
+    child = small_cfg(fasta, tmp_path / "child", max_steps=6, init_from=str(tmp_path / "parent" / "model"))
+    for cfg in (parent, child):
+        Path(cfg.out_dir).mkdir()
+        (Path(cfg.out_dir) / "pretrain_config.json").write_text(json.dumps(cfg.__dict__))  # as the CLI writes it
+        pretrain(cfg)
+    p, c = read_run(tmp_path / "parent"), read_run(tmp_path / "child")
+    assert (p["tokens"], c["tokens"], p["steps"]) == (3 * 4 * 64, 6 * 4 * 64, 3)
+    train = [r for r in c["rows"] if r["kind"] == "train"]
+    assert c["cpu_hours"] == pytest.approx(train[-1]["wall_time"] / 3600)  # one thread: thread-hours = wall hours
+    alone = (export_run(tmp_path / "child", tmp_path / "m1", "toy") / "README.md").read_text()
+    assert "it saw 1,536 tokens" in alone and "| tokens seen | 1,536 |" in alone
+    assert main(["export", str(tmp_path / "child"), str(tmp_path / "m2"), "--parent", str(tmp_path / "parent")]) == 0
+    card = (tmp_path / "m2" / "README.md").read_text()
+    assert "it saw 2,304 tokens" in card
+    assert "| tokens seen | 2,304 in all: 768 in parent (3 steps), then 1,536 in this run (warm-started) |" in card
+    assert "| compute | ~0.0 CPU hours in all (parent 0.0, this run 0.0; thread-hours" in card  # seconds, here
+    # a row's wall time counts once per thread it ran on, and each run's hours add up
+    rows = [{"wall_time": 1800.0, "threads": 2}, {"wall_time": 5400.0, "threads": 1}]
+    assert _cpu_hours({"device": "cpu"}, rows) == pytest.approx(2.0)
+    runs = [
+        {"name": "a", "tokens": 10, "steps": 1, "cpu_hours": 3.5},
+        {"name": "b", "tokens": 5, "steps": 2, "cpu_hours": 1.2},
+    ]
+    total, tokens, compute = _lineage({"tokens": 7, "cpu_hours": 4.7}, runs)
+    assert (
+        total == 22
+        and tokens == "22 in all: 10 in a (1 steps), then 5 in b (2 steps), then 7 in this run (warm-started)"
+    )
+    assert compute.startswith("~9.4 CPU hours in all (a 3.5, b 1.2, this run 4.7;")
+    with pytest.raises(ValueError, match=r"not a pretraining run: pretrain_config\.json is missing"):
+        export_run(tmp_path / "child", tmp_path / "m3", "toy", parents=[tmp_path / "parent" / "model"])
+
+
 def test_model_over_the_shard_limit_is_written_and_exported_in_shards(fasta, tmp_path, monkeypatch):
     """A run's model/ holds files a git repository can take, as its packed checkpoint does; the export and a bundled
     copy keep them so, and load to the same model."""

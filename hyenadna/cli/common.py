@@ -349,6 +349,7 @@ COMMAND_EXAMPLES = {
     "export": """examples:
   hyenadna export runs/my-run my-model               # config.json, model.safetensors and a model card
   hyenadna export runs/my-run my-model --evaluation eval.json
+  hyenadna export runs/long my-long-model --parent runs/short   # warm-started from runs/short: the card counts both
 """,
     "convert": """examples:
   hyenadna convert hub/weights.ckpt my-model                       # any layout in, ours out

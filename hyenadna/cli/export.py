@@ -16,7 +16,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     evaluation = json.loads(Path(args.evaluation).read_text()) if args.evaluation else None
     name = args.name or Path(args.destination).name
     folder = Path(args.evaluation).parent if args.evaluation else None
-    dest = export_run(args.run, args.destination, name, evaluation, args.bundled, evaluation_dir=folder)
+    dest = export_run(
+        args.run, args.destination, name, evaluation, args.bundled, evaluation_dir=folder, parents=args.parent or []
+    )
     print(f"exported {args.run} -> {dest} (config.json, weights, README.md model card, plots)", file=sys.stderr)
     return 0
 
@@ -28,3 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="model name for the card (default: the folder name)")
     p.add_argument("--bundled", action="store_true", help="the card says the model ships inside the package")
     p.add_argument("--evaluation", help="JSON written by `hyenadna evaluate -o` to report instead of the last eval")
+    p.add_argument(
+        "--parent",
+        action="append",
+        metavar="RUN",
+        help="a run this one was warm-started from (--init-from), oldest first; repeatable: the card counts its "
+        "tokens and CPU hours in",
+    )

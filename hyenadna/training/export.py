@@ -103,6 +103,56 @@ def _per_cpu_hour(cfg: dict, rows: list[dict]) -> str:
     return f" on {on}: {per_thread[len(per_thread) // 2] * 3600 / 1e6:.1f}M tokens per CPU hour"
 
 
+def _cpu_hours(cfg: dict, rows: list[dict]) -> float | None:
+    """Thread-hours of a run: each train row's share of the wall time times the threads it ran on (None off CPU, or
+    where a row's thread count is unknown). A resumed run's wall time continues from its checkpoint's."""
+    threads = _row_threads(cfg, rows)
+    if cfg.get("device", "cpu") != "cpu" or not rows or not all(threads):
+        return None
+    walls = [0.0] + [r["wall_time"] for r in rows]
+    return sum((b - a) * t for a, b, t in zip(walls, walls[1:], threads, strict=False)) / 3600
+
+
+def read_run(run_dir: str | Path) -> dict:
+    """A pretraining run's record: its config, metrics rows, tokens, steps and CPU hours (the card's sources)."""
+    run_dir = Path(run_dir)
+    for f in ("pretrain_config.json", "metrics.jsonl"):
+        if not (run_dir / f).is_file():
+            raise ValueError(f"{run_dir} is not a pretraining run: {f} is missing")
+    cfg = json.loads((run_dir / "pretrain_config.json").read_text())
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    if not rows:
+        raise ValueError(f"{run_dir}/metrics.jsonl is empty")
+    train = [r for r in rows if r["kind"] == "train"]
+    return {
+        "name": run_dir.name,
+        "cfg": cfg,
+        "rows": rows,
+        "steps": rows[-1]["step"],
+        "tokens": rows[-1]["tokens_seen"],
+        "cpu_hours": _cpu_hours(cfg, train),
+    }
+
+
+def _lineage(this: dict, parents: list[dict]) -> tuple[int, str, str]:
+    """The card's tokens-seen and compute rows: this run, and the runs it was warm-started from (oldest first)."""
+    runs = [*parents, this]
+    total = sum(r["tokens"] for r in runs)
+    hours = [r["cpu_hours"] for r in runs]
+    known = all(h is not None for h in hours)
+    if not parents:
+        tokens = f"{total:,}"
+        compute = f"~{hours[0]:.1f} CPU hours (thread-hours of the run's wall time)" if known else ""
+        return total, tokens, compute
+    parts = [f"{r['tokens']:,} in {r['name']} ({r['steps']:,} steps)" for r in parents]
+    tokens = f"{total:,} in all: " + ", then ".join(parts) + f", then {this['tokens']:,} in this run (warm-started)"
+    compute = ""
+    if known:
+        each = ", ".join(f"{r['name']} {r['cpu_hours']:.1f}" for r in parents) + f", this run {hours[-1]:.1f}"
+        compute = f"~{sum(hours):.1f} CPU hours in all ({each}; thread-hours of each run's wall time)"
+    return total, tokens, compute
+
+
 def _threads_used(cfg: dict, rows: list[dict]) -> str:
     counts = sorted({t for t in _row_threads(cfg, rows) if t})
     return "/".join(map(str, counts)) or "default"
@@ -127,10 +177,12 @@ def export_run(
     evaluation: dict | None = None,
     bundled: bool = False,
     evaluation_dir: str | Path | None = None,
+    parents: list[str | Path] = (),
 ) -> Path:
     """Copy ``run_dir/model`` to ``dest`` and write its model card from the run's own records only: its config,
     metrics, regions and Markov report. ``bundled``: the card says the model ships inside the package (as the
-    default model when ``name`` is the bundled default's)."""
+    default model when ``name`` is the bundled default's). ``parents``: the runs this one was warm-started from,
+    oldest first, whose tokens and CPU hours the card counts in."""
     from hyenadna.models.config import PUBLISHED_CONFIGS
 
     run_dir, dest = Path(run_dir), Path(dest)
@@ -138,8 +190,11 @@ def export_run(
     size = sum(f.stat().st_size for f in weight_files(run_dir / "model"))
     if bundled and size > MAX_BUNDLED_BYTES:
         raise ValueError(f"{run_dir}/model is {size / 1e6:.1f} MB; a bundled model must be at most 16 MiB")
-    cfg = json.loads((run_dir / "pretrain_config.json").read_text())
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    run = read_run(run_dir)
+    cfg, rows = run["cfg"], run["rows"]
+    total_tokens, tokens_row, compute_row = _lineage(run, [read_run(p) for p in parents])
+    if compute_row:
+        compute_row = f"| compute | {compute_row} |\n"
     evals = [r for r in rows if r["kind"] == "eval"]
     train_rows = [r for r in rows if r["kind"] == "train"]
     if not evals:
@@ -206,7 +261,7 @@ def export_run(
     card = f"""# {name}
 
 A HyenaDNA language model pretrained by the hyenadna project on real DNA, on CPU, {where}. It is **not** one of
-the published HazyResearch checkpoints: it saw {last["tokens_seen"]:,} tokens (they saw billions).
+the published HazyResearch checkpoints: it saw {total_tokens:,} tokens (they saw billions).
 
 | | |
 |---|---|
@@ -220,9 +275,9 @@ the published HazyResearch checkpoints: it saw {last["tokens_seen"]:,} tokens (t
 | optimiser | AdamW lr {cfg["lr"]}, weight decay {cfg["weight_decay"]} (none on the implicit filter, biases, norms), cosine schedule with {cfg["warmup_steps"] if cfg.get("warmup_steps") is not None else max(1, cfg["max_steps"] // 100)} warm-up steps to {cfg.get("final_lr_ratio", 0.1)} x lr, grad clip {cfg["grad_clip"]} |
 | batches | {_batch(cfg)} |
 | steps | {last["step"]:,} of {cfg["max_steps"]:,}{_changes(cfg)} |
-| tokens seen | {last["tokens_seen"]:,} |
-| wall time | {last["wall_time"] / 3600:.2f} h |
-| training throughput | median {tps[len(tps) // 2]:,.0f} tokens/s{_per_cpu_hour(cfg, train_rows)} |
+| tokens seen | {tokens_row} |
+| wall time | {last["wall_time"] / 3600:.2f} h{" (this run)" if parents else ""} |
+{compute_row}| training throughput | median {tps[len(tps) // 2]:,.0f} tokens/s{_per_cpu_hour(cfg, train_rows)} |
 | hardware | {cpu_name()}, {_threads_used(cfg, train_rows)} torch threads, torch {torch.__version__}, device {cfg["device"]} |
 | seed | {cfg["seed"]} |
 
