@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from hyenadna import HyenaDNA, HyenaDNAConfig, HyenaDNAFineTuningModel
 from hyenadna.cli import main
@@ -71,19 +72,25 @@ def test_cli_defaults_to_the_bundled_model(tmp_path, capsys):
 
 
 LONG = "hyenadna-tiny-16k-d256-grch37"
+LONG_MODELS = [n for n in bundled_models() if json.loads((BUNDLED_DIR / n / "config.json").read_text())["l_max"] > 1026]
 
 
-def test_long_context_model_loads_by_name_offline_with_its_card(monkeypatch):
+def test_the_long_context_models_are_bundled():
+    assert LONG in LONG_MODELS and len(LONG_MODELS) == 2, LONG_MODELS
+
+
+@pytest.mark.parametrize("name", LONG_MODELS)
+def test_long_context_model_loads_by_name_offline_with_its_card(name, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    folder = BUNDLED_DIR / LONG
-    assert (folder / "model.safetensors").stat().st_size <= 16 * 1024 * 1024
+    folder = BUNDLED_DIR / name
+    assert sum(f.stat().st_size for f in weight_files(folder)) <= 16 * 1024 * 1024
     card = (folder / "README.md").read_text()
     for needle in ("Does it use its long context?", "4k-16k", "tokens per CPU hour", "loss curve", "Licence"):
         assert needle in card
     for image in ("loss_curve.png", "position_nll.png"):
         assert f"({image})" in card and (folder / image).stat().st_size > 5000
-    model = HyenaDNA(HyenaDNAConfig(model_name=LONG))
-    assert LONG in model.source and model.context_length == 16386 and model.embedding_dim == 256
+    model = HyenaDNA(HyenaDNAConfig(model_name=name))
+    assert name in model.source and model.context_length == 16386 and model.embedding_dim == 256
     genome = Genome.from_fasta([SHARED / "data" / "genome" / "GRCh37_chr20.fa.gz"])
     assert evaluate_nll(model.model, fixed_windows(genome, [HELD_OUT], 4, 1025)) < 1.35
     whole = evaluate_nll(model.model, fixed_windows(genome, [HELD_OUT], 1, 16385))  # one window, whole context

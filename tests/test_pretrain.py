@@ -393,7 +393,7 @@ def test_export_of_a_warm_started_run_counts_its_parent_runs(fasta, tmp_path, ca
     assert "it saw 1,536 tokens" in alone and "| tokens seen | 1,536 |" in alone
     assert main(["export", str(tmp_path / "child"), str(tmp_path / "m2"), "--parent", str(tmp_path / "parent")]) == 0
     card = (tmp_path / "m2" / "README.md").read_text()
-    assert "it saw 2,304 tokens" in card
+    assert "it saw 2,304 tokens" in card and "hours on CPU (with the runs it was warm-started from)" in card
     assert "| tokens seen | 2,304 in all: 768 in parent (3 steps), then 1,536 in this run (warm-started) |" in card
     assert "| compute | ~0.0 CPU hours in all (parent 0.0, this run 0.0; thread-hours" in card  # seconds, here
     # a row's wall time counts once per thread it ran on, and each run's hours add up

@@ -130,6 +130,7 @@ def read_run(run_dir: str | Path) -> dict:
         "rows": rows,
         "steps": rows[-1]["step"],
         "tokens": rows[-1]["tokens_seen"],
+        "wall_hours": rows[-1]["wall_time"] / 3600,
         "cpu_hours": _cpu_hours(cfg, train),
     }
 
@@ -192,7 +193,9 @@ def export_run(
         raise ValueError(f"{run_dir}/model is {size / 1e6:.1f} MB; a bundled model must be at most 16 MiB")
     run = read_run(run_dir)
     cfg, rows = run["cfg"], run["rows"]
-    total_tokens, tokens_row, compute_row = _lineage(run, [read_run(p) for p in parents])
+    ancestors = [read_run(p) for p in parents]
+    total_tokens, tokens_row, compute_row = _lineage(run, ancestors)
+    wall_hours = sum(r["wall_hours"] for r in [*ancestors, run])
     if compute_row:
         compute_row = f"| compute | {compute_row} |\n"
     evals = [r for r in rows if r["kind"] == "eval"]
@@ -315,7 +318,7 @@ The weights carry the project's licence (Apache-2.0); the training DNA keeps its
 
 ## Limits
 
-Trained on {_chromosomes(regions["train"])} for {last["wall_time"] / 3600:.1f} hours on CPU. Research use only; not
+Trained on {_chromosomes(regions["train"])} for {wall_hours:.1f} hours on CPU{" (with the runs it was warm-started from)" if parents else ""}. Research use only; not
 for clinical decisions.
 """
     atomic_write_text(dest / "README.md", card)
