@@ -35,8 +35,6 @@ DEFAULT_RANDOM_SHAPE = "hyenadna-tiny-1k-seqlen-d256"
 # Where the published checkpoints live on the Hub.
 HUB_ORG = "LongSafari"
 HUB_LAYOUTS = ("auto", "hf", "lightning")
-# Weight files in the order a repository is searched for them.
-HUB_WEIGHT_FILES = WEIGHT_CANDIDATES
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -165,7 +163,7 @@ def resolve_weights(
             )
         base = model_name.removesuffix("-hf")
         for c in [cache_dir() / model_name] + ([cache_dir() / f"{base}-hf"] if base == model_name else []):
-            if c.is_dir() and any((c / f).is_file() for f in HUB_WEIGHT_FILES):
+            if c.is_dir() and any((c / f).is_file() for f in WEIGHT_CANDIDATES):
                 return c
     return download_model(model_name, hub)
 
@@ -202,7 +200,7 @@ def _fetch_model_repo(fetcher: HubFetcher, repo: str) -> Path | None:
             config = fetcher.fetch(repo, "config.json")
         except HubNotFound:
             return None
-        for filename in HUB_WEIGHT_FILES:
+        for filename in WEIGHT_CANDIDATES:
             try:
                 path = Path(fetcher.fetch(repo, filename))
             except (EntryNotFoundError, HubNotFound, NotCached):
@@ -219,7 +217,7 @@ def _fetch_model_repo(fetcher: HubFetcher, repo: str) -> Path | None:
         f"the local cache {fetcher.hub.resolved_cache_dir}" if fetcher.offline(repo) else fetcher.hub.resolved_endpoint
     )
     raise WeightsNotFoundError(
-        f"{repo}: has config.json ({config}) but none of {', '.join(HUB_WEIGHT_FILES)} in {where}"
+        f"{repo}: has config.json ({config}) but none of {', '.join(WEIGHT_CANDIDATES)} in {where}"
     )
 
 

@@ -88,10 +88,18 @@ def _row_threads(cfg: dict, rows: list[dict]) -> list[int | None]:
     return [r.get("threads", cfg.get("threads")) for r in rows]
 
 
-def _per_cpu_hour(cfg: dict, rows: list[dict]) -> str:
-    """Median tokens per thread-second over the train rows, as tokens per CPU hour, and the thread counts behind it."""
+def _cpu_threads(cfg: dict, rows: list[dict]) -> list[int] | None:
+    """Each train row's CPU thread count, or None off CPU or where any row's count is unknown."""
     threads = _row_threads(cfg, rows)
     if cfg.get("device", "cpu") != "cpu" or not rows or not all(threads):
+        return None
+    return threads
+
+
+def _per_cpu_hour(cfg: dict, rows: list[dict]) -> str:
+    """Median tokens per thread-second over the train rows, as tokens per CPU hour, and the thread counts behind it."""
+    threads = _cpu_threads(cfg, rows)
+    if threads is None:
         return ""
     per_thread = sorted(r["tokens_per_s"] / t for r, t in zip(rows, threads, strict=True))
     counts = sorted(set(threads))
@@ -106,8 +114,8 @@ def _per_cpu_hour(cfg: dict, rows: list[dict]) -> str:
 def _cpu_hours(cfg: dict, rows: list[dict]) -> float | None:
     """Thread-hours of a run: each train row's share of the wall time times the threads it ran on (None off CPU, or
     where a row's thread count is unknown). A resumed run's wall time continues from its checkpoint's."""
-    threads = _row_threads(cfg, rows)
-    if cfg.get("device", "cpu") != "cpu" or not rows or not all(threads):
+    threads = _cpu_threads(cfg, rows)
+    if threads is None:
         return None
     walls = [0.0] + [r["wall_time"] for r in rows]
     return sum((b - a) * t for a, b, t in zip(walls, walls[1:], threads, strict=False)) / 3600
@@ -128,6 +136,7 @@ def read_run(run_dir: str | Path) -> dict:
         "name": run_dir.name,
         "cfg": cfg,
         "rows": rows,
+        "train": train,
         "steps": rows[-1]["step"],
         "tokens": rows[-1]["tokens_seen"],
         "wall_hours": rows[-1]["wall_time"] / 3600,
@@ -192,14 +201,13 @@ def export_run(
     if bundled and size > MAX_BUNDLED_BYTES:
         raise ValueError(f"{run_dir}/model is {size / 1e6:.1f} MB; a bundled model must be at most 16 MiB")
     run = read_run(run_dir)
-    cfg, rows = run["cfg"], run["rows"]
+    cfg, rows, train_rows = run["cfg"], run["rows"], run["train"]
     ancestors = [read_run(p) for p in parents]
     total_tokens, tokens_row, compute_row = _lineage(run, ancestors)
     wall_hours = sum(r["wall_hours"] for r in [*ancestors, run])
     if compute_row:
         compute_row = f"| compute | {compute_row} |\n"
     evals = [r for r in rows if r["kind"] == "eval"]
-    train_rows = [r for r in rows if r["kind"] == "train"]
     if not evals:
         raise ValueError(f"{run_dir} has no held-out evaluation yet; export after the first --eval-every step")
     markov_path = run_dir / "markov.json"
