@@ -41,6 +41,12 @@ def assert_close(actual, expected, atol: float = 1e-6, rtol: float = 2e-6) -> No
     assert err <= bound, f"max abs error {err:.3g} > {bound:.3g} (atol {atol:g} + rtol {rtol:g} x max |expected|)"
 
 
+def write_fasta(path: Path, header: str, sequence: str, width: int = 60) -> Path:
+    """One record wrapped at `width` columns, as genome FASTAs are (so an indexed reader has real line lengths)."""
+    path.write_text(f">{header}\n" + "\n".join(sequence[i : i + width] for i in range(0, len(sequence), width)) + "\n")
+    return path
+
+
 def load_io(name: str) -> dict[str, torch.Tensor]:
     return load_file(FIXTURES / name / "io.safetensors")
 

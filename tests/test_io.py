@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hyenadna.cli import main
 from hyenadna.data.readers import SequenceInputError, read_bed_sequences, read_sequences, reverse_complement
 from hyenadna.vep import read_vcf
-from tests.conftest import FIXTURES, SHARED
+from tests.conftest import FIXTURES, SHARED, write_fasta
 
 MODEL = ["--model", str(FIXTURES / "tiny"), "--threads", "1"]
 rng = np.random.default_rng(0)
@@ -27,7 +27,7 @@ CHROM = "".join(rng.choice(list("ACGT"), 5000))
 @pytest.fixture
 def genome(tmp_path):
     path = tmp_path / "genome.fa"
-    path.write_text(">chr7 test\n" + "\n".join(CHROM[i : i + 60] for i in range(0, len(CHROM), 60)) + "\n")
+    write_fasta(path, "chr7 test", CHROM)
     gz = tmp_path / "genome.fa.gz"
     gz.write_bytes(gzip.compress(path.read_bytes()))
     return path, gz

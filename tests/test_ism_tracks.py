@@ -13,7 +13,7 @@ from hyenadna.data.regions import Interval
 from hyenadna.ism import BASES, in_silico_mutagenesis, plot_ism
 from hyenadna.tracks import likelihood_track, write_bedgraph
 from hyenadna.vep import score_variants
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, write_fasta
 
 rng = np.random.default_rng(5)
 CHROM = "".join(rng.choice(list("ACGT"), 2000))
@@ -23,7 +23,7 @@ CHROM = CHROM[:700] + "NNNNN" + CHROM[705:]
 @pytest.fixture(scope="module")
 def genome(tmp_path_factory):
     path = tmp_path_factory.mktemp("g") / "g.fa"
-    path.write_text(">chr7\n" + "\n".join(CHROM[i : i + 60] for i in range(0, len(CHROM), 60)) + "\n")
+    write_fasta(path, "chr7", CHROM)
     return path
 
 

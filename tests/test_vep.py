@@ -9,7 +9,7 @@ import torch
 from hyenadna import CharacterTokenizer, load_model
 from hyenadna.data.readers import GenomeFasta
 from hyenadna.vep import Variant, score_variants, variant_windows
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, write_fasta
 
 rng = np.random.default_rng(11)
 CHROM = "".join(rng.choice(list("ACGT"), 3000))
@@ -18,7 +18,7 @@ CHROM = "".join(rng.choice(list("ACGT"), 3000))
 @pytest.fixture(scope="module")
 def genome(tmp_path_factory):
     path = tmp_path_factory.mktemp("g") / "g.fa"
-    path.write_text(">chr7\n" + "\n".join(CHROM[i : i + 60] for i in range(0, len(CHROM), 60)) + "\n")
+    write_fasta(path, "chr7", CHROM)
     return path
 
 
