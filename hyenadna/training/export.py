@@ -204,7 +204,9 @@ def export_run(
     cfg, rows, train_rows = run["cfg"], run["rows"], run["train"]
     ancestors = [read_run(p) for p in parents]
     total_tokens, tokens_row, compute_row = _lineage(run, ancestors)
-    wall_hours = sum(r["wall_hours"] for r in [*ancestors, run])
+    trained_for = f"{sum(r['wall_hours'] for r in [*ancestors, run]):.1f} hours on CPU"
+    if parents:
+        trained_for += " (with the runs it was warm-started from)"
     if compute_row:
         compute_row = f"| compute | {compute_row} |\n"
     evals = [r for r in rows if r["kind"] == "eval"]
@@ -326,7 +328,7 @@ The weights carry the project's licence (Apache-2.0); the training DNA keeps its
 
 ## Limits
 
-Trained on {_chromosomes(regions["train"])} for {wall_hours:.1f} hours on CPU{" (with the runs it was warm-started from)" if parents else ""}. Research use only; not
+Trained on {_chromosomes(regions["train"])} for {trained_for}. Research use only; not
 for clinical decisions.
 """
     atomic_write_text(dest / "README.md", card)
