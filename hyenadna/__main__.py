@@ -8,7 +8,8 @@ def run() -> None:
     from hyenadna import _startup
 
     _startup.install()
-    from hyenadna.cli import main  # a Ctrl-C from here on is held until torch has imported (main calls resume)
+    # a Ctrl-C from here on is held until torch and the model stack have imported (main calls resume)
+    from hyenadna.cli import main
 
     sys.exit(main())
 

@@ -1,9 +1,10 @@
-"""A Ctrl-C during the command line's start-up, held until torch has imported, then acted on.
+"""A Ctrl-C during the command line's start-up, held until torch and the model stack have imported, then acted on.
 
 Importing torch runs C++ code that calls back into Python. A KeyboardInterrupt raised there is either cleared (numpy's
 import inside torch's was one such place, and the command ran on) or, inside pybind11, ends the process with
-``terminate`` (exit -6). So the ``hyenadna`` entry point installs a handler that only remembers the Ctrl-C, and the
-command line calls ``resume`` once torch is imported: the remembered Ctrl-C is raised there, before any work.
+``terminate`` (exit -6); raised while ``torch._dynamo`` defines its dataclasses, Python 3.11 turned it into a
+RuntimeError with a traceback. So the ``hyenadna`` entry point installs a handler that only remembers the Ctrl-C, and
+the command line calls ``resume`` once those imports are done: the remembered Ctrl-C is raised there, before any work.
 From then on a Ctrl-C that Python drops (raised inside a weakref callback or finalizer) is delivered again.
 """
 

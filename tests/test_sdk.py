@@ -315,6 +315,50 @@ def test_ctrl_c_held_during_start_up_is_raised_once_torch_has_imported(monkeypat
         signal.signal(signal.SIGINT, previous)
 
 
+def test_ctrl_c_is_held_until_the_model_stack_has_imported():
+    """torch._dynamo is imported by our ops (torch.compiler.disable) and defines dataclasses as it imports: a Ctrl-C
+    there came out of Python 3.11 as a RuntimeError traceback (a clean-clone CI run, 2026-12-03), so the held
+    Ctrl-C is released only after it."""
+    import subprocess
+    import sys
+
+    script = """
+import sys
+from hyenadna import _startup, cli
+imported = []
+release = _startup.resume
+def resume():
+    imported.append(all(m in sys.modules for m in ("torch", "torch._dynamo", "hyenadna.models")))
+    release()
+_startup.resume = resume
+cli._run = lambda args: 0
+print(cli.main(["info"]), imported)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["0", "[True]"], (done.stdout, done.stderr)
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_a_ctrl_c_wrapped_in_another_exception_ends_as_an_interrupt(monkeypatch, capsys, wrapped):
+    from hyenadna import cli
+
+    def run(args):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as e:
+            if wrapped:  # as type.__new__ reports an exception from __set_name__ on Python 3.11
+                raise RuntimeError("Error calling __set_name__ on 'Field' instance 'breakpoints'") from e
+            raise RuntimeError("a real failure") from None
+
+    monkeypatch.setattr(cli, "_run", run)
+    if wrapped:
+        assert cli.main(["info"]) == 130
+        assert capsys.readouterr().err == "hyenadna: interrupted\n"
+    else:  # a RuntimeError of its own is not mistaken for one
+        with pytest.raises(RuntimeError, match="a real failure"):
+            cli.main(["info"])
+
+
 def test_old_torch_is_refused_at_import_without_importing_it(tmp_path, monkeypatch):
     import importlib.util
     from types import SimpleNamespace

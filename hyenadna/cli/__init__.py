@@ -122,13 +122,32 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # before the command's own handler: held while torch imported, or threads being set
         print("hyenadna: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        if not _caused_by_ctrl_c(e):
+            raise
+        print("hyenadna: interrupted", file=sys.stderr)
+        return 130
+
+
+def _caused_by_ctrl_c(error: BaseException) -> bool:
+    """Python 3.11 wraps an exception raised in a class body's ``__set_name__`` in a RuntimeError (a Ctrl-C while
+    a dataclass was being defined in torch._dynamo's import came out as a traceback), so look down the chain."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__
+    return False
 
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    # every command needs torch; a Ctrl-C while it imports was held (_startup) and is raised here, before any work
+    # every command needs torch and the model stack (which imports torch._dynamo); a Ctrl-C while they import was
+    # held (_startup) and is raised here, before any work
     import torch
 
+    import hyenadna.models  # noqa: F401
     from hyenadna import _startup
 
     _startup.resume()
