@@ -276,6 +276,20 @@ def test_fine_tune_caps_rows_and_patience(tmp_path, capsys):
     assert len(meta["history"]) == 1
 
 
+def test_benchmark_patience_reaches_the_recipe(monkeypatch, tmp_path):
+    """--patience changes the recipe saved with each run, so runs saved with another patience are run again."""
+    from hyenadna.benchmark import runner
+
+    seen = []
+    monkeypatch.setattr(runner, "run_benchmark", lambda cfg, **kw: seen.append(cfg) or {"wall_seconds_this_call": 0})
+    base = ["benchmark", "--tasks-dir", "t", "--quick", "--modes", "scratch", "--out", str(tmp_path / "o")]
+    assert main(base) == 0 and main([*base, "--patience", "6"]) == 0
+    assert [cfg.patience for cfg in seen] == [2, 6]
+    assert runner.run_recipe(seen[1], "scratch")["patience"] == 6
+    with pytest.raises(SystemExit):
+        main([*base, "--patience", "0"])
+
+
 def test_bad_characters_name_file_line_and_column(tmp_path, capsys):
     bad = tmp_path / "wrapped.fa"
     bad.write_text(">a\n" + "ACGTACGTAC\n" * 3 + "ACG-T\n>b\nACGT\n")

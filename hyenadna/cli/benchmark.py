@@ -43,7 +43,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     }
     if args.seeds is not None:
         kw["seeds"] = args.seeds
-    for key in ("max_train", "max_test", "epochs", "scratch_epochs", "finetune_lrs", "scratch_lrs", "head_init"):
+    tunable = ("max_train", "max_test", "epochs", "scratch_epochs", "patience")
+    for key in (*tunable, "finetune_lrs", "scratch_lrs", "head_init"):
         if getattr(args, key) is not None:
             kw[key] = getattr(args, key)
     cfg = BenchmarkConfig.quick(**kw) if args.quick else BenchmarkConfig(**kw)
@@ -79,6 +80,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-test", type=int_at_least(1))
     p.add_argument("--epochs", type=int_at_least(1))
     p.add_argument("--scratch-epochs", type=int_at_least(1), help="epochs of the not-pretrained model (default 2x)")
+    p.add_argument(
+        "--patience",
+        type=int_at_least(1),
+        help="epochs without validation gain before a fine-tuning run stops (default 3; quick 2); at least the epoch "
+        "count turns early stopping off (the best epoch is still kept)",
+    )
     p.add_argument(
         "--finetune-lrs",
         nargs="+",
