@@ -43,8 +43,16 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     }
     if args.seeds is not None:
         kw["seeds"] = args.seeds
-    tunable = ("max_train", "max_test", "epochs", "scratch_epochs", "patience")
-    for key in (*tunable, "finetune_lrs", "scratch_lrs", "head_init"):
+    for key in (
+        "max_train",
+        "max_test",
+        "epochs",
+        "scratch_epochs",
+        "patience",
+        "finetune_lrs",
+        "scratch_lrs",
+        "head_init",
+    ):
         if getattr(args, key) is not None:
             kw[key] = getattr(args, key)
     cfg = BenchmarkConfig.quick(**kw) if args.quick else BenchmarkConfig(**kw)
