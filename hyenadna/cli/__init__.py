@@ -119,10 +119,7 @@ def _avoid_busy_cores(command: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
-    except KeyboardInterrupt:  # before the command's own handler: held while torch imported, or threads being set
-        print("hyenadna: interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:
+    except BaseException as e:  # a Ctrl-C before the command's own handler (held while torch imported), or wrapped
         if not _caused_by_ctrl_c(e):
             raise
         print("hyenadna: interrupted", file=sys.stderr)
@@ -130,8 +127,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _caused_by_ctrl_c(error: BaseException) -> bool:
-    """Python 3.11 wraps an exception raised in a class body's ``__set_name__`` in a RuntimeError (a Ctrl-C while
-    a dataclass was being defined in torch._dynamo's import came out as a traceback), so look down the chain."""
+    """A KeyboardInterrupt, or an exception it caused: Python 3.11 wraps one raised in a class body's ``__set_name__``
+    in a RuntimeError (a Ctrl-C while torch._dynamo defined a dataclass came out as a traceback)."""
     seen = set()
     while error is not None and id(error) not in seen:
         if isinstance(error, KeyboardInterrupt):
