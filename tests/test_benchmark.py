@@ -375,3 +375,37 @@ def test_compare_models_pairs_two_tables_seed_by_seed(tmp_path):
     assert (tmp_path / "vs.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="k-mer column differs"):
         mod.compare(table([0.3, 0.4, 0.5]), table([0.3, 0.4, 0.5], kmer=(0.1, 0.2, 0.4)), ("a", "b"))
+
+
+def test_scratch_diagnosis_reproduces_the_benchmarks_not_pretrained_run(tasks_dir, tmp_path, monkeypatch):
+    """benchmarks/scratch_diagnosis.py trains the not-pretrained model on the benchmark's rows, seed and validation
+    split: with the recipe's rate and epochs it gives the benchmark run's own history, epoch for epoch."""
+    import importlib.util
+    import sys
+
+    from hyenadna.benchmark.runner import run_finetune
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("scratch_diagnosis", REPO / "benchmarks" / "scratch_diagnosis.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "diag.json"
+    argv = ["scratch_diagnosis.py", "--task", "gc_task", "--tasks-dir", str(tasks_dir), "--model",
+            "hyenadna-tiny-1k-d256-grch37", "--seed", "1", "--lr", "1e-3", "--epochs", "2", "--batch-size", "8",
+            "--threads", "1", "--out", str(out)]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    mod.main()
+    diag = json.loads(out.read_text())
+    assert set(diag["random_feature_probe"]) == {"0.01", "0.1", "1.0"}
+    (run,) = diag["runs"]
+    assert [h["epoch"] for h in run["history"]] == [1, 2]  # no early stopping: every epoch runs
+
+    cfg = BenchmarkConfig.quick(
+        out_dir=tmp_path / "bench", tasks_dir=tasks_dir, model_name="hyenadna-tiny-1k-d256-grch37", batch_size=8,
+        scratch_lrs=[1e-3], scratch_epochs=2, patience=2,
+    )  # fmt: skip
+    task = discover_tasks(tasks_dir, ["gc_task"])[0].subsample(cfg.max_train, cfg.max_test, seed=0)
+    bench = run_finetune(task, 1, cfg, pretrained=False)
+    for ours, theirs in zip(run["history"], bench["history"], strict=True):
+        assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-6)
+        assert ours["val_mcc"] == pytest.approx(theirs["val_mcc"], abs=1e-9)

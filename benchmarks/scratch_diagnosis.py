@@ -1,0 +1,111 @@
+"""Why does the not-pretrained model fail on a task? One seed of the quick benchmark's not-pretrained run, with the
+recipe's knobs open: learning rate, epochs, batch size, head initialisation. Every epoch's train loss and validation
+MCC is printed (chance for a balanced binary task: train loss ln 2 = 0.693), so a run that never fits its own
+training rows tells itself apart from one that overfits.
+
+It first scores the random model's frozen features: a logistic regression on the mean-pooled features of the
+training split (standardised, C in 0.01, 0.1, 1), on the validation split. Signal there and none after training means
+training loses it; none anywhere, that the random features carry little.
+
+    .venv/bin/python benchmarks/scratch_diagnosis.py --task gb_human_ocr_ensembl --seed 1 --lr 3e-4 1e-4
+    .venv/bin/python benchmarks/scratch_diagnosis.py --task gb_human_ocr_ensembl --seed 1 --lr 1e-3 --epochs 20
+    .venv/bin/python benchmarks/scratch_diagnosis.py --task gb_human_ocr_ensembl --seed 1 --batch-size 4 --lr 3e-4
+
+Rows, seed and validation split are the quick benchmark's (``hyenadna benchmark --quick``); one thread, ~1 minute an
+epoch at ocr's 593 bases. Early stopping is off (patience = epochs): every epoch runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def random_feature_probe(ft, seqs: list[str], y: np.ndarray, tr: np.ndarray, va: np.ndarray) -> dict[float, float]:
+    """Validation MCC of a logistic regression on the random model's frozen mean-pooled features, per C."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import matthews_corrcoef
+    from sklearn.preprocessing import StandardScaler
+
+    from hyenadna.pooling import masked_pool
+
+    net = ft.network.eval()
+    feats = np.zeros((len(seqs), net.head.in_features), dtype=np.float32)
+    with torch.no_grad():
+        for chunks, enc in ft._batches(ft.process_data(seqs)):
+            feats[[c.seq for c in chunks]] = masked_pool(net.backbone(enc.input_ids), enc.attention_mask).numpy()
+    x = StandardScaler().fit(feats[tr]).transform(feats)
+    out = {}
+    for c in (0.01, 0.1, 1.0):
+        model = LogisticRegression(C=c, max_iter=2000).fit(x[tr], y[tr])
+        out[c] = float(matthews_corrcoef(y[va], model.predict(x[va])))
+    return out
+
+
+def main() -> None:
+    from hyenadna.benchmark.runner import BenchmarkConfig, _fine_tuning_model, _pretrained_config, _split
+    from hyenadna.benchmark.tasks import discover_tasks
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--task", default="gb_human_ocr_ensembl")
+    ap.add_argument("--tasks-dir", default=str(REPO.parent / "shared" / "benchmarks"))
+    ap.add_argument("--model", default="hyenadna-16k-d256-l3-grch37", help="the architecture to initialise at random")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--lr", type=float, nargs="+", default=[1e-3])
+    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--head-init", choices=("random", "probe"), default="random")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-probe", action="store_true", help="skip the probe on the random features")
+    ap.add_argument("--out", help="write the histories as JSON here")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    cfg = BenchmarkConfig.quick(
+        tasks_dir=args.tasks_dir, model_name=args.model, out_dir="unused", batch_size=args.batch_size
+    )
+    task = discover_tasks(cfg.tasks_dir, [args.task])[0].subsample(cfg.max_train, cfg.max_test, seed=0)
+    y = task.train["label"].to_numpy()
+    tr, va = _split(len(y), y, args.seed)
+    seqs = task.train["sequence"].tolist()
+    shape = _pretrained_config(cfg)
+    result = {"task": args.task, "seed": args.seed, "args": vars(args), "runs": []}
+    if not args.no_probe:
+        probe = random_feature_probe(_fine_tuning_model(task, args.seed, cfg, shape), seqs, y, tr, va)
+        scores = ", ".join(f"C {c:g} val MCC {m:.3f}" for c, m in probe.items())
+        print(f"random features, logistic regression: {scores}")
+        result["random_feature_probe"] = {str(c): m for c, m in probe.items()}
+    for lr in args.lr:
+        ft = _fine_tuning_model(task, args.seed, cfg, shape)
+
+        def line(row: dict, lr: float = lr) -> None:
+            print(f"lr {lr:g} epoch {row['epoch']}: train loss {row['train_loss']:.4f}, val MCC {row['val_mcc']:.3f}")
+
+        history = ft.train(
+            [seqs[i] for i in tr],
+            y[tr],
+            [seqs[i] for i in va],
+            y[va],
+            epochs=args.epochs,
+            lr=lr,
+            patience=args.epochs,
+            head_init=args.head_init,
+            seed=args.seed,
+            progress=False,
+            on_epoch=line,
+        )
+        result["runs"].append({"lr": lr, "history": history})
+    if args.out:
+        from hyenadna.utils.io import atomic_write_text
+
+        atomic_write_text(Path(args.out), json.dumps(result, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()
