@@ -29,22 +29,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 def random_feature_probe(ft, seqs: list[str], y: np.ndarray, tr: np.ndarray, va: np.ndarray) -> dict[float, float]:
     """Validation MCC of a logistic regression on the random model's frozen mean-pooled features, per C."""
-    from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import matthews_corrcoef
-    from sklearn.preprocessing import StandardScaler
 
-    from hyenadna.pooling import masked_pool
+    from hyenadna.probe import make_probe
 
-    net = ft.network.eval()
-    feats = np.zeros((len(seqs), net.head.in_features), dtype=np.float32)
-    with torch.no_grad():
-        for chunks, enc in ft._batches(ft.process_data(seqs)):
-            feats[[c.seq for c in chunks]] = masked_pool(net.backbone(enc.input_ids), enc.attention_mask).numpy()
-    x = StandardScaler().fit(feats[tr]).transform(feats)
+    feats = ft._pooled_features(ft.process_data(seqs))
     out = {}
     for c in (0.01, 0.1, 1.0):
-        model = LogisticRegression(C=c, max_iter=2000).fit(x[tr], y[tr])
-        out[c] = float(matthews_corrcoef(y[va], model.predict(x[va])))
+        model = make_probe("logreg", C=c).fit(feats[tr], y[tr])
+        out[c] = float(matthews_corrcoef(y[va], model.predict(feats[va])))
     return out
 
 

@@ -202,13 +202,19 @@ class HyenaDNAFineTuningModel:
         """Set the linear head to a logistic regression fitted on the frozen pooled features (scaler folded in)."""
         if len(np.unique(y)) < 2:
             return
+        set_head_from_probe(self.network.head, self._pooled_features(train), y, seed)
+
+    @torch.no_grad()
+    def _pooled_features(self, data: TokenizedSequences) -> np.ndarray:
+        """The backbone's pooled features of each sequence, (N, d_model) float32 in input order, as the head reads
+        them (the network is left in eval mode)."""
         self.network.eval()
-        feats = np.zeros((len(train), self.network.head.in_features), dtype=np.float32)
-        for batch, enc in self._batches(train):
+        feats = np.zeros((len(data), self.network.head.in_features), dtype=np.float32)
+        for batch, enc in self._batches(data):
             with autocast(self.device, self.config.precision):
                 pooled = masked_pool(self.network.backbone(enc.input_ids), enc.attention_mask, self.pooling)
             feats[[c.seq for c in batch]] = pooled.float().cpu().numpy()
-        set_head_from_probe(self.network.head, feats, y, seed)
+        return feats
 
     # ---- inference ------------------------------------------------------------------------------------------------
 
