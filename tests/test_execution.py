@@ -95,6 +95,25 @@ def test_train_path_gradients_equal_the_reference_paths(name):
         assert_close(fast[n], ref[n], atol=1e-5, rtol=1e-3)
 
 
+def test_gradient_accumulation_over_micro_batches_gives_the_whole_batchs_gradient():
+    """--grad-accum and benchmarks/micro_batches.py rely on no layer of the training path mixing sequences (the
+    filter's gradient sums over the batch, the rest is per sequence): the mean loss of 2 micro-batches of 2
+    accumulates to the gradient of one batch of 4."""
+    model = load_model(FIXTURES / "tiny").train()
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    ids = torch.randint(7, 12, (4, 150), generator=torch.Generator().manual_seed(2))
+    model(ids[:, :-1], labels=ids[:, 1:]).loss.backward()
+    whole = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    for chunk in ids.chunk(2):
+        (model(chunk[:, :-1], labels=chunk[:, 1:]).loss / 2).backward()
+    for n, p in model.named_parameters():
+        assert p.grad.abs().max() > 0, n
+        assert_close(p.grad, whole[n], atol=1e-6, rtol=1e-4)
+
+
 def test_torch_compile_trains_and_infers_like_eager():
     """--compile has to work: inductor cannot lower the oneDNN linear with trainable weights, so under compilation
     the projections go through F.linear and inductor fuses them itself."""
