@@ -16,6 +16,8 @@ of them for validation); one thread, ~1 minute an epoch at ocr's 593 bases. ``--
 the task instead (ocr: 5,310, 531 for validation; ~5 minutes an epoch), to tell a model that cannot learn the task
 from one that has too few rows to. Early stopping is off (patience = epochs): every epoch runs, and ``--out`` is
 rewritten after each.
+
+    .venv/bin/python benchmarks/scratch_diagnosis.py --plot curves.png a.json b.json   # validation MCC, all runs
 """
 
 from __future__ import annotations
@@ -44,6 +46,35 @@ def random_feature_probe(ft, seqs: list[str], y: np.ndarray, tr: np.ndarray, va:
     return out
 
 
+def plot(out: str, paths: list[str]) -> None:
+    """Validation MCC against training sequences seen, a line per run in the JSON files, labelled by rows and rate."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hyenadna.utils.io import atomic_path
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for path in paths:
+        diag = json.loads(Path(path).read_text())
+        a = diag["args"]
+        for run in diag["runs"]:
+            h, rows = run["history"], diag.get("train_rows", 900)  # written before --max-train: the quick profile's
+            label = f"{rows:,} rows, lr {run['lr']:g}, batch {a['batch_size']}"
+            seen = [r["epoch"] * rows for r in h]
+            ax.plot(seen, [r["val_mcc"] for r in h], "-" if rows > 900 else ":", marker="o", ms=3, label=label)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xlabel("training sequences seen (epochs x rows)")
+    ax.set_ylabel("validation MCC")
+    ax.set_title(f"{diag['task']}, seed {diag['seed']}: the not-pretrained model")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
 def main() -> None:
     from hyenadna.benchmark.runner import BenchmarkConfig, _fine_tuning_model, _pretrained_config, _split
     from hyenadna.benchmark.tasks import discover_tasks
@@ -53,7 +84,7 @@ def main() -> None:
     ap.add_argument("--tasks-dir", default=str(REPO.parent / "shared" / "benchmarks"))
     ap.add_argument("--model", default="hyenadna-16k-d256-l3-grch37", help="the architecture to initialise at random")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--lr", type=float, nargs="+", default=[1e-3])
+    ap.add_argument("--lr", type=float, nargs="*", default=[1e-3], help="one run per rate (none: no training)")
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--head-init", choices=("random", "probe"), default="random")
@@ -62,8 +93,12 @@ def main() -> None:
     )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-probe", action="store_true", help="skip the probe on the random features")
+    ap.add_argument("--kmer", action="store_true", help="also the k-mer model's best validation score on the split")
     ap.add_argument("--out", help="write the histories as JSON here")
+    ap.add_argument("--plot", nargs="+", metavar=("PNG", "JSON"), help="plot the JSON files' runs and exit")
     args = ap.parse_args()
+    if args.plot:
+        return plot(args.plot[0], args.plot[1:])
     torch.set_num_threads(args.threads)
 
     cfg = BenchmarkConfig.quick(
@@ -90,6 +125,12 @@ def main() -> None:
         scores = ", ".join(f"C {c:g} val MCC {m:.3f}" for c, m in probe.items())
         print(f"random features, logistic regression: {scores}")
         result["random_feature_probe"] = {str(c): m for c, m in probe.items()}
+    if args.kmer:  # the benchmark's own k-mer run, of which only the validation score is kept: no test score here
+        from hyenadna.benchmark.runner import run_kmer
+
+        kmer = run_kmer(task, args.seed)
+        print(f"k-mer logistic regression: best val {task.metric} {kmer['val_score']:.3f} ({kmer['selected']})")
+        result["kmer"] = {"val_score": kmer["val_score"], "metric": task.metric, "selected": kmer["selected"]}
     save()
     for lr in args.lr:
         ft = _fine_tuning_model(task, args.seed, cfg, shape)

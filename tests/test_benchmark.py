@@ -409,3 +409,34 @@ def test_scratch_diagnosis_reproduces_the_benchmarks_not_pretrained_run(tasks_di
     for ours, theirs in zip(run["history"], bench["history"], strict=True):
         assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-6)
         assert ours["val_mcc"] == pytest.approx(theirs["val_mcc"], abs=1e-9)
+
+
+def test_scratch_diagnosis_max_train_kmer_reference_and_plot(tasks_dir, tmp_path, monkeypatch):
+    """--max-train picks the rows (0: every row), --kmer keeps the k-mer model's validation score only, a run with
+    no rate trains nothing, and --plot draws the saved runs."""
+    import importlib.util
+    import sys
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("scratch_diagnosis", REPO / "benchmarks" / "scratch_diagnosis.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    base = ["scratch_diagnosis.py", "--task", "gc_task", "--tasks-dir", str(tasks_dir), "--model",
+            "hyenadna-tiny-1k-d256-grch37", "--no-probe"]  # fmt: skip
+    for rows, want in (("40", 40), ("0", 60)):
+        out = tmp_path / f"diag{rows}.json"
+        monkeypatch.setattr(sys, "argv", [*base, "--max-train", rows, "--kmer", "--lr", "--out", str(out)])
+        mod.main()
+        diag = json.loads(out.read_text())
+        assert diag["train_rows"] + diag["val_rows"] == want and diag["runs"] == []
+        assert set(diag["kmer"]) == {"val_score", "metric", "selected"} and diag["kmer"]["metric"] == "f1"
+    trained = tmp_path / "trained.json"
+    monkeypatch.setattr(
+        sys, "argv", [*base, "--max-train", "40", "--lr", "1e-3", "--epochs", "1", "--out", str(trained)]
+    )
+    mod.main()
+    assert [h["epoch"] for h in json.loads(trained.read_text())["runs"][0]["history"]] == [1]
+    monkeypatch.setattr(sys, "argv", ["scratch_diagnosis.py", "--plot", str(tmp_path / "c.png"), str(trained)])
+    mod.main()
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
