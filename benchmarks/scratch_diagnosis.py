@@ -56,6 +56,7 @@ def plot(out: str, paths: list[str]) -> None:
     from hyenadna.utils.io import atomic_path
 
     fig, ax = plt.subplots(figsize=(7, 4))
+    colours: dict[float, str] = {}  # one colour per rate; solid lines for more rows than the quick profile's
     for path in paths:
         diag = json.loads(Path(path).read_text())
         a = diag["args"]
@@ -63,7 +64,9 @@ def plot(out: str, paths: list[str]) -> None:
             h, rows = run["history"], diag.get("train_rows", 900)  # written before --max-train: the quick profile's
             label = f"{rows:,} rows, lr {run['lr']:g}, batch {a['batch_size']}"
             seen = [r["epoch"] * rows for r in h]
-            ax.plot(seen, [r["val_mcc"] for r in h], "-" if rows > 900 else ":", marker="o", ms=3, label=label)
+            colour = colours.setdefault(run["lr"], f"C{len(colours)}")
+            style = "-" if rows > 900 else ":"
+            ax.plot(seen, [r["val_mcc"] for r in h], style, color=colour, marker="o", ms=3, label=label)
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xlabel("training sequences seen (epochs x rows)")
     ax.set_ylabel("validation MCC")
