@@ -206,6 +206,10 @@ def test_columns_are_compared_with_the_kmer_baseline_seed_by_seed():
     assert "Fine-tuned beats the k-mer baseline on **2 of 2** tasks by the mean, 0 of them in every seed." in text
     assert "Not pretrained beats the k-mer baseline on **0 of 1** tasks" in text
     assert "beats not pretrained) on **1 of 1** tasks by the mean, 1 of them in every seed." in text
+    one_seed = "\n".join(baseline_comparison({"tasks": {"b": other}}))
+    assert "Fine-tuned beats the k-mer baseline on **1 of 1** tasks, in one seed (no spread: none counted clear)." in (
+        one_seed
+    )
 
 
 def test_report_only_summarises_saved_runs_and_runs_nothing(tasks_dir, tmp_path):

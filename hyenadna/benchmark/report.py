@@ -217,6 +217,9 @@ def baseline_comparison(summary: dict) -> list[str]:
         wins = sum(d[0] > 0 for d in diffs)
         clear = sum(d[3] and d[2] > 1 for d in diffs)
         claim = question[0].upper() + question[1:]
+        if diffs and all(d[2] == 1 for d in diffs):  # "0 in every seed" would read as a verdict one seed cannot give
+            lines.append(f"- {claim} on **{wins} of {len(diffs)}** tasks, in one seed (no spread: none counted clear).")
+            continue
         lines.append(f"- {claim} on **{wins} of {len(diffs)}** tasks by the mean, {clear} of them in every seed.")
     return lines
 
