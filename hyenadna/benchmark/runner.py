@@ -92,7 +92,8 @@ def _primary(metrics: dict, task: Task) -> float:
     return metrics[task.metric]
 
 
-def run_kmer(task: Task, seed: int) -> dict:
+def select_kmer(task: Task, seed: int) -> tuple[float, int, float]:
+    """(best validation score, k, C) of the k-mer model on the seed's validation split; the test split is not read."""
     y = task.train["label"].to_numpy()
     tr, va = _split(len(y), y, seed)
     seqs = task.train["sequence"].tolist()
@@ -104,12 +105,16 @@ def run_kmer(task: Task, seed: int) -> dict:
             score = _primary(classification_metrics(y[va], model.predict(X[va]), task.num_classes), task)
             if best is None or score > best[0]:
                 best = (score, k, C)
-    _, k, C = best
-    model = make_kmer_model(C, seed).fit(kmer_frequencies(seqs, k), y)
+    return best
+
+
+def run_kmer(task: Task, seed: int) -> dict:
+    score, k, C = select_kmer(task, seed)
+    model = make_kmer_model(C, seed).fit(kmer_frequencies(task.train["sequence"].tolist(), k), task.train["label"])
     pred = model.predict(kmer_frequencies(task.test["sequence"].tolist(), k))
     return {
         "selected": {"k": k, "C": C},
-        "val_score": best[0],
+        "val_score": score,
         "test": _test_metrics(task, pred),
     }
 
