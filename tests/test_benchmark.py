@@ -131,7 +131,11 @@ def test_benchmark_runs_reports_and_resumes(tasks_dir, tmp_path):
 def test_quick_profile_runs_three_seeds_and_trains_the_unpretrained_model_longer():
     cfg = BenchmarkConfig.quick(tasks_dir="t", out_dir="x")
     assert cfg.seeds == [0, 1, 2] and cfg.scratch_epochs == 2 * cfg.epochs and len(cfg.scratch_lrs) >= 2
-    assert max(cfg.scratch_lrs) > max(cfg.finetune_lrs)  # random weights need the higher rates
+    full = BenchmarkConfig(tasks_dir="t", out_dir="x")
+    # each quick grid is part of its full grid, so a quick run's rate is one the full profile also tries
+    assert set(cfg.finetune_lrs) < set(full.finetune_lrs) and set(cfg.scratch_lrs) < set(full.scratch_lrs)
+    # random weights at 3e-3 collapsed to the prior in the quick tables; the grid stops below it
+    assert max(cfg.scratch_lrs) <= 1e-3 and max(full.scratch_lrs) <= 1e-3
 
 
 def test_a_model_that_predicts_one_class_is_flagged():
@@ -218,12 +222,16 @@ def test_report_only_summarises_saved_runs_and_runs_nothing(tasks_dir, tmp_path)
     )
     run_benchmark(replace(cfg, seeds=[0]), log=lambda m: None)
     saved = sorted((tmp_path / "out" / "runs").rglob("*.json"))
+    written = {p: p.read_bytes() for p in (tmp_path / "out").glob("results.*")}
     summary = run_benchmark(cfg, log=lambda m: None, report_only=True)
     assert sorted((tmp_path / "out" / "runs").rglob("*.json")) == saved  # seed 1 was not run
     entry = summary["tasks"]["gc_task"]["modes"]["kmer"]
     assert entry["seeds"] == [0] and len(entry["metrics"]["mcc"]["values"]) == 1
     assert "(n=1)" in (tmp_path / "out" / "results.md").read_text()  # one of the profile's two seeds
     assert not (tmp_path / "out" / "results_vs_kmer.png").exists()  # k-mer alone: nothing to compare
+    # a report of the same runs rewrites the same files: no trace of the call that wrote them
+    assert run_benchmark(replace(cfg, seeds=[0]), log=lambda m: None, report_only=True)["wall_seconds_this_call"] >= 0
+    assert {p: p.read_bytes() for p in written} == written
 
 
 def test_report_leaves_out_runs_saved_with_another_recipe(tasks_dir, tmp_path):

@@ -104,7 +104,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--scratch-lrs",
         nargs="+",
         type=float,
-        help="the same for the not-pretrained model (default 3e-4 1e-3 3e-3; quick 1e-3 3e-3)",
+        help="the same for the not-pretrained model (default 1e-4 3e-4 1e-3; quick 3e-4 1e-3)",
     )
     p.add_argument("--head-init", choices=["probe", "random"], help="fine-tuning head start (default: probe, LP-FT)")
     p.add_argument("--out", required=True, help="results folder (resumable: finished runs are skipped)")
