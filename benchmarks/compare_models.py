@@ -1,9 +1,12 @@
-"""Two benchmark tables of the same profile, different pretrained models: each column of model B against the same
-column of model A, paired seed by seed on the task metric (the seeds draw the same rows and validation splits in both
-tables, whatever the model, so the k-mer column must come out identical: checked).
+"""Two benchmark tables of the same profile, different pretrained models (or one model's column under two recipes):
+each column of table B against the same column of table A, paired seed by seed on the task metric (the seeds draw the
+same rows and validation splits in both tables, whatever the model, so the k-mer column must come out identical:
+checked).
 
     .venv/bin/python benchmarks/compare_models.py docs/benchmarks/quick-3seeds docs/benchmarks/quick-3seeds-16k \
         --names 1k 16k --out docs/benchmarks/quick-3seeds-16k/vs_1k.md
+
+``--columns scratch`` compares only the not-pretrained column, e.g. one table's runs under two learning-rate grids.
 
 Reads each folder's results.json (``hyenadna benchmark ... --report-only`` writes it) and prints a markdown table;
 with --out, writes it and its bar chart (the same path, .png).
@@ -21,16 +24,20 @@ from hyenadna.utils.io import atomic_write_text
 COLUMNS = ("probe", "finetune", "scratch")
 
 
-def compare(a: dict, b: dict, names: tuple[str, str]) -> str:
+def _columns(a: dict, b: dict, tasks: list[str], wanted: tuple[str, ...]) -> list[str]:
+    return [c for c in wanted if any(c in a["tasks"][t]["modes"] and c in b["tasks"][t]["modes"] for t in tasks)]
+
+
+def compare(a: dict, b: dict, names: tuple[str, str], columns: tuple[str, ...] = COLUMNS) -> str:
     tasks = [t for t in a["tasks"] if t in b["tasks"]]
     for t in tasks:  # same rows per seed in both tables, or the pairing means nothing
         ka, kb = a["tasks"][t]["modes"].get("kmer"), b["tasks"][t]["modes"].get("kmer")
         if ka and kb and _values(ka, a["tasks"][t]["metric"]) != _values(kb, b["tasks"][t]["metric"]):
             raise ValueError(f"{t}: the k-mer column differs between the tables: not the same rows, cannot pair")
-    columns = [c for c in COLUMNS if any(c in a["tasks"][t]["modes"] and c in b["tasks"][t]["modes"] for t in tasks)]
+    columns = _columns(a, b, tasks, columns)
     na, nb = names
     lines = [
-        f"Model {nb} minus model {na}, column by column (task metric, percentage points, mean ± sd over the seeds both "
+        f"{nb} minus {na}, column by column (task metric, percentage points, mean ± sd over the seeds both "
         "have run; * positive in every seed, − negative in every seed):",
         "",
         "| Dataset | metric | " + " | ".join(f"{SHORT_NAMES[c]}: {na} / {nb} / difference" for c in columns) + " |",
@@ -68,8 +75,8 @@ def compare(a: dict, b: dict, names: tuple[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(a: dict, b: dict, names: tuple[str, str], path: Path) -> None:
-    """The differences of ``compare`` as bars (mean ± sd over seeds) around zero: above the line model B is ahead."""
+def plot(a: dict, b: dict, names: tuple[str, str], path: Path, columns: tuple[str, ...] = COLUMNS) -> None:
+    """The differences of ``compare`` as bars (mean ± sd over seeds) around zero: above the line B is ahead."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,7 +86,7 @@ def plot(a: dict, b: dict, names: tuple[str, str], path: Path) -> None:
     from hyenadna.utils.io import save_png
 
     tasks = [t for t in a["tasks"] if t in b["tasks"]]
-    columns = [c for c in COLUMNS if any(c in a["tasks"][t]["modes"] and c in b["tasks"][t]["modes"] for t in tasks)]
+    columns = _columns(a, b, tasks, columns)
     fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(tasks)), 4.5))
     width, x = 0.8 / max(1, len(columns)), np.arange(len(tasks))
     for i, c in enumerate(columns):
@@ -94,7 +101,7 @@ def plot(a: dict, b: dict, names: tuple[str, str], path: Path) -> None:
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(x, [f"{t}\n({a['tasks'][t]['metric']})" for t in tasks], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(f"{names[1]} − {names[0]}, task metric (points)")
-    ax.set_title(f"Model {names[1]} against model {names[0]}, column by column, paired by seed (mean ± sd)", size=10)
+    ax.set_title(f"{names[1]} against {names[0]}, column by column, paired by seed (mean ± sd)", size=10)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -110,14 +117,16 @@ def main() -> None:
     ap.add_argument("a", type=Path, help="benchmark folder of model A (holds results.json)")
     ap.add_argument("b", type=Path, help="benchmark folder of model B")
     ap.add_argument("--names", nargs=2, default=("A", "B"))
+    ap.add_argument("--columns", nargs="+", choices=COLUMNS, default=list(COLUMNS), help="columns to compare")
     ap.add_argument("--out", type=Path, help="also write the table here, and its bars beside it (.png)")
     args = ap.parse_args()
     a, b = (json.loads((p / "results.json").read_text()) for p in (args.a, args.b))
-    text = compare(a, b, tuple(args.names))
+    names, columns = tuple(args.names), tuple(args.columns)
+    text = compare(a, b, names, columns)
     print(text)
     if args.out:
         atomic_write_text(args.out, text)
-        plot(a, b, tuple(args.names), args.out.with_suffix(".png"))
+        plot(a, b, names, args.out.with_suffix(".png"), columns)
 
 
 if __name__ == "__main__":

@@ -387,6 +387,14 @@ def test_compare_models_pairs_two_tables_seed_by_seed(tmp_path):
     assert (tmp_path / "vs.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="k-mer column differs"):
         mod.compare(table([0.3, 0.4, 0.5]), table([0.3, 0.4, 0.5], kmer=(0.1, 0.2, 0.4)), ("a", "b"))
+    # one column only: the others are left out of the table
+    both = {"seeds": [0, 1, 2], "metrics": {"mcc": {"mean": 0.2, "values": [0.1, 0.2, 0.3]}}}
+    a, b = table([0.3, 0.4, 0.5]), table([0.2, 0.3, 0.4])
+    for t in (a, b):
+        t["tasks"]["t"]["modes"]["scratch"] = both
+    assert "fine-tuned" in mod.compare(a, b, ("a", "b")) and "not pretrained" in mod.compare(a, b, ("a", "b"))
+    text = mod.compare(a, b, ("a", "b"), columns=("scratch",))
+    assert "fine-tuned" not in text and "| t | mcc | 20.0 / 20.0 / +0.0 ± 0.0 |" in text
 
 
 def test_scratch_diagnosis_reproduces_the_benchmarks_not_pretrained_run(tasks_dir, tmp_path, monkeypatch):
