@@ -9,10 +9,13 @@ import warnings
 import pytest
 import torch
 
+from hyenadna.benchmark.runner import BenchmarkConfig, run_benchmark
 from hyenadna.ops import autotune
 from hyenadna.ops import linear as linear_ops
 from hyenadna.ops.execution import ExecutionOptions
 from hyenadna.ops.fftconv import fft_length, smooth_fft_length
+from tests.conftest import FIXTURES  # at import: importing conftest again inside a test resets HYENADNA_AUTOTUNE
+from tests.test_benchmark import gc_frame
 
 
 @pytest.fixture
@@ -177,3 +180,32 @@ def test_real_measurement_returns_a_candidate_for_every_knob(tmp_path, monkeypat
         assert chosen in autotune.CANDIDATES[name]
         assert record["seconds"][name] and all(s > 0 for s in record["seconds"][name].values())
     assert autotune._from_record(json.loads(json.dumps(record))) == autotune.Tuning(**record["choices"])
+
+
+def test_benchmark_workers_take_the_choices_their_parent_resolved_once(tuned, tmp_path, capfd):
+    """Two workers starting together on a new machine would each measure, side by side, and could pick different
+    kernels for the runs of one call: the parent measures once and hands its choices over."""
+    state, calls = tuned
+    state["choices"] = {"fft_pow2_slack": 1.25}
+    task = tmp_path / "tasks" / "gc_task"
+    task.mkdir(parents=True)
+    gc_frame(40, 0).to_csv(task / "train.csv.gz", index=False)
+    gc_frame(20, 1).to_csv(task / "test.csv.gz", index=False)
+    (task / "task.json").write_text(json.dumps({"name": "gc_task", "metric": "MCC", "label_names": ["at", "gc"]}))
+    cfg = BenchmarkConfig(
+        tasks_dir=str(tmp_path / "tasks"),
+        out_dir=str(tmp_path / "out"),
+        seeds=[0, 1],
+        modes=["probe"],
+        probes=["logreg"],
+        model_path=str(FIXTURES / "tiny"),
+    )
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        run_benchmark(cfg, log=lambda m: None, workers=2)
+    finally:
+        torch.set_num_threads(threads)
+    assert calls == [1]  # the parent, once, for the workers' one thread each
+    assert capfd.readouterr().err.count("measuring which kernels") == 1  # the parent's: neither worker measured
+    assert json.loads(autotune.cache_path(1).read_text())["choices"]["fft_pow2_slack"] == 1.25

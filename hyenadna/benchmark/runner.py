@@ -372,13 +372,16 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _start_worker(threads: int) -> None:
+def _start_worker(threads: int, kernels) -> None:
     import signal
 
     import torch
 
+    from hyenadna.ops import autotune
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
     torch.set_num_threads(threads)
+    autotune.use(kernels)
 
 
 def _run_star(args: tuple) -> dict:
@@ -392,8 +395,11 @@ def _run_pool(cfg: BenchmarkConfig, out: Path, jobs: list, workers: int, log, pr
 
     import torch
 
+    from hyenadna.ops import autotune
+
     threads = max(1, torch.get_num_threads() // workers)
-    pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_start_worker, initargs=(threads,))
+    kernels = autotune.tuning_for_threads(threads, cfg.device)  # measured once, here, on a new machine
+    pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_start_worker, initargs=(threads, kernels))
     try:
         for res in pool.imap_unordered(_run_star, [(cfg, out, *job) for job in jobs]):
             log(progress.line(res))

@@ -132,6 +132,23 @@ def tuning(device: torch.device | str | None = None) -> Tuning:
     return found
 
 
+def tuning_for_threads(threads: int, device: torch.device | str | None = None) -> Tuning:
+    """``tuning()`` as a process running ``threads`` threads gets it, read or measured here and now."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return tuning(device)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def use(choices: Tuning) -> None:
+    """Take ``choices`` for this process's thread count, neither reading nor measuring: a parent hands its workers
+    the choices it resolved once, so two workers starting together on a new machine neither measure side by side
+    (each one's timings disturbed by the other) nor end up with different kernels for the runs of one call."""
+    _memo[torch.get_num_threads()] = choices
+
+
 def _load_or_measure(path: Path) -> Tuning:
     if path.is_file():
         try:
