@@ -209,3 +209,31 @@ def test_benchmark_workers_take_the_choices_their_parent_resolved_once(tuned, tm
     assert calls == [1]  # the parent, once, for the workers' one thread each
     assert capfd.readouterr().err.count("measuring which kernels") == 1  # the parent's: neither worker measured
     assert json.loads(autotune.cache_path(1).read_text())["choices"]["fft_pow2_slack"] == 1.25
+
+
+def _tune_in_a_new_process(home: str, log: str) -> dict:
+    """Child of the test below: autotune on, ``measure`` a slow fake that logs each call."""
+    import os
+    import time
+
+    os.environ.update(HYENADNA_HOME=home, HYENADNA_AUTOTUNE="1")
+    autotune.set_enabled(None)
+
+    def slow_measure():
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        time.sleep(1.0)  # long enough that the other process asks while this one measures
+        return {"choices": {**autotune.DEFAULTS.__dict__, "block_tokens": 4096}}
+
+    autotune.measure = slow_measure
+    return autotune.tuning().__dict__
+
+
+def test_processes_starting_together_measure_once(tmp_path):
+    import multiprocessing
+
+    log = tmp_path / "measured.log"
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        choices = pool.starmap(_tune_in_a_new_process, [(str(tmp_path), str(log))] * 2)
+    assert len(log.read_text().split()) == 1  # one measured; the other waited for its file and read it
+    assert choices[0] == choices[1] and choices[0]["block_tokens"] == 4096

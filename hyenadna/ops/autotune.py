@@ -6,7 +6,8 @@ Xeon. So the first model built in a process asks ``tuning()``, which reads
 ``$HYENADNA_HOME/autotune/<key>.json`` (key: CPU model, torch version, threads) or, the first time on this machine,
 times each knob's candidates on small representative inputs (a few seconds) and writes that file.
 
-``HYENADNA_AUTOTUNE=0`` (or ``set_enabled(False)``) uses ``DEFAULTS``, the values measured on AMD EPYC.
+Processes starting together take turns through a file lock beside the cache file: one measures, the others read
+its file. ``HYENADNA_AUTOTUNE=0`` (or ``set_enabled(False)``) uses ``DEFAULTS``, the values measured on AMD EPYC.
 ``hyenadna autotune`` shows the choices and their timings; ``--refresh`` measures again. A cache file that cannot be
 read is left as it is (with a warning) and the defaults are used until ``--refresh`` rewrites it.
 """
@@ -160,14 +161,22 @@ def _load_or_measure(path: Path) -> Tuning:
                 stacklevel=3,
             )
             return DEFAULTS
-    print(
-        f"hyenadna: measuring which kernels are fastest on this CPU, once (5-20 s; cached in {path.parent}; "
-        "HYENADNA_AUTOTUNE=0 skips this)",
-        file=sys.stderr,
-        flush=True,
-    )
-    record = measure()
-    write_record(path, record)
+    # processes starting together (benchmark workers, torchrun ranks, two commands) take turns: the first measures
+    # while the others wait, then read its file, so none times its candidates beside another's measuring
+    from filelock import FileLock
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{path}.lock"):
+        if path.is_file():
+            return _load_or_measure(path)
+        print(
+            f"hyenadna: measuring which kernels are fastest on this CPU, once (5-20 s; cached in {path.parent}; "
+            "HYENADNA_AUTOTUNE=0 skips this)",
+            file=sys.stderr,
+            flush=True,
+        )
+        record = measure()
+        write_record(path, record)
     return _from_record(record)
 
 
@@ -191,8 +200,13 @@ def write_record(path: Path, record: dict) -> None:
 
 def refresh() -> dict:
     """Measure again and rewrite this machine's cache file; returns the record."""
-    record = measure()
-    write_record(cache_path(), record)
+    from filelock import FileLock
+
+    path = cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{path}.lock"):
+        record = measure()
+        write_record(path, record)
     _memo.clear()
     return record
 
