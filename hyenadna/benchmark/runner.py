@@ -362,10 +362,27 @@ def _run_one(cfg: BenchmarkConfig, out: Path, sub: Task, mode: str, seed: int, l
             "n_train": len(sub.train),
             "n_test": len(sub.test),
             "recipe": run_recipe(cfg, mode),
+            "environment": _environment(cfg, mode),
         }
     )
     atomic_write_text(out / "runs" / sub.name / mode / f"seed{seed}.json", json.dumps(res, indent=1))
     return res
+
+
+def _environment(cfg: BenchmarkConfig, mode: str) -> dict:
+    """What ran a run, beside the recipe that decides it: a network's results move at float rounding with the
+    kernels this machine chose (ops/autotune.py), and over a few epochs that can move a selected epoch, so a run
+    says which ran it. Not part of the recipe: another machine's runs still count."""
+    import torch
+
+    import hyenadna
+
+    env = {"hyenadna": hyenadna.__version__, "torch": torch.__version__, "threads": torch.get_num_threads()}
+    if mode != "kmer":
+        from hyenadna.ops import autotune
+
+        env["kernels"] = asdict(autotune.tuning(cfg.device))
+    return env
 
 
 def _stderr(message: str) -> None:
