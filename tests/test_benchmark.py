@@ -461,3 +461,38 @@ def test_scratch_diagnosis_max_train_kmer_reference_and_plot(tasks_dir, tmp_path
     monkeypatch.setattr(sys, "argv", ["scratch_diagnosis.py", "--plot", str(tmp_path / "c.png"), str(trained)])
     mod.main()
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_long_range_copy_scores_each_half_and_learns_a_copy_in_reach(tmp_path):
+    """benchmarks/long_range_copy.py: the copy half starts exactly ``lag`` tokens in, and the training loop learns a
+    copy within the short convolution's reach (lag 2), while the random half stays at chance."""
+    import importlib.util
+    import math
+    from types import SimpleNamespace
+
+    import torch
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("long_range_copy", REPO / "benchmarks" / "long_range_copy.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    lag = 5
+    ids = mod.copy_batch(np.random.default_rng(0), 3, lag)
+    assert ids.shape == (3, 2 * lag) and torch.equal(ids[:, :lag], ids[:, lag:])
+
+    def oracle(inputs):  # uniform over the 4 bases, except certain of the base lag back wherever there is one
+        logits = torch.full((*inputs.shape, 16), -1e9)
+        logits[..., 7:11] = 0.0
+        for t in range(lag - 1, inputs.shape[1]):
+            logits[:, t, :] = -1e9
+            logits[torch.arange(len(inputs)), t, ids[:, t + 1 - lag]] = 0.0
+        return SimpleNamespace(logits=logits)
+
+    first, copy = mod.half_nlls(oracle, ids, lag)
+    assert first.item() == pytest.approx(math.log(4)) and copy.item() == pytest.approx(0.0, abs=1e-6)
+
+    run = mod.train_copy(2, steps=60, tokens_per_step=1024, l_max=66, lr=3e-3, eval_every=30)
+    assert [h["step"] for h in run["history"]] == [30, 60]
+    assert run["history"][-1]["copy_nll"] < 0.5 < 1.3 < run["history"][-1]["first_half_nll"]  # 0.05 when written
