@@ -11,8 +11,8 @@ filter's, not the data's.
 Every model has the bundled 16k models' filter grid (l_max 16,386: the implicit filter is a function of lag / l_max),
 d_model 64 and 2 layers unless told otherwise, no dropout, and trains on the same number of tokens a step at every
 lag. ``--emb-dims`` sets the implicit filter's positional features (5, every published model: t and 2 cos/sin bands;
-33: 16 bands), the knob that decides how sharp a filter can be. The JSON is rewritten after each evaluation;
-``--plot`` draws the copy half's NLL against steps.
+33: 16 bands), the knob that decides how sharp a filter can be. The JSON is rewritten after each evaluation, and a
+PNG of the copy half's NLL against steps written beside it; ``--plot PNG JSON...`` draws several files' runs in one.
 """
 
 from __future__ import annotations
@@ -127,16 +127,36 @@ def plot(runs: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for r in runs:
         steps = [h["step"] for h in r["history"]]
-        ax.plot(steps, [h["copy_nll"] for h in r["history"]], label=f"lag {r['lag']:,}, emb_dim {r['emb_dim']}")
+        label = f"lag {r['lag']:,} of l_max {r['l_max']:,}, emb_dim {r['emb_dim']}"
+        ax.plot(steps, [h["copy_nll"] for h in r["history"]], label=label)
     ax.axhline(LN4, color="black", linestyle="--", linewidth=0.8, label="chance (ln 4)")
     ax.set_xlabel("training step")
     ax.set_ylabel("NLL of the copied half (nats/base)")
     ax.set_ylim(bottom=0)
-    ax.set_title(f"Copy task: reading exactly one position a lag back (l_max {runs[0]['l_max']:,})", size=10)
+    ax.set_title("Copy task: reading exactly one position a lag back", size=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     save_png(fig, path)
+
+
+def table(runs: list[dict]) -> str:
+    """A markdown row per run: the copy half's NLL at every 500th step and at the end, and the first step below 1.3."""
+    lines = [
+        "| l_max | lag | emb_dim | batch x length | steps | copy NLL at step 500 / 1,000 / 1,500 | at the end "
+        "| first evaluation below 1.3 | first half at the end | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        at = {h["step"]: h["copy_nll"] for h in r["history"]}
+        marks = " / ".join(f"{at[s]:.3f}" if s in at else "-" for s in (500, 1000, 1500))
+        below = next((f"{h['step']:,}" for h in r["history"] if h["copy_nll"] < 1.3), "never")
+        last = r["history"][-1]
+        lines.append(
+            f"| {r['l_max']:,} | {r['lag']:,} | {r['emb_dim']} | {r['batch']} x {2 * r['lag'] - 1:,} | {r['steps']:,} "
+            f"| {marks} | {last['copy_nll']:.3f} | {below} | {last['first_half_nll']:.3f} | {r['seconds']:.0f} |"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -153,7 +173,16 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=REPO / "docs/pretraining/long_range_copy/copy.json")
+    ap.add_argument("--plot", nargs="+", type=Path, metavar=("PNG", "JSON"), help="only draw these runs' curves")
+    ap.add_argument("--table", nargs="+", type=Path, metavar="JSON", help="only print these runs as a markdown table")
     args = ap.parse_args()
+    if args.table:
+        print(table([r for f in args.table for r in json.loads(f.read_text())["runs"] if r.get("finished")]))
+        return
+    if args.plot:
+        png, *files = args.plot
+        plot([r for f in files for r in json.loads(f.read_text())["runs"]], png)
+        return
     torch.set_num_threads(args.threads)
     runs: list[dict] = []
 

@@ -496,3 +496,5 @@ def test_long_range_copy_scores_each_half_and_learns_a_copy_in_reach(tmp_path):
     run = mod.train_copy(2, steps=60, tokens_per_step=1024, l_max=66, lr=3e-3, eval_every=30)
     assert [h["step"] for h in run["history"]] == [30, 60]
     assert run["history"][-1]["copy_nll"] < 0.5 < 1.3 < run["history"][-1]["first_half_nll"]  # 0.05 when written
+    row = mod.table([run]).splitlines()[-1]
+    assert row.startswith("| 66 | 2 | 5 | 256 x 3 | 60 | - / - / - |") and "| 30 |" in row  # below 1.3 at step 30
