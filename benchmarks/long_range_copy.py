@@ -128,6 +128,8 @@ def plot(runs: list[dict], path: Path) -> None:
     for r in runs:
         steps = [h["step"] for h in r["history"]]
         label = f"lag {r['lag']:,} of l_max {r['l_max']:,}, emb_dim {r['emb_dim']}"
+        if len({q["steps"] for q in runs}) > 1:
+            label += f", {r['steps']:,} steps"
         ax.plot(steps, [h["copy_nll"] for h in r["history"]], label=label)
     ax.axhline(LN4, color="black", linestyle="--", linewidth=0.8, label="chance (ln 4)")
     ax.set_xlabel("training step")
