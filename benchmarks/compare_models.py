@@ -57,8 +57,12 @@ def compare(a: dict, b: dict, names: tuple[str, str], columns: tuple[str, ...] =
             _, _, _, every_neg = paired_difference(row, "a", "b", metric)
             diffs[c].append((mean, n, every, every_neg))
             mark = " *" if every and n > 1 else (" −" if every_neg and n > 1 else "")
+            # each side's mean over the seeds both have run, so the two means and their difference agree
+            va, vb = _values(ma, metric), _values(mb, metric)
+            both = [s for s in va if s in vb]
+            mean_a, mean_b = (sum(v[s] for s in both) / len(both) for v in (va, vb))
             cells.append(
-                f"{100 * ma['metrics'][metric]['mean']:.1f} / {100 * mb['metrics'][metric]['mean']:.1f} / "
+                f"{100 * mean_a:.1f} / {100 * mean_b:.1f} / "
                 f"{100 * mean:+.1f} ± {100 * sd:.1f}{mark}" + (f" (n={n})" if n < 3 else "")
             )
         lines.append(f"| {t} | {metric} | " + " | ".join(cells) + " |")

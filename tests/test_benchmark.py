@@ -396,6 +396,9 @@ def test_compare_models_pairs_two_tables_seed_by_seed(tmp_path):
     assert "fine-tuned" in mod.compare(a, b, ("a", "b")) and "not pretrained" in mod.compare(a, b, ("a", "b"))
     text = mod.compare(a, b, ("a", "b"), columns=("scratch",))
     assert "fine-tuned" not in text and "| t | mcc | 20.0 / 20.0 / +0.0 ± 0.0 |" in text
+    # a table with fewer seeds: both means are over the seeds both have run, as the difference is
+    b["tasks"]["t"]["modes"]["scratch"] = {"seeds": [0, 1], "metrics": {"mcc": {"mean": 0.2, "values": [0.1, 0.3]}}}
+    assert "| t | mcc | 15.0 / 20.0 / +5.0 ± 7.1 (n=2) |" in mod.compare(a, b, ("a", "b"), columns=("scratch",))
 
 
 def test_scratch_diagnosis_reproduces_the_benchmarks_not_pretrained_run(tasks_dir, tmp_path, monkeypatch):
