@@ -127,6 +127,9 @@ def test_work_on_another_device_never_measures(tuned):
     assert fft_length(54_675, cuda) == smooth_fft_length(54_675, autotune.DEFAULTS.fft_pow2_slack)
     assert not calls
     assert fft_length(54_675, "cpu") == 65_536 and len(calls) == 1  # the CPU's work still gets its measured choice
+    # "auto" (a command's --device) is the CPU here, where there is no GPU, and never an error
+    expected = autotune.DEFAULTS if torch.cuda.is_available() else autotune.tuning("cpu")
+    assert autotune.tuning("auto") == expected and autotune.tuning_for_threads(1, "auto") is not None
 
 
 def test_off_switch_uses_the_defaults_and_writes_nothing(tuned, monkeypatch, tmp_path):

@@ -124,13 +124,19 @@ def tuning(device: torch.device | str | None = None) -> Tuning:
     choices are the CPU's: work on another ``device`` gets the defaults, so a GPU user never waits for a measurement."""
     if _trying is not None:
         return _trying
-    if not enabled() or (device is not None and torch.device(device).type != "cpu"):
+    if not enabled() or (device is not None and _device_type(device) != "cpu"):
         return DEFAULTS
     threads = torch.get_num_threads()  # called on every projection: the memo is keyed by what is cheap to read
     found = _memo.get(threads)
     if found is None:
         found = _memo[threads] = _load_or_measure(cache_path(threads))
     return found
+
+
+def _device_type(device: torch.device | str) -> str:
+    if str(device) == "auto":  # as utils.device.resolve_device reads it
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device).type
 
 
 def tuning_for_threads(threads: int, device: torch.device | str | None = None) -> Tuning:
