@@ -5,8 +5,10 @@ and the first half not at all (ln 4 = 1.386). The bundled 16k models score their
 context (docs/pretraining); if a model of their shape cannot learn this copy at a long lag either, the limit is the
 filter's, not the data's.
 
-    .venv/bin/python benchmarks/long_range_copy.py --lags 64 1024 8192 --emb-dims 5 33 \\
-        --out docs/pretraining/long_range_copy/copy.json
+    .venv/bin/python benchmarks/long_range_copy.py --lags 8192 1024 64 --steps 1500 --eval-every 100 \\
+        --tokens-per-step 4096 --out docs/pretraining/long_range_copy/copy_lmax16386.json
+
+(every run on the page, with its command: docs/pretraining/long_range_copy/README.md)
 
 Every model has the bundled 16k models' filter grid (l_max 16,386: the implicit filter is a function of lag / l_max),
 d_model 64 and 2 layers unless told otherwise, no dropout, and trains on the same number of tokens a step at every
