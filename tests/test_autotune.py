@@ -142,6 +142,33 @@ def test_off_switch_uses_the_defaults_and_writes_nothing(tuned, monkeypatch, tmp
     assert autotune.tuning() == autotune.DEFAULTS and not calls
 
 
+def test_a_file_pins_the_choices_a_cache_file_or_a_benchmark_run_records(tuned, monkeypatch, tmp_path, capsys):
+    from hyenadna.cli import main
+
+    _, calls = tuned
+    other = {**autotune.DEFAULTS.__dict__, "projection_train": "mkl", "fft_pow2_slack": 1.0}
+    run = tmp_path / "seed0.json"
+    run.write_text(json.dumps({"test": {}, "environment": {"threads": 1, "kernels": other}}))
+    record = tmp_path / "machine.json"
+    record.write_text(json.dumps({"choices": {**other, "block_tokens": 4096}}))
+    for path, expected in ((run, other), (record, {**other, "block_tokens": 4096})):
+        monkeypatch.setenv("HYENADNA_AUTOTUNE", str(path))
+        autotune.set_enabled(None)
+        assert autotune.tuning() == autotune.Tuning(**expected)
+        assert autotune.tuning_for_threads(1) == autotune.Tuning(**expected)  # whatever the thread count
+    assert main(["autotune"]) == 0 and "pinned by HYENADNA_AUTOTUNE" in capsys.readouterr().out
+    assert not calls and not (tmp_path / "autotune").exists()  # nothing measured, nothing cached
+    # a pin that cannot be honoured is an error naming the file, never the defaults in silence
+    bad = tmp_path / "bad.json"
+    for text in (None, "{not json", json.dumps({"test": {}}), json.dumps({"choices": {**other, "block_tokens": 3}})):
+        if text is not None:
+            bad.write_text(text)
+        monkeypatch.setenv("HYENADNA_AUTOTUNE", str(bad))
+        autotune.set_enabled(None)
+        with pytest.raises(ValueError, match=r"bad\.json: cannot pin"):
+            autotune.tuning()
+
+
 def test_an_unreadable_cache_file_is_kept_and_the_defaults_are_used(tuned):
     _, calls = tuned
     path = autotune.cache_path()

@@ -99,6 +99,7 @@ def test_benchmark_runs_reports_and_resumes(tasks_dir, tmp_path):
         assert run["selected"]["lr"] == next(g["lr"] for g in run["lr_grid"] if g["val_mcc"] == run["val_mcc"])
         assert run["history"][0]["epoch"] == (0 if mode == "finetune" else 1)  # LP-FT head vs random head
         assert run["environment"]["kernels"]["fft_pow2_slack"] in (1.0, 1.05, 1.25)  # which kernels ran it
+        assert run["environment"]["cpu"]  # on which CPU model: the kernels' rounding is the CPU's too
     table = (tmp_path / "out" / "results.md").read_text()
     assert table.splitlines()[0].startswith("Profile: full")
     assert table.splitlines()[2].startswith("| Dataset | Metric | k-mer LR baseline | HyenaDNA probing")

@@ -17,6 +17,11 @@ def cmd_autotune(args: argparse.Namespace) -> int:
         print("autotune is off (HYENADNA_AUTOTUNE=0): the defaults are used")
         print(json.dumps(autotune.DEFAULTS.__dict__, indent=1))
         return 0
+    pinned = autotune.pinned_file()
+    if pinned is not None:
+        print(f"kernel choices pinned by HYENADNA_AUTOTUNE={pinned} (nothing is measured or cached):")
+        print(json.dumps(autotune.tuning("cpu").__dict__, indent=1))
+        return 0
     path = autotune.cache_path()
     record = autotune.refresh() if args.refresh or not path.is_file() else json.loads(path.read_text())
     if args.json:

@@ -8,6 +8,9 @@ times each knob's candidates on small representative inputs (a few seconds) and 
 
 Processes starting together take turns through a file lock beside the cache file: one measures, the others read
 its file. ``HYENADNA_AUTOTUNE=0`` (or ``set_enabled(False)``) uses ``DEFAULTS``, the values measured on AMD EPYC.
+``HYENADNA_AUTOTUNE=<file.json>`` pins the choices a file records, an autotune cache file or a benchmark run's JSON
+(``environment.kernels``): the choices move float rounding, so repeating a run exactly on the same CPU model takes the
+kernels it ran with, whatever this machine would measure.
 ``hyenadna autotune`` shows the choices and their timings; ``--refresh`` measures again. A cache file that cannot be
 read is left as it is (with a warning) and the defaults are used until ``--refresh`` rewrites it.
 """
@@ -71,10 +74,22 @@ def set_enabled(on: bool | None) -> None:
     _memo.clear()
 
 
+_OFF = {"0", "off", "no", "false"}
+_ON = {"", "1", "on", "yes", "true"}
+
+
 def enabled() -> bool:
     if _enabled is not None:
         return _enabled
-    return os.environ.get("HYENADNA_AUTOTUNE", "1").strip().lower() not in {"0", "off", "no", "false"}
+    return os.environ.get("HYENADNA_AUTOTUNE", "1").strip().lower() not in _OFF
+
+
+def pinned_file() -> Path | None:
+    """The file ``HYENADNA_AUTOTUNE`` names, when it names one rather than switching autotune on or off."""
+    value = os.environ.get("HYENADNA_AUTOTUNE", "1").strip()
+    if _enabled is not None or value.lower() in _OFF | _ON:
+        return None
+    return Path(value).expanduser()
 
 
 def pick(rounds: dict, default):
@@ -129,8 +144,23 @@ def tuning(device: torch.device | str | None = None) -> Tuning:
     threads = torch.get_num_threads()  # called on every projection: the memo is keyed by what is cheap to read
     found = _memo.get(threads)
     if found is None:
-        found = _memo[threads] = _load_or_measure(cache_path(threads))
+        pinned = pinned_file()
+        found = _memo[threads] = _read_pinned(pinned) if pinned else _load_or_measure(cache_path(threads))
     return found
+
+
+def _read_pinned(path: Path) -> Tuning:
+    """The choices an autotune cache file (``choices``) or a benchmark run (``environment.kernels``) records. Unlike
+    a broken cache file, which falls back to the defaults, a pin that cannot be read is an error: the user asked for
+    these kernels, and running others would quietly give other numbers."""
+    try:
+        record = json.loads(path.read_text())
+        choices = record.get("choices") or (record.get("environment") or {}).get("kernels")
+        if choices is None:
+            raise KeyError("neither 'choices' (an autotune cache file) nor 'environment.kernels' (a benchmark run)")
+        return _from_record({"choices": choices})
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+        raise ValueError(f"HYENADNA_AUTOTUNE={path}: cannot pin the kernel choices from this file: {err}") from None
 
 
 def _device_type(device: torch.device | str) -> str:
