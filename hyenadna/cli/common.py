@@ -345,6 +345,7 @@ COMMAND_EXAMPLES = {
   hyenadna autotune                    # this CPU's kernel choices and their timings (measured once, then cached)
   hyenadna autotune --refresh          # measure again, e.g. after a BIOS, driver or library change
   HYENADNA_AUTOTUNE=0 hyenadna embed x.fa -o x.npz   # skip measuring; use the defaults (measured on AMD EPYC)
+  HYENADNA_AUTOTUNE=runs/task/scratch/seed0.json hyenadna benchmark ...   # the kernels that run used (its rounding)
 """,
     "export": """examples:
   hyenadna export runs/my-run my-model               # config.json, model.safetensors and a model card
