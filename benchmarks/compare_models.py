@@ -6,7 +6,10 @@ checked).
     .venv/bin/python benchmarks/compare_models.py docs/benchmarks/quick-3seeds docs/benchmarks/quick-3seeds-16k \
         --names 1k 16k --out docs/benchmarks/quick-3seeds-16k/vs_1k.md
 
-``--columns scratch`` compares only the not-pretrained column, e.g. one table's runs under two learning-rate grids.
+A column whose recipe differs between the two tables (say, the not-pretrained learning-rate grid) is left out, with a
+line that names the difference: it would measure the recipe along with the model. Named in ``--columns`` it is
+compared anyway, the difference stated under the table: ``--columns scratch`` compares one table's not-pretrained
+runs under two learning-rate grids.
 
 Reads each folder's results.json (``hyenadna benchmark ... --report-only`` writes it) and prints a markdown table;
 with --out, writes it and its bar chart (the same path, .png).
@@ -22,18 +25,47 @@ from hyenadna.benchmark.report import SHORT_NAMES, paired_difference
 from hyenadna.utils.io import atomic_write_text
 
 COLUMNS = ("probe", "finetune", "scratch")
+# the settings (results.json "config") that decide each column's runs besides the model
+_SHARED = ("profile", "max_train", "max_test", "batch_size", "rc_augment", "rc_average")
+RECIPE_KEYS = {
+    "probe": (*_SHARED, "probes"),
+    "finetune": (*_SHARED, "epochs", "patience", "finetune_lrs", "head_init"),
+    "scratch": (*_SHARED, "epochs", "patience", "scratch_lrs", "scratch_epochs"),
+}
+
+
+def recipe_differences(a: dict, b: dict, column: str) -> dict[str, tuple]:
+    """The settings of ``column``'s recipe on which the two tables differ: {name: (A's value, B's value)}."""
+    ca, cb = a.get("config", {}), b.get("config", {})
+    return {k: (ca.get(k), cb.get(k)) for k in RECIPE_KEYS[column] if ca.get(k) != cb.get(k)}
+
+
+def _difference_text(diff: dict[str, tuple]) -> str:
+    return ", ".join(f"{k} {va} against {vb}" for k, (va, vb) in diff.items())
 
 
 def _columns(a: dict, b: dict, tasks: list[str], wanted: tuple[str, ...]) -> list[str]:
     return [c for c in wanted if any(c in a["tasks"][t]["modes"] and c in b["tasks"][t]["modes"] for t in tasks)]
 
 
-def compare(a: dict, b: dict, names: tuple[str, str], columns: tuple[str, ...] = COLUMNS) -> str:
+def compare(a: dict, b: dict, names: tuple[str, str], columns: tuple[str, ...] | None = None) -> str:
+    """B minus A per column. ``columns`` None: every column both tables have run with the same recipe; named columns
+    are compared whatever their recipes, with each difference stated."""
     tasks = [t for t in a["tasks"] if t in b["tasks"]]
     for t in tasks:  # same rows per seed in both tables, or the pairing means nothing
         ka, kb = a["tasks"][t]["modes"].get("kmer"), b["tasks"][t]["modes"].get("kmer")
         if ka and kb and _values(ka, a["tasks"][t]["metric"]) != _values(kb, b["tasks"][t]["metric"]):
             raise ValueError(f"{t}: the k-mer column differs between the tables: not the same rows, cannot pair")
+    notes = []
+    if columns is None:
+        for c in _columns(a, b, tasks, COLUMNS):
+            if diff := recipe_differences(a, b, c):
+                notes.append(f"- {SHORT_NAMES[c]}: left out, its recipes differ ({_difference_text(diff)}).")
+        columns = tuple(c for c in COLUMNS if not recipe_differences(a, b, c))
+    else:
+        for c in columns:
+            if diff := recipe_differences(a, b, c):
+                notes.append(f"- {SHORT_NAMES[c]}: the recipes differ ({_difference_text(diff)}).")
     columns = _columns(a, b, tasks, columns)
     na, nb = names
     lines = [
@@ -76,10 +108,10 @@ def compare(a: dict, b: dict, names: tuple[str, str], columns: tuple[str, ...] =
             f"- {SHORT_NAMES[c]}: {nb} ahead of {na} on {better} of {len(d)} tasks by the mean ({every} in every seed; "
             f"behind in every seed on {worse_every})."
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + notes) + "\n"
 
 
-def plot(a: dict, b: dict, names: tuple[str, str], path: Path, columns: tuple[str, ...] = COLUMNS) -> None:
+def plot(a: dict, b: dict, names: tuple[str, str], path: Path, columns: tuple[str, ...] | None = None) -> None:
     """The differences of ``compare`` as bars (mean ± sd over seeds) around zero: above the line B is ahead."""
     import matplotlib
 
@@ -90,6 +122,8 @@ def plot(a: dict, b: dict, names: tuple[str, str], path: Path, columns: tuple[st
     from hyenadna.utils.io import save_png
 
     tasks = [t for t in a["tasks"] if t in b["tasks"]]
+    if columns is None:
+        columns = tuple(c for c in COLUMNS if not recipe_differences(a, b, c))
     columns = _columns(a, b, tasks, columns)
     fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(tasks)), 4.5))
     width, x = 0.8 / max(1, len(columns)), np.arange(len(tasks))
@@ -121,11 +155,17 @@ def main() -> None:
     ap.add_argument("a", type=Path, help="benchmark folder of model A (holds results.json)")
     ap.add_argument("b", type=Path, help="benchmark folder of model B")
     ap.add_argument("--names", nargs=2, default=("A", "B"))
-    ap.add_argument("--columns", nargs="+", choices=COLUMNS, default=list(COLUMNS), help="columns to compare")
+    ap.add_argument(
+        "--columns",
+        nargs="+",
+        choices=COLUMNS,
+        help="columns to compare, even with different recipes (default: "
+        "every column both tables ran with the same recipe)",
+    )
     ap.add_argument("--out", type=Path, help="also write the table here, and its bars beside it (.png)")
     args = ap.parse_args()
     a, b = (json.loads((p / "results.json").read_text()) for p in (args.a, args.b))
-    names, columns = tuple(args.names), tuple(args.columns)
+    names, columns = tuple(args.names), (tuple(args.columns) if args.columns else None)
     text = compare(a, b, names, columns)
     print(text)
     if args.out:

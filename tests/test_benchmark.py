@@ -400,6 +400,14 @@ def test_compare_models_pairs_two_tables_seed_by_seed(tmp_path):
     # a table with fewer seeds: both means are over the seeds both have run, as the difference is
     b["tasks"]["t"]["modes"]["scratch"] = {"seeds": [0, 1], "metrics": {"mcc": {"mean": 0.2, "values": [0.1, 0.3]}}}
     assert "| t | mcc | 15.0 / 20.0 / +5.0 ± 7.1 (n=2) |" in mod.compare(a, b, ("a", "b"), columns=("scratch",))
+    # a column whose recipe differs (the not-pretrained grid) is left out by default, named, and compared on request
+    a["config"] = {"scratch_lrs": [0.001, 0.003], "finetune_lrs": [0.0001, 0.001]}
+    b["config"] = {"scratch_lrs": [0.0003, 0.001], "finetune_lrs": [0.0001, 0.001]}
+    text = mod.compare(a, b, ("a", "b"))
+    assert "fine-tuned: a / b" in text and "not pretrained: a / b" not in text
+    assert "not pretrained: left out, its recipes differ (scratch_lrs [0.001, 0.003] against [0.0003, 0.001])" in text
+    text = mod.compare(a, b, ("a", "b"), columns=("scratch",))
+    assert "not pretrained: a / b" in text and "not pretrained: the recipes differ (scratch_lrs" in text
 
 
 def test_scratch_diagnosis_reproduces_the_benchmarks_not_pretrained_run(tasks_dir, tmp_path, monkeypatch):
