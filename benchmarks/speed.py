@@ -202,6 +202,12 @@ def cpu_name() -> str:
     return name()
 
 
+def cpu_features() -> str:
+    from hyenadna.ops.autotune import cpu_features as features
+
+    return features()
+
+
 def autotune_record(threads: int) -> dict | None:
     """This machine's kernel choices at ``threads`` (measured now if not cached), as the "fast" children use them."""
     import torch
@@ -400,6 +406,7 @@ def summarise_suite(args, names: list[str], rows: list[dict], crossover: list[di
         "threads": args.threads,
         "contended": args.contended,
         "cpu": cpu_name(),
+        "cpu_features": cpu_features(),
         "autotune": args.autotune,
         "matmul_peak_gflops": peak,
         "matmul_peak_bf16_gflops": peak_bf16,

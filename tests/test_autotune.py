@@ -91,6 +91,17 @@ def test_measured_once_then_read_from_the_cache_keyed_by_cpu_torch_and_threads(t
     assert autotune.cache_path(threads=torch.get_num_threads() + 1) != path  # another thread count measures anew
 
 
+def test_cpus_of_one_name_but_other_instruction_sets_keep_separate_caches(monkeypatch):
+    # a VM's CPU name can hide its generation: an Ice Lake and an AMX Sapphire Rapids Xeon both read "Intel(R) Xeon(R)
+    # Processor @ 2.80GHz" here, and a home folder shared across a cluster's nodes must not hand one the other's choices
+    features = autotune.cpu_features()
+    if autotune.platform.system() == "Linux":
+        assert features.startswith("family ") and " model " in features
+    key = autotune.cache_key(1)
+    monkeypatch.setattr(autotune, "cpu_features", lambda: "family 6 model 143; avx2 avx512f amx_tile amx_bf16")
+    assert autotune.cache_key(1) != key and autotune.cache_key(1).split("-t1-")[0] == key.split("-t1-")[0]
+
+
 def test_the_choices_reach_the_kernels(tuned, monkeypatch):
     state, _ = tuned
     state["choices"] = {

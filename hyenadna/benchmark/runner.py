@@ -382,7 +382,7 @@ def _environment(cfg: BenchmarkConfig, mode: str) -> dict:
         from hyenadna.ops import autotune
 
         env["kernels"] = asdict(autotune.tuning(cfg.device))
-        env["cpu"] = autotune.cpu_name()
+        env["cpu"] = f"{autotune.cpu_name()} ({autotune.cpu_features()})"
     return env
 
 

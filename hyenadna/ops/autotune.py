@@ -59,8 +59,11 @@ CANDIDATES: dict[str, tuple] = {
 # 2-core machine the same comparison varied by 10-30% from run to run, and noise must not flip a choice
 MARGIN = 0.10
 # part of the cache key: bump it when the candidates or the way they are measured change
-# (3: the training candidates are measured even when the first use is inference, which left them unmeasured before)
-VERSION = 3
+# (3: the training candidates are measured even when the first use is inference, which left them unmeasured before;
+# 4: the key holds the CPU's family, model and instruction sets, not only its name)
+VERSION = 4
+# the instruction sets oneDNN and MKL choose their code paths by
+ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
 
 _enabled: bool | None = None
 _trying: Tuning | None = None  # while measuring: the candidate being timed
@@ -121,10 +124,33 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+@functools.cache
+def cpu_features() -> str:
+    """The CPU's family and model numbers and the instruction sets of ``ISA_FLAGS`` it has. A virtual machine's CPU name
+    can hide its generation: "Intel(R) Xeon(R) Processor @ 2.80GHz" named both an Ice Lake (family 6 model 106, no
+    AMX) and a Sapphire Rapids with AMX on these machines, whose fastest kernels differ."""
+    info: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("cpu family", "model", "flags") and key not in info:
+                    info[key] = value.strip()
+                if len(info) == 3:
+                    break
+    except OSError:
+        return platform.machine()
+    flags = set(info.get("flags", "").split())
+    isa = " ".join(f for f in ISA_FLAGS if f in flags) or "-"
+    return f"family {info.get('cpu family', '?')} model {info.get('model', '?')}; {isa}"
+
+
 def cache_key(threads: int | None = None) -> str:
     threads = threads or torch.get_num_threads()
     cpu = re.sub(r"[^A-Za-z0-9]+", "-", cpu_name()).strip("-")[:60]
-    digest = hashlib.sha256(f"{cpu_name()}|{torch.__version__}|{threads}|{VERSION}".encode()).hexdigest()[:10]
+    identity = f"{cpu_name()}|{cpu_features()}|{torch.__version__}|{threads}|{VERSION}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
     return f"{cpu}-torch{torch.__version__.split('+')[0]}-t{threads}-{digest}"
 
 
@@ -349,6 +375,7 @@ def measure() -> dict:
     choices = {name: pick(s, getattr(DEFAULTS, name)) for name, s in seconds.items()}
     return {
         "cpu": cpu_name(),
+        "cpu_features": cpu_features(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "version": VERSION,
