@@ -260,6 +260,11 @@ def test_report_only_matches_runs_of_the_default_model(tasks_dir, tmp_path):
     summary = run_benchmark(cfg, log=messages.append, report_only=True)
     assert summary["tasks"]["gc_task"]["modes"]["probe"]["seeds"] == [0]
     assert not any("another recipe" in m for m in messages)
+    # a call running another mode alone reports that mode, and says the probe runs are saved beside it
+    messages = []
+    run_benchmark(replace(cfg, modes=["kmer"]), log=messages.append)
+    assert "HyenaDNA probing" not in (tmp_path / "out" / "results.md").read_text()
+    assert any("probe runs are saved" in m and "--modes probe kmer writes the whole table" in m for m in messages)
 
 
 def test_runs_of_other_weights_under_the_same_name_are_run_again(tasks_dir, tmp_path):

@@ -465,6 +465,13 @@ def run_benchmark(cfg: BenchmarkConfig, log=print, report_only: bool = False, wo
     from hyenadna.benchmark.report import write_report
 
     write_report(summary, out)
+    saved_modes = {p.parent.name for p in out.glob("runs/*/*/seed*.json")}
+    if others := [m for m in MODES if m in saved_modes and m not in cfg.modes]:
+        every = [m for m in MODES if m in saved_modes]
+        log(
+            f"results.md holds this call's modes ({' '.join(cfg.modes)}); {' '.join(others)} runs are saved in "
+            f"{out / 'runs'} too: --report-only --modes {' '.join(every)} writes the whole table"
+        )
     return {**summary, "wall_seconds_this_call": time.time() - t_all}
 
 
