@@ -44,6 +44,10 @@ def _difference_text(diff: dict[str, tuple]) -> str:
     return ", ".join(f"{k} {va} against {vb}" for k, (va, vb) in diff.items())
 
 
+def _same_recipe_columns(a: dict, b: dict) -> tuple[str, ...]:
+    return tuple(c for c in COLUMNS if not recipe_differences(a, b, c))
+
+
 def _columns(a: dict, b: dict, tasks: list[str], wanted: tuple[str, ...]) -> list[str]:
     return [c for c in wanted if any(c in a["tasks"][t]["modes"] and c in b["tasks"][t]["modes"] for t in tasks)]
 
@@ -61,7 +65,7 @@ def compare(a: dict, b: dict, names: tuple[str, str], columns: tuple[str, ...] |
         for c in _columns(a, b, tasks, COLUMNS):
             if diff := recipe_differences(a, b, c):
                 notes.append(f"- {SHORT_NAMES[c]}: left out, its recipes differ ({_difference_text(diff)}).")
-        columns = tuple(c for c in COLUMNS if not recipe_differences(a, b, c))
+        columns = _same_recipe_columns(a, b)
     else:
         for c in columns:
             if diff := recipe_differences(a, b, c):
@@ -122,9 +126,7 @@ def plot(a: dict, b: dict, names: tuple[str, str], path: Path, columns: tuple[st
     from hyenadna.utils.io import save_png
 
     tasks = [t for t in a["tasks"] if t in b["tasks"]]
-    if columns is None:
-        columns = tuple(c for c in COLUMNS if not recipe_differences(a, b, c))
-    columns = _columns(a, b, tasks, columns)
+    columns = _columns(a, b, tasks, _same_recipe_columns(a, b) if columns is None else columns)
     fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(tasks)), 4.5))
     width, x = 0.8 / max(1, len(columns)), np.arange(len(tasks))
     for i, c in enumerate(columns):

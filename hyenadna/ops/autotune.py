@@ -114,14 +114,24 @@ def pick(rounds: dict, default):
 
 
 @functools.cache
-def cpu_name() -> str:
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields in /proc/cpuinfo (empty where there is none)."""
+    info: dict[str, str] = {}
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():  # the first processor's block ends here
+                    break
+                key, _, value = line.partition(":")
+                info.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return info
+
+
+@functools.cache
+def cpu_name() -> str:
+    return _cpuinfo().get("model name") or platform.processor() or platform.machine()
 
 
 @functools.cache
@@ -129,17 +139,8 @@ def cpu_features() -> str:
     """The CPU's family and model numbers and the instruction sets of ``ISA_FLAGS`` it has. A virtual machine's CPU name
     can hide its generation: "Intel(R) Xeon(R) Processor @ 2.80GHz" named both an Ice Lake (family 6 model 106, no
     AMX) and a Sapphire Rapids with AMX on these machines, whose fastest kernels differ."""
-    info: dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key in ("cpu family", "model", "flags") and key not in info:
-                    info[key] = value.strip()
-                if len(info) == 3:
-                    break
-    except OSError:
+    info = _cpuinfo()
+    if not info:
         return platform.machine()
     flags = set(info.get("flags", "").split())
     isa = " ".join(f for f in ISA_FLAGS if f in flags) or "-"
