@@ -81,7 +81,7 @@ def main() -> None:
     p.add_argument("before", type=Path, help="checkout of the code before the change")
     p.add_argument("after", type=Path, help="checkout of the code after it")
     p.add_argument("--workload", default="train_tiny1k", choices=[w for w, v in WORKLOADS.items() if v[3] == "train"])
-    p.add_argument("--bf16", action="store_true", help="under bf16 autocast, as pretraining on AMX CPUs")
+    p.add_argument("--bf16", action="store_true", help="under bf16 autocast, as pretraining on CPUs with native bf16")
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path)

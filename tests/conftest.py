@@ -41,6 +41,13 @@ def assert_close(actual, expected, atol: float = 1e-6, rtol: float = 2e-6) -> No
     assert err <= bound, f"max abs error {err:.3g} > {bound:.3g} (atol {atol:g} + rtol {rtol:g} x max |expected|)"
 
 
+def set_cpu_bf16(monkeypatch, amx: bool, avx512_bf16: bool | None = None) -> None:
+    """Make torch report this CPU's native bf16 (AMX tiles; AVX512-BF16, as on AMD Zen 4, defaults to the same), so
+    that the training precision a test expects does not depend on the machine it runs on."""
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: amx if avx512_bf16 is None else avx512_bf16)
+
+
 def write_fasta(path: Path, header: str, sequence: str, width: int = 60) -> Path:
     """One record wrapped at `width` columns, as genome FASTAs are (so an indexed reader has real line lengths)."""
     path.write_text(f">{header}\n" + "\n".join(sequence[i : i + width] for i in range(0, len(sequence), width)) + "\n")

@@ -8,6 +8,7 @@ import torch
 
 from hyenadna.utils import device as device_mod
 from hyenadna.utils.device import rank_device, rng_state, seeded, set_rng_state
+from tests.conftest import set_cpu_bf16
 
 
 class FakeCuda:
@@ -141,15 +142,22 @@ def test_cli_lowers_threads_when_a_core_is_busy(monkeypatch, capsys, tmp_path):
 
 
 def test_training_autocast_defaults_to_bf16_where_native(monkeypatch):
-    """bf16 by default on CUDA GPUs with bf16 and on AMX CPUs; fp32 on other CPUs; an explicit choice always wins."""
+    """bf16 by default on CUDA GPUs with bf16 and on CPUs with native bf16 (AMX, or AVX512-BF16 as on AMD Zen 4);
+    fp32 on other CPUs, where oneDNN emulates it; an explicit choice always wins."""
     from hyenadna.training import pretrain
 
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    assert pretrain.training_bf16(None, torch.device("cpu")) is False
-    assert pretrain.training_bf16(True, torch.device("cpu")) is True
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
-    assert pretrain.training_bf16(None, torch.device("cpu")) is True
-    assert pretrain.training_bf16(False, torch.device("cpu")) is False
+    cpu = torch.device("cpu")
+    set_cpu_bf16(monkeypatch, amx=False, avx512_bf16=False)  # AVX2, or AVX-512 without BF16 (Ice Lake)
+    assert pretrain.training_bf16(None, cpu) is False
+    assert pretrain.training_bf16(True, cpu) is True
+    set_cpu_bf16(monkeypatch, amx=True, avx512_bf16=True)  # Sapphire Rapids
+    assert pretrain.training_bf16(None, cpu) is True
+    assert pretrain.training_bf16(False, cpu) is False
+    set_cpu_bf16(monkeypatch, amx=False, avx512_bf16=True)  # AMD Zen 4: 1.47x the fp32 step
+    assert pretrain.training_bf16(None, cpu) is True
+    assert pretrain.training_bf16(False, cpu) is False
+    set_cpu_bf16(monkeypatch, amx=True, avx512_bf16=False)
+    assert pretrain.training_bf16(None, cpu) is True
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     assert pretrain.training_bf16(None, torch.device("cuda", 0)) is True
     assert pretrain.training_bf16(False, torch.device("cuda", 0)) is False
@@ -165,10 +173,10 @@ def test_resumed_run_keeps_its_precision(monkeypatch):
     from hyenadna.training.pretrain import run_precision
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    set_cpu_bf16(monkeypatch, amx=True, avx512_bf16=True)
     assert run_precision(None, cpu, None) == "bf16"  # a fresh run on an AMX CPU
     assert run_precision(None, cpu, {"config": json.dumps({"bf16": False})}) == "fp32"
     assert run_precision(None, cpu, {"config": json.dumps({"bf16": None})}) == "fp32"
     assert run_precision(True, cpu, {"config": json.dumps({"bf16": False})}) == "bf16"  # asked for explicitly
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    set_cpu_bf16(monkeypatch, amx=False, avx512_bf16=False)
     assert run_precision(None, cpu, {"config": json.dumps({"bf16": True})}) == "bf16"

@@ -20,7 +20,7 @@ from hyenadna.training.optim import build_optimizer, cosine_lr, parameter_groups
 from hyenadna.training.portable import pack_checkpoint
 from hyenadna.training.pretrain import PretrainConfig, load_run_checkpoint, losses, pretrain, training_intervals
 from hyenadna.training.windows import WindowSampler
-from tests.conftest import REPO
+from tests.conftest import REPO, set_cpu_bf16
 
 
 @pytest.fixture(scope="module")
@@ -272,13 +272,13 @@ def test_two_process_ddp_keeps_ranks_identical_and_learns(fasta, tmp_path):
 def test_default_precision_is_recorded_and_kept_on_resume(fasta, tmp_path, monkeypatch, capsys):
     """A run left to the default (bf16 unset) records the precision it chose in its checkpoint, and resumes in it on
     a machine that would choose otherwise."""
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    set_cpu_bf16(monkeypatch, amx=True)
     first = pretrain(small_cfg(fasta, tmp_path, max_steps=4, max_minutes=0.0))  # stops after step 1
     assert first["step"] == 1
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert json.loads(state["config"])["bf16"] is True
     assert "world size 1; bf16" in capsys.readouterr().err
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    set_cpu_bf16(monkeypatch, amx=False)
     assert pretrain(small_cfg(fasta, tmp_path, max_steps=4), resume=True)["finished"]
     assert "world size 1; bf16" in capsys.readouterr().err
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
@@ -293,7 +293,7 @@ def test_cli_records_the_precision_it_resolved(fasta, tmp_path, monkeypatch):
     args += ["--max-steps", "1", "--no-markov", "--threads", "1", "--eval-region", "1:100000-113000"]
     args += ["--eval-windows", "2"]
     for amx, flag, want in ((True, [], True), (False, [], False), (True, ["--no-bf16"], False)):
-        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda amx=amx: amx)
+        set_cpu_bf16(monkeypatch, amx=amx)
         out = tmp_path / f"run-{amx}-{len(flag)}"
         assert main([*args, "--out", str(out), *flag]) == 0
         assert json.loads((out / "pretrain_config.json").read_text())["bf16"] is want
@@ -305,7 +305,7 @@ def test_resume_can_switch_precision_and_records_it(fasta, tmp_path, monkeypatch
     from hyenadna.cli import main
     from hyenadna.training.export import _changes
 
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    set_cpu_bf16(monkeypatch, amx=False)
     args = ["pretrain", "--fasta", str(fasta), "--d-model", "16", "--seq-len", "64", "--batch-size", "2"]
     args += ["--no-markov", "--threads", "1", "--eval-region", "1:100000-113000", "--eval-windows", "2"]
     args += ["--ckpt-every", "1", "--out", str(tmp_path)]

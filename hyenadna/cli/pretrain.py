@@ -208,8 +208,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="bf16 autocast for the projections (the FFT and residual stream stay fp32); default: on where it is "
-        "faster (CUDA GPUs with bf16, CPUs with AMX), off elsewhere; a resumed run keeps what it last ran in unless "
-        "given one of these (the change is recorded in pretrain_config.json and the model card)",
+        "faster (CUDA GPUs with bf16, CPUs with native bf16: AMX or AVX512-BF16), off elsewhere; a resumed run keeps "
+        "what it last ran in unless given one of these (the change is recorded in pretrain_config.json and the "
+        "model card)",
     )
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--seed", type=int, default=0)
