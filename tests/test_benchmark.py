@@ -260,11 +260,39 @@ def test_report_only_matches_runs_of_the_default_model(tasks_dir, tmp_path):
     summary = run_benchmark(cfg, log=messages.append, report_only=True)
     assert summary["tasks"]["gc_task"]["modes"]["probe"]["seeds"] == [0]
     assert not any("another recipe" in m for m in messages)
-    # a call running another mode alone reports that mode, and says the probe runs are saved beside it
+    # a call running another mode alone still writes the whole table: the saved probe runs beside its own
     messages = []
-    run_benchmark(replace(cfg, modes=["kmer"]), log=messages.append)
-    assert "HyenaDNA probing" not in (tmp_path / "out" / "results.md").read_text()
-    assert any("probe runs are saved" in m and "--modes probe kmer writes the whole table" in m for m in messages)
+    summary = run_benchmark(replace(cfg, modes=["kmer"]), log=messages.append)
+    assert summary["tasks"]["gc_task"]["modes"]["probe"]["seeds"] == [0]
+    assert summary["tasks"]["gc_task"]["modes"]["kmer"]["seeds"] == [0]
+    assert sorted(summary["config"]["modes"]) == ["kmer", "probe"]
+    assert "HyenaDNA probing" in (tmp_path / "out" / "results.md").read_text()
+    assert not any("another recipe" in m or "leaves out" in m for m in messages)
+    # ... as --report-only writes it from the same runs
+    assert (
+        run_benchmark(replace(cfg, modes=["kmer", "probe"]), log=messages.append, report_only=True)["tasks"]
+        == (summary["tasks"])
+    )
+
+
+def test_a_call_of_one_mode_names_saved_runs_it_cannot_report(tasks_dir, tmp_path):
+    # the probe runs of a Hub model that is not on disk: a k-mer call fetches nothing, and says how to report them
+    out = tmp_path / "out"
+    probe_run = out / "runs" / "gc_task" / "probe" / "seed0.json"
+    probe_run.parent.mkdir(parents=True)
+    probe_run.write_text("{}")
+    cfg = BenchmarkConfig(
+        tasks_dir=str(tasks_dir),
+        out_dir=str(out),
+        tasks=["gc_task"],
+        seeds=[0],
+        modes=["kmer"],
+        model_name="hyenadna-tiny-1k-seqlen-d256",
+    )
+    messages = []
+    summary = run_benchmark(cfg, log=messages.append)
+    assert list(summary["tasks"]["gc_task"]["modes"]) == ["kmer"]
+    assert any("leaves out the saved probe runs" in m and "--modes probe kmer writes" in m for m in messages)
 
 
 def test_runs_of_other_weights_under_the_same_name_are_run_again(tasks_dir, tmp_path):

@@ -458,6 +458,8 @@ def run_benchmark(cfg: BenchmarkConfig, log=print, report_only: bool = False, wo
     else:
         for job in jobs:
             log(progress.line(_run_one(cfg, out, *job, log=log)))
+    if not report_only:
+        cfg = _with_saved_modes(cfg, out, log)
     summary = summarise(out, tasks, cfg, log)
     # the files hold only what the saved runs determine, so a later --report-only rewrites them unchanged; the
     # runs' own seconds are in the table, this call's wall time only in the returned summary
@@ -465,14 +467,36 @@ def run_benchmark(cfg: BenchmarkConfig, log=print, report_only: bool = False, wo
     from hyenadna.benchmark.report import write_report
 
     write_report(summary, out)
-    saved_modes = {p.parent.name for p in out.glob("runs/*/*/seed*.json")}
-    if others := [m for m in MODES if m in saved_modes and m not in cfg.modes]:
-        every = [m for m in MODES if m in saved_modes]
-        log(
-            f"results.md holds this call's modes ({' '.join(cfg.modes)}); {' '.join(others)} runs are saved in "
-            f"{out / 'runs'} too: --report-only --modes {' '.join(every)} writes the whole table"
-        )
     return {**summary, "wall_seconds_this_call": time.time() - t_all}
+
+
+def _with_saved_modes(cfg: BenchmarkConfig, out: Path, log) -> BenchmarkConfig:
+    """A call that runs some modes still writes the whole table: the other modes with runs saved in ``out`` are
+    reported beside them, each run kept only where its recipe matches this call's (one mode re-run after the others
+    used to leave a one-column results.md). The probe and fine-tune recipes hold the weights' fingerprint; where the
+    weights are not on disk, those modes are left out and the line to report them is given."""
+    saved = {p.parent.name for p in out.glob("runs/*/*/seed*.json")}
+    others = [m for m in MODES if m in saved and m not in cfg.modes]
+    if not others:
+        return cfg
+    if cfg.model_path is None and set(others) & {"probe", "finetune", "scratch"}:
+        from hyenadna.hub import HubOptions, resolve_weights
+
+        try:
+            path = resolve_weights(cfg.model_name, None, HubOptions(cfg.model_revision, True, layout=cfg.hub_layout))
+            cfg = replace(cfg, model_path=str(path))
+        except OSError:  # not on disk
+            every = [m for m in MODES if m in saved or m in cfg.modes]
+            left_out = [m for m in others if m != "kmer"]
+            log(
+                f"results.md leaves out the saved {' '.join(left_out)} runs: the weights of {cfg.model_name} are "
+                f"not on disk, and this call fetches nothing it does not run; --report-only --modes {' '.join(every)} "
+                "writes the whole table"
+            )
+            others = [m for m in others if m == "kmer"]
+    if {"probe", "finetune"} & set(others) and cfg.weights is None:
+        cfg = replace(cfg, weights=weights_fingerprint(cfg.model_path))
+    return replace(cfg, modes=[m for m in MODES if m in cfg.modes or m in others])
 
 
 def summarise(out: Path, tasks: list[Task], cfg: BenchmarkConfig, log=print) -> dict:
