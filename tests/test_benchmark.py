@@ -269,10 +269,8 @@ def test_report_only_matches_runs_of_the_default_model(tasks_dir, tmp_path):
     assert "HyenaDNA probing" in (tmp_path / "out" / "results.md").read_text()
     assert not any("another recipe" in m or "leaves out" in m for m in messages)
     # ... as --report-only writes it from the same runs
-    assert (
-        run_benchmark(replace(cfg, modes=["kmer", "probe"]), log=messages.append, report_only=True)["tasks"]
-        == (summary["tasks"])
-    )
+    reported = run_benchmark(replace(cfg, modes=["kmer", "probe"]), log=messages.append, report_only=True)
+    assert reported["tasks"] == summary["tasks"]
 
 
 def test_a_call_of_one_mode_names_saved_runs_it_cannot_report(tasks_dir, tmp_path):
