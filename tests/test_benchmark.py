@@ -431,6 +431,13 @@ def test_compare_models_pairs_two_tables_seed_by_seed(tmp_path):
     # a table with fewer seeds: both means are over the seeds both have run, as the difference is
     b["tasks"]["t"]["modes"]["scratch"] = {"seeds": [0, 1], "metrics": {"mcc": {"mean": 0.2, "values": [0.1, 0.3]}}}
     assert "| t | mcc | 15.0 / 20.0 / +5.0 ± 7.1 (n=2) |" in mod.compare(a, b, ("a", "b"), columns=("scratch",))
+    # ... and one whose k-mer column has run fewer seeds (a partial re-run) pairs on those seeds
+    b["tasks"]["t"]["modes"]["kmer"] = {"seeds": [0, 1], "metrics": {"mcc": {"mean": 0.15, "values": [0.1, 0.2]}}}
+    assert "(n=2)" in mod.compare(a, b, ("a", "b"), columns=("scratch",))
+    b["tasks"]["t"]["modes"]["kmer"]["metrics"]["mcc"]["values"] = [0.1, 0.25]
+    with pytest.raises(ValueError, match="k-mer column differs"):
+        mod.compare(a, b, ("a", "b"), columns=("scratch",))
+    b["tasks"]["t"]["modes"]["kmer"] = a["tasks"]["t"]["modes"]["kmer"]
     # a column whose recipe differs (the not-pretrained grid) is left out by default, named, and compared on request
     a["config"] = {"scratch_lrs": [0.001, 0.003], "finetune_lrs": [0.0001, 0.001]}
     b["config"] = {"scratch_lrs": [0.0003, 0.001], "finetune_lrs": [0.0001, 0.001]}
