@@ -99,10 +99,9 @@ def compare(a: dict, b: dict, names: tuple[str, str], columns: tuple[str, ...] |
             va, vb = _values(ma, metric), _values(mb, metric)
             both = [s for s in va if s in vb]
             mean_a, mean_b = (sum(v[s] for s in both) / len(both) for v in (va, vb))
-            cells.append(
-                f"{100 * mean_a:.1f} / {100 * mean_b:.1f} / "
-                f"{100 * mean:+.1f} ± {100 * sd:.1f}{mark}" + (f" (n={n})" if n < 3 else "")
-            )
+            spread = f" ± {100 * sd:.1f}" if n > 1 else ""  # one seed has no spread to show
+            count = f" (n={n})" if n < 3 else ""
+            cells.append(f"{100 * mean_a:.1f} / {100 * mean_b:.1f} / {100 * mean:+.1f}{spread}{mark}{count}")
         lines.append(f"| {t} | {metric} | " + " | ".join(cells) + " |")
     lines.append("")
     for c in columns:

@@ -107,7 +107,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument(
-        "--bf16", action="store_true", help="also profile ours under bf16 autocast (for CPUs with native bf16: AMX, AVX512-BF16)"
+        "--bf16",
+        action="store_true",
+        help="also profile ours under bf16 autocast (for CPUs with native bf16: AMX, AVX512-BF16)",
     )
     ap.add_argument("--out", default=str(REPO / "benchmarks/results/train_profile.json"))
     args = ap.parse_args()

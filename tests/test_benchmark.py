@@ -434,6 +434,9 @@ def test_compare_models_pairs_two_tables_seed_by_seed(tmp_path):
     # ... and one whose k-mer column has run fewer seeds (a partial re-run) pairs on those seeds
     b["tasks"]["t"]["modes"]["kmer"] = {"seeds": [0, 1], "metrics": {"mcc": {"mean": 0.15, "values": [0.1, 0.2]}}}
     assert "(n=2)" in mod.compare(a, b, ("a", "b"), columns=("scratch",))
+    one_seed = {"seeds": [0], "metrics": {"mcc": {"mean": 0.15, "values": [0.15]}}}
+    assert "| t | mcc | 10.0 / 15.0 / +5.0 (n=1) |" in mod.compare(a, {"tasks": {"t": {**b["tasks"]["t"], "modes": {
+        "scratch": one_seed}}}}, ("a", "b"), columns=("scratch",))  # fmt: skip
     b["tasks"]["t"]["modes"]["kmer"]["metrics"]["mcc"]["values"] = [0.1, 0.25]
     with pytest.raises(ValueError, match="k-mer column differs"):
         mod.compare(a, b, ("a", "b"), columns=("scratch",))
