@@ -440,15 +440,7 @@ def run_benchmark(cfg: BenchmarkConfig, log=print, report_only: bool = False, wo
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     tasks = load_benchmark_tasks(cfg, log)
-    if cfg.model_path is None and set(cfg.modes) & {"probe", "finetune", "scratch"}:
-        # fetch (or find) the weights once, so every run reads the same files; a report fetches nothing
-        from hyenadna.hub import HubOptions, resolve_weights
-
-        hub = HubOptions(cfg.model_revision, cfg.local_files_only or report_only, layout=cfg.hub_layout)
-        path = resolve_weights(cfg.model_name, None, hub)
-        cfg = replace(cfg, model_path=str(path))
-    if set(cfg.modes) & {"probe", "finetune"}:
-        cfg = replace(cfg, weights=weights_fingerprint(cfg.model_path))
+    cfg = _with_weights(cfg, cfg.modes, local_only=report_only)  # a report fetches nothing
     t_all = time.time()
     jobs, saved = ([], {}) if report_only else _pending(cfg, tasks, out, log)
     workers = min(workers, max(1, len(jobs)))
@@ -479,24 +471,31 @@ def _with_saved_modes(cfg: BenchmarkConfig, out: Path, log) -> BenchmarkConfig:
     others = [m for m in MODES if m in saved and m not in cfg.modes]
     if not others:
         return cfg
-    if cfg.model_path is None and set(others) & {"probe", "finetune", "scratch"}:
+    try:
+        cfg = _with_weights(cfg, others, local_only=True)
+    except OSError:  # not on disk
+        every = [m for m in MODES if m in saved or m in cfg.modes]
+        left_out = [m for m in others if m != "kmer"]
+        log(
+            f"results.md leaves out the saved {' '.join(left_out)} runs: the weights of {cfg.model_name} are "
+            f"not on disk, and this call fetches nothing it does not run; --report-only --modes {' '.join(every)} "
+            "writes the whole table"
+        )
+        others = [m for m in others if m == "kmer"]
+    return replace(cfg, modes=[m for m in MODES if m in cfg.modes or m in others])
+
+
+def _with_weights(cfg: BenchmarkConfig, modes: list[str], local_only: bool) -> BenchmarkConfig:
+    """``cfg`` with the model's weights found (fetched unless ``local_only``) where ``modes`` run a model, once, so
+    every run reads the same files; and with their fingerprint where a mode's recipe holds it (probe, fine-tune)."""
+    if cfg.model_path is None and set(modes) & {"probe", "finetune", "scratch"}:
         from hyenadna.hub import HubOptions, resolve_weights
 
-        try:
-            path = resolve_weights(cfg.model_name, None, HubOptions(cfg.model_revision, True, layout=cfg.hub_layout))
-            cfg = replace(cfg, model_path=str(path))
-        except OSError:  # not on disk
-            every = [m for m in MODES if m in saved or m in cfg.modes]
-            left_out = [m for m in others if m != "kmer"]
-            log(
-                f"results.md leaves out the saved {' '.join(left_out)} runs: the weights of {cfg.model_name} are "
-                f"not on disk, and this call fetches nothing it does not run; --report-only --modes {' '.join(every)} "
-                "writes the whole table"
-            )
-            others = [m for m in others if m == "kmer"]
-    if {"probe", "finetune"} & set(others) and cfg.weights is None:
+        hub = HubOptions(cfg.model_revision, cfg.local_files_only or local_only, layout=cfg.hub_layout)
+        cfg = replace(cfg, model_path=str(resolve_weights(cfg.model_name, None, hub)))
+    if set(modes) & {"probe", "finetune"} and cfg.weights is None:
         cfg = replace(cfg, weights=weights_fingerprint(cfg.model_path))
-    return replace(cfg, modes=[m for m in MODES if m in cfg.modes or m in others])
+    return cfg
 
 
 def summarise(out: Path, tasks: list[Task], cfg: BenchmarkConfig, log=print) -> dict:
