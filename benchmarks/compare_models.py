@@ -141,8 +141,8 @@ def plot(a: dict, b: dict, names: tuple[str, str], path: Path, columns: tuple[st
         ax.bar(x + (i - (len(columns) - 1) / 2) * width, means, width, yerr=sds, capsize=2, label=SHORT_NAMES[c])
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(x, [f"{t}\n({a['tasks'][t]['metric']})" for t in tasks], rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel(f"{names[1]} − {names[0]}, task metric (points)")
-    ax.set_title(f"{names[1]} against {names[0]}, column by column, paired by seed (mean ± sd)", size=10)
+    ax.set_ylabel("difference, task metric (points)")  # the title names both sides; long names overflow here
+    ax.set_title(f"{names[1]} minus {names[0]}, column by column, paired by seed (mean ± sd)", size=10)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
