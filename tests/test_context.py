@@ -121,3 +121,25 @@ def test_filter_reach_shares_the_energy_of_each_layers_filter_by_lag(model, tmp_
         assert layer["rms"][5] == pytest.approx(float(h[:, 5].pow(2).mean().sqrt()), rel=1e-5)
     plot_filter_reach({"m": reach}, str(tmp_path / "reach.png"), "t")
     assert (tmp_path / "reach.png").stat().st_size > 5000
+
+
+def test_context_length_sweep_scores_the_same_targets_at_every_cut(model, monkeypatch):
+    """benchmarks/context_length.py: each cut's per-window mean is over targets ``first``.. only, batching the pieces
+    across windows changes nothing, and the whole window is the uncut score."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "context_length.py"
+    spec = importlib.util.spec_from_file_location("context_length", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(mod, "TOKENS_PER_CALL", 40)  # several windows per call at the short cut, one at the long
+    windows = np.random.default_rng(3).integers(7, 11, (4, 41))
+    out = mod.sweep(model, windows, first=20, cuts=[4, 16, None])
+    assert list(out) == ["4", "16", "whole"]
+    for key, c in (("4", 4), ("16", 16), ("whole", None)):
+        one_by_one = target_nll(model, windows, batch_size=1, context=c)[:, 19:].mean(1)
+        assert out[key].shape == (4,)
+        np.testing.assert_allclose(out[key], one_by_one, rtol=1e-5)
+    assert mod.l_max(model) == 66
+    assert not np.allclose(out["4"], out["whole"])  # the cut does cut
