@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from long_context_eval import FASTA  # the same held-out DNA as the position bands
+from long_context_eval import held_out_windows, load_model  # the position bands' windows, the same loading
 
 MODELS = ("hyenadna-tiny-1k-d256-grch37", "hyenadna-tiny-16k-d256-grch37", "hyenadna-16k-d256-l3-grch37")
 CUTS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
@@ -76,11 +76,6 @@ def plot(results: dict, out: Path, title: str) -> None:
 
 
 def main() -> None:
-    from hyenadna.cli.common import model_name_or_path
-    from hyenadna.data.genome import Genome
-    from hyenadna.sdk import HyenaDNAConfig, build_model
-    from hyenadna.training.pretrain import PretrainConfig, training_intervals
-    from hyenadna.training.windows import fixed_windows
     from hyenadna.utils.io import atomic_write_text
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -96,19 +91,16 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    genome = Genome.from_fasta(FASTA)
-    _, evaluation = training_intervals(PretrainConfig(fasta=FASTA, out_dir=""), genome)
-    windows = fixed_windows(genome, evaluation, args.windows, args.seq_len + 1)
+    (windows,) = held_out_windows((args.windows, args.seq_len + 1))
     results = {}
     t0 = time.perf_counter()
     for m in args.models:
-        name, path = model_name_or_path(m)
-        model = build_model(HyenaDNAConfig(model_name=name, model_path=path))[0]
+        model = load_model(m)
         reach = l_max(model)
         cuts = [c for c in sorted(args.cuts) if c + 1 <= reach]
         if reach >= windows.shape[1] - 1:
             cuts.append(None)
-        label = name or Path(m).name
+        label = Path(m).name
         print(f"{label} (l_max {reach:,}):", flush=True)
         per_window = sweep(model, windows, args.first, cuts)
         ref = per_window["whole"] if "whole" in per_window else per_window[str(max(c for c in cuts if c))]

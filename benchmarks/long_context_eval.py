@@ -24,14 +24,31 @@ FASTA = [str(GENOME / "GRCh37_chr20.fa.gz"), str(GENOME / "GRCh37_chrX_0-70Mb.fa
 MARKOV_1K = 1.2439  # order-12 Markov baseline on the same 256 x 1k windows (the bundled 1k model's card)
 
 
-def main() -> None:
-    from hyenadna.cli.common import model_name_or_path
+def held_out_windows(*specs: tuple[int, int]) -> list[np.ndarray]:
+    """For each (count, length): the N-free held-out windows every card and long-context page scores (chr20:32-63 Mb,
+    ``fixed_windows`` seed 1234), as (count, length) token arrays; the genome is read once."""
     from hyenadna.data.genome import Genome
-    from hyenadna.hub import BUNDLED_MODEL
-    from hyenadna.sdk import HyenaDNAConfig, build_model
-    from hyenadna.training.context import band_means, plot_position_curves, position_nll
-    from hyenadna.training.pretrain import PretrainConfig, evaluate_nll, nll_report, training_intervals
+    from hyenadna.training.pretrain import PretrainConfig, training_intervals
     from hyenadna.training.windows import fixed_windows
+
+    genome = Genome.from_fasta(FASTA)
+    _, evaluation = training_intervals(PretrainConfig(fasta=FASTA, out_dir=""), genome)
+    return [fixed_windows(genome, evaluation, count, length) for count, length in specs]
+
+
+def load_model(model: str):
+    """A bundled or published model by name, or a model folder."""
+    from hyenadna.cli.common import model_name_or_path
+    from hyenadna.sdk import HyenaDNAConfig, build_model
+
+    name, path = model_name_or_path(model)
+    return build_model(HyenaDNAConfig(model_name=name, model_path=path, progress=False))[0]
+
+
+def main() -> None:
+    from hyenadna.hub import BUNDLED_MODEL
+    from hyenadna.training.context import band_means, plot_position_curves, position_nll
+    from hyenadna.training.pretrain import evaluate_nll, nll_report
     from hyenadna.utils.io import atomic_path, atomic_write_text
 
     ap = argparse.ArgumentParser()
@@ -53,15 +70,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    def load(model: str):
-        name, path = model_name_or_path(model)
-        return build_model(HyenaDNAConfig(model_name=name, model_path=path))[0]
-
-    model, base = load(args.model), load(args.baseline)
-    genome = Genome.from_fasta(FASTA)
-    _, evaluation = training_intervals(PretrainConfig(fasta=FASTA, out_dir=""), genome)
-    short = fixed_windows(genome, evaluation, args.windows_1k, 1025)
-    long = fixed_windows(genome, evaluation, args.windows_long, args.seq_len + 1)
+    model, base = load_model(args.model), load_model(args.baseline)
+    short, long = held_out_windows((args.windows_1k, 1025), (args.windows_long, args.seq_len + 1))
     t0 = time.perf_counter()
     nll_1k = {"model": evaluate_nll(model, short, 16), "baseline": evaluate_nll(base, short, 16)}
     curves = {

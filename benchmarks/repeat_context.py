@@ -25,7 +25,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from long_context_eval import FASTA  # noqa: E402  the same held-out DNA as the position bands
+from long_context_eval import held_out_windows, load_model  # noqa: E402  the position bands' windows
 
 DISTANCE_EDGES = (1, 64, 256, 1024, 4096, 16384)
 
@@ -91,12 +91,8 @@ def plot(table: list[dict], names: dict[str, str], out: Path, title: str) -> Non
 
 
 def main() -> None:
-    from hyenadna.data.genome import Genome
     from hyenadna.hub import BUNDLED_MODEL
-    from hyenadna.sdk import HyenaDNAConfig, build_model
     from hyenadna.training.context import cut_context_start, repeat_lookup, target_nll
-    from hyenadna.training.pretrain import PretrainConfig, training_intervals
-    from hyenadna.training.windows import fixed_windows
     from hyenadna.utils.io import atomic_write_text
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -111,13 +107,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    def load(name: str):
-        return build_model(HyenaDNAConfig(model_name=name, progress=False))[0]
-
-    model, base = load(args.model), load(args.baseline)
-    genome = Genome.from_fasta(FASTA)
-    _, evaluation = training_intervals(PretrainConfig(fasta=FASTA, out_dir=""), genome)
-    windows = fixed_windows(genome, evaluation, args.windows, args.seq_len + 1)  # the position bands' windows
+    model, base = load_model(args.model), load_model(args.baseline)
+    (windows,) = held_out_windows((args.windows, args.seq_len + 1))
     t0 = time.perf_counter()
     nll = {
         "model_whole": target_nll(model, windows),
