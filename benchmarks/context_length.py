@@ -100,7 +100,7 @@ def main() -> None:
         cuts = [c for c in sorted(args.cuts) if c + 1 <= reach]
         if reach >= windows.shape[1] - 1:
             cuts.append(None)
-        label = Path(m).name
+        label = m  # a name, or the folder as given (a run's folder is often just "model")
         print(f"{label} (l_max {reach:,}):", flush=True)
         per_window = sweep(model, windows, args.first, cuts)
         ref = per_window["whole"] if "whole" in per_window else per_window[str(max(c for c in cuts if c))]
