@@ -6,7 +6,7 @@ cut: where the curve stops falling is how far back the model reads. Every model 
 ``--from`` to the end of each window), so the curves are comparable, and a model whose l_max is shorter than the
 window is swept only up to its l_max. With a cut C a target sees between C/2 and C tokens (``target_nll``).
 
-    .venv/bin/python benchmarks/context_length.py --out docs/pretraining/context_length   # ~10 min on 2 cores
+    .venv/bin/python benchmarks/context_length.py --out docs/pretraining/context_length   # ~21 min on 2 cores
 
 Writes ``context_length.json``, ``context_length.md`` and ``context_length.png`` into --out.
 """
@@ -87,6 +87,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
+    if not 1 <= args.first <= args.seq_len:
+        ap.error(f"--from {args.first}: give a target position from 1 to --seq-len ({args.seq_len})")
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -121,8 +123,8 @@ def main() -> None:
         lines.append(f"| {label} | " + " | ".join(f"{r['mean'][c]:.4f}" if c in r["mean"] else "" for c in cols) + " |")
     lines += [
         "",
-        "Minus the longest context each model takes (the whole window; 1,024 for a 1k model), in thousandths of a "
-        "nat/base, paired over windows (mean ± standard error):",
+        "Minus the longest context each model takes (the whole window; for a model whose l_max is shorter, its "
+        "longest cut), in thousandths of a nat/base, paired over windows (mean ± standard error):",
         "",
         head,
         "|---|" + "---|" * len(cols),
