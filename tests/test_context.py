@@ -143,3 +143,42 @@ def test_context_length_sweep_scores_the_same_targets_at_every_cut(model, monkey
         np.testing.assert_allclose(out[key], one_by_one, rtol=1e-5)
     assert mod.l_max(model) == 66
     assert not np.allclose(out["4"], out["whole"])  # the cut does cut
+
+
+def test_evaluate_cli_sweeps_several_cut_contexts_and_refuses_bad_ones(tmp_path, capsys):
+    """`hyenadna evaluate --by-position --cut-context A B ...`: one band report per cut beside the whole window, each
+    the mean of position_nll on the same windows; an odd cut is a usage error, one longer than l_max a clear error
+    before any work."""
+    import json
+
+    from hyenadna.cli import main
+    from hyenadna.data.genome import Genome
+    from hyenadna.sdk import HyenaDNAConfig, build_model
+    from hyenadna.training.pretrain import PretrainConfig, training_intervals
+    from hyenadna.training.windows import fixed_windows
+    from tests.conftest import write_fasta
+
+    rng = np.random.default_rng(4)
+    fasta = write_fasta(tmp_path / "toy.fa", "chr1 toy", "".join(rng.choice(list("ACGT"), 20_000)))
+    region = ["1:10000-20000"]
+    args = ["evaluate", "--fasta", str(fasta), "--eval-region", *region, "--windows", "2", "--seq-len", "128"]
+    args += ["--no-markov", "--threads", "1", "--by-position", "--quiet"]
+    out = tmp_path / "eval.json"
+    assert main([*args, "--cut-context", "32", "8", "-o", str(out), "--plot", str(tmp_path / "p.png")]) == 0
+    report = json.loads(out.read_text())["by_position"]
+    assert {"full", "context_8", "context_32"} <= set(report) and (tmp_path / "p.png").stat().st_size > 0
+
+    model = build_model(HyenaDNAConfig())[0]  # the bundled model, as the command used
+    genome = Genome.from_fasta([str(fasta)])
+    _, evaluation = training_intervals(PretrainConfig(fasta=[str(fasta)], out_dir="", eval_region=region), genome)
+    windows = fixed_windows(genome, evaluation, 2, 129)
+    for key, context in (("full", None), ("context_8", 8), ("context_32", 32)):
+        assert report[key]["mean"] == pytest.approx(position_nll(model, windows, context=context).mean(), rel=1e-5)
+    assert report["context_8"]["mean"] != pytest.approx(report["context_32"]["mean"], rel=1e-6)
+    capsys.readouterr()
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--cut-context", "64", "7"])
+    assert exit_info.value.code == 2 and "7 is odd" in capsys.readouterr().err
+    assert main([*args, "--seq-len", "2048", "--cut-context", "2048"]) == 1
+    assert "--cut-context 2048 is longer than the model reads (l_max 1026)" in capsys.readouterr().err

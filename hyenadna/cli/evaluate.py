@@ -25,6 +25,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from hyenadna.utils.io import atomic_write_text
 
     model, source = build_model(sdk_config(args))
+    if args.by_position:
+        for cut in args.cut_context:
+            if cut > model.config.l_max:
+                raise ValueError(
+                    f"--cut-context {cut} is longer than the model reads (l_max {model.config.l_max}); give at most "
+                    f"{model.config.l_max - model.config.l_max % 2}"
+                )
     genome = Genome.from_fasta(args.fasta)
     cfg = PretrainConfig(
         fasta=args.fasta,
@@ -59,11 +66,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _by_position(model, windows, args: argparse.Namespace, source: str) -> dict:
-    """NLL by position band with the model's whole context and with it cut to --cut-context tokens."""
+    """NLL by position band with the model's whole context and with it cut to each --cut-context length: with
+    several, a sweep that shows how far back the model reads (where the bands stop improving as the cut grows)."""
     from hyenadna.training.context import band_means, plot_position_curves, position_nll
 
     curves, out = {}, {}
-    runs = [(f"context cut to {args.cut_context:,}", args.cut_context)]
+    runs = [(f"context cut to {c:,}", c) for c in sorted(set(args.cut_context))]
     if model.config.l_max >= args.seq_len:
         runs.insert(0, (f"whole window (up to {args.seq_len:,})", None))
     else:
@@ -81,6 +89,13 @@ def _by_position(model, windows, args: argparse.Namespace, source: str) -> dict:
         plot_position_curves(curves, args.plot, f"{source}: {len(windows)} held-out windows of {args.seq_len:,}")
         out["plot"] = args.plot
     return out
+
+
+def _even_length(text: str) -> int:
+    value = int_at_least(2)(text)
+    if value % 2:
+        raise argparse.ArgumentTypeError(f"{value} is odd: a cut context is read in halves, give an even number")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -102,9 +117,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--by-position",
         action="store_true",
         help="also the NLL by position band (0-1k, 1k-4k, 4k-16k, 16k+), with the whole window as context and "
-        "with the context cut to --cut-context tokens: does the model use its long context?",
+        "with the context cut to each --cut-context length: does the model use its long context?",
     )
-    p.add_argument("--cut-context", type=int_at_least(2), default=1024, help="even; default 1024")
+    p.add_argument(
+        "--cut-context",
+        type=_even_length,
+        nargs="+",
+        default=[1024],
+        metavar="N",
+        help="with --by-position: even token counts to cut the context to (default 1024); several, such as "
+        "64 256 1024 4096, sweep it",
+    )
     p.add_argument("--plot", help="with --by-position: NLL against position as a PNG")
     p.add_argument("-o", "--output", help="also write the JSON report here")
     add_model_args(p)
