@@ -32,7 +32,7 @@ TOKENS_PER_CALL = 65536  # pieces of a short cut are batched across windows up t
 
 
 def l_max(model) -> int:
-    return min(layer.mixer.filter_fn.l_max for layer in model.backbone.layers)
+    return model.config.l_max
 
 
 def sweep(model, windows: np.ndarray, first: int, cuts: list[int | None]) -> dict:
@@ -42,14 +42,11 @@ def sweep(model, windows: np.ndarray, first: int, cuts: list[int | None]) -> dic
     out = {}
     for c in cuts:
         t0 = time.perf_counter()
+        key = "whole" if c is None else str(c)
         batch = max(1, TOKENS_PER_CALL // (windows.shape[1] if c is None else c + 1))
         nll = target_nll(model, windows, batch_size=batch, context=c)  # (N, T-1); column j is position j + 1
-        out["whole" if c is None else str(c)] = nll[:, first - 1 :].mean(1)
-        print(
-            f"  cut {c or 'whole'}: {out['whole' if c is None else str(c)].mean():.4f} "
-            f"({time.perf_counter() - t0:.0f} s)",
-            flush=True,
-        )
+        out[key] = nll[:, first - 1 :].mean(1)
+        print(f"  cut {key}: {out[key].mean():.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
     return out
 
 
@@ -99,7 +96,7 @@ def main() -> None:
     for m in args.models:
         model = load_model(m)
         reach = l_max(model)
-        cuts = [c for c in sorted(args.cuts) if c + 1 <= reach]
+        cuts = [c for c in sorted(args.cuts) if c <= reach]  # the model reads c tokens a piece (as `evaluate`)
         if reach >= windows.shape[1] - 1:
             cuts.append(None)
         label = m  # a name, or the folder as given (a run's folder is often just "model")
