@@ -30,6 +30,7 @@ import torch
 
 from hyenadna.models.config import HyenaConfig
 from hyenadna.models.hyena_dna import HyenaDNALMHeadModel
+from hyenadna.modules.hyena_filter import PositionalEmbedding
 from hyenadna.tokenizer import A
 from hyenadna.training.optim import build_optimizer, cosine_lr
 from hyenadna.utils.io import atomic_write_text
@@ -52,6 +53,27 @@ def half_nlls(model: HyenaDNALMHeadModel, ids: torch.Tensor, lag: int) -> tuple[
     return nll[:, : lag - 1].mean(), nll[:, lag - 1 :].mean()
 
 
+def geometric_features(emb_dim: int, l_max: int) -> torch.Tensor:
+    """The positional features [t, cos(2 pi f x / l_max), -sin(...)] with the bands' frequencies f spaced
+    geometrically from 1 cycle over the grid to its Nyquist frequency (l_max / 2), where the published models space
+    them linearly from 0 to bands - 1 cycles: (1, l_max, emb_dim), a drop-in for ``PositionalEmbedding.z``. Only the
+    top bands can tell one position from its neighbours, which a filter that reads exactly one position far back
+    needs; an experiment, not something any published checkpoint has."""
+    bands = (emb_dim - 1) // 2
+    t = torch.linspace(0, 1, l_max)[None, :, None]
+    x = torch.arange(l_max, dtype=torch.float64)[None, :, None]
+    f = torch.logspace(0, math.log10(l_max / 2), bands, dtype=torch.float64)[None, None]
+    angle = 2 * math.pi * f * x / l_max
+    return torch.cat([t, torch.cos(angle).float(), -torch.sin(angle).float()], dim=-1)
+
+
+def use_geometric_bands(model: torch.nn.Module) -> None:
+    """Every Hyena filter of ``model`` reads ``geometric_features`` of its own width and grid."""
+    for module in model.modules():
+        if isinstance(module, PositionalEmbedding):
+            module.z.copy_(geometric_features(module.z.shape[-1], module.z.shape[1]))
+
+
 def train_copy(
     lag: int,
     emb_dim: int = 5,
@@ -64,6 +86,7 @@ def train_copy(
     eval_every: int = 25,
     seed: int = 0,
     on_eval=None,
+    bands: str = "linear",
 ) -> dict:
     """Train one model on the copy task at ``lag``; its first-half and copy-half NLL on a fixed batch by step."""
     if 2 * lag > l_max:
@@ -78,6 +101,10 @@ def train_copy(
         embed_dropout=0.0,
     )
     model = HyenaDNALMHeadModel(cfg)
+    if bands == "geometric":
+        use_geometric_bands(model)
+    elif bands != "linear":
+        raise ValueError(f"bands {bands!r}: linear or geometric")
     opt = build_optimizer(model, lr, weight_decay=0.1)
     batch = max(1, tokens_per_step // (2 * lag))
     rng = np.random.default_rng(seed)
@@ -104,6 +131,7 @@ def train_copy(
     return {
         "lag": lag,
         "emb_dim": emb_dim,
+        "bands": bands,
         "d_model": d_model,
         "n_layer": n_layer,
         "l_max": l_max,
@@ -118,6 +146,10 @@ def train_copy(
     }
 
 
+def _band_note(run: dict) -> str:
+    return " geometric" if run.get("bands") == "geometric" else ""
+
+
 def plot(runs: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -129,7 +161,7 @@ def plot(runs: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for r in runs:
         steps = [h["step"] for h in r["history"]]
-        label = f"lag {r['lag']:,} of l_max {r['l_max']:,}, emb_dim {r['emb_dim']}"
+        label = f"lag {r['lag']:,} of l_max {r['l_max']:,}, emb_dim {r['emb_dim']}{_band_note(r)}"
         if len({q["steps"] for q in runs}) > 1:
             label += f", {r['steps']:,} steps"
         ax.plot(steps, [h["copy_nll"] for h in r["history"]], label=label)
@@ -157,7 +189,8 @@ def table(runs: list[dict]) -> str:
         below = next((f"{h['step']:,}" for h in r["history"] if h["copy_nll"] < 1.3), "never")
         last = r["history"][-1]
         lines.append(
-            f"| {r['l_max']:,} | {r['lag']:,} | {r['emb_dim']} | {r['batch']} x {2 * r['lag'] - 1:,} | {r['steps']:,} "
+            f"| {r['l_max']:,} | {r['lag']:,} | {r['emb_dim']}{_band_note(r)} | {r['batch']} x {2 * r['lag'] - 1:,} "
+            f"| {r['steps']:,} "
             f"| {marks} | {last['copy_nll']:.3f} | {below} | {last['first_half_nll']:.3f} | {r['seconds']:.0f} |"
         )
     return "\n".join(lines)
@@ -167,6 +200,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lags", nargs="+", type=int, default=[64, 1024, 8192])
     ap.add_argument("--emb-dims", nargs="+", type=int, default=[5])
+    ap.add_argument(
+        "--bands",
+        choices=["linear", "geometric"],
+        default="linear",
+        help="the filter's positional bands: linear (every published model) or geometric up to Nyquist (experiment)",
+    )
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--tokens-per-step", type=int, default=32_768)
     ap.add_argument("--d-model", type=int, default=64)
@@ -195,7 +234,7 @@ def main() -> None:
 
     for emb_dim in args.emb_dims:
         for lag in args.lags:
-            partial = {"lag": lag, "emb_dim": emb_dim, "history": [], "finished": False}
+            partial = {"lag": lag, "emb_dim": emb_dim, "bands": args.bands, "history": [], "finished": False}
 
             def on_eval(row: dict, partial=partial) -> None:
                 partial["history"].append(row)
@@ -219,6 +258,7 @@ def main() -> None:
                 args.eval_every,
                 seed=args.seed,
                 on_eval=on_eval,
+                bands=args.bands,
             )
             runs.append({**run, "finished": True})
             save()
