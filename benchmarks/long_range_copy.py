@@ -30,7 +30,6 @@ import torch
 
 from hyenadna.models.config import HyenaConfig
 from hyenadna.models.hyena_dna import HyenaDNALMHeadModel
-from hyenadna.modules.hyena_filter import PositionalEmbedding
 from hyenadna.tokenizer import A
 from hyenadna.training.optim import build_optimizer, cosine_lr
 from hyenadna.utils.io import atomic_write_text
@@ -53,27 +52,6 @@ def half_nlls(model: HyenaDNALMHeadModel, ids: torch.Tensor, lag: int) -> tuple[
     return nll[:, : lag - 1].mean(), nll[:, lag - 1 :].mean()
 
 
-def geometric_features(emb_dim: int, l_max: int) -> torch.Tensor:
-    """The positional features [t, cos(2 pi f x / l_max), -sin(...)] with the bands' frequencies f spaced
-    geometrically from 1 cycle over the grid to its Nyquist frequency (l_max / 2), where the published models space
-    them linearly from 0 to bands - 1 cycles: (1, l_max, emb_dim), a drop-in for ``PositionalEmbedding.z``. Only the
-    top bands can tell one position from its neighbours, which a filter that reads exactly one position far back
-    needs; an experiment, not something any published checkpoint has."""
-    bands = (emb_dim - 1) // 2
-    t = torch.linspace(0, 1, l_max)[None, :, None]
-    x = torch.arange(l_max, dtype=torch.float64)[None, :, None]
-    f = torch.logspace(0, math.log10(l_max / 2), bands, dtype=torch.float64)[None, None]
-    angle = 2 * math.pi * f * x / l_max
-    return torch.cat([t, torch.cos(angle).float(), -torch.sin(angle).float()], dim=-1)
-
-
-def use_geometric_bands(model: torch.nn.Module) -> None:
-    """Every Hyena filter of ``model`` reads ``geometric_features`` of its own width and grid."""
-    for module in model.modules():
-        if isinstance(module, PositionalEmbedding):
-            module.z.copy_(geometric_features(module.z.shape[-1], module.z.shape[1]))
-
-
 def train_copy(
     lag: int,
     emb_dim: int = 5,
@@ -86,7 +64,7 @@ def train_copy(
     eval_every: int = 25,
     seed: int = 0,
     on_eval=None,
-    bands: str = "linear",
+    geometric_bands: int = 0,
 ) -> dict:
     """Train one model on the copy task at ``lag``; its first-half and copy-half NLL on a fixed batch by step."""
     if 2 * lag > l_max:
@@ -98,13 +76,10 @@ def train_copy(
         d_inner=4 * d_model,
         l_max=l_max,
         emb_dim=emb_dim,
+        filter_geometric_bands=geometric_bands,
         embed_dropout=0.0,
     )
     model = HyenaDNALMHeadModel(cfg)
-    if bands == "geometric":
-        use_geometric_bands(model)
-    elif bands != "linear":
-        raise ValueError(f"bands {bands!r}: linear or geometric")
     opt = build_optimizer(model, lr, weight_decay=0.1)
     batch = max(1, tokens_per_step // (2 * lag))
     rng = np.random.default_rng(seed)
@@ -131,7 +106,7 @@ def train_copy(
     return {
         "lag": lag,
         "emb_dim": emb_dim,
-        "bands": bands,
+        "geometric_bands": geometric_bands,
         "d_model": d_model,
         "n_layer": n_layer,
         "l_max": l_max,
@@ -147,7 +122,11 @@ def train_copy(
 
 
 def _band_note(run: dict) -> str:
-    return " geometric" if run.get("bands") == "geometric" else ""
+    """The runs of commit 37fabb7 replaced the published bands with 16 geometric ones ("bands": "geometric"); later
+    runs append ``geometric_bands`` to them."""
+    if run.get("bands") == "geometric":
+        return f" (t + {(run['emb_dim'] - 1) // 2} geometric bands, none linear)"
+    return f" + {run['geometric_bands']} geometric" if run.get("geometric_bands") else ""
 
 
 def plot(runs: list[dict], path: Path) -> None:
@@ -201,10 +180,11 @@ def main() -> None:
     ap.add_argument("--lags", nargs="+", type=int, default=[64, 1024, 8192])
     ap.add_argument("--emb-dims", nargs="+", type=int, default=[5])
     ap.add_argument(
-        "--bands",
-        choices=["linear", "geometric"],
-        default="linear",
-        help="the filter's positional bands: linear (every published model) or geometric up to Nyquist (experiment)",
+        "--geometric-bands",
+        type=int,
+        default=0,
+        help="the filter's geometric positional bands after emb_dim's (HyenaConfig.filter_geometric_bands; 0 in "
+        "every published model)",
     )
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--tokens-per-step", type=int, default=32_768)
@@ -234,7 +214,13 @@ def main() -> None:
 
     for emb_dim in args.emb_dims:
         for lag in args.lags:
-            partial = {"lag": lag, "emb_dim": emb_dim, "bands": args.bands, "history": [], "finished": False}
+            partial = {
+                "lag": lag,
+                "emb_dim": emb_dim,
+                "geometric_bands": args.geometric_bands,
+                "history": [],
+                "finished": False,
+            }
 
             def on_eval(row: dict, partial=partial) -> None:
                 partial["history"].append(row)
@@ -258,7 +244,7 @@ def main() -> None:
                 args.eval_every,
                 seed=args.seed,
                 on_eval=on_eval,
-                bands=args.bands,
+                geometric_bands=args.geometric_bands,
             )
             runs.append({**run, "finished": True})
             save()

@@ -525,7 +525,7 @@ def test_long_range_copy_scores_each_half_and_learns_a_copy_in_reach(tmp_path):
 
     import torch
 
-    from tests.conftest import REPO, assert_close
+    from tests.conftest import REPO
 
     spec = importlib.util.spec_from_file_location("long_range_copy", REPO / "benchmarks" / "long_range_copy.py")
     mod = importlib.util.module_from_spec(spec)
@@ -552,22 +552,10 @@ def test_long_range_copy_scores_each_half_and_learns_a_copy_in_reach(tmp_path):
     row = mod.table([run]).splitlines()[-1]
     assert row.startswith("| 66 | 2 | 5 | 256 x 3 | 60 | - / - / - |") and "| 30 |" in row  # below 1.3 at step 30
 
-    # geometric bands: 1 cycle over the grid up to its Nyquist frequency, a drop-in for the published features' buffer
-    z = mod.geometric_features(9, 66)
-    assert z.shape == (1, 66, 9) and torch.equal(z[0, :, 0], torch.linspace(0, 1, 66))
-    x = torch.arange(66.0)
-    assert_close(z[0, :, 1], torch.cos(2 * math.pi * x / 66), 1e-6)  # the lowest band: one cycle
-    assert_close(z[0, :, 4], (-1.0) ** x, 1e-6)  # the highest: every position flips sign
-    assert_close(z[0, :, 8], torch.zeros(66), 1e-6)
-    from hyenadna.models.config import HyenaConfig
-    from hyenadna.models.hyena_dna import HyenaDNALMHeadModel
-    from hyenadna.modules.hyena_filter import HyenaFilter
-
-    model = HyenaDNALMHeadModel(HyenaConfig(d_model=8, n_layer=2, d_inner=32, l_max=66, emb_dim=9))
-    mod.use_geometric_bands(model)
-    zs = [m.pos_emb.z for m in model.modules() if isinstance(m, HyenaFilter)]
-    assert len(zs) == 2 and all(torch.equal(b, z) for b in zs)  # z from geometric_features(9, 66) above
-    run = mod.train_copy(2, emb_dim=9, steps=2, tokens_per_step=64, l_max=66, eval_every=2, bands="geometric")
-    assert run["bands"] == "geometric" and "| 9 geometric |" in mod.table([run])
-    with pytest.raises(ValueError, match="linear or geometric"):
-        mod.train_copy(2, steps=1, l_max=66, bands="log")
+    # geometric filter bands (HyenaConfig.filter_geometric_bands) after the published ones, named in the table, as
+    # are the runs of commit 37fabb7, whose 16 geometric bands replaced the published ones
+    run = mod.train_copy(2, steps=2, tokens_per_step=64, l_max=66, eval_every=2, geometric_bands=3)
+    assert run["geometric_bands"] == 3 and "| 66 | 2 | 5 + 3 geometric |" in mod.table([run])
+    old = {**run, "emb_dim": 33, "bands": "geometric"}
+    del old["geometric_bands"]
+    assert "| 33 (t + 16 geometric bands, none linear) |" in mod.table([old])

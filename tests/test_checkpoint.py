@@ -37,6 +37,34 @@ def test_round_trip_between_layouts(source, layout, tmp_path):
     assert torch.equal(outputs(load_model(tmp_path / "again"), ids), outputs(original, ids))
 
 
+def test_geometric_filter_bands_round_trip_in_our_layout_only(tmp_path):
+    """filter_geometric_bands: its features follow the published ones (which stay bit for bit as they were), our
+    layout saves and reloads it exactly, and the layouts of the reference code, which cannot build it, refuse it."""
+    import math
+
+    from hyenadna.modules.hyena_filter import PositionalEmbedding
+
+    z0, z = PositionalEmbedding(5, 130).z, PositionalEmbedding(5, 130, geometric_bands=3).z
+    assert z.shape == (1, 130, 11) and torch.equal(z[..., :5], z0)
+    x = torch.arange(130.0, dtype=torch.float64)
+    for band, cycles in enumerate([1.0, math.sqrt(65), 65.0]):  # geometric from 1 cycle to Nyquist (130 / 2)
+        angle = 2 * math.pi * cycles * x / 130
+        assert torch.allclose(z[0, :, 5 + band].double(), torch.cos(angle), atol=1e-6)
+        assert torch.allclose(z[0, :, 8 + band].double(), -torch.sin(angle), atol=1e-6)
+    with pytest.raises(ValueError, match="filter_geometric_bands=-1"):
+        HyenaConfig(filter_geometric_bands=-1)
+
+    model = HyenaDNALMHeadModel(HyenaConfig(d_model=16, n_layer=1, d_inner=32, l_max=130, filter_geometric_bands=3))
+    model.eval().save_pretrained(tmp_path / "ours")
+    reloaded = load_model(tmp_path / "ours")
+    ids = torch.randint(7, 11, (2, 100))
+    assert reloaded.config == model.config and torch.equal(outputs(reloaded, ids), outputs(model, ids))
+    for layout in ("hf", "lightning"):
+        with pytest.raises(ValueError, match="cannot hold filter_geometric_bands=3"):
+            model.save_pretrained(tmp_path / layout, layout=layout)
+        assert not (tmp_path / layout / "config.json").exists()
+
+
 def test_detected_layouts():
     assert read_state_dict(FIXTURES / "tiny_hf" / "model.safetensors")[1] == "hf"
     assert read_state_dict(FIXTURES / "tiny" / "lightning_weights.ckpt")[1] == "lightning"

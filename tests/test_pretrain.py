@@ -151,6 +151,36 @@ def test_warm_start_copies_same_shaped_weights_into_a_longer_context(tmp_path):
         warm_start(other, str(tmp_path / "short"))
 
 
+def test_warm_start_adds_geometric_filter_bands_and_starts_as_the_source(tmp_path):
+    """A model given geometric filter bands its source lacks copies the source's first filter layer into the
+    features both have and starts the new bands' weights at zero: the same logits as the source, exactly."""
+    from hyenadna import HyenaConfig, HyenaDNALMHeadModel
+    from hyenadna.training.pretrain import warm_start
+
+    shape = dict(d_model=16, n_layer=2, d_inner=32)
+    source = HyenaDNALMHeadModel(HyenaConfig(**shape, l_max=66)).eval()
+    source.save_pretrained(tmp_path / "source")
+    grown = HyenaDNALMHeadModel(HyenaConfig(**shape, l_max=66, filter_geometric_bands=3)).eval()
+    assert "2 filter input layers grown by 6 zero columns" in warm_start(grown, str(tmp_path / "source"))
+    for layer, old in zip(grown.backbone.layers, source.backbone.layers, strict=True):
+        w, w0 = layer.mixer.filter_fn.implicit_filter[0].weight, old.mixer.filter_fn.implicit_filter[0].weight
+        assert w.shape == (64, 5 + 6) and torch.equal(w[:, :5], w0) and not w[:, 5:].any()
+    ids = torch.randint(7, 11, (2, 60))
+    with torch.no_grad():
+        assert torch.equal(grown(ids).logits, source(ids).logits)
+    # features the source does not have as the model's first columns: another architecture
+    for cfg in (dict(emb_dim=7, filter_geometric_bands=3), dict(filter_geometric_bands=0, emb_dim=11)):
+        with pytest.raises(ValueError, match="another architecture"):
+            warm_start(HyenaDNALMHeadModel(HyenaConfig(**shape, l_max=66, **cfg)), str(tmp_path / "source"))
+    # a source with bands of its own seeds only a model with the same bands
+    grown.save_pretrained(tmp_path / "grown")
+    again = HyenaDNALMHeadModel(HyenaConfig(**shape, l_max=130, filter_geometric_bands=3))
+    assert "grown" not in warm_start(again, str(tmp_path / "grown")).split("copied")[1]
+    more = HyenaDNALMHeadModel(HyenaConfig(**shape, l_max=130, filter_geometric_bands=4))
+    with pytest.raises(ValueError, match="another architecture"):
+        warm_start(more, str(tmp_path / "grown"))
+
+
 def test_schedule_and_parameter_groups():
     assert cosine_lr(0, 100, 1e-3, 10) == pytest.approx(1e-6)
     assert cosine_lr(10, 100, 1e-3, 10) == pytest.approx(1e-3)

@@ -111,6 +111,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
             "d_inner": args.d_inner or 4 * args.d_model,
             "l_max": args.l_max or args.seq_len + 2,
         }
+        if args.filter_geometric_bands:
+            model["filter_geometric_bands"] = args.filter_geometric_bands
         stages = _parse_stages(args.stages) if args.stages else []
         cfg = PretrainConfig(
             fasta=args.fasta,
@@ -191,6 +193,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-layer", type=int_at_least(1), default=2)
     p.add_argument("--d-inner", type=int_at_least(1))
     p.add_argument("--l-max", type=int_at_least(2), help="filter grid / context (default: seq-len + 2)")
+    p.add_argument(
+        "--filter-geometric-bands",
+        type=int_at_least(0),
+        default=0,
+        metavar="N",
+        help="N more positional bands for the implicit filter, geometric from 1 cycle to Nyquist, so that a filter "
+        "can read one position far back (0: as every published model; --init-from a model without them starts "
+        "their weights at zero, so the warm start begins as the source model)",
+    )
     p.add_argument("--seq-len", type=int_at_least(2), default=1024)
     p.add_argument("--batch-size", type=int_at_least(1), default=8)
     p.add_argument("--grad-accum", type=int_at_least(1), default=1)

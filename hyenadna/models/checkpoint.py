@@ -294,6 +294,11 @@ def write_checkpoint(
     (plus ``model.safetensors.index.json``); weights of an earlier save in the other form are removed."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout={layout!r}: choose one of {LAYOUTS}")
+    if layout != "hyenadna" and config.filter_geometric_bands:
+        raise ValueError(
+            f"layout={layout!r} cannot hold filter_geometric_bands={config.filter_geometric_bands} (the reference "
+            "code builds only the published positional features): write the 'hyenadna' layout"
+        )
     if max_shard_bytes is not None and (layout == "lightning" or max_shard_bytes <= 0):
         raise ValueError(f"max_shard_bytes={max_shard_bytes}: shards are safetensors files of a positive size")
     directory = Path(directory)

@@ -22,6 +22,10 @@ class HyenaConfig:
     vocab_size: int = 12
     pad_vocab_size_multiple: int = 8
     emb_dim: int = 5  # positional features of the implicit filter: t plus 2 bands of cos/sin
+    # more cos/sin bands, spaced geometrically from 1 cycle over the grid to its Nyquist frequency, after emb_dim's
+    # features: they let a filter be sharp far from the origin (docs/pretraining/long_range_copy). 0 in every
+    # published model, whose layouts cannot hold them.
+    filter_geometric_bands: int = 0
     filter_order: int = 64  # width of the implicit filter MLP
     short_filter_order: int = 3
     hyena_order: int = 2
@@ -41,6 +45,8 @@ class HyenaConfig:
             raise ValueError(f"hyena_order={self.hyena_order}: only order 2 (every published model) is supported")
         if self.emb_dim < 3 or self.emb_dim % 2 == 0:
             raise ValueError(f"emb_dim={self.emb_dim}: must be odd and >= 3 (t plus cos/sin pairs)")
+        if self.filter_geometric_bands < 0:
+            raise ValueError(f"filter_geometric_bands={self.filter_geometric_bands}: must be >= 0")
         for name in ("d_model", "n_layer", "d_inner", "l_max", "vocab_size", "filter_order", "short_filter_order"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}: must be a positive integer")

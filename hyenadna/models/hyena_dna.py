@@ -58,6 +58,7 @@ class HyenaDNAModel(nn.Module):
                     modulate=config.modulate,
                     modulation_shift=config.modulation_shift,
                     dropout=config.hyena_dropout,
+                    geometric_bands=config.filter_geometric_bands,
                 ),
                 config.d_model,
                 config.d_inner,

@@ -26,6 +26,7 @@ class HyenaOperator(nn.Module):
         modulate: bool = True,
         modulation_shift: float = 0.05,
         dropout: float = 0.0,
+        geometric_bands: int = 0,
     ):
         super().__init__()
         self.d_model = d_model
@@ -45,6 +46,7 @@ class HyenaOperator(nn.Module):
             w=activation_freq,
             modulate=modulate,
             shift=modulation_shift,
+            geometric_bands=geometric_bands,
         )
         self.use_reference_path = False
         self._spectra: dict[tuple, Tensor] = {}

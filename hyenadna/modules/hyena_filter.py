@@ -11,9 +11,14 @@ from hyenadna.ops import fused
 
 
 class PositionalEmbedding(nn.Module):
-    """Features z(t) = [t, cos(f w), -sin(f w)] on the l_max grid. Buffers: frozen in the released models."""
+    """Features z(t) = [t, cos(f w), -sin(f w)] on the l_max grid. Buffers: frozen in the released models.
 
-    def __init__(self, emb_dim: int, l_max: int):
+    ``geometric_bands`` appends that many more cos/sin pairs whose frequencies run geometrically from 1 cycle over
+    the grid to its Nyquist frequency (l_max / 2 cycles). The published bands (0 to bands - 1 cycles) cannot tell a
+    position from its neighbours far from the origin, so the filter cannot read one position far back; the top
+    geometric bands can (docs/pretraining/long_range_copy)."""
+
+    def __init__(self, emb_dim: int, l_max: int, geometric_bands: int = 0):
         super().__init__()
         bands = (emb_dim - 1) // 2
         t = torch.linspace(0, 1, l_max)[None, :, None]
@@ -21,7 +26,13 @@ class PositionalEmbedding(nn.Module):
         f = torch.linspace(1e-4, bands - 1, bands)[None, None]
         # exp(-i f w) rather than cos/sin keeps z bit-identical to the buffers stored in released checkpoints
         z = torch.exp(-1j * f * w)
-        self.register_buffer("z", torch.cat([t, z.real, z.imag], dim=-1))
+        features = [t, z.real, z.imag]
+        if geometric_bands:
+            positions = torch.arange(l_max, dtype=torch.float64)[None, :, None]
+            cycles = torch.logspace(0, math.log10(max(l_max / 2, 1.0)), geometric_bands, dtype=torch.float64)
+            angle = 2 * math.pi * cycles[None, None] * positions / l_max
+            features += [torch.cos(angle).float(), -torch.sin(angle).float()]
+        self.register_buffer("z", torch.cat(features, dim=-1))
         self.register_buffer("t", t)
 
     def forward(self, length: int) -> tuple[Tensor, Tensor]:
@@ -71,15 +82,16 @@ class HyenaFilter(nn.Module):
         w: float = 10.0,
         modulate: bool = True,
         shift: float = 0.05,
+        geometric_bands: int = 0,
     ):
         super().__init__()
         self.d_model = d_model
         self.l_max = l_max
         self.modulate = modulate
         self.bias = nn.Parameter(torch.randn(d_model))
-        self.pos_emb = PositionalEmbedding(emb_dim, l_max)
+        self.pos_emb = PositionalEmbedding(emb_dim, l_max, geometric_bands)
         act = Sin(order, w)
-        layers: list[nn.Module] = [nn.Linear(emb_dim, order), act]
+        layers: list[nn.Module] = [nn.Linear(emb_dim + 2 * geometric_bands, order), act]
         for _ in range(num_inner_mlps):
             layers += [nn.Linear(order, order), act]
         layers.append(nn.Linear(order, d_model, bias=False))

@@ -212,17 +212,20 @@ def run_precision(requested: bool | None, device: torch.device, state: dict | No
 
 def warm_start(model: HyenaDNALMHeadModel, source: str) -> str:
     """Copy every parameter of the model ``source`` names into ``model``. No parameter of HyenaDNA depends on l_max
-    (the filter's position grid is a buffer, built from the new config), so a 1k model can seed a 16k one; any other
-    difference in shape is a different architecture and an error."""
+    (the filter's position grid is a buffer, built from the new config), so a 1k model can seed a 16k one. A model
+    given geometric filter bands its source lacks gets the source's first filter layer for the features both have,
+    and zero weights for the new ones, so that it starts as the source model. Any other difference in shape is a
+    different architecture and an error."""
     from hyenadna.hub import resolve_weights
     from hyenadna.models.checkpoint import read_checkpoint
 
-    _, state, path = read_checkpoint(resolve_weights(source))
+    src_cfg, state, path = read_checkpoint(resolve_weights(source))
     params = dict(model.named_parameters())
+    grown = _grown_filter_inputs(model.config, src_cfg, params, state)
     wrong = [
         f"{n} {list(state[n].shape)} vs {list(p.shape)}"
         for n, p in params.items()
-        if n in state and state[n].shape != p.shape
+        if n in state and state[n].shape != p.shape and n not in grown
     ]
     missing = [n for n in params if n not in state]
     if wrong or missing:
@@ -232,12 +235,34 @@ def warm_start(model: HyenaDNALMHeadModel, source: str) -> str:
                 ([f"shapes differ: {', '.join(wrong[:3])}"] if wrong else [])
                 + ([f"missing: {', '.join(missing[:3])}"] if missing else [])
             )
-            + "); warm starts keep d_model, n_layer and d_inner and may change l_max only"
+            + "); warm starts keep d_model, n_layer and d_inner, may change l_max, and may add geometric filter bands"
         )
     with torch.no_grad():
         for name, p in params.items():
-            p.copy_(state[name])
-    return f"warm start from {path}: all {len(params)} parameter tensors copied; the filter grid is this run's own"
+            if name in grown:
+                p.zero_()
+                p[:, : state[name].shape[1]] = state[name]
+            else:
+                p.copy_(state[name])
+    note = f"; {len(grown)} filter input layers grown by {2 * model.config.filter_geometric_bands} zero columns"
+    return (
+        f"warm start from {path}: all {len(params)} parameter tensors copied{note if grown else ''}; the filter grid "
+        "is this run's own"
+    )
+
+
+def _grown_filter_inputs(cfg, src_cfg, params: dict, state: dict) -> set[str]:
+    """Names of the implicit filters' first-layer weights that take the new geometric bands: the model has them, the
+    source has none and the same emb_dim, so its features are the first columns of the model's."""
+    if not cfg.filter_geometric_bands or src_cfg.filter_geometric_bands or src_cfg.emb_dim != cfg.emb_dim:
+        return set()
+    return {
+        n
+        for n, p in params.items()
+        if n.endswith("filter_fn.implicit_filter.0.weight")
+        and n in state
+        and list(state[n].shape) == [p.shape[0], cfg.emb_dim]
+    }
 
 
 def _save_checkpoint(path: Path, model, optimizer, step: int, tokens: int, wall: float, cfg: PretrainConfig) -> None:
