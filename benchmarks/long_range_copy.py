@@ -125,7 +125,7 @@ def _band_note(run: dict) -> str:
     """The runs of commit 37fabb7 replaced the published bands with 16 geometric ones ("bands": "geometric"); later
     runs append ``geometric_bands`` to them."""
     if run.get("bands") == "geometric":
-        return f" (t + {(run['emb_dim'] - 1) // 2} geometric bands, none linear)"
+        return f" (t + {(run['emb_dim'] - 1) // 2} geometric, no linear)"
     return f" + {run['geometric_bands']} geometric" if run.get("geometric_bands") else ""
 
 
@@ -137,21 +137,30 @@ def plot(runs: list[dict], path: Path) -> None:
 
     from hyenadna.utils.io import save_png
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for r in runs:
+    fig, ax = plt.subplots(figsize=(12, 4.8) if len(runs) > 6 else (7.5, 4.5))
+    colors = plt.get_cmap("tab20").colors
+    for i, r in enumerate(runs):
         steps = [h["step"] for h in r["history"]]
         label = f"lag {r['lag']:,} of l_max {r['l_max']:,}, emb_dim {r['emb_dim']}{_band_note(r)}"
         if len({q["steps"] for q in runs}) > 1:
             label += f", {r['steps']:,} steps"
-        ax.plot(steps, [h["copy_nll"] for h in r["history"]], label=label)
-    ax.axhline(LN4, color="black", linestyle="--", linewidth=0.8, label="chance (ln 4)")
+        if len({q["seed"] for q in runs}) > 1:
+            label += f", seed {r['seed']}"
+        geometric = r.get("geometric_bands") or r.get("bands") == "geometric"
+        style = "-" if geometric else "--"  # dashed: the published bands only
+        ax.plot(steps, [h["copy_nll"] for h in r["history"]], style, color=colors[i % len(colors)], label=label)
+    ax.axhline(LN4, color="black", linestyle=":", linewidth=1.0, label="chance (ln 4)")
     ax.set_xlabel("training step")
     ax.set_ylabel("NLL of the copied half (nats/base)")
     ax.set_ylim(bottom=0)
     ax.set_title("Copy task: reading exactly one position a lag back", size=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    if len(runs) > 6:
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        fig.subplots_adjust(left=0.06, right=0.6, bottom=0.11, top=0.93)
+    else:
+        ax.legend(fontsize=8)
+        fig.tight_layout()
     save_png(fig, path)
 
 
@@ -159,8 +168,8 @@ def table(runs: list[dict]) -> str:
     """A markdown row per run: the copy half's NLL at every 500th step and at the end, and the first step below 1.3."""
     lines = [
         "| l_max | lag | emb_dim | batch x length | steps | copy NLL at step 500 / 1,000 / 1,500 | at the end "
-        "| first evaluation below 1.3 | first half at the end | seconds |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| first evaluation below 1.3 | first half at the end | seconds | seed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         at = {h["step"]: h["copy_nll"] for h in r["history"]}
@@ -169,8 +178,8 @@ def table(runs: list[dict]) -> str:
         last = r["history"][-1]
         lines.append(
             f"| {r['l_max']:,} | {r['lag']:,} | {r['emb_dim']}{_band_note(r)} | {r['batch']} x {2 * r['lag'] - 1:,} "
-            f"| {r['steps']:,} "
-            f"| {marks} | {last['copy_nll']:.3f} | {below} | {last['first_half_nll']:.3f} | {r['seconds']:.0f} |"
+            f"| {r['steps']:,} | {marks} | {last['copy_nll']:.3f} | {below} | {last['first_half_nll']:.3f} "
+            f"| {r['seconds']:.0f} | {r['seed']} |"
         )
     return "\n".join(lines)
 

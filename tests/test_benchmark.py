@@ -558,4 +558,4 @@ def test_long_range_copy_scores_each_half_and_learns_a_copy_in_reach(tmp_path):
     assert run["geometric_bands"] == 3 and "| 66 | 2 | 5 + 3 geometric |" in mod.table([run])
     old = {**run, "emb_dim": 33, "bands": "geometric"}
     del old["geometric_bands"]
-    assert "| 33 (t + 16 geometric bands, none linear) |" in mod.table([old])
+    assert "| 33 (t + 16 geometric, no linear) |" in mod.table([old])
