@@ -103,6 +103,7 @@ def test_precision_bf16_embeds_close_to_fp32(tmp_path):
         (["score", "x.fa", "--overlap", "0"], "--overlap"),
         (["pretrain", "--out", "r", "--lr", "0"], "--lr"),
         (["pretrain", "--out", "r", "--seq-len", "1"], "--seq-len"),
+        (["pretrain", "--out", "r", "--filter-geometric-bands", "-1"], "--filter-geometric-bands"),
         (["benchmark", "--suite", "nt", "--out", "o", "--max-train", "0"], "--max-train"),
         (["fine-tune", "task", "--out", "o", "--epochs", "0"], "--epochs"),
     ],

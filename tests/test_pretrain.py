@@ -329,6 +329,25 @@ def test_cli_records_the_precision_it_resolved(fasta, tmp_path, monkeypatch):
         assert json.loads((out / "pretrain_config.json").read_text())["bf16"] is want
 
 
+def test_cli_geometric_filter_bands_warm_start_and_resume(fasta, tmp_path, capsys):
+    """pretrain --filter-geometric-bands: the run's model has them (config.json, shapes), a warm start from a model
+    without them says it grew the filter inputs, and --resume rebuilds the same model from pretrain_config.json."""
+    from hyenadna import HyenaConfig, HyenaDNALMHeadModel, load_model
+    from hyenadna.cli import main
+
+    HyenaDNALMHeadModel(HyenaConfig(d_model=16, n_layer=2, d_inner=64, l_max=66)).save_pretrained(tmp_path / "src")
+    args = ["pretrain", "--fasta", str(fasta), "--d-model", "16", "--seq-len", "64", "--batch-size", "2"]
+    args += ["--no-markov", "--threads", "1", "--eval-region", "1:100000-113000", "--eval-windows", "2", "--no-bf16"]
+    args += ["--filter-geometric-bands", "3", "--init-from", str(tmp_path / "src"), "--out", str(tmp_path / "run")]
+    assert main([*args, "--max-steps", "1"]) == 0
+    assert "2 filter input layers grown by 6 zero columns" in capsys.readouterr().err
+    model = load_model(tmp_path / "run" / "model")
+    assert model.config.filter_geometric_bands == 3
+    assert model.backbone.layers[0].mixer.filter_fn.implicit_filter[0].weight.shape == (64, 11)
+    assert main(["pretrain", "--out", str(tmp_path / "run"), "--resume", "--max-steps", "2"]) == 0
+    assert load_model(tmp_path / "run" / "model").config.filter_geometric_bands == 3
+
+
 def test_resume_can_switch_precision_and_records_it(fasta, tmp_path, monkeypatch, capsys):
     """--resume --bf16 switches an fp32 run to bf16 from its checkpoint on (it was silently ignored), and
     pretrain_config.json, the checkpoint and the card's steps row say so; --resume alone keeps what it last ran."""
