@@ -146,8 +146,7 @@ def plot(runs: list[dict], path: Path) -> None:
             label += f", {r['steps']:,} steps"
         if len({q["seed"] for q in runs}) > 1:
             label += f", seed {r['seed']}"
-        geometric = r.get("geometric_bands") or r.get("bands") == "geometric"
-        style = "-" if geometric else "--"  # dashed: the published bands only
+        style = "-" if _band_note(r) else "--"  # dashed: the published bands only
         ax.plot(steps, [h["copy_nll"] for h in r["history"]], style, color=colors[i % len(colors)], label=label)
     ax.axhline(LN4, color="black", linestyle=":", linewidth=1.0, label="chance (ln 4)")
     ax.set_xlabel("training step")
