@@ -65,6 +65,35 @@ def test_geometric_filter_bands_round_trip_in_our_layout_only(tmp_path):
         assert not (tmp_path / layout / "config.json").exists()
 
 
+def test_geometric_band_features_are_rebuilt_not_stored(tmp_path):
+    """A model with geometric bands rebuilds its positional features from the config, so its file holds none of
+    them; weights saved while they were stored still load (the stored copy checked against the rebuilt one), and a
+    stored copy that differs is an error naming the key."""
+    model = HyenaDNALMHeadModel(HyenaConfig(d_model=16, n_layer=2, d_inner=32, l_max=130, filter_geometric_bands=3))
+    model.eval().save_pretrained(tmp_path / "new")
+    stored = load_file(tmp_path / "new" / "model.safetensors")
+    assert not [k for k in stored if k.endswith("pos_emb.z")] and any(k.endswith("pos_emb.t") for k in stored)
+    z_keys = [k for k, _ in model.named_buffers() if k.endswith("pos_emb.z")]
+    assert len(z_keys) == 2
+
+    (tmp_path / "old").mkdir()
+    shutil.copy(tmp_path / "new" / "config.json", tmp_path / "old")
+    buffers = dict(model.named_buffers())
+    save_file({**stored, **{k: buffers[k] for k in z_keys}}, tmp_path / "old" / "model.safetensors")
+    ids = torch.randint(7, 11, (2, 100))
+    assert torch.equal(outputs(load_model(tmp_path / "old"), ids), outputs(model, ids))
+
+    wrong = {**stored, **{k: buffers[k] for k in z_keys}}
+    wrong[z_keys[1]] = wrong[z_keys[1]] + 1e-3
+    save_file(wrong, tmp_path / "old" / "model.safetensors")
+    with pytest.raises(CheckpointError, match=f"key '{z_keys[1]}' differs from the buffer the config describes"):
+        load_model(tmp_path / "old")
+    # the published features stay in the file of a model without the bands, as in the released checkpoints
+    plain = HyenaDNALMHeadModel(HyenaConfig(d_model=16, n_layer=1, d_inner=32, l_max=130))
+    plain.save_pretrained(tmp_path / "plain")
+    assert any(k.endswith("pos_emb.z") for k in load_file(tmp_path / "plain" / "model.safetensors"))
+
+
 def test_detected_layouts():
     assert read_state_dict(FIXTURES / "tiny_hf" / "model.safetensors")[1] == "hf"
     assert read_state_dict(FIXTURES / "tiny" / "lightning_weights.ckpt")[1] == "lightning"

@@ -344,6 +344,12 @@ def test_cli_geometric_filter_bands_warm_start_and_resume(fasta, tmp_path, capsy
     model = load_model(tmp_path / "run" / "model")
     assert model.config.filter_geometric_bands == 3
     assert model.backbone.layers[0].mixer.filter_fn.implicit_filter[0].weight.shape == (64, 11)
+    # a checkpoint written while the bands' features were stored (rebuilt from the config since) resumes
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    state = torch.load(ckpt, weights_only=True)
+    assert not [k for k in state["model"] if k.endswith("pos_emb.z")]
+    state["model"].update({k: b for k, b in model.named_buffers() if k.endswith("pos_emb.z")})
+    torch.save(state, ckpt)
     assert main(["pretrain", "--out", str(tmp_path / "run"), "--resume", "--max-steps", "2"]) == 0
     assert load_model(tmp_path / "run" / "model").config.filter_geometric_bands == 3
 

@@ -266,6 +266,24 @@ def check_state_dict(
             )
 
 
+def without_derived_buffers(state: dict[str, Tensor], model: torch.nn.Module, source: str | Path) -> dict[str, Tensor]:
+    """``state`` less the buffers ``model`` rebuilds from its config rather than stores (non-persistent: the
+    positional features of a model with geometric filter bands), each first checked against the rebuilt one, so that
+    weights saved while they were stored still load and a stored copy that differs is an error."""
+    stored_keys = model.state_dict().keys()
+    out = dict(state)
+    for key, buffer in model.named_buffers():
+        if key in stored_keys or key not in out:
+            continue
+        stored = out.pop(key)
+        if stored.shape != buffer.shape or not torch.equal(stored.to(buffer.dtype), buffer.cpu()):
+            raise CheckpointError(
+                f"{source}: key {key!r} differs from the buffer the config describes, which the model rebuilds; the "
+                "weights were saved by a model built differently"
+            )
+    return out
+
+
 def canonical_keys(model_keys: dict[str, Tensor]) -> dict[str, tuple[int, ...]]:
     """Keys and shapes of a model's state dict in canonical form (each layer's shared freq once)."""
     return {k: tuple(v.shape) for k, v in model_keys.items() if not _FREQ_ALIAS.match(k)}

@@ -18,6 +18,7 @@ from hyenadna.models.checkpoint import (
     check_state_dict,
     read_checkpoint,
     with_freq_aliases,
+    without_derived_buffers,
     write_checkpoint,
 )
 from hyenadna.models.config import HyenaConfig
@@ -242,6 +243,7 @@ class HyenaDNALMHeadModel(nn.Module):
         """Copy a canonical state dict (reference key names, each shared freq once) in, after checking every key and
         shape; the error names the key."""
         model_state = self.state_dict()
+        state = without_derived_buffers(state, self, source)
         hint = f"config.json ({self.config.shape_summary()}) does not match the weights"
         check_state_dict(state, canonical_keys(model_state), source, hint)
         full = with_freq_aliases(state, model_state)

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from hyenadna.data.genome import Genome
 from hyenadna.data.regions import HELD_OUT, Interval, merge, overlap, parse_regions, subtract
+from hyenadna.models.checkpoint import without_derived_buffers
 from hyenadna.models.config import HyenaConfig
 from hyenadna.models.hyena_dna import HyenaDNALMHeadModel
 from hyenadna.training.markov import MarkovModel, select_markov
@@ -381,7 +382,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
     optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay)
     step, tokens_seen, wall_before = 0, 0, 0.0
     if state is not None:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(without_derived_buffers(state["model"], model, out))
         optimizer.load_state_dict(state["optimizer"])
         step, tokens_seen, wall_before = state["step"], state["tokens_seen"], state["wall_time"]
         set_rng_state(state["rng"] if "rng" in state else {"cpu": state["torch_rng"]})
