@@ -9,6 +9,11 @@
         --labels "the bundled 16k model's run (fp32, AMD EPYC)" \\
         "continued: fresh AdamW, peak lr 3e-4, bf16 (Intel Xeon)" --from-step 1200 \\
         --out docs/pretraining/tiny-16k-d256-cont/nll_all_tokens.png
+
+    .venv/bin/python benchmarks/nll_history.py docs/pretraining/tiny-16k-d256-geo16 \\
+        docs/pretraining/tiny-16k-d256-geo16/control docs/pretraining/tiny-16k-d256-cont --side-by-side --no-target \\
+        --labels "16 geometric bands (AMD EPYC Zen 4)" "control, same machine (AMD EPYC Zen 4)" \\
+        "control of the first page (Intel Xeon, AMX)" --out docs/pretraining/tiny-16k-d256-geo16/nll_vs_controls.png
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ def main() -> None:
     ap.add_argument("--labels", nargs="+")
     ap.add_argument("--from-step", type=int, default=0, help="leave out the first run's evaluations before this step")
     ap.add_argument("--target", type=float, default=1.15)
+    ap.add_argument("--no-target", action="store_true", help="no target line (runs evaluated on other windows)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -51,7 +57,8 @@ def main() -> None:
         ax.plot(x, y, "os"[i % 2] + "-", label=label)
         if not args.side_by_side:
             offset, last = offset + rows[-1]["tokens_seen"], (x[-1], y[-1])
-    ax.axhline(args.target, color="grey", ls="--", lw=1, label="issue #18 target (on the 1k windows)")
+    if not args.no_target:
+        ax.axhline(args.target, color="grey", ls="--", lw=1, label="issue #18 target (on the 1k windows)")
     ax.set_xlabel("tokens seen (millions)")
     ax.set_ylabel("held-out NLL (nats/base)")
     ax.grid(alpha=0.3)
