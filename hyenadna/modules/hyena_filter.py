@@ -33,7 +33,8 @@ class PositionalEmbedding(nn.Module):
             angle = 2 * math.pi * cycles[None, None] * positions / l_max
             features += [torch.cos(angle).float(), -torch.sin(angle).float()]
         # released checkpoints store z; with geometric bands it is rebuilt from the config instead (2.4 MB a layer at
-        # 16k, a third of a 2-layer model's file), and a stored copy is checked and dropped (``derived_buffers``)
+        # 16k, 42% of a 2-layer d256 model's file), and a stored copy is checked, then dropped, on loading
+        # (models/checkpoint.py: ``without_derived_buffers``)
         self.register_buffer("z", torch.cat(features, dim=-1), persistent=not geometric_bands)
         self.register_buffer("t", t)
 
