@@ -182,3 +182,30 @@ def test_evaluate_cli_sweeps_several_cut_contexts_and_refuses_bad_ones(tmp_path,
     assert exit_info.value.code == 2 and "7 is odd" in capsys.readouterr().err
     assert main([*args, "--seq-len", "2048", "--cut-context", "2048"]) == 1
     assert "--cut-context 2048 is longer than the model reads (l_max 1026)" in capsys.readouterr().err
+
+
+def test_paired_nll_differences_are_window_by_window(model):
+    """benchmarks/paired_nll.py: each window's score is its held-out NLL, and the comparison pairs the windows: a model
+    against itself differs by exactly 0, and against another the mean and standard error are those of the per-window
+    differences, not of the two means."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "paired_nll.py"
+    spec = importlib.util.spec_from_file_location("paired_nll", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    windows = np.random.default_rng(5).integers(7, 11, (5, 41))
+    a = mod.window_nll(model, windows)
+    assert a.shape == (5,)
+    for i in range(5):
+        assert a[i] == pytest.approx(evaluate_nll(model, windows[i : i + 1], batch_size=1), rel=1e-5)
+    same = mod.paired(a, a)
+    assert same["a_minus_b"] == 0 and same["se"] == 0 and same["a_lower_in"] == 0
+    torch.manual_seed(1)
+    other = HyenaDNALMHeadModel(HyenaConfig(d_model=16, n_layer=2, d_inner=32, l_max=66)).eval()
+    b = mod.window_nll(other, windows)
+    r = mod.paired(a, b)
+    d = a - b
+    assert r["a_minus_b"] == pytest.approx(d.mean()) and r["se"] == pytest.approx(d.std(ddof=1) / np.sqrt(5))
+    assert r["a_lower_in"] == int((d < 0).sum()) and r["windows"] == 5 and r["se"] > 0
