@@ -387,6 +387,24 @@ def test_sequence_length_stages_and_bf16(fasta, tmp_path):
     assert all(np.isfinite(r["loss"]) for r in train)
 
 
+def test_training_windows_far_shorter_than_the_filters_reach_are_pointed_out(fasta, tmp_path, capsys):
+    """A schedule whose windows never reach half of l_max leaves the far filter taps untrained (and a warm-started
+    model loses skill there: docs/pretraining/16k-d256-l3-geo16), so the run says so; a last stage of long windows,
+    or windows as long as the grid, do not trigger it. A stage that never runs does not count."""
+    assert small_cfg(fasta, tmp_path, stages=[[2, 16, 8], [4, 32, 4]], max_steps=5).longest_window() == 64
+    assert small_cfg(fasta, tmp_path, stages=[[2, 16, 8], [9, 32, 4]], max_steps=5).longest_window() == 32
+    assert small_cfg(fasta, tmp_path, stages=[[0, 128, 8]], max_steps=5).longest_window() == 64
+    short = small_cfg(fasta, tmp_path / "short", seq_len=16, max_steps=1, eval_every=1)
+    short.model = {**short.model, "l_max": 130}
+    pretrain(short)
+    assert "no training window is longer than 16 tokens, under half of l_max 130" in capsys.readouterr().err
+    pretrain(small_cfg(fasta, tmp_path / "long", max_steps=1, eval_every=1))
+    staged = small_cfg(fasta, tmp_path / "staged", seq_len=64, stages=[[1, 16, 4]], max_steps=2, eval_every=2)
+    staged.model = {**staged.model, "l_max": 130}
+    pretrain(staged)
+    assert "no training window" not in capsys.readouterr().err
+
+
 def test_export_writes_model_card(fasta, tmp_path):
     from hyenadna import HyenaDNA, HyenaDNAConfig
     from hyenadna.training.export import export_run
