@@ -3,9 +3,10 @@ the same windows, and the difference is paired window by window (mean ± standar
 of 1,025 bases and on the position bands' 32 of 16,385 (the whole window as context; a model whose l_max is shorter
 is not scored on them). The standard error covers the windows, not the training run: a second seed answers that.
 
-    .venv/bin/python benchmarks/paired_nll.py --pairs /work/runs/tiny-16k-d256-geo16/model \\
-        /work/runs/tiny-16k-d256-ctrl-zen4/model --labels "seed 1" \\
-        --out docs/pretraining/tiny-16k-d256-geo16/seed2/paired
+    .venv/bin/python benchmarks/paired_nll.py --pairs docs/pretraining/tiny-16k-d256-geo16/model \\
+        /work/runs/tiny-16k-d256-ctrl-zen4/model --labels "16k 2-layer, seed 1" --out /tmp/paired   # ~1 min
+
+(docs/pretraining/tiny-16k-d256-geo16/README.md gives the command behind its committed table, six pairs.)
 
 Writes ``paired_nll.json`` and ``paired_nll.md`` into --out.
 """
