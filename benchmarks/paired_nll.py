@@ -24,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from context_length import sweep  # per-window means, batched across windows
 from long_context_eval import held_out_windows, load_model  # the cards' windows, the same loading
 
 WINDOW_SETS = {"1k": (256, 1025), "16k": (32, 16385)}
@@ -31,10 +32,7 @@ WINDOW_SETS = {"1k": (256, 1025), "16k": (32, 16385)}
 
 def window_nll(model, windows: np.ndarray) -> np.ndarray:
     """Each window's mean NLL over all its targets, the whole window as context."""
-    from hyenadna.training.context import target_nll
-
-    batch = max(1, 65536 // windows.shape[1])
-    return target_nll(model, windows, batch_size=batch).mean(1)
+    return sweep(model, windows, first=1, cuts=[None])["whole"]
 
 
 def paired(a: np.ndarray, b: np.ndarray) -> dict:
