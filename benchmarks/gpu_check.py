@@ -47,13 +47,16 @@ DRY = {
 TRANSFORMER_WORKLOADS = {"tiny1k_b32", "train_tiny1k_b8", "small32k"}
 
 
-def run_gpu_tests(timeout: float) -> dict:
-    cmd = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "tests/test_gpu.py", "-p", "no:cacheprovider"]
+def run_gpu_tests(timeout: float, log: Path) -> dict:
+    """Runs the tests marked gpu; the whole pytest output goes to `log`, so a failure's traceback comes back too."""
+    cmd = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "tests", "-p", "no:cacheprovider"]
     t0 = time.time()
     try:
         p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as e:
+        atomic_write_text(log, (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or ""))
         return {"error": f"timeout after {timeout:.0f} s", "seconds": time.time() - t0}
+    atomic_write_text(log, p.stdout + p.stderr)
     tail = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
     counts = {k: int(v) for v, k in re.findall(r"(\d+) (passed|failed|skipped|error|errors)", tail)}
     failures = [line for line in p.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
@@ -194,7 +197,7 @@ def main() -> int:
 
     save()
     if not args.skip_tests:
-        report["tests"] = run_gpu_tests(timeout=min(240, args.budget / 2))
+        report["tests"] = run_gpu_tests(timeout=min(240, args.budget / 2), log=out.with_suffix(".pytest.txt"))
         print(f"GPU tests: {report['tests'].get('summary') or report['tests'].get('error')}", file=sys.stderr)
         save()
     plan = []

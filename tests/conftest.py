@@ -22,13 +22,16 @@ os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures" / "reference"
-SHARED = REPO.parent / "shared"
+# ../shared beside the repository; HYENADNA_SHARED names another place (a GPU machine that receives a copy)
+SHARED = Path(os.environ.get("HYENADNA_SHARED") or REPO.parent / "shared")
+FIXTURES = SHARED / "fixtures" / "reference"
 MODELS = ("tiny", "deep_long", "wide")
 CASES = ("batch4", "long", "padded", "single", "all_ids")
 
 if not FIXTURES.is_dir():
-    raise RuntimeError(f"reference fixtures not found at {FIXTURES}; the tests need ../shared beside the repository")
+    raise RuntimeError(
+        f"reference fixtures not found at {FIXTURES}: put ../shared beside the repository or name it in HYENADNA_SHARED"
+    )
 
 
 def assert_close(actual, expected, atol: float = 1e-6, rtol: float = 2e-6) -> None:

@@ -28,6 +28,32 @@ def test_choose_path_by_device_length_and_autograd():
         ExecutionOptions(block_tokens=0)
 
 
+def test_a_gpu_runs_long_sequences_batched_while_their_activations_fit(monkeypatch):
+    """On a GPU the low-memory path's chunk loops ran 5-10x slower than the batched path, so it is taken only when
+    the batched path's activations would not fit in the free memory (faked here: no GPU on this machine)."""
+    from hyenadna.ops import execution
+
+    free = {"bytes": 80 * 2**30}
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free["bytes"], 141 * 2**30))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 2 * 2**30)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 2**30)
+    need = execution.BATCHED_BYTES_PER_TOKEN_CHANNEL * 1_000_000 * 256  # large-1m at 1M tokens: ~24 GB
+    assert choose_path(CUDA, 1_000_000, grad=False, d_model=256) == "batched"
+    assert choose_path(CUDA, 1_000_000, grad=False, batch=4, d_model=256) == "low_memory"  # ~96 GB
+    free["bytes"] = int(need / 0.8) - 2**30  # with the allocator's 1 GiB held unused, just enough
+    assert choose_path(CUDA, 1_000_000, grad=False, d_model=256) == "batched"
+    free["bytes"] -= 1
+    assert choose_path(CUDA, 1_000_000, grad=False, d_model=256) == "low_memory"
+    assert choose_path(CUDA, 1_000_000, grad=False, d_model=256, low_memory=False) == "batched"
+    # the CPU keeps its length rule whatever memory it has; short sequences never ask
+    assert choose_path(CPU, 8192, grad=False, d_model=256) == "low_memory"
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: pytest.fail("asked below the length rule"))
+    assert choose_path(CUDA, 8191, grad=False, d_model=256) == "batched"
+    # a GPU's low-memory chunks are long (few launches); the CPU's are measured, or set
+    assert ExecutionOptions().tuned("low_memory_chunk", CUDA) == execution.GPU_LOW_MEMORY_CHUNK
+    assert ExecutionOptions(low_memory_chunk=512).tuned("low_memory_chunk", CUDA) == 512
+
+
 @pytest.mark.parametrize("path", ["batched", "per_sequence", "low_memory"])
 def test_every_inference_path_matches_the_reference_path(monkeypatch, path):
     model = load_model(FIXTURES / "deep_long")
@@ -60,6 +86,7 @@ def test_options_object_steers_the_model(monkeypatch):
     assert_close(low, short, atol=5e-5)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_runs_the_batched_path_and_matches_the_cpu_reference():
     model = load_model(FIXTURES / "deep_long")

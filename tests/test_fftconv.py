@@ -326,6 +326,23 @@ def test_channels_first_filter_is_the_reference_filter(length):
         assert_close(b, a, atol=1e-5, rtol=1e-5)
 
 
+def test_the_one_read_comparison_agrees_with_torch_equal():
+    """The filter cache's check off the CPU (one read of the device instead of one per tensor), run here on the CPU."""
+    from hyenadna.modules.hyena import _all_equal, _all_equal_one_read
+
+    g = torch.Generator().manual_seed(0)
+    a = [torch.randn(3, 4, generator=g), torch.randn(5, generator=g), torch.tensor(2.0)]
+    for b, expected in (
+        ([t.clone() for t in a], True),
+        ([a[0].clone(), a[1] + 1e-7 * (torch.arange(5) == 3), a[2].clone()], False),
+        ([a[0].clone(), a[1].clone(), torch.tensor(float("nan"))], False),
+    ):
+        assert _all_equal_one_read(a, b) is expected and _all_equal(a, b) is expected
+    nan = [torch.tensor(float("nan"))]
+    assert _all_equal_one_read(nan, nan) is False and _all_equal(nan, nan) is False  # NaN is never "unchanged"
+    assert _all_equal_one_read([], []) is True
+
+
 def test_filter_cache_sees_edits_through_data_and_shift():
     """The cached spectrum follows the filter's values: ``.data`` edits (EMA, weight surgery) do not bump the
     version counter it used to key on (0.59 max abs off after deltas.data.mul_)."""

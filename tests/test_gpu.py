@@ -57,6 +57,21 @@ def test_cuda_paths_match_the_cpu_reference(name):
         assert_close(out, reference, atol=1e-4, rtol=1e-4)
 
 
+def test_cuda_filter_cache_sees_edits_through_data():
+    """The spectrum cache's check (one read of the GPU per operator) still sees a ``.data`` edit."""
+    model = load_model(FIXTURES / "tiny", device="cuda")
+    ids = _ids(2, 300).cuda()
+    with torch.no_grad():
+        before = model.backbone(ids)
+        assert torch.equal(model.backbone(ids), before)  # from the cache
+        for block in model.backbone.layers:
+            block.mixer.filter_fn.modulation.deltas.data.mul_(1.5)
+        edited = model.backbone(ids)
+        expected = model.use_reference_path(True).backbone(ids)
+    assert (edited - before).abs().max().item() > 1e-3
+    assert_close(edited.cpu(), expected.cpu(), atol=1e-4, rtol=1e-4)
+
+
 def test_cuda_training_step_matches_the_cpu_reference():
     grads = {}
     for device, reference in (("cpu", True), ("cuda", False)):

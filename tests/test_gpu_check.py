@@ -23,3 +23,21 @@ def test_gpu_check_dry_run_writes_its_report(tmp_path):
         (impl, p) for impl in ("fast", "reference", "transformer") for p in ("fp32", "bf16")
     }
     assert "ratio" in proc.stdout
+
+
+def test_gpu_paths_dry_run_times_every_path(tmp_path):
+    out = tmp_path / "gpu_paths.json"
+    cmd = [sys.executable, str(REPO / "benchmarks" / "gpu_paths.py"), "--dry-run", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert all("tokens_per_s" in r for r in rows), [r for r in rows if "error" in r]
+    assert {r["path"] for r in rows if r["workload"] == "large1m"} == {
+        "reference",
+        "batched",
+        "low_memory",
+        "low_memory_chunk1k",
+    }
+    assert {r["path"] for r in rows if r["workload"] == "train_tiny1k_b8"} == {"reference", "train"}
+    profiled = [r for r in rows if "profile" in r]
+    assert profiled and all(r["profile"]["top_kernels_us_per_pass"] for r in profiled)

@@ -79,8 +79,8 @@ class HyenaDNAModel(nn.Module):
     ) -> Tensor | list[Tensor]:
         """The algorithm is chosen by ``ops/execution.py: choose_path`` from the device, the length, autograd and
         ``self.execution``. ``low_memory`` (default: automatic for inference from ``execution.low_memory_min_length``
-        tokens) runs each sequence layer by layer in token chunks, with the long convolution in channel groups, in
-        O(L x D) memory.
+        tokens, on a GPU only where the batched path would not fit) runs each sequence layer by layer in token chunks,
+        with the long convolution in channel groups, in O(L x D) memory.
 
         ``layers`` asks for the hidden states of those layers instead of the last, as a list in the same order, in
         Hugging Face's numbering: 0 is the embedding output, k the residual stream after block k, and ``n_layer`` (or
@@ -94,6 +94,8 @@ class HyenaDNAModel(nn.Module):
             reference=self._reference_path(),
             low_memory=low_memory,
             options=self.execution,
+            batch=batch,
+            d_model=self.config.d_model,
         )
         wanted = None if layers is None else self.layer_indices(layers)
         keep = [self.config.n_layer] if wanted is None else sorted(set(wanted))

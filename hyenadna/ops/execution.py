@@ -7,7 +7,9 @@ Algorithms (each tested against the plain reference path, ``"reference"``):
 - ``"per_sequence"``: inference on the CPU, a sequence at a time and the stack in micro-batches of about
   ``block_tokens`` tokens, so a layer's activations stay in cache (on 2 AMD EPYC cores this beat the batched path).
 - ``"low_memory"``: inference on long sequences, layer by layer in token chunks and channel groups, in O(L x D) memory;
-  on the CPU it also keeps freed FFT buffers for reuse (glibc, ``utils/memory.py``).
+  on the CPU it also keeps freed FFT buffers for reuse (glibc, ``utils/memory.py``). On a GPU only when the batched
+  path's activations would not fit: there its many small kernels cost 5-10x the batched time (an H200,
+  ``benchmarks/gpu_paths.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ from dataclasses import dataclass
 import torch
 
 PATHS = ("reference", "train", "batched", "per_sequence", "low_memory")
+# A GPU's low-memory chunks: a chunk's kernels are small at the CPU's 1,024 tokens, and launches dominate
+GPU_LOW_MEMORY_CHUNK = 65536
+# Peak bytes of batched inference per token and model channel, with margin: 75 measured on an H200 at 160k and 1M
+# tokens, D 256 (benchmarks/gpu_paths.py)
+BATCHED_BYTES_PER_TOKEN_CHANNEL = 96
 
 
 @dataclass(frozen=True)
@@ -28,7 +35,7 @@ class ExecutionOptions:
     # one on the CPU (batch 1, fp32: 0.98x / 1.09x the batched speed for D 128 / 256 at 8k, 1.03x / 1.36x at 16k)
     low_memory_min_length: int = 8192
     # ... in token chunks of this size (one large-1m layer at 1M tokens: 1,024 took 0.93x the time of 2,048 on AMD
-    # EPYC); None: the size measured fastest on this machine's CPU (ops/autotune.py), the default on other devices
+    # EPYC); None: the size measured fastest on this machine's CPU (ops/autotune.py), GPU_LOW_MEMORY_CHUNK on a GPU
     low_memory_chunk: int | None = None
     # per-sequence inference runs the stack on micro-batches of about this many tokens (None: measured, as above)
     block_tokens: int | None = None
@@ -54,6 +61,8 @@ class ExecutionOptions:
         value = getattr(self, name)
         if value is not None:
             return value
+        if name == "low_memory_chunk" and torch.device(device).type != "cpu":
+            return GPU_LOW_MEMORY_CHUNK
         from hyenadna.ops.autotune import tuning
 
         return getattr(tuning(device), name)
@@ -67,14 +76,30 @@ def choose_path(
     reference: bool = False,
     low_memory: bool | None = None,
     options: ExecutionOptions | None = None,
+    batch: int = 1,
+    d_model: int | None = None,
 ) -> str:
     """The algorithm for a forward pass, by device, length and whether gradients are needed. ``low_memory`` forces
-    the low-memory path on or off for inference."""
+    the low-memory path on or off for inference; left to choose, it is taken from ``low_memory_min_length`` tokens
+    on, except on a GPU where the batched path's activations for ``batch`` x ``seqlen`` x ``d_model`` fit."""
     options = options or ExecutionOptions()
     if reference:
         return "reference"
     if grad:
         return "train"
-    if low_memory if low_memory is not None else seqlen >= options.low_memory_min_length:
+    if low_memory is None:
+        low_memory = seqlen >= options.low_memory_min_length and not batched_fits(device, batch, seqlen, d_model)
+    if low_memory:
         return "low_memory"
     return "per_sequence" if device.type == "cpu" else "batched"
+
+
+def batched_fits(device: torch.device, batch: int, seqlen: int, d_model: int | None) -> bool:
+    """Whether batched inference's activations fit in 80% of the CUDA memory free now (counting what torch's
+    allocator holds unused). Always False elsewhere: on the CPU the low-memory path was the faster one from 8k tokens
+    (``ExecutionOptions.low_memory_min_length``)."""
+    if device.type != "cuda" or d_model is None:
+        return False
+    free, _ = torch.cuda.mem_get_info(device)
+    free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    return BATCHED_BYTES_PER_TOKEN_CHANNEL * batch * seqlen * d_model <= 0.8 * free
