@@ -12,7 +12,7 @@ import torch
 from hyenadna.benchmark.runner import BenchmarkConfig, run_benchmark
 from hyenadna.ops import autotune
 from hyenadna.ops import linear as linear_ops
-from hyenadna.ops.execution import ExecutionOptions
+from hyenadna.ops.execution import GPU_LOW_MEMORY_CHUNK, ExecutionOptions
 from hyenadna.ops.fftconv import fft_length, smooth_fft_length
 from tests.conftest import FIXTURES  # at import: importing conftest again inside a test resets HYENADNA_AUTOTUNE
 from tests.test_benchmark import gc_frame
@@ -134,7 +134,8 @@ def test_work_on_another_device_never_measures(tuned):
     options = ExecutionOptions()  # building options measures nothing either
     cuda = torch.device("cuda")
     assert options.tuned("block_tokens", cuda) == autotune.DEFAULTS.block_tokens
-    assert options.tuned("low_memory_chunk", "meta") == autotune.DEFAULTS.low_memory_chunk
+    # off the CPU the low-memory chunk is a GPU's (few, long chunks), never the CPU's measured 512
+    assert options.tuned("low_memory_chunk", "meta") == options.tuned("low_memory_chunk", cuda) == GPU_LOW_MEMORY_CHUNK
     assert fft_length(54_675, cuda) == smooth_fft_length(54_675, autotune.DEFAULTS.fft_pow2_slack)
     assert not calls
     assert fft_length(54_675, "cpu") == 65_536 and len(calls) == 1  # the CPU's work still gets its measured choice
