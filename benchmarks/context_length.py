@@ -82,6 +82,7 @@ def main() -> None:
     ap.add_argument("--from", dest="first", type=int, default=4096, help="score targets from this position on")
     ap.add_argument("--cuts", type=int, nargs="+", default=list(CUTS))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     if not 1 <= args.first <= args.seq_len:
@@ -94,7 +95,7 @@ def main() -> None:
     results = {}
     t0 = time.perf_counter()
     for m in args.models:
-        model = load_model(m)
+        model = load_model(m, args.device)
         reach = l_max(model)
         cuts = [c for c in sorted(args.cuts) if c <= reach]  # the model reads c tokens a piece (as `evaluate`)
         if reach >= windows.shape[1] - 1:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -19,7 +20,8 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-GENOME = REPO.parent / "shared" / "data" / "genome"
+# ../shared beside the repository, or the folder HYENADNA_SHARED names (as for the tests)
+GENOME = Path(os.environ.get("HYENADNA_SHARED") or REPO.parent / "shared") / "data" / "genome"
 FASTA = [str(GENOME / "GRCh37_chr20.fa.gz"), str(GENOME / "GRCh37_chrX_0-70Mb.fa.gz")]
 MARKOV_1K = 1.2439  # order-12 Markov baseline on the same 256 x 1k windows (the bundled 1k model's card)
 
@@ -36,13 +38,13 @@ def held_out_windows(*specs: tuple[int, int]) -> list[np.ndarray]:
     return [fixed_windows(genome, evaluation, count, length) for count, length in specs]
 
 
-def load_model(model: str):
-    """A bundled or published model by name, or a model folder."""
+def load_model(model: str, device: str = "cpu"):
+    """A bundled or published model by name, or a model folder, on ``device``."""
     from hyenadna.cli.common import model_name_or_path
     from hyenadna.sdk import HyenaDNAConfig, build_model
 
     name, path = model_name_or_path(model)
-    return build_model(HyenaDNAConfig(model_name=name, model_path=path, progress=False))[0]
+    return build_model(HyenaDNAConfig(model_name=name, model_path=path, progress=False, device=device))[0]
 
 
 def main() -> None:
@@ -64,13 +66,14 @@ def main() -> None:
     ap.add_argument("--seq-len", type=int, default=16384)
     ap.add_argument("--cut", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    model, base = load_model(args.model), load_model(args.baseline)
+    model, base = load_model(args.model, args.device), load_model(args.baseline, args.device)
     short, long = held_out_windows((args.windows_1k, 1025), (args.windows_long, args.seq_len + 1))
     t0 = time.perf_counter()
     nll_1k = {"model": evaluate_nll(model, short, 16), "baseline": evaluate_nll(base, short, 16)}

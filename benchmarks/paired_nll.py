@@ -54,6 +54,7 @@ def main() -> None:
     ap.add_argument("--pairs", nargs="+", required=True, help="models (names or folders) in pairs: A1 B1 A2 B2 ...")
     ap.add_argument("--labels", nargs="+", help="one label per pair")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     if len(args.pairs) % 2:
@@ -70,7 +71,7 @@ def main() -> None:
     scores: dict[str, dict[str, np.ndarray]] = {}
     t0 = time.perf_counter()
     for m in dict.fromkeys(args.pairs):  # each model once, in order
-        model = load_model(m)
+        model = load_model(m, args.device)
         scores[m] = {}
         for name, w in windows.items():
             if model.config.l_max >= w.shape[1] - 1:

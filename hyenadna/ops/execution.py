@@ -31,8 +31,9 @@ class ExecutionOptions:
     """The knobs of the fast paths; measured on AMD EPYC (see the README's speed section), the CPU-dependent ones
     measured again on each machine at first use (``ops/autotune.py``)."""
 
-    # inference on sequences at least this long runs the low-memory path; from 8,192 tokens it was also the faster
-    # one on the CPU (batch 1, fp32: 0.98x / 1.09x the batched speed for D 128 / 256 at 8k, 1.03x / 1.36x at 16k)
+    # inference on sequences at least this long runs the low-memory path on the CPU, where from 8,192 tokens it was
+    # also the faster one (batch 1, fp32: 0.98x / 1.09x the batched speed for D 128 / 256 at 8k, 1.03x / 1.36x at
+    # 16k); on a GPU only those that would not fit batched (batched_fits)
     low_memory_min_length: int = 8192
     # ... in token chunks of this size (one large-1m layer at 1M tokens: 1,024 took 0.93x the time of 2,048 on AMD
     # EPYC); None: the size measured fastest on this machine's CPU (ops/autotune.py), GPU_LOW_MEMORY_CHUNK on a GPU
