@@ -1,6 +1,6 @@
 """One script for a machine with a GPU: the GPU tests, then our path against the plain reference path (and an
-equal-width SDPA Transformer) side by side, in fp32 and bf16, with peak GPU memory. On one H200 it took 34-74 s
-besides the tests' 12-22 s (docs/speed/gpu.md).
+equal-width SDPA Transformer) side by side, in fp32 and bf16, with peak GPU memory. On one H200 it took 34-74 s,
+its tests included (docs/speed/gpu.md).
 
     python benchmarks/gpu_check.py                      # on the GPU machine; writes benchmarks/results/gpu_check.json
     python benchmarks/gpu_check.py --dry-run            # CPU, tiny shapes: checks the script itself (CI runs this)
