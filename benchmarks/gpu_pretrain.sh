@@ -2,8 +2,9 @@
 # Long-context pretraining on one GPU, sized for one 10-minute call on a lent machine (docs/speed/gpu.md, "The next
 # GPU"): continues a bundled 16k model on 16k windows of the training DNA (the held-out region excluded, as always),
 # then scores the result as the cards do: the 1k windows, paired window by window against the model it started from
-# on the 1k and 16k windows, and the context sweep. $OUT receives what a CPU machine needs to commit the run and
-# resume it exactly: the packed checkpoint (shards under 10 MB), the model's weights, and one archive of the rest.
+# on the 1k and 16k windows, the context sweep, and the model card's sections (long_context_eval.py). $OUT receives
+# what a CPU machine needs to commit the run and resume it exactly: the packed checkpoint (shards under 10 MB), the
+# model's weights, and one archive of the rest.
 #
 #   HYENADNA_SHARED=<folder holding data/genome> OUT=<results folder> bash benchmarks/gpu_pretrain.sh
 #   DEVICE=cpu STEPS=2 BATCH=1 MINUTES=5 OUT=/tmp/check bash benchmarks/gpu_pretrain.sh   # the script itself, on a CPU
@@ -38,11 +39,14 @@ $py -m hyenadna evaluate --model "$run/run/model" --fasta "${fasta[@]}" --window
 $py benchmarks/paired_nll.py --pairs "$run/run/model" "$init" --labels "run - $init" --device "$device" \
     --out "$run/paired"
 $py benchmarks/context_length.py --models "$run/run/model" --device "$device" --out "$run/sweep"
+# the model card's sections (the 1k windows, the position bands), so that a better model can be bundled from a CPU
+$py benchmarks/long_context_eval.py --model "$run/run/model" --name "$init, continued on a GPU" --baseline "$init" \
+    --baseline-label "the model this run continued" --device "$device" --out "$run/eval"
 
 # at most 8 files come back from a lent machine, 16 MiB each: the checkpoint's shards, the weights, one archive
 mkdir -p "$out/checkpoint"
 cp "$run"/run/checkpoint/* "$out/checkpoint/"
 cp "$run/run/model/model.safetensors" "$out/"
 tar -czf "$out/reports.tar.gz" -C "$run" run/metrics.jsonl run/pretrain_config.json run/regions.json \
-    run/loss_curve.png run/model/config.json eval_1k.json paired sweep
+    run/loss_curve.png run/model/config.json eval_1k.json paired sweep eval
 ls -la "$out" "$out/checkpoint"
