@@ -63,6 +63,20 @@ def run_gpu_tests(timeout: float, log: Path) -> dict:
     return {"exit": p.returncode, "counts": counts, "summary": tail, "failures": failures, "seconds": time.time() - t0}
 
 
+def median_seconds(fn, repeats: int, sync) -> float:
+    """One warm-up pass (kernels, FFT plans, the filter cache), then the median of ``repeats`` timed passes, each
+    between two device synchronisations."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        sync()
+        t = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
 def measure(workload: str, spec: tuple, impl: str, precision: str, device: str) -> dict:
     import torch
 
@@ -85,24 +99,16 @@ def measure(workload: str, spec: tuple, impl: str, precision: str, device: str) 
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     autocast = torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
-    times = []
     with autocast:
         if kind == "infer":
             model.eval()
             with torch.inference_mode():
-                run(ids)  # warm-up: kernels, FFT plans, the filter cache
-                for _ in range(repeats):
-                    sync()
-                    t = time.perf_counter()
-                    run(ids)
-                    sync()
-                    times.append(time.perf_counter() - t)
+                sec = median_seconds(lambda: run(ids), repeats, sync)
         else:
             model.train()
             opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=cuda or None)
-            for i in range(repeats + 1):
-                sync()
-                t = time.perf_counter()
+
+            def step() -> None:
                 if impl == "transformer":
                     out = model(ids[:, :-1]) @ model.emb.weight.T
                     loss = torch.nn.functional.cross_entropy(out.flatten(0, 1).float(), ids[:, 1:].flatten())
@@ -111,10 +117,8 @@ def measure(workload: str, spec: tuple, impl: str, precision: str, device: str) 
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                sync()
-                if i:
-                    times.append(time.perf_counter() - t)
-    sec = statistics.median(times)
+
+            sec = median_seconds(step, repeats, sync)
     return {
         "seconds": sec,
         "tokens_per_s": batch * seqlen / sec,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.gpu_check import DRY, WORKLOADS  # noqa: E402
+from benchmarks.gpu_check import DRY, WORKLOADS, median_seconds  # noqa: E402
 from hyenadna.utils.io import atomic_write_text  # noqa: E402
 
 # path name: (reference, low_memory, options)
@@ -68,16 +67,9 @@ def measure(spec: tuple, path: str, device: str, profile: bool) -> dict:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     grad = torch.enable_grad() if kind == "train" else torch.inference_mode()
-    times = []
     with grad:
-        _step(lm, ids, kind, low_memory, opt)
-        for _ in range(repeats):
-            sync()
-            t = time.perf_counter()
-            _step(lm, ids, kind, low_memory, opt)
-            sync()
-            times.append(time.perf_counter() - t)
-        row = {"seconds": statistics.median(times), "tokens_per_s": batch * seqlen / statistics.median(times)}
+        sec = median_seconds(lambda: _step(lm, ids, kind, low_memory, opt), repeats, sync)
+        row = {"seconds": sec, "tokens_per_s": batch * seqlen / sec}
         row["peak_mb"] = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
         if profile:
             row["profile"] = _profile(lambda: _step(lm, ids, kind, low_memory, opt), cuda, sync)
