@@ -18,20 +18,26 @@ import statistics
 import subprocess
 import sys
 import threading
-import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.gpu_check import median_seconds
+from benchmarks.speed import WORKLOADS
 
 
-def measure(mode: str, steps: int = 8, warmup: int = 2) -> dict:
+def measure(mode: str, steps: int = 8) -> dict:
     import torch
 
     from hyenadna import PUBLISHED_CONFIGS, HyenaDNALMHeadModel
     from hyenadna.training.optim import build_optimizer
     from hyenadna.utils.memory import reuse_freed_memory
 
+    name, seqlen, batch, _, _ = WORKLOADS["train_tiny1k"]
     torch.manual_seed(0)
-    lm = HyenaDNALMHeadModel(PUBLISHED_CONFIGS["hyenadna-tiny-1k-seqlen"]).train()
+    lm = HyenaDNALMHeadModel(PUBLISHED_CONFIGS[name]).train()
     opt = build_optimizer(lm, lr=1e-4, weight_decay=0.01)
-    ids = torch.randint(7, 11, (8, 1025))
+    ids = torch.randint(7, 11, (batch, seqlen + 1))
     params = [p for p in lm.parameters() if p.requires_grad]
 
     def half_grads(part, out: list, k: int) -> None:
@@ -60,15 +66,10 @@ def measure(mode: str, steps: int = 8, warmup: int = 2) -> dict:
         opt.step()
 
     torch.set_num_threads(2 if mode == "plain" else 1)
-    times = []
     with reuse_freed_memory():
-        for i in range(steps + warmup):
-            t = time.perf_counter()
-            step()
-            if i >= warmup:
-                times.append(time.perf_counter() - t)
-    sec = statistics.median(times)
-    return {"mode": mode, "seconds": sec, "tokens_per_s": 8 * 1024 / sec}
+        step()  # a first warm-up; median_seconds runs a second before its timed steps
+        sec = median_seconds(step, steps, sync=lambda: None)
+    return {"mode": mode, "seconds": sec, "tokens_per_s": batch * seqlen / sec}
 
 
 def main() -> None:
