@@ -46,7 +46,9 @@ $py benchmarks/long_context_eval.py --model "$run/run/model" --name "$init, cont
 # at most 8 files come back from a lent machine, 16 MiB each: the checkpoint's shards, the weights, one archive
 mkdir -p "$out/checkpoint"
 cp "$run"/run/checkpoint/* "$out/checkpoint/"
-cp "$run/run/model/model.safetensors" "$out/"
+# a model over 10 MB (INIT=hyenadna-16k-d256-l3-grch37) is exported in shards, with an index that goes in the archive
+cp "$run"/run/model/*.safetensors "$out/"
+index=$(cd "$run" && ls run/model/*.index.json 2>/dev/null || true)
 tar -czf "$out/reports.tar.gz" -C "$run" run/metrics.jsonl run/pretrain_config.json run/regions.json \
-    run/loss_curve.png run/model/config.json eval_1k.json paired sweep eval
+    run/loss_curve.png run/model/config.json $index eval_1k.json paired sweep eval
 ls -la "$out" "$out/checkpoint"
