@@ -139,6 +139,8 @@ class HyenaDNAFineTuningModel:
     ) -> list[dict]:
         """Fit the head (and the backbone unless frozen). Early-stops on the validation metric (MCC for
         classification, MSE for regression) and restores the best epoch's weights. Returns the per-epoch history.
+        A classifier's epochs count against ``patience`` from the first whose validation MCC beats chance (above 0):
+        from random weights it can sit at chance for epochs before it learns.
 
         ``head_init="random"`` starts from an N(0, 0.02) head. ``"probe"`` (classification) first fits the head as a
         logistic regression on the frozen, pooled features of the training split, then fine-tunes everything (LP-FT,

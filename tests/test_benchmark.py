@@ -559,3 +559,17 @@ def test_long_range_copy_scores_each_half_and_learns_a_copy_in_reach(tmp_path):
     old = {**run, "emb_dim": 33, "bands": "geometric"}
     del old["geometric_bands"]
     assert "| 33 (t + 16 geometric, no linear) |" in mod.table([old])
+
+
+def test_runs_saved_before_early_stopping_waited_for_chance_are_kept_only_where_it_never_applied():
+    from hyenadna.benchmark.runner import recipe_matches, run_recipe
+
+    recipe = run_recipe(BenchmarkConfig.quick(tasks_dir="t", out_dir="x"), "scratch")
+    old = {k: v for k, v in recipe.items() if k != "patience_from"}
+    learnt = {"recipe": old, "lr_grid": [{"lr": 3e-4, "val_mcc": 0.2}, {"lr": 1e-3, "val_mcc": 0.01}]}
+    stalled = {"recipe": old, "lr_grid": [{"lr": 3e-4, "val_mcc": 0.2}, {"lr": 1e-3, "val_mcc": 0.0}]}
+    assert recipe_matches({"recipe": recipe, "lr_grid": stalled["lr_grid"]}, recipe)
+    assert recipe_matches(learnt, recipe)  # every rate beat chance before it stopped: the rule never applied
+    assert not recipe_matches(stalled, recipe)  # one rate stopped at chance: the new rule would have trained on
+    assert not recipe_matches({**learnt, "recipe": {**old, "patience": 3}}, recipe)  # another recipe still differs
+    assert not recipe_matches({"recipe": old}, recipe)

@@ -185,3 +185,51 @@ def test_precision_is_honoured_in_training_and_inference():
         torch.autocast.__init__ = real
     assert (torch.bfloat16, True) in calls
     assert len(bf16.history) == 1 and np.isfinite(bf16.history[0]["train_loss"])
+
+
+class _Constant(torch.nn.Module):
+    """Two logits from one bias: enough network for ``fine_tune``'s loop, whose validation is scripted here."""
+
+    def __init__(self):
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.zeros(2))
+
+    def forward(self, input_ids, mask):
+        return self.bias.expand(len(input_ids), 2)
+
+
+def _scripted_run(scores, patience=2, start=None, key="mcc"):
+    from hyenadna.tokenizer import BatchEncoding
+    from hyenadna.training.finetune import Recipe, fine_tune
+
+    script = iter(scores)
+
+    def make_batch(idx, flips):
+        ids = torch.zeros(len(idx), 4, dtype=torch.long)
+        return BatchEncoding(ids, torch.ones_like(ids, dtype=torch.bool), torch.full((len(idx),), 4))
+
+    history = fine_tune(
+        _Constant(),
+        np.full(8, 4),
+        make_batch,
+        lambda out, idx: torch.nn.functional.cross_entropy(out, torch.zeros(len(idx), dtype=torch.long)),
+        lambda: {key: next(script)},
+        key,
+        Recipe(epochs=len(scores), patience=patience),
+        batch_size=4,
+        start=start,
+        progress=False,
+    )
+    return [h[f"val_{key}"] for h in history if h["epoch"] > 0]
+
+
+def test_early_stopping_waits_until_validation_beats_chance():
+    # from random weights a classifier can sit at chance (MCC 0) for epochs before it learns: those do not count
+    assert _scripted_run([0.0, 0.0, 0.0, -0.1, 0.2, 0.3, 0.1]) == [0.0, 0.0, 0.0, -0.1, 0.2, 0.3, 0.1]
+    # once an epoch has beaten chance, patience counts as before, also epochs that fall back to chance
+    assert _scripted_run([0.0, 0.1, 0.0, 0.0, 0.5]) == [0.0, 0.1, 0.0, 0.0]
+    # a start above chance (an LP-FT head) counts from the first epoch; one at chance waits as a random head does
+    assert _scripted_run([0.0, 0.0, 0.5], start={"mcc": 0.2}) == [0.0, 0.0]
+    assert _scripted_run([0.0, 0.0, 0.5], start={"mcc": 0.0}) == [0.0, 0.0, 0.5]
+    # a regression (lower mse is better) has no chance level to wait for
+    assert _scripted_run([1.0, 2.0, 2.0, 0.5], key="mse") == [1.0, 2.0, 2.0]

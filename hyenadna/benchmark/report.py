@@ -71,7 +71,8 @@ def markdown_table(summary: dict) -> str:
     sub = ", ".join(f"{k} {cfg[k]}" for k in ("max_train", "max_test") if cfg.get(k)) or "all rows"
     lines = [
         f"Profile: {cfg['profile']} ({sub}; seeds {cfg['seeds']}; up to {cfg['epochs']} epochs, patience "
-        f"{cfg['patience']}, learning rate chosen on validation from {_lrs(cfg['finetune_lrs'])} (fine-tuned, "
+        f"{cfg['patience']} from the first epoch above chance, learning rate chosen on validation from "
+        f"{_lrs(cfg['finetune_lrs'])} (fine-tuned, "
         f"{cfg['head_init']} head) and {_lrs(cfg['scratch_lrs'])} (not pretrained, random head, up to "
         f"{cfg.get('scratch_epochs') or 2 * cfg['epochs']} epochs)). Pretrained model: "
         f"{'; '.join(sources) or '-'}. Values are "

@@ -279,13 +279,29 @@ def run_recipe(cfg: BenchmarkConfig, mode: str) -> dict:
     if mode == "probe":
         recipe["probes"] = list(cfg.probes)
     if mode in ("finetune", "scratch"):
-        recipe.update({"batch_size": cfg.batch_size, "patience": cfg.patience})
+        # "patience_from": epochs count against patience from the first that beats chance (training/finetune.py)
+        recipe.update({"batch_size": cfg.batch_size, "patience": cfg.patience, "patience_from": "above chance"})
         recipe.update({"rc_augment": cfg.rc_augment, "rc_average": cfg.rc_average})
     if mode == "finetune":
         recipe.update({"lrs": list(cfg.finetune_lrs), "epochs": cfg.epochs, "head_init": cfg.head_init})
     if mode == "scratch":
         recipe.update({"lrs": list(cfg.scratch_lrs), "epochs": cfg.scratch_epochs or 2 * cfg.epochs})
     return recipe
+
+
+def recipe_matches(run: dict, recipe: dict) -> bool:
+    """Whether a saved run is what ``recipe`` produces. A run saved before early stopping waited for chance (its
+    recipe has no "patience_from") still is where every learning rate of its grid reached a validation MCC above 0:
+    the best epoch beat chance before each rate stopped, so every epoch it counted is one the new rule counts too,
+    and the rates stopped, and chose, the same epochs. The others ran again."""
+    saved = run.get("recipe")
+    if saved == recipe:
+        return True
+    if saved is None or "patience_from" in saved or "patience_from" not in recipe:
+        return False
+    return {**saved, "patience_from": recipe["patience_from"]} == recipe and all(
+        g["val_mcc"] > 0 for g in run.get("lr_grid", [{"val_mcc": 0.0}])
+    )
 
 
 def _pending(cfg: BenchmarkConfig, tasks: list[Task], out: Path, log) -> tuple[list[tuple[Task, str, int]], dict]:
@@ -299,7 +315,7 @@ def _pending(cfg: BenchmarkConfig, tasks: list[Task], out: Path, log) -> tuple[l
                 path = out / "runs" / sub.name / mode / f"seed{seed}.json"
                 if path.is_file():
                     run = json.loads(path.read_text())
-                    if run.get("recipe") == run_recipe(cfg, mode):
+                    if recipe_matches(run, run_recipe(cfg, mode)):
                         saved[mode].append(run["seconds"])
                         continue
                     log(f"{sub.name} {mode} seed {seed}: saved with another recipe; running it again")
@@ -508,7 +524,7 @@ def summarise(out: Path, tasks: list[Task], cfg: BenchmarkConfig, log=print) -> 
             runs = [json.loads(p.read_text()) for p in sorted((out / "runs" / task.name / mode).glob("seed*.json"))]
             runs = sorted((r for r in runs if r["seed"] in cfg.seeds), key=lambda r: r["seed"])
             recipe = run_recipe(cfg, mode)
-            other = [r["seed"] for r in runs if r.get("recipe") != recipe]
+            other = [r["seed"] for r in runs if not recipe_matches(r, recipe)]
             if other:
                 log(f"{task.name} {mode} seed(s) {other}: saved with another recipe; left out of the report")
                 runs = [r for r in runs if r["seed"] not in other]

@@ -91,8 +91,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--patience",
         type=int_at_least(1),
-        help="epochs without validation gain before a fine-tuning run stops (default 3; quick 2); at least the epoch "
-        "count turns early stopping off (the best epoch is still kept)",
+        help="epochs without validation gain before a fine-tuning run stops (default 3; quick 2), counted from the "
+        "first epoch whose validation MCC beats chance; at least the epoch count turns early stopping off (the best "
+        "epoch is still kept)",
     )
     p.add_argument(
         "--finetune-lrs",

@@ -40,7 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder for the fine-tuned model")
     p.add_argument("--epochs", type=int_at_least(1), default=10)
     p.add_argument("--lr", type=float_above(0), default=6e-4)
-    p.add_argument("--patience", type=int_at_least(1), default=3, help="epochs without validation gain before stopping")
+    p.add_argument(
+        "--patience",
+        type=int_at_least(1),
+        default=3,
+        help="epochs without validation gain before stopping, counted from the first above chance (MCC > 0)",
+    )
     p.add_argument("--max-train", type=int_at_least(2), help="cap the train rows (stratified, seeded)")
     p.add_argument("--max-test", type=int_at_least(1), help="cap the test rows (stratified, seeded)")
     p.add_argument("--rc-augment", action="store_true", help="reverse-complement augmentation and test-time averaging")

@@ -1,9 +1,10 @@
 """The fine-tuning loop behind ``HyenaDNAFineTuningModel``.
 
 The recipe follows the paper and Caduceus, with an honest protocol: AdamW with the reference parameter groups, a
-cosine schedule with warm-up, grad clip, early stopping on a validation split that restores the best epoch's weights,
-optional reverse-complement augmentation, and batches drawn from length buckets. ``precision="bf16"`` runs the
-forward passes under bf16 autocast (the FFT convolution and the residual stream stay fp32).
+cosine schedule with warm-up, grad clip, early stopping on a validation split that restores the best epoch's weights
+(and waits for a classifier to leave chance before it counts epochs), optional reverse-complement augmentation, and
+batches drawn from length buckets. ``precision="bf16"`` runs the forward passes under bf16 autocast (the FFT
+convolution and the residual stream stay fp32).
 """
 
 from __future__ import annotations
@@ -87,10 +88,13 @@ def fine_tune(
 
     ``make_batch(indices, flips)`` builds a padded batch (``flips``: reverse-complement those rows); ``loss_fn(out,
     indices)`` scores the network's output; ``validate()`` returns validation metrics, of which ``key`` is the one
-    early stopping watches (MCC, higher is better; "mse", lower is better). ``start``: validation metrics of the
-    network as it is (an LP-FT head), recorded as epoch 0 and kept unless a trained epoch beats it. ``on_epoch(row)``
-    is called with each trained epoch's history row plus its seconds and training tokens/s, for callers that log
-    progress in their own way (the benchmark's workers, where progress bars would interleave).
+    early stopping watches (MCC, higher is better; "mse", lower is better). Epochs count against ``recipe.patience``
+    only from the first one whose MCC beats chance (above 0): from random weights a classifier can sit at chance for
+    several epochs before it starts to learn, and stopping it there kept a network that predicts one class.
+    ``start``: validation metrics of the network as it is (an LP-FT head), recorded as epoch 0 and kept unless a
+    trained epoch beats it. ``on_epoch(row)`` is called with each trained epoch's history row plus its seconds and
+    training tokens/s, for callers that log progress in their own way (the benchmark's workers, where progress bars
+    would interleave).
     """
     device = next(network.parameters()).device
     optimizer = build_optimizer(network, recipe.lr, recipe.weight_decay)
@@ -101,9 +105,11 @@ def fine_tune(
     sign = -1.0 if key == "mse" else 1.0
     history: list[dict] = []
     best, best_state, bad_epochs, step = None, None, 0, 0
+    learning = key == "mse"  # a regression has no chance level to wait for
     if start is not None:
         history.append({"epoch": 0, "train_loss": None, **{f"val_{k}": v for k, v in start.items()}})
         best, best_state = sign * start[key], _snapshot(network)
+        learning = learning or start[key] > 0
     scaler = grad_scaler(device, precision)
     with seeded(recipe.seed):
         for epoch in range(recipe.epochs):
@@ -149,7 +155,8 @@ def fine_tune(
                 tqdm.write(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}, validation {key} {scores[key]:.4f}")
             if best is None or sign * scores[key] > best:
                 best, bad_epochs, best_state = sign * scores[key], 0, _snapshot(network)
-            else:
+                learning = learning or scores[key] > 0
+            elif learning:
                 bad_epochs += 1
                 if bad_epochs >= recipe.patience:
                     break
