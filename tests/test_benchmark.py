@@ -561,15 +561,28 @@ def test_long_range_copy_scores_each_half_and_learns_a_copy_in_reach(tmp_path):
     assert "| 33 (t + 16 geometric, no linear) |" in mod.table([old])
 
 
-def test_runs_saved_before_early_stopping_waited_for_chance_are_kept_only_where_it_never_applied():
-    from hyenadna.benchmark.runner import recipe_matches, run_recipe
+def test_runs_saved_before_early_stopping_waited_for_chance_are_kept_only_where_it_never_applied(tasks_dir, tmp_path):
+    from hyenadna.benchmark.runner import _pending, recipe_matches, run_recipe
 
-    recipe = run_recipe(BenchmarkConfig.quick(tasks_dir="t", out_dir="x"), "scratch")
+    cfg = BenchmarkConfig.quick(tasks_dir=str(tasks_dir), out_dir=str(tmp_path / "out"), tasks=["gc_task"])
+    cfg = replace(cfg, modes=["scratch"], seeds=[0, 1])
+    recipe = run_recipe(cfg, "scratch")
     old = {k: v for k, v in recipe.items() if k != "patience_from"}
-    learnt = {"recipe": old, "lr_grid": [{"lr": 3e-4, "val_mcc": 0.2}, {"lr": 1e-3, "val_mcc": 0.01}]}
-    stalled = {"recipe": old, "lr_grid": [{"lr": 3e-4, "val_mcc": 0.2}, {"lr": 1e-3, "val_mcc": 0.0}]}
-    assert recipe_matches({"recipe": recipe, "lr_grid": stalled["lr_grid"]}, recipe)
-    assert recipe_matches(learnt, recipe)  # every rate beat chance before it stopped: the rule never applied
-    assert not recipe_matches(stalled, recipe)  # one rate stopped at chance: the new rule would have trained on
-    assert not recipe_matches({**learnt, "recipe": {**old, "patience": 3}}, recipe)  # another recipe still differs
+    grids = {  # seed 0: every rate beat chance, so the rule never applied; seed 1: one rate stopped at chance
+        0: [{"lr": 3e-4, "val_mcc": 0.2}, {"lr": 1e-3, "val_mcc": 0.01}],
+        1: [{"lr": 3e-4, "val_mcc": 0.2}, {"lr": 1e-3, "val_mcc": 0.0}],
+    }
+    for seed, grid in grids.items():
+        path = tmp_path / "out" / "runs" / "gc_task" / "scratch" / f"seed{seed}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"recipe": old, "lr_grid": grid, "seconds": 1.0}))
+    messages = []
+    jobs, _ = _pending(cfg, discover_tasks(tasks_dir, ["gc_task"]), tmp_path / "out", messages.append)
+    assert [(task.name, mode, seed) for task, mode, seed in jobs] == [("gc_task", "scratch", 1)]
+    assert messages == [
+        "gc_task scratch seed 1: saved before early stopping waited for chance, and a learning rate stopped at "
+        "chance; running it again"
+    ]
+    assert recipe_matches({"recipe": recipe, "lr_grid": grids[1]}, recipe)  # saved under the rule: kept as it is
+    assert not recipe_matches({"recipe": {**old, "patience": 3}, "lr_grid": grids[0]}, recipe)  # another recipe
     assert not recipe_matches({"recipe": old}, recipe)

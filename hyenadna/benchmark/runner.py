@@ -314,11 +314,14 @@ def _pending(cfg: BenchmarkConfig, tasks: list[Task], out: Path, log) -> tuple[l
             for mode in cfg.modes:
                 path = out / "runs" / sub.name / mode / f"seed{seed}.json"
                 if path.is_file():
-                    run = json.loads(path.read_text())
-                    if recipe_matches(run, run_recipe(cfg, mode)):
+                    run, recipe = json.loads(path.read_text()), run_recipe(cfg, mode)
+                    if recipe_matches(run, recipe):
                         saved[mode].append(run["seconds"])
                         continue
-                    log(f"{sub.name} {mode} seed {seed}: saved with another recipe; running it again")
+                    why = "with another recipe"
+                    if {**run.get("recipe", {}), "patience_from": recipe.get("patience_from")} == recipe:
+                        why = "before early stopping waited for chance, and a learning rate stopped at chance"
+                    log(f"{sub.name} {mode} seed {seed}: saved {why}; running it again")
                 jobs.append((sub, mode, seed))
     return jobs, saved
 
