@@ -293,7 +293,7 @@ def recipe_matches(run: dict, recipe: dict) -> bool:
     """Whether a saved run is what ``recipe`` produces. A run saved before early stopping waited for chance (its
     recipe has no "patience_from") still is where every learning rate of its grid reached a validation MCC above 0:
     the best epoch beat chance before each rate stopped, so every epoch it counted is one the new rule counts too,
-    and the rates stopped, and chose, the same epochs. The others ran again."""
+    and the rates stopped, and chose, the same epochs. The others run again."""
     saved = run.get("recipe")
     if saved == recipe:
         return True
