@@ -294,14 +294,18 @@ def recipe_matches(run: dict, recipe: dict) -> bool:
     recipe has no "patience_from") still is where every learning rate of its grid reached a validation MCC above 0:
     the best epoch beat chance before each rate stopped, so every epoch it counted is one the new rule counts too,
     and the rates stopped, and chose, the same epochs. The others run again."""
-    saved = run.get("recipe")
-    if saved == recipe:
+    if run.get("recipe") == recipe:
         return True
-    if saved is None or "patience_from" in saved or "patience_from" not in recipe:
-        return False
-    return {**saved, "patience_from": recipe["patience_from"]} == recipe and all(
+    return _before_chance_rule(run.get("recipe"), recipe) and all(
         g["val_mcc"] > 0 for g in run.get("lr_grid", [{"val_mcc": 0.0}])
     )
+
+
+def _before_chance_rule(saved: dict | None, recipe: dict) -> bool:
+    """Whether ``saved`` is ``recipe`` as it was before early stopping waited for chance."""
+    if saved is None or "patience_from" in saved or "patience_from" not in recipe:
+        return False
+    return {**saved, "patience_from": recipe["patience_from"]} == recipe
 
 
 def _pending(cfg: BenchmarkConfig, tasks: list[Task], out: Path, log) -> tuple[list[tuple[Task, str, int]], dict]:
@@ -319,7 +323,7 @@ def _pending(cfg: BenchmarkConfig, tasks: list[Task], out: Path, log) -> tuple[l
                         saved[mode].append(run["seconds"])
                         continue
                     why = "with another recipe"
-                    if {**run.get("recipe", {}), "patience_from": recipe.get("patience_from")} == recipe:
+                    if _before_chance_rule(run.get("recipe"), recipe):
                         why = "before early stopping waited for chance, and a learning rate stopped at chance"
                     log(f"{sub.name} {mode} seed {seed}: saved {why}; running it again")
                 jobs.append((sub, mode, seed))
