@@ -165,6 +165,31 @@ def test_training_autocast_defaults_to_bf16_where_native(monkeypatch):
     assert pretrain.training_bf16(None, torch.device("cuda", 0)) is False
 
 
+def test_bf16_autocast_warns_where_the_cpu_emulates_it(monkeypatch):
+    """bf16 on a CPU without AMX or AVX512-BF16 runs many times slower than fp32 (the training step 0.06x on an AVX2
+    AMD EPYC): autocast says so, once per call site; not with native bf16, in fp32 or fp16, nor where told not to."""
+    import warnings
+
+    from hyenadna.utils.precision import autocast, emulated_bf16
+
+    set_cpu_bf16(monkeypatch, amx=False, avx512_bf16=False)
+    assert "without native bf16" in emulated_bf16("cpu", "bf16")
+    assert emulated_bf16("cpu", "fp32") is None and emulated_bf16("cuda", "bf16") is None
+
+    def caught(precision: str, times: int = 1, **kw) -> list[str]:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("default")
+            for _ in range(times):
+                with autocast("cpu", precision, **kw):
+                    pass
+        return [str(w.message) for w in seen if issubclass(w.category, RuntimeWarning)]
+
+    assert len(caught("bf16", times=3)) == 1
+    assert caught("fp32") == [] and caught("fp16") == [] and caught("bf16", warn_emulated=False) == []
+    set_cpu_bf16(monkeypatch, amx=False, avx512_bf16=True)  # AMD Zen 4
+    assert emulated_bf16("cpu", "bf16") is None and caught("bf16") == []
+
+
 def test_resumed_run_keeps_its_precision(monkeypatch):
     """A run left to the default resumes in the precision its checkpoint ran in, whatever this machine would pick;
     checkpoints from before the AMX default (bf16 unset) ran fp32 on the CPU."""

@@ -32,7 +32,7 @@ from hyenadna.training.windows import WindowSampler, fixed_windows
 from hyenadna.utils.device import rank_device, rng_state, set_rng_state
 from hyenadna.utils.io import atomic_path, atomic_write_text, save_png
 from hyenadna.utils.memory import reuse_freed_memory
-from hyenadna.utils.precision import autocast
+from hyenadna.utils.precision import autocast, cpu_has_native_bf16, emulated_bf16
 from hyenadna.utils.shards import MAX_SHARD_BYTES
 
 
@@ -193,18 +193,13 @@ def training_bf16(requested: bool | None, device: torch.device) -> bool:
     """bf16 autocast for training: as asked; by default on where it is the faster mode: a CUDA GPU with bf16 support,
     or a CPU with native bf16 matmuls, AMX tiles or AVX512-BF16 (Intel Xeon 4th generation on: 1.29-1.33x the fp32
     step at tiny-1k batch 8, 1.17-1.32x at 16k tokens; AMD EPYC Zen 4: 1.47x and 1.31x; README "The training step").
-    Off on other CPUs, where oneDNN emulates bf16 (an Ice Lake Xeon, AVX-512 without BF16: 0.44-0.49x)."""
+    Off on other CPUs, where oneDNN emulates bf16 (an Ice Lake Xeon, AVX-512 without BF16: 0.44-0.49x; an AVX2 AMD
+    EPYC, Zen 1: 0.06x)."""
     if requested is not None:
         return requested
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return device.type == "cpu" and cpu_has_native_bf16()
-
-
-def cpu_has_native_bf16() -> bool:
-    """The CPU multiplies bf16 in hardware: AMX tiles, or AVX512-BF16's dot products (torch's own checks)."""
-    checks = (getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
-    return any(bool(check and check()) for check in checks)
 
 
 def run_precision(requested: bool | None, device: torch.device, state: dict | None) -> str:
@@ -421,6 +416,9 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
         f"model: {model.num_parameters():,} parameters; {cfg.max_steps} steps; device {device}; "
         f"threads {torch.get_num_threads()}; world size {world}; {precision}"
     )
+    slow = emulated_bf16(device, precision)
+    if slow:  # typically a bf16 run resumed on another kind of machine: exact, but many times slower
+        log(f"warning: {slow}; --no-bf16 runs it in fp32, on --resume too (recorded in pretrain_config.json)")
 
     def log_metrics(row: dict) -> None:
         if is_main:
@@ -465,7 +463,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
                 loss_sum = 0.0
                 for micro in range(cfg.grad_accum):
                     w = torch.from_numpy(sampler.batch(step * cfg.grad_accum + micro, batch, seq_len + 1)).to(device)
-                    with autocast(device, precision):
+                    with autocast(device, precision, warn_emulated=False):  # logged above
                         loss = forward(w[:, :-1], labels=w[:, 1:]).loss / cfg.grad_accum
                     loss.backward()
                     loss_sum += loss.item()
