@@ -48,8 +48,8 @@ def cpu_has_native_bf16() -> bool:
 
 def emulated_bf16(device: torch.device | str, precision: str) -> str | None:
     """Why bf16 is slow here, or None: on a CPU without AMX or AVX512-BF16, oneDNN emulates bf16 matmuls, and our
-    training step ran at 0.06x its fp32 speed on an AVX2 AMD EPYC (Zen 1) and 0.44-0.49x on an AVX-512 Ice Lake
-    (README, "The training step"), where it is 1.3-1.5x faster with native bf16."""
+    training step ran at 0.06x its fp32 speed on an AVX2 AMD EPYC (Zen 1) and 0.44-0.49x on an AVX-512 Ice Lake,
+    against 1.2-1.5x with native bf16 (README, "The training step")."""
     if precision != "bf16" or torch.device(device).type != "cpu" or cpu_has_native_bf16():
         return None
     return (
