@@ -65,8 +65,7 @@ def autocast(device: torch.device | str, precision: str, warn_emulated: bool = T
     device_type = torch.device(device).type
     if precision == "fp32":
         return contextlib.nullcontext()
-    slow = emulated_bf16(device_type, precision)
-    if slow and warn_emulated:
+    if warn_emulated and (slow := emulated_bf16(device_type, precision)):  # not probed at all where told not to
         warnings.warn(slow, RuntimeWarning, stacklevel=2)
     return torch.autocast(device_type, _AUTOCAST[precision])
 
