@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from hyenadna.benchmark.kmer import kmer_frequencies
-from hyenadna.benchmark.runner import BenchmarkConfig, run_benchmark
+from hyenadna.benchmark.runner import BenchmarkConfig, run_benchmark, run_finetune
 from hyenadna.benchmark.tasks import discover_tasks, load_task
 from hyenadna.cli import main
 from tests.conftest import FIXTURES, SHARED
@@ -457,7 +457,6 @@ def test_scratch_diagnosis_reproduces_the_benchmarks_not_pretrained_run(tasks_di
     import importlib.util
     import sys
 
-    from hyenadna.benchmark.runner import run_finetune
     from tests.conftest import REPO
 
     spec = importlib.util.spec_from_file_location("scratch_diagnosis", REPO / "benchmarks" / "scratch_diagnosis.py")
@@ -586,3 +585,35 @@ def test_runs_saved_before_early_stopping_waited_for_chance_are_kept_only_where_
     assert recipe_matches({"recipe": recipe, "lr_grid": grids[1]}, recipe)  # saved under the rule: kept as it is
     assert not recipe_matches({"recipe": {**old, "patience": 3}, "lr_grid": grids[0]}, recipe)  # another recipe
     assert not recipe_matches({"recipe": old}, recipe)
+
+
+def test_the_not_pretrained_model_can_stop_on_its_own_patience(tasks_dir, tmp_path, monkeypatch):
+    """--scratch-patience changes the not-pretrained runs' recipe and stopping only; unset, their recipe is what it
+    was, so runs saved before the option existed are kept."""
+    from hyenadna.benchmark.report import markdown_table
+    from hyenadna.benchmark.runner import run_recipe
+    from hyenadna.finetune import HyenaDNAFineTuningModel
+
+    cfg = BenchmarkConfig.quick(tasks_dir=str(tasks_dir), out_dir=str(tmp_path), model_path=str(FIXTURES / "tiny"))
+    own = replace(cfg, scratch_epochs=20, scratch_patience=3)
+    assert run_recipe(cfg, "scratch")["patience"] == cfg.patience == 2
+    assert run_recipe(replace(cfg, scratch_patience=cfg.patience), "scratch") == run_recipe(cfg, "scratch")
+    assert run_recipe(own, "scratch")["patience"] == 3 and run_recipe(own, "scratch")["epochs"] == 20
+    assert run_recipe(own, "finetune") == run_recipe(cfg, "finetune")
+
+    seen = []
+
+    def train(self, *args, epochs, lr, patience, **kw):
+        seen.append((epochs, patience))
+        return [{"epoch": 1, "train_loss": 0.7, "val_mcc": 0.0}]
+
+    monkeypatch.setattr(HyenaDNAFineTuningModel, "train", train)
+    monkeypatch.setattr(HyenaDNAFineTuningModel, "predict", lambda self, seqs, **kw: (np.zeros(len(seqs), int), None))
+    task = discover_tasks(tasks_dir, ["gc_task"])[0]
+    run_finetune(task, 0, replace(own, finetune_lrs=[1e-4], scratch_lrs=[1e-3]), pretrained=False)
+    run_finetune(task, 0, replace(own, finetune_lrs=[1e-4], scratch_lrs=[1e-3]), pretrained=True)
+    assert seen == [(20, 3), (cfg.epochs, 2)]
+
+    summary = {"config": asdict(own), "tasks": {}}
+    assert "(not pretrained, random head, up to 20 epochs, patience 3)" in markdown_table(summary)
+    assert "up to 6 epochs))" in markdown_table({"config": asdict(cfg), "tasks": {}})

@@ -47,6 +47,12 @@ def _lrs(values: list[float]) -> str:
     return "{" + ", ".join(f"{v:g}" for v in values) + "}"
 
 
+def _scratch_patience(cfg: dict) -> str:
+    """Said only where the not-pretrained model stops on its own patience (older summaries have no such key)."""
+    own = cfg.get("scratch_patience")
+    return f", patience {own}" if own and own != cfg["patience"] else ""
+
+
 def _published_cell(row: dict, column: str) -> str:
     v = row.get("published", {}).get(column)
     return "-" if v is None else f"{100 * v:.1f}"
@@ -74,7 +80,7 @@ def markdown_table(summary: dict) -> str:
         f"{cfg['patience']} from the first epoch above chance, learning rate chosen on validation from "
         f"{_lrs(cfg['finetune_lrs'])} (fine-tuned, "
         f"{cfg['head_init']} head) and {_lrs(cfg['scratch_lrs'])} (not pretrained, random head, up to "
-        f"{cfg.get('scratch_epochs') or 2 * cfg['epochs']} epochs)). Pretrained model: "
+        f"{cfg.get('scratch_epochs') or 2 * cfg['epochs']} epochs{_scratch_patience(cfg)})). Pretrained model: "
         f"{'; '.join(sources) or '-'}. Values are "
         "test-set percentages (mean ± sd over seeds where there are several); the best per row is bold.",
         "",

@@ -49,6 +49,7 @@ class BenchmarkConfig:
     # and at 1e-3 with many rows it collapsed to the prior, where 3e-4 and 1e-4 learnt (docs/benchmarks, ocr)
     scratch_lrs: list[float] = field(default_factory=lambda: [1e-4, 3e-4, 1e-3])
     scratch_epochs: int | None = None  # default: twice ``epochs``
+    scratch_patience: int | None = None  # default: ``patience``
     rc_augment: bool = False
     rc_average: bool = False
     head_init: str = "probe"  # the pretrained model's head; the not-pretrained model always starts from a random head
@@ -165,6 +166,7 @@ def run_finetune(task: Task, seed: int, cfg: BenchmarkConfig, pretrained: bool, 
     ``log`` gets a line per epoch (a run takes up to an hour on one core)."""
     lrs = cfg.finetune_lrs if pretrained else cfg.scratch_lrs
     epochs = cfg.epochs if pretrained else (cfg.scratch_epochs or 2 * cfg.epochs)
+    patience = cfg.patience if pretrained else _scratch_patience(cfg)
     mode = "finetune" if pretrained else "scratch"
     y = task.train["label"].to_numpy()
     tr, va = _split(len(y), y, seed)
@@ -188,7 +190,7 @@ def run_finetune(task: Task, seed: int, cfg: BenchmarkConfig, pretrained: bool, 
             y[va],
             epochs=epochs,
             lr=lr,
-            patience=cfg.patience,
+            patience=patience,
             rc_augment=cfg.rc_augment,
             rc_average=cfg.rc_average,
             head_init=cfg.head_init if pretrained else "random",
@@ -286,7 +288,12 @@ def run_recipe(cfg: BenchmarkConfig, mode: str) -> dict:
         recipe.update({"lrs": list(cfg.finetune_lrs), "epochs": cfg.epochs, "head_init": cfg.head_init})
     if mode == "scratch":
         recipe.update({"lrs": list(cfg.scratch_lrs), "epochs": cfg.scratch_epochs or 2 * cfg.epochs})
+        recipe["patience"] = _scratch_patience(cfg)
     return recipe
+
+
+def _scratch_patience(cfg: BenchmarkConfig) -> int:
+    return cfg.scratch_patience or cfg.patience
 
 
 def recipe_matches(run: dict, recipe: dict) -> bool:

@@ -49,6 +49,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         "epochs",
         "scratch_epochs",
         "patience",
+        "scratch_patience",
         "finetune_lrs",
         "scratch_lrs",
         "head_init",
@@ -94,6 +95,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="epochs without validation gain before a fine-tuning run stops (default 3; quick 2), counted from the "
         "first epoch whose validation MCC beats chance; at least the epoch count turns early stopping off (the best "
         "epoch is still kept)",
+    )
+    p.add_argument(
+        "--scratch-patience", type=int_at_least(1), help="the same for the not-pretrained model (default: --patience)"
     )
     p.add_argument(
         "--finetune-lrs",
