@@ -30,13 +30,25 @@ _SHARED = ("profile", "max_train", "max_test", "batch_size", "rc_augment", "rc_a
 RECIPE_KEYS = {
     "probe": (*_SHARED, "probes"),
     "finetune": (*_SHARED, "epochs", "patience", "finetune_lrs", "head_init"),
-    "scratch": (*_SHARED, "epochs", "patience", "scratch_lrs", "scratch_epochs"),
+    "scratch": (*_SHARED, "scratch_lrs", "scratch_epochs", "scratch_patience"),
 }
+
+
+def _effective(config: dict, column: str) -> dict:
+    """The not-pretrained model's epochs and patience as its runs used them (unset: twice the epochs, the
+    pretrained model's patience), so that two ways of asking for one recipe compare equal."""
+    if column != "scratch":
+        return config
+    return {
+        **config,
+        "scratch_epochs": config.get("scratch_epochs") or 2 * config.get("epochs", 0),
+        "scratch_patience": config.get("scratch_patience") or config.get("patience"),
+    }
 
 
 def recipe_differences(a: dict, b: dict, column: str) -> dict[str, tuple]:
     """The settings of ``column``'s recipe on which the two tables differ: {name: (A's value, B's value)}."""
-    ca, cb = a.get("config", {}), b.get("config", {})
+    ca, cb = (_effective(t.get("config", {}), column) for t in (a, b))
     return {k: (ca.get(k), cb.get(k)) for k in RECIPE_KEYS[column] if ca.get(k) != cb.get(k)}
 
 

@@ -449,6 +449,15 @@ def test_compare_models_pairs_two_tables_seed_by_seed(tmp_path):
     assert "not pretrained: left out, its recipes differ (scratch_lrs [0.001, 0.003] against [0.0003, 0.001])" in text
     text = mod.compare(a, b, ("a", "b"), columns=("scratch",))
     assert "not pretrained: a / b" in text and "not pretrained: the recipes differ (scratch_lrs" in text
+    # the not-pretrained epochs and patience compare as the runs used them, however the table asked for them
+    asked = {"epochs": 3, "patience": 2, "scratch_epochs": 20, "scratch_patience": 3}
+    assert not mod.recipe_differences({"config": asked}, {"config": {"epochs": 3, "patience": 3, "scratch_epochs": 20}},
+                                      "scratch")  # fmt: skip
+    assert not mod.recipe_differences({"config": {"epochs": 3, "patience": 2}}, {"config": {"epochs": 3, "patience": 2,
+                                      "scratch_epochs": 6}}, "scratch")  # fmt: skip
+    assert mod.recipe_differences({"config": {"epochs": 3, "patience": 2}}, {"config": asked}, "scratch") == {
+        "scratch_epochs": (6, 20), "scratch_patience": (2, 3)}  # fmt: skip
+    assert mod.recipe_differences({"config": {"epochs": 3, "patience": 2}}, {"config": asked}, "finetune") == {}
 
 
 def test_scratch_diagnosis_reproduces_the_benchmarks_not_pretrained_run(tasks_dir, tmp_path, monkeypatch):
