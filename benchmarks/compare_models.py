@@ -22,6 +22,7 @@ import json
 from pathlib import Path
 
 from hyenadna.benchmark.report import SHORT_NAMES, paired_difference
+from hyenadna.benchmark.runner import scratch_schedule
 from hyenadna.utils.io import atomic_write_text
 
 COLUMNS = ("probe", "finetune", "scratch")
@@ -39,11 +40,8 @@ def _effective(config: dict, column: str) -> dict:
     pretrained model's patience), so that two ways of asking for one recipe compare equal."""
     if column != "scratch":
         return config
-    return {
-        **config,
-        "scratch_epochs": config.get("scratch_epochs") or 2 * config.get("epochs", 0),
-        "scratch_patience": config.get("scratch_patience") or config.get("patience"),
-    }
+    epochs, patience = scratch_schedule(config)
+    return {**config, "scratch_epochs": epochs, "scratch_patience": patience}
 
 
 def recipe_differences(a: dict, b: dict, column: str) -> dict[str, tuple]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hyenadna.benchmark.runner import scratch_schedule
 from hyenadna.benchmark.suites import PUBLISHED_COLUMNS, published_source
 from hyenadna.utils.io import atomic_write_text, save_png
 
@@ -49,8 +50,8 @@ def _lrs(values: list[float]) -> str:
 
 def _scratch_patience(cfg: dict) -> str:
     """Said only where the not-pretrained model stops on its own patience (older summaries have no such key)."""
-    own = cfg.get("scratch_patience")
-    return f", patience {own}" if own and own != cfg["patience"] else ""
+    patience = scratch_schedule(cfg)[1]
+    return f", patience {patience}" if patience != cfg["patience"] else ""
 
 
 def _published_cell(row: dict, column: str) -> str:
@@ -80,7 +81,7 @@ def markdown_table(summary: dict) -> str:
         f"{cfg['patience']} from the first epoch above chance, learning rate chosen on validation from "
         f"{_lrs(cfg['finetune_lrs'])} (fine-tuned, "
         f"{cfg['head_init']} head) and {_lrs(cfg['scratch_lrs'])} (not pretrained, random head, up to "
-        f"{cfg.get('scratch_epochs') or 2 * cfg['epochs']} epochs{_scratch_patience(cfg)})). Pretrained model: "
+        f"{scratch_schedule(cfg)[0]} epochs{_scratch_patience(cfg)})). Pretrained model: "
         f"{'; '.join(sources) or '-'}. Values are "
         "test-set percentages (mean ± sd over seeds where there are several); the best per row is bold.",
         "",

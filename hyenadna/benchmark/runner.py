@@ -165,8 +165,7 @@ def run_finetune(task: Task, seed: int, cfg: BenchmarkConfig, pretrained: bool, 
     initialised with the seed, with a random head (an LP-FT head on random features would be a probe, not training).
     ``log`` gets a line per epoch (a run takes up to an hour on one core)."""
     lrs = cfg.finetune_lrs if pretrained else cfg.scratch_lrs
-    epochs = cfg.epochs if pretrained else (cfg.scratch_epochs or 2 * cfg.epochs)
-    patience = cfg.patience if pretrained else _scratch_patience(cfg)
+    epochs, patience = (cfg.epochs, cfg.patience) if pretrained else scratch_schedule(vars(cfg))
     mode = "finetune" if pretrained else "scratch"
     y = task.train["label"].to_numpy()
     tr, va = _split(len(y), y, seed)
@@ -287,13 +286,17 @@ def run_recipe(cfg: BenchmarkConfig, mode: str) -> dict:
     if mode == "finetune":
         recipe.update({"lrs": list(cfg.finetune_lrs), "epochs": cfg.epochs, "head_init": cfg.head_init})
     if mode == "scratch":
-        recipe.update({"lrs": list(cfg.scratch_lrs), "epochs": cfg.scratch_epochs or 2 * cfg.epochs})
-        recipe["patience"] = _scratch_patience(cfg)
+        epochs, patience = scratch_schedule(vars(cfg))
+        recipe.update({"lrs": list(cfg.scratch_lrs), "epochs": epochs, "patience": patience})
     return recipe
 
 
-def _scratch_patience(cfg: BenchmarkConfig) -> int:
-    return cfg.scratch_patience or cfg.patience
+def scratch_schedule(config: dict) -> tuple[int, int]:
+    """The not-pretrained model's (epochs, patience) from a config's fields (``vars(cfg)``, or a results.json
+    "config", older ones without the newer keys): unset, twice the epochs and the pretrained model's patience."""
+    return config.get("scratch_epochs") or 2 * config.get("epochs", 0), config.get("scratch_patience") or config.get(
+        "patience"
+    )
 
 
 def recipe_matches(run: dict, recipe: dict) -> bool:
