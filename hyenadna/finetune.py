@@ -136,6 +136,7 @@ class HyenaDNAFineTuningModel:
         seed: int | None = None,
         progress: bool | None = None,
         on_epoch: Callable[[dict], None] | None = None,
+        checkpoint: str | Path | None = None,
     ) -> list[dict]:
         """Fit the head (and the backbone unless frozen). Early-stops on the validation metric (MCC for
         classification, MSE for regression) and restores the best epoch's weights. Returns the per-epoch history.
@@ -148,7 +149,10 @@ class HyenaDNAFineTuningModel:
         early stopping keeps it when no fine-tuned epoch beats it (its weights are large where features vary little,
         and with a high learning rate or a weak backbone the first epochs can undo it).
         Batches are drawn from length buckets, so variable-length tasks waste little compute on padding.
-        ``on_epoch(row)`` receives each trained epoch's history row as it ends, with its seconds and tokens/s."""
+        ``on_epoch(row)`` receives each trained epoch's history row as it ends, with its seconds and tokens/s.
+        ``checkpoint``: a file that receives the training state after every epoch; when it exists, training resumes
+        from it exactly (the same data and arguments, checked), and once training has ended it holds the kept weights,
+        so a second call returns at once."""
         seed = self.config.seed if seed is None else seed
         recipe = Recipe(epochs, lr, weight_decay, warmup_fraction, grad_clip, patience, rc_augment, seed)
         if head_init not in ("probe", "random"):
@@ -166,8 +170,10 @@ class HyenaDNAFineTuningModel:
         key = "mcc" if self.head_type == "classification" else "mse"
         start = None
         if head_init == "probe" and self.head_type == "classification":
-            self._init_head_from_probe(train, y, seed)
-            start = self.evaluate(val, y_val, rc_average=rc_average)
+
+            def start() -> dict[str, float]:  # not called when resuming: the checkpoint holds the head
+                self._init_head_from_probe(train, y, seed)
+                return self.evaluate(val, y_val, rc_average=rc_average)
 
         def make_batch(idx: np.ndarray, flips: np.ndarray):
             return pad_batch([self._framed(train.ids[i], f) for i, f in zip(idx, flips, strict=True)])
@@ -191,6 +197,7 @@ class HyenaDNAFineTuningModel:
             start,
             progress if progress is not None else self.config.progress,
             on_epoch,
+            checkpoint,
         )
         return self.history
 

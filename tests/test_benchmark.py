@@ -626,3 +626,90 @@ def test_the_not_pretrained_model_can_stop_on_its_own_patience(tasks_dir, tmp_pa
     summary = {"config": asdict(own), "tasks": {}}
     assert "(not pretrained, random head, up to 20 epochs, patience 3)" in markdown_table(summary)
     assert "up to 6 epochs))" in markdown_table({"config": asdict(cfg), "tasks": {}})
+
+
+def test_an_interrupted_run_resumes_from_its_last_epoch_and_ends_as_an_uninterrupted_one(tasks_dir, tmp_path):
+    """Runs last up to an hour: a killed one goes on from its learning rates' last epochs, with the same result."""
+
+    class Killed(Exception):
+        pass
+
+    def cfg_for(out):
+        return BenchmarkConfig(
+            tasks_dir=str(tasks_dir),
+            out_dir=str(out),
+            tasks=["gc_task"],
+            modes=["scratch"],
+            seeds=[0],
+            scratch_epochs=3,
+            scratch_lrs=[1e-3, 3e-3],
+            batch_size=16,
+            model_path=str(FIXTURES / "tiny"),
+        )
+
+    run_benchmark(cfg_for(tmp_path / "whole"), log=lambda m: None)
+
+    def kill(message):
+        if "lr 0.003 epoch 2/3" in message:
+            raise Killed  # the first rate has ended, the second has its epoch 1 saved
+
+    out = tmp_path / "out"
+    with pytest.raises(Killed):
+        run_benchmark(cfg_for(out), log=kill)
+    (partial,) = (out / "partial" / "gc_task" / "scratch").iterdir()
+    assert sorted(p.name for p in partial.iterdir()) == ["lr0.001.pt", "lr0.003.pt"]
+    assert (out / "partial" / ".gitignore").read_text().splitlines()[-1] == "*"  # never committed with the runs
+    assert not (out / "runs").exists()
+
+    lines = []
+    run_benchmark(cfg_for(out), log=lines.append)
+    whole, resumed = (
+        json.loads((o / "runs/gc_task/scratch/seed0.json").read_text()) for o in (tmp_path / "whole", out)
+    )
+    assert [m.split(": ", 1)[1] for m in lines if "resumes" in m][1].startswith("lr 0.003 resumes after epoch 1 (")
+    assert [m.split(": lr ")[1].split(":")[0] for m in lines if "epoch" in m and "resumes" not in m] == [
+        "0.003 epoch 2/3",
+        "0.003 epoch 3/3",
+    ]
+    assert [(r["lr"], r["after_epoch"]) for r in resumed.pop("resumed")] == [(1e-3, 3), (3e-3, 1)]
+    for run in (whole, resumed):
+        del run["seconds"], run["environment"]
+    assert resumed == whole
+    assert not partial.exists()
+
+
+def test_fine_tune_command_resumes_a_killed_run(tasks_dir, tmp_path, capsys, monkeypatch):
+    from safetensors.torch import load_file
+
+    from hyenadna.finetune import HyenaDNAFineTuningModel
+
+    def fine_tune(out):
+        args = ["fine-tune", str(tasks_dir / "gc_task"), "--out", str(out), "--epochs", "2", "--patience", "2"]
+        return main([*args, "--model", str(FIXTURES / "tiny")])
+
+    assert fine_tune(tmp_path / "whole") == 0
+
+    class Killed(Exception):
+        pass
+
+    train = HyenaDNAFineTuningModel.train
+
+    def killed_in_epoch_2(self, *args, **kw):
+        def on_epoch(row):
+            if row["epoch"] == 2:
+                raise Killed
+
+        return train(self, *args, **kw, on_epoch=on_epoch)
+
+    monkeypatch.setattr(HyenaDNAFineTuningModel, "train", killed_in_epoch_2)
+    with pytest.raises(Killed):
+        fine_tune(tmp_path / "out")
+    assert (tmp_path / "out" / "training_state.pt").exists()
+    monkeypatch.setattr(HyenaDNAFineTuningModel, "train", train)
+    capsys.readouterr()
+    assert fine_tune(tmp_path / "out") == 0
+    assert "resuming from" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "training_state.pt").exists()
+    for part in ("backbone/model.safetensors", "head.safetensors"):
+        whole, resumed = (load_file(str(d / part)) for d in (tmp_path / "whole", tmp_path / "out"))
+        assert whole.keys() == resumed.keys() and all(whole[k].equal(resumed[k]) for k in whole)

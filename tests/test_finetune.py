@@ -217,7 +217,7 @@ def _scripted_run(scores, patience=2, start=None, key="mcc"):
         key,
         Recipe(epochs=len(scores), patience=patience),
         batch_size=4,
-        start=start,
+        start=None if start is None else lambda: start,
         progress=False,
     )
     return [h[f"val_{key}"] for h in history if h["epoch"] > 0]
@@ -233,3 +233,43 @@ def test_early_stopping_waits_until_validation_beats_chance():
     assert _scripted_run([0.0, 0.0, 0.5], start={"mcc": 0.0}) == [0.0, 0.0, 0.5]
     # a regression (lower mse is better) has no chance level to wait for
     assert _scripted_run([1.0, 2.0, 2.0, 0.5], key="mse") == [1.0, 2.0, 2.0]
+
+
+class _Interrupted(Exception):
+    pass
+
+
+@pytest.mark.parametrize("head_init", ["random", "probe"])
+def test_interrupted_fine_tuning_resumes_exactly_from_its_checkpoint(tmp_path, head_init):
+    from hyenadna.training.finetune import read_checkpoint
+
+    seqs, labels = gc_task(40)
+    args = dict(epochs=3, lr=2e-3, patience=3, rc_augment=True, seed=5, head_init=head_init)
+    whole = make()
+    whole.train(seqs, labels, **args)
+
+    def kill_at_epoch_2(row):
+        if row["epoch"] == 2:
+            raise _Interrupted  # after epoch 2's training, before its checkpoint: epoch 2 runs again
+
+    path = tmp_path / "state.pt"
+    with pytest.raises(_Interrupted):
+        make().train(seqs, labels, **args, checkpoint=path, on_epoch=kill_at_epoch_2)
+    saved = read_checkpoint(path)
+    assert saved["epoch"] == 1 and not saved["finished"] and saved["seconds"] > 0
+
+    resumed, epochs_run = make(), []
+    resumed._init_head_from_probe = None  # resuming must not fit the probe again: the checkpoint holds the head
+    resumed.train(seqs, labels, **args, checkpoint=path, on_epoch=lambda row: epochs_run.append(row["epoch"]))
+    assert epochs_run == [2, 3]
+    assert resumed.history == whole.history  # the dropout and shuffling RNGs, AdamW and the schedule went on as before
+    assert np.array_equal(resumed.get_outputs(seqs[:8]), whole.get_outputs(seqs[:8]))
+    assert read_checkpoint(path)["finished"]
+
+    again, epochs_run = make(), []
+    again.train(seqs, labels, **args, checkpoint=path, on_epoch=lambda row: epochs_run.append(row["epoch"]))
+    assert epochs_run == [] and again.history == whole.history
+    assert np.array_equal(again.get_outputs(seqs[:8]), whole.get_outputs(seqs[:8]))
+
+    with pytest.raises(ValueError, match=r"another training run.*lr 0\.002 there, 0\.001 here"):
+        make().train(seqs, labels, **{**args, "lr": 1e-3}, checkpoint=path)

@@ -6,7 +6,9 @@ validation part, score the test split once. Metrics are computed on the whole te
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -159,11 +161,14 @@ def run_probe(task: Task, seed: int, cfg: BenchmarkConfig, cache_dir: Path) -> d
     }
 
 
-def run_finetune(task: Task, seed: int, cfg: BenchmarkConfig, pretrained: bool, log=None) -> dict:
+def run_finetune(
+    task: Task, seed: int, cfg: BenchmarkConfig, pretrained: bool, log=None, checkpoints: Path | None = None
+) -> dict:
     """Fine-tune at each learning rate of the mode's grid; keep the one whose best epoch scores the highest
     validation MCC and score only that model on test. The not-pretrained model is the same architecture, randomly
     initialised with the seed, with a random head (an LP-FT head on random features would be a probe, not training).
-    ``log`` gets a line per epoch (a run takes up to an hour on one core)."""
+    ``log`` gets a line per epoch (a run takes up to an hour on one core). ``checkpoints``: a folder for each
+    learning rate's training state, saved after every epoch, from which an interrupted run resumes exactly."""
     lrs = cfg.finetune_lrs if pretrained else cfg.scratch_lrs
     epochs, patience = (cfg.epochs, cfg.patience) if pretrained else scratch_schedule(vars(cfg))
     mode = "finetune" if pretrained else "scratch"
@@ -171,9 +176,22 @@ def run_finetune(task: Task, seed: int, cfg: BenchmarkConfig, pretrained: bool, 
     tr, va = _split(len(y), y, seed)
     seqs = task.train["sequence"].tolist()
     shape = None if pretrained else _pretrained_config(cfg)
-    best, grid = None, []
+    best, grid, resumed = None, [], []
     for lr in lrs:
         ft = _fine_tuning_model(task, seed, cfg, shape)
+        state = None
+        if checkpoints is not None:
+            from hyenadna.training.finetune import read_checkpoint
+
+            state = checkpoints / f"lr{lr:g}.pt"
+            saved = read_checkpoint(state)
+            if saved is not None:
+                resumed.append({"lr": lr, "after_epoch": saved["epoch"], "seconds": saved["seconds"]})
+                if log is not None:
+                    log(
+                        f"    {task.name} {mode} seed {seed}: lr {lr:g} resumes after epoch {saved['epoch']} "
+                        f"({saved['seconds']:.0f} s of it saved)"
+                    )
 
         def epoch_line(row: dict, lr: float = lr) -> None:
             log(
@@ -196,6 +214,7 @@ def run_finetune(task: Task, seed: int, cfg: BenchmarkConfig, pretrained: bool, 
             seed=seed,
             progress=False,
             on_epoch=epoch_line if log is not None else None,
+            checkpoint=state,
         )
         best_epoch = max(history, key=lambda h: h["val_mcc"])
         grid.append({"lr": lr, "epoch": best_epoch["epoch"], "val_mcc": best_epoch["val_mcc"], "history": history})
@@ -204,6 +223,7 @@ def run_finetune(task: Task, seed: int, cfg: BenchmarkConfig, pretrained: bool, 
     chosen, ft = best
     pred, _ = ft.predict(task.test["sequence"].tolist(), rc_average=cfg.rc_average)
     return {
+        **({"resumed": resumed} if resumed else {}),
         "selected": {"epoch": chosen["epoch"], "lr": chosen["lr"]},
         "val_mcc": chosen["val_mcc"],
         "history": chosen["history"],
@@ -379,19 +399,22 @@ def _run_one(cfg: BenchmarkConfig, out: Path, sub: Task, mode: str, seed: int, l
     (in a worker process: None, and they go to stderr, which the workers share with the parent)."""
     log = log or _stderr
     t0 = time.time()
+    partial = _partial_dir(out, cfg, sub, mode, seed) if mode in ("finetune", "scratch") else None
     if mode == "kmer":
         res = run_kmer(sub, seed)
     elif mode == "probe":
         res = run_probe(sub, seed, cfg, out / "embeddings")
     else:
-        res = run_finetune(sub, seed, cfg, pretrained=(mode == "finetune"), log=log)
+        res = run_finetune(sub, seed, cfg, pretrained=(mode == "finetune"), log=log, checkpoints=partial)
+    # a resumed run's time includes the saved epochs' training: the ETA and the table's costs count all of it
+    saved_seconds = sum(r["seconds"] for r in res.get("resumed", []))
     res.update(
         {
             "task": sub.name,
             "mode": mode,
             "seed": seed,
             "metric": sub.metric,
-            "seconds": time.time() - t0,
+            "seconds": time.time() - t0 + saved_seconds,
             "n_train": len(sub.train),
             "n_test": len(sub.test),
             "recipe": run_recipe(cfg, mode),
@@ -399,7 +422,20 @@ def _run_one(cfg: BenchmarkConfig, out: Path, sub: Task, mode: str, seed: int, l
         }
     )
     atomic_write_text(out / "runs" / sub.name / mode / f"seed{seed}.json", json.dumps(res, indent=1))
+    if partial is not None:
+        shutil.rmtree(partial, ignore_errors=True)  # the run is saved: its training states are spent
     return res
+
+
+def _partial_dir(out: Path, cfg: BenchmarkConfig, sub: Task, mode: str, seed: int) -> Path:
+    """Where a run's training states wait while it runs: under ``out/partial``, which git ignores (its own
+    .gitignore), in a folder named by the recipe's hash, so a changed recipe never resumes another's state."""
+    recipe = hashlib.sha256(json.dumps(run_recipe(cfg, mode), sort_keys=True).encode()).hexdigest()[:12]
+    root = out / "partial"
+    root.mkdir(parents=True, exist_ok=True)
+    if not (root / ".gitignore").exists():
+        atomic_write_text(root / ".gitignore", "# training states of unfinished benchmark runs\n*\n")
+    return root / sub.name / mode / f"seed{seed}-{recipe}"
 
 
 def _environment(cfg: BenchmarkConfig, mode: str) -> dict:

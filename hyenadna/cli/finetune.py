@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from hyenadna.cli.common import add_command, add_model_args, float_above, int_at_least, sdk_config
 
@@ -18,6 +19,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         sdk_config(args, seed=args.seed), "classification", task.num_classes, label_names=task.label_names
     )
     print(f"model: {ft.source}", file=sys.stderr)
+    # the training state after every epoch: a killed run started again with the same arguments goes on from it
+    state = Path(args.out) / "training_state.pt"
+    if state.exists():
+        print(f"resuming from {state}", file=sys.stderr)
     ft.train(
         task.train["sequence"].tolist(),
         task.train["label"].to_numpy(),
@@ -27,8 +32,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         rc_augment=args.rc_augment,
         head_init=args.head_init,
         seed=args.seed,
+        checkpoint=state,
     )
     ft.save(args.out)
+    state.unlink()
     scores = ft.evaluate(task.test["sequence"].tolist(), task.test["label"].to_numpy(), rc_average=args.rc_augment)
     print(json.dumps({"task": task.name, "test": scores}), file=sys.stderr)
     return 0
@@ -37,7 +44,12 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "fine-tune", "fine-tune a classifier on a task folder and save it", cmd_finetune)
     p.add_argument("task", help="task folder (train/test csv.gz or parquet, columns sequence,label)")
-    p.add_argument("--out", required=True, help="output folder for the fine-tuned model")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output folder for the fine-tuned model; it holds the training state while training runs, and the same "
+        "command resumes a killed run from its last epoch",
+    )
     p.add_argument("--epochs", type=int_at_least(1), default=10)
     p.add_argument("--lr", type=float_above(0), default=6e-4)
     p.add_argument(

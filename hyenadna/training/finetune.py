@@ -10,9 +10,11 @@ convolution and the residual stream stay fp32).
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,7 +25,8 @@ from hyenadna.models.hyena_dna import HyenaDNAModel
 from hyenadna.pooling import masked_pool
 from hyenadna.tokenizer import BatchEncoding
 from hyenadna.training.optim import build_optimizer, cosine_lr
-from hyenadna.utils.device import seeded
+from hyenadna.utils.device import rng_state, seeded, set_rng_state
+from hyenadna.utils.io import atomic_path
 from hyenadna.utils.precision import autocast, grad_scaler
 
 
@@ -80,9 +83,10 @@ def fine_tune(
     recipe: Recipe,
     batch_size: int,
     precision: str = "fp32",
-    start: dict[str, float] | None = None,
+    start: Callable[[], dict[str, float]] | None = None,
     progress: bool | None = None,
     on_epoch: Callable[[dict], None] | None = None,
+    checkpoint: str | Path | None = None,
 ) -> list[dict]:
     """Train ``network`` on the sequences whose lengths are given; returns the per-epoch history.
 
@@ -91,10 +95,16 @@ def fine_tune(
     early stopping watches (MCC, higher is better; "mse", lower is better). Epochs count against ``recipe.patience``
     only from the first one whose MCC beats chance (above 0): from random weights a classifier can sit at chance for
     several epochs before it starts to learn, and stopping it there kept a network that predicts one class.
-    ``start``: validation metrics of the network as it is (an LP-FT head), recorded as epoch 0 and kept unless a
-    trained epoch beats it. ``on_epoch(row)`` is called with each trained epoch's history row plus its seconds and
-    training tokens/s, for callers that log progress in their own way (the benchmark's workers, where progress bars
-    would interleave).
+    ``start()``: sets the network's starting point (an LP-FT head) and returns its validation metrics, recorded as
+    epoch 0 and kept unless a trained epoch beats it. ``on_epoch(row)`` is called with each trained epoch's history
+    row plus its seconds and training tokens/s, for callers that log progress in their own way (the benchmark's
+    workers, where progress bars would interleave).
+
+    ``checkpoint``: a file that receives the whole training state after every epoch (weights, AdamW state, the kept
+    epoch's weights, step, history and every RNG), written atomically. When it exists, training resumes from it and
+    goes on exactly as it would have without the interruption (on the same kind of machine: float rounding follows
+    the kernels, ops/autotune.py); once training has ended it holds the kept weights, and a call with it returns at
+    once. It must come from the same data and recipe (checked).
     """
     device = next(network.parameters()).device
     optimizer = build_optimizer(network, recipe.lr, recipe.weight_decay)
@@ -103,16 +113,35 @@ def fine_tune(
     warmup = int(recipe.warmup_fraction * total)
     rng = np.random.default_rng(recipe.seed)
     sign = -1.0 if key == "mse" else 1.0
+    run = {"batch_size": batch_size, "precision": precision, "key": key, "sequences": len(lengths)}
+    identity = json.dumps({**asdict(recipe), **run, "bases": int(lengths.sum())}, sort_keys=True)
+    saved = read_checkpoint(checkpoint, identity) if checkpoint is not None else None
     history: list[dict] = []
-    best, best_state, bad_epochs, step = None, None, 0, 0
+    best, best_state, bad_epochs, step, first_epoch, spent = None, None, 0, 0, 0, 0.0
     learning = key == "mse"  # a regression has no chance level to wait for
-    if start is not None:
-        history.append({"epoch": 0, "train_loss": None, **{f"val_{k}": v for k, v in start.items()}})
-        best, best_state = sign * start[key], _snapshot(network)
-        learning = learning or start[key] > 0
+    if saved is not None:
+        network.load_state_dict(saved["network"])
+        history, spent = json.loads(saved["history"]), saved["seconds"]
+        if saved["finished"]:
+            network.eval()
+            return history
+        optimizer.load_state_dict(saved["optimizer"])
+        rng.bit_generator.state = json.loads(saved["numpy_rng"])
+        best, best_state, bad_epochs = saved["best"], saved["best_state"], saved["bad_epochs"]
+        step, first_epoch, learning = saved["step"], saved["epoch"], saved["learning"]
+    elif start is not None:
+        metrics = start()
+        history.append({"epoch": 0, "train_loss": None, **{f"val_{k}": v for k, v in metrics.items()}})
+        best, best_state = sign * metrics[key], _snapshot(network)
+        learning = learning or metrics[key] > 0
     scaler = grad_scaler(device, precision)
+    if saved is not None and saved["scaler"]:
+        scaler.load_state_dict(saved["scaler"])
+    t_start = time.perf_counter() - spent
     with seeded(recipe.seed):
-        for epoch in range(recipe.epochs):
+        if saved is not None:
+            set_rng_state(saved["torch_rng"])
+        for epoch in range(first_epoch, recipe.epochs):
             network.train()
             batches = bucketed_batches(lengths, batch_size, rng)
             flips = rng.random(len(lengths)) < 0.5 if recipe.rc_augment else np.zeros(len(lengths), bool)
@@ -153,17 +182,68 @@ def fine_tune(
                 on_epoch({**row, "seconds": seconds, "train_tokens_per_s": float(lengths.sum()) / train_seconds})
             if progress is not False:
                 tqdm.write(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}, validation {key} {scores[key]:.4f}")
+            stop = False
             if best is None or sign * scores[key] > best:
                 best, bad_epochs, best_state = sign * scores[key], 0, _snapshot(network)
                 learning = learning or scores[key] > 0
             elif learning:
                 bad_epochs += 1
-                if bad_epochs >= recipe.patience:
-                    break
+                stop = bad_epochs >= recipe.patience
+            if checkpoint is not None and not stop and epoch + 1 < recipe.epochs:
+                state = {
+                    "network": network.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "numpy_rng": json.dumps(rng.bit_generator.state),
+                    "torch_rng": rng_state(),
+                    "best": best,
+                    "best_state": best_state,
+                    "bad_epochs": bad_epochs,
+                    "step": step,
+                    "epoch": epoch + 1,
+                    "learning": learning,
+                }
+                _write_checkpoint(checkpoint, identity, history, time.perf_counter() - t_start, False, state)
+            if stop:
+                break
     if best_state is not None:
         network.load_state_dict(best_state)
     network.eval()
+    if checkpoint is not None:
+        _write_checkpoint(
+            checkpoint, identity, history, time.perf_counter() - t_start, True, {"network": network.state_dict()}
+        )
     return history
+
+
+def read_checkpoint(path: str | Path, identity: str | None = None) -> dict | None:
+    """A training state ``fine_tune`` saved at ``path`` (None when there is none): ``epoch`` (the epochs done),
+    ``finished``, ``seconds`` (training time so far) and the tensors. ``identity``: the run's data and recipe, checked
+    against the saved one."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a fine-tuning checkpoint of this version (format {state.get('format')!r})")
+    if identity is not None and state["identity"] != identity:
+        theirs, ours = json.loads(state["identity"]), json.loads(identity)
+        diff = ", ".join(f"{k} {theirs.get(k)} there, {ours.get(k)} here" for k in ours if theirs.get(k) != ours[k])
+        raise ValueError(
+            f"{path} holds another training run ({diff}): give this run another checkpoint path, or remove the file "
+            "to start again"
+        )
+    state.setdefault("epoch", max((h["epoch"] for h in json.loads(state["history"])), default=0))
+    return state
+
+
+CHECKPOINT_FORMAT = 1
+
+
+def _write_checkpoint(path, identity: str, history: list, seconds: float, finished: bool, state: dict) -> None:
+    meta = {"format": CHECKPOINT_FORMAT, "identity": identity, "history": json.dumps(history), "seconds": seconds}
+    with atomic_path(path) as tmp:
+        torch.save({**meta, "finished": finished, **state}, tmp)
 
 
 @torch.no_grad()
