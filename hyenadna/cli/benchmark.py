@@ -112,7 +112,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the same for the not-pretrained model (default 1e-4 3e-4 1e-3; quick 3e-4 1e-3)",
     )
     p.add_argument("--head-init", choices=["probe", "random"], help="fine-tuning head start (default: probe, LP-FT)")
-    p.add_argument("--out", required=True, help="results folder (resumable: finished runs are skipped)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="results folder (resumable: finished runs are skipped, unfinished ones go on from their last epoch)",
+    )
     p.add_argument(
         "--workers",
         type=int_at_least(1),
