@@ -666,8 +666,9 @@ def test_an_interrupted_run_resumes_from_its_last_epoch_and_ends_as_an_uninterru
     whole, resumed = (
         json.loads((o / "runs/gc_task/scratch/seed0.json").read_text()) for o in (tmp_path / "whole", out)
     )
-    assert [m.split(": ", 1)[1] for m in lines if "resumes" in m][1].startswith("lr 0.003 resumes after epoch 1 (")
-    assert [m.split(": lr ")[1].split(":")[0] for m in lines if "epoch" in m and "resumes" not in m] == [
+    saved = [m.split(": ", 1)[1].split(" (")[0] for m in lines if "s of it saved)" in m]
+    assert saved == ["lr 0.001 ended at epoch 3", "lr 0.003 resumes after epoch 1"]
+    assert [m.split(": lr ")[1].split(":")[0] for m in lines if "epoch" in m and "saved)" not in m] == [
         "0.003 epoch 2/3",
         "0.003 epoch 3/3",
     ]

@@ -188,8 +188,9 @@ def run_finetune(
             if saved is not None:
                 resumed.append({"lr": lr, "after_epoch": saved["epoch"], "seconds": saved["seconds"]})
                 if log is not None:
+                    done = "ended at" if saved["finished"] else "resumes after"
                     log(
-                        f"    {task.name} {mode} seed {seed}: lr {lr:g} resumes after epoch {saved['epoch']} "
+                        f"    {task.name} {mode} seed {seed}: lr {lr:g} {done} epoch {saved['epoch']} "
                         f"({saved['seconds']:.0f} s of it saved)"
                     )
 
