@@ -200,7 +200,6 @@ def fine_tune(
                     "best_state": best_state,
                     "bad_epochs": bad_epochs,
                     "step": step,
-                    "epoch": epoch + 1,
                     "learning": learning,
                 }
                 _write_checkpoint(checkpoint, identity, history, time.perf_counter() - t_start, False, state)
@@ -233,7 +232,7 @@ def read_checkpoint(path: str | Path, identity: str | None = None) -> dict | Non
             f"{path} holds another training run ({diff}): give this run another checkpoint path, or remove the file "
             "to start again"
         )
-    state.setdefault("epoch", max((h["epoch"] for h in json.loads(state["history"])), default=0))
+    state["epoch"] = max((h["epoch"] for h in json.loads(state["history"])), default=0)  # the epochs trained
     return state
 
 
