@@ -714,3 +714,36 @@ def test_fine_tune_command_resumes_a_killed_run(tasks_dir, tmp_path, capsys, mon
     for part in ("backbone/model.safetensors", "head.safetensors"):
         whole, resumed = (load_file(str(d / part)) for d in (tmp_path / "whole", tmp_path / "out"))
         assert whole.keys() == resumed.keys() and all(whole[k].equal(resumed[k]) for k in whole)
+
+
+def test_schedule_ends_counts_rates_the_schedule_cut_while_improving(tmp_path):
+    """benchmarks/schedule_ends.py: a rate whose best validation epoch is the schedule's last counts as cut; one
+    stopped early, or best before the end, does not; the selected rate's loss trend is read from its history."""
+    import importlib.util
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("schedule_ends", REPO / "benchmarks" / "schedule_ends.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def run(task, seed, epochs, best, losses):
+        history = [{"epoch": i + 1, "train_loss": x} for i, x in enumerate(losses)]
+        grid = [{"lr": lr, "epoch": e, "val_mcc": 0.1} for lr, e in zip((3e-4, 1e-3), best, strict=True)]
+        return {"task": task, "seed": seed, "recipe": {"epochs": epochs}, "history": history, "lr_grid": grid,
+                "selected": {"lr": 3e-4, "epoch": best[0]}}  # fmt: skip
+
+    for i, r in enumerate([run("a", 0, 3, (3, 2), [0.7, 0.6, 0.5]), run("a", 1, 3, (1, 3), [0.7, 0.6, 0.65]),
+                           run("b", 0, 3, (2, 2), [0.7, 0.6])]):  # fmt: skip
+        path = tmp_path / "runs" / r["task"] / "scratch" / f"seed{i}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(r))
+    assert [mod.schedule_end(r) for r in mod.load_runs(tmp_path, "scratch")][:2] == [
+        {"rates": 2, "cut": 1, "selected_cut": True, "still_falling": True},
+        {"rates": 2, "cut": 1, "selected_cut": False, "still_falling": False},  # loss rose in the last epoch
+    ]
+    text = mod.table({"x": mod.load_runs(tmp_path, "scratch")})
+    assert "| a | 2 of 4 | 1 of 2 |" in text and "| b | 0 of 2 | 0 of 1 |" in text  # b stopped after 2 of 3
+    assert "| all | **2 of 6** | **1 of 3** |" in text and "x: schedule of 3 epochs, 3 runs." in text
+    with pytest.raises(SystemExit, match="no saved finetune runs"):
+        mod.load_runs(tmp_path, "finetune")

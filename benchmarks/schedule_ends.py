@@ -1,0 +1,93 @@
+"""Did a benchmark column train long enough? For each saved run of one mode, in one or more benchmark folders: how many
+of its learning rates had their best validation MCC at the schedule's last epoch (the schedule, not early stopping,
+ended them while still improving), and whether the selected rate's training loss was still falling at its end.
+
+    .venv/bin/python benchmarks/schedule_ends.py docs/benchmarks/quick-3seeds docs/benchmarks/quick-3seeds/scratch20 \
+        --names "6 epochs" "up to 20" --out docs/benchmarks/quick-3seeds/scratch20/schedule_ends.md
+
+Unlike the kept model's validation MCC, which is a maximum over every epoch and rate and so rises with the number of
+epochs even where training gains nothing, a rate cut at its best epoch is evidence of too short a schedule that more
+epochs cannot manufacture.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from hyenadna.utils.io import atomic_write_text
+
+
+def load_runs(folder: Path, mode: str) -> list[dict]:
+    runs = [json.loads(p.read_text()) for p in sorted((folder / "runs").glob(f"*/{mode}/seed*.json"))]
+    if not runs:
+        raise SystemExit(f"{folder}: no saved {mode} runs")
+    return runs
+
+
+def schedule_end(run: dict) -> dict:
+    """One run's counts: its rates, the rates best at the schedule's last epoch, and whether the selected rate ran the
+    whole schedule with its training loss falling over the last epoch."""
+    epochs = run["recipe"]["epochs"]
+    history = run["history"]
+    falling = len(history) == epochs and epochs > 1 and history[-1]["train_loss"] < history[-2]["train_loss"]
+    return {
+        "rates": len(run["lr_grid"]),
+        "cut": sum(g["epoch"] == epochs for g in run["lr_grid"]),
+        "selected_cut": run["selected"]["epoch"] == epochs,
+        "still_falling": falling,
+    }
+
+
+def table(folders: dict[str, list[dict]]) -> str:
+    tasks = sorted({r["task"] for runs in folders.values() for r in runs})
+    names = list(folders)
+    head = " | ".join(
+        f"{n}: rates best at the last epoch | {n}: selected rate ran it all, loss still falling" for n in names
+    )
+    out = [f"| task | {head} |", "|---|" + "---|---|" * len(names)]
+    totals = {n: [0, 0, 0, 0] for n in names}  # runs, rates, rates cut, selected still falling
+    for task in tasks:
+        cells = []
+        for n in names:
+            ends = [schedule_end(r) for r in folders[n] if r["task"] == task]
+            if not ends:
+                cells += ["-", "-"]
+                continue
+            rates, cut = sum(e["rates"] for e in ends), sum(e["cut"] for e in ends)
+            falling = sum(e["still_falling"] for e in ends)
+            t = totals[n]
+            t[0], t[1], t[2], t[3] = t[0] + len(ends), t[1] + rates, t[2] + cut, t[3] + falling
+            cells += [f"{cut} of {rates}", f"{falling} of {len(ends)}"]
+        out.append(f"| {task} | " + " | ".join(cells) + " |")
+    cells = []
+    for n in names:
+        runs, rates, cut, falling = totals[n]
+        cells += [f"**{cut} of {rates}**", f"**{falling} of {runs}**"]
+    out.append("| all | " + " | ".join(cells) + " |")
+    epochs = {n: sorted({r["recipe"]["epochs"] for r in folders[n]}) for n in names}
+    note = "; ".join(
+        f"{n}: schedule of {', '.join(map(str, e))} epochs, {len(folders[n])} runs" for n, e in epochs.items()
+    )
+    return "\n".join(out) + f"\n\n{note}.\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("folders", nargs="+", type=Path)
+    p.add_argument("--names", nargs="+")
+    p.add_argument("--mode", default="scratch", choices=["finetune", "scratch"])
+    p.add_argument("--out", type=Path, help="write the table here (.md) as well")
+    args = p.parse_args()
+    names = args.names or [str(f) for f in args.folders]
+    if len(names) != len(args.folders):
+        p.error("one --names entry per folder")
+    text = table({n: load_runs(f, args.mode) for n, f in zip(names, args.folders, strict=True)})
+    print(text)
+    if args.out:
+        atomic_write_text(args.out, text)
+
+
+if __name__ == "__main__":
+    main()
