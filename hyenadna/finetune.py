@@ -7,6 +7,7 @@ predict/evaluate; ``config.precision`` ("fp32" or "bf16") applies to training an
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from collections.abc import Callable
@@ -198,6 +199,13 @@ class HyenaDNAFineTuningModel:
             progress if progress is not None else self.config.progress,
             on_epoch,
             checkpoint,
+            {
+                "data": _data_digest(train, y, val, y_val),
+                "head_init": head_init,
+                "rc_average": rc_average,
+                "frozen_backbone": self.freeze_backbone,
+                "pooling": self.pooling,
+            },
         )
         return self.history
 
@@ -313,3 +321,14 @@ def _split(data: TokenizedSequences, y: np.ndarray, fraction: float, seed: int, 
     tr, va = train_test_split(idx, test_size=fraction, random_state=seed, stratify=strat)
     pick = lambda ii: TokenizedSequences([data.ids[i] for i in ii], [data.names[i] for i in ii])  # noqa: E731
     return pick(tr), y[tr], pick(va), y[va]
+
+
+def _data_digest(*parts: TokenizedSequences | np.ndarray) -> str:
+    """A short hash of the training and validation tokens and labels: a checkpoint resumes only on the same data."""
+    h = hashlib.sha256()
+    for part in parts:
+        for a in part.ids if isinstance(part, TokenizedSequences) else [part]:
+            a = np.ascontiguousarray(a)
+            h.update(f"{a.dtype}:{a.shape}".encode())
+            h.update(a.tobytes())
+    return h.hexdigest()[:16]

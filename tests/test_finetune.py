@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -272,4 +274,20 @@ def test_interrupted_fine_tuning_resumes_exactly_from_its_checkpoint(tmp_path, h
     assert np.array_equal(again.get_outputs(seqs[:8]), whole.get_outputs(seqs[:8]))
 
     with pytest.raises(ValueError, match=r"another training run.*lr 0\.002 there, 0\.001 here"):
+        make().train(seqs, labels, **{**args, "lr": 1e-3}, checkpoint=path)
+    # another model or head (here another seed's head), other data or another setting is another run as well
+    with pytest.raises(ValueError, match=r"another training run \(the starting weights differ"):
+        make(seed=1).train(seqs, labels, **args, checkpoint=path)
+    with pytest.raises(ValueError, match=r"another training run \(the data differ\)"):
+        make().train(seqs, 1 - np.asarray(labels), **args, checkpoint=path)
+    other = "probe" if head_init == "random" else "random"
+    with pytest.raises(ValueError, match=rf"head_init {head_init} there, {other} here"):
+        make().train(seqs, labels, **{**args, "head_init": other}, checkpoint=path)
+    # a checkpoint written before the weights and data were recorded is checked on what it recorded
+    state = torch.load(path, weights_only=True)
+    recorded = json.loads(state["identity"])
+    state["identity"] = json.dumps({k: v for k, v in recorded.items() if k not in ("weights", "data", "head_init")})
+    torch.save(state, path)
+    make(seed=1).train(seqs, labels, **args, checkpoint=path)  # finished: returns at once
+    with pytest.raises(ValueError, match=r"lr 0\.002 there, 0\.001 here"):
         make().train(seqs, labels, **{**args, "lr": 1e-3}, checkpoint=path)

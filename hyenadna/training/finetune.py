@@ -87,6 +87,7 @@ def fine_tune(
     progress: bool | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     checkpoint: str | Path | None = None,
+    run_identity: dict | None = None,
 ) -> list[dict]:
     """Train ``network`` on the sequences whose lengths are given; returns the per-epoch history.
 
@@ -104,8 +105,11 @@ def fine_tune(
     epoch's weights, step, history and every RNG), written atomically. When it exists, training resumes from it and
     goes on exactly as it would have without the interruption (on the same kind of machine: float rounding follows
     the kernels, ops/autotune.py); once training has ended it holds the kept weights, and a call with it returns at
-    once. It must come from the same data and recipe (checked).
+    once. It must come from the same starting weights and recipe (checked), and from the same data and settings,
+    which the caller describes in ``run_identity`` (a JSON-able dict, e.g. a digest of the data; checked too).
     """
+    from hyenadna.probe import model_fingerprint
+
     device = next(network.parameters()).device
     optimizer = build_optimizer(network, recipe.lr, recipe.weight_decay)
     steps_per_epoch = -(-len(lengths) // batch_size)
@@ -114,7 +118,8 @@ def fine_tune(
     rng = np.random.default_rng(recipe.seed)
     sign = -1.0 if key == "mse" else 1.0
     run = {"batch_size": batch_size, "precision": precision, "key": key, "sequences": len(lengths)}
-    identity = json.dumps({**asdict(recipe), **run, "bases": int(lengths.sum())}, sort_keys=True)
+    run |= {"bases": int(lengths.sum()), "weights": model_fingerprint(network), **(run_identity or {})}
+    identity = json.dumps({**asdict(recipe), **run}, sort_keys=True)
     saved = read_checkpoint(checkpoint, identity) if checkpoint is not None else None
     history: list[dict] = []
     best, best_state, bad_epochs, step, first_epoch, spent = None, None, 0, 0, 0, 0.0
@@ -225,9 +230,7 @@ def read_checkpoint(path: str | Path, identity: str | None = None) -> dict | Non
     state = torch.load(path, map_location="cpu", weights_only=True)
     if state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a fine-tuning checkpoint of this version (format {state.get('format')!r})")
-    if identity is not None and state["identity"] != identity:
-        theirs, ours = json.loads(state["identity"]), json.loads(identity)
-        diff = ", ".join(f"{k} {theirs.get(k)} there, {ours.get(k)} here" for k in ours if theirs.get(k) != ours[k])
+    if identity is not None and (diff := _identity_difference(json.loads(state["identity"]), json.loads(identity))):
         raise ValueError(
             f"{path} holds another training run ({diff}): give this run another checkpoint path, or remove the file "
             "to start again"
@@ -237,6 +240,14 @@ def read_checkpoint(path: str | Path, identity: str | None = None) -> dict | Non
 
 
 CHECKPOINT_FORMAT = 1
+_DIGESTS = {"weights": "the starting weights differ (another model, head or seed)", "data": "the data differ"}
+
+
+def _identity_difference(theirs: dict, ours: dict) -> str:
+    """What differs between a saved run's identity and this one's, in words; "" when nothing does. A key the saved
+    run did not record (a checkpoint written before it was recorded) is not compared."""
+    diff = [k for k in ours if k in theirs and theirs[k] != ours[k]]
+    return ", ".join(_DIGESTS.get(k) or f"{k} {theirs[k]} there, {ours[k]} here" for k in diff)
 
 
 def _write_checkpoint(path, identity: str, history: list, seconds: float, finished: bool, state: dict) -> None:
