@@ -394,6 +394,22 @@ def test_progress_counts_runs_and_estimates_the_rest_by_mode():
     assert "ETA" not in progress.line(res("scratch", 10.0))  # the last run: nothing left
 
 
+def test_workers_spread_over_a_nodes_gpus(monkeypatch):
+    """--workers N --device cuda: worker k on cuda:(k mod GPUs), not all on cuda:0; an explicit device is kept."""
+    import torch
+
+    from hyenadna.benchmark.runner import worker_devices
+
+    assert worker_devices("cpu", 3) == ["cpu"] * 3
+    if not torch.cuda.is_available():
+        assert worker_devices("auto", 2) == ["auto"] * 2  # a CPU machine: nothing to spread
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert worker_devices("cuda", 5) == ["cuda:0", "cuda:1", "cuda:2", "cuda:3", "cuda:0"]
+    assert worker_devices("auto", 2) == ["cuda:0", "cuda:1"]
+    assert worker_devices("cuda:2", 3) == ["cuda:2"] * 3
+
+
 def test_compare_models_pairs_two_tables_seed_by_seed(tmp_path):
     """benchmarks/compare_models.py: model B minus model A per column, paired by seed, and a refusal to pair tables
     whose k-mer columns (the same rows in both) differ."""

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -178,6 +179,36 @@ def test_two_gpu_nccl_pretraining_keeps_ranks_identical(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     assert r0["param_checksum"] == r1["param_checksum"]
+
+
+def test_benchmark_workers_run_on_the_gpus_and_say_which(tmp_path):
+    """Two benchmark workers with --device cuda: each run on a GPU of its own where there are two, recorded in the
+    run's environment, with the same result as one process on one GPU."""
+    import pandas as pd
+
+    from hyenadna.benchmark.runner import BenchmarkConfig, run_benchmark, worker_devices
+
+    task = tmp_path / "tasks" / "gc"
+    task.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 40), ("test", 20)):
+        y = rng.integers(0, 2, n)
+        seqs = ["".join(rng.choice(list("GC" if c else "AT"), 64)) for c in y]
+        pd.DataFrame({"sequence": seqs, "label": y}).to_csv(task / f"{split}.csv.gz", index=False)
+    (task / "task.json").write_text(json.dumps({"name": "gc", "metric": "mcc", "label_names": ["at", "gc"]}))
+    cfg = BenchmarkConfig(
+        tasks_dir=str(tmp_path / "tasks"), out_dir=str(tmp_path / "one"), seeds=[0, 1], modes=["scratch"],
+        epochs=1, scratch_lrs=[1e-3], model_path=str(FIXTURES / "tiny"), device="cuda",
+    )  # fmt: skip
+    run_benchmark(cfg, log=lambda m: None)
+    run_benchmark(BenchmarkConfig(**{**cfg.__dict__, "out_dir": str(tmp_path / "two")}), log=print, workers=2)
+    devices = set(worker_devices("cuda", 2))
+    for seed in (0, 1):
+        one, two = (
+            json.loads((tmp_path / d / "runs/gc/scratch" / f"seed{seed}.json").read_text()) for d in ("one", "two")
+        )
+        assert two["environment"]["device"].split(" ")[0] in devices
+        assert one["selected"] == two["selected"] and one["test"] == two["test"]
 
 
 def test_random_init_does_not_touch_the_users_cuda_rng():

@@ -450,7 +450,11 @@ def _environment(cfg: BenchmarkConfig, mode: str) -> dict:
     env = {"hyenadna": hyenadna.__version__, "torch": torch.__version__, "threads": torch.get_num_threads()}
     if mode != "kmer":
         from hyenadna.ops import autotune
+        from hyenadna.utils.device import resolve_device
 
+        device = resolve_device(cfg.device)
+        if device.type == "cuda":  # which of a node's GPUs, and what kind
+            env["device"] = f"{device} ({torch.cuda.get_device_name(device)})"
         env["kernels"] = asdict(autotune.tuning(cfg.device))
         env["cpu"] = f"{autotune.cpu_name()} ({autotune.cpu_features()})"
     return env
@@ -460,20 +464,46 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _start_worker(threads: int, kernels) -> None:
+def worker_devices(device: str, workers: int) -> list[str]:
+    """Each benchmark worker's device. "cuda" (or "auto" where CUDA is) on a machine with several GPUs spreads the
+    workers over them, worker k on cuda:(k mod the GPU count), instead of piling them all onto cuda:0; an explicit
+    device ("cuda:1", "cpu") is every worker's."""
+    import torch
+
+    from hyenadna.utils.device import resolve_device
+
+    dev = resolve_device(device)
+    if dev.type != "cuda" or dev.index is not None:
+        return [device] * workers
+    return [f"cuda:{k % torch.cuda.device_count()}" for k in range(workers)]
+
+
+_WORKER_DEVICE: str | None = None  # set in each worker process by _start_worker
+
+
+def _start_worker(threads: int, kernels, devices) -> None:
+    import queue
     import signal
 
     import torch
 
     from hyenadna.ops import autotune
 
+    global _WORKER_DEVICE
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
     torch.set_num_threads(threads)
     autotune.use(kernels)
+    try:
+        _WORKER_DEVICE = devices.get(timeout=60)  # one per worker, in the order the pool starts them
+    except queue.Empty:  # a worker the pool started in place of one that died: the configured device
+        return
+    if _WORKER_DEVICE.startswith("cuda"):
+        torch.cuda.set_device(torch.device(_WORKER_DEVICE))  # where stray .cuda() calls and cuFFT plans go
 
 
 def _run_star(args: tuple) -> dict:
-    return _run_one(*args)
+    cfg, *job = args
+    return _run_one(replace(cfg, device=_WORKER_DEVICE or cfg.device), *job)
 
 
 def _run_pool(cfg: BenchmarkConfig, out: Path, jobs: list, workers: int, log, progress: _Progress) -> None:
@@ -487,7 +517,14 @@ def _run_pool(cfg: BenchmarkConfig, out: Path, jobs: list, workers: int, log, pr
 
     threads = max(1, torch.get_num_threads() // workers)
     kernels = autotune.tuning_for_threads(threads, cfg.device)  # measured once, here, on a new machine
-    pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_start_worker, initargs=(threads, kernels))
+    context = multiprocessing.get_context("spawn")
+    devices = context.Queue()
+    assigned = worker_devices(cfg.device, workers)
+    for device in assigned:
+        devices.put(device)
+    if len(set(assigned)) > 1:
+        log(f"{workers} workers on {len(set(assigned))} GPUs: {', '.join(assigned)}")
+    pool = context.Pool(workers, initializer=_start_worker, initargs=(threads, kernels, devices))
     try:
         for res in pool.imap_unordered(_run_star, [(cfg, out, *job) for job in jobs]):
             log(progress.line(res))
