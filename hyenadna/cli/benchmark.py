@@ -121,7 +121,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--workers",
         type=int_at_least(1),
         default=1,
-        help="runs in parallel processes, sharing --threads (on a CPU, 2-4 finish sooner than 1 process)",
+        help="runs in parallel processes, sharing --threads (on a CPU, 2-4 finish sooner than 1 process); with "
+        "--device cuda or auto on a node with several GPUs, worker k runs on GPU k mod their count",
     )
     p.add_argument(
         "--report-only",
