@@ -30,8 +30,8 @@ def schedule_end(run: dict) -> dict:
     """One run's counts: its rates, the rates best at the schedule's last epoch, and whether the selected rate ran the
     whole schedule with its training loss falling over the last epoch."""
     epochs = run["recipe"]["epochs"]
-    history = run["history"]
-    falling = len(history) == epochs and epochs > 1 and history[-1]["train_loss"] < history[-2]["train_loss"]
+    trained = [h for h in run["history"] if h["epoch"] > 0]  # epoch 0: an LP-FT start, not a trained epoch
+    falling = len(trained) == epochs > 1 and trained[-1]["train_loss"] < trained[-2]["train_loss"]
     return {
         "rates": len(run["lr_grid"]),
         "cut": sum(g["epoch"] == epochs for g in run["lr_grid"]),

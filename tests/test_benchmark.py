@@ -758,6 +758,9 @@ def test_schedule_ends_counts_rates_the_schedule_cut_while_improving(tmp_path):
         {"rates": 2, "cut": 1, "selected_cut": True, "still_falling": True},
         {"rates": 2, "cut": 1, "selected_cut": False, "still_falling": False},  # loss rose in the last epoch
     ]
+    lpft = run("a", 0, 2, (2, 1), [0.7, 0.6])
+    lpft["history"].insert(0, {"epoch": 0, "train_loss": None})  # an LP-FT start: not a trained epoch
+    assert mod.schedule_end(lpft)["still_falling"]
     text = mod.table({"x": mod.load_runs(tmp_path, "scratch")})
     assert "| a | 2 of 4 | 1 of 2 |" in text and "| b | 0 of 2 | 0 of 1 |" in text  # b stopped after 2 of 3
     assert "| all | **2 of 6** | **1 of 3** |" in text and "x: schedule of 3 epochs, 3 runs." in text
