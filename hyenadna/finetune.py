@@ -199,7 +199,9 @@ class HyenaDNAFineTuningModel:
             progress if progress is not None else self.config.progress,
             on_epoch,
             checkpoint,
-            {
+            None
+            if checkpoint is None
+            else {
                 "data": _data_digest(train, y, val, y_val),
                 "head_init": head_init,
                 "rc_average": rc_average,

@@ -108,8 +108,6 @@ def fine_tune(
     once. It must come from the same starting weights and recipe (checked), and from the same data and settings,
     which the caller describes in ``run_identity`` (a JSON-able dict, e.g. a digest of the data; checked too).
     """
-    from hyenadna.probe import model_fingerprint
-
     device = next(network.parameters()).device
     optimizer = build_optimizer(network, recipe.lr, recipe.weight_decay)
     steps_per_epoch = -(-len(lengths) // batch_size)
@@ -117,10 +115,14 @@ def fine_tune(
     warmup = int(recipe.warmup_fraction * total)
     rng = np.random.default_rng(recipe.seed)
     sign = -1.0 if key == "mse" else 1.0
-    run = {"batch_size": batch_size, "precision": precision, "key": key, "sequences": len(lengths)}
-    run |= {"bases": int(lengths.sum()), "weights": model_fingerprint(network), **(run_identity or {})}
-    identity = json.dumps({**asdict(recipe), **run}, sort_keys=True)
-    saved = read_checkpoint(checkpoint, identity) if checkpoint is not None else None
+    identity, saved = None, None
+    if checkpoint is not None:  # hashing the weights is for checkpoints only
+        from hyenadna.probe import model_fingerprint
+
+        run = {"batch_size": batch_size, "precision": precision, "key": key, "sequences": len(lengths)}
+        run |= {"bases": int(lengths.sum()), "weights": model_fingerprint(network), **(run_identity or {})}
+        identity = json.dumps({**asdict(recipe), **run}, sort_keys=True)
+        saved = read_checkpoint(checkpoint, identity)
     history: list[dict] = []
     best, best_state, bad_epochs, step, first_epoch, spent = None, None, 0, 0, 0, 0.0
     learning = key == "mse"  # a regression has no chance level to wait for
