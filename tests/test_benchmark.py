@@ -112,6 +112,17 @@ def test_benchmark_runs_reports_and_resumes(tasks_dir, tmp_path):
     assert (tmp_path / "out" / "results_vs_kmer.png").stat().st_size > 5000
     run = json.loads((tmp_path / "out" / "runs" / "gc_task" / "probe" / "seed0.json").read_text())
     assert set(run["test"]) == {"accuracy", "precision", "recall", "f1", "mcc", "predicted_classes"}
+    # every run keeps its test predictions row by row, from which the report bootstraps the test rows' share
+    test_rows = load_task(tasks_dir / "gc_task").test
+    assert run["test_labels"] == "".join(map(str, test_rows["label"]))
+    assert len(run["test_predictions"]) == len(test_rows)
+    assert set(summary["tasks"]["gc_task"]["intervals"]) == {
+        "probe-kmer",
+        "finetune-kmer",
+        "scratch-kmer",
+        "finetune-scratch",
+    }
+    assert "] |" in next(line for line in table.splitlines() if line.startswith("| gc_task | +"))
     assert all("one_class_seeds" in m for m in row.values())
     # cached embeddings and finished runs are reused
     assert any((tmp_path / "out" / "embeddings").rglob("*.npy"))
@@ -216,6 +227,47 @@ def test_columns_are_compared_with_the_kmer_baseline_seed_by_seed():
     assert "Fine-tuned beats the k-mer baseline on **1 of 1** tasks, in one seed (no spread: none counted clear)." in (
         one_seed
     )
+
+
+@pytest.mark.parametrize("num_classes", [2, 3])
+def test_bootstrapped_metrics_are_scikit_learns_on_the_resampled_rows(num_classes):
+    from hyenadna.benchmark.bootstrap import confusion_counts, confusion_metrics
+    from hyenadna.metrics import METRICS, classification_metrics
+
+    rng = np.random.default_rng(num_classes)
+    y = rng.integers(0, num_classes, 200)
+    cases = [
+        np.where(rng.random(200) < 0.7, y, rng.integers(0, num_classes, 200)),  # a fair model
+        np.zeros(200, dtype=int),  # one class: zero-division and MCC's zero denominator
+        (y + 1) % num_classes,  # never right
+    ]
+    weights = rng.multinomial(200, np.full(200, 1 / 200), size=5).astype(float)
+    for pred in cases:
+        for metric in METRICS:
+            fast = confusion_metrics(confusion_counts(y, pred, num_classes, weights), metric)
+            for draw, w in enumerate(weights):
+                rows = np.repeat(np.arange(200), w.astype(int))  # the draw as a resampled test set
+                want = classification_metrics(y[rows], pred[rows], num_classes)[metric]
+                assert fast[draw] == pytest.approx(want, abs=1e-12), (metric, draw)
+
+
+def test_paired_interval_is_the_test_rows_share_of_a_difference():
+    from hyenadna.benchmark.bootstrap import decode_labels, encode_labels, paired_interval
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 1000)
+    weak = [np.where(rng.random(1000) < 0.6, y, 1 - y) for _ in range(3)]
+    assert paired_interval(y, weak, weak, 2, "mcc") == (0.0, 0.0)  # the same predictions: nothing to resample
+    fixed = [np.where(rng.random(1000) < 0.5, y, p) for p in weak]  # right on about half the rows weak gets wrong
+    low, high = paired_interval(y, fixed, weak, 2, "f1")
+    assert 0 < low < high and paired_interval(y, fixed, weak, 2, "f1") == (low, high)  # seeded: reproducible
+    noise = [np.where(rng.random(1000) < 0.6, y, 1 - y) for _ in range(3)]  # as good as weak, other rows right
+    low, high = paired_interval(y, noise, weak, 2, "mcc")
+    assert low < 0 < high
+    with pytest.raises(ValueError, match="one prediction per seed"):
+        paired_interval(y, weak, weak[:2], 2, "mcc")
+    assert encode_labels([0, 2, 1]) == "021" and encode_labels([3, 12]) == [3, 12]
+    assert decode_labels("021").tolist() == [0, 2, 1] and decode_labels([3, 12]).tolist() == [3, 12]
 
 
 def test_report_only_summarises_saved_runs_and_runs_nothing(tasks_dir, tmp_path):

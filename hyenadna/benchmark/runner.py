@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from hyenadna.benchmark.bootstrap import decode_labels, encode_labels, paired_interval
 from hyenadna.benchmark.kmer import kmer_frequencies, make_kmer_model
 from hyenadna.benchmark.tasks import Task, discover_tasks
 from hyenadna.metrics import classification_metrics
@@ -80,12 +81,17 @@ class BenchmarkConfig:
         return cls(**{**base, **kw})
 
 
-def _test_metrics(task: Task, pred: np.ndarray) -> dict:
-    """Test-set metrics, and how many classes the model predicted at all: a model that predicts one class for every
-    test row has learnt nothing, and the report flags it rather than average it in silently."""
+def _scored(task: Task, pred: np.ndarray) -> dict:
+    """Test-set metrics, with how many classes the model predicted at all (a model that predicts one class for every
+    test row has learnt nothing, and the report flags it rather than average it in silently), and the predictions
+    and labels row by row, from which the report bootstraps the test set's share of a difference between columns."""
     return {
-        **classification_metrics(task.test["label"], pred, task.num_classes),
-        "predicted_classes": len(np.unique(np.asarray(pred))),
+        "test": {
+            **classification_metrics(task.test["label"], pred, task.num_classes),
+            "predicted_classes": len(np.unique(np.asarray(pred))),
+        },
+        "test_predictions": encode_labels(pred),
+        "test_labels": encode_labels(task.test["label"]),
     }
 
 
@@ -120,7 +126,7 @@ def run_kmer(task: Task, seed: int) -> dict:
     return {
         "selected": {"k": k, "C": C},
         "val_score": score,
-        "test": _test_metrics(task, pred),
+        **_scored(task, pred),
     }
 
 
@@ -157,7 +163,7 @@ def run_probe(task: Task, seed: int, cfg: BenchmarkConfig, cache_dir: Path) -> d
         "selected": {"probe": kind, **params},
         "val_score": score,
         "source": model.source,
-        "test": _test_metrics(task, probe.predict(X_test)),
+        **_scored(task, probe.predict(X_test)),
     }
 
 
@@ -230,7 +236,7 @@ def run_finetune(
         "history": chosen["history"],
         "lr_grid": [{k: g[k] for k in ("lr", "epoch", "val_mcc")} for g in grid],
         "source": ft.source if pretrained else f"random init (seed {seed})",
-        "test": _test_metrics(task, pred),
+        **_scored(task, pred),
     }
 
 
@@ -611,6 +617,7 @@ def summarise(out: Path, tasks: list[Task], cfg: BenchmarkConfig, log=print) -> 
     that would replace it."""
     rows = {}
     for task in tasks:
+        kept = {}
         for mode in cfg.modes:
             runs = [json.loads(p.read_text()) for p in sorted((out / "runs" / task.name / mode).glob("seed*.json"))]
             runs = sorted((r for r in runs if r["seed"] in cfg.seeds), key=lambda r: r["seed"])
@@ -621,6 +628,7 @@ def summarise(out: Path, tasks: list[Task], cfg: BenchmarkConfig, log=print) -> 
                 runs = [r for r in runs if r["seed"] not in other]
             if not runs:
                 continue
+            kept[mode] = runs
             metrics = {}
             for m in ("accuracy", "precision", "recall", "f1", "mcc"):
                 v = np.array([r["test"][m] for r in runs])
@@ -648,4 +656,30 @@ def summarise(out: Path, tasks: list[Task], cfg: BenchmarkConfig, log=print) -> 
             if mode in ("finetune", "scratch"):  # epoch 0 is the LP-FT probe head: no fine-tuned epoch beat it
                 row["modes"][mode]["selected_epochs"] = [r["selected"]["epoch"] for r in runs]
                 row["modes"][mode]["selected_lrs"] = [r["selected"]["lr"] for r in runs]
+        if task.name in rows:
+            intervals = row_bootstrap_intervals(kept, task.num_classes, task.metric)
+            if intervals:
+                rows[task.name]["intervals"] = intervals
     return {"config": asdict(cfg), "tasks": rows}
+
+
+def row_bootstrap_intervals(runs: dict[str, list[dict]], num_classes: int, metric: str) -> dict[str, list[float]]:
+    """{"column-baseline": [low, high]}: the 95% interval, over resampled test rows, of each report comparison's
+    seed-mean difference on ``metric``. Given only where every seed both columns have saved its test predictions on
+    the same rows (runs saved before they were kept have none), so the interval is about the mean the table shows."""
+    from hyenadna.benchmark.report import COMPARISONS
+
+    out = {}
+    for column, baseline, _ in COMPARISONS:
+        a = {r["seed"]: r for r in runs.get(column, [])}
+        b = {r["seed"]: r for r in runs.get(baseline, [])}
+        pairs = [(a[s], b[s]) for s in sorted(set(a) & set(b))]
+        if not pairs or not all("test_predictions" in r for pair in pairs for r in pair):
+            continue
+        labels = {str(r["test_labels"]) for pair in pairs for r in pair}
+        if len(labels) != 1:
+            continue
+        y = decode_labels(pairs[0][0]["test_labels"])
+        preds = [[decode_labels(r["test_predictions"]) for r in side] for side in zip(*pairs, strict=True)]
+        out[f"{column}-{baseline}"] = list(paired_interval(y, preds[0], preds[1], num_classes, metric))
+    return out
