@@ -12,7 +12,9 @@ compared anyway, the difference stated under the table: ``--columns scratch`` co
 runs under two learning-rate grids.
 
 Reads each folder's results.json (``hyenadna benchmark ... --report-only`` writes it) and prints a markdown table;
-with --out, writes it and its bar chart (the same path, .png).
+with --out, writes it and its bar chart (the same path, .png). Where every run of a cell on both sides saved its test
+predictions (runs/), the cell also gives the 95% interval of its difference over resampled test rows (the test set's
+share, which the seeds' sd cannot show: every seed is tested on the same rows).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import argparse
 import json
 from pathlib import Path
 
+from hyenadna.benchmark.bootstrap import decode_labels
 from hyenadna.benchmark.report import SHORT_NAMES, paired_difference
-from hyenadna.benchmark.runner import scratch_schedule
+from hyenadna.benchmark.runner import paired_runs_interval, scratch_schedule
 from hyenadna.utils.io import atomic_write_text
 
 COLUMNS = ("probe", "finetune", "scratch")
@@ -62,9 +65,37 @@ def _columns(a: dict, b: dict, tasks: list[str], wanted: tuple[str, ...]) -> lis
     return [c for c in wanted if any(c in a["tasks"][t]["modes"] and c in b["tasks"][t]["modes"] for t in tasks)]
 
 
-def compare(a: dict, b: dict, names: tuple[str, str], columns: tuple[str, ...] | None = None) -> str:
+def row_intervals(folders: tuple[Path, Path], a: dict, b: dict) -> dict[tuple[str, str], tuple[float, float]]:
+    """{(task, column): 95% interval of B minus A over resampled test rows}, where both folders' runs of the seeds
+    each table reports saved their test predictions on the same rows."""
+    out = {}
+    for t in (t for t in a["tasks"] if t in b["tasks"]):
+        for c in COLUMNS:
+            sides = []
+            for folder, table in zip(folders, (a, b), strict=True):
+                seeds = table["tasks"][t]["modes"].get(c, {}).get("seeds", [])
+                paths = sorted((folder / "runs" / t / c).glob("seed*.json"))
+                sides.append([r for r in (json.loads(p.read_text()) for p in paths) if r["seed"] in seeds])
+            labels = [r["test_labels"] for side in sides for r in side if "test_labels" in r]
+            if not labels:
+                continue
+            classes = max(2, int(decode_labels(labels[0]).max()) + 1)
+            interval = paired_runs_interval(sides[1], sides[0], classes, a["tasks"][t]["metric"])
+            if interval is not None:
+                out[(t, c)] = interval
+    return out
+
+
+def compare(
+    a: dict,
+    b: dict,
+    names: tuple[str, str],
+    columns: tuple[str, ...] | None = None,
+    intervals: dict[tuple[str, str], tuple[float, float]] | None = None,
+) -> str:
     """B minus A per column. ``columns`` None: every column both tables have run with the same recipe; named columns
-    are compared whatever their recipes, with each difference stated."""
+    are compared whatever their recipes, with each difference stated. ``intervals``: ``row_intervals``."""
+    intervals = intervals or {}
     tasks = [t for t in a["tasks"] if t in b["tasks"]]
     for t in tasks:  # same rows per seed in both tables, or the pairing means nothing
         ka, kb = a["tasks"][t]["modes"].get("kmer"), b["tasks"][t]["modes"].get("kmer")
@@ -86,7 +117,13 @@ def compare(a: dict, b: dict, names: tuple[str, str], columns: tuple[str, ...] |
     na, nb = names
     lines = [
         f"{nb} minus {na}, column by column (task metric, percentage points, mean ± sd over the seeds both "
-        "have run; * positive in every seed, − negative in every seed):",
+        "have run; * positive in every seed, − negative in every seed"
+        + (
+            "; [low, high]: its 95% interval over resampled test rows, the test set's share, where both sides' runs "
+            "saved their predictions):"
+            if intervals
+            else "):"
+        ),
         "",
         "| Dataset | metric | " + " | ".join(f"{SHORT_NAMES[c]}: {na} / {nb} / difference" for c in columns) + " |",
         "|" + "---|" * (len(columns) + 2),
@@ -111,7 +148,8 @@ def compare(a: dict, b: dict, names: tuple[str, str], columns: tuple[str, ...] |
             mean_a, mean_b = (sum(v[s] for s in both) / len(both) for v in (va, vb))
             spread = f" ± {100 * sd:.1f}" if n > 1 else ""  # one seed has no spread to show
             count = f" (n={n})" if n < 3 else ""
-            cells.append(f"{100 * mean_a:.1f} / {100 * mean_b:.1f} / {100 * mean:+.1f}{spread}{mark}{count}")
+            ci = f" [{100 * intervals[t, c][0]:+.1f}, {100 * intervals[t, c][1]:+.1f}]" if (t, c) in intervals else ""
+            cells.append(f"{100 * mean_a:.1f} / {100 * mean_b:.1f} / {100 * mean:+.1f}{spread}{mark}{count}{ci}")
         lines.append(f"| {t} | {metric} | " + " | ".join(cells) + " |")
     lines.append("")
     for c in columns:
@@ -119,9 +157,16 @@ def compare(a: dict, b: dict, names: tuple[str, str], columns: tuple[str, ...] |
         better = sum(m > 0 for m, *_ in d)
         every = sum(e and n > 1 for _, n, e, _ in d)
         worse_every = sum(w and n > 1 for _, n, _, w in d)
+        rows_ci = [intervals[t, c] for t in tasks if (t, c) in intervals]
+        rows_ci = (
+            f"; the test rows' 95% interval above 0 on {sum(lo > 0 for lo, _ in rows_ci)} and below on "
+            f"{sum(hi < 0 for _, hi in rows_ci)} of the {len(rows_ci)} with one"
+            if rows_ci
+            else ""
+        )
         lines.append(
             f"- {SHORT_NAMES[c]}: {nb} ahead of {na} on {better} of {len(d)} tasks by the mean ({every} in every seed; "
-            f"behind in every seed on {worse_every})."
+            f"behind in every seed on {worse_every}){rows_ci}."
         )
     return "\n".join(lines + notes) + "\n"
 
@@ -179,7 +224,7 @@ def main() -> None:
     args = ap.parse_args()
     a, b = (json.loads((p / "results.json").read_text()) for p in (args.a, args.b))
     names, columns = tuple(args.names), (tuple(args.columns) if args.columns else None)
-    text = compare(a, b, names, columns)
+    text = compare(a, b, names, columns, row_intervals((args.a, args.b), a, b))
     print(text)
     if args.out:
         atomic_write_text(args.out, text)

@@ -818,3 +818,66 @@ def test_schedule_ends_counts_rates_the_schedule_cut_while_improving(tmp_path):
     assert "| all | **2 of 6** | **1 of 3** |" in text and "x: schedule of 3 epochs, 3 runs." in text
     with pytest.raises(SystemExit, match="no saved finetune runs"):
         mod.load_runs(tmp_path, "finetune")
+
+
+def test_backfill_adds_predictions_only_where_a_re_run_reproduces_the_saved_run(tasks_dir, tmp_path):
+    """benchmarks/backfill_predictions.py: runs saved without predictions get the re-run's, byte for byte the ones a
+    fresh run saves; a run whose re-run scores differently keeps none (they would belong to another model)."""
+    import importlib.util
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("backfill", REPO / "benchmarks" / "backfill_predictions.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "out"
+    cfg = BenchmarkConfig(tasks_dir=str(tasks_dir), out_dir=str(out), seeds=[0, 1], modes=["kmer"], tasks=["gc_task"])
+    run_benchmark(cfg, log=lambda m: None)
+    paths = sorted(out.glob("runs/gc_task/kmer/seed*.json"))
+    fresh = {p: json.loads(p.read_text()) for p in paths}
+    for p, run in fresh.items():  # as saved before runs kept their predictions
+        old = {k: v for k, v in run.items() if k not in ("test_predictions", "test_labels")}
+        if p.name == "seed1.json":
+            old["test"] = {**old["test"], "f1": old["test"]["f1"] - 0.01}  # not what a re-run gives
+        p.write_text(json.dumps(old, indent=1))
+    messages = []
+    assert mod.backfill(out, ["kmer"], log=messages.append) == {"added": 1, "differ": 1, "had": 0}
+    seed0, seed1 = (json.loads(p.read_text()) for p in paths)
+    assert seed0["test_predictions"] == fresh[paths[0]]["test_predictions"]
+    assert seed0["test_labels"] == fresh[paths[0]]["test_labels"] and "predictions_from" in seed0
+    assert "test_predictions" not in seed1 and "seed1.json: the re-run's test metrics differ" in messages[0]
+    assert mod.backfill(out, ["kmer"], log=messages.append) == {"added": 0, "differ": 1, "had": 1}
+
+
+def test_compare_models_gives_the_test_rows_interval_where_both_tables_kept_predictions(tmp_path):
+    import importlib.util
+
+    from hyenadna.benchmark.bootstrap import encode_labels, paired_interval
+    from hyenadna.metrics import classification_metrics
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("compare_models", REPO / "benchmarks" / "compare_models.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 400)
+    preds = {"a": [np.where(rng.random(400) < 0.6, y, 1 - y) for _ in range(3)]}
+    preds["b"] = [np.where(rng.random(400) < 0.5, y, p) for p in preds["a"]]  # right where a was, and more
+    tables = {}
+    for side in ("a", "b"):
+        values = [classification_metrics(y, p, 2)["mcc"] for p in preds[side]]
+        mode = {"seeds": [0, 1, 2], "metrics": {"mcc": {"mean": float(np.mean(values)), "values": values}}}
+        tables[side] = {"tasks": {"t": {"metric": "mcc", "modes": {"probe": mode}}}}
+        for seed, p in enumerate(preds[side]):
+            path = tmp_path / side / "runs" / "t" / "probe" / f"seed{seed}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            run = {"seed": seed, "test_predictions": encode_labels(p), "test_labels": encode_labels(y)}
+            path.write_text(json.dumps(run))
+    intervals = mod.row_intervals((tmp_path / "a", tmp_path / "b"), tables["a"], tables["b"])
+    want = paired_interval(y, preds["b"], preds["a"], 2, "mcc")
+    assert intervals == {("t", "probe"): want} and want[0] > 0
+    text = mod.compare(tables["a"], tables["b"], ("a", "b"), intervals=intervals)
+    assert f"[{100 * want[0]:+.1f}, {100 * want[1]:+.1f}] |" in text
+    assert "the test rows' 95% interval above 0 on 1 and below on 0 of the 1 with one." in text
+    (tmp_path / "a" / "runs" / "t" / "probe" / "seed2.json").write_text(json.dumps({"seed": 2}))  # saved before
+    assert mod.row_intervals((tmp_path / "a", tmp_path / "b"), tables["a"], tables["b"]) == {}

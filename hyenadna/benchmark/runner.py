@@ -664,22 +664,29 @@ def summarise(out: Path, tasks: list[Task], cfg: BenchmarkConfig, log=print) -> 
 
 
 def row_bootstrap_intervals(runs: dict[str, list[dict]], num_classes: int, metric: str) -> dict[str, list[float]]:
-    """{"column-baseline": [low, high]}: the 95% interval, over resampled test rows, of each report comparison's
-    seed-mean difference on ``metric``. Given only where every seed both columns have saved its test predictions on
-    the same rows (runs saved before they were kept have none), so the interval is about the mean the table shows."""
+    """{"column-baseline": [low, high]}: each report comparison's ``paired_runs_interval`` on ``metric``."""
     from hyenadna.benchmark.report import COMPARISONS
 
     out = {}
     for column, baseline, _ in COMPARISONS:
-        a = {r["seed"]: r for r in runs.get(column, [])}
-        b = {r["seed"]: r for r in runs.get(baseline, [])}
-        pairs = [(a[s], b[s]) for s in sorted(set(a) & set(b))]
-        if not pairs or not all("test_predictions" in r for pair in pairs for r in pair):
-            continue
-        labels = {str(r["test_labels"]) for pair in pairs for r in pair}
-        if len(labels) != 1:
-            continue
-        y = decode_labels(pairs[0][0]["test_labels"])
-        preds = [[decode_labels(r["test_predictions"]) for r in side] for side in zip(*pairs, strict=True)]
-        out[f"{column}-{baseline}"] = list(paired_interval(y, preds[0], preds[1], num_classes, metric))
+        interval = paired_runs_interval(runs.get(column, []), runs.get(baseline, []), num_classes, metric)
+        if interval is not None:
+            out[f"{column}-{baseline}"] = list(interval)
     return out
+
+
+def paired_runs_interval(
+    runs_a: list[dict], runs_b: list[dict], num_classes: int, metric: str
+) -> tuple[float, float] | None:
+    """The 95% interval, over resampled test rows, of the seed-mean difference a - b on ``metric`` over the seeds
+    both have run. None unless every one of those runs saved its test predictions, on the same rows (runs saved
+    before predictions were kept have none), so that the interval is about the mean a table shows."""
+    a, b = ({r["seed"]: r for r in runs} for runs in (runs_a, runs_b))
+    pairs = [(a[s], b[s]) for s in sorted(set(a) & set(b))]
+    if not pairs or not all("test_predictions" in r for pair in pairs for r in pair):
+        return None
+    if len({str(r["test_labels"]) for pair in pairs for r in pair}) != 1:
+        return None
+    y = decode_labels(pairs[0][0]["test_labels"])
+    preds_a, preds_b = ([decode_labels(r["test_predictions"]) for r in side] for side in zip(*pairs, strict=True))
+    return paired_interval(y, preds_a, preds_b, num_classes, metric)
