@@ -296,16 +296,27 @@ def plot_differences(summary: dict, path: Path) -> bool:
     fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(names)), 4.5))
     width = 0.8 / len(present)
     x = np.arange(len(names))
+    drawn = False
     for i, (column, baseline, _) in enumerate(present):
         diffs = [paired_difference(tasks[n], column, baseline, tasks[n]["metric"]) for n in names]
         means = [100 * d[0] if d else np.nan for d in diffs]
         sds = [100 * d[1] if d and d[2] > 1 else np.nan for d in diffs]  # one seed: no bar of spread
         offset = (i - (len(present) - 1) / 2) * width
-        ax.bar(x + offset, means, width, yerr=sds, capsize=2, label=f"{SHORT_NAMES[column]} − {SHORT_NAMES[baseline]}")
+        label = f"{SHORT_NAMES[column]} − {SHORT_NAMES[baseline]}"
+        ax.bar(x + offset, means, width, yerr=sds, capsize=2, ecolor="0.5", label=label)
+        rows_ci = [tasks[n].get("intervals", {}).get(f"{column}-{baseline}") for n in names]
+        at = [j for j, ci in enumerate(rows_ci) if ci]
+        if at:
+            low, high = ([100 * rows_ci[j][k] for j in at] for k in (0, 1))
+            label = None if drawn else "95% interval over test rows"
+            ax.vlines(x[at] + offset + width / 4, low, high, color="black", linewidth=1.5, label=label)
+            drawn = True
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(x, [f"{n}\n({tasks[n]['metric']})" for n in names], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("paired difference, task metric (points)")
-    ax.set_title("Each column against its baseline, seed by seed (mean ± sd over the seeds both have)", fontsize=10)
+    ax.set_title(
+        "Each column against its baseline, seed by seed (mean ± sd over the seeds both have, grey)", fontsize=10
+    )
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
