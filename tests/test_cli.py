@@ -291,6 +291,15 @@ def test_benchmark_patience_reaches_the_recipe(monkeypatch, tmp_path):
         main([*base, "--patience", "0"])
 
 
+def test_benchmark_unknown_mode_is_a_usage_error(monkeypatch, tmp_path, capsys):
+    from hyenadna.benchmark import runner
+
+    monkeypatch.setattr(runner, "run_benchmark", lambda cfg, **kw: pytest.fail("ran with an unknown mode"))
+    with pytest.raises(SystemExit):
+        main(["benchmark", "--tasks-dir", "t", "--modes", "probe", "lp", "--out", str(tmp_path / "o")])
+    assert "invalid choice: 'lp'" in capsys.readouterr().err
+
+
 def test_bad_characters_name_file_line_and_column(tmp_path, capsys):
     bad = tmp_path / "wrapped.fa"
     bad.write_text(">a\n" + "ACGTACGTAC\n" * 3 + "ACG-T\n>b\nACGT\n")

@@ -80,14 +80,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--suite-revision", help="Hub revision of the suite's dataset (default: main)")
     p.add_argument("--tasks-dir", help="folder of task folders (task.json + train/test)")
     p.add_argument("--tasks", nargs="*", help="task names (default: all), or task folder paths")
-    p.add_argument("--modes", nargs="*", default=["kmer", "probe", "finetune", "scratch"])
-    p.add_argument("--seeds", nargs="*", type=int)
+    p.add_argument(
+        "--modes",
+        nargs="*",
+        choices=["kmer", "probe", "finetune", "scratch"],
+        default=["kmer", "probe", "finetune", "scratch"],
+        help="columns to run: kmer (k-mer counts + logistic regression), probe (frozen embeddings), finetune "
+        "(pretrained weights), scratch (the same model, not pretrained) (default: all four)",
+    )
+    p.add_argument(
+        "--seeds", nargs="*", type=int, help="seeds, one run each; the report gives mean ± sd (default 0 1 2)"
+    )
     p.add_argument(
         "--quick", action="store_true", help="1,000/1,000 train/test rows, seeds 0-2, up to 3 epochs (6 not pretrained)"
     )
-    p.add_argument("--max-train", type=int_at_least(1))
-    p.add_argument("--max-test", type=int_at_least(1))
-    p.add_argument("--epochs", type=int_at_least(1))
+    p.add_argument(
+        "--max-train",
+        type=int_at_least(1),
+        help="cap the train rows (stratified; the same rows for every seed; quick 1,000)",
+    )
+    p.add_argument(
+        "--max-test",
+        type=int_at_least(1),
+        help="cap the test rows (stratified; the same rows for every seed; quick 1,000)",
+    )
+    p.add_argument("--epochs", type=int_at_least(1), help="fine-tuning epochs, at most (default 10; quick 3)")
     p.add_argument("--scratch-epochs", type=int_at_least(1), help="epochs of the not-pretrained model (default 2x)")
     p.add_argument(
         "--patience",
