@@ -820,6 +820,33 @@ def test_schedule_ends_counts_rates_the_schedule_cut_while_improving(tmp_path):
         mod.load_runs(tmp_path, "finetune")
 
 
+def test_schedule_rule_pairs_runs_and_reads_validation_not_test():
+    """benchmarks/schedule_ends.py: the pre-written rule pairs runs by task and seed, counts the longer schedule's cut
+    rates, and holds or fails on validation MCC alone, whichever way the test metric moves."""
+    import importlib.util
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("schedule_ends", REPO / "benchmarks" / "schedule_ends.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def run(seed, epochs, best, val, test):
+        grid = [{"lr": lr, "epoch": e, "val_mcc": val} for lr, e in zip((3e-4, 1e-3), best, strict=True)]
+        return {"task": "a", "seed": seed, "recipe": {"epochs": epochs}, "lr_grid": grid, "val_mcc": val,
+                "metric": "mcc", "test": {"mcc": test}}  # fmt: skip
+
+    short = [run(0, 3, (3, 3), 0.30, 0.30), run(1, 3, (2, 3), 0.40, 0.30)]
+    better_val = [run(0, 20, (9, 12), 0.36, 0.20), run(1, 20, (5, 7), 0.40, 0.25), run(2, 20, (4, 4), 0.9, 0.9)]
+    text = mod.paired_validation(short, better_val)  # seed 2 has no shorter run: not paired, but its rates count
+    assert "the 2 runs" in text and "higher in 1, equal in 1, lower in 0, mean +0.030" in text
+    assert "moved -10.0 to -5.0 points" in text and "schedule 0 of 6 (under a tenth)" in text and "Both hold" in text
+    worse_val = [run(0, 20, (20, 12), 0.20, 0.60), run(1, 20, (5, 7), 0.40, 0.60)]
+    text = mod.paired_validation(short, worse_val)
+    assert "schedule 1 of 4 (not under a tenth)" in text and "lower on average" in text and "does not hold" in text
+    assert mod.paired_validation(short, [run(5, 20, (1, 1), 0.5, 0.5)]) == "No run is in both folders.\n"
+
+
 def test_backfill_adds_predictions_only_where_a_re_run_reproduces_the_saved_run(tasks_dir, tmp_path):
     """benchmarks/backfill_predictions.py: runs saved without predictions get the re-run's, byte for byte the ones a
     fresh run saves; a run whose re-run scores differently keeps none (they would belong to another model)."""
