@@ -83,6 +83,9 @@ def paired_validation(short: list[dict], long: list[dict]) -> str:
         return "No run is in both folders.\n"
     val = [b["val_mcc"] - a["val_mcc"] for a, b in pairs]
     test = [100 * (b["test"][b["metric"]] - a["test"][a["metric"]]) for a, b in pairs]
+    # how far validation is a guide to test here: the direction of the two MCC moves, where validation moved
+    moved = [(v, b["test"]["mcc"] - a["test"]["mcc"]) for v, (a, b) in zip(val, pairs, strict=True) if abs(v) > 1e-9]
+    same_way = sum((v > 0) == (t > 0) for v, t in moved)
     rates = sum(len(r["lr_grid"]) for r in long)
     cut = sum(g["epoch"] == r["recipe"]["epochs"] for r in long for g in r["lr_grid"])
     higher, lower = sum(v > 1e-9 for v in val), sum(v < -1e-9 for v in val)
@@ -92,7 +95,8 @@ def paired_validation(short: list[dict], long: list[dict]) -> str:
         f"Paired on the {len(pairs)} runs (task and seed) both have, the longer schedule's kept model against the "
         f"shorter's: validation MCC higher in {higher}, equal in {len(val) - higher - lower}, lower in {lower}, mean "
         f"{mean_val:+.3f}; test metric (not part of the rule) moved {min(test):+.1f} to {max(test):+.1f} points, mean "
-        f"{sum(test) / len(test):+.1f}.\n\n"
+        f"{sum(test) / len(test):+.1f}; where validation MCC moved, test MCC moved the same way in {same_way} of "
+        f"{len(moved)}.\n\n"
         f"The rule on these runs: rates cut by the longer schedule {cut} of {rates} "
         f"({'under' if few_cut else 'not under'} a tenth); kept validation MCC {'not lower' if not_lower else 'lower'} "
         f"on average. {'Both hold' if few_cut and not_lower else 'The rule does not hold'} so far; it decides only "

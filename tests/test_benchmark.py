@@ -840,6 +840,7 @@ def test_schedule_rule_pairs_runs_and_reads_validation_not_test():
     better_val = [run(0, 20, (9, 12), 0.36, 0.20), run(1, 20, (5, 7), 0.40, 0.25), run(2, 20, (4, 4), 0.9, 0.9)]
     text = mod.paired_validation(short, better_val)  # seed 2 has no shorter run: not paired, but its rates count
     assert "the 2 runs" in text and "higher in 1, equal in 1, lower in 0, mean +0.030" in text
+    assert "test MCC moved the same way in 0 of 1" in text
     assert "moved -10.0 to -5.0 points" in text and "schedule 0 of 6 (under a tenth)" in text and "Both hold" in text
     worse_val = [run(0, 20, (20, 12), 0.20, 0.60), run(1, 20, (5, 7), 0.40, 0.60)]
     text = mod.paired_validation(short, worse_val)
