@@ -4,12 +4,16 @@ the report can bootstrap their paired differences over test rows.
 Re-runs a table's saved runs of the given modes with the table's own config (results.json), into a scratch folder,
 and only where a re-run's test metrics and recipe equal the saved run's exactly, adds its predictions to the saved
 run (atomically; nothing else in it changes, and "predictions_from" says where they came from). A re-run that
-differs is named and its saved run left as it was: predictions of another model would make a false interval. Meant
-for the cheap modes (k-mer in seconds, probe in a minute or two per task); the trained columns get predictions when
-they are run again.
+differs is named and its saved run left as it was: predictions of another model would make a false interval. The
+cheap modes (k-mer in seconds, probe in a minute or two per task) re-run whole; a trained run (finetune, scratch)
+re-runs its selected learning rate alone, with the saved run's torch threads, and counts only if its history, kept
+epoch and test metrics all equal the saved run's (a rate trains the same inside its grid or alone), at the cost of one
+rate of the grid. Pin the kernels the runs recorded, as below, or the float rounding moves.
 
     HYENADNA_AUTOTUNE=docs/benchmarks/quick-3seeds/runs/gb_human_enhancers_cohn/scratch/seed0.json \\
         .venv/bin/python benchmarks/backfill_predictions.py docs/benchmarks/quick-3seeds --modes kmer probe
+    HYENADNA_AUTOTUNE=docs/benchmarks/quick-3seeds/runs/gb_human_enhancers_cohn/scratch/seed0.json \\
+        .venv/bin/python benchmarks/backfill_predictions.py docs/benchmarks/quick-3seeds/scratch20 --modes scratch
     hyenadna benchmark --tasks-dir ../shared/benchmarks --quick --out docs/benchmarks/quick-3seeds --report-only
 """
 
@@ -18,7 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import date
 from pathlib import Path
 
@@ -26,50 +30,97 @@ from hyenadna.benchmark.runner import BenchmarkConfig, run_benchmark
 from hyenadna.utils.io import atomic_write_text
 
 
-def backfill(table: Path, modes: list[str], log=print) -> dict[str, int]:
-    """Counts of runs {"added", "differ", "had"}; see the module docstring."""
+def _table_config(table: Path) -> BenchmarkConfig:
     config = json.loads((table / "results.json").read_text())["config"]
     known = {f.name for f in fields(BenchmarkConfig)}
     cfg = BenchmarkConfig(**{k: v for k, v in config.items() if k in known})
+    # a saved path from another machine is not there: then the model by name (None: the bundled one); the recipe
+    # holds the weights' fingerprint, so other weights show up as a differing recipe
+    path = config.get("model_path")
+    return replace(cfg, model_path=path if path and Path(path).exists() else None, weights=None)
+
+
+def _add(path: Path, saved: dict, new: dict, how: str) -> None:
+    saved.update(
+        {
+            "test_predictions": new["test_predictions"],
+            "test_labels": new["test_labels"],
+            "predictions_from": f"a re-run on {date.today()} {how}",
+        }
+    )
+    atomic_write_text(path, json.dumps(saved, indent=1))
+
+
+def _rerun_selected_rate(cfg: BenchmarkConfig, saved: dict, scratch: str) -> dict:
+    """A trained run again, at its selected learning rate alone. Each rate of a grid trains on its own (the seed's
+    own starting weights, data order and schedule), so this rate's model comes out as it did inside the grid, at the
+    cost of one rate; the torch threads are the saved run's, since they set the float rounding."""
+    import torch
+
+    mode, seed = saved["mode"], saved["seed"]
+    lrs = "finetune_lrs" if mode == "finetune" else "scratch_lrs"
+    rerun = replace(
+        cfg, out_dir=scratch, modes=[mode], tasks=[saved["task"]], seeds=[seed], **{lrs: [saved["selected"]["lr"]]}
+    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(saved.get("environment", {}).get("threads", threads))
+    try:
+        run_benchmark(rerun, log=lambda m: None)
+    finally:
+        torch.set_num_threads(threads)
+    return json.loads((Path(scratch) / "runs" / saved["task"] / mode / f"seed{seed}.json").read_text())
+
+
+def _trained_differs(saved: dict, new: dict) -> str | None:
+    """What keeps a selected-rate re-run's predictions from standing for the saved run's kept model, if anything."""
+    if new["test"] != saved["test"]:
+        kernels = [run.get("environment", {}).get("kernels") for run in (new, saved)]
+        hint = "; it ran other kernels (pin the saved ones: HYENADNA_AUTOTUNE)" if kernels[0] != kernels[1] else ""
+        return f"test metrics differ ({new['test']} vs {saved['test']}){hint}"
+    if {**new["recipe"], "lrs": None} != {**saved["recipe"], "lrs": None}:
+        return "recipe differs"
+    if new["history"] != saved["history"] or new["selected"] != saved["selected"]:
+        return "training differs (history or kept epoch)"
+    return None
+
+
+def backfill(
+    table: Path, modes: list[str], log=print, tasks: list[str] | None = None, seeds: list[int] | None = None
+) -> dict[str, int]:
+    """Counts of runs {"added", "differ", "had"}; see the module docstring. ``tasks``, ``seeds``: only these."""
+    cfg = _table_config(table)
     counts = {"added": 0, "differ": 0, "had": 0}
     todo = [p for m in modes for p in sorted(table.glob(f"runs/*/{m}/seed*.json"))]
-    todo = [p for p in todo if json.loads(p.read_text())["seed"] in cfg.seeds]
-    if not todo:
-        return counts
+    todo = [p for p in todo if json.loads(p.read_text())["seed"] in (seeds or cfg.seeds)]
+    todo = [p for p in todo if tasks is None or p.parts[-3] in tasks]
+    counts["had"] = sum("test_predictions" in json.loads(p.read_text()) for p in todo)
+    todo = [p for p in todo if "test_predictions" not in json.loads(p.read_text())]
+    cheap = [p for p in todo if p.parts[-2] in ("kmer", "probe")]
     with tempfile.TemporaryDirectory() as scratch:
-        # a saved path from another machine is not there: then the model by name (None: the bundled one); the
-        # recipe holds the weights' fingerprint, so other weights show up as a differing recipe
-        model_path = config.get("model_path") if Path(config.get("model_path") or "/nonexistent").exists() else None
-        rerun = BenchmarkConfig(
-            **{
-                **vars(cfg),
-                "out_dir": scratch,
-                "modes": modes,
-                "tasks": sorted({p.parts[-3] for p in todo}),
-                "model_path": model_path,
-                "weights": None,
-            }
-        )
-        run_benchmark(rerun, log=lambda m: None)
+        if cheap:  # the whole grid of seeds at once: seconds to minutes a task
+            tasks = sorted({p.parts[-3] for p in cheap})
+            run_benchmark(replace(cfg, out_dir=scratch, modes=sorted({p.parts[-2] for p in cheap}), tasks=tasks),
+                          log=lambda m: None)  # fmt: skip
         for path in todo:
             saved = json.loads(path.read_text())
-            if "test_predictions" in saved:
-                counts["had"] += 1
-                continue
-            new = json.loads((Path(scratch) / path.relative_to(table)).read_text())
-            if new["test"] != saved["test"] or new["recipe"] != saved["recipe"]:
+            if path in cheap:
+                new = json.loads((Path(scratch) / path.relative_to(table)).read_text())
+                why = None
+                if new["test"] != saved["test"] or new["recipe"] != saved["recipe"]:
+                    what = "test metrics" if new["test"] != saved["test"] else "recipe"
+                    why = f"{what} differ ({new['test']} vs {saved['test']})"
+                how = "with the same test metrics and recipe"
+            else:
+                log(f"{path}: re-running its selected rate alone (lr {saved['selected']['lr']:g})")
+                with tempfile.TemporaryDirectory() as one:
+                    new = _rerun_selected_rate(cfg, saved, one)
+                why = _trained_differs(saved, new)
+                how = f"of the selected rate alone (lr {saved['selected']['lr']:g}), same history and test metrics"
+            if why is not None:
                 counts["differ"] += 1
-                what = "test metrics" if new["test"] != saved["test"] else "recipe"
-                log(f"{path}: the re-run's {what} differ; left without predictions ({new['test']} vs {saved['test']})")
+                log(f"{path}: the re-run's {why}; left without predictions")
                 continue
-            saved.update(
-                {
-                    "test_predictions": new["test_predictions"],
-                    "test_labels": new["test_labels"],
-                    "predictions_from": f"a re-run on {date.today()} with the same test metrics and recipe",
-                }
-            )
-            atomic_write_text(path, json.dumps(saved, indent=1))
+            _add(path, saved, new, how)
             counts["added"] += 1
     return counts
 
@@ -78,12 +129,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("table", type=Path, help="a benchmark output folder (results.json and runs/)")
     ap.add_argument("--modes", nargs="+", default=["kmer", "probe"], choices=["kmer", "probe", "finetune", "scratch"])
+    ap.add_argument("--tasks", nargs="+", help="only these tasks (default: all)")
+    ap.add_argument("--seeds", nargs="+", type=int, help="only these seeds (default: the table's)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: leaves a core to other work)")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
-    counts = backfill(args.table, args.modes)
+    counts = backfill(args.table, args.modes, tasks=args.tasks, seeds=args.seeds)
     print(
         f"{args.table}: predictions added to {counts['added']} runs; {counts['differ']} re-runs differed; "
         f"{counts['had']} had them"

@@ -877,6 +877,44 @@ def test_backfill_adds_predictions_only_where_a_re_run_reproduces_the_saved_run(
     assert mod.backfill(out, ["kmer"], log=messages.append) == {"added": 0, "differ": 1, "had": 1}
 
 
+def test_backfill_re_runs_a_trained_runs_selected_rate_alone(tasks_dir, tmp_path):
+    """benchmarks/backfill_predictions.py, trained modes: the selected learning rate re-run alone trains the model the
+    grid kept (each rate starts from the seed's own weights, data order and schedule), so its predictions are the
+    ones the full run saved; a run whose history the re-run does not repeat keeps none."""
+    import importlib.util
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("backfill", REPO / "benchmarks" / "backfill_predictions.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "out"
+    cfg = BenchmarkConfig(
+        tasks_dir=str(tasks_dir), out_dir=str(out), seeds=[0, 1], modes=["finetune", "scratch"], tasks=["gc_task"],
+        epochs=2, scratch_lrs=[1e-5, 3e-3], finetune_lrs=[1e-3, 1e-4], batch_size=16, model_path=str(FIXTURES / "tiny"),
+    )  # fmt: skip
+    run_benchmark(cfg, log=lambda m: None)
+    paths = sorted(out.glob("runs/gc_task/*/seed*.json"))
+    fresh = {p: json.loads(p.read_text()) for p in paths}
+    assert any(r["selected"]["lr"] != r["lr_grid"][0]["lr"] for r in fresh.values())  # a rate after another's run
+    tampered = out / "runs" / "gc_task" / "scratch" / "seed1.json"
+    for p, run in fresh.items():
+        old = {k: v for k, v in run.items() if k not in ("test_predictions", "test_labels")}
+        if p == tampered:
+            old["history"] = [{**old["history"][0], "val_mcc": old["history"][0]["val_mcc"] + 0.5}, *old["history"][1:]]
+        p.write_text(json.dumps(old, indent=1))
+    messages = []
+    assert mod.backfill(out, ["finetune", "scratch"], log=messages.append) == {"added": 3, "differ": 1, "had": 0}
+    for p in paths:
+        run = json.loads(p.read_text())
+        if p == tampered:
+            assert "test_predictions" not in run
+        else:
+            assert run["test_predictions"] == fresh[p]["test_predictions"] and "selected rate alone" in run[
+                "predictions_from"]  # fmt: skip
+    assert any(f"{tampered}: the re-run's training differs" in m for m in messages)
+
+
 def test_compare_models_gives_the_test_rows_interval_where_both_tables_kept_predictions(tmp_path):
     import importlib.util
 
