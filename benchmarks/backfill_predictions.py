@@ -85,9 +85,16 @@ def _trained_differs(saved: dict, new: dict) -> str | None:
 
 
 def backfill(
-    table: Path, modes: list[str], log=print, tasks: list[str] | None = None, seeds: list[int] | None = None
+    table: Path,
+    modes: list[str],
+    log=print,
+    tasks: list[str] | None = None,
+    seeds: list[int] | None = None,
+    work: Path | None = None,
 ) -> dict[str, int]:
-    """Counts of runs {"added", "differ", "had"}; see the module docstring. ``tasks``, ``seeds``: only these."""
+    """Counts of runs {"added", "differ", "had"}; see the module docstring. ``tasks``, ``seeds``: only these.
+    ``work``: where the trained re-runs are kept (default: a temporary folder); there a killed backfill resumes them
+    from their last epoch, and a finished one is read back, as the benchmark resumes its own runs."""
     cfg = _table_config(table)
     counts = {"added": 0, "differ": 0, "had": 0}
     todo = [p for m in modes for p in sorted(table.glob(f"runs/*/{m}/seed*.json"))]
@@ -112,8 +119,11 @@ def backfill(
                 how = "with the same test metrics and recipe"
             else:
                 log(f"{path}: re-running its selected rate alone (lr {saved['selected']['lr']:g})")
-                with tempfile.TemporaryDirectory() as one:
-                    new = _rerun_selected_rate(cfg, saved, one)
+                if work is None:
+                    with tempfile.TemporaryDirectory() as one:
+                        new = _rerun_selected_rate(cfg, saved, one)
+                else:
+                    new = _rerun_selected_rate(cfg, saved, str(work / f"{path.parts[-3]}-{path.parts[-2]}-{path.stem}"))
                 why = _trained_differs(saved, new)
                 how = f"of the selected rate alone (lr {saved['selected']['lr']:g}), same history and test metrics"
             if why is not None:
@@ -131,12 +141,22 @@ def main() -> None:
     ap.add_argument("--modes", nargs="+", default=["kmer", "probe"], choices=["kmer", "probe", "finetune", "scratch"])
     ap.add_argument("--tasks", nargs="+", help="only these tasks (default: all)")
     ap.add_argument("--seeds", nargs="+", type=int, help="only these seeds (default: the table's)")
+    ap.add_argument(
+        "--work",
+        type=Path,
+        help="keep the trained re-runs here, so that a killed backfill resumes them (default: TABLE/backfill, which "
+        "git ignores)",
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: leaves a core to other work)")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
-    counts = backfill(args.table, args.modes, tasks=args.tasks, seeds=args.seeds)
+    work = args.work or args.table / "backfill"
+    work.mkdir(parents=True, exist_ok=True)
+    if not (work / ".gitignore").exists():
+        atomic_write_text(work / ".gitignore", "# re-runs of benchmarks/backfill_predictions.py\n*\n")
+    counts = backfill(args.table, args.modes, tasks=args.tasks, seeds=args.seeds, work=work)
     print(
         f"{args.table}: predictions added to {counts['added']} runs; {counts['differ']} re-runs differed; "
         f"{counts['had']} had them"

@@ -903,8 +903,8 @@ def test_backfill_re_runs_a_trained_runs_selected_rate_alone(tasks_dir, tmp_path
         if p == tampered:
             old["history"] = [{**old["history"][0], "val_mcc": old["history"][0]["val_mcc"] + 0.5}, *old["history"][1:]]
         p.write_text(json.dumps(old, indent=1))
-    messages = []
-    assert mod.backfill(out, ["finetune", "scratch"], log=messages.append) == {"added": 3, "differ": 1, "had": 0}
+    messages, work = [], tmp_path / "work"
+    assert mod.backfill(out, ["finetune", "scratch"], messages.append, work=work) == {"added": 3, "differ": 1, "had": 0}
     for p in paths:
         run = json.loads(p.read_text())
         if p == tampered:
@@ -913,6 +913,13 @@ def test_backfill_re_runs_a_trained_runs_selected_rate_alone(tasks_dir, tmp_path
             assert run["test_predictions"] == fresh[p]["test_predictions"] and "selected rate alone" in run[
                 "predictions_from"]  # fmt: skip
     assert any(f"{tampered}: the re-run's training differs" in m for m in messages)
+    # the re-runs stay in ``work``: a second backfill reads them back (a killed one resumes them) instead of training
+    kept = paths[0]
+    kept.write_text(json.dumps({k: v for k, v in json.loads(kept.read_text()).items() if k != "test_predictions"}))
+    finished = {p: p.stat().st_mtime_ns for p in work.glob("*/runs/gc_task/*/seed*.json")}
+    assert len(finished) == 4 and mod.backfill(out, ["finetune"], work=work)["added"] == 1
+    assert json.loads(kept.read_text())["test_predictions"] == fresh[kept]["test_predictions"]
+    assert {p: p.stat().st_mtime_ns for p in work.glob("*/runs/gc_task/*/seed*.json")} == finished  # not re-trained
 
 
 def test_compare_models_gives_the_test_rows_interval_where_both_tables_kept_predictions(tmp_path):
