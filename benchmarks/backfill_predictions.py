@@ -105,8 +105,8 @@ def backfill(
     cheap = [p for p in todo if p.parts[-2] in ("kmer", "probe")]
     with tempfile.TemporaryDirectory() as scratch:
         if cheap:  # the whole grid of seeds at once: seconds to minutes a task
-            tasks = sorted({p.parts[-3] for p in cheap})
-            run_benchmark(replace(cfg, out_dir=scratch, modes=sorted({p.parts[-2] for p in cheap}), tasks=tasks),
+            names = sorted({p.parts[-3] for p in cheap})
+            run_benchmark(replace(cfg, out_dir=scratch, modes=sorted({p.parts[-2] for p in cheap}), tasks=names),
                           log=lambda m: None)  # fmt: skip
         for path in todo:
             saved = json.loads(path.read_text())
