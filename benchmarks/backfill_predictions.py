@@ -27,7 +27,7 @@ from datetime import date
 from pathlib import Path
 
 from hyenadna.benchmark.runner import BenchmarkConfig, run_benchmark
-from hyenadna.utils.io import atomic_write_text
+from hyenadna.utils.io import atomic_write_text, ignored_folder
 
 
 def _table_config(table: Path) -> BenchmarkConfig:
@@ -71,6 +71,14 @@ def _rerun_selected_rate(cfg: BenchmarkConfig, saved: dict, scratch: str) -> dic
     return json.loads((Path(scratch) / "runs" / saved["task"] / mode / f"seed{seed}.json").read_text())
 
 
+def _differs(saved: dict, new: dict) -> str | None:
+    """What keeps a whole re-run's predictions (k-mer, probe) from standing for the saved run's, if anything."""
+    if new["test"] != saved["test"] or new["recipe"] != saved["recipe"]:
+        what = "test metrics" if new["test"] != saved["test"] else "recipe"
+        return f"{what} differ ({new['test']} vs {saved['test']})"
+    return None
+
+
 def _trained_differs(saved: dict, new: dict) -> str | None:
     """What keeps a selected-rate re-run's predictions from standing for the saved run's kept model, if anything."""
     if new["test"] != saved["test"]:
@@ -96,36 +104,29 @@ def backfill(
     ``work``: where the trained re-runs are kept (default: a temporary folder); there a killed backfill resumes them
     from their last epoch, and a finished one is read back, as the benchmark resumes its own runs."""
     cfg = _table_config(table)
-    counts = {"added": 0, "differ": 0, "had": 0}
-    todo = [p for m in modes for p in sorted(table.glob(f"runs/*/{m}/seed*.json"))]
-    todo = [p for p in todo if json.loads(p.read_text())["seed"] in (seeds or cfg.seeds)]
-    todo = [p for p in todo if tasks is None or p.parts[-3] in tasks]
-    counts["had"] = sum("test_predictions" in json.loads(p.read_text()) for p in todo)
-    todo = [p for p in todo if "test_predictions" not in json.loads(p.read_text())]
-    cheap = [p for p in todo if p.parts[-2] in ("kmer", "probe")]
-    with tempfile.TemporaryDirectory() as scratch:
+    runs = {p: json.loads(p.read_text()) for m in modes for p in sorted(table.glob(f"runs/*/{m}/seed*.json"))}
+    runs = {
+        p: r for p, r in runs.items() if r["seed"] in (seeds or cfg.seeds) and (tasks is None or r["task"] in tasks)
+    }
+    todo = {p: r for p, r in runs.items() if "test_predictions" not in r}
+    counts = {"added": 0, "differ": 0, "had": len(runs) - len(todo)}
+    cheap = {p: r for p, r in todo.items() if r["mode"] in ("kmer", "probe")}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = work or Path(tmp)
         if cheap:  # the whole grid of seeds at once: seconds to minutes a task
-            names = sorted({p.parts[-3] for p in cheap})
-            run_benchmark(replace(cfg, out_dir=scratch, modes=sorted({p.parts[-2] for p in cheap}), tasks=names),
-                          log=lambda m: None)  # fmt: skip
-        for path in todo:
-            saved = json.loads(path.read_text())
+            modes, names = sorted({r["mode"] for r in cheap.values()}), sorted({r["task"] for r in cheap.values()})
+            run_benchmark(replace(cfg, out_dir=tmp, modes=modes, tasks=names), log=lambda m: None)
+        for path, saved in todo.items():
             if path in cheap:
-                new = json.loads((Path(scratch) / path.relative_to(table)).read_text())
-                why = None
-                if new["test"] != saved["test"] or new["recipe"] != saved["recipe"]:
-                    what = "test metrics" if new["test"] != saved["test"] else "recipe"
-                    why = f"{what} differ ({new['test']} vs {saved['test']})"
+                new = json.loads((Path(tmp) / path.relative_to(table)).read_text())
+                why = _differs(saved, new)
                 how = "with the same test metrics and recipe"
             else:
-                log(f"{path}: re-running its selected rate alone (lr {saved['selected']['lr']:g})")
-                if work is None:
-                    with tempfile.TemporaryDirectory() as one:
-                        new = _rerun_selected_rate(cfg, saved, one)
-                else:
-                    new = _rerun_selected_rate(cfg, saved, str(work / f"{path.parts[-3]}-{path.parts[-2]}-{path.stem}"))
+                lr = saved["selected"]["lr"]
+                log(f"{path}: re-running its selected rate alone (lr {lr:g})")
+                new = _rerun_selected_rate(cfg, saved, str(work / f"{saved['task']}-{saved['mode']}-{path.stem}"))
                 why = _trained_differs(saved, new)
-                how = f"of the selected rate alone (lr {saved['selected']['lr']:g}), same history and test metrics"
+                how = f"of the selected rate alone (lr {lr:g}), same history and test metrics"
             if why is not None:
                 counts["differ"] += 1
                 log(f"{path}: the re-run's {why}; left without predictions")
@@ -152,10 +153,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    work = args.work or args.table / "backfill"
-    work.mkdir(parents=True, exist_ok=True)
-    if not (work / ".gitignore").exists():
-        atomic_write_text(work / ".gitignore", "# re-runs of benchmarks/backfill_predictions.py\n*\n")
+    work = ignored_folder(args.work or args.table / "backfill", "re-runs of benchmarks/backfill_predictions.py")
     counts = backfill(args.table, args.modes, tasks=args.tasks, seeds=args.seeds, work=work)
     print(
         f"{args.table}: predictions added to {counts['added']} runs; {counts['differ']} re-runs differed; "

@@ -21,7 +21,7 @@ from hyenadna.benchmark.bootstrap import decode_labels, encode_labels, paired_in
 from hyenadna.benchmark.kmer import kmer_frequencies, make_kmer_model
 from hyenadna.benchmark.tasks import Task, discover_tasks
 from hyenadna.metrics import classification_metrics
-from hyenadna.utils.io import atomic_write_text
+from hyenadna.utils.io import atomic_write_text, ignored_folder
 
 MODES = ("probe", "finetune", "scratch", "kmer")
 
@@ -438,10 +438,7 @@ def _partial_dir(out: Path, cfg: BenchmarkConfig, sub: Task, mode: str, seed: in
     """Where a run's training states wait while it runs: under ``out/partial``, which git ignores (its own
     .gitignore), in a folder named by the recipe's hash, so a changed recipe never resumes another's state."""
     recipe = hashlib.sha256(json.dumps(run_recipe(cfg, mode), sort_keys=True).encode()).hexdigest()[:12]
-    root = out / "partial"
-    root.mkdir(parents=True, exist_ok=True)
-    if not (root / ".gitignore").exists():
-        atomic_write_text(root / ".gitignore", "# training states of unfinished benchmark runs\n*\n")
+    root = ignored_folder(out / "partial", "training states of unfinished benchmark runs")
     return root / sub.name / mode / f"seed{seed}-{recipe}"
 
 

@@ -67,6 +67,11 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+# the runner's modes (hyenadna.benchmark.runner.MODES), not imported from there: building the CLI's parser must not
+# import the benchmark's dependencies (scikit-learn), which every command would then pay for at start-up
+MODES = ("kmer", "probe", "finetune", "scratch")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "benchmark",
@@ -83,8 +88,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--modes",
         nargs="*",
-        choices=["kmer", "probe", "finetune", "scratch"],
-        default=["kmer", "probe", "finetune", "scratch"],
+        choices=MODES,
+        default=list(MODES),
         help="columns to run: kmer (k-mer counts + logistic regression), probe (frozen embeddings), finetune "
         "(pretrained weights), scratch (the same model, not pretrained) (default: all four)",
     )

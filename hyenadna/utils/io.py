@@ -33,6 +33,16 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def ignored_folder(path: str | Path, what: str) -> Path:
+    """``path``, created, with a .gitignore that keeps it and everything in it out of git (``what`` it holds, for
+    the reader of that file): working state beside committed results, never committed with them."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    if not (path / ".gitignore").exists():
+        atomic_write_text(path / ".gitignore", f"# {what}\n*\n")
+    return path
+
+
 def save_png(fig, path: str | Path, dpi: int = 110) -> None:
     """Write a matplotlib figure as a PNG, atomically, and close it."""
     import matplotlib.pyplot as plt
