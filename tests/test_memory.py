@@ -109,3 +109,74 @@ print(_mmapped_chunks() - before)
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.split()[-1] == "0"
+
+
+def _libc_heap():
+    libc = memory._glibc()
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    return libc
+
+
+def _allocate(libc, size: int) -> int:
+    block = libc.malloc(size)
+    ctypes.memset(block, 1, size)  # resident
+    return block
+
+
+@pytest.mark.skipif(not memory.available(), reason="glibc only")
+def test_trim_returns_the_holes_that_batches_of_many_lengths_leave():
+    """Batches of many lengths left a fine-tuning process's heap holed, and it grew to 7.6 GB. Here ~190 MB of 64 KB
+    heap blocks, each followed by a small block that stays, are freed: free() keeps the holes resident, and
+    trim_if_grown gives them back once resident memory has grown past its slack, then measures growth from there."""
+    libc = _libc_heap()
+    memory._heap_base = memory.resident_mb()
+    large, small = [], []
+    for _ in range(3000):
+        large.append(_allocate(libc, 65_000))
+        small.append(_allocate(libc, 600))
+    assert not memory.trim_if_grown(slack_mb=10_000)  # grown, but within the slack
+    for block in large:
+        libc.free(block)
+    holed = memory.resident_mb()
+    assert memory.trim_if_grown(slack_mb=50)
+    trimmed = memory.resident_mb()
+    assert holed - trimmed > 100, (holed, trimmed)
+    assert memory._heap_base == pytest.approx(trimmed, abs=5)
+    assert not memory.trim_if_grown(slack_mb=50)  # growth counts from the trim
+    for block in small:
+        libc.free(block)
+
+
+def test_trim_if_grown_rebases_and_skips_inside_reuse_blocks(monkeypatch):
+    rss = iter([1000.0, 1100.0, 1400.0, 900.0, 1000.0, 2000.0])
+    trims = []
+    monkeypatch.setattr(memory, "resident_mb", lambda: next(rss))
+    monkeypatch.setattr(memory, "release_memory", lambda collect=True: trims.append(collect))
+    monkeypatch.setattr(memory, "_glibc", lambda: object())
+    monkeypatch.setattr(memory, "_heap_base", None)
+    assert not memory.trim_if_grown(slack_mb=256)  # 1000: the first call sets the base
+    assert not memory.trim_if_grown(slack_mb=256)  # 1100: within the slack
+    assert memory.trim_if_grown(slack_mb=256)  # 1400: trimmed; the base is the resident size after (900)
+    assert memory._heap_base == 900.0 and trims == [False]
+    assert not memory.trim_if_grown(slack_mb=256)  # 1000 against 900
+    monkeypatch.setattr(memory, "_depth", 1)  # inside reuse_freed_memory freed memory is kept on purpose
+    assert not memory.trim_if_grown(slack_mb=256)
+    assert trims == [False]
+
+
+def test_fine_tuning_and_the_data_path_trim_between_batches(monkeypatch):
+    from hyenadna.data import pipeline
+    from hyenadna.training import finetune as loop
+    from tests.test_finetune import gc_task, make
+
+    calls = {"train": 0, "batches": 0}
+    monkeypatch.setattr(loop, "trim_if_grown", lambda: calls.__setitem__("train", calls["train"] + 1))
+    monkeypatch.setattr(pipeline, "trim_if_grown", lambda: calls.__setitem__("batches", calls["batches"] + 1))
+    seqs, labels = gc_task(48)
+    ft = make()
+    ft.train(seqs[:32], labels[:32], seqs[32:], labels[32:], epochs=1, head_init="random")
+    assert calls["train"] == 2  # one per training step: 32 rows, batches of 16
+    before = calls["batches"]
+    ft.predict(seqs)
+    assert calls["batches"] - before == 3  # one per inference batch

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from hyenadna.pooling import POOLINGS, masked_pool
 from hyenadna.tokenizer import BatchEncoding, CharacterTokenizer, pad_batch, reverse_complement_ids
+from hyenadna.utils.memory import trim_if_grown
 
 CONTEXT_MODES = ("window", "truncate", "error")
 
@@ -142,6 +143,7 @@ def iter_batches(
         raise ValueError(f"batch_size={batch_size}: must be >= 1")
     order = sorted(range(len(chunks)), key=lambda j: len(chunks[j].ids))
     for k in range(0, len(order), batch_size):
+        trim_if_grown()  # each length leaves its own holes in the heap (utils/memory.py)
         batch = [chunks[j] for j in order[k : k + batch_size]]
         yield batch, pad_batch([c.ids for c in batch]).to(device)
 

@@ -27,6 +27,7 @@ from hyenadna.tokenizer import BatchEncoding
 from hyenadna.training.optim import build_optimizer, cosine_lr
 from hyenadna.utils.device import rng_state, seeded, set_rng_state
 from hyenadna.utils.io import atomic_path
+from hyenadna.utils.memory import trim_if_grown
 from hyenadna.utils.precision import autocast, grad_scaler
 
 
@@ -174,6 +175,7 @@ def fine_tune(
                 scaler.update()
                 step += 1
                 loss_sum += loss.item()
+                trim_if_grown()  # batches of many lengths otherwise grow the heap without bound (utils/memory.py)
                 bar.set_postfix(loss=f"{loss.item():.4f}")
             bar.close()
             train_seconds = time.perf_counter() - t0

@@ -1,0 +1,92 @@
+"""Resident memory of one long-lived process fine-tuning run after run, with and without trimming the heap.
+
+A benchmark worker runs dozens of fine-tuning runs one after another. One such process was OOM-killed at 7.6 GB
+RSS, far above what one 1k-context run holds: batches of many different lengths leave glibc's heap holed, and it
+keeps every freed page resident. Since then the fine-tuning loop and the data path's batches call
+``utils.memory.trim_if_grown``. This runs the same fine-tuning runs (the bundled model, a task's rows, one learning
+rate, each run another seed and subsample, so other batch shapes) in two fresh processes, side by side: one as
+shipped, one with the trim switched off (the old behaviour). It prints RSS after each run, the peak, and seconds.
+
+    python benchmarks/memory_growth.py --runs 4 --out benchmarks/results/memory_growth.json
+
+The two are timed one after the other on the same machine; nothing else should run beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def one_process(args) -> dict:
+    import torch
+
+    from hyenadna.benchmark.runner import BenchmarkConfig, run_finetune
+    from hyenadna.benchmark.tasks import load_task
+    from hyenadna.utils import memory
+
+    torch.set_num_threads(args.threads)
+    if args.variant == "no-trim":
+        memory.HEAP_SLACK_MB = float("inf")
+    task = load_task(Path(args.tasks_dir) / args.task)
+    cfg = BenchmarkConfig.quick(tasks_dir=args.tasks_dir, out_dir="", epochs=args.epochs, finetune_lrs=[1e-4])
+    rows = []
+    for run in range(args.runs):
+        sub = task.subsample(args.max_train, args.max_test, seed=run)
+        t0 = time.perf_counter()
+        run_finetune(sub, run, cfg, pretrained=True)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rows.append(
+            {
+                "run": run,
+                "seconds": round(time.perf_counter() - t0, 1),
+                "rss_mb": round(memory.resident_mb()),
+                "peak_mb": round(peak),
+            }
+        )
+        print(args.variant, json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    return {"variant": args.variant, "runs": rows}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tasks-dir", default="../shared/benchmarks")
+    ap.add_argument("--task", default="gb_human_ensembl_regulatory", help="a task of many sequence lengths")
+    ap.add_argument("--runs", type=int, default=4)
+    ap.add_argument("--max-train", type=int, default=400)
+    ap.add_argument("--max-test", type=int, default=100)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--variant", choices=["trim", "no-trim"], help=argparse.SUPPRESS)  # the child processes
+    ap.add_argument("--out", type=Path, default=None, help="write the JSON here too")
+    args = ap.parse_args()
+    if args.variant:
+        print(json.dumps(one_process(args)))
+        return
+    results = {"task": args.task, "max_train": args.max_train, "epochs": args.epochs, "threads": args.threads}
+    for variant in ("trim", "no-trim"):
+        cmd = [sys.executable, __file__, *sys.argv[1:], "--variant", variant]
+        cmd = [c for c in cmd if c != "--out" and c != str(args.out)]
+        done = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, env=os.environ)
+        results[variant] = json.loads(done.stdout.strip().splitlines()[-1])["runs"]
+    for variant in ("trim", "no-trim"):
+        rows = results[variant]
+        print(
+            f"{variant:8s} RSS after each run (MB): {[r['rss_mb'] for r in rows]}, peak {rows[-1]['peak_mb']} MB, "
+            f"seconds {sum(r['seconds'] for r in rows):.0f}"
+        )
+    print(json.dumps(results))
+    if args.out:
+        from hyenadna.utils.io import atomic_write_text
+
+        atomic_write_text(args.out, json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
