@@ -8,7 +8,8 @@ differs is named and its saved run left as it was: predictions of another model 
 cheap modes (k-mer in seconds, probe in a minute or two per task) re-run whole; a trained run (finetune, scratch)
 re-runs its selected learning rate alone, with the saved run's torch threads, and counts only if its history, kept
 epoch and test metrics all equal the saved run's (a rate trains the same inside its grid or alone), at the cost of one
-rate of the grid. Pin the kernels the runs recorded, as below, or the float rounding moves.
+rate of the grid. Pin the kernels the runs recorded, as below, or the float rounding moves; and run it on the CPU
+model that ran them (trained runs saved on another are skipped: the same kernel names compile to other instructions).
 
     HYENADNA_AUTOTUNE=docs/benchmarks/quick-3seeds/runs/gb_human_enhancers_cohn/scratch/seed0.json \\
         .venv/bin/python benchmarks/backfill_predictions.py docs/benchmarks/quick-3seeds --modes kmer probe
@@ -99,17 +100,24 @@ def backfill(
     tasks: list[str] | None = None,
     seeds: list[int] | None = None,
     work: Path | None = None,
+    any_cpu: bool = False,
 ) -> dict[str, int]:
-    """Counts of runs {"added", "differ", "had"}; see the module docstring. ``tasks``, ``seeds``: only these.
-    ``work``: where the trained re-runs are kept (default: a temporary folder); there a killed backfill resumes them
-    from their last epoch, and a finished one is read back, as the benchmark resumes its own runs."""
+    """Counts of runs {"added", "differ", "had", "elsewhere"}; see the module docstring. ``tasks``, ``seeds``: only
+    these. ``work``: where the trained re-runs are kept (default: a temporary folder); there a killed backfill resumes
+    them from their last epoch, and a finished one is read back, as the benchmark resumes its own runs. A trained run
+    saved on another CPU model is skipped ("elsewhere") unless ``any_cpu``: its float rounding follows that CPU's
+    kernels (an AVX2-only Zen 1 run re-run on an AVX-512 Zen 4 kept another epoch's model), so hours of re-running
+    would only find that it differs."""
     cfg = _table_config(table)
     runs = {p: json.loads(p.read_text()) for m in modes for p in sorted(table.glob(f"runs/*/{m}/seed*.json"))}
     runs = {
         p: r for p, r in runs.items() if r["seed"] in (seeds or cfg.seeds) and (tasks is None or r["task"] in tasks)
     }
     todo = {p: r for p, r in runs.items() if "test_predictions" not in r}
-    counts = {"added": 0, "differ": 0, "had": len(runs) - len(todo)}
+    counts = {"added": 0, "differ": 0, "had": len(runs) - len(todo), "elsewhere": 0}
+    from hyenadna.ops.autotune import cpu_features, cpu_name
+
+    here = f"{cpu_name()} ({cpu_features()})"  # as the runner records it
     cheap = {p: r for p, r in todo.items() if r["mode"] in ("kmer", "probe")}
     with tempfile.TemporaryDirectory() as tmp:
         work = work or Path(tmp)
@@ -122,6 +130,11 @@ def backfill(
                 why = _differs(saved, new)
                 how = "with the same test metrics and recipe"
             else:
+                ran_on = saved.get("environment", {}).get("cpu")
+                if ran_on is not None and ran_on != here and not any_cpu:
+                    counts["elsewhere"] += 1
+                    log(f"{path}: ran on {ran_on}, this is {here}: a re-run would not repeat it; skipped")
+                    continue
                 lr = saved["selected"]["lr"]
                 log(f"{path}: re-running its selected rate alone (lr {lr:g})")
                 new = _rerun_selected_rate(cfg, saved, str(work / f"{saved['task']}-{saved['mode']}-{path.stem}"))
@@ -149,15 +162,16 @@ def main() -> None:
         "git ignores)",
     )
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: leaves a core to other work)")
+    ap.add_argument("--any-cpu", action="store_true", help="re-run trained runs saved on another CPU model too")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     work = ignored_folder(args.work or args.table / "backfill", "re-runs of benchmarks/backfill_predictions.py")
-    counts = backfill(args.table, args.modes, tasks=args.tasks, seeds=args.seeds, work=work)
+    counts = backfill(args.table, args.modes, tasks=args.tasks, seeds=args.seeds, work=work, any_cpu=args.any_cpu)
     print(
         f"{args.table}: predictions added to {counts['added']} runs; {counts['differ']} re-runs differed; "
-        f"{counts['had']} had them"
+        f"{counts['had']} had them; {counts['elsewhere']} saved on another CPU model skipped"
     )
 
 

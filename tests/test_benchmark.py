@@ -869,12 +869,12 @@ def test_backfill_adds_predictions_only_where_a_re_run_reproduces_the_saved_run(
             old["test"] = {**old["test"], "f1": old["test"]["f1"] - 0.01}  # not what a re-run gives
         p.write_text(json.dumps(old, indent=1))
     messages = []
-    assert mod.backfill(out, ["kmer"], log=messages.append) == {"added": 1, "differ": 1, "had": 0}
+    assert mod.backfill(out, ["kmer"], log=messages.append) == {"added": 1, "differ": 1, "had": 0, "elsewhere": 0}
     seed0, seed1 = (json.loads(p.read_text()) for p in paths)
     assert seed0["test_predictions"] == fresh[paths[0]]["test_predictions"]
     assert seed0["test_labels"] == fresh[paths[0]]["test_labels"] and "predictions_from" in seed0
     assert "test_predictions" not in seed1 and "seed1.json: the re-run's test metrics differ" in messages[0]
-    assert mod.backfill(out, ["kmer"], log=messages.append) == {"added": 0, "differ": 1, "had": 1}
+    assert mod.backfill(out, ["kmer"], log=messages.append) == {"added": 0, "differ": 1, "had": 1, "elsewhere": 0}
 
 
 def test_backfill_re_runs_a_trained_runs_selected_rate_alone(tasks_dir, tmp_path):
@@ -904,7 +904,8 @@ def test_backfill_re_runs_a_trained_runs_selected_rate_alone(tasks_dir, tmp_path
             old["history"] = [{**old["history"][0], "val_mcc": old["history"][0]["val_mcc"] + 0.5}, *old["history"][1:]]
         p.write_text(json.dumps(old, indent=1))
     messages, work = [], tmp_path / "work"
-    assert mod.backfill(out, ["finetune", "scratch"], messages.append, work=work) == {"added": 3, "differ": 1, "had": 0}
+    counts = mod.backfill(out, ["finetune", "scratch"], messages.append, work=work)
+    assert counts == {"added": 3, "differ": 1, "had": 0, "elsewhere": 0}
     for p in paths:
         run = json.loads(p.read_text())
         if p == tampered:
@@ -920,6 +921,15 @@ def test_backfill_re_runs_a_trained_runs_selected_rate_alone(tasks_dir, tmp_path
     assert len(finished) == 4 and mod.backfill(out, ["finetune"], work=work)["added"] == 1
     assert json.loads(kept.read_text())["test_predictions"] == fresh[kept]["test_predictions"]
     assert {p: p.stat().st_mtime_ns for p in work.glob("*/runs/gc_task/*/seed*.json")} == finished  # not re-trained
+    # a run saved on another CPU model is skipped: its float rounding was that CPU's (unless asked to try anyway)
+    run = {k: v for k, v in json.loads(kept.read_text()).items() if k != "test_predictions"}
+    kept.write_text(json.dumps({**run, "environment": {**run["environment"], "cpu": "AMD EPYC (family 23 model 1)"}}))
+    messages = []
+    assert mod.backfill(out, ["finetune"], messages.append, work=work) == {
+        "added": 0, "differ": 0, "had": 1, "elsewhere": 1}  # fmt: skip
+    assert "test_predictions" not in json.loads(kept.read_text())
+    assert any("ran on AMD EPYC (family 23 model 1), this is" in m and "skipped" in m for m in messages)
+    assert mod.backfill(out, ["finetune"], work=work, any_cpu=True)["added"] == 1
 
 
 def test_compare_models_gives_the_test_rows_interval_where_both_tables_kept_predictions(tmp_path):
