@@ -34,6 +34,13 @@ def one_process(args) -> dict:
     torch.set_num_threads(args.threads)
     if args.variant == "no-trim":
         memory.HEAP_SLACK_MB = float("inf")
+    trims, release = [0], memory.release_memory
+
+    def counted(collect: bool = True) -> None:
+        trims[0] += 1
+        release(collect)
+
+    memory.release_memory = counted  # what trim_if_grown calls
     task = load_task(Path(args.tasks_dir) / args.task)
     cfg = BenchmarkConfig.quick(tasks_dir=args.tasks_dir, out_dir="", epochs=args.epochs, finetune_lrs=[1e-4])
     rows = []
@@ -48,6 +55,7 @@ def one_process(args) -> dict:
                 "seconds": round(time.perf_counter() - t0, 1),
                 "rss_mb": round(memory.resident_mb()),
                 "peak_mb": round(peak),
+                "trims_so_far": trims[0],
             }
         )
         print(args.variant, json.dumps(rows[-1]), file=sys.stderr, flush=True)
@@ -71,15 +79,16 @@ def main() -> None:
         return
     results = {"task": args.task, "max_train": args.max_train, "epochs": args.epochs, "threads": args.threads}
     for variant in ("trim", "no-trim"):
-        cmd = [sys.executable, __file__, *sys.argv[1:], "--variant", variant]
-        cmd = [c for c in cmd if c != "--out" and c != str(args.out)]
+        cmd = [sys.executable, __file__, "--tasks-dir", args.tasks_dir, "--task", args.task, "--variant", variant]
+        for flag in ("runs", "max_train", "max_test", "epochs", "threads"):
+            cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
         done = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, env=os.environ)
         results[variant] = json.loads(done.stdout.strip().splitlines()[-1])["runs"]
     for variant in ("trim", "no-trim"):
         rows = results[variant]
         print(
             f"{variant:8s} RSS after each run (MB): {[r['rss_mb'] for r in rows]}, peak {rows[-1]['peak_mb']} MB, "
-            f"seconds {sum(r['seconds'] for r in rows):.0f}"
+            f"seconds {sum(r['seconds'] for r in rows):.0f}, trims {rows[-1]['trims_so_far']}"
         )
     print(json.dumps(results))
     if args.out:

@@ -135,34 +135,49 @@ def test_trim_returns_the_holes_that_batches_of_many_lengths_leave():
     for _ in range(3000):
         large.append(_allocate(libc, 65_000))
         small.append(_allocate(libc, 600))
-    assert not memory.trim_if_grown(slack_mb=10_000)  # grown, but within the slack
+    assert not memory.trim_if_grown(slack_mb=10_000, min_interval_s=0)  # grown, but within the slack
     for block in large:
         libc.free(block)
     holed = memory.resident_mb()
-    assert memory.trim_if_grown(slack_mb=50)
+    assert memory.trim_if_grown(slack_mb=50, min_interval_s=0)
     trimmed = memory.resident_mb()
     assert holed - trimmed > 100, (holed, trimmed)
     assert memory._heap_base == pytest.approx(trimmed, abs=5)
-    assert not memory.trim_if_grown(slack_mb=50)  # growth counts from the trim
+    assert not memory.trim_if_grown(slack_mb=50, min_interval_s=0)  # growth counts from the trim
     for block in small:
         libc.free(block)
 
 
-def test_trim_if_grown_rebases_and_skips_inside_reuse_blocks(monkeypatch):
-    rss = iter([1000.0, 1100.0, 1400.0, 900.0, 1000.0, 2000.0])
-    trims = []
-    monkeypatch.setattr(memory, "resident_mb", lambda: next(rss))
-    monkeypatch.setattr(memory, "release_memory", lambda collect=True: trims.append(collect))
+def test_trim_if_grown_rebases_waits_its_interval_and_skips_inside_reuse_blocks(monkeypatch):
+    """Trimming also hands back a step's own freed activations, which the next step faults in again: at most once a
+    minute, and only after growth past the slack, measured from the resident size after the last trim."""
+    rss, clock, trims = [1000.0], [0.0], []
+    monkeypatch.setattr(memory, "resident_mb", lambda: rss[0])
+    monkeypatch.setattr(memory.time, "monotonic", lambda: clock[0])
+
+    def release(collect=True):
+        trims.append(collect)
+        rss[0] = 900.0
+
+    monkeypatch.setattr(memory, "release_memory", release)
     monkeypatch.setattr(memory, "_glibc", lambda: object())
     monkeypatch.setattr(memory, "_heap_base", None)
-    assert not memory.trim_if_grown(slack_mb=256)  # 1000: the first call sets the base
-    assert not memory.trim_if_grown(slack_mb=256)  # 1100: within the slack
-    assert memory.trim_if_grown(slack_mb=256)  # 1400: trimmed; the base is the resident size after (900)
-    assert memory._heap_base == 900.0 and trims == [False]
-    assert not memory.trim_if_grown(slack_mb=256)  # 1000 against 900
+
+    def at(t: float, mb: float) -> bool:
+        clock[0], rss[0] = t, mb
+        return memory.trim_if_grown(slack_mb=256, min_interval_s=60)
+
+    assert not at(0, 1000)  # the first call sets the base
+    assert not at(100, 1100)  # within the slack
+    assert at(101, 5000)  # 5000 > 1000 + 256, a minute after the base was set: trimmed
+    assert trims == [False] and memory._heap_base == 900.0  # the base is what the trim left
+    assert not at(130, 5000)  # within a minute of that trim
+    assert not at(161, 1000)  # a minute later, 1000 against 900
+    assert at(162, 1200)  # 1200 > 900 + 256
+    assert trims == [False, False]
     monkeypatch.setattr(memory, "_depth", 1)  # inside reuse_freed_memory freed memory is kept on purpose
-    assert not memory.trim_if_grown(slack_mb=256)
-    assert trims == [False]
+    assert not at(1000, 9000)
+    assert len(trims) == 2
 
 
 def test_fine_tuning_and_the_data_path_trim_between_batches(monkeypatch):

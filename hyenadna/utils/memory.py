@@ -25,6 +25,7 @@ import ctypes.util
 import functools
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 # mallopt parameters (malloc.h), glibc's default for M_MMAP_MAX, and where its adaptive thresholds end up on 64-bit
@@ -97,32 +98,38 @@ def release_memory(collect: bool = True) -> None:
 
 
 # Batches of many different lengths leave the heap holed: each shape's activations are freed into pieces the next
-# shape does not fit, glibc keeps every freed page resident, and a long-lived process grows without bound (fine-tuning
-# on lengths 82-802 grew 11 MB a step, to 5 GB in 300 steps; at one length it stayed at 1.2 GB;
-# benchmarks/memory_growth.py). Trimming whenever resident memory has grown by HEAP_SLACK_MB since the last trim
-# bounds it; one trim costs the page faults of touching the returned pages again, a few hundred ms at most, at most
-# once per HEAP_SLACK_MB of growth.
+# shape does not fit, glibc keeps every freed page resident, and a long-lived process grows without bound (a
+# benchmark process fine-tuning run after run was OOM-killed at 7.6 GB; at one length it stays flat). Trimming gives
+# the holes back, but also the step's own freed activations, which the next step faults in again (about 0.3 s a trim
+# at tiny-1k on one core), so it runs at most once per TRIM_INTERVAL_S, and only when resident memory has grown by
+# HEAP_SLACK_MB since the last trim: under 1% of the time, growth bounded (benchmarks/memory_growth.py).
 HEAP_SLACK_MB = 256.0
+TRIM_INTERVAL_S = 60.0
 _heap_base: float | None = None
+_last_trim = 0.0
 
 
-def trim_if_grown(slack_mb: float | None = None) -> bool:
+def trim_if_grown(slack_mb: float | None = None, min_interval_s: float | None = None) -> bool:
     """Call between batches: returns freed heap memory to the system (``malloc_trim``) when this process's resident
-    memory has grown by ``slack_mb`` (default ``HEAP_SLACK_MB``; inf: never) since the last trim or the first call.
-    Returns whether it trimmed."""
-    global _heap_base
+    memory has grown by ``slack_mb`` (default ``HEAP_SLACK_MB``; inf: never) since the last trim or the first call,
+    at most once per ``min_interval_s`` (default ``TRIM_INTERVAL_S``). Returns whether it trimmed."""
+    global _heap_base, _last_trim
     slack_mb = HEAP_SLACK_MB if slack_mb is None else slack_mb
+    min_interval_s = TRIM_INTERVAL_S if min_interval_s is None else min_interval_s
     if _glibc() is None or _depth:
         return False
+    now = time.monotonic()
+    if _heap_base is not None and now - _last_trim < min_interval_s:
+        return False  # one clock read: cheap enough for every batch
     rss = resident_mb()
     with _lock:
         if _heap_base is None or rss < _heap_base:
-            _heap_base = rss
+            _heap_base, _last_trim = rss, now
             return False
         if rss <= _heap_base + slack_mb:
             return False
         release_memory(collect=False)
-        _heap_base = resident_mb()  # the working set now: growth is measured from here
+        _heap_base, _last_trim = resident_mb(), now  # the working set now: growth is measured from here
         return True
 
 
