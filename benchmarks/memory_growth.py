@@ -3,13 +3,15 @@
 A benchmark worker runs dozens of fine-tuning runs one after another. One such process was OOM-killed at 7.6 GB
 RSS, far above what one 1k-context run holds: batches of many different lengths leave glibc's heap holed, and it
 keeps every freed page resident. Since then the fine-tuning loop and the data path's batches call
-``utils.memory.trim_if_grown``. This runs the same fine-tuning runs (the bundled model, a task's rows, one learning
-rate, each run another seed and subsample, so other batch shapes) in two fresh processes, side by side: one as
-shipped, one with the trim switched off (the old behaviour). It prints RSS after each run, the peak, and seconds.
+``utils.memory.trim_if_grown``. This runs the same fine-tuning runs (the bundled model, a task of many lengths, one
+learning rate, each run another seed and subsample, so other batch shapes) in two fresh processes at once, one
+thread each, side by side under the same conditions: one as shipped, one with the trim switched off (the old
+behaviour). It prints RSS after each run, the peak, seconds and the trims so far.
 
-    python benchmarks/memory_growth.py --runs 4 --out benchmarks/results/memory_growth.json
+    python benchmarks/memory_growth.py --out benchmarks/results/memory_growth.json
+    python benchmarks/memory_growth.py --interval 10 --out benchmarks/results/memory_growth_interval10.json
 
-The two are timed one after the other on the same machine; nothing else should run beside them.
+Nothing else should run beside them (``--one-at-a-time`` runs them one after the other).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ def one_process(args) -> dict:
     torch.set_num_threads(args.threads)
     if args.variant == "no-trim":
         memory.HEAP_SLACK_MB = float("inf")
+    elif args.interval is not None:
+        memory.TRIM_INTERVAL_S = args.interval
     trims, release = [0], memory.release_memory
 
     def counted(collect: bool = True) -> None:
@@ -66,11 +70,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks-dir", default="../shared/benchmarks")
     ap.add_argument("--task", default="gb_human_ensembl_regulatory", help="a task of many sequence lengths")
-    ap.add_argument("--runs", type=int, default=4)
-    ap.add_argument("--max-train", type=int, default=400)
+    ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--max-train", type=int, default=1000)
     ap.add_argument("--max-test", type=int, default=100)
-    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--interval", type=float, help="the trimming process's TRIM_INTERVAL_S (default: the shipped one)")
+    ap.add_argument("--one-at-a-time", action="store_true", help="run the two processes one after the other")
     ap.add_argument("--variant", choices=["trim", "no-trim"], help=argparse.SUPPRESS)  # the child processes
     ap.add_argument("--out", type=Path, default=None, help="write the JSON here too")
     args = ap.parse_args()
@@ -78,12 +84,26 @@ def main() -> None:
         print(json.dumps(one_process(args)))
         return
     results = {"task": args.task, "max_train": args.max_train, "epochs": args.epochs, "threads": args.threads}
+    results["side_by_side"] = not args.one_at_a_time
+    from hyenadna.utils import memory
+
+    results["trim_interval_s"] = memory.TRIM_INTERVAL_S if args.interval is None else args.interval
+    results["heap_slack_mb"] = memory.HEAP_SLACK_MB
+    children = {}
     for variant in ("trim", "no-trim"):
         cmd = [sys.executable, __file__, "--tasks-dir", args.tasks_dir, "--task", args.task, "--variant", variant]
+        if args.interval is not None:
+            cmd += ["--interval", str(args.interval)]
         for flag in ("runs", "max_train", "max_test", "epochs", "threads"):
             cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-        done = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, env=os.environ)
-        results[variant] = json.loads(done.stdout.strip().splitlines()[-1])["runs"]
+        children[variant] = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=os.environ)
+        if args.one_at_a_time:
+            children[variant].wait()
+    for variant, child in children.items():
+        stdout, _ = child.communicate()
+        if child.returncode:
+            raise SystemExit(f"the {variant} process failed ({child.returncode})")
+        results[variant] = json.loads(stdout.strip().splitlines()[-1])["runs"]
     for variant in ("trim", "no-trim"):
         rows = results[variant]
         print(

@@ -128,7 +128,8 @@ def _allocate(libc, size: int) -> int:
 def test_trim_returns_the_holes_that_batches_of_many_lengths_leave():
     """Batches of many lengths left a fine-tuning process's heap holed, and it grew to 7.6 GB. Here ~190 MB of 64 KB
     heap blocks, each followed by a small block that stays, are freed: free() keeps the holes resident, and
-    trim_if_grown gives them back once resident memory has grown past its slack, then measures growth from there."""
+    trim_if_grown gives them back once resident memory has grown past its slack; growth then counts from the next
+    call."""
     libc = _libc_heap()
     memory._heap_base = memory.resident_mb()
     large, small = [], []
@@ -142,39 +143,38 @@ def test_trim_returns_the_holes_that_batches_of_many_lengths_leave():
     assert memory.trim_if_grown(slack_mb=50, min_interval_s=0)
     trimmed = memory.resident_mb()
     assert holed - trimmed > 100, (holed, trimmed)
+    assert not memory.trim_if_grown(slack_mb=50, min_interval_s=0)  # the next batch sets the base
     assert memory._heap_base == pytest.approx(trimmed, abs=5)
-    assert not memory.trim_if_grown(slack_mb=50, min_interval_s=0)  # growth counts from the trim
     for block in small:
         libc.free(block)
 
 
-def test_trim_if_grown_rebases_waits_its_interval_and_skips_inside_reuse_blocks(monkeypatch):
-    """Trimming also hands back a step's own freed activations, which the next step faults in again: at most once a
-    minute, and only after growth past the slack, measured from the resident size after the last trim."""
+def test_trim_if_grown_rebases_after_a_batch_waits_its_interval_and_skips_inside_reuse_blocks(monkeypatch):
+    """A trim also hands back a step's own freed activations, which the next step faults in again: growth counts from
+    the resident size one batch after a trim (the working set back in), and trims wait their interval."""
     rss, clock, trims = [1000.0], [0.0], []
     monkeypatch.setattr(memory, "resident_mb", lambda: rss[0])
     monkeypatch.setattr(memory.time, "monotonic", lambda: clock[0])
-
-    def release(collect=True):
-        trims.append(collect)
-        rss[0] = 900.0
-
-    monkeypatch.setattr(memory, "release_memory", release)
+    monkeypatch.setattr(memory, "release_memory", lambda collect=True: trims.append(collect))
     monkeypatch.setattr(memory, "_glibc", lambda: object())
     monkeypatch.setattr(memory, "_heap_base", None)
+    monkeypatch.setattr(memory, "_last_trim", 0.0)
 
     def at(t: float, mb: float) -> bool:
         clock[0], rss[0] = t, mb
-        return memory.trim_if_grown(slack_mb=256, min_interval_s=60)
+        return memory.trim_if_grown(slack_mb=256, min_interval_s=10)
 
     assert not at(0, 1000)  # the first call sets the base
-    assert not at(100, 1100)  # within the slack
-    assert at(101, 5000)  # 5000 > 1000 + 256, a minute after the base was set: trimmed
-    assert trims == [False] and memory._heap_base == 900.0  # the base is what the trim left
-    assert not at(130, 5000)  # within a minute of that trim
-    assert not at(161, 1000)  # a minute later, 1000 against 900
-    assert at(162, 1200)  # 1200 > 900 + 256
+    assert not at(20, 1200)  # within the slack
+    assert at(30, 1300) and trims == [False]  # 1300 > 1000 + 256
+    assert memory._heap_base is None
+    assert not at(31, 1250)  # the batch after: its working set is the new base
+    assert memory._heap_base == 1250
+    assert not at(35, 5000)  # within the interval of that trim
+    assert not at(41, 1500)  # within the slack of 1250
+    assert at(42, 1507)
     assert trims == [False, False]
+    monkeypatch.setattr(memory, "_heap_base", 100.0)
     monkeypatch.setattr(memory, "_depth", 1)  # inside reuse_freed_memory freed memory is kept on purpose
     assert not at(1000, 9000)
     assert len(trims) == 2
