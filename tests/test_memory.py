@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import json
 
 import pytest
 import torch
@@ -129,25 +130,35 @@ def test_trim_returns_the_holes_that_batches_of_many_lengths_leave():
     """Batches of many lengths left a fine-tuning process's heap holed, and it grew to 7.6 GB. Here ~190 MB of 64 KB
     heap blocks, each followed by a small block that stays, are freed: free() keeps the holes resident, and
     trim_if_grown gives them back once resident memory has grown past its slack; growth then counts from the next
-    call."""
-    libc = _libc_heap()
-    memory.release_memory(collect=False)  # else the blocks can land in free pages earlier tests left resident
-    memory._heap_base = memory.resident_mb()
-    large, small = [], []
-    for _ in range(3000):
-        large.append(_allocate(libc, 65_000))
-        small.append(_allocate(libc, 600))
-    assert not memory.trim_if_grown(slack_mb=10_000, min_interval_s=0)  # grown, but within the slack
-    for block in large:
-        libc.free(block)
-    holed = memory.resident_mb()
-    assert memory.trim_if_grown(slack_mb=50, min_interval_s=0)
-    trimmed = memory.resident_mb()
-    assert holed - trimmed > 100, (holed, trimmed)
-    assert not memory.trim_if_grown(slack_mb=50, min_interval_s=0)  # the next batch sets the base
-    assert memory._heap_base == pytest.approx(trimmed, abs=5)
-    for block in small:
-        libc.free(block)
+    call. In a fresh process: in the suite's, the blocks could land in heap pages that earlier tests left resident."""
+    import subprocess
+    import sys
+
+    script = """
+import json
+from tests.test_memory import _allocate, _libc_heap
+from hyenadna.utils import memory
+
+libc = _libc_heap()
+memory.trim_if_grown(min_interval_s=0)  # the base
+large, small = [], []
+for _ in range(3000):
+    large.append(_allocate(libc, 65_000))
+    small.append(_allocate(libc, 600))
+within = memory.trim_if_grown(slack_mb=10_000, min_interval_s=0)
+for block in large:
+    libc.free(block)
+holed = memory.resident_mb()
+trimmed_now = memory.trim_if_grown(slack_mb=50, min_interval_s=0)
+trimmed = memory.resident_mb()
+rebased = memory.trim_if_grown(slack_mb=50, min_interval_s=0)
+print(json.dumps([within, holed, trimmed_now, trimmed, rebased, memory._heap_base]))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO)
+    within, holed, trimmed_now, trimmed, rebased, base = json.loads(out.stdout.strip().splitlines()[-1])
+    assert not within  # grown, but within the slack
+    assert trimmed_now and holed - trimmed > 100, (holed, trimmed)
+    assert not rebased and base == pytest.approx(trimmed, abs=5)  # the call after a trim sets the base
 
 
 def test_trim_if_grown_rebases_after_a_batch_waits_its_interval_and_skips_inside_reuse_blocks(monkeypatch):
