@@ -23,6 +23,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
+import os
 import sys
 import threading
 import time
@@ -138,8 +139,6 @@ def trim_if_grown(slack_mb: float | None = None, min_interval_s: float | None = 
 
 def resident_mb() -> float:
     """This process's resident memory now, in MB (Linux; elsewhere its peak so far)."""
-    import os
-
     try:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
