@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -96,7 +95,7 @@ def main() -> None:
             cmd += ["--interval", str(args.interval)]
         for flag in ("runs", "max_train", "max_test", "epochs", "threads"):
             cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-        children[variant] = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=os.environ)
+        children[variant] = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         if args.one_at_a_time:
             children[variant].wait()
     for variant, child in children.items():
