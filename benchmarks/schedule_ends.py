@@ -40,6 +40,14 @@ def schedule_end(run: dict) -> dict:
     }
 
 
+def never_learned(run: dict) -> bool:
+    """Whether the selected rate's training loss never fell 5% below its first epoch's. For a model from random
+    weights that is a model still at chance (its first epoch's loss is about ln K), however its validation MCC moved:
+    on 100 validation rows a chance model scores 0.1-0.2 by luck, which starts early stopping's patience."""
+    losses = [h["train_loss"] for h in run["history"] if h["epoch"] > 0]
+    return bool(losses) and min(losses) >= 0.95 * losses[0]
+
+
 def table(folders: dict[str, list[dict]]) -> str:
     tasks = sorted({r["task"] for runs in folders.values() for r in runs})
     names = list(folders)
@@ -70,7 +78,15 @@ def table(folders: dict[str, list[dict]]) -> str:
     note = "; ".join(
         f"{n}: schedule of {', '.join(map(str, e))} epochs, {len(folders[n])} runs" for n, e in epochs.items()
     )
-    return "\n".join(out) + f"\n\n{note}.\n"
+    stuck = []
+    for n in names:
+        runs = [r for r in folders[n] if never_learned(r)]
+        which = ", ".join(f"{r['task']} seed {r['seed']}" for r in sorted(runs, key=lambda r: (r["task"], r["seed"])))
+        stuck.append(f"{n}: {len(runs)} of {len(folders[n])}" + (f" ({which})" if runs else ""))
+    return (
+        "\n".join(out) + f"\n\n{note}.\n\nRuns whose selected rate's training loss never fell 5% below its first "
+        f"epoch's (from random weights: a model that never left chance): {'; '.join(stuck)}.\n"
+    )
 
 
 def paired_validation(short: list[dict], long: list[dict]) -> str:

@@ -816,6 +816,11 @@ def test_schedule_ends_counts_rates_the_schedule_cut_while_improving(tmp_path):
     text = mod.table({"x": mod.load_runs(tmp_path, "scratch")})
     assert "| a | 2 of 4 | 1 of 2 |" in text and "| b | 0 of 2 | 0 of 1 |" in text  # b stopped after 2 of 3
     assert "| all | **2 of 6** | **1 of 3** |" in text and "x: schedule of 3 epochs, 3 runs." in text
+    assert "never left chance): x: 0 of 3." in text
+    stuck = run("c", 0, 3, (1, 1), [0.70, 0.68, 0.69])  # never 5% below its first epoch: still at chance
+    learnt = run("c", 1, 3, (3, 3), [0.70, 0.66, 0.60])
+    assert mod.never_learned(stuck) and not mod.never_learned(learnt) and not mod.never_learned(lpft)
+    assert "never left chance): y: 1 of 2 (c seed 0)." in mod.table({"y": [learnt, stuck]})
     with pytest.raises(SystemExit, match="no saved finetune runs"):
         mod.load_runs(tmp_path, "finetune")
 
