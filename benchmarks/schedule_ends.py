@@ -2,8 +2,10 @@
 of its learning rates had their best validation MCC at the schedule's last epoch (the schedule, not early stopping,
 ended them while still improving), and whether the selected rate's training loss was still falling at its end.
 
-    .venv/bin/python benchmarks/schedule_ends.py docs/benchmarks/quick-3seeds docs/benchmarks/quick-3seeds/scratch20 \
+    .venv/bin/python benchmarks/schedule_ends.py /tmp/old1k/docs/benchmarks/quick-3seeds docs/benchmarks/quick-3seeds \
         --names "6 epochs" "up to 20" --out docs/benchmarks/quick-3seeds/scratch20/schedule_ends.md
+
+(/tmp/old1k: the 1k table on its earlier schedules, from git; docs/benchmarks/quick-3seeds/scratch20/README.md.)
 
 Unlike the kept model's validation MCC, which is a maximum over every epoch and rate and so rises with the number of
 epochs even where training gains nothing, a rate cut at its best epoch is evidence of too short a schedule that more
