@@ -14,7 +14,7 @@ model that ran them (trained runs saved on another are skipped: the same kernel 
     HYENADNA_AUTOTUNE=docs/benchmarks/quick-3seeds/runs/gb_human_enhancers_cohn/scratch/seed0.json \\
         .venv/bin/python benchmarks/backfill_predictions.py docs/benchmarks/quick-3seeds --modes kmer probe
     HYENADNA_AUTOTUNE=docs/benchmarks/quick-3seeds/runs/gb_human_enhancers_cohn/scratch/seed0.json \\
-        .venv/bin/python benchmarks/backfill_predictions.py docs/benchmarks/quick-3seeds/scratch20 --modes scratch
+        .venv/bin/python benchmarks/backfill_predictions.py docs/benchmarks/quick-3seeds --modes scratch finetune
     hyenadna benchmark --tasks-dir ../shared/benchmarks --quick --out docs/benchmarks/quick-3seeds --report-only
 """
 

@@ -97,7 +97,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--seeds", nargs="*", type=int, help="seeds, one run each; the report gives mean ± sd (default 0 1 2)"
     )
     p.add_argument(
-        "--quick", action="store_true", help="1,000/1,000 train/test rows, seeds 0-2, up to 10 epochs (20 not pretrained), patience 3"
+        "--quick",
+        action="store_true",
+        help="1,000/1,000 train/test rows, seeds 0-2, up to 10 epochs (20 not pretrained), patience 3",
     )
     p.add_argument(
         "--max-train",
