@@ -285,7 +285,7 @@ def test_benchmark_patience_reaches_the_recipe(monkeypatch, tmp_path):
     monkeypatch.setattr(runner, "run_benchmark", lambda cfg, **kw: seen.append(cfg) or {"wall_seconds_this_call": 0})
     base = ["benchmark", "--tasks-dir", "t", "--quick", "--modes", "scratch", "--out", str(tmp_path / "o")]
     assert main(base) == 0 and main([*base, "--patience", "6"]) == 0
-    assert [cfg.patience for cfg in seen] == [2, 6]
+    assert [cfg.patience for cfg in seen] == [3, 6]
     assert runner.run_recipe(seen[1], "scratch")["patience"] == 6
     with pytest.raises(SystemExit):
         main([*base, "--patience", "0"])
