@@ -34,7 +34,7 @@ _SHARED = ("profile", "max_train", "max_test", "batch_size", "rc_augment", "rc_a
 RECIPE_KEYS = {
     "probe": (*_SHARED, "probes"),
     "finetune": (*_SHARED, "epochs", "patience", "finetune_lrs", "head_init"),
-    "scratch": (*_SHARED, "scratch_lrs", "scratch_epochs", "scratch_patience"),
+    "scratch": (*_SHARED, "scratch_lrs", "scratch_epochs", "scratch_patience", "scratch_patience_from"),
 }
 
 
@@ -44,7 +44,8 @@ def _effective(config: dict, column: str) -> dict:
     if column != "scratch":
         return config
     epochs, patience = scratch_schedule(config)
-    return {**config, "scratch_epochs": epochs, "scratch_patience": patience}
+    patience_from = config.get("scratch_patience_from", "above chance")  # older tables: the only rule there was
+    return {**config, "scratch_epochs": epochs, "scratch_patience": patience, "scratch_patience_from": patience_from}
 
 
 def recipe_differences(a: dict, b: dict, column: str) -> dict[str, tuple]:

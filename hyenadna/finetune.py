@@ -130,6 +130,7 @@ class HyenaDNAFineTuningModel:
         warmup_fraction: float = 0.1,
         grad_clip: float = 1.0,
         patience: int = 3,
+        patience_from: str = "above chance",
         validation_fraction: float = 0.1,
         rc_augment: bool = False,
         rc_average: bool = False,
@@ -142,7 +143,9 @@ class HyenaDNAFineTuningModel:
         """Fit the head (and the backbone unless frozen). Early-stops on the validation metric (MCC for
         classification, MSE for regression) and restores the best epoch's weights. Returns the per-epoch history.
         A classifier's epochs count against ``patience`` from the first whose validation MCC beats chance (above 0):
-        from random weights it can sit at chance for epochs before it learns.
+        from random weights it can sit at chance for epochs before it learns. ``patience_from="training loss"``
+        counts from the first whose training loss is 5% below the first epoch's instead, which a lucky score on a
+        small validation split cannot start.
 
         ``head_init="random"`` starts from an N(0, 0.02) head. ``"probe"`` (classification) first fits the head as a
         logistic regression on the frozen, pooled features of the training split, then fine-tunes everything (LP-FT,
@@ -155,7 +158,7 @@ class HyenaDNAFineTuningModel:
         from it exactly (the same data and arguments, checked), and once training has ended it holds the kept weights,
         so a second call returns at once."""
         seed = self.config.seed if seed is None else seed
-        recipe = Recipe(epochs, lr, weight_decay, warmup_fraction, grad_clip, patience, rc_augment, seed)
+        recipe = Recipe(epochs, lr, weight_decay, warmup_fraction, grad_clip, patience, rc_augment, seed, patience_from)
         if head_init not in ("probe", "random"):
             raise ValueError(f"head_init={head_init!r}: choose 'probe' or 'random'")
         train = self.process_data(train_data)

@@ -701,6 +701,50 @@ def test_the_not_pretrained_model_can_stop_on_its_own_patience(tasks_dir, tmp_pa
     assert "up to 6 epochs))" in markdown_table({"config": asdict(cfg), "tasks": {}})
 
 
+def test_the_not_pretrained_model_can_count_patience_from_its_training_loss(tasks_dir, tmp_path, monkeypatch):
+    """--scratch-patience-from "training loss" reaches the not-pretrained runs' training and recipe only; runs saved
+    under the default rule are not reused for it, and the report and the table comparison say which rule ran."""
+    import importlib.util
+
+    from hyenadna.benchmark.report import markdown_table
+    from hyenadna.benchmark.runner import recipe_matches, run_recipe
+    from hyenadna.finetune import HyenaDNAFineTuningModel
+    from hyenadna.training.finetune import PATIENCE_FROM
+    from tests.conftest import REPO
+
+    cfg = BenchmarkConfig.quick(tasks_dir=str(tasks_dir), out_dir=str(tmp_path), model_path=str(FIXTURES / "tiny"))
+    loss = replace(cfg, scratch_patience_from="training loss")
+    assert run_recipe(cfg, "scratch")["patience_from"] == "above chance"
+    assert run_recipe(loss, "scratch")["patience_from"] == "training loss"
+    assert run_recipe(loss, "finetune") == run_recipe(cfg, "finetune")
+    assert not recipe_matches({"recipe": run_recipe(cfg, "scratch")}, run_recipe(loss, "scratch"))
+
+    seen = []
+
+    def train(self, *args, patience_from, **kw):
+        seen.append(patience_from)
+        return [{"epoch": 1, "train_loss": 0.7, "val_mcc": 0.0}]
+
+    monkeypatch.setattr(HyenaDNAFineTuningModel, "train", train)
+    monkeypatch.setattr(HyenaDNAFineTuningModel, "predict", lambda self, seqs, **kw: (np.zeros(len(seqs), int), None))
+    task = discover_tasks(tasks_dir, ["gc_task"])[0]
+    for pretrained in (False, True):
+        run_finetune(task, 0, replace(loss, finetune_lrs=[1e-4], scratch_lrs=[1e-3]), pretrained=pretrained)
+    assert seen == ["training loss", "above chance"]
+
+    assert "5% below the first's" in markdown_table({"config": asdict(loss), "tasks": {}})
+    assert "below the first's" not in markdown_table({"config": asdict(cfg), "tasks": {}})
+    spec = importlib.util.spec_from_file_location("compare_models", REPO / "benchmarks" / "compare_models.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    older = {k: v for k, v in asdict(cfg).items() if k != "scratch_patience_from"}  # tables before the option
+    assert not mod.recipe_differences({"config": older}, {"config": asdict(cfg)}, "scratch")
+    assert mod.recipe_differences({"config": older}, {"config": asdict(loss)}, "scratch") == {
+        "scratch_patience_from": ("above chance", "training loss")
+    }
+    assert set(PATIENCE_FROM) == {"above chance", "training loss"}  # the CLI's choices, written out there
+
+
 def test_an_interrupted_run_resumes_from_its_last_epoch_and_ends_as_an_uninterrupted_one(tasks_dir, tmp_path):
     """Runs last up to an hour: a killed one goes on from its learning rates' last epochs, with the same result."""
 

@@ -287,6 +287,8 @@ def test_benchmark_patience_reaches_the_recipe(monkeypatch, tmp_path):
     assert main(base) == 0 and main([*base, "--patience", "6"]) == 0
     assert [cfg.patience for cfg in seen] == [3, 6]
     assert runner.run_recipe(seen[1], "scratch")["patience"] == 6
+    assert main([*base, "--scratch-patience-from", "training loss"]) == 0
+    assert [cfg.scratch_patience_from for cfg in seen] == ["above chance", "above chance", "training loss"]
     with pytest.raises(SystemExit):
         main([*base, "--patience", "0"])
 

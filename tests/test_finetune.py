@@ -237,6 +237,53 @@ def test_early_stopping_waits_until_validation_beats_chance():
     assert _scripted_run([1.0, 2.0, 2.0, 0.5], key="mse") == [1.0, 2.0, 2.0]
 
 
+def _scripted_losses(losses, scores, patience_from, patience=2):
+    """Training loss and validation MCC scripted epoch by epoch (two batches an epoch); the epochs that ran."""
+    from hyenadna.tokenizer import BatchEncoding
+    from hyenadna.training.finetune import Recipe, fine_tune
+
+    script, calls = iter(scores), []
+
+    def make_batch(idx, flips):
+        ids = torch.zeros(len(idx), 4, dtype=torch.long)
+        return BatchEncoding(ids, torch.ones_like(ids, dtype=torch.bool), torch.full((len(idx),), 4))
+
+    def loss_fn(out, idx):
+        calls.append(None)
+        return out.sum() * 0 + losses[(len(calls) - 1) // 2]
+
+    recipe = Recipe(epochs=len(scores), patience=patience, patience_from=patience_from)
+    history = fine_tune(
+        _Constant(), np.full(8, 4), make_batch, loss_fn, lambda: {"mcc": next(script)}, "mcc", recipe, 4,
+        progress=False,
+    )  # fmt: skip
+    return [h["epoch"] for h in history]
+
+
+def test_patience_can_wait_for_the_training_loss_to_leave_chance():
+    # a model at chance (loss ln 2) with a lucky validation score at epoch 2: counted from it, patience 2 ends the
+    # run at epoch 4, before the loss falls; counted from the loss, the run goes on until it learns and then stalls
+    losses = [0.693, 0.695, 0.69, 0.692, 0.60, 0.50, 0.45, 0.44, 0.44]
+    scores = [0.0, 0.2, 0.0, 0.05, 0.1, 0.3, 0.35, 0.3, 0.3]
+    assert _scripted_losses(losses, scores, "above chance") == [1, 2, 3, 4]
+    assert _scripted_losses(losses, scores, "training loss") == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    # the epoch that leaves chance (0.60 <= 0.95 x 0.693) counts: with no gain from there, patience 2 ends at epoch 6
+    flat = [0.0, 0.2, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    assert _scripted_losses(losses, flat, "training loss") == [1, 2, 3, 4, 5, 6]
+    with pytest.raises(ValueError, match="patience_from"):
+        _scripted_losses(losses, scores, "validation loss")
+
+
+def test_a_checkpoint_written_before_the_patience_rule_could_be_chosen_still_resumes():
+    from dataclasses import asdict
+
+    from hyenadna.training.finetune import Recipe, _identity_recipe
+
+    old = {k: v for k, v in asdict(Recipe()).items() if k != "patience_from"}  # a recipe as checkpoints held it
+    assert _identity_recipe(Recipe()) == old
+    assert _identity_recipe(Recipe(patience_from="training loss")) == {**old, "patience_from": "training loss"}
+
+
 class _Interrupted(Exception):
     pass
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from hyenadna.benchmark.runner import scratch_schedule
 from hyenadna.benchmark.suites import PUBLISHED_COLUMNS, published_source
+from hyenadna.training.finetune import LEFT_CHANCE
 from hyenadna.utils.io import atomic_write_text, save_png
 
 COLUMNS = [
@@ -49,9 +50,13 @@ def _lrs(values: list[float]) -> str:
 
 
 def _scratch_patience(cfg: dict) -> str:
-    """Said only where the not-pretrained model stops on its own patience (older summaries have no such key)."""
+    """Said only where the not-pretrained model stops on its own patience or rule (older summaries have no such
+    keys)."""
     patience = scratch_schedule(cfg)[1]
-    return f", patience {patience}" if patience != cfg["patience"] else ""
+    text = f", patience {patience}" if patience != cfg["patience"] else ""
+    if cfg.get("scratch_patience_from", "above chance") != "above chance":
+        text += f" from the first epoch whose training loss is {100 - 100 * LEFT_CHANCE:.0f}% below the first's"
+    return text
 
 
 def _published_cell(row: dict, column: str) -> str:

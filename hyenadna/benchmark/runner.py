@@ -53,6 +53,8 @@ class BenchmarkConfig:
     scratch_lrs: list[float] = field(default_factory=lambda: [1e-4, 3e-4, 1e-3])
     scratch_epochs: int | None = None  # default: twice ``epochs``
     scratch_patience: int | None = None  # default: ``patience``
+    # when the not-pretrained model's epochs start to count against patience (training/finetune.py, PATIENCE_FROM)
+    scratch_patience_from: str = "above chance"
     rc_augment: bool = False
     rc_average: bool = False
     head_init: str = "probe"  # the pretrained model's head; the not-pretrained model always starts from a random head
@@ -218,6 +220,7 @@ def run_finetune(
             epochs=epochs,
             lr=lr,
             patience=patience,
+            patience_from="above chance" if pretrained else cfg.scratch_patience_from,
             rc_augment=cfg.rc_augment,
             rc_average=cfg.rc_average,
             head_init=cfg.head_init if pretrained else "random",
@@ -318,6 +321,7 @@ def run_recipe(cfg: BenchmarkConfig, mode: str) -> dict:
     if mode == "scratch":
         epochs, patience = scratch_schedule(vars(cfg))
         recipe.update({"lrs": list(cfg.scratch_lrs), "epochs": epochs, "patience": patience})
+        recipe["patience_from"] = cfg.scratch_patience_from
     return recipe
 
 

@@ -50,6 +50,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         "scratch_epochs",
         "patience",
         "scratch_patience",
+        "scratch_patience_from",
         "finetune_lrs",
         "scratch_lrs",
         "head_init",
@@ -111,17 +112,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int_at_least(1),
         help="cap the test rows (stratified; the same rows for every seed; quick 1,000)",
     )
-    p.add_argument("--epochs", type=int_at_least(1), help="fine-tuning epochs, at most (default 10; quick 3)")
+    p.add_argument("--epochs", type=int_at_least(1), help="fine-tuning epochs, at most (default 10, also quick)")
     p.add_argument("--scratch-epochs", type=int_at_least(1), help="epochs of the not-pretrained model (default 2x)")
     p.add_argument(
         "--patience",
         type=int_at_least(1),
-        help="epochs without validation gain before a fine-tuning run stops (default 3; quick 2), counted from the "
+        help="epochs without validation gain before a fine-tuning run stops (default 3, also quick), counted from the "
         "first epoch whose validation MCC beats chance; at least the epoch count turns early stopping off (the best "
         "epoch is still kept)",
     )
     p.add_argument(
         "--scratch-patience", type=int_at_least(1), help="the same for the not-pretrained model (default: --patience)"
+    )
+    p.add_argument(
+        "--scratch-patience-from",
+        choices=("above chance", "training loss"),  # training/finetune.py PATIENCE_FROM, without importing torch
+        help="when the not-pretrained model's epochs start to count against its patience: once its validation MCC "
+        "beats chance (default), or once its training loss is 5%% below the first epoch's (a lucky score on a small "
+        "validation split cannot start it)",
     )
     p.add_argument(
         "--finetune-lrs",

@@ -56,10 +56,33 @@ class Recipe:
     patience: int = 3
     rc_augment: bool = False
     seed: int = 0
+    # when a classifier's epochs start to count against patience: PATIENCE_FROM_VALIDATION or PATIENCE_FROM_LOSS
+    patience_from: str = "above chance"
 
     def __post_init__(self) -> None:
         if self.epochs < 0 or self.patience < 1 or self.lr <= 0:
             raise ValueError(f"epochs {self.epochs} (>= 0), patience {self.patience} (>= 1), lr {self.lr} (> 0)")
+        if self.patience_from not in PATIENCE_FROM:
+            raise ValueError(f"patience_from={self.patience_from!r}: choose one of {', '.join(PATIENCE_FROM)}")
+
+
+# From random weights a classifier can sit at chance for epochs before it learns, and stopping it there keeps a model
+# that learnt nothing. "above chance": count from the first epoch whose validation MCC beats 0; on 100 validation
+# rows a model still at chance scores 0.1-0.2 now and then, which starts the count early. "training loss": count
+# from the first epoch whose training loss is 5% below the first epoch's, a signal that noise in the validation
+# split cannot fake.
+PATIENCE_FROM_VALIDATION, PATIENCE_FROM_LOSS = "above chance", "training loss"
+PATIENCE_FROM = (PATIENCE_FROM_VALIDATION, PATIENCE_FROM_LOSS)
+LEFT_CHANCE = 0.95  # the fraction of the first epoch's training loss below which a model has left chance
+
+
+def _identity_recipe(recipe: Recipe) -> dict:
+    """The recipe as a checkpoint's identity holds it; the default patience rule is left out, so that checkpoints
+    written before the rule could be chosen still resume."""
+    fields = asdict(recipe)
+    if fields["patience_from"] == PATIENCE_FROM_VALIDATION:
+        del fields["patience_from"]
+    return fields
 
 
 def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -94,9 +117,10 @@ def fine_tune(
 
     ``make_batch(indices, flips)`` builds a padded batch (``flips``: reverse-complement those rows); ``loss_fn(out,
     indices)`` scores the network's output; ``validate()`` returns validation metrics, of which ``key`` is the one
-    early stopping watches (MCC, higher is better; "mse", lower is better). Epochs count against ``recipe.patience``
-    only from the first one whose MCC beats chance (above 0): from random weights a classifier can sit at chance for
-    several epochs before it starts to learn, and stopping it there kept a network that predicts one class.
+    early stopping watches (MCC, higher is better; "mse", lower is better). A classifier's epochs count against
+    ``recipe.patience`` only once it has left chance (``recipe.patience_from``: its validation MCC above 0, or its
+    training loss 5% below the first epoch's): from random weights a classifier can sit at chance for several epochs
+    before it starts to learn, and stopping it there kept a network that predicts one class.
     ``start()``: sets the network's starting point (an LP-FT head) and returns its validation metrics, recorded as
     epoch 0 and kept unless a trained epoch beats it. ``on_epoch(row)`` is called with each trained epoch's history
     row plus its seconds and training tokens/s, for callers that log progress in their own way (the benchmark's
@@ -122,7 +146,7 @@ def fine_tune(
 
         run = {"batch_size": batch_size, "precision": precision, "key": key, "sequences": len(lengths)}
         run |= {"bases": int(lengths.sum()), "weights": model_fingerprint(network), **(run_identity or {})}
-        identity = json.dumps({**asdict(recipe), **run}, sort_keys=True)
+        identity = json.dumps({**_identity_recipe(recipe), **run}, sort_keys=True)
         saved = read_checkpoint(checkpoint, identity)
     history: list[dict] = []
     best, best_state, bad_epochs, step, first_epoch, spent = None, None, 0, 0, 0, 0.0
@@ -192,9 +216,12 @@ def fine_tune(
             if progress is not False:
                 tqdm.write(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}, validation {key} {scores[key]:.4f}")
             stop = False
+            if recipe.patience_from == PATIENCE_FROM_LOSS:
+                first = next(h["train_loss"] for h in history if h["epoch"] > 0)
+                learning = learning or row["train_loss"] <= LEFT_CHANCE * first
             if best is None or sign * scores[key] > best:
                 best, bad_epochs, best_state = sign * scores[key], 0, _snapshot(network)
-                learning = learning or scores[key] > 0
+                learning = learning or (recipe.patience_from == PATIENCE_FROM_VALIDATION and scores[key] > 0)
             elif learning:
                 bad_epochs += 1
                 stop = bad_epochs >= recipe.patience
