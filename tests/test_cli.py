@@ -269,12 +269,16 @@ def test_fine_tune_caps_rows_and_patience(tmp_path, capsys):
         "1",
         "--patience",
         "1",
+        "--patience-from",
+        "training loss",
         "--model",
         str(FIXTURES / "tiny"),
     ]
     assert main(args) == 0
     meta = json.loads((tmp_path / "clf" / "finetune.json").read_text())
     assert len(meta["history"]) == 1
+    with pytest.raises(SystemExit):
+        main([*args[:-4], "--patience-from", "validation loss"])
 
 
 def test_benchmark_patience_reaches_the_recipe(monkeypatch, tmp_path):

@@ -29,6 +29,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         lr=args.lr,
         patience=args.patience,
+        patience_from=args.patience_from,
         rc_augment=args.rc_augment,
         head_init=args.head_init,
         seed=args.seed,
@@ -57,6 +58,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int_at_least(1),
         default=3,
         help="epochs without validation gain before stopping, counted from the first above chance (MCC > 0)",
+    )
+    p.add_argument(
+        "--patience-from",
+        choices=("above chance", "training loss"),  # training/finetune.py PATIENCE_FROM, without importing torch
+        default="above chance",
+        help="count epochs against --patience once validation MCC beats chance, or once the training loss is 5%% "
+        "below the first epoch's (a lucky score on a small validation split cannot start it)",
     )
     p.add_argument("--max-train", type=int_at_least(2), help="cap the train rows (stratified, seeded)")
     p.add_argument("--max-test", type=int_at_least(1), help="cap the test rows (stratified, seeded)")
