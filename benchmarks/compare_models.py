@@ -26,6 +26,7 @@ from pathlib import Path
 from hyenadna.benchmark.bootstrap import decode_labels
 from hyenadna.benchmark.report import SHORT_NAMES, paired_difference
 from hyenadna.benchmark.runner import paired_runs_interval, scratch_schedule
+from hyenadna.training.patience import PATIENCE_FROM_VALIDATION
 from hyenadna.utils.io import atomic_write_text
 
 COLUMNS = ("probe", "finetune", "scratch")
@@ -44,7 +45,7 @@ def _effective(config: dict, column: str) -> dict:
     if column != "scratch":
         return config
     epochs, patience = scratch_schedule(config)
-    patience_from = config.get("scratch_patience_from", "above chance")  # older tables: the only rule there was
+    patience_from = config.get("scratch_patience_from", PATIENCE_FROM_VALIDATION)  # older tables: the only rule
     return {**config, "scratch_epochs": epochs, "scratch_patience": patience, "scratch_patience_from": patience_from}
 
 

@@ -18,6 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
+from hyenadna.training.patience import LEFT_CHANCE
 from hyenadna.utils.io import atomic_write_text
 
 
@@ -47,7 +48,7 @@ def never_learned(run: dict) -> bool:
     weights that is a model still at chance (its first epoch's loss is about ln K), however its validation MCC moved:
     on 100 validation rows a chance model scores 0.1-0.2 by luck, which starts early stopping's patience."""
     losses = [h["train_loss"] for h in run["history"] if h["epoch"] > 0]
-    return bool(losses) and min(losses) >= 0.95 * losses[0]
+    return bool(losses) and min(losses) >= LEFT_CHANCE * losses[0]
 
 
 def table(folders: dict[str, list[dict]]) -> str:

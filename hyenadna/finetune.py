@@ -27,6 +27,7 @@ from hyenadna.pooling import POOLINGS, masked_pool
 from hyenadna.sdk import HyenaDNAConfig, TokenizedSequences, build_model, tokenize_data
 from hyenadna.tokenizer import CharacterTokenizer, pad_batch, reverse_complement_ids
 from hyenadna.training.finetune import Recipe, SequenceModel, fine_tune, set_head_from_probe
+from hyenadna.training.patience import PATIENCE_FROM_VALIDATION
 from hyenadna.utils.device import seeded
 from hyenadna.utils.io import atomic_path, atomic_write_text
 from hyenadna.utils.precision import autocast
@@ -130,7 +131,7 @@ class HyenaDNAFineTuningModel:
         warmup_fraction: float = 0.1,
         grad_clip: float = 1.0,
         patience: int = 3,
-        patience_from: str = "above chance",
+        patience_from: str = PATIENCE_FROM_VALIDATION,
         validation_fraction: float = 0.1,
         rc_augment: bool = False,
         rc_average: bool = False,

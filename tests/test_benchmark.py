@@ -742,7 +742,7 @@ def test_the_not_pretrained_model_can_count_patience_from_its_training_loss(task
     assert mod.recipe_differences({"config": older}, {"config": asdict(loss)}, "scratch") == {
         "scratch_patience_from": ("above chance", "training loss")
     }
-    assert set(PATIENCE_FROM) == {"above chance", "training loss"}  # the CLI's choices, written out there
+    assert set(PATIENCE_FROM) == {"above chance", "training loss"}  # the CLI's choices
 
 
 def test_an_interrupted_run_resumes_from_its_last_epoch_and_ends_as_an_uninterrupted_one(tasks_dir, tmp_path):

@@ -9,6 +9,7 @@ import numpy as np
 
 from hyenadna.benchmark.runner import scratch_schedule
 from hyenadna.benchmark.suites import PUBLISHED_COLUMNS, published_source
+from hyenadna.training.patience import LEFT_CHANCE, PATIENCE_FROM_VALIDATION
 from hyenadna.utils.io import atomic_write_text, save_png
 
 COLUMNS = [
@@ -53,9 +54,7 @@ def _scratch_patience(cfg: dict) -> str:
     keys)."""
     patience = scratch_schedule(cfg)[1]
     text = f", patience {patience}" if patience != cfg["patience"] else ""
-    if cfg.get("scratch_patience_from", "above chance") != "above chance":
-        from hyenadna.training.finetune import LEFT_CHANCE  # torch: only where the rule is the other one
-
+    if cfg.get("scratch_patience_from", PATIENCE_FROM_VALIDATION) != PATIENCE_FROM_VALIDATION:
         text += f" from the first epoch whose training loss is {100 - 100 * LEFT_CHANCE:.0f}% below the first's"
     return text
 

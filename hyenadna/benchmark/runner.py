@@ -21,6 +21,7 @@ from hyenadna.benchmark.bootstrap import decode_labels, encode_labels, paired_in
 from hyenadna.benchmark.kmer import kmer_frequencies, make_kmer_model
 from hyenadna.benchmark.tasks import Task, discover_tasks
 from hyenadna.metrics import classification_metrics
+from hyenadna.training.patience import PATIENCE_FROM_VALIDATION
 from hyenadna.utils.io import atomic_write_text, ignored_folder
 
 MODES = ("probe", "finetune", "scratch", "kmer")
@@ -53,8 +54,8 @@ class BenchmarkConfig:
     scratch_lrs: list[float] = field(default_factory=lambda: [1e-4, 3e-4, 1e-3])
     scratch_epochs: int | None = None  # default: twice ``epochs``
     scratch_patience: int | None = None  # default: ``patience``
-    # when the not-pretrained model's epochs start to count against patience (training/finetune.py, PATIENCE_FROM)
-    scratch_patience_from: str = "above chance"
+    # when the not-pretrained model's epochs start to count against patience (training/patience.py)
+    scratch_patience_from: str = PATIENCE_FROM_VALIDATION
     rc_augment: bool = False
     rc_average: bool = False
     head_init: str = "probe"  # the pretrained model's head; the not-pretrained model always starts from a random head
@@ -220,7 +221,7 @@ def run_finetune(
             epochs=epochs,
             lr=lr,
             patience=patience,
-            patience_from="above chance" if pretrained else cfg.scratch_patience_from,
+            patience_from=PATIENCE_FROM_VALIDATION if pretrained else cfg.scratch_patience_from,
             rc_augment=cfg.rc_augment,
             rc_average=cfg.rc_average,
             head_init=cfg.head_init if pretrained else "random",
@@ -314,7 +315,9 @@ def run_recipe(cfg: BenchmarkConfig, mode: str) -> dict:
         recipe["probes"] = list(cfg.probes)
     if mode in ("finetune", "scratch"):
         # "patience_from": epochs count against patience from the first that beats chance (training/finetune.py)
-        recipe.update({"batch_size": cfg.batch_size, "patience": cfg.patience, "patience_from": "above chance"})
+        recipe.update(
+            {"batch_size": cfg.batch_size, "patience": cfg.patience, "patience_from": PATIENCE_FROM_VALIDATION}
+        )
         recipe.update({"rc_augment": cfg.rc_augment, "rc_average": cfg.rc_average})
     if mode == "finetune":
         recipe.update({"lrs": list(cfg.finetune_lrs), "epochs": cfg.epochs, "head_init": cfg.head_init})

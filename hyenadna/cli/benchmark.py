@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from hyenadna.cli.common import add_model_args, int_at_least, model_name_or_path
+from hyenadna.training.patience import PATIENCE_FROM
 
 BENCHMARK_EXAMPLES = """examples:
   hyenadna benchmark --suite nt --model hyenadna-tiny-1k-seqlen-d256 --device cuda --out nt   # the model card's table
@@ -126,7 +127,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--scratch-patience-from",
-        choices=("above chance", "training loss"),  # training/finetune.py PATIENCE_FROM, without importing torch
+        choices=PATIENCE_FROM,
         help="when the not-pretrained model's epochs start to count against its patience: once its validation MCC "
         "beats chance (default), or once its training loss is 5%% below the first epoch's (a lucky score on a small "
         "validation split cannot start it)",

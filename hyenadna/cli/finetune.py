@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from hyenadna.cli.common import add_command, add_model_args, float_above, int_at_least, sdk_config
+from hyenadna.training.patience import PATIENCE_FROM, PATIENCE_FROM_VALIDATION
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
@@ -61,8 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--patience-from",
-        choices=("above chance", "training loss"),  # training/finetune.py PATIENCE_FROM, without importing torch
-        default="above chance",
+        choices=PATIENCE_FROM,
+        default=PATIENCE_FROM_VALIDATION,
         help="count epochs against --patience once validation MCC beats chance, or once the training loss is 5%% "
         "below the first epoch's (a lucky score on a small validation split cannot start it)",
     )

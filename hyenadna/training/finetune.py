@@ -25,6 +25,7 @@ from hyenadna.models.hyena_dna import HyenaDNAModel
 from hyenadna.pooling import masked_pool
 from hyenadna.tokenizer import BatchEncoding
 from hyenadna.training.optim import build_optimizer, cosine_lr
+from hyenadna.training.patience import LEFT_CHANCE, PATIENCE_FROM, PATIENCE_FROM_LOSS, PATIENCE_FROM_VALIDATION
 from hyenadna.utils.device import rng_state, seeded, set_rng_state
 from hyenadna.utils.io import atomic_path
 from hyenadna.utils.memory import trim_if_grown
@@ -56,24 +57,13 @@ class Recipe:
     patience: int = 3
     rc_augment: bool = False
     seed: int = 0
-    # when a classifier's epochs start to count against patience: PATIENCE_FROM_VALIDATION or PATIENCE_FROM_LOSS
-    patience_from: str = "above chance"
+    patience_from: str = PATIENCE_FROM_VALIDATION  # when epochs start to count against patience (training/patience.py)
 
     def __post_init__(self) -> None:
         if self.epochs < 0 or self.patience < 1 or self.lr <= 0:
             raise ValueError(f"epochs {self.epochs} (>= 0), patience {self.patience} (>= 1), lr {self.lr} (> 0)")
         if self.patience_from not in PATIENCE_FROM:
             raise ValueError(f"patience_from={self.patience_from!r}: choose one of {', '.join(PATIENCE_FROM)}")
-
-
-# From random weights a classifier can sit at chance for epochs before it learns, and stopping it there keeps a model
-# that learnt nothing. "above chance": count from the first epoch whose validation MCC beats 0; on 100 validation
-# rows a model still at chance scores 0.1-0.2 now and then, which starts the count early. "training loss": count
-# from the first epoch whose training loss is 5% below the first epoch's, a signal that noise in the validation
-# split cannot fake.
-PATIENCE_FROM_VALIDATION, PATIENCE_FROM_LOSS = "above chance", "training loss"
-PATIENCE_FROM = (PATIENCE_FROM_VALIDATION, PATIENCE_FROM_LOSS)
-LEFT_CHANCE = 0.95  # the fraction of the first epoch's training loss below which a model has left chance
 
 
 def _identity_recipe(recipe: Recipe) -> dict:
