@@ -98,6 +98,9 @@ def test_benchmark_runs_reports_and_resumes(tasks_dir, tmp_path):
         assert run["val_mcc"] == max(g["val_mcc"] for g in run["lr_grid"])
         assert run["selected"]["lr"] == next(g["lr"] for g in run["lr_grid"] if g["val_mcc"] == run["val_mcc"])
         assert run["history"][0]["epoch"] == (0 if mode == "finetune" else 1)  # LP-FT head vs random head
+        # every rate's epochs are saved, so that the run can be replayed under another stopping rule
+        kept = next(g for g in run["lr_grid"] if g["lr"] == run["selected"]["lr"])
+        assert kept["history"] == run["history"] and all(g["history"][-1]["epoch"] >= 1 for g in run["lr_grid"])
         assert run["environment"]["kernels"]["fft_pow2_slack"] in (1.0, 1.05, 1.25)  # which kernels ran it
         assert run["environment"]["cpu"]  # on which CPU model: the kernels' rounding is the CPU's too
     table = (tmp_path / "out" / "results.md").read_text()
@@ -1018,3 +1021,57 @@ def test_compare_models_gives_the_test_rows_interval_where_both_tables_kept_pred
     assert "the test rows' 95% interval above 0 on 1 and below on 0 of the 1 with one." in text
     (tmp_path / "a" / "runs" / "t" / "probe" / "seed2.json").write_text(json.dumps({"seed": 2}))  # saved before
     assert mod.row_intervals((tmp_path / "a", tmp_path / "b"), tables["a"], tables["b"]) == {}
+
+
+def test_patience_rules_replays_saved_runs_under_another_rule():
+    """benchmarks/patience_rules.py: a rate the other rule stops at the same epoch stands; one it stops earlier keeps
+    the best of fewer epochs; one it would train past its saved epochs needs a run; one not saved leaves it open."""
+    import importlib.util
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("patience_rules", REPO / "benchmarks" / "patience_rules.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def epochs(losses, scores):
+        rows = zip(losses, scores, strict=True)
+        return [{"epoch": i + 1, "train_loss": x, "val_mcc": s} for i, (x, s) in enumerate(rows)]
+
+    # at chance (loss ~ln 2) with a lucky validation score at epoch 1: patience 2 from it stopped the run at epoch 3
+    lucky = epochs([0.693, 0.692, 0.694], [0.2, 0.0, 0.1])
+    # learning from epoch 2; best at 3, no gain after: stopped at epoch 5 under either rule
+    learnt = epochs([0.693, 0.6, 0.5, 0.45, 0.44], [0.0, 0.1, 0.4, 0.3, 0.35])
+    # the loss falling from epoch 2, validation above 0 only at epoch 4: counted from the loss, epochs 2-3 end it
+    late = epochs([0.693, 0.6, 0.55, 0.5, 0.48, 0.47], [-0.1, -0.2, -0.15, 0.1, 0.05, 0.08])
+    weak = epochs([0.693, 0.6, 0.5, 0.45, 0.44], [0.0, 0.01, 0.04, 0.03, 0.035])  # stopped at 5 under either rule
+
+    def run(rates, selected):
+        best = [max(h, key=lambda r: r["val_mcc"]) for _, h in rates]
+        grid = [{"lr": lr, "epoch": b["epoch"], "val_mcc": b["val_mcc"], "history": h}
+                for (lr, h), b in zip(rates, best, strict=True)]  # fmt: skip
+        kept = next(g for g in grid if g["lr"] == selected)
+        return {"task": "t", "seed": 0, "recipe": {"epochs": 20, "patience": 2}, "lr_grid": grid,
+                "history": kept["history"], "selected": {"lr": selected, "epoch": kept["epoch"]}}  # fmt: skip
+
+    rule = "training loss"
+    assert mod.stop_epoch(lucky, 2, "above chance") == 3 and mod.stop_epoch(late, 2, "above chance") == 6
+    assert mod.stop_epoch(late, 2, rule) == 3 and mod.stop_epoch(lucky, 2, rule) is None
+    assert mod.replay(run([(1e-3, learnt)], 1e-3), rule)["verdict"] == "unchanged"
+    assert mod.replay(run([(1e-3, learnt), (3e-4, lucky)], 1e-3), rule)["verdict"] == "needs a run"
+    assert mod.replay(run([(1e-3, learnt)], 1e-3), "above chance")["verdict"] == "unchanged"  # its own rule
+    # the selected rate keeps its model when another stops earlier below it; the kept model moves when it was that one
+    assert mod.replay(run([(1e-3, learnt), (3e-4, late)], 1e-3), rule)["verdict"] == "unchanged"
+    moved = mod.replay(run([(1e-3, weak), (3e-4, late)], 3e-4), rule)
+    assert moved["rates"] == [
+        {"lr": 1e-3, "status": "same", "epoch": 3, "val_mcc": 0.04},
+        {"lr": 3e-4, "status": "earlier", "epoch": 1, "val_mcc": -0.1},
+    ]
+    assert moved["verdict"] == "another kept model (validation MCC 0.040)"
+    old = run([(1e-3, learnt), (3e-4, lucky)], 1e-3)
+    del old["lr_grid"][1]["history"], old["lr_grid"][0]["history"]  # saved before every rate's epochs were kept
+    assert [r["status"] for r in mod.replay(old, rule)["rates"]] == ["same", "not saved"]
+    assert mod.replay(old, rule)["verdict"] == "undecided"
+    assert "2 runs: 1 unchanged, 1 needs a run." in mod.table(
+        [mod.replay(run([(1e-3, learnt)], 1e-3), rule), mod.replay(run([(3e-4, lucky)], 3e-4), rule)], rule
+    )

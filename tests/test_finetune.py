@@ -274,6 +274,27 @@ def test_patience_can_wait_for_the_training_loss_to_leave_chance():
         _scripted_losses(losses, scores, "validation loss")
 
 
+@pytest.mark.parametrize("rule", ["above chance", "training loss"])
+def test_replaying_a_saved_history_stops_where_training_stopped(rule):
+    # benchmarks/patience_rules.py replays saved runs under either rule: the replay must stop where the loop does
+    from hyenadna.training.patience import stop_epoch
+
+    rng = np.random.default_rng(7)
+    stops = set()
+    for _ in range(12):
+        losses = (0.693 * np.cumprod(rng.uniform(0.9, 1.02, 10))).tolist()
+        scores = np.round(rng.uniform(-0.1, 0.4, 10), 2).tolist()
+        ran = _scripted_losses(losses, scores, rule)
+        history = [{"epoch": e, "train_loss": losses[e - 1], "val_mcc": scores[e - 1]} for e in ran]
+        replayed = stop_epoch(history, 2, rule)
+        if len(ran) < 10:
+            assert replayed == len(ran)
+        else:  # the last epoch either stopped the run or ended the schedule
+            assert replayed in (10, None)
+        stops.add(replayed)
+    assert len(stops) > 2  # the scripts stop runs at several different epochs
+
+
 def test_a_checkpoint_written_before_the_patience_rule_could_be_chosen_still_resumes():
     from dataclasses import asdict
 

@@ -241,7 +241,7 @@ def run_finetune(
         "selected": {"epoch": chosen["epoch"], "lr": chosen["lr"]},
         "val_mcc": chosen["val_mcc"],
         "history": chosen["history"],
-        "lr_grid": [{k: g[k] for k in ("lr", "epoch", "val_mcc")} for g in grid],
+        "lr_grid": grid,  # every rate's history, so that saved runs can be replayed under another stopping rule
         "source": ft.source if pretrained else f"random init (seed {seed})",
         **_scored(task, pred),
     }

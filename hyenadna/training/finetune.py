@@ -25,7 +25,7 @@ from hyenadna.models.hyena_dna import HyenaDNAModel
 from hyenadna.pooling import masked_pool
 from hyenadna.tokenizer import BatchEncoding
 from hyenadna.training.optim import build_optimizer, cosine_lr
-from hyenadna.training.patience import LEFT_CHANCE, PATIENCE_FROM, PATIENCE_FROM_LOSS, PATIENCE_FROM_VALIDATION
+from hyenadna.training.patience import PATIENCE_FROM, PATIENCE_FROM_VALIDATION, EarlyStopping
 from hyenadna.utils.device import rng_state, seeded, set_rng_state
 from hyenadna.utils.io import atomic_path
 from hyenadna.utils.memory import trim_if_grown
@@ -129,7 +129,6 @@ def fine_tune(
     total = recipe.epochs * steps_per_epoch
     warmup = int(recipe.warmup_fraction * total)
     rng = np.random.default_rng(recipe.seed)
-    sign = -1.0 if key == "mse" else 1.0
     identity, saved = None, None
     if checkpoint is not None:  # hashing the weights is for checkpoints only
         from hyenadna.probe import model_fingerprint
@@ -139,8 +138,9 @@ def fine_tune(
         identity = json.dumps({**_identity_recipe(recipe), **run}, sort_keys=True)
         saved = read_checkpoint(checkpoint, identity)
     history: list[dict] = []
-    best, best_state, bad_epochs, step, first_epoch, spent = None, None, 0, 0, 0, 0.0
-    learning = key == "mse"  # a regression has no chance level to wait for
+    best_state, step, first_epoch, spent = None, 0, 0, 0.0
+    stopper = EarlyStopping(recipe.patience, recipe.patience_from, higher_is_better=key != "mse")
+    stopper.learning = key == "mse"  # a regression has no chance level to wait for
     if saved is not None:
         network.load_state_dict(saved["network"])
         history, spent = json.loads(saved["history"]), saved["seconds"]
@@ -149,13 +149,14 @@ def fine_tune(
             return history
         optimizer.load_state_dict(saved["optimizer"])
         rng.bit_generator.state = json.loads(saved["numpy_rng"])
-        best, best_state, bad_epochs = saved["best"], saved["best_state"], saved["bad_epochs"]
-        step, first_epoch, learning = saved["step"], saved["epoch"], saved["learning"]
+        best_state, step, first_epoch = saved["best_state"], saved["step"], saved["epoch"]
+        stopper.best, stopper.bad_epochs, stopper.learning = saved["best"], saved["bad_epochs"], saved["learning"]
+        stopper.first_loss = next((h["train_loss"] for h in history if h["epoch"] > 0), None)
     elif start is not None:
         metrics = start()
         history.append({"epoch": 0, "train_loss": None, **{f"val_{k}": v for k, v in metrics.items()}})
-        best, best_state = sign * metrics[key], _snapshot(network)
-        learning = learning or metrics[key] > 0
+        stopper.start(metrics[key])
+        best_state = _snapshot(network)
     scaler = grad_scaler(device, precision)
     if saved is not None and saved["scaler"]:
         scaler.load_state_dict(saved["scaler"])
@@ -205,16 +206,9 @@ def fine_tune(
                 on_epoch({**row, "seconds": seconds, "train_tokens_per_s": float(lengths.sum()) / train_seconds})
             if progress is not False:
                 tqdm.write(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}, validation {key} {scores[key]:.4f}")
-            stop = False
-            if recipe.patience_from == PATIENCE_FROM_LOSS:
-                first = next(h["train_loss"] for h in history if h["epoch"] > 0)
-                learning = learning or row["train_loss"] <= LEFT_CHANCE * first
-            if best is None or sign * scores[key] > best:
-                best, bad_epochs, best_state = sign * scores[key], 0, _snapshot(network)
-                learning = learning or (recipe.patience_from == PATIENCE_FROM_VALIDATION and scores[key] > 0)
-            elif learning:
-                bad_epochs += 1
-                stop = bad_epochs >= recipe.patience
+            improved, stop = stopper.update(row["train_loss"], scores[key])
+            if improved:
+                best_state = _snapshot(network)
             if checkpoint is not None and not stop and epoch + 1 < recipe.epochs:
                 state = {
                     "network": network.state_dict(),
@@ -222,11 +216,11 @@ def fine_tune(
                     "scaler": scaler.state_dict(),
                     "numpy_rng": json.dumps(rng.bit_generator.state),
                     "torch_rng": rng_state(),
-                    "best": best,
+                    "best": stopper.best,
                     "best_state": best_state,
-                    "bad_epochs": bad_epochs,
+                    "bad_epochs": stopper.bad_epochs,
                     "step": step,
-                    "learning": learning,
+                    "learning": stopper.learning,
                 }
                 _write_checkpoint(checkpoint, identity, history, time.perf_counter() - t_start, False, state)
             if stop:
