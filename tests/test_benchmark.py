@@ -1052,7 +1052,8 @@ def test_patience_rules_replays_saved_runs_under_another_rule():
                 for (lr, h), b in zip(rates, best, strict=True)]  # fmt: skip
         kept = next(g for g in grid if g["lr"] == selected)
         return {"task": "t", "seed": 0, "recipe": {"epochs": 20, "patience": 2}, "lr_grid": grid,
-                "history": kept["history"], "selected": {"lr": selected, "epoch": kept["epoch"]}}  # fmt: skip
+                "history": kept["history"], "selected": {"lr": selected, "epoch": kept["epoch"]},
+                "val_mcc": kept["val_mcc"]}  # fmt: skip
 
     rule = "training loss"
     assert mod.stop_epoch(lucky, 2, "above chance") == 3 and mod.stop_epoch(late, 2, "above chance") == 6
@@ -1072,6 +1073,13 @@ def test_patience_rules_replays_saved_runs_under_another_rule():
     del old["lr_grid"][1]["history"], old["lr_grid"][0]["history"]  # saved before every rate's epochs were kept
     assert [r["status"] for r in mod.replay(old, rule)["rates"]] == ["same", "not saved"]
     assert mod.replay(old, rule)["verdict"] == "undecided"
+    # the re-run against the saved run: validation more than 0.1 higher and the kept epoch out of chance, in 4 of 5
+    saved = [{**run([(3e-4, lucky)], 3e-4), "seed": i, "test": {"mcc": 0.0}, "metric": "mcc"} for i in range(5)]
+    rerun = [{**run([(3e-4, learnt)], 3e-4), "seed": i, "test": {"mcc": 0.3}, "metric": "mcc"} for i in range(5)]
+    assert mod.left_chance(rerun[0]) and not mod.left_chance(saved[0])
+    assert "in 5 of 5 runs: 'training loss' becomes the default" in mod.paired(saved, rerun, rule)
+    rerun[1:3] = [{**r, "history": saved[0]["history"], "selected": saved[0]["selected"]} for r in rerun[1:3]]
+    assert "in 3 of 5 runs: 'training loss' does not become the default" in mod.paired(saved, rerun, rule)
     assert "2 runs: 1 unchanged, 1 needs a run." in mod.table(
         [mod.replay(run([(1e-3, learnt)], 1e-3), rule), mod.replay(run([(3e-4, lucky)], 3e-4), rule)], rule
     )
