@@ -25,6 +25,14 @@ def classification_metrics(y_true, y_pred, num_classes: int | None = None) -> di
     }
 
 
+def chance_mcc(n: int, num_classes: int, z: float = 1.645) -> float:
+    """The MCC that a classifier whose predictions are independent of the labels exceeds on ``n`` rows about 5% of
+    the time (one-sided, ``z`` = 1.645). Under independence MCC is about normal with sd 1/sqrt((K-1) n): for two
+    classes n MCC^2 is the chi-squared(1) statistic of the 2x2 table; for K classes the sd was checked by simulation
+    (tests/test_metrics.py). A test MCC below it is not evidence that a model learnt anything."""
+    return z / float(np.sqrt(max(num_classes - 1, 1) * n))
+
+
 def regression_metrics(y_true, y_pred) -> dict[str, float]:
     from sklearn.metrics import mean_squared_error, r2_score
 

@@ -169,6 +169,31 @@ def test_a_model_that_predicts_one_class_is_flagged():
     assert "‡" not in _cell({**entry, "one_class_seeds": []}, "mcc")
 
 
+def test_a_model_not_above_chance_on_test_is_flagged(tasks_dir, tmp_path):
+    """A seed whose test MCC is below the level a label-blind model passes one time in twenty is marked §, apart from
+    the one-class seeds (‡), and stays in the mean."""
+    from hyenadna.benchmark.report import markdown_table
+    from hyenadna.benchmark.runner import run_recipe, summarise
+    from hyenadna.metrics import chance_mcc
+
+    cfg = BenchmarkConfig.quick(tasks_dir=str(tasks_dir), out_dir=str(tmp_path), modes=["kmer"])
+    task = discover_tasks(tasks_dir, ["gc_task"])[0]
+    level = chance_mcc(1000, 2)
+    for seed, (mcc, classes) in enumerate([(0.3, 2), (level - 0.001, 2), (0.0, 1)]):
+        test = {"accuracy": 0.5, "precision": 0.5, "recall": 0.5, "f1": 0.5, "mcc": mcc, "predicted_classes": classes}
+        run = {"seed": seed, "recipe": run_recipe(cfg, "kmer"), "test": test, "seconds": 1.0, "n_train": 900,
+               "n_test": 1000}  # fmt: skip
+        path = tmp_path / "runs" / "gc_task" / "kmer" / f"seed{seed}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(run))
+    summary = summarise(tmp_path, [task], cfg, log=lambda *a: None)
+    entry = summary["tasks"]["gc_task"]["modes"]["kmer"]
+    assert entry["chance_seeds"] == [1] and entry["one_class_seeds"] == [2]
+    table = markdown_table(summary)
+    assert "‡1/3 §1/3" in table and "§ k/n: in k of n seeds the test MCC was not above chance" in table
+    assert entry["metrics"]["mcc"]["mean"] == pytest.approx((0.3 + level - 0.001) / 3)  # averaged in, as they are
+
+
 def test_fine_tune_then_predict_jsonl(tasks_dir, tmp_path, capsys):
     model_dir = tmp_path / "ft"
     rc = main(

@@ -35,6 +35,8 @@ def _cell(entry: dict | None, metric: str, n_seeds: int | None = None) -> str:
     mark = f" †{probe_only}/{len(entry['seeds'])}" if probe_only else ""
     one_class = len(entry.get("one_class_seeds", []))
     mark += f" ‡{one_class}/{len(entry['seeds'])}" if one_class else ""
+    chance = len(entry.get("chance_seeds", []))
+    mark += f" §{chance}/{len(entry['seeds'])}" if chance else ""
     return f"{100 * m['mean']:.1f}{sd}{mark}"
 
 
@@ -129,6 +131,13 @@ def markdown_table(summary: dict) -> str:
             "‡ k/n: in k of n seeds the model predicted a single class for every test row (MCC 0): it learnt "
             "nothing, and the mean includes those seeds as they are, so read such a cell as a failure to train, "
             "not as a baseline.",
+        ]
+    if any(m.get("chance_seeds") for t in summary["tasks"].values() for m in t["modes"].values()):
+        lines += [
+            "",
+            "§ k/n: in k of n seeds the test MCC was not above chance: below 1.645/sqrt((K-1) n) for K classes and n "
+            "test rows, which a model whose predictions are independent of the labels exceeds about one time in "
+            "twenty. The mean includes those seeds as they are.",
         ]
     if ref:
         lines += [

@@ -20,7 +20,7 @@ from sklearn.model_selection import train_test_split
 from hyenadna.benchmark.bootstrap import decode_labels, encode_labels, paired_interval
 from hyenadna.benchmark.kmer import kmer_frequencies, make_kmer_model
 from hyenadna.benchmark.tasks import Task, discover_tasks
-from hyenadna.metrics import classification_metrics
+from hyenadna.metrics import chance_mcc, classification_metrics
 from hyenadna.training.patience import PATIENCE_FROM_VALIDATION
 from hyenadna.utils.io import atomic_write_text, ignored_folder
 
@@ -660,6 +660,11 @@ def summarise(out: Path, tasks: list[Task], cfg: BenchmarkConfig, log=print) -> 
                 "source": runs[0].get("source", ""),
             }
             row["modes"][mode]["one_class_seeds"] = [r["seed"] for r in runs if r["test"].get("predicted_classes") == 1]
+            # not above chance on test (one-class seeds have their own mark)
+            level = chance_mcc(runs[0]["n_test"], task.num_classes)
+            row["modes"][mode]["chance_seeds"] = [
+                r["seed"] for r in runs if r["test"].get("predicted_classes") != 1 and r["test"]["mcc"] < level
+            ]
             if mode in ("finetune", "scratch"):  # epoch 0 is the LP-FT probe head: no fine-tuned epoch beat it
                 row["modes"][mode]["selected_epochs"] = [r["selected"]["epoch"] for r in runs]
                 row["modes"][mode]["selected_lrs"] = [r["selected"]["lr"] for r in runs]
