@@ -18,7 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
-from hyenadna.training.patience import LEFT_CHANCE, PATIENCE_FROM, PATIENCE_FROM_VALIDATION, stop_epoch
+from hyenadna.training.patience import PATIENCE_FROM, PATIENCE_FROM_VALIDATION, left_chance, stop_epoch
 from hyenadna.utils.io import atomic_write_text
 
 
@@ -84,11 +84,11 @@ def table(replays: list[dict], rule: str) -> str:
     return "\n".join(out) + f"\n\n{len(replays)} runs: {counts}.\n"
 
 
-def left_chance(run: dict) -> bool:
+def kept_left_chance(run: dict) -> bool:
     """Whether the kept epoch's training loss is 5% below the first epoch's: the kept model has left chance."""
     trained = [h for h in run["history"] if h["epoch"] > 0]
     kept = next(h for h in trained if h["epoch"] == run["selected"]["epoch"])
-    return kept["train_loss"] <= LEFT_CHANCE * trained[0]["train_loss"]
+    return left_chance(kept["train_loss"], trained[0]["train_loss"])
 
 
 def paired(saved: list[dict], rerun: list[dict], rule: str) -> str:
@@ -101,7 +101,7 @@ def paired(saved: list[dict], rerun: list[dict], rule: str) -> str:
     passed = 0
     pairs = [(by_run[(r["task"], r["seed"])], r) for r in rerun if (r["task"], r["seed"]) in by_run]
     for a, b in pairs:
-        rise, learnt = b["val_mcc"] - a["val_mcc"], left_chance(b)
+        rise, learnt = b["val_mcc"] - a["val_mcc"], kept_left_chance(b)
         passed += rise > 0.1 and learnt
         metric = b["metric"]
         out.append(

@@ -18,7 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
-from hyenadna.training.patience import LEFT_CHANCE
+from hyenadna.training.patience import left_chance
 from hyenadna.utils.io import atomic_write_text
 
 
@@ -48,7 +48,7 @@ def never_learned(run: dict) -> bool:
     weights that is a model still at chance (its first epoch's loss is about ln K), however its validation MCC moved:
     on 100 validation rows a chance model scores 0.1-0.2 by luck, which starts early stopping's patience."""
     losses = [h["train_loss"] for h in run["history"] if h["epoch"] > 0]
-    return bool(losses) and min(losses) >= LEFT_CHANCE * losses[0]
+    return bool(losses) and not left_chance(min(losses), losses[0])
 
 
 def table(folders: dict[str, list[dict]]) -> str:

@@ -1101,7 +1101,7 @@ def test_patience_rules_replays_saved_runs_under_another_rule():
     # the re-run against the saved run: validation more than 0.1 higher and the kept epoch out of chance, in 4 of 5
     saved = [{**run([(3e-4, lucky)], 3e-4), "seed": i, "test": {"mcc": 0.0}, "metric": "mcc"} for i in range(5)]
     rerun = [{**run([(3e-4, learnt)], 3e-4), "seed": i, "test": {"mcc": 0.3}, "metric": "mcc"} for i in range(5)]
-    assert mod.left_chance(rerun[0]) and not mod.left_chance(saved[0])
+    assert mod.kept_left_chance(rerun[0]) and not mod.kept_left_chance(saved[0])
     assert "in 5 of 5 runs: 'training loss' becomes the default" in mod.paired(saved, rerun, rule)
     rerun[1:3] = [{**r, "history": saved[0]["history"], "selected": saved[0]["selected"]} for r in rerun[1:3]]
     assert "in 3 of 5 runs: 'training loss' does not become the default" in mod.paired(saved, rerun, rule)

@@ -17,6 +17,11 @@ PATIENCE_FROM = (PATIENCE_FROM_VALIDATION, PATIENCE_FROM_LOSS)
 LEFT_CHANCE = 0.95  # the fraction of the first epoch's training loss below which a model has left chance
 
 
+def left_chance(train_loss: float, first_loss: float) -> bool:
+    """Whether an epoch's training loss is 5% below the first epoch's: the model has left chance."""
+    return train_loss <= LEFT_CHANCE * first_loss
+
+
 @dataclass
 class EarlyStopping:
     """The stopping state of one training run, one ``update`` per epoch. The training loop and the scripts that replay
@@ -50,7 +55,7 @@ class EarlyStopping:
         if self.first_loss is None:
             self.first_loss = train_loss
         if self.count_from == PATIENCE_FROM_LOSS:
-            self.learning = self.learning or train_loss <= LEFT_CHANCE * self.first_loss
+            self.learning = self.learning or left_chance(train_loss, self.first_loss)
         signed = score if self.higher_is_better else -score
         if self.best is None or signed > self.best:
             self.best, self.bad_epochs = signed, 0
