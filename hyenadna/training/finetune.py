@@ -140,7 +140,6 @@ def fine_tune(
     history: list[dict] = []
     best_state, step, first_epoch, spent = None, 0, 0, 0.0
     stopper = EarlyStopping(recipe.patience, recipe.patience_from, higher_is_better=key != "mse")
-    stopper.learning = key == "mse"  # a regression has no chance level to wait for
     if saved is not None:
         network.load_state_dict(saved["network"])
         history, spent = json.loads(saved["history"]), saved["seconds"]

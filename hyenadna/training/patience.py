@@ -28,8 +28,8 @@ class EarlyStopping:
     a saved run's history under another rule (``benchmarks/patience_rules.py``) share it, so the two cannot drift.
 
     ``best`` is kept signed so that higher is better (a regression's MSE enters negated); ``learning``: whether the
-    model has left chance, after which epochs that do not beat ``best`` count against ``patience``. A regression has no
-    chance level, so it starts with ``learning`` set."""
+    model has left chance, after which epochs that do not beat ``best`` count against ``patience``. A regression (lower
+    is better) has no chance level to wait for, so it starts with ``learning`` set."""
 
     patience: int
     count_from: str = PATIENCE_FROM_VALIDATION
@@ -42,6 +42,7 @@ class EarlyStopping:
     def __post_init__(self) -> None:
         if self.count_from not in PATIENCE_FROM:
             raise ValueError(f"patience_from={self.count_from!r}: choose one of {', '.join(PATIENCE_FROM)}")
+        self.learning = self.learning or not self.higher_is_better
 
     def start(self, score: float) -> None:
         """The score of the starting point (an LP-FT head, epoch 0), kept unless a trained epoch beats it. A head
@@ -73,7 +74,6 @@ def stop_epoch(history: list[dict], patience: int, count_from: str, key: str = "
     trained past the history's end. Training does not depend on the rule, so a run's epochs are the same under
     either rule up to the first one that stops it."""
     stopper = EarlyStopping(patience, count_from, higher_is_better=key != "val_mse")
-    stopper.learning = key == "val_mse"
     for row in history:
         if row["epoch"] == 0:
             stopper.start(row[key])
