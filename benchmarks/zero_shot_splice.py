@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hyenadna.utils.io import atomic_path, atomic_write_text
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 GENOME = SHARED / "data" / "genome" / "GRCh37_chr20.fa.gz"
@@ -83,9 +85,13 @@ def sites(genome: str, txs: list[dict]) -> dict[str, dict[int, dict]]:
                 continue
             intron = {"gene": t["gene"], "strand": t["strand"], "start": a, "end": b}
             introns.append(intron)
-            # donor +1/+2 and acceptor -2/-1 in genome coordinates, and the exonic neighbour of each site
-            for p in (a, a + 1, b - 2, b - 1):
-                donor[p] = intron
+            # donor +1/+2 and acceptor -2/-1 in genome coordinates, and the exonic neighbour of each site; which one
+            # a position is follows the transcript's direction
+            five, three = ("donor", "acceptor") if t["strand"] == "+" else ("acceptor", "donor")
+            for p in (a, a + 1):
+                donor[p] = {**intron, "site": five}
+            for p in (b - 2, b - 1):
+                donor[p] = {**intron, "site": three}
             for p in (a - 1, b):
                 boundary[p] = intron
     return {"splice_dinucleotide": donor, "exon_boundary": boundary}, introns, exons
@@ -115,7 +121,7 @@ def write_markdown(report: dict, out: Path) -> None:
             f"{f['mean_local_markov_logp_positive']:.3f} / {f['mean_local_markov_logp_control']:.3f} | "
             f"{f['gc_positive']:.3f} / {f['gc_control']:.3f} |"
         )
-    (out / "results.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(out / "results.md", "\n".join(lines) + "\n")
 
 
 def main() -> int:
@@ -278,9 +284,22 @@ def main() -> int:
     labels = np.array([v[1] for v in variants])
     classes = np.array([v[0] for v in variants])
     pair_of = np.array([v[4] for v in variants])
+    # the splice class split by the positive's site and strand (its control goes with it): a signal learnt on one
+    # strand or at one site shows here and can cancel in the whole class
+    pair_info = [positives[cls].get(p, {}) for cls, p, *_rest in pairs]
+    site = np.array([pair_info[v[4]].get("site", "") for v in variants])
+    strand = np.array([pair_info[v[4]].get("strand", "") for v in variants])
+    groups = {cls: classes == cls for cls in chosen}
+    for name, m in (
+        ("splice_dinucleotide, donor", site == "donor"),
+        ("splice_dinucleotide, acceptor", site == "acceptor"),
+        ("splice_dinucleotide, + strand intron", (classes == "splice_dinucleotide") & (strand == "+")),
+        ("splice_dinucleotide, - strand intron", (classes == "splice_dinucleotide") & (strand == "-")),
+    ):
+        if m.any():
+            groups[name] = m
     results = {}
-    for cls in chosen:
-        m = classes == cls
+    for cls, m in groups.items():
         results[cls] = {"positives": int((labels[m] == 1).sum()), "controls": int((labels[m] == 0).sum())}
         uniq = np.unique(pair_of[m])
         for name, s in scores.items():
@@ -315,9 +334,25 @@ def main() -> int:
         "seconds": time.time() - t_start,
         "command": " ".join(sys.argv),
     }
-    (out / "results.json").write_text(json.dumps(report, indent=1) + "\n")
+    atomic_write_text(out / "results.json", json.dumps(report, indent=1) + "\n")
     write_markdown(report, out)
-    with open(out / "variants.vcf", "w") as f:
+    # every variant's score, so that another split or scorer comparison needs no re-scoring
+    table = pd.DataFrame(
+        {
+            "pos": [v[2] + 1 for v in variants],
+            "ref": [chrom[v[2]] for v in variants],
+            "alt": [v[3] for v in variants],
+            "class": classes,
+            "label": labels,
+            "pair": pair_of,
+            "site": site,
+            "intron_strand": strand,
+            **{f"minus_llr {name}": s for name, s in scores.items()},
+        }
+    )
+    with atomic_path(out / "scores.csv.gz") as tmp:
+        table.to_csv(tmp, index=False, compression="gzip", float_format="%.6g")
+    with atomic_path(out / "variants.vcf") as tmp, open(tmp, "w") as f:
         f.write("##fileformat=VCFv4.2\n##reference=GRCh37 chr20 (held-out region 32,000,000-63,025,520)\n")
         f.write(
             '##INFO=<ID=CLASS,Number=1,Type=String,Description="positive class (controls: the class they match)">\n'
@@ -345,7 +380,8 @@ def main() -> int:
         ax.set_ylabel("true positive rate")
         ax.legend(fontsize=7, loc="lower right", title="AUROC of -LLR", title_fontsize=7)
     fig.suptitle(f"Zero-shot SNV effects, held-out chr20, {args.window}-base windows", fontsize=11)
-    fig.savefig(out / "roc.png", dpi=120)
+    with atomic_path(out / "roc.png") as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     print(
         json.dumps(
             {c: {n: round(v["auroc"], 3) for n, v in r.items() if isinstance(v, dict)} for c, r in results.items()},

@@ -1108,3 +1108,30 @@ def test_patience_rules_replays_saved_runs_under_another_rule():
     assert "2 runs: 1 unchanged, 1 needs a run." in mod.table(
         [mod.replay(run([(1e-3, learnt)], 1e-3), rule), mod.replay(run([(3e-4, lucky)], 3e-4), rule)], rule
     )
+
+
+def test_zero_shot_splice_sites_name_donors_and_acceptors_in_the_transcripts_direction():
+    """benchmarks/zero_shot_splice.py: on a minus-strand intron the donor is the genome's right end (AC, the reverse
+    complement of GT) and the acceptor its left end (CT), the reverse of a plus-strand intron."""
+    import importlib.util
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("zero_shot_splice", REPO / "benchmarks" / "zero_shot_splice.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.HELD_OUT = (0, 10_000)
+    genome = list("A" * 10_000)
+    genome[2100:2102], genome[2998:3000] = "GT", "AG"  # plus strand intron [2100, 3000)
+    genome[5100:5102], genome[5998:6000] = "CT", "AC"  # minus strand intron [5100, 6000)
+    txs = [
+        {"gene": "p", "strand": "+", "exons": [(2000, 2100), (3000, 3100)]},
+        {"gene": "m", "strand": "-", "exons": [(6000, 6100), (5000, 5100)]},  # 5' to 3': descending coordinates
+    ]
+    positives, introns, _ = mod.sites("".join(genome), txs)
+    splice = positives["splice_dinucleotide"]
+    assert {p: (v["site"], v["strand"]) for p, v in splice.items()} == {
+        2100: ("donor", "+"), 2101: ("donor", "+"), 2998: ("acceptor", "+"), 2999: ("acceptor", "+"),
+        5100: ("acceptor", "-"), 5101: ("acceptor", "-"), 5998: ("donor", "-"), 5999: ("donor", "-"),
+    }  # fmt: skip
+    assert sorted(positives["exon_boundary"]) == [2099, 3000, 5099, 6000] and len(introns) == 2
