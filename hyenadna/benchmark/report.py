@@ -21,6 +21,15 @@ COLUMNS = [
 
 
 REFERENCE_TITLE = "k-mer LR, full task (task.json)"
+# the seeds a cell's mark counts (summarise's lists), and the note under the table where any cell has one
+FAILURE_NOTES = {
+    "one_class_seeds": "‡ k/n: in k of n seeds the model predicted a single class for every test row (MCC 0): it "
+    "learnt nothing, and the mean includes those seeds as they are, so read such a cell as a failure to train, not as "
+    "a baseline.",
+    "chance_seeds": "§ k/n: in k of n seeds the test MCC was not above chance: below 1.645/sqrt((K-1) n) for K "
+    "classes and n test rows, which a model whose predictions are independent of the labels exceeds about one time "
+    "in twenty. The mean includes those seeds as they are.",
+}
 
 
 def _cell(entry: dict | None, metric: str, n_seeds: int | None = None) -> str:
@@ -125,20 +134,9 @@ def markdown_table(summary: dict) -> str:
             "on the frozen features): no fine-tuned epoch beat it on validation, so "
             "that cell is a probe, not a fine-tuned model.",
         ]
-    if any(m.get("one_class_seeds") for t in summary["tasks"].values() for m in t["modes"].values()):
-        lines += [
-            "",
-            "‡ k/n: in k of n seeds the model predicted a single class for every test row (MCC 0): it learnt "
-            "nothing, and the mean includes those seeds as they are, so read such a cell as a failure to train, "
-            "not as a baseline.",
-        ]
-    if any(m.get("chance_seeds") for t in summary["tasks"].values() for m in t["modes"].values()):
-        lines += [
-            "",
-            "§ k/n: in k of n seeds the test MCC was not above chance: below 1.645/sqrt((K-1) n) for K classes and n "
-            "test rows, which a model whose predictions are independent of the labels exceeds about one time in "
-            "twenty. The mean includes those seeds as they are.",
-        ]
+    for key, note in FAILURE_NOTES.items():
+        if any(m.get(key) for t in summary["tasks"].values() for m in t["modes"].values()):
+            lines += ["", note]
     if ref:
         lines += [
             "",
