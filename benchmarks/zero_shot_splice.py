@@ -111,15 +111,16 @@ def write_markdown(report: dict, out: Path) -> None:
     lines += [
         "",
         "| class | pairs | same trinucleotide | control in the same intron / gene | local Markov log P, positives"
-        " / controls | GC within 50 bp, positives / controls |",
-        "|---|---|---|---|---|---|",
+        " / controls | GC within 50 bp, positives / controls | C/T in the 20 bases before, positives / controls |",
+        "|---|---|---|---|---|---|---|",
     ]
     for cls, f in fairness.items():
         lines.append(
             f"| {cls.replace('_', ' ')} | {f['pairs']} | {f['same_trinucleotide']:.0%} | "
             f"{f['control_in_same_intron']:.0%} / {f.get('control_in_same_gene', float('nan')):.0%} | "
             f"{f['mean_local_markov_logp_positive']:.3f} / {f['mean_local_markov_logp_control']:.3f} | "
-            f"{f['gc_positive']:.3f} / {f['gc_control']:.3f} |"
+            f"{f['gc_positive']:.3f} / {f['gc_control']:.3f} | "
+            f"{f['tract_positive']:.3f} / {f['tract_control']:.3f} |"
         )
     atomic_write_text(out / "results.md", "\n".join(lines) + "\n")
 
@@ -134,6 +135,12 @@ def main() -> int:
     ap.add_argument("--models", nargs="+", default=["hyenadna-tiny-1k-d256-grch37"])
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--match-tract",
+        action="store_true",
+        help="also match the pyrimidine fraction of the 20 bases before each site (an acceptor's polypyrimidine "
+        "tract, which the first matching left open: docs/zero_shot/README.md)",
+    )
     args = ap.parse_args()
     t_start = time.time()
     out = Path(args.out)
@@ -214,8 +221,14 @@ def main() -> int:
     all_candidates = [p for c in by_intron.values() for p in c]
     cand_pred = dict(zip(all_candidates, predictability(all_candidates), strict=True))
     cand_gc = {c: gc(c) for c in all_candidates}
+
+    def tract(p: int) -> float:  # the C/T fraction of the 20 bases a forward-reading model has just read
+        window = chrom[p - 20 : p]
+        return (window.count("C") + window.count("T")) / len(window)
+
+    cand_tract = {c: tract(c) for c in all_candidates}
     used: set[int] = set()
-    pairs = []  # (class, positive, control, positive predictability, control predictability, pool, GCs)
+    pairs = []  # (class, positive, control, their predictabilities, pool, their GCs, their C/T fractions before)
     for cls, pos_list in chosen.items():
         pred = dict(zip(pos_list, predictability(pos_list), strict=True))
         for p in pos_list:
@@ -232,15 +245,22 @@ def main() -> int:
                 ok = [c for c in pool if c not in used and chrom[c - 1 : c + 2] == tri and np.isfinite(cand_pred[c])]
                 if not ok:
                     continue
-                # distance in local predictability (nats/base) and GC (fraction), each scaled by its tolerance
-                cost = lambda c: abs(cand_pred[c] - pred[p]) / 0.02 + abs(cand_gc[c] - gc(p)) / 0.04  # noqa: B023, E731
+
+                # distance in local predictability (nats/base), GC and, with --match-tract, the C/T fraction before
+                # the site (fractions), each scaled by its tolerance
+                def cost(c: int, at: tuple = (pred[p], gc(p), tract(p))) -> float:
+                    d = abs(cand_pred[c] - at[0]) / 0.02 + abs(cand_gc[c] - at[1]) / 0.04
+                    return d + (abs(cand_tract[c] - at[2]) / 0.1 if args.match_tract else 0.0)
+
                 c = min(ok, key=cost)
-                if cost(c) <= 2 or k == len(pools) - 1:  # within tolerance, or the best anywhere
+                if cost(c) <= (3 if args.match_tract else 2) or k == len(pools) - 1:  # within tolerance, or the best
                     best, where = c, name
                     break
             if best is not None:
                 used.add(best)
-                pairs.append((cls, p, best, pred[p], cand_pred[best], where, gc(p), cand_gc[best]))
+                pairs.append(
+                    (cls, p, best, pred[p], cand_pred[best], where, gc(p), cand_gc[best], tract(p), cand_tract[best])
+                )
     log(f"{len(pairs)} matched positive/control positions")
 
     # every alternative allele at both positions of each pair, scored as vep scores them
@@ -323,12 +343,15 @@ def main() -> int:
             "mean_local_markov_logp_control": float(np.mean([r[4] for r in rows])),
             "gc_positive": float(np.mean([r[6] for r in rows])),
             "gc_control": float(np.mean([r[7] for r in rows])),
+            "tract_positive": float(np.mean([r[8] for r in rows])),
+            "tract_control": float(np.mean([r[9] for r in rows])),
             "control_in_same_gene": float(np.mean([r[5] in ("intron", "gene") for r in rows])) if rows else None,
         }
     report = {
         "window": args.window,
         "min_distance": args.min_distance,
         "seed": args.seed,
+        "match_tract": args.match_tract,
         "results": results,
         "fairness": fairness,
         "seconds": time.time() - t_start,
