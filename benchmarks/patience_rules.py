@@ -15,18 +15,18 @@ epochs (before December 2026) hold only the selected rate's: the others are "not
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from hyenadna.benchmark.runner import saved_runs
 from hyenadna.training.patience import PATIENCE_FROM, PATIENCE_FROM_VALIDATION, left_chance, stop_epoch
 from hyenadna.utils.io import atomic_write_text
 
 
 def load_runs(folder: Path, mode: str) -> list[dict]:
-    paths = sorted((folder / "runs").glob(f"*/{mode}/seed*.json"))
-    if not paths:
+    runs = saved_runs(folder, mode)
+    if not runs:
         raise SystemExit(f"{folder}: no saved {mode} runs")
-    return [json.loads(path.read_text()) for path in paths]
+    return runs
 
 
 def rate_under(history: list[dict], patience: int, rule: str, epochs: int) -> dict:

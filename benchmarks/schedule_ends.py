@@ -15,15 +15,15 @@ epochs cannot manufacture.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from hyenadna.benchmark.runner import saved_runs
 from hyenadna.training.patience import left_chance
 from hyenadna.utils.io import atomic_write_text
 
 
 def load_runs(folder: Path, mode: str) -> list[dict]:
-    runs = [json.loads(p.read_text()) for p in sorted((folder / "runs").glob(f"*/{mode}/seed*.json"))]
+    runs = saved_runs(folder, mode)
     if not runs:
         raise SystemExit(f"{folder}: no saved {mode} runs")
     return runs

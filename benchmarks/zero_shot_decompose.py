@@ -5,8 +5,8 @@ the 20 bases before it (the polypyrimidine tract ahead of an acceptor).
 
     .venv/bin/python benchmarks/zero_shot_decompose.py --out docs/zero_shot/models/decompose.md   # ~1 min
 
-The parts are summed from the same per-position log-probabilities `hyenadna vep` sums (checked: they add up to the
-saved score to 1e-5).
+The parts are summed from the per-position log-probabilities `hyenadna vep` sums (`vep.window_log_probs`; checked:
+they add up to the saved score to 1e-5).
 """
 
 from __future__ import annotations
@@ -34,12 +34,10 @@ def main() -> None:
     from sklearn.metrics import roc_auc_score
 
     from hyenadna import CharacterTokenizer
-    from hyenadna.data.pipeline import plan_chunks
     from hyenadna.data.readers import GenomeFasta
     from hyenadna.hub import resolve_weights
     from hyenadna.models.hyena_dna import load_model
-    from hyenadna.scoring import log_probs_and_embeddings, scoring_policy
-    from hyenadna.vep import Variant, variant_windows
+    from hyenadna.vep import Variant, variant_windows, window_log_probs
 
     d = pd.read_csv(args.scores)
     d = d[d["class"] == "splice_dinucleotide"].reset_index(drop=True)
@@ -53,10 +51,7 @@ def main() -> None:
     ]
     unique = list(dict.fromkeys(w for ref, alt, _ in windows for w in (ref, alt)))
     index = {w: i for i, w in enumerate(unique)}
-    bases = [tok.encode_bases(w, i) for i, w in enumerate(unique)]
-    chunks = plan_chunks(bases, tok, scoring_policy(model.config.l_max), 1)
-    lps, _ = log_probs_and_embeddings(model, chunks, len(unique), 1, 16, pooling=None)
-    lps = [np.asarray(lp[0]) for lp in lps]
+    lps = [np.asarray(lp[0]) for lp in window_log_probs(model, tok, unique, batch_size=16)[0]]
     at, after, ref_lp = [], [], []
     for ref, alt, offset in windows:
         diff = lps[index[ref]] - lps[index[alt]]  # -LLR per position

@@ -108,6 +108,20 @@ def vep_columns(both_strands: bool = False) -> list[str]:
     return [*head, *strands, "window", "offset", "embedding_cosine_distance", "embedding_l2_distance"]
 
 
+def window_log_probs(
+    model, tokenizer, windows: list[str], batch_size: int = 8, strands: int = 1, embeddings: bool = False
+):
+    """Each window's per-position log-probabilities, ``[window][strand]`` arrays (natural log; the first position
+    NaN), and with ``embeddings`` the windows' mean last hidden states (a tensor, else None), as ``vep`` scores them."""
+    from hyenadna.data.pipeline import plan_chunks
+    from hyenadna.scoring import log_probs_and_embeddings, scoring_policy
+
+    bases = [tokenizer.encode_bases(w, i) for i, w in enumerate(windows)]
+    chunks = plan_chunks(bases, tokenizer, scoring_policy(model.config.l_max), strands)
+    pooling = "mean" if embeddings else None
+    return log_probs_and_embeddings(model, chunks, len(bases), strands, batch_size, pooling=pooling)
+
+
 def score_window_pairs(
     model,
     tokenizer,
@@ -120,16 +134,10 @@ def score_window_pairs(
     every position but the first; strand-averaged with ``both_strands``, which adds ``llr_forward`` and
     ``llr_reverse``) and, with ``embeddings``, the cosine and L2 distance of the windows' mean last hidden states.
     A window that several pairs share (in-silico mutagenesis: one reference for three bases) is scored once."""
-    from hyenadna.data.pipeline import plan_chunks
-    from hyenadna.scoring import log_probs_and_embeddings, scoring_policy
-
     strands = 2 if both_strands else 1
     unique = list(dict.fromkeys(w for pair in pairs for w in pair))
     index = {w: i for i, w in enumerate(unique)}
-    bases = [tokenizer.encode_bases(w, i) for i, w in enumerate(unique)]
-    chunks = plan_chunks(bases, tokenizer, scoring_policy(model.config.l_max), strands)
-    pooling = "mean" if embeddings else None
-    lps, emb = log_probs_and_embeddings(model, chunks, len(bases), strands, batch_size, pooling=pooling)
+    lps, emb = window_log_probs(model, tokenizer, unique, batch_size, strands, embeddings)
     ll = [[float(np.nansum(lp[s])) for s in range(strands)] for lp in lps]
     emb = emb.cpu().numpy() if emb is not None else None
     out = []

@@ -737,7 +737,7 @@ def test_the_not_pretrained_model_can_count_patience_from_its_training_loss(task
     from hyenadna.benchmark.report import markdown_table
     from hyenadna.benchmark.runner import recipe_matches, run_recipe
     from hyenadna.finetune import HyenaDNAFineTuningModel
-    from hyenadna.training.finetune import PATIENCE_FROM
+    from hyenadna.training.patience import PATIENCE_FROM
     from tests.conftest import REPO
 
     cfg = BenchmarkConfig.quick(tasks_dir=str(tasks_dir), out_dir=str(tmp_path), model_path=str(FIXTURES / "tiny"))

@@ -328,6 +328,11 @@ def run_recipe(cfg: BenchmarkConfig, mode: str) -> dict:
     return recipe
 
 
+def saved_runs(folder: str | Path, mode: str) -> list[dict]:
+    """Every saved run of ``mode`` in a benchmark output folder, task by task, seed by seed."""
+    return [json.loads(p.read_text()) for p in sorted((Path(folder) / "runs").glob(f"*/{mode}/seed*.json"))]
+
+
 def scratch_schedule(config: dict) -> tuple[int, int]:
     """The not-pretrained model's (epochs, patience) from a config's fields (``vars(cfg)``, or a results.json
     "config", older ones without the newer keys): unset, twice the epochs and the pretrained model's patience."""

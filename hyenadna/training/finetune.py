@@ -25,7 +25,7 @@ from hyenadna.models.hyena_dna import HyenaDNAModel
 from hyenadna.pooling import masked_pool
 from hyenadna.tokenizer import BatchEncoding
 from hyenadna.training.optim import build_optimizer, cosine_lr
-from hyenadna.training.patience import PATIENCE_FROM, PATIENCE_FROM_VALIDATION, EarlyStopping
+from hyenadna.training.patience import PATIENCE_FROM_VALIDATION, EarlyStopping, check_patience_from
 from hyenadna.utils.device import rng_state, seeded, set_rng_state
 from hyenadna.utils.io import atomic_path
 from hyenadna.utils.memory import trim_if_grown
@@ -62,8 +62,7 @@ class Recipe:
     def __post_init__(self) -> None:
         if self.epochs < 0 or self.patience < 1 or self.lr <= 0:
             raise ValueError(f"epochs {self.epochs} (>= 0), patience {self.patience} (>= 1), lr {self.lr} (> 0)")
-        if self.patience_from not in PATIENCE_FROM:
-            raise ValueError(f"patience_from={self.patience_from!r}: choose one of {', '.join(PATIENCE_FROM)}")
+        check_patience_from(self.patience_from)
 
 
 def _identity_recipe(recipe: Recipe) -> dict:

@@ -17,6 +17,11 @@ PATIENCE_FROM = (PATIENCE_FROM_VALIDATION, PATIENCE_FROM_LOSS)
 LEFT_CHANCE = 0.95  # the fraction of the first epoch's training loss below which a model has left chance
 
 
+def check_patience_from(rule: str) -> None:
+    if rule not in PATIENCE_FROM:
+        raise ValueError(f"patience_from={rule!r}: choose one of {', '.join(PATIENCE_FROM)}")
+
+
 def left_chance(train_loss: float, first_loss: float) -> bool:
     """Whether an epoch's training loss is 5% below the first epoch's: the model has left chance."""
     return train_loss <= LEFT_CHANCE * first_loss
@@ -40,8 +45,7 @@ class EarlyStopping:
     first_loss: float | None = None  # the first trained epoch's training loss
 
     def __post_init__(self) -> None:
-        if self.count_from not in PATIENCE_FROM:
-            raise ValueError(f"patience_from={self.count_from!r}: choose one of {', '.join(PATIENCE_FROM)}")
+        check_patience_from(self.count_from)
         self.learning = self.learning or not self.higher_is_better
 
     def start(self, score: float) -> None:
