@@ -16,8 +16,9 @@ timed after two compiling steps), "transformer" (equal-width SDPA Transformer, f
 --reference-reuse W... "reference_reuse" (the reference with freed memory reused, as our long path and pretraining
 do), and on request (--impls): "reference_bf16" (the reference under bf16 autocast, the like-for-like ratio for
 fast_bf16) and, for the training levers one at a time, a "_noreuse" suffix (freed memory returned to the system after
-each step, as before the pretraining loop kept it), an "_eager" suffix (the fused kernels off, ops/fused.py) and a
-"_foreach" suffix (torch's default AdamW instead of our fused one), e.g. "fast_bf16_noreuse".
+each step, as before the pretraining loop kept it), an "_eager" suffix (the fused kernels off, ops/fused.py), a
+"_foreach" suffix (torch's default AdamW instead of our fused one) and a "_ckpt" suffix (gradient checkpointing:
+each block recomputed in the backward, for its time and peak memory), e.g. "fast_bf16_noreuse".
 
 Writes benchmarks/results/speed.json and prints a table.
 """
@@ -41,12 +42,18 @@ WORKLOADS = {
     "tiny1k_b32": ("hyenadna-tiny-1k-seqlen", 1024, 32, "infer", 5),
     "train_tiny1k": ("hyenadna-tiny-1k-seqlen", 1024, 8, "train", 5),
     "train_16k": ("hyenadna-tiny-16k-seqlen-d128", 16384, 1, "train", 3),
+    # gradient checkpointing's workloads (--impls fast fast_ckpt): deeper models at long windows
+    "train_small32k": ("hyenadna-small-32k-seqlen", 32768, 1, "train", 2),
+    "train_medium160k": ("hyenadna-medium-160k-seqlen", 160000, 1, "train", 1),
     "small32k": ("hyenadna-small-32k-seqlen", 32768, 1, "infer", 3),
     "small32k_lmax": ("hyenadna-small-32k-seqlen", 32770, 1, "infer", 3),
     "medium160k": ("hyenadna-medium-160k-seqlen", 160000, 1, "infer", 1),
     "large1m": ("hyenadna-large-1m-seqlen", 1000000, 1, "infer", 1),
 }
 LONG = {"medium160k", "large1m"}
+# run only when named in --only: without checkpointing, medium-160k's training step needs more memory than many
+# machines have
+ON_REQUEST = {"train_small32k", "train_medium160k"}
 CROSSOVER_LENGTHS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768]
 
 
@@ -101,7 +108,7 @@ def measure(workload: str, impl: str, threads: int, length: int | None = None) -
         run = model
     else:
         reference = impl.startswith("reference")
-        lm = HyenaDNALMHeadModel(cfg).use_reference_path(reference)
+        lm = HyenaDNALMHeadModel(cfg).use_reference_path(reference).gradient_checkpointing("_ckpt" in impl)
         model = torch.compile(lm) if impl == "fast_compile" else lm
         if "_eager" in impl:
             import hyenadna.ops.fused
@@ -301,7 +308,9 @@ def main() -> None:
         print(json.dumps(measure(workload, impl, int(threads), length)))
         return
 
-    names = args.only if args.only is not None else [w for w in WORKLOADS if not (args.skip_long and w in LONG)]
+    names = args.only
+    if names is None:
+        names = [w for w in WORKLOADS if not (args.skip_long and w in LONG) and w not in ON_REQUEST]
     neighbour = busy_neighbour() if args.contended else None
     if args.threads == "auto":
         import time as _time

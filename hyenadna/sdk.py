@@ -64,6 +64,9 @@ class HyenaDNAConfig:
         1e-2 level (bf16) or 1e-3 level (fp16).
     dtype: the weights' dtype on load: "float32" (default), "bfloat16" or "float16" (half the memory; the FFT
         convolution and the residual stream still run in fp32).
+    gradient_checkpointing: in training (``HyenaDNAFineTuningModel.train``), keep each block's inputs only and
+        recompute its activations in the backward: the same gradients, bit for bit, in less memory, for about one
+        more forward pass of time. For long sequences or large batches that would not fit otherwise.
     """
 
     model_name: str | None = None
@@ -87,6 +90,7 @@ class HyenaDNAConfig:
     progress: bool | None = None  # None: show a bar only on a terminal
     precision: str = "fp32"
     dtype: str = "float32"
+    gradient_checkpointing: bool = False
     model_overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -135,9 +139,9 @@ def build_model(config: HyenaDNAConfig) -> tuple[HyenaDNALMHeadModel, str]:
             raise ValueError(f"pretrained=False needs a published model name for the shape, got {name!r}")
         with seeded(config.seed):
             model = HyenaDNALMHeadModel(replace(shape, **config.model_overrides))
-        return model.to(
-            device=device, dtype=parse_dtype(config.dtype)
-        ).eval(), f"{name} shape, RANDOMLY INITIALISED (seed {config.seed}), not pretrained"
+        model = model.to(device=device, dtype=parse_dtype(config.dtype)).eval()
+        model.gradient_checkpointing(config.gradient_checkpointing)
+        return model, f"{name} shape, RANDOMLY INITIALISED (seed {config.seed}), not pretrained"
     path = resolve_weights(config.model_name, config.model_path, config.hub)
     model = load_model(
         path,
@@ -147,6 +151,7 @@ def build_model(config: HyenaDNAConfig) -> tuple[HyenaDNALMHeadModel, str]:
         **config.model_overrides,
     )
     check_matches_published(config.model_name, model.config, path)
+    model.gradient_checkpointing(config.gradient_checkpointing)
     return model, f"{config.model_name or path.name} from {path}"
 
 

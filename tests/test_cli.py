@@ -261,6 +261,7 @@ def test_fine_tune_caps_rows_and_patience(tmp_path, capsys):
 
     args = ["fine-tune", str(SHARED / "benchmarks" / "promoter_all"), "--out", str(tmp_path / "clf")]
     args += [
+        "--gradient-checkpointing",
         "--max-train",
         "40",
         "--max-test",

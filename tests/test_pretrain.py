@@ -259,6 +259,30 @@ def test_resume_matches_uninterrupted_run(fasta, tmp_path):
         pretrain(small_cfg(fasta, tmp_path / "a"))
 
 
+def test_gradient_checkpointing_trains_the_same_run_and_may_change_on_resume(fasta, tmp_path):
+    """--gradient-checkpointing trades time for memory and nothing else: the same losses and final weights to the
+    bit, also when a run resumed with it started without; the CLI records it, and the card's command repeats it."""
+    straight = pretrain(small_cfg(fasta, tmp_path / "a"))
+    recomputed = pretrain(small_cfg(fasta, tmp_path / "b", gradient_checkpointing=True))
+    assert losses(tmp_path / "a" / "metrics.jsonl") == losses(tmp_path / "b" / "metrics.jsonl")
+    assert straight["param_checksum"] == recomputed["param_checksum"]
+    assert not pretrain(small_cfg(fasta, tmp_path / "c", max_minutes=0.0))["finished"]
+    resumed = pretrain(small_cfg(fasta, tmp_path / "c", gradient_checkpointing=True), resume=True)
+    assert losses(tmp_path / "c" / "metrics.jsonl") == losses(tmp_path / "a" / "metrics.jsonl")
+    assert resumed["param_checksum"] == straight["param_checksum"]
+
+    from hyenadna.cli import main
+    from hyenadna.training.export import pretrain_command
+
+    out = tmp_path / "cli"
+    args = ["pretrain", "--fasta", str(fasta), "--d-model", "16", "--seq-len", "64", "--batch-size", "2"]
+    args += ["--max-steps", "1", "--no-markov", "--threads", "1", "--eval-region", "1:100000-113000"]
+    assert main([*args, "--eval-windows", "2", "--gradient-checkpointing", "--out", str(out)]) == 0
+    saved = json.loads((out / "pretrain_config.json").read_text())
+    assert saved["gradient_checkpointing"] is True
+    assert "--gradient-checkpointing" in pretrain_command(saved)
+
+
 def test_markov_baseline_is_reported_in_the_same_run(fasta, tmp_path):
     pretrain(small_cfg(fasta, tmp_path, markov=True, max_steps=3))
     report = json.loads((tmp_path / "markov.json").read_text())

@@ -70,6 +70,17 @@ def add_runtime_args(p: argparse.ArgumentParser, device: bool = True, batch_size
     )
 
 
+def add_gradient_checkpointing_arg(p: argparse.ArgumentParser) -> None:
+    """--gradient-checkpointing, for the commands that train."""
+    p.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        help="keep each block's inputs only and recompute its activations in the backward: the same gradients in "
+        "less memory (small-32k at 32k tokens: 1.5 against 3.6 GB), for about one more forward pass of time; for "
+        "windows or batches that would not fit otherwise",
+    )
+
+
 def _bounded(cast: type, low: float, strict: bool):
     """An argparse type: a ``cast`` value >= low (> low if ``strict``), else a usage error (exit 2) naming the flag."""
     kind = "an integer" if cast is int else "a number"

@@ -7,7 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-from hyenadna.cli.common import add_command, add_model_args, float_above, int_at_least, sdk_config
+from hyenadna.cli.common import (
+    add_command,
+    add_gradient_checkpointing_arg,
+    add_model_args,
+    float_above,
+    int_at_least,
+    sdk_config,
+)
 from hyenadna.training.patience import PATIENCE_FROM, PATIENCE_FROM_VALIDATION
 
 
@@ -17,7 +24,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
     task = load_task(args.task).subsample(args.max_train, args.max_test, seed=args.seed)
     ft = HyenaDNAFineTuningModel(
-        sdk_config(args, seed=args.seed), "classification", task.num_classes, label_names=task.label_names
+        sdk_config(args, seed=args.seed, gradient_checkpointing=args.gradient_checkpointing),
+        "classification",
+        task.num_classes,
+        label_names=task.label_names,
     )
     print(f"model: {ft.source}", file=sys.stderr)
     # the training state after every epoch: a killed run started again with the same arguments goes on from it
@@ -74,4 +84,5 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--head-init", choices=["random", "probe"], default="random", help="probe: logistic-regression head, then FT"
     )
     p.add_argument("--seed", type=int, default=0)
+    add_gradient_checkpointing_arg(p)
     add_model_args(p)

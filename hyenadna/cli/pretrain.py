@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from hyenadna.cli.common import add_runtime_args, float_above, int_at_least
+from hyenadna.cli.common import add_gradient_checkpointing_arg, add_runtime_args, float_above, int_at_least
 
 PRETRAIN_EXAMPLES = """examples:
   # the bundled model's recipe: GRCh37 chr20 + chrX, held-out chr20:32,000,000-63,025,520 excluded automatically
@@ -96,7 +96,12 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     if args.pack_checkpoint:
         return _pack(Path(args.out))
     saved = Path(args.out) / "pretrain_config.json"
-    runtime = {"threads": args.threads, "max_minutes": args.max_minutes, "device": args.device}
+    runtime = {
+        "threads": args.threads,
+        "max_minutes": args.max_minutes,
+        "device": args.device,
+        "gradient_checkpointing": args.gradient_checkpointing,
+    }
     if args.resume and saved.exists():
         # the folder given now, not the one recorded: a run copied to another machine or path continues there
         cfg = PretrainConfig(**{**json.loads(saved.read_text()), **runtime, "out_dir": args.out})
@@ -224,6 +229,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "model card)",
     )
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    add_gradient_checkpointing_arg(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--init-from",

@@ -11,6 +11,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from hyenadna.models.checkpoint import (
     CheckpointError,
@@ -130,8 +131,12 @@ class HyenaDNAModel(nn.Module):
     def _forward_stack(self, input_ids: Tensor, keep: Sequence[int], path: str) -> list[Tensor]:
         x, residual = self.embeddings(input_ids), None
         outs = [x.float()] if 0 in keep else []
+        recompute = self.execution.gradient_checkpointing and torch.is_grad_enabled()
         for i, layer in enumerate(self.layers[: max(keep)], 1):
-            x, residual = layer(x, residual, path, self.execution)
+            if recompute:  # non-reentrant: stashes and restores the RNG and autocast state for the second forward
+                x, residual = checkpoint(layer, x, residual, path, self.execution, use_reentrant=False)
+            else:
+                x, residual = layer(x, residual, path, self.execution)
             if i in keep and i < self.config.n_layer:
                 outs.append(self.drop_f(x).float() + residual)
         if max(keep) == self.config.n_layer:
@@ -215,6 +220,13 @@ class HyenaDNALMHeadModel(nn.Module):
         for m in self.modules():
             if isinstance(m, (HyenaOperator, Mlp)):
                 m.use_reference_path = enabled
+        return self
+
+    def gradient_checkpointing(self, enabled: bool = True) -> HyenaDNALMHeadModel:
+        """Trade time for memory in training: keep each block's inputs only and recompute the rest in the backward
+        (``ExecutionOptions.gradient_checkpointing``). The same gradients; activations of about two (B, L, D) tensors a
+        block plus one block's intermediates, so longer windows or larger batches fit."""
+        self.backbone.execution = replace(self.backbone.execution, gradient_checkpointing=enabled)
         return self
 
     @classmethod

@@ -48,6 +48,11 @@ class ExecutionOptions:
     reuse_freed_memory: bool = True
     # ... and stores x0 from its first pass while L x D float32 fits in this many bytes, rather than recomputing it
     store_x0_bytes: int = 256 * 2**20
+    # training (the "train" and "reference" paths): keep only each block's inputs and run the block's forward again
+    # in the backward, so activations take two (B, L, D) tensors a block instead of all of its intermediates, for
+    # about one more forward pass of time. Gradients are bit for bit the same (the block's dropout masks are drawn
+    # again from the restored generator state). The reference's checkpoint_mixer + checkpoint_mlp, as one.
+    gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         for name in ("low_memory_min_length", "low_memory_chunk", "block_tokens", "group_buffer_bytes"):

@@ -36,7 +36,12 @@ def pretrain_command(cfg: dict) -> str:
     parts.append("--eval-region " + " ".join(cfg["eval_region"]))
     if cfg.get("init_from"):
         parts.append(f"--init-from {cfg['init_from']}")
-    flags = {"bf16": "--bf16", "compile": "--compile", "n_to_pad": "--n-to-pad"}
+    flags = {
+        "bf16": "--bf16",
+        "compile": "--compile",
+        "n_to_pad": "--n-to-pad",
+        "gradient_checkpointing": "--gradient-checkpointing",
+    }
     parts += [flag for key, flag in flags.items() if cfg.get(key)]
     if not cfg.get("reverse_complement", True):
         parts.append("--no-rc")

@@ -61,6 +61,8 @@ class PretrainConfig:
     n_to_pad: bool = False
     bf16: bool | None = None  # bf16 autocast of the projections; None: where faster (training_bf16), kept on resume
     compile: bool = False
+    # recompute each block's activations in the backward (the same gradients, less memory); may change on resume
+    gradient_checkpointing: bool = False
     seed: int = 0
     init_from: str | None = None  # warm start: a model name or folder whose same-shaped weights are copied in
     device: str = "cpu"
@@ -383,7 +385,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
             "they share (the 3-layer 16k model continued on 1k windows alone lost 0.0023 nats/base on 16k windows: "
             "docs/pretraining/16k-d256-l3-geo16); a last stage of long windows (--stages) keeps them trained"
         )
-    model = HyenaDNALMHeadModel(model_cfg)
+    model = HyenaDNALMHeadModel(model_cfg).gradient_checkpointing(cfg.gradient_checkpointing)
     state = load_run_checkpoint(out) if resume else None
     if cfg.init_from and state is None:
         log(warm_start(model, cfg.init_from))
