@@ -690,8 +690,8 @@ def test_an_early_stop_leaves_model_matching_the_checkpoint_and_a_run_can_be_end
 
 
 def test_cpu_training_steps_keep_freed_memory_for_the_next_step(fasta, tmp_path, monkeypatch):
-    """On the CPU the step loop runs inside reuse_freed_memory (1.19x a bf16 step at 16k tokens, README), and the
-    allocator's defaults are back once the run returns."""
+    """On the CPU the step loop runs inside reuse_freed_memory (1.19x a bf16 step at 16k tokens, README) unless
+    asked not to, and the allocator's defaults are back once the run returns."""
     import contextlib
 
     import hyenadna.training.pretrain as pretrain_module
@@ -712,4 +712,9 @@ def test_cpu_training_steps_keep_freed_memory_for_the_next_step(fasta, tmp_path,
     assert calls == [True]
     if memory.available():
         assert active == [1]
+    assert memory._depth == 0
+    # --no-keep-freed-memory: the least memory (with gradient checkpointing at long windows, README)
+    quiet = small_cfg(fasta, tmp_path / "b", max_steps=2, eval_every=2, ckpt_every=2, keep_freed_memory=False)
+    assert pretrain(quiet)["finished"]
+    assert calls == [True, False]
     assert memory._depth == 0

@@ -63,6 +63,8 @@ class PretrainConfig:
     compile: bool = False
     # recompute each block's activations in the backward (the same gradients, less memory); may change on resume
     gradient_checkpointing: bool = False
+    # on the CPU, keep freed memory between steps (faster; utils/memory.py), or hand it back (the least memory)
+    keep_freed_memory: bool = True
     seed: int = 0
     init_from: str | None = None  # warm start: a model name or folder whose same-shaped weights are copied in
     device: str = "cpu"
@@ -454,7 +456,9 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
     tokens_since, t_since = 0, time.time()
     # every step allocates and frees the same large activations: on the CPU, keep freed memory for the next step
     # instead of page-faulting it in again from the kernel (utils/memory.py; 1.19x a bf16 step at 16k tokens)
-    with reuse_freed_memory(device.type == "cpu"):
+    # (with gradient checkpointing at long windows the kept memory can outgrow the activations it saved:
+    # --no-keep-freed-memory, README "Training memory")
+    with reuse_freed_memory(device.type == "cpu" and cfg.keep_freed_memory):
         try:
             while step < cfg.max_steps:
                 seq_len, batch = cfg.stage(step)
