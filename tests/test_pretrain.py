@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -281,6 +282,46 @@ def test_gradient_checkpointing_trains_the_same_run_and_may_change_on_resume(fas
     saved = json.loads((out / "pretrain_config.json").read_text())
     assert saved["gradient_checkpointing"] is True
     assert "--gradient-checkpointing" in pretrain_command(saved)
+
+
+def test_a_step_that_would_not_fit_is_pointed_out_before_it_starts(fasta, tmp_path, monkeypatch, capsys):
+    """On the CPU the kernel kills a process that runs out of memory without a word, after the setup's minutes: the
+    run says first when its largest step would not fit in the memory available, and which switches lower it. The
+    estimate is the measured bytes per token and channel (README "Training memory")."""
+    import hyenadna.training.pretrain as pretrain_module
+    from hyenadna.models.config import HyenaConfig
+    from hyenadna.training.pretrain import memory_warning, step_memory_bytes
+
+    medium = HyenaConfig(d_model=256, n_layer=8, d_inner=1024, l_max=160002)
+    gb = 1e9
+    assert 30 * gb < step_memory_bytes(medium, 160_000, False) < 40 * gb  # medium-160k at 160k tokens
+    assert 7 * gb < step_memory_bytes(medium, 160_000, True) < 10 * gb  # measured 7.4-7.8 GB (README)
+    cpu = torch.device("cpu")
+    cfg = PretrainConfig(fasta=[], out_dir="", seq_len=1024, batch_size=8, stages=[[100, 160_000, 1]], max_steps=200)
+    assert cfg.largest_batch_tokens() == 160_000
+    monkeypatch.setattr(pretrain_module, "available_bytes", lambda *a: 20 * gb)
+    plain = memory_warning(cfg, medium, cpu)
+    assert "160,000 tokens" in plain and "--gradient-checkpointing (about 8.8 GB)" in plain
+    assert "--no-keep-freed-memory" in plain
+    checkpointed = dataclasses.replace(cfg, gradient_checkpointing=True)
+    assert "keeps between steps" in memory_warning(checkpointed, medium, cpu)  # as the 21.8 GB run that was killed
+    assert memory_warning(dataclasses.replace(checkpointed, keep_freed_memory=False), medium, cpu) is None
+    assert "2 processes" in memory_warning(dataclasses.replace(checkpointed, keep_freed_memory=False), medium, cpu, 2)
+    monkeypatch.setattr(pretrain_module, "available_bytes", lambda *a: None)
+    assert memory_warning(cfg, medium, cpu) is None
+
+    monkeypatch.setattr(pretrain_module, "available_bytes", lambda *a: 10_000)
+    assert pretrain(small_cfg(fasta, tmp_path / "tight", max_steps=1, eval_every=1))["finished"]  # a warning only
+    assert "warning: a training step of 256 tokens needs about" in capsys.readouterr().err
+
+
+def test_available_memory_is_read_on_linux():
+    from hyenadna.utils.memory import available_bytes
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("reads /proc/meminfo")
+    assert 0 < available_bytes("cpu") < 2**50
+    assert available_bytes("mps") is None
 
 
 def test_markov_baseline_is_reported_in_the_same_run(fasta, tmp_path):

@@ -147,3 +147,53 @@ def resident_mb() -> float:
 
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def available_bytes(device_type: str = "cpu", index: int | None = None) -> int | None:
+    """Memory a new allocation can still get, in bytes: on a GPU, the free CUDA memory plus what torch's allocator
+    holds unused; on Linux, ``MemAvailable`` capped by this process's cgroup limit (a container's or a batch job's
+    share, which the kernel's OOM killer enforces); None where unknown."""
+    if device_type == "cuda":
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(index)
+        return free + torch.cuda.memory_reserved(index) - torch.cuda.memory_allocated(index)
+    if device_type != "cpu":
+        return None
+    found = []
+    try:
+        with open("/proc/meminfo") as f:
+            found += [int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:")]
+    except (OSError, ValueError, IndexError):
+        pass
+    headroom = _cgroup_headroom()
+    if headroom is not None:
+        found.append(headroom)
+    return min(found) if found else None
+
+
+def _cgroup_headroom() -> int | None:
+    """This process's cgroup memory limit less its usage (cgroup v2, else v1); None without a limit."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = [line.rstrip("\n").split(":", 2) for line in f]
+    except OSError:
+        return None
+    places = []
+    for _, controllers, path in (x for x in lines if len(x) == 3):
+        if controllers == "":  # v2: one hierarchy, at /sys/fs/cgroup or, on hybrid systems, /sys/fs/cgroup/unified
+            places += [
+                (f"{root}{path}", "memory.max", "memory.current")
+                for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")
+            ]
+        elif "memory" in controllers.split(","):
+            places.append((f"/sys/fs/cgroup/memory{path}", "memory.limit_in_bytes", "memory.usage_in_bytes"))
+    for folder, limit, usage in places:
+        try:
+            with open(f"{folder.rstrip('/')}/{limit}") as a, open(f"{folder.rstrip('/')}/{usage}") as b:
+                cap, used = a.read().strip(), b.read().strip()
+        except OSError:
+            continue
+        if cap.isdigit() and int(cap) < 2**60:  # "max" (v2) or a huge number (v1): no limit
+            return int(cap) - int(used)
+    return None
