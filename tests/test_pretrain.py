@@ -299,7 +299,7 @@ def test_a_step_that_would_not_fit_is_pointed_out_before_it_starts(fasta, tmp_pa
     cpu = torch.device("cpu")
     cfg = PretrainConfig(fasta=[], out_dir="", seq_len=1024, batch_size=8, stages=[[100, 160_000, 1]], max_steps=200)
     assert cfg.largest_batch_tokens() == 160_000
-    monkeypatch.setattr(pretrain_module, "available_bytes", lambda *a: 20 * gb)
+    monkeypatch.setattr(pretrain_module, "available_bytes", lambda device: 20 * gb)
     plain = memory_warning(cfg, medium, cpu)
     assert "160,000 tokens" in plain and "--gradient-checkpointing (about 8.8 GB)" in plain
     assert "--no-keep-freed-memory" in plain
@@ -307,10 +307,10 @@ def test_a_step_that_would_not_fit_is_pointed_out_before_it_starts(fasta, tmp_pa
     assert "keeps between steps" in memory_warning(checkpointed, medium, cpu)  # as the 21.8 GB run that was killed
     assert memory_warning(dataclasses.replace(checkpointed, keep_freed_memory=False), medium, cpu) is None
     assert "2 processes" in memory_warning(dataclasses.replace(checkpointed, keep_freed_memory=False), medium, cpu, 2)
-    monkeypatch.setattr(pretrain_module, "available_bytes", lambda *a: None)
+    monkeypatch.setattr(pretrain_module, "available_bytes", lambda device: None)
     assert memory_warning(cfg, medium, cpu) is None
 
-    monkeypatch.setattr(pretrain_module, "available_bytes", lambda *a: 10_000)
+    monkeypatch.setattr(pretrain_module, "available_bytes", lambda device: 10_000)
     assert pretrain(small_cfg(fasta, tmp_path / "tight", max_steps=1, eval_every=1))["finished"]  # a warning only
     assert "warning: a training step of 256 tokens needs about" in capsys.readouterr().err
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
+from hyenadna.utils.memory import available_bytes
+
 PATHS = ("reference", "train", "batched", "per_sequence", "low_memory")
 # A GPU's low-memory chunks: a chunk's kernels are small at the CPU's 1,024 tokens, and launches dominate
 GPU_LOW_MEMORY_CHUNK = 65536
@@ -106,6 +108,4 @@ def batched_fits(device: torch.device, batch: int, seqlen: int, d_model: int | N
     (``ExecutionOptions.low_memory_min_length``)."""
     if device.type != "cuda" or d_model is None:
         return False
-    free, _ = torch.cuda.mem_get_info(device)
-    free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-    return BATCHED_BYTES_PER_TOKEN_CHANNEL * batch * seqlen * d_model <= 0.8 * free
+    return BATCHED_BYTES_PER_TOKEN_CHANNEL * batch * seqlen * d_model <= 0.8 * available_bytes(device)

@@ -223,7 +223,7 @@ def memory_warning(cfg: PretrainConfig, model: HyenaConfig, device: torch.device
     """A warning before the first step when its activations would not fit in the memory available now (the CPU's
     ``processes`` ranks share it), naming the switches that lower them: on the CPU the kernel kills the process
     without a word, after the minutes of setup. None when they fit or the memory is unknown."""
-    have = available_bytes(device.type, device.index)
+    have = available_bytes(device)
     if have is None:
         return None
     tokens = cfg.largest_batch_tokens()

@@ -28,6 +28,10 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 # mallopt parameters (malloc.h), glibc's default for M_MMAP_MAX, and where its adaptive thresholds end up on 64-bit
 # (DEFAULT_MMAP_THRESHOLD_MAX, and twice that for trimming)
@@ -149,16 +153,17 @@ def resident_mb() -> float:
         return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
-def available_bytes(device_type: str = "cpu", index: int | None = None) -> int | None:
+def available_bytes(device: str | torch.device = "cpu") -> int | None:
     """Memory a new allocation can still get, in bytes: on a GPU, the free CUDA memory plus what torch's allocator
     holds unused; on Linux, ``MemAvailable`` capped by this process's cgroup limit (a container's or a batch job's
     share, which the kernel's OOM killer enforces); None where unknown."""
-    if device_type == "cuda":
-        import torch
+    import torch
 
-        free, _ = torch.cuda.mem_get_info(index)
-        return free + torch.cuda.memory_reserved(index) - torch.cuda.memory_allocated(index)
-    if device_type != "cpu":
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    if device.type != "cpu":
         return None
     found = []
     try:
