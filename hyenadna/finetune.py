@@ -71,6 +71,8 @@ class HyenaDNAFineTuningModel:
             self.lm, self.source = build_model(self.config)
         else:
             self.lm, self.source = model, "given model"
+            if self.config.gradient_checkpointing:  # a given model keeps its own setting unless the config asks
+                model.gradient_checkpointing()
         self.device = next(self.lm.parameters()).device
         self.tokenizer = CharacterTokenizer(self.config.framing, self.config.iupac_policy, self.config.n_to_pad)
         with seeded(self.config.seed):

@@ -194,6 +194,8 @@ def test_gradient_checkpointing_is_off_by_default_and_set_by_the_sdk_config():
     cfg = HyenaDNAConfig(model_path=str(FIXTURES / "tiny"), gradient_checkpointing=True)
     ft = HyenaDNAFineTuningModel(cfg, "classification", 2)
     assert ft.network.backbone.execution.gradient_checkpointing
+    given = HyenaDNAFineTuningModel(cfg, "classification", 2, model=load_model(FIXTURES / "tiny"))
+    assert given.network.backbone.execution.gradient_checkpointing
 
 
 def test_gradient_accumulation_over_micro_batches_gives_the_whole_batchs_gradient():
