@@ -28,6 +28,7 @@ from hyenadna.sdk import HyenaDNAConfig, TokenizedSequences, build_model, tokeni
 from hyenadna.tokenizer import CharacterTokenizer, pad_batch, reverse_complement_ids
 from hyenadna.training.finetune import Recipe, SequenceModel, fine_tune, set_head_from_probe
 from hyenadna.training.patience import PATIENCE_FROM_VALIDATION
+from hyenadna.training.step_memory import step_memory
 from hyenadna.utils.device import seeded
 from hyenadna.utils.io import atomic_path, atomic_write_text
 from hyenadna.utils.precision import autocast
@@ -102,6 +103,23 @@ class HyenaDNAFineTuningModel:
                 stacklevel=3,
             )
 
+    def _check_step_memory(self, data: TokenizedSequences) -> None:
+        """Warn before training when a batch of the longest sequences would not fit in the memory available (on the
+        CPU the kernel kills the process without a word), naming what lowers it (``training/step_memory.py``)."""
+        if self.freeze_backbone or not len(data):
+            return
+        longest = min(max(len(self.tokenizer.frame(b)) for b in data.ids), self.context_length)
+        recompute = self.lm.backbone.execution.gradient_checkpointing
+        est = step_memory(self.lm.config, longest * self.config.batch_size, self.device, recompute)
+        if est is None or est.fits():
+            return
+        fixes = [] if recompute else [f"gradient_checkpointing=True (about {est.need_checkpointed / 1e9:.1f} GB)"]
+        warnings.warn(
+            f"{est.describe()}: training may be killed. Less memory: "
+            + "; ".join([*fixes, "a smaller batch_size, or a shorter max_length"]),
+            stacklevel=3,
+        )
+
     def _labels(self, labels: Any, n: int) -> np.ndarray:
         y = np.asarray(labels)
         if len(y) != n:
@@ -172,6 +190,7 @@ class HyenaDNAFineTuningModel:
             val = self.process_data(validation_data)
             y_val = self._labels(validation_labels, len(val))
         self._check_lengths(train)
+        self._check_step_memory(train)
         for p in self.network.backbone.parameters():
             p.requires_grad_(not self.freeze_backbone)
         key = "mcc" if self.head_type == "classification" else "mse"

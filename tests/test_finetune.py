@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -361,3 +362,21 @@ def test_interrupted_fine_tuning_resumes_exactly_from_its_checkpoint(tmp_path, h
     make(seed=1).train(seqs, labels, **args, checkpoint=path)  # finished: returns at once
     with pytest.raises(ValueError, match=r"lr 0\.002 there, 0\.001 here"):
         make().train(seqs, labels, **{**args, "lr": 1e-3}, checkpoint=path)
+
+
+def test_a_batch_that_would_not_fit_is_pointed_out_before_training(monkeypatch):
+    """The longest sequences times batch_size, by the model's shape, against the memory available (faked here)."""
+    import hyenadna.training.step_memory as step_memory_module
+
+    seqs, labels = gc_task(20)
+    monkeypatch.setattr(step_memory_module, "available_bytes", lambda device: 1000)
+    ft = make()
+    with pytest.warns(UserWarning, match=r"of 1,600 tokens needs about .* gradient_checkpointing=True \(about"):
+        ft.train(seqs, labels, epochs=1)
+    with pytest.warns(UserWarning, match="a smaller batch_size") as seen:
+        make(gradient_checkpointing=True).train(seqs, labels, epochs=1)
+    assert not any("gradient_checkpointing=True" in str(w.message) for w in seen)
+    monkeypatch.setattr(step_memory_module, "available_bytes", lambda device: None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make().train(seqs, labels, epochs=1)

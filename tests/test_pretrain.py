@@ -288,9 +288,10 @@ def test_a_step_that_would_not_fit_is_pointed_out_before_it_starts(fasta, tmp_pa
     """On the CPU the kernel kills a process that runs out of memory without a word, after the setup's minutes: the
     run says first when its largest step would not fit in the memory available, and which switches lower it. The
     estimate is the measured bytes per token and channel (README "Training memory")."""
-    import hyenadna.training.pretrain as pretrain_module
+    import hyenadna.training.step_memory as step_memory_module
     from hyenadna.models.config import HyenaConfig
-    from hyenadna.training.pretrain import memory_warning, step_memory_bytes
+    from hyenadna.training.pretrain import memory_warning
+    from hyenadna.training.step_memory import step_memory_bytes
 
     medium = HyenaConfig(d_model=256, n_layer=8, d_inner=1024, l_max=160002)
     gb = 1e9
@@ -299,7 +300,7 @@ def test_a_step_that_would_not_fit_is_pointed_out_before_it_starts(fasta, tmp_pa
     cpu = torch.device("cpu")
     cfg = PretrainConfig(fasta=[], out_dir="", seq_len=1024, batch_size=8, stages=[[100, 160_000, 1]], max_steps=200)
     assert cfg.largest_batch_tokens() == 160_000
-    monkeypatch.setattr(pretrain_module, "available_bytes", lambda device: 20 * gb)
+    monkeypatch.setattr(step_memory_module, "available_bytes", lambda device: 20 * gb)
     plain = memory_warning(cfg, medium, cpu)
     assert "160,000 tokens" in plain and "--gradient-checkpointing (about 8.8 GB)" in plain
     assert "--no-keep-freed-memory" in plain
@@ -307,10 +308,10 @@ def test_a_step_that_would_not_fit_is_pointed_out_before_it_starts(fasta, tmp_pa
     assert "keeps between steps" in memory_warning(checkpointed, medium, cpu)  # as the 21.8 GB run that was killed
     assert memory_warning(dataclasses.replace(checkpointed, keep_freed_memory=False), medium, cpu) is None
     assert "2 processes" in memory_warning(dataclasses.replace(checkpointed, keep_freed_memory=False), medium, cpu, 2)
-    monkeypatch.setattr(pretrain_module, "available_bytes", lambda device: None)
+    monkeypatch.setattr(step_memory_module, "available_bytes", lambda device: None)
     assert memory_warning(cfg, medium, cpu) is None
 
-    monkeypatch.setattr(pretrain_module, "available_bytes", lambda device: 10_000)
+    monkeypatch.setattr(step_memory_module, "available_bytes", lambda device: 10_000)
     assert pretrain(small_cfg(fasta, tmp_path / "tight", max_steps=1, eval_every=1))["finished"]  # a warning only
     assert "warning: a training step of 256 tokens needs about" in capsys.readouterr().err
 

@@ -28,10 +28,11 @@ from hyenadna.models.config import HyenaConfig
 from hyenadna.models.hyena_dna import HyenaDNALMHeadModel
 from hyenadna.training.markov import MarkovModel, select_markov
 from hyenadna.training.optim import build_optimizer, cosine_lr
+from hyenadna.training.step_memory import KEPT_FREED_MEMORY_FACTOR, step_memory
 from hyenadna.training.windows import WindowSampler, fixed_windows
 from hyenadna.utils.device import rank_device, rng_state, set_rng_state
 from hyenadna.utils.io import atomic_path, atomic_write_text, save_png
-from hyenadna.utils.memory import available_bytes, reuse_freed_memory
+from hyenadna.utils.memory import reuse_freed_memory
 from hyenadna.utils.precision import autocast, cpu_has_native_bf16, emulated_bf16
 from hyenadna.utils.shards import MAX_SHARD_BYTES
 
@@ -198,53 +199,25 @@ def markov_baseline(
     return report
 
 
-# Peak bytes of a training step per token and model channel, measured on the CPU in fp32 with freed memory handed
-# back (README "Training memory", benchmarks/results/gradient_checkpointing*.json): without recomputation about 105 a
-# layer (small-32k's and medium-160k's shapes at 32k tokens: 107 and 102); with it about 8 a layer for the blocks'
-# kept inputs and 150 for the block being recomputed and its gradients (medium-160k's shape: 1.7 GB at 32k tokens,
-# 7.4 GB at 160k). bf16 autocast takes less. The memory the loop keeps between steps on the CPU
-# (keep_freed_memory) came to 1.5-2.8x the step's at long windows.
-STEP_BYTES_PER_TOKEN_CHANNEL_LAYER = 105
-KEPT_INPUT_BYTES_PER_TOKEN_CHANNEL_LAYER = 8
-RECOMPUTED_BLOCK_BYTES_PER_TOKEN_CHANNEL = 150
-KEPT_FREED_MEMORY_FACTOR = 2.5
-
-
-def step_memory_bytes(model: HyenaConfig, tokens: int, gradient_checkpointing: bool) -> int:
-    """About the peak memory of one training step over ``tokens`` tokens (window x batch) of this shape."""
-    if gradient_checkpointing:
-        per = KEPT_INPUT_BYTES_PER_TOKEN_CHANNEL_LAYER * model.n_layer + RECOMPUTED_BLOCK_BYTES_PER_TOKEN_CHANNEL
-    else:
-        per = STEP_BYTES_PER_TOKEN_CHANNEL_LAYER * model.n_layer
-    return per * tokens * model.d_model
-
-
 def memory_warning(cfg: PretrainConfig, model: HyenaConfig, device: torch.device, processes: int = 1) -> str | None:
-    """A warning before the first step when its activations would not fit in the memory available now (the CPU's
-    ``processes`` ranks share it), naming the switches that lower them: on the CPU the kernel kills the process
-    without a word, after the minutes of setup. None when they fit or the memory is unknown."""
-    have = available_bytes(device)
-    if have is None:
-        return None
-    tokens = cfg.largest_batch_tokens()
-    need = step_memory_bytes(model, tokens, cfg.gradient_checkpointing) * (processes if device.type == "cpu" else 1)
+    """A warning before the first step when the largest step would not fit in the memory available now, or would
+    only if the freed memory this loop keeps between steps stayed small, naming the switches that lower it; None
+    when it fits or the memory is unknown (``training/step_memory.py``)."""
+    est = step_memory(model, cfg.largest_batch_tokens(), device, cfg.gradient_checkpointing, processes)
     keeps = device.type == "cpu" and cfg.keep_freed_memory
-    head = f"a training step of {tokens:,} tokens needs about {need / 1e9:.1f} GB by this model's shape"
-    if processes > 1 and device.type == "cpu":
-        head += f" ({processes} processes)"
-    if need > 0.8 * have:
+    if est is None:
+        return None
+    if not est.fits():
         fixes = []
         if not cfg.gradient_checkpointing:
-            less = step_memory_bytes(model, tokens, True) * (processes if device.type == "cpu" else 1)
-            fixes.append(f"--gradient-checkpointing (about {less / 1e9:.1f} GB)")
+            fixes.append(f"--gradient-checkpointing (about {est.need_checkpointed / 1e9:.1f} GB)")
         fixes.append("a smaller --batch-size with --grad-accum, or shorter windows")
-        if keeps:
-            fixes.append("--no-keep-freed-memory")
-        return f"{head}, and {have / 1e9:.1f} GB is available: the run may be killed. Less memory: " + "; ".join(fixes)
-    if keeps and need * KEPT_FREED_MEMORY_FACTOR > 0.8 * have:
+        fixes += ["--no-keep-freed-memory"] if keeps else []
+        return f"{est.describe()}: the run may be killed. Less memory: " + "; ".join(fixes)
+    if keeps and not est.fits(KEPT_FREED_MEMORY_FACTOR):
         return (
-            f"{head} ({have / 1e9:.1f} GB available), and the freed memory this loop keeps between steps can take "
-            "2-3x that at long windows: if the run is killed, --no-keep-freed-memory"
+            f"{est.describe()}, but the freed memory this loop keeps between steps can take 2-3x as much at long "
+            "windows: if the run is killed, --no-keep-freed-memory"
         )
     return None
 
