@@ -334,8 +334,12 @@ def test_markov_baseline_is_reported_in_the_same_run(fasta, tmp_path):
     assert {"order", "alpha", "both_strands"} <= set(report["selected"])
 
 
-def test_two_process_ddp_keeps_ranks_identical_and_learns(fasta, tmp_path):
+@pytest.mark.parametrize("recompute", [False, True], ids=["plain", "gradient_checkpointing"])
+def test_two_process_ddp_keeps_ranks_identical_and_learns(fasta, tmp_path, recompute):
+    """DistributedDataParallel's gradient hooks fire as the backward reaches each parameter, also when each block
+    is recomputed inside it (non-reentrant checkpointing, which DDP supports)."""
     cfg = small_cfg(fasta, tmp_path / "ddp", max_steps=30, eval_every=30, ckpt_every=30, lr=1e-2)
+    cfg.gradient_checkpointing = recompute
     (tmp_path / "cfg.json").write_text(json.dumps(cfg.__dict__))
     script = tmp_path / "run.py"
     script.write_text(
