@@ -286,11 +286,13 @@ def test_gradient_checkpointing_trains_the_same_run_and_may_change_on_resume(fas
 
 def test_a_step_that_would_not_fit_is_pointed_out_before_it_starts(fasta, tmp_path, monkeypatch, capsys):
     """On the CPU the kernel kills a process that runs out of memory without a word, after the setup's minutes: the
-    run says first when its largest step would not fit in the memory available, and which switches lower it. The
-    estimate is the measured bytes per token and channel (README "Training memory")."""
+    run says first when its largest step would not fit in the memory available, and which switches lower it, and by
+    default hands freed memory back between steps where keeping it would not fit (medium-160k at 160k tokens with
+    recomputation: killed at 21.8 GB keeping it, 7.8 GB not). The estimate is the measured bytes per token and
+    channel (README "Training memory")."""
     import hyenadna.training.step_memory as step_memory_module
     from hyenadna.models.config import HyenaConfig
-    from hyenadna.training.pretrain import memory_warning
+    from hyenadna.training.pretrain import memory_plan
     from hyenadna.training.step_memory import step_memory_bytes
 
     medium = HyenaConfig(d_model=256, n_layer=8, d_inner=1024, l_max=160002)
@@ -301,15 +303,22 @@ def test_a_step_that_would_not_fit_is_pointed_out_before_it_starts(fasta, tmp_pa
     cfg = PretrainConfig(fasta=[], out_dir="", seq_len=1024, batch_size=8, stages=[[100, 160_000, 1]], max_steps=200)
     assert cfg.largest_batch_tokens() == 160_000
     monkeypatch.setattr(step_memory_module, "available_bytes", lambda device: 20 * gb)
-    plain = memory_warning(cfg, medium, cpu)
-    assert "160,000 tokens" in plain and "--gradient-checkpointing (about 8.8 GB)" in plain
-    assert "--no-keep-freed-memory" in plain
+    keep, (line,) = memory_plan(cfg, medium, cpu)
+    assert not keep and line.startswith("warning: a training step of 160,000 tokens needs about 34.4 GB")
+    assert "--gradient-checkpointing (about 8.8 GB)" in line and "handed back" in line
     checkpointed = dataclasses.replace(cfg, gradient_checkpointing=True)
-    assert "keeps between steps" in memory_warning(checkpointed, medium, cpu)  # as the 21.8 GB run that was killed
-    assert memory_warning(dataclasses.replace(checkpointed, keep_freed_memory=False), medium, cpu) is None
-    assert "2 processes" in memory_warning(dataclasses.replace(checkpointed, keep_freed_memory=False), medium, cpu, 2)
+    keep, (line,) = memory_plan(checkpointed, medium, cpu)  # fits, but not with the kept memory
+    assert not keep and line.startswith("note:") and "--keep-freed-memory keeps it" in line
+    keep, (line,) = memory_plan(dataclasses.replace(checkpointed, keep_freed_memory=True), medium, cpu)
+    assert keep and "if the run is killed, --no-keep-freed-memory" in line  # as the run that was killed
+    assert memory_plan(dataclasses.replace(checkpointed, keep_freed_memory=False), medium, cpu) == (False, [])
+    _, (line,) = memory_plan(dataclasses.replace(checkpointed, keep_freed_memory=False), medium, cpu, 2)
+    assert "(2 processes)" in line
+    assert memory_plan(PretrainConfig(fasta=[], out_dir=""), medium, cpu) == (True, [])  # 1k windows: fits
+    keep, (line,) = memory_plan(cfg, medium, torch.device("meta"))  # another device: its own memory, as a GPU's
+    assert not keep and "freed memory" not in line  # keeping freed memory is the CPU's matter
     monkeypatch.setattr(step_memory_module, "available_bytes", lambda device: None)
-    assert memory_warning(cfg, medium, cpu) is None
+    assert memory_plan(cfg, medium, cpu) == (True, [])
 
     monkeypatch.setattr(step_memory_module, "available_bytes", lambda device: 10_000)
     assert pretrain(small_cfg(fasta, tmp_path / "tight", max_steps=1, eval_every=1))["finished"]  # a warning only

@@ -47,8 +47,8 @@ def pretrain_command(cfg: dict) -> str:
         parts.append("--no-rc")
     if not cfg.get("markov", True):
         parts.append("--no-markov")
-    if not cfg.get("keep_freed_memory", True):
-        parts.append("--no-keep-freed-memory")
+    if cfg.get("keep_freed_memory") is not None:
+        parts.append("--keep-freed-memory" if cfg["keep_freed_memory"] else "--no-keep-freed-memory")
     parts += [f"--seed {cfg['seed']}", f"--eval-windows {cfg['eval_windows']}"]
     if cfg.get("threads"):
         parts.append(f"--threads {cfg['threads']}")

@@ -65,7 +65,7 @@ class PretrainConfig:
     # recompute each block's activations in the backward (the same gradients, less memory); may change on resume
     gradient_checkpointing: bool = False
     # on the CPU, keep freed memory between steps (faster; utils/memory.py), or hand it back (the least memory)
-    keep_freed_memory: bool = True
+    keep_freed_memory: bool | None = None  # None: unless the kept memory would not fit (memory_plan)
     seed: int = 0
     init_from: str | None = None  # warm start: a model name or folder whose same-shaped weights are copied in
     device: str = "cpu"
@@ -199,27 +199,38 @@ def markov_baseline(
     return report
 
 
-def memory_warning(cfg: PretrainConfig, model: HyenaConfig, device: torch.device, processes: int = 1) -> str | None:
-    """A warning before the first step when the largest step would not fit in the memory available now, or would
-    only if the freed memory this loop keeps between steps stayed small, naming the switches that lower it; None
-    when it fits or the memory is unknown (``training/step_memory.py``)."""
+def memory_plan(
+    cfg: PretrainConfig, model: HyenaConfig, device: torch.device, processes: int = 1
+) -> tuple[bool, list[str]]:
+    """Whether the loop keeps freed memory between steps, and what to say before the first step
+    (``training/step_memory.py``). ``cfg.keep_freed_memory`` None (the default) keeps it on the CPU unless the kept
+    memory, 2-3x a step's at long windows, would not fit; a step that would not fit at all gets a warning that names
+    the switches that lower it, since on the CPU the kernel kills the process without a word."""
     est = step_memory(model, cfg.largest_batch_tokens(), device, cfg.gradient_checkpointing, processes)
-    keeps = device.type == "cpu" and cfg.keep_freed_memory
-    if est is None:
-        return None
-    if not est.fits():
+    cpu = device.type == "cpu"
+    keep = cpu and cfg.keep_freed_memory is not False
+    if cpu and cfg.keep_freed_memory is None and est is not None:
+        keep = est.fits(KEPT_FREED_MEMORY_FACTOR)
+    lines = []
+    if est is not None and not est.fits():
         fixes = []
         if not cfg.gradient_checkpointing:
             fixes.append(f"--gradient-checkpointing (about {est.need_checkpointed / 1e9:.1f} GB)")
         fixes.append("a smaller --batch-size with --grad-accum, or shorter windows")
-        fixes += ["--no-keep-freed-memory"] if keeps else []
-        return f"{est.describe()}: the run may be killed. Less memory: " + "; ".join(fixes)
-    if keeps and not est.fits(KEPT_FREED_MEMORY_FACTOR):
-        return (
-            f"{est.describe()}, but the freed memory this loop keeps between steps can take 2-3x as much at long "
+        fixes += ["--no-keep-freed-memory"] if keep else []
+        kept = " (freed memory is handed back between steps)" if cpu and not keep else ""
+        lines.append(f"warning: {est.describe()}: the run may be killed{kept}. Less memory: " + "; ".join(fixes))
+    elif keep and est is not None and not est.fits(KEPT_FREED_MEMORY_FACTOR):
+        lines.append(
+            f"warning: {est.describe()}, but the freed memory kept between steps can take 2-3x as much at long "
             "windows: if the run is killed, --no-keep-freed-memory"
         )
-    return None
+    elif cpu and not keep and cfg.keep_freed_memory is None:
+        lines.append(
+            f"note: {est.describe()}; keeping freed memory between steps can take 2-3x as much at long windows, "
+            "so it is handed back (slower: page faults; --keep-freed-memory keeps it)"
+        )
+    return keep, lines
 
 
 def training_bf16(requested: bool | None, device: torch.device) -> bool:
@@ -449,9 +460,9 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
         f"model: {model.num_parameters():,} parameters; {cfg.max_steps} steps; device {device}; "
         f"threads {torch.get_num_threads()}; world size {world}; {precision}"
     )
-    tight = memory_warning(cfg, model_cfg, device, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
-    if tight:
-        log(f"warning: {tight}")
+    keep_freed, notes = memory_plan(cfg, model_cfg, device, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+    for line in notes:
+        log(line)
     slow = emulated_bf16(device, precision)
     if slow:  # typically a bf16 run resumed on another kind of machine: exact, but many times slower
         log(f"warning: {slow}; --no-bf16 runs it in fp32, on --resume too (recorded in pretrain_config.json)")
@@ -488,9 +499,9 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
     tokens_since, t_since = 0, time.time()
     # every step allocates and frees the same large activations: on the CPU, keep freed memory for the next step
     # instead of page-faulting it in again from the kernel (utils/memory.py; 1.19x a bf16 step at 16k tokens)
-    # (with gradient checkpointing at long windows the kept memory can outgrow the activations it saved:
-    # --no-keep-freed-memory, README "Training memory")
-    with reuse_freed_memory(device.type == "cpu" and cfg.keep_freed_memory):
+    # (at long windows the kept memory can outgrow the activations, and memory_plan hands it back instead:
+    # README "Training memory")
+    with reuse_freed_memory(keep_freed):
         try:
             while step < cfg.max_steps:
                 seq_len, batch = cfg.stage(step)
