@@ -95,20 +95,22 @@ class HyenaDNAFineTuningModel:
         base = fit_bases(base, self.tokenizer, ContextPolicy(self.context_length, "truncate"))
         return self.tokenizer.frame(reverse_complement_ids(base) if rc else base)
 
-    def _check_lengths(self, data: TokenizedSequences) -> None:
-        too_long = int(sum(len(self.tokenizer.frame(b)) > self.context_length for b in data.ids))
+    def _check_lengths(self, data: TokenizedSequences) -> int:
+        """Warn about sequences longer than the context; the longest framed length a batch will have."""
+        lengths = [len(self.tokenizer.frame(b)) for b in data.ids]
+        too_long = sum(n > self.context_length for n in lengths)
         if too_long:
             warnings.warn(
                 f"{too_long} sequences are longer than the context ({self.context_length}); they are truncated to it",
                 stacklevel=3,
             )
+        return min(max(lengths, default=0), self.context_length)
 
-    def _check_step_memory(self, data: TokenizedSequences) -> None:
+    def _check_step_memory(self, longest: int) -> None:
         """Warn before training when a batch of the longest sequences would not fit in the memory available (on the
         CPU the kernel kills the process without a word), naming what lowers it (``training/step_memory.py``)."""
-        if self.freeze_backbone or not len(data):
+        if self.freeze_backbone or not longest:
             return
-        longest = min(max(len(self.tokenizer.frame(b)) for b in data.ids), self.context_length)
         recompute = self.lm.backbone.execution.gradient_checkpointing
         est = step_memory(self.lm.config, longest * self.config.batch_size, self.device, recompute)
         if est is None or est.fits():
@@ -189,8 +191,7 @@ class HyenaDNAFineTuningModel:
         else:
             val = self.process_data(validation_data)
             y_val = self._labels(validation_labels, len(val))
-        self._check_lengths(train)
-        self._check_step_memory(train)
+        self._check_step_memory(self._check_lengths(train))
         for p in self.network.backbone.parameters():
             p.requires_grad_(not self.freeze_backbone)
         key = "mcc" if self.head_type == "classification" else "mse"

@@ -380,3 +380,11 @@ def test_a_batch_that_would_not_fit_is_pointed_out_before_training(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         make().train(seqs, labels, epochs=1)
+
+
+def test_sequences_longer_than_the_context_are_truncated_with_a_warning():
+    seqs, labels = gc_task(20)
+    ft = make(max_length=64)
+    # the training split's 18: two of the 20 are held out for validation
+    with pytest.warns(UserWarning, match=r"^18 sequences are longer than the context \(64\); they are truncated"):
+        ft.train(seqs, labels, epochs=1)
