@@ -49,7 +49,7 @@ TRANSFORMER_WORKLOADS = {"tiny1k_b32", "train_tiny1k_b8", "small32k"}
 
 def run_gpu_tests(timeout: float, log: Path) -> dict:
     """Runs the tests marked gpu; the whole pytest output goes to `log`, so a failure's traceback comes back too."""
-    cmd = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "tests", "-p", "no:cacheprovider"]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-rP", "-m", "gpu", "tests", "-p", "no:cacheprovider"]
     t0 = time.time()
     try:
         p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)

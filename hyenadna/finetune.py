@@ -112,7 +112,8 @@ class HyenaDNAFineTuningModel:
         if self.freeze_backbone or not longest:
             return
         recompute = self.lm.backbone.execution.gradient_checkpointing
-        est = step_memory(self.lm.config, longest * self.config.batch_size, self.device, recompute)
+        tokens = longest * self.config.batch_size
+        est = step_memory(self.lm.config, tokens, self.device, recompute, precision=self.config.precision)
         if est is None or est.fits():
             return
         fixes = [] if recompute else [f"gradient_checkpointing=True (about {est.need_checkpointed / 1e9:.1f} GB)"]

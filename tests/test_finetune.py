@@ -382,6 +382,25 @@ def test_a_batch_that_would_not_fit_is_pointed_out_before_training(monkeypatch):
         make().train(seqs, labels, epochs=1)
 
 
+def test_the_step_memory_estimate_follows_the_precision(monkeypatch):
+    """bf16 autocast keeps the projections' and MLP's activations in 16 bits (measured ~0.8x fp32's step): memory
+    that fits a bf16 step but not an fp32 one warns for fp32 only."""
+    import hyenadna.training.step_memory as step_memory_module
+    from hyenadna.training.step_memory import FIT_SHARE, step_memory_bytes
+
+    seqs, labels = gc_task(20)
+    shape = make().lm.config
+    fp32, bf16 = (step_memory_bytes(shape, 1_600, False, p) for p in ("fp32", "bf16"))
+    assert bf16 < 0.85 * fp32
+    monkeypatch.setattr(step_memory_module, "available_bytes", lambda device: (fp32 + bf16) / 2 / FIT_SHARE)
+    with pytest.warns(UserWarning, match="of 1,600 tokens needs about"):
+        make().train(seqs, labels, epochs=1)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        make(precision="bf16").train(seqs, labels, epochs=1)
+    assert not any("needs about" in str(w.message) for w in seen)
+
+
 def test_sequences_longer_than_the_context_are_truncated_with_a_warning():
     seqs, labels = gc_task(20)
     ft = make(max_length=64)

@@ -116,6 +116,15 @@ def test_cuda_gradient_checkpointing_same_gradients_in_less_memory():
     for n, g in grads.items():  # CUDA's backward kernels may sum in another order from call to call
         assert_close(grads_ck[n], g, atol=1e-5, rtol=1e-4)
     assert peak_ck < 0.6 * peak, (peak_ck, peak)
+    # the estimate pretraining and fine-tuning warn by (measured on the CPU) holds on the GPU too: never below the
+    # step's peak, so that a step that will not fit is warned of, and not so far above it that one that fits is
+    from hyenadna.training.step_memory import step_memory_bytes
+
+    shape = PUBLISHED_CONFIGS["hyenadna-small-32k-seqlen"]
+    for recompute, measured in ((False, peak), (True, peak_ck)):
+        estimate = step_memory_bytes(shape, 32768, recompute)
+        print(f"step memory, recompute={recompute}: estimate {estimate / 1e9:.2f} GB, CUDA peak {measured / 1e9:.2f}")
+        assert measured <= estimate < 3 * measured, (recompute, estimate, measured)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

@@ -299,13 +299,16 @@ def test_a_step_that_would_not_fit_is_pointed_out_before_it_starts(fasta, tmp_pa
     gb = 1e9
     assert 30 * gb < step_memory_bytes(medium, 160_000, False) < 40 * gb  # medium-160k at 160k tokens
     assert 7 * gb < step_memory_bytes(medium, 160_000, True) < 10 * gb  # measured 7.4-7.8 GB (README)
+    assert 5.5 * gb < step_memory_bytes(medium, 160_000, True, "bf16") < 8.5 * gb  # measured 5.9 GB in bf16
     cpu = torch.device("cpu")
     cfg = PretrainConfig(fasta=[], out_dir="", seq_len=1024, batch_size=8, stages=[[100, 160_000, 1]], max_steps=200)
     assert cfg.largest_batch_tokens() == 160_000
     monkeypatch.setattr(step_memory_module, "available_bytes", lambda device: 20 * gb)
     keep, (line,) = memory_plan(cfg, medium, cpu)
-    assert not keep and line.startswith("warning: a training step of 160,000 tokens needs about 34.4 GB")
+    assert not keep and line.startswith("warning: a training step of 160,000 tokens needs about 36.0 GB")
     assert "--gradient-checkpointing (about 8.8 GB)" in line and "handed back" in line
+    _, (line,) = memory_plan(dataclasses.replace(cfg, bf16=True), medium, cpu)  # a bf16 run's own estimate
+    assert "needs about 28.8 GB" in line and "--gradient-checkpointing (about 7.9 GB)" in line
     checkpointed = dataclasses.replace(cfg, gradient_checkpointing=True)
     keep, (line,) = memory_plan(checkpointed, medium, cpu)  # fits, but not with the kept memory
     assert not keep and line.startswith("note:") and "--keep-freed-memory keeps it" in line

@@ -206,7 +206,8 @@ def memory_plan(
     (``training/step_memory.py``). ``cfg.keep_freed_memory`` None (the default) keeps it on the CPU unless the kept
     memory, 2-3x a step's at long windows, would not fit; a step that would not fit at all gets a warning that names
     the switches that lower it, since on the CPU the kernel kills the process without a word."""
-    est = step_memory(model, cfg.largest_batch_tokens(), device, cfg.gradient_checkpointing, processes)
+    precision = "bf16" if cfg.bf16 else "fp32"  # resolved by now (run_precision)
+    est = step_memory(model, cfg.largest_batch_tokens(), device, cfg.gradient_checkpointing, processes, precision)
     cpu = device.type == "cpu"
     keep = cpu and cfg.keep_freed_memory is not False
     if cpu and cfg.keep_freed_memory is None and est is not None:

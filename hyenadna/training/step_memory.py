@@ -11,26 +11,28 @@ import torch
 from hyenadna.models.config import HyenaConfig
 from hyenadna.utils.memory import available_bytes
 
-# Peak bytes of a training step per token and model channel, measured on the CPU in fp32 with freed memory handed
-# back (README "Training memory", benchmarks/results/gradient_checkpointing*.json): without recomputation about 105 a
-# layer (small-32k's and medium-160k's shapes at 32k tokens: 107 and 102); with it about 8 a layer for the blocks'
-# kept inputs and 150 for the block being recomputed and its gradients (medium-160k's shape: 1.7 GB at 32k tokens,
-# 7.4 GB at 160k). bf16 autocast takes less. The memory the pretraining loop keeps between steps on the CPU
-# (keep_freed_memory) came to 1.5-2.8x the step's at long windows.
-STEP_BYTES_PER_TOKEN_CHANNEL_LAYER = 105
-KEPT_INPUT_BYTES_PER_TOKEN_CHANNEL_LAYER = 8
-RECOMPUTED_BLOCK_BYTES_PER_TOKEN_CHANNEL = 150
+# Peak bytes of a training step per token and model channel, measured on the CPU with freed memory handed back
+# (README "Training memory"; benchmarks/results/gradient_checkpointing*.json, step_memory_bf16.json), by precision:
+# (a layer without recomputation; a layer's kept inputs with it; the block being recomputed and its gradients).
+# fp32, small-32k's and medium-160k's shapes at 32k tokens: 101-107 a layer without recomputation (110 keeps the
+# estimate above every one); with it 148 and 195 in all (medium-160k's: 188 at 160k tokens). bf16 autocast
+# (16-bit projections and MLP activations; the residual stream and the FFT stay fp32): 82-87 a layer without, 133
+# and 185 in all with it.
+STEP_BYTES_PER_TOKEN_CHANNEL = {"fp32": (110, 8, 150), "bf16": (88, 8, 130)}
+# fp16 autocast keeps the same tensors in 16 bits as bf16
+STEP_BYTES_PER_TOKEN_CHANNEL["fp16"] = STEP_BYTES_PER_TOKEN_CHANNEL["bf16"]
+# The memory the pretraining loop keeps between steps on the CPU (keep_freed_memory) came to 1.5-2.8x the step's at
+# long windows.
 KEPT_FREED_MEMORY_FACTOR = 2.5
 # warn above this share of the memory available
 FIT_SHARE = 0.8
 
 
-def step_memory_bytes(model: HyenaConfig, tokens: int, gradient_checkpointing: bool) -> int:
-    """About the peak memory of one training step over ``tokens`` tokens (window x batch) of this shape."""
-    if gradient_checkpointing:
-        per = KEPT_INPUT_BYTES_PER_TOKEN_CHANNEL_LAYER * model.n_layer + RECOMPUTED_BLOCK_BYTES_PER_TOKEN_CHANNEL
-    else:
-        per = STEP_BYTES_PER_TOKEN_CHANNEL_LAYER * model.n_layer
+def step_memory_bytes(model: HyenaConfig, tokens: int, gradient_checkpointing: bool, precision: str = "fp32") -> int:
+    """About the peak memory of one training step over ``tokens`` tokens (window x batch) of this shape, in
+    ``precision`` ("fp32", or "bf16"/"fp16" autocast)."""
+    layer, kept_input, recomputed = STEP_BYTES_PER_TOKEN_CHANNEL[precision]
+    per = kept_input * model.n_layer + recomputed if gradient_checkpointing else layer * model.n_layer
     return per * tokens * model.d_model
 
 
@@ -54,7 +56,12 @@ class StepMemory:
 
 
 def step_memory(
-    model: HyenaConfig, tokens: int, device: torch.device, gradient_checkpointing: bool, processes: int = 1
+    model: HyenaConfig,
+    tokens: int,
+    device: torch.device,
+    gradient_checkpointing: bool,
+    processes: int = 1,
+    precision: str = "fp32",
 ) -> StepMemory | None:
     """The estimate beside the memory available on ``device`` (``processes`` ranks of one CPU share it); None where
     the available memory is unknown."""
@@ -64,8 +71,8 @@ def step_memory(
     share = processes if torch.device(device).type == "cpu" else 1
     return StepMemory(
         tokens,
-        step_memory_bytes(model, tokens, gradient_checkpointing) * share,
-        step_memory_bytes(model, tokens, True) * share,
+        step_memory_bytes(model, tokens, gradient_checkpointing, precision) * share,
+        step_memory_bytes(model, tokens, True, precision) * share,
         have,
         share,
     )
