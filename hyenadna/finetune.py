@@ -12,7 +12,7 @@ import json
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from hyenadna.training.step_memory import step_memory
 from hyenadna.utils.device import seeded
 from hyenadna.utils.io import atomic_path, atomic_write_text
 from hyenadna.utils.precision import autocast
+
+if TYPE_CHECKING:
+    from hyenadna.ism import IsmResult
 
 HEADS = ("classification", "regression")
 
@@ -286,6 +289,15 @@ class HyenaDNAFineTuningModel:
             return outputs[:, 0] if self.output_size == 1 else outputs
         probs = torch.softmax(torch.from_numpy(outputs), dim=-1).numpy()
         return probs.argmax(1), probs
+
+    def mutagenesis(self, sequence: str, target: int | None = None, rc_average: bool = False) -> IsmResult:
+        """In-silico mutagenesis of this model's prediction for ``sequence``: every substitution scored by how it moves
+        a classifier's log-odds of class ``target`` (default: the class predicted for ``sequence``) or a regressor's
+        output ``target`` (``hyenadna.ism.classifier_mutagenesis``). ``.effect`` is (length, 4) over A, C, G, T,
+        ``.importance`` one value per position; ``hyenadna.ism.plot_ism`` draws both."""
+        from hyenadna.ism import classifier_mutagenesis
+
+        return classifier_mutagenesis(self, sequence, target, rc_average)
 
     def evaluate(self, data: Any, labels: Any, rc_average: bool = False) -> dict[str, float]:
         data = self.process_data(data)

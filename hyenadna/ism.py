@@ -1,6 +1,11 @@
-"""In-silico mutagenesis: every alternative base (and, optionally, the deletion) at every position of a region,
-each scored exactly as ``vep`` scores a variant: the log-likelihood ratio of two equal-length windows that hold the
-change at the same offset (``vep.variant_windows`` and ``vep.score_window_pairs``).
+"""In-silico mutagenesis: every alternative base at every position of a region, scored two ways.
+
+- Under the language model (``in_silico_mutagenesis``): each change scored exactly as ``vep`` scores a variant, the
+  log-likelihood ratio of two equal-length windows that hold the change at the same offset
+  (``vep.variant_windows`` and ``vep.score_window_pairs``); optionally the deletion too.
+- Under a fine-tuned classifier or regressor (``classifier_mutagenesis``): the change of its output when the
+  sequence it reads carries the change, through the same data path as its ``predict`` (which bases drive a
+  prediction).
 """
 
 from __future__ import annotations
@@ -8,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,55 +22,82 @@ from hyenadna.data.regions import Interval, canonical_chrom
 from hyenadna.utils.io import save_png
 from hyenadna.vep import Variant, score_window_pairs, variant_windows
 
+if TYPE_CHECKING:
+    from hyenadna.finetune import HyenaDNAFineTuningModel
+
 BASES = "ACGT"
+# what an IsmResult's numbers are, by ``measure``: the axis label of its heatmap
+MEASURES = {
+    "llr": "LLR (alt vs ref, nats)",
+    "delta_log_odds": "change of the class's log-odds",
+    "delta_value": "change of the predicted value",
+}
 
 
 @dataclass
 class IsmResult:
-    """``llr[i, b]``: the LLR of base ``BASES[b]`` at ``positions[i]`` (0-based); NaN where b is the reference base
-    (or the reference is N). ``deletion[i]``: the LLR of deleting that base (NaN unless asked for)."""
+    """``effect[i, b]``: the effect of base ``BASES[b]`` at ``positions[i]`` (0-based); NaN where b is the reference
+    base (or the reference is N). ``measure`` says what it is (``MEASURES``): the language model's LLR, or the change
+    of a classifier's log-odds for ``target`` (a regressor's value). ``deletion[i]``: the LLR of deleting that base
+    (NaN unless asked for). ``window``: the language model's window; for a classifier, the length of the sequence it
+    read."""
 
     chrom: str
     positions: np.ndarray
     reference: str
-    llr: np.ndarray
+    effect: np.ndarray
     deletion: np.ndarray
     window: int
     both_strands: bool
+    measure: str = "llr"
+    target: str = ""
+
+    @property
+    def llr(self) -> np.ndarray:
+        if self.measure != "llr":
+            raise AttributeError(f"this ISM measured {self.measure}, not an LLR: read .effect")
+        return self.effect
 
     @property
     def importance(self) -> np.ndarray:
-        """Per position: minus the mean LLR of its three substitutions (high: the model objects to changing it)."""
+        """Per position: minus the mean effect of its three substitutions (high: the model objects to changing it,
+        or, for a classifier, the base supports the target class)."""
         with np.errstate(invalid="ignore"):
-            return -np.nanmean(np.where(np.isnan(self.llr), np.nan, self.llr), axis=1)
+            return -np.nanmean(np.where(np.isnan(self.effect), np.nan, self.effect), axis=1)
 
     def rows(self) -> list[dict]:
-        """One row per (position, alternative): chrom, pos (1-based, as in a VCF), ref, alt, llr."""
+        """One row per (position, alternative): chrom, pos (1-based, as in a VCF), ref, alt and the effect, named by
+        ``measure`` ("llr" for the language model)."""
         out = []
         for i, p in enumerate(self.positions):
             ref = self.reference[i]
+            row = {"chrom": self.chrom, "pos": int(p) + 1, "ref": ref}
             for b, alt in enumerate(BASES):
-                if alt != ref and not np.isnan(self.llr[i, b]):
-                    out.append({"chrom": self.chrom, "pos": int(p) + 1, "ref": ref, "alt": alt, "llr": self.llr[i, b]})
+                if alt != ref and not np.isnan(self.effect[i, b]):
+                    out.append({**row, "alt": alt, self.measure: self.effect[i, b]})
             if not np.isnan(self.deletion[i]):
-                out.append({"chrom": self.chrom, "pos": int(p) + 1, "ref": ref, "alt": "-", "llr": self.deletion[i]})
+                out.append({**row, "alt": "-", self.measure: self.deletion[i]})
         return out
 
     @classmethod
     def load(cls, path: str | Path) -> IsmResult:
         """Read back what ``save_npz`` wrote."""
         with np.load(path, allow_pickle=False) as z:
+            measure = str(z["measure"]) if "measure" in z else "llr"
             return cls(
                 str(z["chrom"]),
                 z["positions"],
                 "".join(z["reference"].tolist()),
-                z["llr"],
+                z[measure],
                 z["deletion"],
                 int(z["window"]),
                 bool(z["both_strands"]),
+                measure,
+                str(z["target"]) if "target" in z else "",
             )
 
     def save_npz(self, path: str | Path) -> None:
+        """The arrays, the effect under its measure's name ("llr" for the language model)."""
         from hyenadna.utils.io import atomic_path
 
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -74,11 +107,13 @@ class IsmResult:
                 positions=self.positions,
                 reference=np.array(list(self.reference)),
                 bases=np.array(list(BASES)),
-                llr=self.llr,
                 deletion=self.deletion,
                 importance=self.importance,
                 window=np.array(self.window),
                 both_strands=np.array(self.both_strands),
+                measure=np.array(self.measure),
+                target=np.array(self.target),
+                **{self.measure: self.effect},
             )
 
 
@@ -139,6 +174,72 @@ def in_silico_mutagenesis(
     return IsmResult(chrom_name or region.chrom, positions, reference, llr, deletion, window, both_strands)
 
 
+def classifier_mutagenesis(
+    model: HyenaDNAFineTuningModel,
+    sequence: str,
+    target: int | None = None,
+    rc_average: bool = False,
+    chrom: str = "sequence",
+    start: int = 0,
+    positions_per_batch: int = 64,
+    progress: Callable[[int], None] | None = None,
+) -> IsmResult:
+    """Every substitution at every position of ``sequence``, scored by how it changes a fine-tuned model's output for
+    the whole sequence (``model.get_outputs``, its ``predict`` path): a classifier's log-odds of class ``target``,
+    log p - log(1 - p) (default: the class it predicts for ``sequence``, so the map explains that prediction), or a
+    regressor's output ``target`` (default 0). ``rc_average`` as in ``predict``. Positions are reported from
+    ``start`` on ``chrom``: a genomic region's coordinates. Bases other than A, C, G and T are left unmutated."""
+    seq = sequence.upper()
+    n = len(seq)
+    if n > model.context_length:
+        raise ValueError(
+            f"the sequence has {n:,} bases and the model reads {model.context_length:,}: bases past that would be "
+            "cut off before the model sees them; give a region of at most that length"
+        )
+    classification = model.head_type == "classification"
+    reference_output = model.get_outputs([seq], rc_average)
+    if target is None:
+        target = int(reference_output[0].argmax()) if classification else 0
+    if not 0 <= target < model.output_size:
+        raise ValueError(f"target {target}: the model has outputs 0 to {model.output_size - 1}")
+
+    def score(outputs: np.ndarray) -> np.ndarray:
+        z = outputs.astype(np.float64)
+        if not classification:
+            return z[:, target]
+        others = np.delete(z, target, axis=1)
+        top = others.max(axis=1)
+        return z[:, target] - top - np.log(np.exp(others - top[:, None]).sum(axis=1))
+
+    base = score(reference_output)[0]
+    effect = np.full((n, 4), np.nan)
+    for lo in range(0, n, positions_per_batch):
+        hi = min(n, lo + positions_per_batch)
+        jobs = [(i, b) for i in range(lo, hi) if seq[i] in BASES for b in range(4) if BASES[b] != seq[i]]
+        if jobs:
+            mutants = [seq[:i] + BASES[b] + seq[i + 1 :] for i, b in jobs]
+            for (i, b), value in zip(jobs, score(model.get_outputs(mutants, rc_average)), strict=True):
+                effect[i, b] = value - base
+        if progress is not None:
+            progress(hi - lo)
+    if classification:
+        names = model.label_names or []
+        label = f"class {names[target] if target < len(names) else target}"
+    else:
+        label = f"output {target}"
+    return IsmResult(
+        chrom,
+        np.arange(start, start + n, dtype=np.int64),
+        seq,
+        effect,
+        np.full(n, np.nan),
+        n,
+        rc_average,
+        "delta_log_odds" if classification else "delta_value",
+        label,
+    )
+
+
 def plot_ism(result: IsmResult, path: str | Path, title: str = "", marks: dict[int, str] | None = None) -> None:
     """A position x base heatmap of LLRs (diverging, centred on 0) above the per-position importance track.
     ``marks``: {1-based position: label} drawn as vertical lines (e.g. an annotated splice site)."""
@@ -152,23 +253,23 @@ def plot_ism(result: IsmResult, path: str | Path, title: str = "", marks: dict[i
     fig, (ax_map, ax_imp) = plt.subplots(
         2, 1, figsize=(width, 4.6), sharex=True, gridspec_kw={"height_ratios": [2.2, 1]}, constrained_layout=True
     )
-    finite = np.abs(result.llr[np.isfinite(result.llr)])
+    finite = np.abs(result.effect[np.isfinite(result.effect)])
     limit = float(np.percentile(finite, 99)) if finite.size else 1.0
     extent = (result.positions[0] + 0.5, result.positions[-1] + 1.5, 3.5, -0.5)  # 1-based position on x
     image = ax_map.imshow(
-        result.llr.T, aspect="auto", cmap="RdBu", vmin=-limit, vmax=limit, interpolation="nearest", extent=extent
+        result.effect.T, aspect="auto", cmap="RdBu", vmin=-limit, vmax=limit, interpolation="nearest", extent=extent
     )
     ax_map.set_yticks(range(4), list(BASES))
     ax_map.set_ylabel("alternative base")
     for i, ref in enumerate(result.reference):  # mark the reference base of each column
         if ref in BASES and n <= 400:
             ax_map.plot(result.positions[i] + 1, BASES.index(ref), marker=".", color="0.35", markersize=2.5)
-    fig.colorbar(image, ax=ax_map, label="LLR (alt vs ref, nats)", pad=0.01)
+    fig.colorbar(image, ax=ax_map, label=MEASURES[result.measure], pad=0.01)
     importance = result.importance
     colors = np.where(importance >= 0, "C3", "C0")
     ax_imp.bar(result.positions + 1, importance, width=1.0, color=colors)
     ax_imp.axhline(0, color="k", lw=0.6)
-    ax_imp.set_ylabel("-mean LLR")
+    ax_imp.set_ylabel("-mean LLR" if result.measure == "llr" else "-mean effect")
     ax_imp.set_xlabel(f"{result.chrom} position (1-based)")
     if n <= 120:  # the bases themselves, where they are legible; positions on the top axis
         ax_imp.set_xticks(result.positions + 1, list(result.reference), fontsize=6)
@@ -182,5 +283,9 @@ def plot_ism(result: IsmResult, path: str | Path, title: str = "", marks: dict[i
             ax.axvline(position, color="k", lw=0.8, ls="--")
         ax_imp.annotate(label, (position, 1.0), xycoords=("data", "axes fraction"), fontsize=7, ha="left", va="top")
     strands = "both strands" if result.both_strands else "forward strand"
-    ax_map.set_title(title or f"In-silico mutagenesis, {result.window:,}-base windows, {strands}")
+    if result.measure == "llr":
+        default = f"In-silico mutagenesis, {result.window:,}-base windows, {strands}"
+    else:
+        default = f"In-silico mutagenesis of a fine-tuned model's prediction ({result.target}), {strands}"
+    ax_map.set_title(title or default)
     save_png(fig, path, dpi=130)

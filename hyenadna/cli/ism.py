@@ -1,4 +1,5 @@
-"""``hyenadna ism``: in-silico mutagenesis of a region, as a table or arrays and a heatmap."""
+"""``hyenadna ism``: in-silico mutagenesis of a region, as a table or arrays and a heatmap: under the language model
+(LLR), or under a fine-tuned model (``--classifier``: the change of its prediction)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ ISM_EXAMPLES = """examples:
   hyenadna ism --genome ../shared/data/genome/GRCh37_chr20.fa.gz --region chr20:1,000,000-1,000,200 \\
       -o ism.tsv --plot ism.png
   hyenadna ism --genome seqs.fa --record my_enhancer -o ism.npz --plot ism.png --both-strands --deletions
+  hyenadna ism --classifier promoter_model --genome seqs.fa --record my_promoter -o ism.tsv --plot ism.png
 """
 
 
@@ -35,32 +37,39 @@ def region_of(args: argparse.Namespace):
 
 def cmd_ism(args: argparse.Namespace) -> int:
     from hyenadna.ism import in_silico_mutagenesis, plot_ism
-    from hyenadna.sdk import HyenaDNA
 
     region, name = region_of(args)
+    per_base = "windows" if args.classifier is None else "sequences"
     if len(region) > args.max_length:
         raise ValueError(
-            f"the region has {len(region):,} bases; ISM scores {3 + args.deletions} windows of {args.window} bases per "
-            f"base, so regions above --max-length {args.max_length:,} are refused"
+            f"the region has {len(region):,} bases; ISM scores {3 + args.deletions} {per_base} per base, so regions "
+            f"above --max-length {args.max_length:,} are refused"
         )
     suffix = Path(args.output).suffix if args.output else ""
     if suffix not in ("", ".tsv", ".jsonl", ".npz"):
         raise ValueError(f"{args.output}: write .tsv, .jsonl or .npz")
-    model = HyenaDNA(sdk_config(args, progress=False))
-    print(f"model: {model.source}", file=sys.stderr)
     progress = Progress("positions", total=len(region))
-    result = in_silico_mutagenesis(
-        model.model,
-        model.tokenizer,
-        args.genome,
-        region,
-        chrom_name=name,
-        window=args.window,
-        batch_size=args.batch_size,
-        both_strands=args.both_strands,
-        deletions=args.deletions,
-        progress=lambda k: progress.update(k, k),
-    )
+    if args.classifier is None:
+        if args.target is not None:
+            raise ValueError("--target picks a fine-tuned model's class: give --classifier too")
+        from hyenadna.sdk import HyenaDNA
+
+        model = HyenaDNA(sdk_config(args, progress=False))
+        print(f"model: {model.source}", file=sys.stderr)
+        result = in_silico_mutagenesis(
+            model.model,
+            model.tokenizer,
+            args.genome,
+            region,
+            chrom_name=name,
+            window=args.window or 1024,
+            batch_size=args.batch_size,
+            both_strands=args.both_strands,
+            deletions=args.deletions,
+            progress=lambda k: progress.update(k, k),
+        )
+    else:
+        result = _classifier_ism(args, region, name, progress)
     if suffix == ".npz":
         result.save_npz(args.output)
     else:
@@ -72,18 +81,61 @@ def cmd_ism(args: argparse.Namespace) -> int:
     return 0
 
 
+def _classifier_ism(args: argparse.Namespace, region, name: str, progress: Progress):
+    """ISM of a fine-tuned model's prediction for the region's sequence (``ism.classifier_mutagenesis``)."""
+    from hyenadna.data.readers import GenomeFasta
+    from hyenadna.finetune import HyenaDNAFineTuningModel
+    from hyenadna.ism import classifier_mutagenesis
+
+    if args.deletions or args.window is not None:
+        raise ValueError(
+            "--deletions and --window are the language model's: with --classifier the model reads the region itself"
+        )
+    ft = HyenaDNAFineTuningModel.load(args.classifier, device=args.device, batch_size=args.batch_size)
+    print(f"fine-tuned model: {args.classifier}", file=sys.stderr)
+    sequence = GenomeFasta(args.genome, {region.chrom}).fetch(region.chrom, region.start, region.end)
+    return classifier_mutagenesis(
+        ft,
+        sequence,
+        target=args.target,
+        rc_average=args.both_strands,
+        chrom=name,
+        start=region.start,
+        progress=lambda k: progress.update(k, k),
+    )
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(
-        sub, "ism", "in-silico mutagenesis: the LLR of every base change in a region, and a heatmap", cmd_ism
+        sub,
+        "ism",
+        "in-silico mutagenesis: the LLR of every base change in a region (or the change of a fine-tuned model's "
+        "prediction), and a heatmap",
+        cmd_ism,
     )
     p.epilog = ISM_EXAMPLES
     p.add_argument("--genome", required=True, help="genome FASTA (or any FASTA holding the record)")
     p.add_argument("--region", help="chrom:start-end, 0-based half-open (commas allowed)")
     p.add_argument("--record", help="a whole FASTA record instead of --region")
     p.add_argument(
-        "--window", type=int_at_least(2), default=1024, help="bases of context around each change, as vep's --window"
+        "--window", type=int_at_least(2), help="bases of context around each change, as vep's --window (default 1,024)"
     )
-    p.add_argument("--both-strands", action="store_true", help="average with the reverse-complement windows")
+    p.add_argument(
+        "--classifier",
+        help="a folder written by `hyenadna fine-tune`: score each change by how it moves that model's prediction "
+        "for the region (log-odds of --target; a regressor's value) instead of the language model's LLR",
+    )
+    p.add_argument(
+        "--target",
+        type=int_at_least(0),
+        help="with --classifier: the class (or regression output) index to explain (default: the class predicted "
+        "for the region; output 0)",
+    )
+    p.add_argument(
+        "--both-strands",
+        action="store_true",
+        help="average with the reverse-complement windows (with --classifier: its predictions on both strands)",
+    )
     p.add_argument("--deletions", action="store_true", help="also score deleting each base")
     p.add_argument("--max-length", type=int_at_least(1), default=5000, help="largest region accepted (default 5,000)")
     p.add_argument("-o", "--output", help=".tsv, .jsonl (one row per change) or .npz (position x base arrays)")

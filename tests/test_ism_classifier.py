@@ -1,0 +1,115 @@
+"""In-silico mutagenesis of a fine-tuned model's prediction: each effect is the change of the model's own output on
+the mutated sequence, and a classifier trained on GC content gets a map that points at GC."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hyenadna import HyenaDNAConfig, HyenaDNAFineTuningModel
+from hyenadna.cli import main
+from hyenadna.ism import BASES, IsmResult, plot_ism
+from tests.conftest import FIXTURES, write_fasta
+from tests.test_finetune import gc_task
+
+
+def log_odds(outputs: np.ndarray, target: int) -> np.ndarray:
+    """log p(target) - log(1 - p(target)) from logits, the plain way."""
+    z = outputs.astype(np.float64)
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    return np.log(p[:, target]) - np.log1p(-p[:, target])
+
+
+def mutate(seq: str, i: int, base: str) -> str:
+    return seq[:i] + base + seq[i + 1 :]
+
+
+@pytest.fixture(scope="module")
+def gc_classifier():
+    """The model card's fine-tuning example on a GC task (class 1: GC-rich), as test_finetune trains it."""
+    ft = HyenaDNAFineTuningModel(
+        HyenaDNAConfig(model_path=FIXTURES / "tiny", batch_size=16, progress=False), "classification", 2
+    )
+    seqs, labels = gc_task(200)
+    ft.train(ft.process_data(seqs), labels, epochs=4, lr=2e-3)
+    test, test_labels = gc_task(80, seed=1)
+    assert ft.evaluate(test, test_labels)["mcc"] > 0.6
+    return ft
+
+
+@pytest.mark.parametrize("rc_average", [False, True], ids=["forward", "both strands"])
+def test_each_effect_is_the_change_of_the_prediction_on_the_mutated_sequence(gc_classifier, rc_average):
+    seq = gc_task(1, seed=7, length=60)[0][0]
+    seq = seq[:20] + "N" + seq[21:]
+    result = gc_classifier.mutagenesis(seq, target=1, rc_average=rc_average)
+    assert result.effect.shape == (60, 4) and result.measure == "delta_log_odds" and result.target == "class 1"
+    base = log_odds(gc_classifier.get_outputs([seq], rc_average), 1)[0]
+    for i in (0, 5, 33, 59):
+        for b, alt in enumerate(BASES):
+            if alt == seq[i]:
+                assert np.isnan(result.effect[i, b])
+                continue
+            one = log_odds(gc_classifier.get_outputs([mutate(seq, i, alt)], rc_average), 1)[0]
+            assert result.effect[i, b] == pytest.approx(one - base, abs=2e-5)
+    assert np.isnan(result.effect[20]).all()  # N is left as it is
+    assert np.isfinite(result.effect).sum() == 59 * 3
+
+
+def test_a_gc_classifier_map_points_at_gc(gc_classifier):
+    """For the GC-rich class, changing A or T to G or C raises the log-odds and the reverse lowers it; the other
+    class's map is its exact negative (two classes: log-odds of one is minus the other's)."""
+    seq = gc_task(2, seed=3)[0][1]  # a GC-rich sequence, 100 bases
+    gc = gc_classifier.mutagenesis(seq, target=1)
+    at_to_gc = [gc.effect[i, b] for i, r in enumerate(seq) for b, a in enumerate(BASES) if r in "AT" and a in "GC"]
+    gc_to_at = [gc.effect[i, b] for i, r in enumerate(seq) for b, a in enumerate(BASES) if r in "GC" and a in "AT"]
+    assert np.mean(at_to_gc) > 0 > np.mean(gc_to_at)
+    assert np.mean(np.array(at_to_gc) > 0) > 0.75 and np.mean(np.array(gc_to_at) < 0) > 0.75
+    other = gc_classifier.mutagenesis(seq, target=0)
+    assert np.allclose(other.effect, -gc.effect, equal_nan=True, atol=1e-9)
+    predicted = int(gc_classifier.predict([seq])[0][0])
+    by_default = gc_classifier.mutagenesis(seq)  # explains the class it predicts
+    assert np.array_equal(by_default.effect, (other, gc)[predicted].effect, equal_nan=True)
+    assert gc.importance[[i for i, r in enumerate(seq) if r in "GC"]].mean() > 0  # G and C support the class
+
+
+def test_regression_effects_and_refusals():
+    ft = HyenaDNAFineTuningModel(HyenaDNAConfig(model_path=FIXTURES / "tiny", progress=False), "regression", 2)
+    seq = "ACGTTGCAAC" * 3
+    result = ft.mutagenesis(seq, target=1)
+    before = ft.get_outputs([seq])[0, 1]
+    after = ft.get_outputs([mutate(seq, 4, "G")])[0, 1]
+    assert result.measure == "delta_value" and result.target == "output 1"
+    assert result.effect[4, BASES.index("G")] == pytest.approx(after - before, abs=1e-5)
+    with pytest.raises(ValueError, match="target 2: the model has outputs 0 to 1"):
+        ft.mutagenesis(seq, target=2)
+    with pytest.raises(ValueError, match="bases past that would be cut off"):
+        ft.mutagenesis("A" * (ft.context_length + 1))
+    with pytest.raises(AttributeError, match=r"read \.effect"):
+        _ = result.llr
+
+
+def test_cli_ism_of_a_fine_tuned_model(gc_classifier, tmp_path, capsys):
+    folder = gc_classifier.save(tmp_path / "gc_model")
+    seq = gc_task(2, seed=3)[0][1][:40]
+    fasta = tmp_path / "s.fa"
+    write_fasta(fasta, "rec", seq)
+    common = ["ism", "--classifier", str(folder), "--genome", str(fasta), "--record", "rec"]
+    assert main([*common, "--target", "1", "-o", str(tmp_path / "m.tsv"), "--plot", str(tmp_path / "m.png")]) == 0
+    lines = (tmp_path / "m.tsv").read_text().splitlines()
+    assert lines[0].split("\t") == ["chrom", "pos", "ref", "alt", "delta_log_odds"] and len(lines) == 1 + 40 * 3
+    chrom, pos, ref, alt, value = lines[1].split("\t")
+    expected = gc_classifier.mutagenesis(seq, target=1).effect[0, BASES.index(alt)]
+    assert (chrom, pos, ref) == ("rec", "1", seq[0]) and float(value) == pytest.approx(expected, abs=1e-4)
+    assert (tmp_path / "m.png").stat().st_size > 0
+    assert main([*common, "--target", "1", "-o", str(tmp_path / "m.npz")]) == 0
+    back = IsmResult.load(tmp_path / "m.npz")
+    assert back.measure == "delta_log_odds" and back.target == "class 1" and back.effect.shape == (40, 4)
+    plot_ism(back, tmp_path / "again.png")
+    assert main([*common, "--deletions"]) == 1
+    assert "--deletions and --window are the language model's" in capsys.readouterr().err
+    assert (
+        main(["ism", "--genome", str(fasta), "--record", "rec", "--target", "1", "--model", str(FIXTURES / "tiny")])
+        == 1
+    )
+    assert "--target picks a fine-tuned model's class" in capsys.readouterr().err
