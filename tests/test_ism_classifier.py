@@ -113,3 +113,23 @@ def test_cli_ism_of_a_fine_tuned_model(gc_classifier, tmp_path, capsys):
         == 1
     )
     assert "--target picks a fine-tuned model's class" in capsys.readouterr().err
+
+
+def test_an_ism_file_written_before_measures_existed_still_loads(tmp_path):
+    """Files from before this change hold the language model's LLRs under "llr" and no measure."""
+    path = tmp_path / "old.npz"
+    llr = np.full((2, 4), np.nan)
+    llr[0, 1:] = [0.5, -0.25, 1.0]
+    np.savez(
+        path,
+        chrom=np.array("chr1"),
+        positions=np.array([10, 11]),
+        reference=np.array(list("AN")),
+        llr=llr,
+        deletion=np.full(2, np.nan),
+        window=np.array(128),
+        both_strands=np.array(False),
+    )
+    back = IsmResult.load(path)
+    assert back.measure == "llr" and np.array_equal(back.llr, llr, equal_nan=True)
+    assert back.rows()[0] == {"chrom": "chr1", "pos": 11, "ref": "A", "alt": "C", "llr": 0.5}
