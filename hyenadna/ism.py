@@ -241,7 +241,8 @@ def classifier_mutagenesis(
 
 
 def plot_ism(result: IsmResult, path: str | Path, title: str = "", marks: dict[int, str] | None = None) -> None:
-    """A position x base heatmap of LLRs (diverging, centred on 0) above the per-position importance track.
+    """A position x base heatmap of the effects (LLRs, or a classifier's; diverging, centred on 0) above the
+    per-position importance track.
     ``marks``: {1-based position: label} drawn as vertical lines (e.g. an annotated splice site)."""
     import matplotlib
 
