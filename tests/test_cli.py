@@ -278,6 +278,14 @@ def test_fine_tune_caps_rows_and_patience(tmp_path, capsys):
     assert main(args) == 0
     meta = json.loads((tmp_path / "clf" / "finetune.json").read_text())
     assert len(meta["history"]) == 1
+    # the folder says what it is: task, base model, recipe, the epoch kept and the test metrics
+    record = json.loads((tmp_path / "clf" / "results.json").read_text())
+    assert record["task"] == "promoter_all" and record["rows"] == {"train": 40, "test": 20}
+    assert record["kept_epoch"] == 1 and record["recipe"]["patience_from"] == "training loss"
+    assert str(FIXTURES / "tiny") in record["base_model"] and set(record["test"]) >= {"f1", "mcc"}
+    card = (tmp_path / "clf" / "README.md").read_text()
+    assert card.startswith("# HyenaDNA fine-tuned on promoter_all") and f"| {record['test']['mcc']:.4f} |" in card
+    assert "the weights of epoch 1 were kept" in card
     with pytest.raises(SystemExit):
         main([*args[:-4], "--patience-from", "validation loss"])
 

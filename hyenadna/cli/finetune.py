@@ -50,7 +50,64 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     state.unlink()
     scores = ft.evaluate(task.test["sequence"].tolist(), task.test["label"].to_numpy(), rc_average=args.rc_augment)
     print(json.dumps({"task": task.name, "test": scores}), file=sys.stderr)
+    write_card(Path(args.out), args, task, ft, scores)
     return 0
+
+
+RECIPE_ARGS = ("epochs", "lr", "patience", "patience_from", "head_init", "rc_augment", "seed", "max_train", "max_test")
+
+
+def kept_epoch(history: list[dict], key: str = "val_mcc") -> int | None:
+    """The epoch whose weights were kept: the first with the best validation score (epoch 0: the LP-FT head)."""
+    scored = [h for h in history if h.get(key) is not None]
+    return max(scored, key=lambda h: h[key])["epoch"] if scored else None
+
+
+def write_card(out: Path, args: argparse.Namespace, task, ft, scores: dict[str, float]) -> None:
+    """``results.json`` and a ``README.md`` model card beside the saved model: what it was trained on, from which
+    model, with which arguments, the validation history, the epoch kept and the test metrics, so a folder that
+    travels says what it is."""
+    from hyenadna.utils.io import atomic_write_text
+
+    kept = kept_epoch(ft.history)
+    record = {
+        "task": task.name,
+        "base_model": ft.source,
+        "command": "hyenadna " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["fine-tune"] else None,
+        "recipe": {k: getattr(args, k) for k in RECIPE_ARGS},
+        "rows": {"train": len(task.train), "test": len(task.test)},
+        "kept_epoch": kept,
+        "test": scores,
+    }
+    atomic_write_text(out / "results.json", json.dumps(record, indent=1))
+    metrics = list(scores)
+    lines = [
+        f"# HyenaDNA fine-tuned on {task.name}",
+        "",
+        f"Base model: `{ft.source}`. Labels: {', '.join(ft.label_names or [])}. "
+        f"Trained on {len(task.train):,} rows (10% of them held out for validation), tested once on "
+        f"{len(task.test):,}.",
+        "",
+        *([f"Command: `{record['command']}`", ""] if record["command"] else []),
+        "Recipe: " + ", ".join(f"{k} {getattr(args, k)}" for k in RECIPE_ARGS if getattr(args, k) is not None) + ".",
+        "",
+        "| test | " + " | ".join(metrics) + " |",
+        "|---|" + "---|" * len(metrics),
+        "| | " + " | ".join(f"{scores[m]:.4f}" for m in metrics) + " |",
+        "",
+        f"Validation by epoch{' (epoch 0: the LP-FT head)' if ft.history and ft.history[0]['epoch'] == 0 else ''}; "
+        f"the weights of epoch {kept} were kept:",
+        "",
+        "| epoch | train loss | validation " + " | validation ".join(metrics) + " |",
+        "|---|---|" + "---|" * len(metrics),
+    ]
+    for h in ft.history:
+        loss = "-" if h["train_loss"] is None else f"{h['train_loss']:.4f}"
+        lines.append(
+            f"| {h['epoch']} | {loss} | " + " | ".join(f"{h.get('val_' + m, float('nan')):.4f}" for m in metrics) + " |"
+        )
+    lines += ["", "Load it with `HyenaDNAFineTuningModel.load(folder)`, or `hyenadna predict folder seqs.fa`."]
+    atomic_write_text(out / "README.md", "\n".join(lines) + "\n")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
