@@ -31,7 +31,10 @@ MEASURES = {
     "llr": "LLR (alt vs ref, nats)",
     "delta_log_odds": "change of the class's log-odds",
     "delta_value": "change of the predicted value",
+    "delta_log_odds_first_order": "change of the class's log-odds\n(first-order estimate)",
+    "delta_value_first_order": "change of the predicted value\n(first-order estimate)",
 }
+METHODS = ("exact", "gradient")
 
 
 @dataclass
@@ -181,6 +184,7 @@ def classifier_mutagenesis(
     rc_average: bool = False,
     chrom: str = "sequence",
     start: int = 0,
+    method: str = "exact",
     positions_per_batch: int = 64,
     progress: Callable[[int], None] | None = None,
 ) -> IsmResult:
@@ -188,13 +192,22 @@ def classifier_mutagenesis(
     the whole sequence (``model.get_outputs``, its ``predict`` path): a classifier's log-odds of class ``target``,
     log p - log(1 - p) (default: the class it predicts for ``sequence``, so the map explains that prediction), or a
     regressor's output ``target`` (default 0). ``rc_average`` as in ``predict``. Positions are reported from
-    ``start`` on ``chrom``: a genomic region's coordinates. Bases other than A, C, G and T are left unmutated."""
+    ``start`` on ``chrom``: a genomic region's coordinates. Bases other than A, C, G and T are left unmutated.
+
+    ``method``: "exact" runs the model on each of the 3 x length mutated sequences; "gradient" estimates every
+    change from one forward and backward pass, to first order: the score's gradient at a position's embedding times
+    the difference of the two bases' embeddings (for sequences whose exact map costs too much; it ranks changes only
+    roughly like the exact map, README "Which bases drive a prediction")."""
+    if method not in METHODS:
+        raise ValueError(f"method={method!r}: choose one of {METHODS}")
     seq = sequence.upper()
     n = len(seq)
-    if n > model.context_length:
+    tok = model.tokenizer
+    room = model.context_length - len(tok.prefix) - len(tok.suffix)  # the framing tokens share the context
+    if n > room:
         raise ValueError(
-            f"the sequence has {n:,} bases and the model reads {model.context_length:,}: bases past that would be "
-            "cut off before the model sees them; give a region of at most that length"
+            f"the sequence has {n:,} bases and the model reads {room:,} beside its framing tokens: bases past that "
+            "would be cut off before the model sees them; give a region of at most that length"
         )
     classification = model.head_type == "classification"
     reference_output = model.get_outputs([seq], rc_average)
@@ -203,30 +216,31 @@ def classifier_mutagenesis(
     if not 0 <= target < model.output_size:
         raise ValueError(f"target {target}: the model has outputs 0 to {model.output_size - 1}")
 
-    def score(outputs: np.ndarray) -> np.ndarray:
-        z = outputs.astype(np.float64)
-        if not classification:
-            return z[:, target]
-        others = np.delete(z, target, axis=1)
-        top = others.max(axis=1)
-        return z[:, target] - top - np.log(np.exp(others - top[:, None]).sum(axis=1))
+    def score(outputs):
+        return _target_score(outputs, target, classification)
 
-    base = score(reference_output)[0]
-    effect = np.full((n, 4), np.nan)
-    for lo in range(0, n, positions_per_batch):
-        hi = min(n, lo + positions_per_batch)
-        jobs = [(i, b) for i in range(lo, hi) if seq[i] in BASES for b in range(4) if BASES[b] != seq[i]]
-        if jobs:
-            mutants = [seq[:i] + BASES[b] + seq[i + 1 :] for i, b in jobs]
-            for (i, b), value in zip(jobs, score(model.get_outputs(mutants, rc_average)), strict=True):
-                effect[i, b] = value - base
+    if method == "gradient":
+        effect = _first_order_effects(model, seq, score, rc_average)
         if progress is not None:
-            progress(hi - lo)
+            progress(n)
+    else:
+        base = float(score(reference_output)[0])
+        effect = np.full((n, 4), np.nan)
+        for lo in range(0, n, positions_per_batch):
+            hi = min(n, lo + positions_per_batch)
+            jobs = [(i, b) for i in range(lo, hi) if seq[i] in BASES for b in range(4) if BASES[b] != seq[i]]
+            if jobs:
+                mutants = [seq[:i] + BASES[b] + seq[i + 1 :] for i, b in jobs]
+                for (i, b), value in zip(jobs, score(model.get_outputs(mutants, rc_average)).tolist(), strict=True):
+                    effect[i, b] = value - base
+            if progress is not None:
+                progress(hi - lo)
     if classification:
         names = model.label_names or []
         label = f"class {names[target] if target < len(names) else target}"
     else:
         label = f"output {target}"
+    measure = "delta_log_odds" if classification else "delta_value"
     return IsmResult(
         chrom,
         np.arange(start, start + n, dtype=np.int64),
@@ -235,9 +249,67 @@ def classifier_mutagenesis(
         np.full(n, np.nan),
         n,
         rc_average,
-        "delta_log_odds" if classification else "delta_value",
+        measure if method == "exact" else f"{measure}_first_order",
         label,
     )
+
+
+def _target_score(outputs, target: int, classification: bool):
+    """A classifier's log-odds of ``target`` from its logits (rows), or a regressor's output ``target``; float64,
+    from numpy outputs or from a tensor that carries gradients."""
+    import torch
+
+    z = torch.as_tensor(outputs).double()
+    if not classification:
+        return z[:, target]
+    others = torch.cat([z[:, :target], z[:, target + 1 :]], dim=1)
+    return z[:, target] - torch.logsumexp(others, dim=1)
+
+
+def _first_order_effects(model: HyenaDNAFineTuningModel, seq: str, score: Callable, rc_average: bool) -> np.ndarray:
+    """effect[i, b] ~ (E[b] - E[ref_i]) . d score / d embedding_i, summed over both strands with ``rc_average`` (a
+    change at i is a change at n-1-i of the reverse complement, to the complementary base)."""
+    import torch
+
+    from hyenadna.utils.precision import autocast
+
+    tok = model.tokenizer
+    ids = model.process_data([seq]).ids[0]
+    strands = [False, True] if rc_average else [False]
+    tokens = torch.as_tensor(np.stack([model._framed(ids, rc) for rc in strands]).astype(np.int64), device=model.device)
+    embedding = model.network.backbone.embeddings
+    seen = {}
+
+    def keep_grad(module, args, out):
+        out.retain_grad()
+        seen["out"] = out
+
+    was_training = model.network.training
+    model.network.eval()
+    hook = embedding.register_forward_hook(keep_grad)
+    try:
+        with torch.enable_grad(), autocast(model.device, model.config.precision):
+            logits = model.network(tokens, torch.ones_like(tokens, dtype=torch.bool))
+        score(logits.float().mean(dim=0, keepdim=True)).sum().backward()
+    finally:
+        hook.remove()
+        model.network.zero_grad(set_to_none=True)
+        model.network.train(was_training)
+    offset, n = len(tok.prefix), len(seq)
+    grads = seen["out"].grad[:, offset : offset + n].double()  # (strands, n, D)
+    table = embedding.word_embeddings.weight.detach().double()[
+        torch.as_tensor(tok.encode_bases(BASES), dtype=torch.long)
+    ]
+    along = grads @ table.T.to(grads.device)  # (strands, n, 4): the gradient along each base's embedding
+    total = along[0]
+    if rc_average:
+        total = total + along[1].flip(0).flip(1)  # position n-1-i, complement: A C G T -> T G C A
+    effect = total.cpu().numpy()
+    refs = np.array([BASES.find(c) for c in seq])
+    known = refs >= 0
+    effect = effect - np.where(known, effect[np.arange(n), np.maximum(refs, 0)], np.nan)[:, None]
+    effect[np.flatnonzero(known), refs[known]] = np.nan
+    return effect
 
 
 def plot_ism(result: IsmResult, path: str | Path, title: str = "", marks: dict[int, str] | None = None) -> None:

@@ -83,8 +83,12 @@ def test_regression_effects_and_refusals():
     assert result.effect[4, BASES.index("G")] == pytest.approx(after - before, abs=1e-5)
     with pytest.raises(ValueError, match="target 2: the model has outputs 0 to 1"):
         ft.mutagenesis(seq, target=2)
+    room = ft.context_length - len(ft.tokenizer.prefix) - len(ft.tokenizer.suffix)  # the framing shares the context
+    assert ft.mutagenesis("A" * room, method="gradient").effect.shape == (room, 4)
     with pytest.raises(ValueError, match="bases past that would be cut off"):
-        ft.mutagenesis("A" * (ft.context_length + 1))
+        ft.mutagenesis("A" * (room + 1), method="gradient")
+    with pytest.raises(ValueError, match="method='taylor'"):
+        ft.mutagenesis(seq, method="taylor")
     with pytest.raises(AttributeError, match=r"read \.effect"):
         _ = result.llr
 
@@ -112,7 +116,10 @@ def test_cli_ism_of_a_fine_tuned_model(gc_classifier, tmp_path, capsys):
         main(["ism", "--genome", str(fasta), "--record", "rec", "--target", "1", "--model", str(FIXTURES / "tiny")])
         == 1
     )
-    assert "--target picks a fine-tuned model's class" in capsys.readouterr().err
+    assert "--target and --method are for a fine-tuned model's prediction" in capsys.readouterr().err
+    assert main([*common, "--target", "1", "--method", "gradient", "-o", str(tmp_path / "g.tsv")]) == 0
+    first_order = (tmp_path / "g.tsv").read_text().splitlines()
+    assert first_order[0].endswith("\tdelta_log_odds_first_order") and len(first_order) == len(lines)
 
 
 def test_an_ism_file_written_before_measures_existed_still_loads(tmp_path):
@@ -133,3 +140,58 @@ def test_an_ism_file_written_before_measures_existed_still_loads(tmp_path):
     back = IsmResult.load(path)
     assert back.measure == "llr" and np.array_equal(back.llr, llr, equal_nan=True)
     assert back.rows()[0] == {"chrom": "chr1", "pos": 11, "ref": "A", "alt": "C", "llr": 0.5}
+
+
+@pytest.mark.parametrize("rc_average", [False, True], ids=["forward", "both strands"])
+def test_the_first_order_map_is_the_derivative_along_each_base_change(gc_classifier, rc_average):
+    """method="gradient": effect[i, b] is the derivative of the score as position i's embedding moves toward base
+    b's (and, on both strands, position n-1-i of the reverse complement toward the complement): checked against a
+    central finite difference through the network itself."""
+    import torch
+
+    ft = gc_classifier
+    seq = gc_task(1, seed=11, length=50)[0][0]
+    result = ft.mutagenesis(seq, target=1, rc_average=rc_average, method="gradient")
+    assert result.measure == "delta_log_odds_first_order" and np.isfinite(result.effect).sum() == 50 * 3
+    table = ft.network.backbone.embeddings.word_embeddings.weight.detach()
+    ids = [int(x) for x in ft.tokenizer.encode_bases("ACGT")]
+    offset = len(ft.tokenizer.prefix)
+    strands = [False, True] if rc_average else [False]
+    tokens = torch.as_tensor(
+        np.stack([ft._framed(ft.process_data([seq]).ids[0], rc) for rc in strands]).astype(np.int64)
+    )
+
+    def score(i: int, b: int, step: float) -> float:
+        def shift(module, args, out):
+            out = out.clone()
+            out[0, offset + i] += step * (table[ids[b]] - table[ids[BASES.index(seq[i])]])
+            if rc_average:  # the same change seen on the other strand
+                comp = 3 - b
+                out[1, offset + len(seq) - 1 - i] += step * (table[ids[comp]] - table[ids[3 - BASES.index(seq[i])]])
+            return out
+
+        hook = ft.network.backbone.embeddings.register_forward_hook(shift)
+        try:
+            with torch.no_grad():
+                z = ft.network(tokens, torch.ones_like(tokens, dtype=torch.bool)).double().mean(0)
+        finally:
+            hook.remove()
+        return float(z[1] - z[0])  # two classes: the log-odds of class 1
+
+    for i, b in [(0, 0), (7, 2), (31, 3), (49, 1)]:
+        if BASES[b] == seq[i]:
+            b = (b + 1) % 4
+        step = 1e-2
+        numeric = (score(i, b, step) - score(i, b, -step)) / (2 * step)
+        assert result.effect[i, b] == pytest.approx(numeric, rel=2e-2, abs=2e-4)
+
+
+def test_the_first_order_map_of_a_gc_classifier_also_points_at_gc(gc_classifier):
+    seq = gc_task(2, seed=3)[0][1]
+    fast = gc_classifier.mutagenesis(seq, target=1, method="gradient").effect
+    exact = gc_classifier.mutagenesis(seq, target=1).effect
+    at_to_gc = [fast[i, b] for i, r in enumerate(seq) for b, a in enumerate(BASES) if r in "AT" and a in "GC"]
+    assert np.mean(at_to_gc) > 0
+    known = np.isfinite(exact)
+    assert np.array_equal(known, np.isfinite(fast))
+    print(f"first order against exact, GC classifier: r = {np.corrcoef(fast[known], exact[known])[0, 1]:.3f}")

@@ -50,8 +50,8 @@ def cmd_ism(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.output}: write .tsv, .jsonl or .npz")
     progress = Progress("positions", total=len(region))
     if args.classifier is None:
-        if args.target is not None:
-            raise ValueError("--target picks a fine-tuned model's class: give --classifier too")
+        if args.target is not None or args.method != "exact":
+            raise ValueError("--target and --method are for a fine-tuned model's prediction: give --classifier too")
         from hyenadna.sdk import HyenaDNA
 
         model = HyenaDNA(sdk_config(args, progress=False))
@@ -99,6 +99,7 @@ def _classifier_ism(args: argparse.Namespace, region, name: str, progress: Progr
         sequence,
         target=args.target,
         rc_average=args.both_strands,
+        method=args.method,
         chrom=name,
         start=region.start,
         progress=lambda k: progress.update(k, k),
@@ -130,6 +131,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int_at_least(0),
         help="with --classifier: the class (or regression output) index to explain (default: the class predicted "
         "for the region; output 0)",
+    )
+    p.add_argument(
+        "--method",
+        choices=["exact", "gradient"],
+        default="exact",
+        help="with --classifier: exact (the model run on every mutated sequence, 3 x length passes) or gradient (a "
+        "first-order estimate from one forward and backward pass, for long sequences; it ranks changes only roughly "
+        "like exact, README 'Which bases drive a prediction')",
     )
     p.add_argument(
         "--both-strands",
