@@ -8,8 +8,8 @@ position, with the time each took.
 
 from __future__ import annotations
 
-import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -17,8 +17,9 @@ import numpy as np
 
 from hyenadna.utils.io import atomic_write_text
 
-REPO = Path(__file__).resolve().parents[1]
-TASK = REPO.parent / "shared" / "benchmarks" / "promoter_all"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ism_promoter import setup  # the same model, windows and command line
 
 
 def compare(exact: np.ndarray, fast: np.ndarray) -> dict:
@@ -39,27 +40,11 @@ def compare(exact: np.ndarray, fast: np.ndarray) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("model", help="a folder written by `hyenadna fine-tune` on promoter_all")
-    ap.add_argument("--per-group", type=int, default=10)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", type=Path, required=True)
-    args = ap.parse_args()
-
     import pandas as pd
-    import torch
 
-    from hyenadna.finetune import HyenaDNAFineTuningModel
-
-    torch.set_num_threads(args.threads)
-    ft = HyenaDNAFineTuningModel.load(args.model, batch_size=64)
-    promoter = ft.label_names.index("promoter") if ft.label_names else 1
-    test = pd.read_csv(TASK / "test.csv.gz")
+    args, ft, promoter, groups = setup(__doc__, 10)
     rows = []
-    for group, members in (
-        ("promoters", test[test["label"] == promoter].head(args.per_group)),
-        ("non-promoters", test[test["label"] != promoter].head(args.per_group)),
-    ):
+    for group, members in groups.items():
         for r in members.itertuples():
             t0 = time.perf_counter()
             exact = ft.mutagenesis(r.sequence, target=promoter).effect

@@ -59,10 +59,12 @@ def bootstrap(values: list[float], draws: int = 2000) -> tuple[float, float, flo
     return float(v.mean()), *(float(x) for x in np.percentile(means, [2.5, 97.5]))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def setup(description: str, per_group: int):
+    """The command line shared with ism_first_order.py: (args, the fine-tuned model, the promoter class, and the first
+    ``--per-group`` test promoters and non-promoters in file order)."""
+    ap = argparse.ArgumentParser(description=description.split("\n\n")[0])
     ap.add_argument("model", help="a folder written by `hyenadna fine-tune` on promoter_all")
-    ap.add_argument("--per-group", type=int, default=20)
+    ap.add_argument("--per-group", type=int, default=per_group)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
@@ -71,7 +73,6 @@ def main() -> None:
     import torch
 
     from hyenadna.finetune import HyenaDNAFineTuningModel
-    from hyenadna.ism import plot_ism
 
     torch.set_num_threads(args.threads)
     ft = HyenaDNAFineTuningModel.load(args.model, batch_size=64)
@@ -81,6 +82,15 @@ def main() -> None:
         "promoters": test[test["label"] == promoter].head(args.per_group),
         "non-promoters": test[test["label"] != promoter].head(args.per_group),
     }
+    return args, ft, promoter, groups
+
+
+def main() -> None:
+    import pandas as pd
+
+    from hyenadna.ism import plot_ism
+
+    args, ft, promoter, groups = setup(__doc__, 20)
     args.out.mkdir(parents=True, exist_ok=True)
     rows, profiles = [], {}
     for group, members in groups.items():
