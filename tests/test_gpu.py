@@ -257,3 +257,20 @@ def test_random_init_does_not_touch_the_users_cuda_rng():
     HyenaDNA(HyenaDNAConfig(pretrained=False, device="cuda", seed=7))
     assert torch.equal(torch.cuda.get_rng_state(), before)
     assert isinstance(HyenaDNALMHeadModel, type)
+
+
+@pytest.mark.parametrize("method", ["exact", "gradient"])
+def test_cuda_classifier_mutagenesis_matches_the_cpu(method, tmp_path):
+    """ISM of a fine-tuned model's prediction on a GPU: the same map as on the CPU, both strands, exact and first
+    order (the gradient one reads the embedding's gradient on the device)."""
+    from hyenadna import HyenaDNAConfig, HyenaDNAFineTuningModel
+
+    ft = HyenaDNAFineTuningModel(HyenaDNAConfig(model_path=FIXTURES / "tiny", progress=False), "classification", 3)
+    folder = ft.save(tmp_path / "clf")
+    seq = "".join(np.random.default_rng(4).choice(list("ACGT"), 64))
+    maps = {
+        device: HyenaDNAFineTuningModel.load(folder, device=device).mutagenesis(seq, 2, True, method).effect
+        for device in ("cpu", "cuda")
+    }
+    assert np.allclose(maps["cuda"], maps["cpu"], atol=1e-4, equal_nan=True)
+    assert np.isfinite(maps["cuda"]).sum() == 64 * 3
