@@ -291,16 +291,22 @@ class HyenaDNAFineTuningModel:
         return probs.argmax(1), probs
 
     def mutagenesis(
-        self, sequence: str, target: int | None = None, rc_average: bool = False, method: str = "exact"
+        self,
+        sequence: str,
+        target: int | None = None,
+        rc_average: bool = False,
+        method: str = "exact",
+        strand: str = "+",
     ) -> IsmResult:
         """In-silico mutagenesis of this model's prediction for ``sequence``: every substitution scored by how it moves
         a classifier's log-odds of class ``target`` (default: the class predicted for ``sequence``) or a regressor's
         output ``target`` (``hyenadna.ism.classifier_mutagenesis``; ``method="gradient"``: a first-order estimate
-        from one backward pass). ``.effect`` is (length, 4) over A, C, G, T, ``.importance`` one value per position;
-        ``hyenadna.ism.plot_ism`` draws both."""
+        from one backward pass; ``strand="-"``: the model reads the reverse complement, the map stays on ``sequence``).
+        ``.effect`` is (length, 4) over A, C, G, T, ``.importance`` one value per position; ``hyenadna.ism.plot_ism``
+        draws both."""
         from hyenadna.ism import classifier_mutagenesis
 
-        return classifier_mutagenesis(self, sequence, target, rc_average, method=method)
+        return classifier_mutagenesis(self, sequence, target, rc_average, method=method, strand=strand)
 
     def evaluate(self, data: Any, labels: Any, rc_average: bool = False) -> dict[str, float]:
         data = self.process_data(data)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hyenadna.data.readers import GenomeFasta
+from hyenadna.data.readers import GenomeFasta, reverse_complement
 from hyenadna.data.regions import Interval, canonical_chrom
 from hyenadna.utils.io import save_png
 from hyenadna.vep import Variant, score_window_pairs, variant_windows
@@ -185,6 +185,7 @@ def classifier_mutagenesis(
     chrom: str = "sequence",
     start: int = 0,
     method: str = "exact",
+    strand: str = "+",
     positions_per_batch: int = 64,
     progress: Callable[[int], None] | None = None,
 ) -> IsmResult:
@@ -197,10 +198,17 @@ def classifier_mutagenesis(
     ``method``: "exact" runs the model on each of the 3 x length mutated sequences; "gradient" estimates every
     change from one forward and backward pass, to first order: the score's gradient at a position's embedding times
     the difference of the two bases' embeddings (for sequences whose exact map costs too much; it ranks changes only
-    roughly like the exact map, README "Which bases drive a prediction")."""
+    roughly like the exact map, README "Which bases drive a prediction").
+
+    ``strand="-"``: the model reads the reverse complement of ``sequence`` (a gene on the minus strand, for a model
+    trained on gene-strand windows), and the map is reported on ``sequence`` as given: its positions, its reference
+    bases, its alleles."""
     if method not in METHODS:
         raise ValueError(f"method={method!r}: choose one of {METHODS}")
-    seq = sequence.upper()
+    if strand not in ("+", "-"):
+        raise ValueError(f"strand={strand!r}: '+' (as given) or '-' (its reverse complement)")
+    given = sequence.upper()
+    seq = reverse_complement(given) if strand == "-" else given
     n = len(seq)
     tok = model.tokenizer
     room = model.context_length - len(tok.prefix) - len(tok.suffix)  # the framing tokens share the context
@@ -240,11 +248,14 @@ def classifier_mutagenesis(
         label = f"class {names[target] if target < len(names) else target}"
     else:
         label = f"output {target}"
+    if strand == "-":  # back onto the sequence as given: positions reversed, each base its complement (ACGT -> TGCA)
+        effect = effect[::-1, ::-1].copy()
+        label += ", read on the - strand"
     measure = "delta_log_odds" if classification else "delta_value"
     return IsmResult(
         chrom,
         np.arange(start, start + n, dtype=np.int64),
-        seq,
+        given,
         effect,
         np.full(n, np.nan),
         n,

@@ -116,7 +116,7 @@ def test_cli_ism_of_a_fine_tuned_model(gc_classifier, tmp_path, capsys):
         main(["ism", "--genome", str(fasta), "--record", "rec", "--target", "1", "--model", str(FIXTURES / "tiny")])
         == 1
     )
-    assert "--target and --method are for a fine-tuned model's prediction" in capsys.readouterr().err
+    assert "--target, --method and --strand are for a fine-tuned model's prediction" in capsys.readouterr().err
     assert main([*common, "--target", "1", "--method", "gradient", "-o", str(tmp_path / "g.tsv")]) == 0
     first_order = (tmp_path / "g.tsv").read_text().splitlines()
     assert first_order[0].endswith("\tdelta_log_odds_first_order") and len(first_order) == len(lines)
@@ -195,3 +195,45 @@ def test_the_first_order_map_of_a_gc_classifier_also_points_at_gc(gc_classifier)
     known = np.isfinite(exact)
     assert np.array_equal(known, np.isfinite(fast))
     print(f"first order against exact, GC classifier: r = {np.corrcoef(fast[known], exact[known])[0, 1]:.3f}")
+
+
+@pytest.mark.parametrize("method", ["exact", "gradient"])
+def test_a_minus_strand_map_is_the_reverse_complements_map_put_back_on_the_given_strand(
+    gc_classifier, method, tmp_path
+):
+    """strand="-": the model reads the reverse complement (a minus-strand gene), and the map comes back in the given
+    sequence's positions and alleles: changing base i to b there is changing base n-1-i to b's complement in what the
+    model read."""
+    seq = gc_task(1, seed=5, length=40)[0][0]
+    rc = seq[::-1].translate(str.maketrans("ACGT", "TGCA"))
+    from hyenadna.ism import classifier_mutagenesis
+
+    minus = classifier_mutagenesis(gc_classifier, seq, target=1, method=method, strand="-", chrom="r", start=100)
+    assert np.array_equal(
+        gc_classifier.mutagenesis(seq, 1, method=method, strand="-").effect, minus.effect, equal_nan=True
+    )
+    read = gc_classifier.mutagenesis(rc, target=1, method=method)
+    assert minus.reference == seq and minus.positions[0] == 100 and minus.target == "class 1, read on the - strand"
+    for i, b in [(0, 1), (13, 3), (39, 0)]:
+        j, comp = 39 - i, 3 - b
+        assert np.isnan(minus.effect[i, b]) == np.isnan(read.effect[j, comp])
+        if not np.isnan(minus.effect[i, b]):
+            assert minus.effect[i, b] == pytest.approx(read.effect[j, comp], abs=1e-9)
+    fasta = tmp_path / "s.fa"
+    write_fasta(fasta, "r", "A" * 100 + seq + "A" * 10)
+    argv = ["ism", "--classifier", str(gc_classifier.save(tmp_path / "m")), "--genome", str(fasta)]
+    argv += [
+        "--region",
+        "r:100-140",
+        "--strand",
+        "-",
+        "--target",
+        "1",
+        "--method",
+        method,
+        "-o",
+        str(tmp_path / "x.npz"),
+    ]
+    assert main(argv) == 0
+    back = IsmResult.load(tmp_path / "x.npz")
+    assert back.reference == seq and np.allclose(back.effect, minus.effect, atol=1e-5, equal_nan=True)

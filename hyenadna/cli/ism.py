@@ -50,8 +50,10 @@ def cmd_ism(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.output}: write .tsv, .jsonl or .npz")
     progress = Progress("positions", total=len(region))
     if args.classifier is None:
-        if args.target is not None or args.method != "exact":
-            raise ValueError("--target and --method are for a fine-tuned model's prediction: give --classifier too")
+        if args.target is not None or args.method != "exact" or args.strand != "+":
+            raise ValueError(
+                "--target, --method and --strand are for a fine-tuned model's prediction: give --classifier too"
+            )
         from hyenadna.sdk import HyenaDNA
 
         model = HyenaDNA(sdk_config(args, progress=False))
@@ -100,6 +102,7 @@ def _classifier_ism(args: argparse.Namespace, region, name: str, progress: Progr
         target=args.target,
         rc_average=args.both_strands,
         method=args.method,
+        strand=args.strand,
         chrom=name,
         start=region.start,
         progress=lambda k: progress.update(k, k),
@@ -139,6 +142,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --classifier: exact (the model run on every mutated sequence, 3 x length passes) or gradient (a "
         "first-order estimate from one forward and backward pass, for long sequences; it ranks changes only roughly "
         "like exact, README 'Which bases drive a prediction')",
+    )
+    p.add_argument(
+        "--strand",
+        choices=["+", "-"],
+        default="+",
+        help="with --classifier: the strand the model reads the region on ('-': its reverse complement, e.g. a "
+        "minus-strand gene for a model trained on gene-strand windows); positions and alleles stay on the genome's + "
+        "strand",
     )
     p.add_argument(
         "--both-strands",
