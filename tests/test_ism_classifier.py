@@ -110,6 +110,8 @@ def test_cli_ism_of_a_fine_tuned_model(gc_classifier, tmp_path, capsys):
     back = IsmResult.load(tmp_path / "m.npz")
     assert back.measure == "delta_log_odds" and back.target == "class 1" and back.effect.shape == (40, 4)
     plot_ism(back, tmp_path / "again.png")
+    assert main([*common, "--model", str(FIXTURES / "tiny")]) == 1
+    assert "--model: with --classifier the model is the fine-tuned folder's own" in capsys.readouterr().err
     assert main([*common, "--deletions"]) == 1
     assert "--deletions and --window are the language model's" in capsys.readouterr().err
     assert (

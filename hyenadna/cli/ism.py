@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -93,7 +94,14 @@ def _classifier_ism(args: argparse.Namespace, region, name: str, progress: Progr
         raise ValueError(
             "--deletions and --window are the language model's: with --classifier the model reads the region itself"
         )
+    other = [f for f, given in (("--model", args.model), ("--random-init", args.random_init)) if given]
+    if other or args.dtype != "float32":
+        raise ValueError(
+            f"{', '.join(other + ['--dtype'] * (args.dtype != 'float32'))}: with --classifier the model is the "
+            "fine-tuned folder's own, in float32"
+        )
     ft = HyenaDNAFineTuningModel.load(args.classifier, device=args.device, batch_size=args.batch_size)
+    ft.config = dataclasses.replace(ft.config, precision=args.precision)
     print(f"fine-tuned model: {args.classifier}", file=sys.stderr)
     sequence = GenomeFasta(args.genome, {region.chrom}).fetch(region.chrom, region.start, region.end)
     return classifier_mutagenesis(
