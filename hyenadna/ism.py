@@ -291,23 +291,24 @@ def _first_order_effects(model: HyenaDNAFineTuningModel, seq: str, score: Callab
     embedding = model.network.backbone.embeddings
     seen = {}
 
-    def keep_grad(module, args, out):
-        out.retain_grad()
-        seen["out"] = out
+    def watch(module, args, out):
+        seen["out"] = out.requires_grad_() if not out.requires_grad else out  # a frozen backbone's too
 
     was_training = model.network.training
     model.network.eval()
-    hook = embedding.register_forward_hook(keep_grad)
+    hook = embedding.register_forward_hook(watch)
     try:
         with torch.enable_grad(), autocast(model.device, model.config.precision):
             logits = model.network(tokens, torch.ones_like(tokens, dtype=torch.bool))
-        score(logits.float().mean(dim=0, keepdim=True)).sum().backward()
+            total = score(logits.float().mean(dim=0, keepdim=True)).sum()
+        # the gradient at the embeddings only: the parameters' .grad, which a caller may be accumulating, stay as
+        # they are
+        (grad,) = torch.autograd.grad(total, seen["out"])
     finally:
         hook.remove()
-        model.network.zero_grad(set_to_none=True)
         model.network.train(was_training)
     offset, n = len(tok.prefix), len(seq)
-    grads = seen["out"].grad[:, offset : offset + n].double()  # (strands, n, D)
+    grads = grad[:, offset : offset + n].double()  # (strands, n, D)
     table = embedding.word_embeddings.weight.detach().double()[
         torch.as_tensor(tok.encode_bases(BASES), dtype=torch.long)
     ]

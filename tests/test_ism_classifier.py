@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from hyenadna import HyenaDNAConfig, HyenaDNAFineTuningModel
 from hyenadna.cli import main
@@ -149,8 +150,6 @@ def test_the_first_order_map_is_the_derivative_along_each_base_change(gc_classif
     """method="gradient": effect[i, b] is the derivative of the score as position i's embedding moves toward base
     b's (and, on both strands, position n-1-i of the reverse complement toward the complement): checked against a
     central finite difference through the network itself."""
-    import torch
-
     ft = gc_classifier
     seq = gc_task(1, seed=11, length=50)[0][0]
     result = ft.mutagenesis(seq, target=1, rc_average=rc_average, method="gradient")
@@ -186,6 +185,19 @@ def test_the_first_order_map_is_the_derivative_along_each_base_change(gc_classif
         step = 1e-2
         numeric = (score(i, b, step) - score(i, b, -step)) / (2 * step)
         assert result.effect[i, b] == pytest.approx(numeric, rel=2e-2, abs=2e-4)
+
+
+def test_the_first_order_map_leaves_parameter_gradients_alone_and_works_on_a_frozen_backbone():
+    ft = HyenaDNAFineTuningModel(
+        HyenaDNAConfig(model_path=FIXTURES / "tiny", progress=False), "classification", 2, freeze_backbone=True
+    )
+    for p in ft.network.backbone.parameters():
+        p.requires_grad_(False)
+    head = ft.network.head.weight
+    head.grad = torch.ones_like(head)  # as in the middle of a caller's own accumulation
+    result = ft.mutagenesis("ACGTAGGCTA" * 4, target=1, method="gradient")
+    assert np.isfinite(result.effect).sum() == 40 * 3 and np.abs(np.nan_to_num(result.effect)).max() > 0
+    assert torch.equal(head.grad, torch.ones_like(head))
 
 
 def test_the_first_order_map_of_a_gc_classifier_also_points_at_gc(gc_classifier):
