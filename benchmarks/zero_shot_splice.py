@@ -111,8 +111,9 @@ def write_markdown(report: dict, out: Path) -> None:
     lines += [
         "",
         "| class | pairs | same trinucleotide | control in the same intron / gene | local Markov log P, positives"
-        " / controls | GC within 50 bp, positives / controls | C/T in the 20 bases before, positives / controls |",
-        "|---|---|---|---|---|---|---|",
+        " / controls | GC within 50 bp, positives / controls | C/T in the 20 bases before, positives / controls |"
+        " Markov log P of the site's base, positives / controls |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for cls, f in fairness.items():
         lines.append(
@@ -120,7 +121,8 @@ def write_markdown(report: dict, out: Path) -> None:
             f"{f['control_in_same_intron']:.0%} / {f.get('control_in_same_gene', float('nan')):.0%} | "
             f"{f['mean_local_markov_logp_positive']:.3f} / {f['mean_local_markov_logp_control']:.3f} | "
             f"{f['gc_positive']:.3f} / {f['gc_control']:.3f} | "
-            f"{f['tract_positive']:.3f} / {f['tract_control']:.3f} |"
+            f"{f['tract_positive']:.3f} / {f['tract_control']:.3f} | "
+            f"{f.get('site_logp_positive', float('nan')):.3f} / {f.get('site_logp_control', float('nan')):.3f} |"
         )
     atomic_write_text(out / "results.md", "\n".join(lines) + "\n")
 
@@ -140,6 +142,12 @@ def main() -> int:
         action="store_true",
         help="also match the pyrimidine fraction of the 20 bases before each site (an acceptor's polypyrimidine "
         "tract, which the first matching left open: docs/zero_shot/README.md)",
+    )
+    ap.add_argument(
+        "--match-site",
+        action="store_true",
+        help="also match the Markov model's log P of the reference base at the site itself (how typical the base is "
+        "of what precedes it), within 0.25 nats",
     )
     args = ap.parse_args()
     t_start = time.time()
@@ -187,12 +195,14 @@ def main() -> int:
     del train
     tok = Tok()
 
-    def predictability(positions: list[int]) -> np.ndarray:
+    def predictability(positions: list[int], at_site: bool = False) -> np.ndarray:
+        """The Markov model's mean log P over +-64 bases, or (``at_site``) its log P of the site's own base."""
         wins = np.stack([tok.encode_bases(chrom[p - 64 : p + 65]) for p in positions]).astype(np.int64)
         ok = ((wins >= 7) & (wins <= 10)).all(1)
         vals = np.full(len(positions), np.nan)
         if ok.any():
-            vals[ok] = markov.log_probs(wins[ok])[:, 12:].mean(1)
+            lp = markov.log_probs(wins[ok])
+            vals[ok] = lp[:, 64] if at_site else lp[:, 12:].mean(1)
         return vals
 
     def gc(p: int) -> float:
@@ -227,10 +237,13 @@ def main() -> int:
         return (window.count("C") + window.count("T")) / len(window)
 
     cand_tract = {c: tract(c) for c in all_candidates}
+    cand_site = dict(zip(all_candidates, predictability(all_candidates, at_site=True), strict=True))
     used: set[int] = set()
-    pairs = []  # (class, positive, control, their predictabilities, pool, their GCs, their C/T fractions before)
+    pairs = []  # (class, positive, control, their predictabilities, pool, their GCs, their C/T fractions before,
+    #           their site log Ps)
     for cls, pos_list in chosen.items():
         pred = dict(zip(pos_list, predictability(pos_list), strict=True))
+        site_lp = dict(zip(pos_list, predictability(pos_list, at_site=True), strict=True))
         for p in pos_list:
             if not np.isfinite(pred[p]):
                 continue
@@ -247,19 +260,33 @@ def main() -> int:
                     continue
 
                 # distance in local predictability (nats/base), GC and, with --match-tract, the C/T fraction before
-                # the site (fractions), each scaled by its tolerance
-                def cost(c: int, at: tuple = (pred[p], gc(p), tract(p))) -> float:
+                # the site (fractions), with --match-site the site's own log P, each scaled by its tolerance
+                def cost(c: int, at: tuple = (pred[p], gc(p), tract(p), site_lp[p])) -> float:
                     d = abs(cand_pred[c] - at[0]) / 0.02 + abs(cand_gc[c] - at[1]) / 0.04
-                    return d + (abs(cand_tract[c] - at[2]) / 0.1 if args.match_tract else 0.0)
+                    d += abs(cand_tract[c] - at[2]) / 0.1 if args.match_tract else 0.0
+                    return d + (abs(cand_site[c] - at[3]) / 0.25 if args.match_site else 0.0)
 
                 c = min(ok, key=cost)
-                if cost(c) <= (3 if args.match_tract else 2) or k == len(pools) - 1:  # within tolerance, or the best
+                if cost(c) <= 2 + args.match_tract + args.match_site or k == len(pools) - 1:  # within tolerance
                     best, where = c, name
                     break
             if best is not None:
                 used.add(best)
                 pairs.append(
-                    (cls, p, best, pred[p], cand_pred[best], where, gc(p), cand_gc[best], tract(p), cand_tract[best])
+                    (
+                        cls,
+                        p,
+                        best,
+                        pred[p],
+                        cand_pred[best],
+                        where,
+                        gc(p),
+                        cand_gc[best],
+                        tract(p),
+                        cand_tract[best],
+                        site_lp[p],
+                        cand_site[best],
+                    )
                 )
     log(f"{len(pairs)} matched positive/control positions")
 
@@ -345,6 +372,8 @@ def main() -> int:
             "gc_control": float(np.mean([r[7] for r in rows])),
             "tract_positive": float(np.mean([r[8] for r in rows])),
             "tract_control": float(np.mean([r[9] for r in rows])),
+            "site_logp_positive": float(np.mean([r[10] for r in rows])),
+            "site_logp_control": float(np.mean([r[11] for r in rows])),
             "control_in_same_gene": float(np.mean([r[5] in ("intron", "gene") for r in rows])) if rows else None,
         }
     report = {
@@ -352,6 +381,7 @@ def main() -> int:
         "min_distance": args.min_distance,
         "seed": args.seed,
         "match_tract": args.match_tract,
+        "match_site": args.match_site,
         "results": results,
         "fairness": fairness,
         "seconds": time.time() - t_start,
