@@ -195,15 +195,16 @@ def main() -> int:
     del train
     tok = Tok()
 
-    def predictability(positions: list[int], at_site: bool = False) -> np.ndarray:
-        """The Markov model's mean log P over +-64 bases, or (``at_site``) its log P of the site's own base."""
+    def predictability(positions: list[int]) -> tuple[dict, dict]:
+        """By position: the Markov model's mean log P over +-64 bases, and its log P of the site's own base (one
+        pass over the windows for both)."""
         wins = np.stack([tok.encode_bases(chrom[p - 64 : p + 65]) for p in positions]).astype(np.int64)
         ok = ((wins >= 7) & (wins <= 10)).all(1)
-        vals = np.full(len(positions), np.nan)
+        mean, site = np.full(len(positions), np.nan), np.full(len(positions), np.nan)
         if ok.any():
             lp = markov.log_probs(wins[ok])
-            vals[ok] = lp[:, 64] if at_site else lp[:, 12:].mean(1)
-        return vals
+            mean[ok], site[ok] = lp[:, 12:].mean(1), lp[:, 64]
+        return dict(zip(positions, mean, strict=True)), dict(zip(positions, site, strict=True))
 
     def gc(p: int) -> float:
         window = chrom[p - 50 : p + 51]
@@ -229,7 +230,7 @@ def main() -> int:
     for (gene, _), cand in by_intron.items():
         gene_candidates.setdefault(gene, []).extend(cand)
     all_candidates = [p for c in by_intron.values() for p in c]
-    cand_pred = dict(zip(all_candidates, predictability(all_candidates), strict=True))
+    cand_pred, cand_site = predictability(all_candidates)
     cand_gc = {c: gc(c) for c in all_candidates}
 
     def tract(p: int) -> float:  # the C/T fraction of the 20 bases a forward-reading model has just read
@@ -237,13 +238,11 @@ def main() -> int:
         return (window.count("C") + window.count("T")) / len(window)
 
     cand_tract = {c: tract(c) for c in all_candidates}
-    cand_site = dict(zip(all_candidates, predictability(all_candidates, at_site=True), strict=True))
     used: set[int] = set()
     pairs = []  # (class, positive, control, their predictabilities, pool, their GCs, their C/T fractions before,
     #           their site log Ps)
     for cls, pos_list in chosen.items():
-        pred = dict(zip(pos_list, predictability(pos_list), strict=True))
-        site_lp = dict(zip(pos_list, predictability(pos_list, at_site=True), strict=True))
+        pred, site_lp = predictability(pos_list)
         for p in pos_list:
             if not np.isfinite(pred[p]):
                 continue
