@@ -34,9 +34,22 @@ from hyenadna.utils.io import atomic_path, atomic_write_text
 from hyenadna.utils.precision import autocast
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from hyenadna.ism import IsmResult
 
 HEADS = ("classification", "regression")
+
+
+def target_score(outputs: np.ndarray | Tensor, target: int, classification: bool) -> Tensor:
+    """Per row: a classifier's log-odds of class ``target`` from its logits, log p - log(1 - p), or a regressor's
+    output ``target``; float64, from numpy outputs or from a tensor that carries gradients. What the mutagenesis
+    maps and the variant effects of a fine-tuned model measure."""
+    z = torch.as_tensor(outputs).double()
+    if not classification:
+        return z[:, target]
+    others = torch.cat([z[:, :target], z[:, target + 1 :]], dim=1)
+    return z[:, target] - torch.logsumexp(others, dim=1)
 
 
 class HyenaDNAFineTuningModel:
@@ -82,10 +95,23 @@ class HyenaDNAFineTuningModel:
         with seeded(self.config.seed):
             self.network = SequenceModel(self.lm.backbone, output_size, self.pooling).to(self.device)
         self.history: list[dict] = []
+        # the training rows' lengths in bases (min, median, max): the window a variant is scored in by default
+        self.train_lengths: dict[str, int] | None = None
 
     @property
     def context_length(self) -> int:
         return self.config.max_length or self.lm.config.l_max
+
+    @property
+    def max_bases(self) -> int:
+        """The most bases it reads of one sequence: the context less its framing tokens."""
+        return self.context_length - len(self.tokenizer.prefix) - len(self.tokenizer.suffix)
+
+    @property
+    def input_length(self) -> int | None:
+        """The length (bases) of the sequences it was trained on, their median; None for a model saved before
+        training lengths were recorded."""
+        return None if self.train_lengths is None else int(self.train_lengths["median"])
 
     def process_data(self, data: Any, names: list[str] | None = None) -> TokenizedSequences:
         return tokenize_data(self.tokenizer, data, names)
@@ -190,6 +216,8 @@ class HyenaDNAFineTuningModel:
             raise ValueError(f"head_init={head_init!r}: choose 'probe' or 'random'")
         train = self.process_data(train_data)
         y = self._labels(train_labels, len(train))
+        lengths = train.lengths if len(train) else np.zeros(1, dtype=np.int64)
+        self.train_lengths = {k: int(f(lengths)) for k, f in (("min", np.min), ("median", np.median), ("max", np.max))}
         if validation_data is None:
             train, y, val, y_val = _split(train, y, validation_fraction, seed, self.head_type == "classification")
         else:
@@ -308,6 +336,41 @@ class HyenaDNAFineTuningModel:
 
         return classifier_mutagenesis(self, sequence, target, rc_average, method=method, strand=strand)
 
+    def variant_effects(
+        self,
+        vcf: str | Path,
+        genome: str | Path,
+        window: int | None = None,
+        target: int | None = None,
+        rc_average: bool = False,
+        regions: str | Path | None = None,
+    ) -> pd.DataFrame:
+        """How each VCF allele moves this model's prediction: one row per (variant, ALT allele), in VCF order. The
+        model reads ``window`` bases of ``genome`` with the variant at their middle (default: as long as the
+        sequences it was trained on), once as the reference and once with the allele; or, with ``regions`` (a BED
+        file with strands), each region that holds the variant, as it was trained to read such regions (a promoter
+        window on its gene's strand), one row per (allele, region). A classifier gives the log-odds of class
+        ``target`` (default: the class it predicts for the reference window) on both and ``delta_log_odds``, that
+        class's probability on both and the class predicted for each; a regressor ``delta_value``. Alleles that
+        cannot be scored keep a ``status`` (``hyenadna.vep.classifier_variant_blocks``)."""
+        import pandas as pd
+
+        from hyenadna.vep import classifier_variant_effects, classifier_vep_columns
+
+        rows = list(classifier_variant_effects(self, vcf, genome, window, target, rc_average, regions))
+        columns = classifier_vep_columns(self.head_type == "classification", regions is not None)
+        table = pd.DataFrame(rows, columns=columns)
+        for column in ("window", "offset", "target", "ref_class", "alt_class"):  # integers, empty where not scored
+            values = [row.get(column) for row in rows]
+            if column in table and all(v is None or isinstance(v, int) for v in values):
+                table[column] = pd.array(values, dtype="Int64")
+        return table
+
+    def check_target(self, target: int) -> None:
+        """The index of one of its outputs (a class, or a regression output), else a ValueError."""
+        if not 0 <= target < self.output_size:
+            raise ValueError(f"target {target}: the model has outputs 0 to {self.output_size - 1}")
+
     def evaluate(self, data: Any, labels: Any, rc_average: bool = False) -> dict[str, float]:
         data = self.process_data(data)
         y = self._labels(labels, len(data))
@@ -335,6 +398,7 @@ class HyenaDNAFineTuningModel:
             "n_to_pad": self.config.n_to_pad,
             "max_length": self.context_length,
             "history": self.history,
+            "train_lengths": self.train_lengths,
         }
         atomic_write_text(directory / "finetune.json", json.dumps(meta, indent=1))
         return directory
@@ -359,6 +423,7 @@ class HyenaDNAFineTuningModel:
         ft = cls(config, meta["head"], meta["output_size"], meta["pooling"], label_names=meta["label_names"], model=lm)
         ft.network.head.load_state_dict(load_file(directory / "head.safetensors"))
         ft.history = meta.get("history", [])
+        ft.train_lengths = meta.get("train_lengths")
         ft.network.eval()
         return ft
 

@@ -123,7 +123,7 @@ class IsmResult:
 def in_silico_mutagenesis(
     model,
     tokenizer,
-    genome: str | Path,
+    genome: str | Path | GenomeFasta,
     region: Interval,
     chrom_name: str | None = None,
     window: int = 1024,
@@ -134,11 +134,12 @@ def in_silico_mutagenesis(
     progress: Callable[[int], None] | None = None,
 ) -> IsmResult:
     """ISM over ``region`` (0-based, half-open) of the FASTA ``genome`` (a genome, or any FASTA whose record names
-    the region's chromosome). ``window`` bases of context around each change, as in ``vep --window``."""
-    fasta = GenomeFasta(genome, {region.chrom})
+    the region's chromosome; or one already opened). ``window`` bases of context around each change, as in
+    ``vep --window``."""
+    fasta = genome if isinstance(genome, GenomeFasta) else GenomeFasta(genome, {region.chrom})
     size = fasta.sizes.get(canonical_chrom(region.chrom))
     if size is None:
-        raise ValueError(f"{region.chrom!r} is not a record of {genome} (it has {', '.join(fasta.sizes)})")
+        raise ValueError(f"{region.chrom!r} is not a record of {fasta.path} (it has {', '.join(fasta.sizes)})")
     if region.end > size or region.start >= region.end:
         raise ValueError(f"region {region} lies outside {region.chrom} (length {size:,})")
     reference = fasta.fetch(region.chrom, region.start, region.end).upper()
@@ -203,6 +204,8 @@ def classifier_mutagenesis(
     ``strand="-"``: the model reads the reverse complement of ``sequence`` (a gene on the minus strand, for a model
     trained on gene-strand windows), and the map is reported on ``sequence`` as given: its positions, its reference
     bases, its alleles."""
+    from hyenadna.finetune import target_score
+
     if method not in METHODS:
         raise ValueError(f"method={method!r}: choose one of {METHODS}")
     if strand not in ("+", "-"):
@@ -210,8 +213,7 @@ def classifier_mutagenesis(
     given = sequence.upper()
     seq = reverse_complement(given) if strand == "-" else given
     n = len(seq)
-    tok = model.tokenizer
-    room = model.context_length - len(tok.prefix) - len(tok.suffix)  # the framing tokens share the context
+    room = model.max_bases  # the framing tokens share the context
     if n > room:
         raise ValueError(
             f"the sequence has {n:,} bases and the model reads {room:,} beside its framing tokens: bases past that "
@@ -221,11 +223,10 @@ def classifier_mutagenesis(
     reference_output = model.get_outputs([seq], rc_average)
     if target is None:
         target = int(reference_output[0].argmax()) if classification else 0
-    if not 0 <= target < model.output_size:
-        raise ValueError(f"target {target}: the model has outputs 0 to {model.output_size - 1}")
+    model.check_target(target)
 
     def score(outputs):
-        return _target_score(outputs, target, classification)
+        return target_score(outputs, target, classification)
 
     if method == "gradient":
         effect = _first_order_effects(model, seq, score, rc_average)
@@ -263,18 +264,6 @@ def classifier_mutagenesis(
         measure if method == "exact" else f"{measure}_first_order",
         label,
     )
-
-
-def _target_score(outputs, target: int, classification: bool):
-    """A classifier's log-odds of ``target`` from its logits (rows), or a regressor's output ``target``; float64,
-    from numpy outputs or from a tensor that carries gradients."""
-    import torch
-
-    z = torch.as_tensor(outputs).double()
-    if not classification:
-        return z[:, target]
-    others = torch.cat([z[:, :target], z[:, target + 1 :]], dim=1)
-    return z[:, target] - torch.logsumexp(others, dim=1)
 
 
 def _first_order_effects(model: HyenaDNAFineTuningModel, seq: str, score: Callable, rc_average: bool) -> np.ndarray:

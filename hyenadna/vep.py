@@ -1,20 +1,26 @@
 """Variant effect scores: for each VCF allele, the log-likelihood ratio of the alternative against the reference
-sequence in a window centred on the variant, and the distance between their embeddings."""
+sequence in a window centred on the variant, and the distance between their embeddings; or, under a fine-tuned
+model, how its prediction for that window moves."""
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hyenadna.data.fasta import BinaryInputError, open_text
-from hyenadna.data.readers import GenomeFasta, SequenceInputError
-from hyenadna.data.regions import canonical_chrom
+from hyenadna.data.readers import GenomeFasta, SequenceInputError, read_bed_records, reverse_complement
+from hyenadna.data.regions import BedRecord, canonical_chrom
+
+if TYPE_CHECKING:
+    from hyenadna.finetune import HyenaDNAFineTuningModel
 
 _BASES = set("ACGTN")
 
@@ -80,25 +86,57 @@ def variant_windows(variant: Variant, alt: str, genome: GenomeFasta, window: int
     than the other and an LLR never measures length."""
     if window < 2:
         raise ValueError(f"window={window}: must be at least 2 bases")
-    c = canonical_chrom(variant.chrom)
-    size = genome.sizes.get(c)
+    problem = allele_problem(variant, alt, genome)
+    if problem:
+        return problem
+    start = variant.pos - 1
+    return _windows_from(variant, alt, genome, start - min(start, window // 2), window)
+
+
+def region_windows(variant: Variant, alt: str, genome: GenomeFasta, region: BedRecord) -> tuple[str, str, int] | str:
+    """The windows of ``variant_windows`` anchored at a region instead of centred on the variant: the region's
+    sequence and the same length of sequence carrying the allele (past an indel, the genome fills to the region's
+    length), both reverse-complemented on a '-' region, as a model trained on such regions reads them. The offset is
+    the variant's, from the region's start on the genome's + strand. The variant's REF must lie inside the region."""
+    problem = allele_problem(variant, alt, genome)
+    if problem:
+        return problem
+    start = variant.pos - 1
+    if not region.start <= start or start + len(variant.ref) > region.end:
+        return "outside_region"
+    ref, alt_seq, offset = _windows_from(variant, alt, genome, region.start, region.end - region.start)
+    if region.strand == "-":
+        ref, alt_seq = reverse_complement(ref), reverse_complement(alt_seq)
+    return ref, alt_seq, offset
+
+
+def allele_problem(variant: Variant, alt: str, genome: GenomeFasta) -> str | None:
+    """Why an allele cannot be scored (its status), or None."""
+    size = genome.sizes.get(canonical_chrom(variant.chrom))
     if size is None:
         return "not_in_genome"
     if not alt or any(ch not in _BASES for ch in alt) or not variant.ref or any(ch not in _BASES for ch in variant.ref):
         return "unsupported_allele"
     start = variant.pos - 1
-    end = start + len(variant.ref)
-    if end > size:
+    if start + len(variant.ref) > size:
         return "outside_chromosome"
-    if genome.fetch(c, start, end).upper() != variant.ref:
+    if genome.fetch(variant.chrom, start, start + len(variant.ref)).upper() != variant.ref:
         return "ref_mismatch"
-    left = min(start, window // 2)
-    flank = genome.fetch(c, start - left, start).upper()
-    ref = genome.fetch(c, start - left, min(size, start - left + window)).upper()
-    right = genome.fetch(c, end, min(size, end + max(0, window - left - len(alt)))).upper()
-    alt_seq = (flank + alt + right)[:window]
+    return None
+
+
+def _windows_from(variant: Variant, alt: str, genome: GenomeFasta, lo: int, window: int) -> tuple[str, str, int]:
+    """``window`` bases of the genome from ``lo``, and the same with the allele: flank, allele, then the genome after
+    the REF allele up to the same length (both cut to the shorter where the chromosome ends)."""
+    c = variant.chrom
+    size = genome.sizes[canonical_chrom(c)]
+    start = variant.pos - 1
+    end = start + len(variant.ref)
+    ref = genome.fetch(c, lo, min(size, lo + window)).upper()
+    right = genome.fetch(c, end, min(size, end + max(0, window - (start - lo) - len(alt)))).upper()
+    alt_seq = (genome.fetch(c, lo, start).upper() + alt + right)[:window]
     n = min(len(ref), len(alt_seq))
-    return ref[:n], alt_seq[:n], left
+    return ref[:n], alt_seq[:n], start - lo
 
 
 def vep_columns(both_strands: bool = False) -> list[str]:
@@ -179,63 +217,261 @@ def score_variant_blocks(
     Yields (block index, rows) per block of ``variants_per_batch`` VCF records; with ``shard=(rank, world)`` only the
     blocks with index % world == rank. Every block is scored on its own, so a sharded run computes each block exactly
     as a single process does."""
+
+    def score(pairs: list[tuple[str, str]]) -> list[dict]:
+        return score_window_pairs(model, tokenizer, pairs, batch_size, both_strands)
+
+    def windows_of(v: Variant, alt: str, genome: GenomeFasta) -> list:
+        return [({}, variant_windows(v, alt, genome, window))]
+
+    yield from variant_blocks(vcf, genome_path, windows_of, score, vep_columns(both_strands), variants_per_batch, shard)
+
+
+def classifier_vep_columns(classification: bool = True, regions: bool = False) -> list[str]:
+    """The columns of ``classifier_variant_blocks``' rows, in order: a classifier's log-odds, probability and
+    predicted class, or a regressor's value; with ``regions``, the region (BED name) and its strand."""
+    m = "log_odds" if classification else "value"
+    predicted = ["ref_prob", "alt_prob", "ref_class", "alt_class"] if classification else []
+    head = ["chrom", "pos", "id", "ref", "alt", *(["region", "strand"] if regions else []), "status", "target"]
+    return [*head, f"delta_{m}", f"ref_{m}", f"alt_{m}", *predicted, "window", "offset"]
+
+
+def classifier_window(ft: HyenaDNAFineTuningModel, window: int | None) -> int:
+    """The bases a fine-tuned model reads around each variant: ``window``, by default the median length of the
+    sequences it was trained on (a model reads best what it was trained on); at most what fits beside its framing
+    tokens."""
+    if window is None:
+        window = ft.input_length
+        if window is None:
+            raise ValueError(
+                "this fine-tuned model does not record the length of the sequences it was trained on (it was saved "
+                "before that was kept): give the window, as long as its training sequences (--window)"
+            )
+    room = ft.max_bases
+    if window > room:
+        raise ValueError(f"window {window:,}: the model reads at most {room:,} bases beside its framing tokens")
+    return window
+
+
+def classifier_window_pairs(
+    ft: HyenaDNAFineTuningModel, pairs: list[tuple[str, str]], target: int | None = None, rc_average: bool = False
+) -> list[dict]:
+    """For each (reference window, alternative window): how the fine-tuned model's output moves, as its
+    ``predict`` computes it. A classifier: the log-odds of class ``target`` (default: the class it predicts for the
+    reference window) on both windows and their difference, that class's probability on both, and the class
+    predicted for each; a regressor: output ``target`` (default 0). ``rc_average``: outputs averaged over both
+    strands, as ``predict(rc_average=True)``."""
+    from hyenadna.finetune import target_score
+
+    classification = ft.head_type == "classification"
+    if target is not None:
+        ft.check_target(target)
+    unique = list(dict.fromkeys(w for pair in pairs for w in pair))
+    index = {w: i for i, w in enumerate(unique)}
+    outputs = ft.get_outputs(unique, rc_average).astype(np.float64)
+    names = ft.label_names or []
+    m = "log_odds" if classification else "value"
+    if classification:
+        probs = np.exp(outputs - outputs.max(1, keepdims=True))
+        probs /= probs.sum(1, keepdims=True)
+    out = []
+    for ref, alt in pairs:
+        r, a = index[ref], index[alt]
+        t = target if target is not None else (int(outputs[r].argmax()) if classification else 0)
+        ref_score, alt_score = target_score(outputs[[r, a]], t, classification).tolist()
+        row = {"target": _class_name(names, t), f"delta_{m}": alt_score - ref_score}
+        row |= {f"ref_{m}": ref_score, f"alt_{m}": alt_score}
+        if classification:
+            row |= {"ref_prob": float(probs[r, t]), "alt_prob": float(probs[a, t])}
+            row |= {"ref_class": _class_name(names, int(outputs[r].argmax()))}
+            row |= {"alt_class": _class_name(names, int(outputs[a].argmax()))}
+        out.append(row)
+    return out
+
+
+def classifier_variant_blocks(
+    ft: HyenaDNAFineTuningModel,
+    vcf: str | Path,
+    genome_path: str | Path,
+    window: int | None = None,
+    target: int | None = None,
+    rc_average: bool = False,
+    regions: str | Path | None = None,
+    variants_per_batch: int = 64,
+    shard: tuple[int, int] = (0, 1),
+) -> Iterator[tuple[int, list[dict]]]:
+    """Each VCF allele scored by a fine-tuned model (``classifier_window_pairs``), on one of two kinds of window:
+
+    - by default the equal-length reference and alternative windows that ``score_variant_blocks`` scores
+      (``variant_windows``: the variant at ``window // 2``), ``window`` bases long (``classifier_window``): right for
+      a model trained on windows centred on what it classifies;
+    - with ``regions`` (a BED file, strand in column 6) each allele inside a region, in every region that holds its
+      REF allele, scored on that region as the model reads it (``region_windows``; reverse-complemented on '-'):
+      right for a model trained on windows anchored elsewhere, such as promoters at -249..+50 of a TSS on the gene
+      strand. Rows then name the region and its strand; alleles in no region are left out, with one warning that
+      counts them.
+
+    Blocks, shards and statuses as in ``score_variant_blocks``."""
+    if target is not None:
+        ft.check_target(target)
+    columns = classifier_vep_columns(ft.head_type == "classification", regions is not None)
+
+    def score(pairs: list[tuple[str, str]]) -> list[dict]:
+        return classifier_window_pairs(ft, pairs, target, rc_average)
+
+    if regions is None:
+        window = classifier_window(ft, window)
+
+        def windows_of(v: Variant, alt: str, genome: GenomeFasta) -> list:
+            return [({}, variant_windows(v, alt, genome, window))]
+
+        yield from variant_blocks(vcf, genome_path, windows_of, score, columns, variants_per_batch, shard)
+        return
+    if window is not None:
+        raise ValueError("give a window or regions, not both: with regions the model reads each region")
+    records = read_bed_records(regions)
+    index = RegionIndex(records)
+
+    def check(genome: GenomeFasta) -> None:
+        room = ft.max_bases
+        for r in records:
+            size = genome.sizes.get(canonical_chrom(r.chrom))
+            problem = None
+            if size is None:
+                problem = f"chromosome {r.chrom!r} is not in {genome_path}"
+            elif r.end - r.start > room:
+                problem = f"{r.end - r.start:,} bases: the model reads at most {room:,} beside its framing tokens"
+            elif not 0 <= r.start < r.end <= size:
+                problem = f"interval {r.start}-{r.end} lies outside the chromosome (length {size:,})"
+            if problem:
+                raise SequenceInputError(f"{regions}:{r.line}: {problem}")
+
+    def windows_of(v: Variant, alt: str, genome: GenomeFasta) -> list:
+        return [
+            ({"region": r.name, "strand": r.strand}, region_windows(v, alt, genome, r))
+            for r in index.containing(v.chrom, v.pos - 1, v.pos - 1 + max(1, len(v.ref)))
+        ]
+
+    chroms = {r.chrom for r in records}
+    yield from variant_blocks(vcf, genome_path, windows_of, score, columns, variants_per_batch, shard, chroms, check)
+
+
+class RegionIndex:
+    """BED records by chromosome, for the regions that contain a span."""
+
+    def __init__(self, records: list[BedRecord]):
+        self.by_chrom: dict[str, tuple[list[int], list[BedRecord], int]] = {}
+        grouped: dict[str, list[BedRecord]] = {}
+        for r in records:
+            grouped.setdefault(canonical_chrom(r.chrom), []).append(r)
+        for c, rs in grouped.items():
+            rs.sort(key=lambda r: (r.start, r.line))
+            self.by_chrom[c] = ([r.start for r in rs], rs, max(r.end - r.start for r in rs))
+
+    def containing(self, chrom: str, start: int, end: int) -> list[BedRecord]:
+        """The regions holding [start, end), in file order."""
+        entry = self.by_chrom.get(canonical_chrom(chrom))
+        if entry is None:
+            return []
+        starts, rs, longest = entry
+        lo, hi = bisect.bisect_left(starts, start - longest), bisect.bisect_right(starts, start)
+        return sorted((r for r in rs[lo:hi] if r.end >= end), key=lambda r: r.line)
+
+
+def variant_blocks(
+    vcf: str | Path,
+    genome_path: str | Path,
+    windows_of: Callable[[Variant, str, GenomeFasta], list[tuple[dict, tuple[str, str, int] | str]]],
+    score_pairs: Callable[[list[tuple[str, str]]], list[dict]],
+    columns: list[str],
+    variants_per_batch: int = 64,
+    shard: tuple[int, int] = (0, 1),
+    chromosomes: set[str] | None = None,
+    check: Callable[[GenomeFasta], None] | None = None,
+) -> Iterator[tuple[int, list[dict]]]:
+    """The VCF in blocks of ``variants_per_batch`` records, each allele's windows (``windows_of``: (fields for its
+    row, windows or why not) per row) scored by ``score_pairs`` (a list of (reference, alternative) windows -> one
+    dict of effect columns per pair), rows in VCF order with ``columns``; an allele that cannot be scored gets its
+    status, empty effects and a warning. The genome holds the VCF's chromosomes and ``chromosomes``; ``check``
+    sees it first."""
     variants = read_vcf(vcf)
     first = next(variants, None)
     if first is None:
         return
-    chroms = {v.chrom for v in read_vcf(vcf)}
+    chroms = {v.chrom for v in read_vcf(vcf)} | (chromosomes or set())
     genome = GenomeFasta(genome_path, chroms)
-    columns = vep_columns(both_strands)
+    if check is not None:
+        check(genome)
 
     def score(pending: list[tuple[dict, tuple[str, str, int]]]) -> Iterator[dict]:
         if not pending:
             return
-        pairs = [(ref, alt) for _, (ref, alt, _) in pending]
-        effects = score_window_pairs(model, tokenizer, pairs, batch_size, both_strands)
+        effects = score_pairs([(ref, alt) for _, (ref, alt, _) in pending])
         for (row, (ref, _, offset)), effect in zip(pending, effects, strict=True):
             full = {**row, "status": "ok", **effect, "window": len(ref), "offset": offset}
             yield {k: full[k] for k in columns}
 
-    empty = dict.fromkeys(("llr", "ref_ll", "alt_ll", "window", "offset"))
-    empty |= dict.fromkeys(("embedding_cosine_distance", "embedding_l2_distance"))
-    if both_strands:
-        empty |= dict.fromkeys(("llr_forward", "llr_reverse"))
+    given = ("chrom", "pos", "id", "ref", "alt", "region", "strand", "status")
+    empty = dict.fromkeys(c for c in columns if c not in given)
     rank, world = shard
     records = _chain([first], variants)
+    unplaced = 0
     for k in itertools.count():
         block = list(itertools.islice(records, variants_per_batch))
         if not block:
-            return
+            break
         if k % world != rank:
             continue
         rows: list[dict] = []
         pending: list[tuple[dict, tuple[str, str, int]]] = []
         for v in block:
             for alt in v.alts:
-                row = {"chrom": v.chrom, "pos": v.pos, "id": v.id, "ref": v.ref, "alt": alt}
-                windows = variant_windows(v, alt, genome, window)
-                if isinstance(windows, str):
-                    rows.extend(score(pending))  # keep the output in VCF order
-                    pending = []
-                    why = windows.replace("_", " ")
-                    if windows == "ref_mismatch":
-                        start = v.pos - 1
-                        found = genome.fetch(canonical_chrom(v.chrom), start, start + len(v.ref)).upper()
-                        why = f"REF {v.ref} differs from the genome's {found} there"
-                    elif windows == "not_in_genome":
-                        why = f"chromosome {v.chrom!r} is not in {genome_path}"
-                    warnings.warn(f"{vcf}:{v.line}: {v.chrom}:{v.pos} {v.ref}>{alt}: {why}; not scored", stacklevel=2)
-                    rows.append({**row, "status": windows, **empty})
-                    continue
-                pending.append((row, windows))
+                placed = windows_of(v, alt, genome)
+                unplaced += not placed
+                for fields, windows in placed:
+                    row = {"chrom": v.chrom, "pos": v.pos, "id": v.id, "ref": v.ref, "alt": alt, **fields}
+                    if isinstance(windows, str):
+                        rows.extend(score(pending))  # keep the output in VCF order
+                        pending = []
+                        warnings.warn(
+                            f"{vcf}:{v.line}: {v.chrom}:{v.pos} {v.ref}>{alt}: {_why(windows, v, genome)}; not scored",
+                            stacklevel=2,
+                        )
+                        rows.append({**row, "status": windows, **empty})
+                        continue
+                    pending.append((row, windows))
         rows.extend(score(pending))
         yield k, rows
+    if unplaced:
+        warnings.warn(f"{vcf}: {unplaced:,} alleles lie in no region; they are left out", stacklevel=2)
+
+
+def _why(status: str, v: Variant, genome: GenomeFasta) -> str:
+    """A status in words, for the warning."""
+    if status == "ref_mismatch":
+        start = v.pos - 1
+        found = genome.fetch(v.chrom, start, start + len(v.ref)).upper()
+        return f"REF {v.ref} differs from the genome's {found} there"
+    if status == "not_in_genome":
+        return f"chromosome {v.chrom!r} is not in {genome.path}"
+    return status.replace("_", " ")
 
 
 def score_variants(*args, **kwargs) -> Iterator[dict]:
     """One row per (variant, ALT allele), streamed in VCF order; see ``score_variant_blocks`` for the arguments."""
     for _, rows in score_variant_blocks(*args, **kwargs):
         yield from rows
+
+
+def classifier_variant_effects(*args, **kwargs) -> Iterator[dict]:
+    """One row per (variant, ALT allele) under a fine-tuned model, streamed in VCF order; see
+    ``classifier_variant_blocks`` for the arguments."""
+    for _, rows in classifier_variant_blocks(*args, **kwargs):
+        yield from rows
+
+
+def _class_name(names: list, k: int):
+    return names[k] if k < len(names) else k
 
 
 def _chain(first, rest):

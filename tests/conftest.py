@@ -58,6 +58,23 @@ def write_fasta(path: Path, header: str, sequence: str, width: int = 60) -> Path
     return path
 
 
+@pytest.fixture(scope="session")
+def gc_classifier():
+    """The model card's fine-tuning example on a GC task (class 1: GC-rich, 100-base rows), as test_finetune trains
+    it; shared by the tests that explain or probe a fine-tuned model's predictions, which leave it as it is."""
+    from hyenadna import HyenaDNAConfig, HyenaDNAFineTuningModel
+    from tests.test_finetune import gc_task
+
+    ft = HyenaDNAFineTuningModel(
+        HyenaDNAConfig(model_path=FIXTURES / "tiny", batch_size=16, progress=False), "classification", 2
+    )
+    seqs, labels = gc_task(200)
+    ft.train(ft.process_data(seqs), labels, epochs=4, lr=2e-3)
+    test, test_labels = gc_task(80, seed=1)
+    assert ft.evaluate(test, test_labels)["mcc"] > 0.6
+    return ft
+
+
 def load_io(name: str) -> dict[str, torch.Tensor]:
     return load_file(FIXTURES / name / "io.safetensors")
 

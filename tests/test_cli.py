@@ -286,6 +286,9 @@ def test_fine_tune_caps_rows_and_patience(tmp_path, capsys):
     card = (tmp_path / "clf" / "README.md").read_text()
     assert card.startswith("# HyenaDNA fine-tuned on promoter_all") and f"| {record['test']['mcc']:.4f} |" in card
     assert "the weights of epoch 1 were kept" in card
+    # promoter_all's rows are 300 bases: what `vep --classifier` reads around a variant by default
+    assert record["train_lengths"] == {"min": 300, "median": 300, "max": 300} == meta["train_lengths"]
+    assert "Trained on 40 rows of 300 bases" in card and "reads windows of 300 bases by default" in card
     with pytest.raises(SystemExit):
         main([*args[:-4], "--patience-from", "validation loss"])
 

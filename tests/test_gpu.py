@@ -274,3 +274,28 @@ def test_cuda_classifier_mutagenesis_matches_the_cpu(method, tmp_path):
     }
     assert np.allclose(maps["cuda"], maps["cpu"], atol=1e-4, equal_nan=True)
     assert np.isfinite(maps["cuda"]).sum() == 64 * 3
+
+
+def test_cuda_classifier_variant_effects_match_the_cpu(tmp_path):
+    """vep with a fine-tuned model on a GPU: the same rows as on the CPU, centred windows and strand-aware regions."""
+    from hyenadna import HyenaDNAConfig, HyenaDNAFineTuningModel
+    from tests.conftest import write_fasta
+
+    ft = HyenaDNAFineTuningModel(HyenaDNAConfig(model_path=FIXTURES / "tiny", progress=False), "classification", 3)
+    folder = ft.save(tmp_path / "clf")
+    chrom = "".join(np.random.default_rng(6).choice(list("ACGT"), 600))
+    genome = write_fasta(tmp_path / "g.fa", "chrG", chrom)
+    lines = ["#CHROM\tPOS\tID\tREF\tALT"]
+    lines += [f"chrG\t{p}\t.\t{chrom[p - 1]}\t{'A' if chrom[p - 1] != 'A' else 'C'}" for p in (20, 250, 300, 590)]
+    lines.append(f"chrG\t260\t.\t{chrom[259:263]}\t{chrom[259]}")
+    (tmp_path / "v.vcf").write_text("\n".join(lines) + "\n")
+    (tmp_path / "r.bed").write_text("chrG\t200\t320\tplus\t0\t+\nchrG\t240\t400\tminus\t0\t-\n")
+    for kw in ({"window": 128, "rc_average": True}, {"regions": tmp_path / "r.bed"}):
+        tables = {
+            device: HyenaDNAFineTuningModel.load(folder, device=device).variant_effects(
+                tmp_path / "v.vcf", genome, target=2, **kw
+            )
+            for device in ("cpu", "cuda")
+        }
+        assert (tables["cuda"]["status"] == "ok").all() and len(tables["cuda"]) == len(tables["cpu"]) > 0
+        assert np.allclose(tables["cuda"]["delta_log_odds"], tables["cpu"]["delta_log_odds"], atol=1e-4)

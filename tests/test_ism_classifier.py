@@ -26,19 +26,6 @@ def mutate(seq: str, i: int, base: str) -> str:
     return seq[:i] + base + seq[i + 1 :]
 
 
-@pytest.fixture(scope="module")
-def gc_classifier():
-    """The model card's fine-tuning example on a GC task (class 1: GC-rich), as test_finetune trains it."""
-    ft = HyenaDNAFineTuningModel(
-        HyenaDNAConfig(model_path=FIXTURES / "tiny", batch_size=16, progress=False), "classification", 2
-    )
-    seqs, labels = gc_task(200)
-    ft.train(ft.process_data(seqs), labels, epochs=4, lr=2e-3)
-    test, test_labels = gc_task(80, seed=1)
-    assert ft.evaluate(test, test_labels)["mcc"] > 0.6
-    return ft
-
-
 @pytest.mark.parametrize("rc_average", [False, True], ids=["forward", "both strands"])
 def test_each_effect_is_the_change_of_the_prediction_on_the_mutated_sequence(gc_classifier, rc_average):
     seq = gc_task(1, seed=7, length=60)[0][0]

@@ -146,6 +146,25 @@ def sdk_config(args: argparse.Namespace, **kw):
     return HyenaDNAConfig(**{**fields, **kw})
 
 
+def load_classifier(args: argparse.Namespace, device: str | None = None):
+    """The fine-tuned model of ``--classifier`` (a ``hyenadna fine-tune`` folder), run with ``--precision``; the
+    options that choose a language model are refused, as the folder holds its own, in float32."""
+    import dataclasses
+
+    from hyenadna.finetune import HyenaDNAFineTuningModel
+
+    other = [f for f, given in (("--model", args.model), ("--random-init", args.random_init)) if given]
+    if other or args.dtype != "float32":
+        raise ValueError(
+            f"{', '.join(other + ['--dtype'] * (args.dtype != 'float32'))}: with --classifier the model is the "
+            "fine-tuned folder's own, in float32"
+        )
+    ft = HyenaDNAFineTuningModel.load(args.classifier, device=device or args.device, batch_size=args.batch_size)
+    ft.config = dataclasses.replace(ft.config, precision=args.precision)
+    print(f"fine-tuned model: {args.classifier}", file=sys.stderr)
+    return ft
+
+
 def add_input_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", nargs="?", help="FASTA/FASTQ (.gz), CSV/TSV, text (one sequence per line), or - for stdin")
     p.add_argument("--format", choices=["auto", "fasta", "fastq", "csv", "tsv", "txt"], default="auto")
@@ -342,6 +361,7 @@ COMMAND_EXAMPLES = {
     "vep": """examples:
   hyenadna vep variants.vcf.gz --genome hg19.fa.gz -o effects.tsv
   hyenadna vep variants.vcf.gz --genome hg19.fa.gz --window 512 --both-strands -o effects.tsv
+  hyenadna vep variants.vcf.gz --genome hg19.fa.gz --classifier promoter_model --target 1 -o promoter_effects.tsv
 """,
     "generate": """examples:
   hyenadna generate --prompt ACGTTGCA --length 200

@@ -76,6 +76,7 @@ def write_card(out: Path, args: argparse.Namespace, task, ft, scores: dict[str, 
         "command": "hyenadna " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["fine-tune"] else None,
         "recipe": {k: getattr(args, k) for k in RECIPE_ARGS},
         "rows": {"train": len(task.train), "test": len(task.test)},
+        "train_lengths": ft.train_lengths,
         "kept_epoch": kept,
         "test": scores,
     }
@@ -85,8 +86,9 @@ def write_card(out: Path, args: argparse.Namespace, task, ft, scores: dict[str, 
         f"# HyenaDNA fine-tuned on {task.name}",
         "",
         f"Base model: `{ft.source}`. Labels: {', '.join(ft.label_names or [])}. "
-        f"Trained on {len(task.train):,} rows (10% of them held out for validation), tested once on "
-        f"{len(task.test):,}.",
+        f"Trained on {len(task.train):,} rows of {_lengths(ft.train_lengths)} (10% of them held out for "
+        f"validation), tested once on {len(task.test):,}; `hyenadna vep --classifier` reads windows of "
+        f"{ft.input_length:,} bases by default.",
         "",
         *([f"Command: `{record['command']}`", ""] if record["command"] else []),
         "Recipe: " + ", ".join(f"{k} {getattr(args, k)}" for k in RECIPE_ARGS if getattr(args, k) is not None) + ".",
@@ -108,6 +110,12 @@ def write_card(out: Path, args: argparse.Namespace, task, ft, scores: dict[str, 
         )
     lines += ["", "Load it with `HyenaDNAFineTuningModel.load(folder)`, or `hyenadna predict folder seqs.fa`."]
     atomic_write_text(out / "README.md", "\n".join(lines) + "\n")
+
+
+def _lengths(lengths: dict[str, int]) -> str:
+    if lengths["min"] == lengths["max"]:
+        return f"{lengths['min']:,} bases"
+    return f"{lengths['min']:,}-{lengths['max']:,} bases (median {lengths['median']:,})"
 
 
 def register(sub: argparse._SubParsersAction) -> None:

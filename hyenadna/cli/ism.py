@@ -4,11 +4,18 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
-from hyenadna.cli.common import Progress, add_command, add_model_args, int_at_least, sdk_config, write_rows
+from hyenadna.cli.common import (
+    Progress,
+    add_command,
+    add_model_args,
+    int_at_least,
+    load_classifier,
+    sdk_config,
+    write_rows,
+)
 
 ISM_EXAMPLES = """examples:
   hyenadna ism --genome ../shared/data/genome/GRCh37_chr20.fa.gz --region chr20:1,000,000-1,000,200 \\
@@ -19,27 +26,29 @@ ISM_EXAMPLES = """examples:
 
 
 def region_of(args: argparse.Namespace):
-    """The region to mutate: --region chrom:start-end (0-based, half-open) or --record NAME (the whole record)."""
+    """The region to mutate (--region chrom:start-end, 0-based, half-open, or --record NAME, the whole record), its
+    name, and the genome where opening it was needed to find the record's length (else None)."""
     from hyenadna.data.readers import GenomeFasta
     from hyenadna.data.regions import Interval, canonical_chrom, parse_region
 
     if bool(args.region) == bool(args.record):
         raise ValueError("give --region chrom:start-end or --record NAME (one of them)")
     if args.record:
-        size = GenomeFasta(args.genome, {args.record}).sizes.get(canonical_chrom(args.record))
+        genome = GenomeFasta(args.genome, {args.record})  # read once: a gzip genome is decompressed to open it
+        size = genome.sizes.get(canonical_chrom(args.record))
         if size is None:
             raise ValueError(f"--record {args.record}: no such record in {args.genome}")
-        return Interval(canonical_chrom(args.record), 0, size), args.record
+        return Interval(canonical_chrom(args.record), 0, size), args.record, genome
     region = parse_region(args.region)
     if isinstance(region, str):
         raise ValueError(f"--region {args.region}: give start and end (chrom:start-end); ISM of a chromosome is huge")
-    return region, args.region.split(":")[0]
+    return region, args.region.split(":")[0], None
 
 
 def cmd_ism(args: argparse.Namespace) -> int:
     from hyenadna.ism import in_silico_mutagenesis, plot_ism
 
-    region, name = region_of(args)
+    region, name, genome = region_of(args)
     per_base = "windows" if args.classifier is None else "sequences"
     if len(region) > args.max_length:
         raise ValueError(
@@ -49,6 +58,10 @@ def cmd_ism(args: argparse.Namespace) -> int:
     suffix = Path(args.output).suffix if args.output else ""
     if suffix not in ("", ".tsv", ".jsonl", ".npz"):
         raise ValueError(f"{args.output}: write .tsv, .jsonl or .npz")
+    if genome is None:
+        from hyenadna.data.readers import GenomeFasta
+
+        genome = GenomeFasta(args.genome, {region.chrom})
     progress = Progress("positions", total=len(region))
     if args.classifier is None:
         if args.target is not None or args.method != "exact" or args.strand != "+":
@@ -62,7 +75,7 @@ def cmd_ism(args: argparse.Namespace) -> int:
         result = in_silico_mutagenesis(
             model.model,
             model.tokenizer,
-            args.genome,
+            genome,
             region,
             chrom_name=name,
             window=args.window or 1024,
@@ -72,7 +85,7 @@ def cmd_ism(args: argparse.Namespace) -> int:
             progress=lambda k: progress.update(k, k),
         )
     else:
-        result = _classifier_ism(args, region, name, progress)
+        result = _classifier_ism(args, genome, region, name, progress)
     if suffix == ".npz":
         result.save_npz(args.output)
     else:
@@ -84,26 +97,16 @@ def cmd_ism(args: argparse.Namespace) -> int:
     return 0
 
 
-def _classifier_ism(args: argparse.Namespace, region, name: str, progress: Progress):
+def _classifier_ism(args: argparse.Namespace, genome, region, name: str, progress: Progress):
     """ISM of a fine-tuned model's prediction for the region's sequence (``ism.classifier_mutagenesis``)."""
-    from hyenadna.data.readers import GenomeFasta
-    from hyenadna.finetune import HyenaDNAFineTuningModel
     from hyenadna.ism import classifier_mutagenesis
 
     if args.deletions or args.window is not None:
         raise ValueError(
             "--deletions and --window are the language model's: with --classifier the model reads the region itself"
         )
-    other = [f for f, given in (("--model", args.model), ("--random-init", args.random_init)) if given]
-    if other or args.dtype != "float32":
-        raise ValueError(
-            f"{', '.join(other + ['--dtype'] * (args.dtype != 'float32'))}: with --classifier the model is the "
-            "fine-tuned folder's own, in float32"
-        )
-    ft = HyenaDNAFineTuningModel.load(args.classifier, device=args.device, batch_size=args.batch_size)
-    ft.config = dataclasses.replace(ft.config, precision=args.precision)
-    print(f"fine-tuned model: {args.classifier}", file=sys.stderr)
-    sequence = GenomeFasta(args.genome, {region.chrom}).fetch(region.chrom, region.start, region.end)
+    ft = load_classifier(args)
+    sequence = genome.fetch(region.chrom, region.start, region.end)
     return classifier_mutagenesis(
         ft,
         sequence,

@@ -1,4 +1,4 @@
-"""``hyenadna vep``: variant effects from likelihood ratios."""
+"""``hyenadna vep``: variant effects from likelihood ratios, or from a fine-tuned model's prediction."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from hyenadna.cli.common import (
     add_model_args,
     count_records,
     int_at_least,
+    load_classifier,
     sdk_config,
     write_blocks,
 )
@@ -20,13 +21,45 @@ def cmd_vep(args: argparse.Namespace) -> int:
     import warnings
 
     from hyenadna.cli.distributed import Sharding
-    from hyenadna.sdk import HyenaDNA
-    from hyenadna.vep import score_variant_blocks, vep_columns
+    from hyenadna.vep import classifier_variant_blocks, classifier_vep_columns, score_variant_blocks, vep_columns
 
     shard = Sharding(args.output, "vep")
-    model = HyenaDNA(sdk_config(args, device=shard.device(args.device), progress=False))
-    print(f"model: {model.source}", file=sys.stderr)
-    progress = Progress("alleles", total=lambda: count_records(args), enabled=None if shard.is_main else False)
+    if args.classifier is None:
+        if args.target is not None or args.regions is not None:
+            raise ValueError("--target and --regions are for a fine-tuned model's prediction: give --classifier too")
+        from hyenadna.sdk import HyenaDNA
+
+        model = HyenaDNA(sdk_config(args, device=shard.device(args.device), progress=False))
+        print(f"model: {model.source}", file=sys.stderr)
+        columns = vep_columns(args.both_strands)
+        window = args.window or 1024
+        blocks = score_variant_blocks(
+            model.model,
+            model.tokenizer,
+            args.vcf,
+            args.genome,
+            window,
+            args.batch_size,
+            args.both_strands,
+            shard=(shard.rank, shard.world),
+        )
+    else:
+        ft = load_classifier(args, device=shard.device(args.device))
+        columns = classifier_vep_columns(ft.head_type == "classification", args.regions is not None)
+        blocks = classifier_variant_blocks(
+            ft,
+            args.vcf,
+            args.genome,
+            args.window,
+            args.target,
+            args.both_strands,
+            args.regions,
+            shard=(shard.rank, shard.world),
+        )
+    # with --regions a row is an (allele, region) pair, and most alleles of a large VCF lie in no region
+    total = None if args.regions else (lambda: count_records(args))
+    unit = "rows" if total is None else "alleles"
+    progress = Progress(unit, total=total, enabled=None if shard.is_main else False)
     counts: dict[str, int] = {}
 
     def counted(blocks):
@@ -38,17 +71,7 @@ def cmd_vep(args: argparse.Namespace) -> int:
 
     with warnings.catch_warnings():
         warnings.simplefilter("always")
-        blocks = score_variant_blocks(
-            model.model,
-            model.tokenizer,
-            args.vcf,
-            args.genome,
-            args.window,
-            args.batch_size,
-            args.both_strands,
-            shard=(shard.rank, shard.world),
-        )
-        n = write_blocks(shard, counted(blocks), args.output, args.out_format, columns=vep_columns(args.both_strands))
+        n = write_blocks(shard, counted(blocks), args.output, args.out_format, columns=columns)
     if n == 0 and shard.is_main:
         print(f"warning: {args.vcf} has no variant records; wrote a header only", file=sys.stderr)
     statuses = ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items()))
@@ -65,11 +88,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--window",
         type=int_at_least(2),
-        default=1024,
-        help="bases in each of the equal-length ref and alt windows around the variant (default 1024)",
+        help="bases in each of the equal-length ref and alt windows around the variant (default 1024; with "
+        "--classifier, the length of the sequences that model was trained on)",
     )
     p.add_argument(
-        "--both-strands", action="store_true", help="average the LLR with that of the reverse-complement windows"
+        "--both-strands",
+        action="store_true",
+        help="average the LLR with that of the reverse-complement windows (with --classifier: the model's outputs on "
+        "both strands, as predict --rc-average)",
+    )
+    p.add_argument(
+        "--classifier",
+        help="a folder written by `hyenadna fine-tune`: score each allele by how it moves that model's prediction "
+        "for the window around it (log-odds of --target, its probability and the predicted class; a regressor's "
+        "value) instead of the language model's LLR",
+    )
+    p.add_argument(
+        "--regions",
+        help="with --classifier: a BED file (strand in column 6) of the windows the model was trained to read, e.g. "
+        "promoter windows on their gene's strand; each allele is scored on every region holding it (one row per "
+        "allele and region), and alleles in no region are left out",
+    )
+    p.add_argument(
+        "--target",
+        type=int_at_least(0),
+        help="with --classifier: the class (or regression output) index whose log-odds are compared (default: the "
+        "class predicted for each reference window; output 0)",
     )
     p.add_argument("-o", "--output", help="output .tsv or .jsonl (default: JSON Lines on stdout)")
     p.add_argument("--out-format", choices=["auto", "jsonl", "tsv"], default="auto")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hyenadna.data.fasta import BinaryInputError, FastaFormatError, open_text, parse_fasta, read_fasta
-from hyenadna.data.regions import BedFormatError, canonical_chrom, parse_bed
+from hyenadna.data.regions import BedFormatError, BedRecord, canonical_chrom, parse_bed
 
 FORMATS = ("auto", "fasta", "fastq", "csv", "tsv", "txt")
 _EXT = {
@@ -235,15 +235,8 @@ class GenomeFasta:
         return self._seqs[c][start:end]
 
 
-def read_bed_sequences(
-    bed: str | Path, genome: str | Path, flank: int = 0, skip_invalid: bool = False
-) -> Iterator[SequenceRecord]:
-    """One record per BED line: the interval (plus ``flank`` bases on each side), reverse-complemented on '-'.
-
-    An interval on an unknown chromosome or beyond its end is an error naming the line, or, with ``skip_invalid``,
-    skipped with a warning."""
-    import warnings
-
+def read_bed_records(bed: str | Path) -> list[BedRecord]:
+    """The lines of a BED file (plain or gzip), with a SequenceInputError naming the file and line for a bad one."""
     bed = Path(bed)
     try:
         with open_text(bed) as handle:
@@ -253,9 +246,21 @@ def read_bed_sequences(
     except (OSError, EOFError, zlib.error) as e:
         raise SequenceInputError(f"{bed}: cannot read ({e})") from None
     try:
-        rows = parse_bed(text, bed)
+        return parse_bed(text, bed)
     except BedFormatError as e:
         raise SequenceInputError(str(e)) from None
+
+
+def read_bed_sequences(
+    bed: str | Path, genome: str | Path, flank: int = 0, skip_invalid: bool = False
+) -> Iterator[SequenceRecord]:
+    """One record per BED line: the interval (plus ``flank`` bases on each side), reverse-complemented on '-'.
+
+    An interval on an unknown chromosome or beyond its end is an error naming the line, or, with ``skip_invalid``,
+    skipped with a warning."""
+    import warnings
+
+    rows = read_bed_records(bed)
     fasta = GenomeFasta(genome, {r.chrom for r in rows})
     kept = 0
     for r in rows:
