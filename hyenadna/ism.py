@@ -313,6 +313,42 @@ def _first_order_effects(model: HyenaDNAFineTuningModel, seq: str, score: Callab
     return effect
 
 
+def modisco_arrays(results: list[IsmResult], strands: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One-hot sequences and hypothetical contributions of equal-length maps, (N, 4, L) over A, C, G, T: the layout
+    TF-MoDISco reads (``modisco motifs -s ohe.npz -a attr.npz``). The hypothetical contribution of base b at
+    position i is the effect of putting b there (0 for the reference base) less the mean over the four bases, so the
+    reference base's is the position's importance; a position whose reference is not A/C/G/T gets zeros. A map whose
+    ``strands`` entry is '-' is turned to the strand the model read (reverse complement), so that motifs come out in
+    the orientation it saw them."""
+    lengths = sorted({len(r.reference) for r in results})
+    if len(lengths) != 1:
+        raise ValueError(f"TF-MoDISco needs maps of one length; these have {', '.join(map(str, lengths))} bases")
+    ohe = np.zeros((len(results), 4, lengths[0]), dtype=np.float32)
+    hyp = np.zeros_like(ohe)
+    for k, result in enumerate(results):
+        refs = np.array([BASES.find(c) for c in result.reference])
+        known = refs >= 0
+        full = np.where(np.isnan(result.effect), 0.0, result.effect)
+        centred = np.where(known[:, None], full - full.mean(axis=1, keepdims=True), 0.0)
+        onehot = np.zeros_like(centred)
+        onehot[np.flatnonzero(known), refs[known]] = 1.0
+        if strands is not None and strands[k] == "-":  # positions reversed, A C G T -> T G C A
+            centred, onehot = centred[::-1, ::-1], onehot[::-1, ::-1]
+        ohe[k], hyp[k] = onehot.T, centred.T
+    return ohe, hyp
+
+
+def save_modisco(results: list[IsmResult], directory: str | Path, strands: list[str] | None = None) -> Path:
+    """``ohe.npz`` and ``attr.npz`` (``modisco_arrays``, each as ``arr_0``) in ``directory``, written atomically."""
+    from hyenadna.utils.io import atomic_path
+
+    directory = Path(directory)
+    for name, array in zip(("ohe.npz", "attr.npz"), modisco_arrays(results, strands), strict=True):
+        with atomic_path(directory / name) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, array)
+    return directory
+
+
 def plot_ism(result: IsmResult, path: str | Path, title: str = "", marks: dict[int, str] | None = None) -> None:
     """A position x base heatmap of the effects (LLRs, or a classifier's; diverging, centred on 0) above the
     per-position importance track.

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hyenadna.data.fasta import BinaryInputError, open_text
-from hyenadna.data.readers import GenomeFasta, SequenceInputError, read_bed_records, reverse_complement
+from hyenadna.data.readers import (
+    GenomeFasta,
+    SequenceInputError,
+    bed_problem,
+    read_bed_records,
+    reverse_complement,
+)
 from hyenadna.data.regions import BedRecord, canonical_chrom
 
 if TYPE_CHECKING:
@@ -333,16 +339,8 @@ def classifier_variant_blocks(
     index = RegionIndex(records)
 
     def check(genome: GenomeFasta) -> None:
-        room = ft.max_bases
         for r in records:
-            size = genome.sizes.get(canonical_chrom(r.chrom))
-            problem = None
-            if size is None:
-                problem = f"chromosome {r.chrom!r} is not in {genome_path}"
-            elif r.end - r.start > room:
-                problem = f"{r.end - r.start:,} bases: the model reads at most {room:,} beside its framing tokens"
-            elif not 0 <= r.start < r.end <= size:
-                problem = f"interval {r.start}-{r.end} lies outside the chromosome (length {size:,})"
+            problem = bed_problem(r, genome, longest=ft.max_bases, limit="the model reads beside its framing tokens")
             if problem:
                 raise SequenceInputError(f"{regions}:{r.line}: {problem}")
 

@@ -238,3 +238,64 @@ def test_a_minus_strand_map_is_the_reverse_complements_map_put_back_on_the_given
     assert main(argv) == 0
     back = IsmResult.load(tmp_path / "x.npz")
     assert back.reference == seq and np.allclose(back.effect, minus.effect, atol=1e-5, equal_nan=True)
+
+
+def test_modisco_arrays_are_the_maps_centred_per_position_on_the_strand_read():
+    """TF-MoDISco's inputs: one-hot (N, 4, L) and hypothetical contributions, each base's effect (0 for the
+    reference) less the position's mean over the four bases, so the reference's is the position's importance."""
+    from hyenadna.ism import modisco_arrays
+
+    effect = np.array([[np.nan, -1.0, -2.0, 0.5], [0.2, np.nan, 0.4, -0.2], [np.nan] * 4])
+    result = IsmResult("c", np.arange(3), "ACN", effect, np.full(3, np.nan), 3, False, "delta_log_odds", "class 1")
+    ohe, hyp = modisco_arrays([result, result], ["+", "-"])
+    assert ohe.shape == hyp.shape == (2, 4, 3) and ohe.dtype == np.float32
+    assert ohe[0].T.tolist() == [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0]]
+    full = np.nan_to_num(effect[:2])
+    assert np.allclose(hyp[0, :, :2].T, full - full.mean(1, keepdims=True)) and not hyp[0, :, 2].any()
+    assert np.allclose([hyp[0, 0, 0], hyp[0, 1, 1]], result.importance[:2] * 0.75)  # the mean includes the ref's 0
+    # the minus strand: positions reversed and each base its complement (the model read "NGT")
+    assert np.array_equal(ohe[1], ohe[0][::-1, ::-1]) and np.allclose(hyp[1], hyp[0][::-1, ::-1])
+    shorter = IsmResult("c", np.arange(2), "AC", effect[:2], np.full(2, np.nan), 2, False, "delta_log_odds")
+    with pytest.raises(ValueError, match="TF-MoDISco needs maps of one length; these have 2, 3 bases"):
+        modisco_arrays([result, shorter])
+
+
+def test_cli_ism_of_bed_regions_resumes_and_exports_modisco_inputs(gc_classifier, tmp_path, capsys):
+    rng = np.random.default_rng(9)
+    chrom = "".join(rng.choice(list("ACGT"), 200))
+    fasta = write_fasta(tmp_path / "g.fa", "chrM", chrom)
+    bed = tmp_path / "r.bed"
+    bed.write_text("chrM\t10\t40\tfirst\t0\t+\nchrM\t50\t80\tsecond\t0\t-\nchrM\t100\t130\tfirst\t0\t.\n")
+    folder = gc_classifier.save(tmp_path / "m")
+    out = tmp_path / "maps"
+    argv = ["ism", "--classifier", str(folder), "--genome", str(fasta), "--bed", str(bed), "--target", "1"]
+    assert main([*argv, "-o", str(out), "--modisco"]) == 0
+    assert "modisco motifs -s" in capsys.readouterr().err
+    files = ["first.npz", "second.npz", "first.line3.npz"]
+    index = (out / "regions.tsv").read_text().splitlines()
+    assert [line.split("\t")[-1] for line in index[1:]] == files
+    maps = [IsmResult.load(out / f) for f in files]
+    for result, (start, strand) in zip(maps, [(10, "+"), (50, "-"), (100, "+")], strict=True):
+        again = gc_classifier.mutagenesis(chrom[start : start + 30], target=1, strand=strand)
+        assert result.positions[0] == start and np.allclose(result.effect, again.effect, atol=1e-5, equal_nan=True)
+    from hyenadna.ism import modisco_arrays
+
+    ohe, hyp = modisco_arrays(maps, ["+", "-", "."])
+    with np.load(out / "modisco" / "ohe.npz") as z1, np.load(out / "modisco" / "attr.npz") as z2:
+        assert z1["arr_0"].shape == (3, 4, 30) and np.array_equal(z1["arr_0"], ohe) and np.allclose(z2["arr_0"], hyp)
+    stamp = (out / "second.npz").stat().st_mtime_ns
+    (out / "first.line3.npz").unlink()  # as if killed before the last region
+    assert main([*argv, "-o", str(out)]) == 0  # resumes: the maps there are read back, the missing one made
+    assert (out / "first.line3.npz").exists()
+    assert IsmResult.load(out / "second.npz").effect.tobytes() == maps[1].effect.tobytes()
+    assert (out / "second.npz").stat().st_mtime_ns == stamp  # read back, not made again
+    assert main([*argv[:-1], "0", "-o", str(out)]) == 1
+    assert "holds maps made with other settings" in capsys.readouterr().err
+    assert main([*argv, "-o", str(tmp_path / "x.npz")]) == 1
+    assert "with --bed, -o names a folder" in capsys.readouterr().err
+    bed.write_text("chrM\t150\t260\tlate\t0\t+\n")
+    assert main([*argv, "-o", str(tmp_path / "y")]) == 1
+    assert "r.bed:1: interval chrM:150-260 lies outside the chromosome (length 200)" in capsys.readouterr().err
+    common = ["ism", "--genome", str(fasta), "--region", "chrM:0-10", "--model", str(FIXTURES / "tiny")]
+    assert main([*common, "--modisco"]) == 1
+    assert "--modisco exports the maps of many regions: give them with --bed" in capsys.readouterr().err

@@ -145,3 +145,22 @@ def test_cli_ism_and_track(genome, tmp_path, capsys):
     assert main(track) == 0
     assert bed.read_text().splitlines()[0].startswith("chr7\t100\t101\t")
     assert main(["score", "--track", str(bed), "--genome", str(genome), "--model", tiny]) == 1
+
+
+def test_cli_ism_of_bed_regions_under_the_language_model(genome, model, tmp_path, capsys):
+    """--bed maps each region as --region would, one NPZ per region; the language model scores changes on the
+    genome's strand whatever the BED strand, and the TF-MoDISco export keeps that orientation."""
+    bed = tmp_path / "r.bed"
+    bed.write_text("chr7\t1000\t1012\ta\t0\t+\nchr7\t1500\t1512\tb\t0\t-\n")
+    argv = ["ism", "--genome", str(genome), "--bed", str(bed), "--window", "128", "--model", str(FIXTURES / "tiny")]
+    assert main([*argv, "-o", str(tmp_path / "maps"), "--modisco"]) == 0
+    for name, start in (("a", 1000), ("b", 1500)):
+        got = np.load(tmp_path / "maps" / f"{name}.npz")["llr"]
+        expected = in_silico_mutagenesis(
+            model, CharacterTokenizer(), genome, Interval("chr7", start, start + 12), window=128
+        )
+        assert np.allclose(got, expected.llr, atol=1e-5, equal_nan=True)
+    with np.load(tmp_path / "maps" / "modisco" / "ohe.npz") as z:
+        assert "".join("ACGT"[i] for i in z["arr_0"][1].argmax(0)) == CHROM[1500:1512]  # + strand, as scored
+    assert main([*argv, "--target", "1", "-o", str(tmp_path / "t")]) == 1
+    assert "--target, --method and --strand are for a fine-tuned model's prediction" in capsys.readouterr().err

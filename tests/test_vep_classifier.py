@@ -233,8 +233,8 @@ def test_regions_that_cannot_be_read_are_refused_with_their_line(gc_classifier, 
     tok = gc_classifier.tokenizer
     room = gc_classifier.context_length - len(tok.prefix) - len(tok.suffix)
     cases = {
-        f"chrT\t0\t{room + 1}\tlong\t0\t+\n": f"long.bed:1: {room + 1:,} bases: the model reads at most {room:,}",
-        "chrT\t700\t900\tpast\t0\t+\n": "past.bed:1: interval 700-900 lies outside the chromosome",
+        f"chrT\t0\t{room + 1}\tlong\t0\t+\n": f"long.bed:1: {room + 1:,} bases, above the {room:,} the model reads",
+        "chrT\t700\t900\tpast\t0\t+\n": "past.bed:1: interval chrT:700-900 lies outside the chromosome",
         "chrQ\t0\t50\tother\t0\t+\n": "other.bed:1: chromosome 'chrQ' is not in",
         "chrT\t0\t50\tbad\t0\t*\n": r"bad.bed:1: strand must be \+, - or \.",
     }

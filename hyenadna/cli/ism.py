@@ -22,6 +22,7 @@ ISM_EXAMPLES = """examples:
       -o ism.tsv --plot ism.png
   hyenadna ism --genome seqs.fa --record my_enhancer -o ism.npz --plot ism.png --both-strands --deletions
   hyenadna ism --classifier promoter_model --genome seqs.fa --record my_promoter -o ism.tsv --plot ism.png
+  hyenadna ism --classifier promoter_model --genome hg19.fa.gz --bed promoters.bed -o promoter_maps --modisco
 """
 
 
@@ -48,6 +49,10 @@ def region_of(args: argparse.Namespace):
 def cmd_ism(args: argparse.Namespace) -> int:
     from hyenadna.ism import in_silico_mutagenesis, plot_ism
 
+    if args.bed:
+        return _ism_of_regions(args)
+    if args.modisco:
+        raise ValueError("--modisco exports the maps of many regions: give them with --bed")
     region, name, genome = region_of(args)
     per_base = "windows" if args.classifier is None else "sequences"
     if len(region) > args.max_length:
@@ -64,10 +69,7 @@ def cmd_ism(args: argparse.Namespace) -> int:
         genome = GenomeFasta(args.genome, {region.chrom})
     progress = Progress("positions", total=len(region))
     if args.classifier is None:
-        if args.target is not None or args.method != "exact" or args.strand != "+":
-            raise ValueError(
-                "--target, --method and --strand are for a fine-tuned model's prediction: give --classifier too"
-            )
+        _language_model_only(args)
         from hyenadna.sdk import HyenaDNA
 
         model = HyenaDNA(sdk_config(args, progress=False))
@@ -97,15 +99,125 @@ def cmd_ism(args: argparse.Namespace) -> int:
     return 0
 
 
-def _classifier_ism(args: argparse.Namespace, genome, region, name: str, progress: Progress):
-    """ISM of a fine-tuned model's prediction for the region's sequence (``ism.classifier_mutagenesis``)."""
-    from hyenadna.ism import classifier_mutagenesis
+def _ism_of_regions(args: argparse.Namespace) -> int:
+    """ISM of every region of a BED file: one NPZ per region in the --output folder (a region already there, from
+    the same command, is read back, so a killed run resumes), a regions.tsv index and, with --modisco, TF-MoDISco's
+    inputs. A fine-tuned model reads each region on its BED strand."""
+    import json
+    import re
 
+    from hyenadna.data.readers import GenomeFasta, bed_problem, read_bed_records
+    from hyenadna.data.regions import Interval, canonical_chrom
+    from hyenadna.ism import IsmResult, classifier_mutagenesis, in_silico_mutagenesis, save_modisco
+    from hyenadna.utils.io import atomic_write_text
+
+    if args.region or args.record or args.plot or args.strand != "+":
+        raise ValueError(
+            "with --bed the regions (and, for --classifier, their strands) come from the BED file: leave out "
+            "--region, --record, --strand and --plot (hyenadna.ism.plot_ism draws any region's NPZ)"
+        )
+    if not args.output or Path(args.output).suffix:
+        raise ValueError("with --bed, -o names a folder: one NPZ per region goes there")
+    records = read_bed_records(args.bed)
+    if not records:
+        raise ValueError(f"{args.bed}: no regions")
+    genome = GenomeFasta(args.genome, {r.chrom for r in records})
+    for r in records:
+        problem = bed_problem(r, genome, longest=args.max_length, limit="of --max-length")
+        if problem:
+            raise ValueError(f"{args.bed}:{r.line}: {problem}")
+    out = Path(args.output)
+    settings = {k: getattr(args, k) for k in ("classifier", "model", "random_init", "window", "target", "method")}
+    settings |= {k: getattr(args, k) for k in ("both_strands", "deletions", "precision", "dtype")}
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.items()}
+    saved = out / "ism.json"
+    if saved.exists() and json.loads(saved.read_text()) != settings:
+        raise ValueError(f"{out} holds maps made with other settings ({saved}): give another folder")
+    if args.classifier is not None:
+        ft = _classifier(args)
+    else:
+        _language_model_only(args)
+        from hyenadna.sdk import HyenaDNA
+
+        model = HyenaDNA(sdk_config(args, progress=False))
+        print(f"model: {model.source}", file=sys.stderr)
+    atomic_write_text(saved, json.dumps(settings, indent=1))
+    names: set[str] = set()
+    results, index = [], []
+    progress = Progress("positions", total=sum(r.end - r.start for r in records))
+    for r in records:
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", r.name).strip("_") or "region"
+        stem = stem if stem not in names else f"{stem}.line{r.line}"
+        names.add(stem)
+        path = out / f"{stem}.npz"
+        strand = "-" if r.strand == "-" else "+"
+        if path.exists():
+            result = IsmResult.load(path)
+            progress.update(len(result.positions))
+        elif args.classifier is not None:
+            sequence = genome.fetch(r.chrom, r.start, r.end)
+            result = classifier_mutagenesis(
+                ft,
+                sequence,
+                args.target,
+                args.both_strands,
+                r.chrom,
+                r.start,
+                args.method,
+                strand,
+                progress=lambda k: progress.update(k, k),
+            )
+        else:
+            result = in_silico_mutagenesis(
+                model.model,
+                model.tokenizer,
+                genome,
+                Interval(canonical_chrom(r.chrom), r.start, r.end),
+                r.chrom,
+                args.window or 1024,
+                args.batch_size,
+                args.both_strands,
+                args.deletions,
+                progress=lambda k: progress.update(k, k),
+            )
+        if not path.exists():
+            result.save_npz(path)
+        if args.modisco:  # its arrays hold every map at once; without it, one map at a time is in memory
+            results.append(result)
+        index.append({"name": r.name, "chrom": r.chrom, "start": r.start, "end": r.end, "strand": r.strand})
+        index[-1]["file"] = path.name
+    write_rows(index, str(out / "regions.tsv"), "tsv", list(index[0]))
+    extra = f"; {len(index):,} maps and regions.tsv"
+    if args.modisco:
+        strands = [r.strand if args.classifier is not None else "+" for r in records]
+        folder = save_modisco(results, out / "modisco", strands)
+        n = len(results[0].reference)
+        run = f"modisco motifs -s {folder / 'ohe.npz'} -a {folder / 'attr.npz'} -n 2000 -w {n}"
+        extra += f", and TF-MoDISco's inputs ({run})"
+    progress.finish("mutated", str(out), extra)
+    return 0
+
+
+def _language_model_only(args: argparse.Namespace) -> None:
+    if args.target is not None or args.method != "exact" or args.strand != "+":
+        raise ValueError(
+            "--target, --method and --strand are for a fine-tuned model's prediction: give --classifier too"
+        )
+
+
+def _classifier(args: argparse.Namespace):
     if args.deletions or args.window is not None:
         raise ValueError(
             "--deletions and --window are the language model's: with --classifier the model reads the region itself"
         )
-    ft = load_classifier(args)
+    return load_classifier(args)
+
+
+def _classifier_ism(args: argparse.Namespace, genome, region, name: str, progress: Progress):
+    """ISM of a fine-tuned model's prediction for the region's sequence (``ism.classifier_mutagenesis``)."""
+    from hyenadna.ism import classifier_mutagenesis
+
+    ft = _classifier(args)
     sequence = genome.fetch(region.chrom, region.start, region.end)
     return classifier_mutagenesis(
         ft,
@@ -132,6 +244,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--genome", required=True, help="genome FASTA (or any FASTA holding the record)")
     p.add_argument("--region", help="chrom:start-end, 0-based half-open (commas allowed)")
     p.add_argument("--record", help="a whole FASTA record instead of --region")
+    p.add_argument(
+        "--bed",
+        help="map every region of a BED file (strand in column 6: the strand a --classifier reads it on) into the "
+        "folder -o names: one NPZ per region, regions.tsv, and a killed run resumes",
+    )
+    p.add_argument(
+        "--modisco",
+        action="store_true",
+        help="with --bed: also write TF-MoDISco's inputs (modisco/ohe.npz, modisco/attr.npz: one-hot sequences and "
+        "hypothetical contributions, N x 4 x length, on the strand the model read); the regions must share a length",
+    )
     p.add_argument(
         "--window", type=int_at_least(2), help="bases of context around each change, as vep's --window (default 1,024)"
     )

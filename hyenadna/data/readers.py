@@ -251,6 +251,25 @@ def read_bed_records(bed: str | Path) -> list[BedRecord]:
         raise SequenceInputError(str(e)) from None
 
 
+def bed_problem(
+    r: BedRecord, genome: GenomeFasta, flank: int = 0, longest: int | None = None, limit: str = "allowed"
+) -> str | None:
+    """Why a BED interval (widened by ``flank`` on each side) cannot be read from the genome, or is longer than
+    ``longest`` (named by ``limit``), in words; None when it can."""
+    size = genome.sizes.get(canonical_chrom(r.chrom))
+    if size is None:
+        return f"chromosome {r.chrom!r} is not in {genome.path}"
+    if r.start < 0 or r.end <= r.start:
+        return f"invalid interval {r.start}-{r.end}"
+    if longest is not None and r.end - r.start + 2 * flank > longest:
+        return f"{r.end - r.start + 2 * flank:,} bases, above the {longest:,} {limit}"
+    lo, hi = r.start - flank, r.end + flank
+    if lo < 0 or hi > size:
+        widened = " (with flanks)" if flank else ""
+        return f"interval {r.chrom}:{lo}-{hi}{widened} lies outside the chromosome (length {size:,})"
+    return None
+
+
 def read_bed_sequences(
     bed: str | Path, genome: str | Path, flank: int = 0, skip_invalid: bool = False
 ) -> Iterator[SequenceRecord]:
@@ -265,14 +284,7 @@ def read_bed_sequences(
     kept = 0
     for r in rows:
         lo, hi = r.start - flank, r.end + flank
-        size = fasta.sizes.get(canonical_chrom(r.chrom))
-        problem = None
-        if size is None:
-            problem = f"chromosome {r.chrom!r} is not in {genome}"
-        elif r.start < 0 or r.end <= r.start:
-            problem = f"invalid interval {r.start}-{r.end}"
-        elif lo < 0 or hi > size:
-            problem = f"interval {r.chrom}:{lo}-{hi} (with flanks) lies outside the chromosome (length {size:,})"
+        problem = bed_problem(r, fasta, flank)
         if problem:
             if not skip_invalid:
                 raise SequenceInputError(f"{bed}:{r.line}: {problem}")
