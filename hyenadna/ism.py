@@ -64,9 +64,11 @@ class IsmResult:
     @property
     def importance(self) -> np.ndarray:
         """Per position: minus the mean effect of its three substitutions (high: the model objects to changing it,
-        or, for a classifier, the base supports the target class)."""
-        with np.errstate(invalid="ignore"):
-            return -np.nanmean(np.where(np.isnan(self.effect), np.nan, self.effect), axis=1)
+        or, for a classifier, the base supports the target class); NaN where nothing was scored (an N)."""
+        scored = np.isfinite(self.effect)
+        total = np.where(scored, self.effect, 0.0).sum(axis=1)
+        count = scored.sum(axis=1)
+        return np.divide(-total, count, out=np.full(len(count), np.nan), where=count > 0)
 
     def rows(self) -> list[dict]:
         """One row per (position, alternative): chrom, pos (1-based, as in a VCF), ref, alt and the effect, named by
