@@ -75,3 +75,28 @@ def test_sharding_needs_an_output_file(monkeypatch):
     monkeypatch.setenv("RANK", "1")
     with pytest.raises(ValueError, match="needs -o OUTPUT"):
         Sharding(None, "score")
+
+
+def test_two_ranks_map_bed_regions_as_one_process_does(tmp_path):
+    """ism --bed across 2 ranks: each rank maps its regions into the shared folder, rank 0 writes the index and the
+    TF-MoDISco arrays once every rank is done; the files equal a single process's."""
+    import numpy as np
+
+    rng = np.random.default_rng(2)
+    (tmp_path / "g.fa").write_text(">chr1\n" + "".join(rng.choice(list("ACGT"), 1000)) + "\n")
+    (tmp_path / "r.bed").write_text("".join(f"chr1\t{s}\t{s + 8}\tr{s}\t0\t+\n" for s in range(100, 700, 120)))
+    args = ["ism", "--genome", str(tmp_path / "g.fa"), "--bed", str(tmp_path / "r.bed"), "--window", "64", "--modisco"]
+    run([*args, "-o", str(tmp_path / "one"), "--threads", "1"], 1, tmp_path)
+    proc = run([*args, "-o", str(tmp_path / "two")], 2, tmp_path)
+    names = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*") if p.is_file())
+    assert names == sorted(p.relative_to(tmp_path / "two") for p in (tmp_path / "two").rglob("*") if p.is_file())
+    assert len([n for n in names if n.suffix == ".npz" and n.parent.name != "modisco"]) == 5
+    for name in names:
+        if name.suffix == ".npz":
+            with np.load(tmp_path / "one" / name) as a, np.load(tmp_path / "two" / name) as b:
+                assert a.files == b.files, name
+                for k in a.files:
+                    np.testing.assert_array_equal(a[k], b[k], err_msg=f"{name}: {k}")  # NaN equals NaN here
+        else:
+            assert (tmp_path / "one" / name).read_text() == (tmp_path / "two" / name).read_text(), name
+    assert "rank 1 of 2" in proc.stderr and not list(tmp_path.glob(".two.parts"))

@@ -1,4 +1,5 @@
-"""Inference across processes and nodes: ``torchrun --nproc_per_node=N -m hyenadna.cli embed|score|vep ...``.
+"""Inference across processes and nodes: ``torchrun --nproc_per_node=N -m hyenadna.cli embed|score|vep ...``
+(and ``ism --bed``, whose ranks write their regions' maps straight into the shared output folder).
 
 The input is cut into the same blocks a single process works through (``step_size`` records for embed and score,
 64 VCF records for vep), and block k goes to rank k % world. Each rank runs its blocks on its own device and saves each

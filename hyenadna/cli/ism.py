@@ -106,6 +106,7 @@ def _ism_of_regions(args: argparse.Namespace) -> int:
     import json
     import re
 
+    from hyenadna.cli.distributed import Sharding
     from hyenadna.data.readers import GenomeFasta, bed_problem, read_bed_records
     from hyenadna.data.regions import Interval, canonical_chrom
     from hyenadna.ism import IsmResult, classifier_mutagenesis, in_silico_mutagenesis, save_modisco
@@ -126,6 +127,9 @@ def _ism_of_regions(args: argparse.Namespace) -> int:
         problem = bed_problem(r, genome, longest=args.max_length, limit="of --max-length")
         if problem:
             raise ValueError(f"{args.bed}:{r.line}: {problem}")
+    lengths = sorted({r.end - r.start for r in records})
+    if args.modisco and len(lengths) > 1:
+        raise ValueError(f"--modisco needs regions of one length; {args.bed} has {lengths[0]:,} to {lengths[-1]:,}")
     out = Path(args.output)
     settings = {k: getattr(args, k) for k in ("classifier", "model", "random_init", "window", "target", "method")}
     settings |= {k: getattr(args, k) for k in ("both_strands", "deletions", "precision", "dtype")}
@@ -133,28 +137,36 @@ def _ism_of_regions(args: argparse.Namespace) -> int:
     saved = out / "ism.json"
     if saved.exists() and json.loads(saved.read_text()) != settings:
         raise ValueError(f"{out} holds maps made with other settings ({saved}): give another folder")
+    # across processes (torchrun): region k is rank k % world's; every map lands in the shared folder
+    shard = Sharding(str(out), "ism --bed")
+    device = shard.device(args.device)
     if args.classifier is not None:
-        ft = _classifier(args)
+        ft = _classifier(args, device)
     else:
         _language_model_only(args)
         from hyenadna.sdk import HyenaDNA
 
-        model = HyenaDNA(sdk_config(args, progress=False))
+        model = HyenaDNA(sdk_config(args, device=device, progress=False))
         print(f"model: {model.source}", file=sys.stderr)
-    atomic_write_text(saved, json.dumps(settings, indent=1))
+    if shard.is_main:
+        atomic_write_text(saved, json.dumps(settings, indent=1))
     names: set[str] = set()
-    results, index = [], []
-    progress = Progress("positions", total=sum(r.end - r.start for r in records))
+    paths = []
     for r in records:
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", r.name).strip("_") or "region"
         stem = stem if stem not in names else f"{stem}.line{r.line}"
         names.add(stem)
-        path = out / f"{stem}.npz"
+        paths.append(out / f"{stem}.npz")
+    mine = [k for k in range(len(records)) if shard.mine(k)]
+    total = sum(records[k].end - records[k].start for k in mine)
+    progress = Progress("positions", total=total, enabled=None if shard.is_main else False)
+    for k in mine:
+        r, path = records[k], paths[k]
         strand = "-" if r.strand == "-" else "+"
-        if path.exists():
-            result = IsmResult.load(path)
-            progress.update(len(result.positions))
-        elif args.classifier is not None:
+        if path.exists():  # made by an earlier run of the same command
+            progress.update(r.end - r.start)
+            continue
+        if args.classifier is not None:
             sequence = genome.fetch(r.chrom, r.start, r.end)
             result = classifier_mutagenesis(
                 ft,
@@ -165,7 +177,7 @@ def _ism_of_regions(args: argparse.Namespace) -> int:
                 r.start,
                 args.method,
                 strand,
-                progress=lambda k: progress.update(k, k),
+                progress=lambda n: progress.update(n, n),
             )
         else:
             result = in_silico_mutagenesis(
@@ -178,23 +190,30 @@ def _ism_of_regions(args: argparse.Namespace) -> int:
                 args.batch_size,
                 args.both_strands,
                 args.deletions,
-                progress=lambda k: progress.update(k, k),
+                progress=lambda n: progress.update(n, n),
             )
-        if not path.exists():
-            result.save_npz(path)
-        if args.modisco:  # its arrays hold every map at once; without it, one map at a time is in memory
-            results.append(result)
-        index.append({"name": r.name, "chrom": r.chrom, "start": r.start, "end": r.end, "strand": r.strand})
-        index[-1]["file"] = path.name
-    write_rows(index, str(out / "regions.tsv"), "tsv", list(index[0]))
-    extra = f"; {len(index):,} maps and regions.tsv"
+        result.save_npz(path)
+    extra = f"; {len(records):,} maps and regions.tsv"
     if args.modisco:
-        strands = [r.strand if args.classifier is not None else "+" for r in records]
-        folder = save_modisco(results, out / "modisco", strands)
-        n = len(results[0].reference)
-        run = f"modisco motifs -s {folder / 'ohe.npz'} -a {folder / 'attr.npz'} -n 2000 -w {n}"
+        n = records[0].end - records[0].start
+        run = f"modisco motifs -s {out / 'modisco' / 'ohe.npz'} -a {out / 'modisco' / 'attr.npz'} -n 2000 -w {n}"
         extra += f", and TF-MoDISco's inputs ({run})"
-    progress.finish("mutated", str(out), extra)
+
+    def index(_blocks=None) -> None:
+        rows = [
+            {"name": r.name, "chrom": r.chrom, "start": r.start, "end": r.end, "strand": r.strand, "file": p.name}
+            for r, p in zip(records, paths, strict=True)
+        ]
+        write_rows(rows, str(out / "regions.tsv"), "tsv", list(rows[0]))
+        if args.modisco:  # its arrays hold every map at once; without it, one map at a time is in memory
+            strands = [r.strand if args.classifier is not None else "+" for r in records]
+            save_modisco([IsmResult.load(p) for p in paths], out / "modisco", strands)
+
+    if shard.active:
+        shard.finish(index)
+    else:
+        index()
+    progress.finish("mutated", str(out), extra + shard.note)
     return 0
 
 
@@ -205,12 +224,12 @@ def _language_model_only(args: argparse.Namespace) -> None:
         )
 
 
-def _classifier(args: argparse.Namespace):
+def _classifier(args: argparse.Namespace, device: str | None = None):
     if args.deletions or args.window is not None:
         raise ValueError(
             "--deletions and --window are the language model's: with --classifier the model reads the region itself"
         )
-    return load_classifier(args)
+    return load_classifier(args, device)
 
 
 def _classifier_ism(args: argparse.Namespace, genome, region, name: str, progress: Progress):
