@@ -145,6 +145,11 @@ def _windows_from(variant: Variant, alt: str, genome: GenomeFasta, lo: int, wind
     return ref[:n], alt_seq[:n], start - lo
 
 
+def centred(window: int) -> Callable[[Variant, str, GenomeFasta], list]:
+    """``variant_blocks``' ``windows_of`` for windows centred on each allele (``variant_windows``)."""
+    return lambda v, alt, genome: [({}, variant_windows(v, alt, genome, window))]
+
+
 def vep_columns(both_strands: bool = False) -> list[str]:
     """The columns of ``score_variants``' rows, in order."""
     strands = ["llr_forward", "llr_reverse"] if both_strands else []
@@ -227,10 +232,8 @@ def score_variant_blocks(
     def score(pairs: list[tuple[str, str]]) -> list[dict]:
         return score_window_pairs(model, tokenizer, pairs, batch_size, both_strands)
 
-    def windows_of(v: Variant, alt: str, genome: GenomeFasta) -> list:
-        return [({}, variant_windows(v, alt, genome, window))]
-
-    yield from variant_blocks(vcf, genome_path, windows_of, score, vep_columns(both_strands), variants_per_batch, shard)
+    columns = vep_columns(both_strands)
+    yield from variant_blocks(vcf, genome_path, centred(window), score, columns, variants_per_batch, shard)
 
 
 def classifier_vep_columns(classification: bool = True, regions: bool = False) -> list[str]:
@@ -327,11 +330,7 @@ def classifier_variant_blocks(
 
     if regions is None:
         window = classifier_window(ft, window)
-
-        def windows_of(v: Variant, alt: str, genome: GenomeFasta) -> list:
-            return [({}, variant_windows(v, alt, genome, window))]
-
-        yield from variant_blocks(vcf, genome_path, windows_of, score, columns, variants_per_batch, shard)
+        yield from variant_blocks(vcf, genome_path, centred(window), score, columns, variants_per_batch, shard)
         return
     if window is not None:
         raise ValueError("give a window or regions, not both: with regions the model reads each region")
