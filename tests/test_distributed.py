@@ -52,7 +52,8 @@ def test_two_ranks_write_what_one_process_writes(tmp_path, command, output, extr
     assert "rank 1 of 2" in proc.stderr
 
 
-def test_two_ranks_vep(tmp_path):
+@pytest.mark.parametrize("classifier", [False, True], ids=["language model", "fine-tuned model"])
+def test_two_ranks_vep(tmp_path, classifier):
     import numpy as np
 
     rng = np.random.default_rng(1)
@@ -62,6 +63,13 @@ def test_two_ranks_vep(tmp_path):
     lines.insert(5, "1\t300\t.\tNNN\tA")  # an unscorable row keeps its place
     (tmp_path / "v.vcf").write_text("#CHROM\tPOS\tID\tREF\tALT\n" + "\n".join(lines) + "\n")
     args = ["vep", str(tmp_path / "v.vcf"), "--genome", str(tmp_path / "g.fa"), "--window", "128"]
+    if classifier:  # an untrained head is enough: the point is that both runs compute the same rows
+        from hyenadna import HyenaDNAConfig, HyenaDNAFineTuningModel
+        from tests.conftest import FIXTURES
+
+        config = HyenaDNAConfig(model_path=FIXTURES / "tiny", progress=False)
+        folder = HyenaDNAFineTuningModel(config, "classification", 2).save(tmp_path / "clf")
+        args += ["--classifier", str(folder), "--target", "1"]
     run([*args, "-o", str(tmp_path / "one.tsv"), "--threads", "1"], 1, tmp_path)
     run([*args, "-o", str(tmp_path / "two.tsv")], 2, tmp_path)
     assert (tmp_path / "one.tsv").read_bytes() == (tmp_path / "two.tsv").read_bytes()
