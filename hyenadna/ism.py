@@ -319,9 +319,9 @@ def modisco_arrays(results: list[IsmResult], strands: list[str] | None = None) -
     """One-hot sequences and hypothetical contributions of equal-length maps, (N, 4, L) over A, C, G, T: the layout
     TF-MoDISco reads (``modisco motifs -s ohe.npz -a attr.npz``). The hypothetical contribution of base b at
     position i is the effect of putting b there (0 for the reference base) less the mean over the four bases, so the
-    reference base's is the position's importance; a position whose reference is not A/C/G/T gets zeros. A map whose
-    ``strands`` entry is '-' is turned to the strand the model read (reverse complement), so that motifs come out in
-    the orientation it saw them."""
+    reference base's is 3/4 of the position's importance (the mean counts its 0); a position whose reference is not
+    A/C/G/T gets zeros. A map whose ``strands`` entry is '-' is turned to the strand the model read (reverse
+    complement), so that motifs come out in the orientation it saw them."""
     lengths = sorted({len(r.reference) for r in results})
     if len(lengths) != 1:
         raise ValueError(f"TF-MoDISco needs maps of one length; these have {', '.join(map(str, lengths))} bases")
