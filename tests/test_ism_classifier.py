@@ -269,9 +269,10 @@ def test_cli_ism_of_bed_regions_resumes_and_exports_modisco_inputs(gc_classifier
     folder = gc_classifier.save(tmp_path / "m")
     out = tmp_path / "maps"
     argv = ["ism", "--classifier", str(folder), "--genome", str(fasta), "--bed", str(bed), "--target", "1"]
-    assert main([*argv, "-o", str(out), "--modisco"]) == 0
+    assert main([*argv, "-o", str(out), "--modisco", "--plots"]) == 0
     assert "modisco motifs -s" in capsys.readouterr().err
     files = ["first.npz", "second.npz", "first.line3.npz"]
+    assert all((out / f).with_suffix(".png").stat().st_size > 0 for f in files)
     index = (out / "regions.tsv").read_text().splitlines()
     assert [line.split("\t")[-1] for line in index[1:]] == files
     maps = [IsmResult.load(out / f) for f in files]
@@ -298,4 +299,4 @@ def test_cli_ism_of_bed_regions_resumes_and_exports_modisco_inputs(gc_classifier
     assert "r.bed:1: interval chrM:150-260 lies outside the chromosome (length 200)" in capsys.readouterr().err
     common = ["ism", "--genome", str(fasta), "--region", "chrM:0-10", "--model", str(FIXTURES / "tiny")]
     assert main([*common, "--modisco"]) == 1
-    assert "--modisco exports the maps of many regions: give them with --bed" in capsys.readouterr().err
+    assert "--modisco and --plots are for the maps of many regions: give them with --bed" in capsys.readouterr().err

@@ -51,8 +51,8 @@ def cmd_ism(args: argparse.Namespace) -> int:
 
     if args.bed:
         return _ism_of_regions(args)
-    if args.modisco:
-        raise ValueError("--modisco exports the maps of many regions: give them with --bed")
+    if args.modisco or args.plots:
+        raise ValueError("--modisco and --plots are for the maps of many regions: give them with --bed")
     region, name, genome = region_of(args)
     per_base = "windows" if args.classifier is None else "sequences"
     if len(region) > args.max_length:
@@ -109,13 +109,13 @@ def _ism_of_regions(args: argparse.Namespace) -> int:
     from hyenadna.cli.distributed import Sharding
     from hyenadna.data.readers import GenomeFasta, bed_problem, read_bed_records
     from hyenadna.data.regions import Interval, canonical_chrom
-    from hyenadna.ism import IsmResult, classifier_mutagenesis, in_silico_mutagenesis, save_modisco
+    from hyenadna.ism import IsmResult, classifier_mutagenesis, in_silico_mutagenesis, plot_ism, save_modisco
     from hyenadna.utils.io import atomic_write_text
 
     if args.region or args.record or args.plot or args.strand != "+":
         raise ValueError(
             "with --bed the regions (and, for --classifier, their strands) come from the BED file: leave out "
-            "--region, --record, --strand and --plot (hyenadna.ism.plot_ism draws any region's NPZ)"
+            "--region, --record, --strand and --plot (--plots draws each region's map beside its NPZ)"
         )
     if not args.output or Path(args.output).suffix:
         raise ValueError("with --bed, -o names a folder: one NPZ per region goes there")
@@ -165,6 +165,8 @@ def _ism_of_regions(args: argparse.Namespace) -> int:
         strand = "-" if r.strand == "-" else "+"
         if path.exists():  # made by an earlier run of the same command
             progress.update(r.end - r.start)
+            if args.plots and not path.with_suffix(".png").exists():
+                plot_ism(IsmResult.load(path), path.with_suffix(".png"), title=r.name)
             continue
         if args.classifier is not None:
             sequence = genome.fetch(r.chrom, r.start, r.end)
@@ -193,7 +195,9 @@ def _ism_of_regions(args: argparse.Namespace) -> int:
                 progress=lambda n: progress.update(n, n),
             )
         result.save_npz(path)
-    extra = f"; {len(records):,} maps and regions.tsv"
+        if args.plots:
+            plot_ism(result, path.with_suffix(".png"), title=r.name)
+    extra = f"; {len(records):,} maps{' with heatmaps' if args.plots else ''} and regions.tsv"
     if args.modisco:
         n = records[0].end - records[0].start
         run = f"modisco motifs -s {out / 'modisco' / 'ohe.npz'} -a {out / 'modisco' / 'attr.npz'} -n 2000 -w {n}"
@@ -268,6 +272,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="map every region of a BED file (strand in column 6: the strand a --classifier reads it on) into the "
         "folder -o names: one NPZ per region, regions.tsv, and a killed run resumes",
     )
+    p.add_argument("--plots", action="store_true", help="with --bed: a PNG heatmap beside each region's NPZ")
     p.add_argument(
         "--modisco",
         action="store_true",
