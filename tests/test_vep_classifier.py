@@ -140,6 +140,7 @@ def test_a_regressor_reports_the_change_of_its_value(tmp_path):
     assert table["delta_value"][0] == pytest.approx(after - before, abs=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore:.*differs from the genome's:UserWarning")  # the VCF's REF-mismatch record
 def test_shards_together_give_the_whole_run(gc_classifier, genome_and_vcf):
     genome, vcf = genome_and_vcf
     whole = [r for _, rows in classifier_variant_blocks(gc_classifier, vcf, genome, variants_per_batch=2) for r in rows]
@@ -150,6 +151,7 @@ def test_shards_together_give_the_whole_run(gc_classifier, genome_and_vcf):
     assert [r for k in sorted(parts) for r in parts[k]] == whole
 
 
+@pytest.mark.filterwarnings("ignore:.*differs from the genome's:UserWarning")  # the VCF's REF-mismatch record
 def test_cli_vep_of_a_fine_tuned_model(gc_classifier, genome_and_vcf, tmp_path, capsys):
     genome, vcf = genome_and_vcf
     folder = gc_classifier.save(tmp_path / "gc_model")
