@@ -25,7 +25,8 @@ from hyenadna.models.checkpoint import (
 from hyenadna.models.config import HyenaConfig
 from hyenadna.modules.block import Block, Mlp
 from hyenadna.modules.hyena import HyenaOperator
-from hyenadna.ops.execution import ExecutionOptions, choose_path
+from hyenadna.ops.block_chunked import CPU_TRAINING_CHUNK
+from hyenadna.ops.execution import GPU_LOW_MEMORY_CHUNK, ExecutionOptions, choose_path
 
 
 class TokenEmbedding(nn.Module):
@@ -132,8 +133,11 @@ class HyenaDNAModel(nn.Module):
         x, residual = self.embeddings(input_ids), None
         outs = [x.float()] if 0 in keep else []
         recompute = self.execution.gradient_checkpointing and torch.is_grad_enabled()
+        chunk = self._sequence_chunk(input_ids.device) if path == "train" and torch.is_grad_enabled() else None
         for i, layer in enumerate(self.layers[: max(keep)], 1):
-            if recompute:  # non-reentrant: stashes and restores the RNG and autocast state for the second forward
+            if chunk is not None:
+                x, residual = layer.forward_chunked(x, residual, chunk)
+            elif recompute:  # non-reentrant: stashes and restores the RNG and autocast state for the second forward
                 x, residual = checkpoint(layer, x, residual, path, self.execution, use_reentrant=False)
             else:
                 x, residual = layer(x, residual, path, self.execution)
@@ -143,6 +147,13 @@ class HyenaDNAModel(nn.Module):
             residual = self.drop_f(x).float() + residual
             outs.append(self.ln_f(residual.to(self.ln_f.weight.dtype)))
         return outs
+
+    def _sequence_chunk(self, device: torch.device) -> int | None:
+        """Tokens per chunk of sequence-chunked training, or None when it is off."""
+        options = self.execution
+        if not options.sequence_chunked:
+            return None
+        return options.sequence_chunk or (CPU_TRAINING_CHUNK if device.type == "cpu" else GPU_LOW_MEMORY_CHUNK)
 
     @torch.no_grad()
     def _forward_low_memory(self, input_ids: Tensor, keep: Sequence[int]) -> list[Tensor]:
@@ -227,6 +238,13 @@ class HyenaDNALMHeadModel(nn.Module):
         (``ExecutionOptions.gradient_checkpointing``). The same gradients; activations of about two (B, L, D) tensors a
         block plus one block's intermediates, so longer windows or larger batches fit."""
         self.backbone.execution = replace(self.backbone.execution, gradient_checkpointing=enabled)
+        return self
+
+    def sequence_chunked(self, enabled: bool = True, chunk: int | None = None) -> HyenaDNALMHeadModel:
+        """Train each block in token chunks of ``chunk`` tokens (``ExecutionOptions.sequence_chunked``): it keeps
+        only its input, so activations take about one (B, L, D) float32 tensor a block plus a few for the block in
+        work, at any window length (large-1m on 1M-token windows). The same gradients up to float rounding."""
+        self.backbone.execution = replace(self.backbone.execution, sequence_chunked=enabled, sequence_chunk=chunk)
         return self
 
     @classmethod

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from hyenadna.ops import fused
+from hyenadna.ops.block_chunked import block_chunked
 from hyenadna.ops.execution import ExecutionOptions
 from hyenadna.ops.hyena import hyena_low_memory
 from hyenadna.ops.linear import matmul_dtype, mlp, mlp_ref
@@ -59,6 +60,13 @@ class Block(nn.Module):
         residual = self._drop(self.dropout2, x, path).float() + residual
         x = self.mlp(self.norm2(residual.to(self.norm2.weight.dtype)))
         return x, residual
+
+    def forward_chunked(self, x: Tensor, residual: Tensor | None, chunk: int) -> tuple[Tensor, Tensor]:
+        """``forward`` for training, in token chunks of ``chunk`` (ops/block_chunked.py): the block keeps only the
+        residual stream entering it, so its activations take O(L x D) memory at any window length."""
+        x = self._drop(self.dropout1, x, "train")
+        residual = x.float() if residual is None else x.float() + residual
+        return block_chunked(self, residual, chunk)
 
     def _drop(self, dropout: nn.Dropout, x: Tensor, path: str | None) -> Tensor:
         # the reference path draws its masks as the reference does; ours from 16-bit draws (ops/fused.py: dropout)

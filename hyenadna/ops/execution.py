@@ -55,9 +55,18 @@ class ExecutionOptions:
     # about one more forward pass of time. Gradients are bit for bit the same (the block's dropout masks are drawn
     # again from the restored generator state). The reference's checkpoint_mixer + checkpoint_mlp, as one.
     gradient_checkpointing: bool = False
+    # training (the "train" path) with each block one autograd node that keeps only its input and runs forward and
+    # backward in token chunks of ``sequence_chunk`` tokens, the long convolution in channel groups
+    # (ops/block_chunked.py): activations of about one (B, L, D) tensor a block plus a few for the block in work, at
+    # any window length, for about one more forward pass of time than gradient checkpointing. The same gradients up
+    # to float rounding. For windows that would not fit otherwise (large-1m at 1M tokens).
+    sequence_chunked: bool = False
+    # ... tokens per chunk; None: CPU_TRAINING_CHUNK on the CPU, GPU_LOW_MEMORY_CHUNK on a GPU
+    sequence_chunk: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("low_memory_min_length", "low_memory_chunk", "block_tokens", "group_buffer_bytes"):
+        positive = ("low_memory_min_length", "low_memory_chunk", "block_tokens", "group_buffer_bytes", "sequence_chunk")
+        for name in positive:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name}={value}: must be >= 1")

@@ -1,0 +1,293 @@
+"""Training a block in token chunks, for windows whose activations would not fit (1M tokens).
+
+Gradient checkpointing keeps only a block's inputs but still recomputes the whole block at once in the backward, so one
+block's activations over the full window remain: about 150 bytes per token and channel in fp32, 38 GB for a d256 block
+at 1M tokens. Here the block is one autograd node that keeps its input alone and runs every step but the long
+convolution in token chunks, forward and backward; the long convolution and its gradients run a channel group at a
+time. Its working memory is a few (L, D) float32 tensors whatever the window, and each chunk's position-wise steps go
+through autograd on the chunk (``_front`` and ``_back``, the same functions forward and backward), so their gradients
+are autograd's own. The one-node form is tested against the plain reference path's gradients.
+
+Layout of one sequence: r (L, D) is the residual stream entering the block (after its input dropout);
+(x0, x1, v) = short_conv(in_proj(norm1(r))); s = x1 * v; c = h * s + D s (the long convolution);
+res = out_proj(x0 * c) + r; out = mlp(norm2(res)). The block returns (out, res), as ``Block.forward`` does.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hyenadna.ops.fftconv import _correlation_grads, fft_length
+from hyenadna.ops.linear import linear, mlp
+from hyenadna.ops.short_conv import causal_short_conv_tokens
+
+if TYPE_CHECKING:
+    from hyenadna.modules.block import Block
+
+# token chunks on the CPU; a GPU takes larger ones (GPU_LOW_MEMORY_CHUNK), where kernel launches dominate small ones
+CPU_TRAINING_CHUNK = 8192
+# the filter's skip term D in ``block_params``
+CONV_BIAS = 6
+
+
+def block_params(block: Block) -> list[Tensor]:
+    """The block's weights in the order ``_Weights`` reads them."""
+    op, f = block.mixer, block.mixer.filter_fn
+    linears = [m for m in f.implicit_filter[:-1] if isinstance(m, nn.Linear)]
+    return [
+        block.norm1.weight,
+        block.norm1.bias,
+        op.in_proj.weight,
+        op.in_proj.bias,
+        op.short_filter.weight,
+        op.short_filter.bias,
+        f.bias,
+        f.implicit_filter[1].freq,
+        f.implicit_filter[-1].weight,
+        op.out_proj.weight,
+        op.out_proj.bias,
+        block.norm2.weight,
+        block.norm2.bias,
+        block.mlp.fc1.weight,
+        block.mlp.fc1.bias,
+        block.mlp.fc2.weight,
+        block.mlp.fc2.bias,
+        *[t for m in linears for t in (m.weight, m.bias)],
+    ]
+
+
+class _Weights:
+    """``block_params`` by name."""
+
+    def __init__(self, params: list[Tensor]):
+        (
+            self.n1w,
+            self.n1b,
+            self.w_in,
+            self.b_in,
+            self.short_w,  # (3D, 1, K): indexed where autograd sees it
+            self.short_b,
+            self.conv_bias,
+            self.freq,
+            self.w_filter,
+            self.w_out,
+            self.b_out,
+            self.n2w,
+            self.n2b,
+            self.w1,
+            self.b1,
+            self.w2,
+            self.b2,
+        ) = params[:17]
+        rest = params[17:]
+        self.filter_layers = list(zip(rest[0::2], rest[1::2], strict=True))
+
+
+def block_chunked(block: Block, r: Tensor, chunk: int) -> tuple[Tensor, Tensor]:
+    """``Block.forward`` from the residual stream ``r`` (B, L, D) float32 that enters it (the block's input dropout
+    and residual add done), in token chunks of ``chunk``: returns (mlp output, residual stream), keeping only ``r``
+    for the backward. The operator's and the block's inner dropout must be off (they are in every published config)."""
+    op = block.mixer
+    if (op.dropout.p > 0 or block.dropout2.p > 0) and block.training:
+        raise ValueError(
+            "sequence-chunked training needs hyena_dropout and resid_dropout 0 (as in every published config); "
+            f"this block has {op.dropout.p} and {block.dropout2.p}"
+        )
+    autocast = torch.is_autocast_enabled(r.device.type)
+    dtype = torch.get_autocast_dtype(r.device.type) if autocast else None
+    settings = (chunk, block.norm1.eps, block.norm2.eps, op.filter_fn, (autocast, dtype))
+    return _BlockChunked.apply(settings, r, *block_params(block))
+
+
+class _BlockChunked(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, settings: tuple, r: Tensor, *params: Tensor) -> tuple[Tensor, Tensor]:
+        ctx.settings = settings
+        ctx.save_for_backward(r, *params)
+        w = _Weights(params)
+        outs, residuals = [], []
+        for row in r:
+            out, res = _forward_sequence(w, row, settings)
+            outs.append(out)
+            residuals.append(res)
+        return torch.stack(outs), torch.stack(residuals)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor, grad_res: Tensor) -> tuple[Tensor | None, ...]:
+        r, *params = ctx.saved_tensors
+        autocast, dtype = ctx.settings[-1]
+        leaves = [p.detach().requires_grad_(p.requires_grad) for p in params]
+        grads: list[Tensor | None] = [None] * len(params)
+        grad_r = torch.zeros_like(r)
+        with torch.autocast(r.device.type, dtype=dtype, enabled=autocast):
+            for b, row in enumerate(r):
+                g_out = grad_out[b] if grad_out is not None else None
+                g_res = grad_res[b] if grad_res is not None else None
+                _backward_sequence(leaves, row, g_out, g_res, grad_r[b], grads, ctx.settings)
+        return None, grad_r, *grads
+
+
+def _norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
+    return F.layer_norm(x.to(weight.dtype), weight.shape, weight, bias, eps)
+
+
+def _front(w: _Weights, r_rows: Tensor, start: int, rows: slice, eps: float) -> Tensor:
+    """in_proj rows ``rows`` and the short conv for tokens ``start``.. of ``r_rows``, which begins up to K - 1 tokens
+    earlier (the conv reaches back to them; at the sequence's start it reads zeros): (tokens, channels) float32."""
+    z = linear(_norm(r_rows, w.n1w, w.n1b, eps), w.w_in[rows], w.b_in[rows])
+    return causal_short_conv_tokens(z.float(), w.short_w[rows, 0], w.short_b[rows])[start:]
+
+
+def _back(w: _Weights, x0: Tensor, c: Tensor, r: Tensor, eps: float) -> tuple[Tensor, Tensor]:
+    """The block after the long convolution on one chunk: (mlp output, residual stream)."""
+    res = linear(x0 * c, w.w_out, w.b_out).float() + r
+    return mlp(_norm(res, w.n2w, w.n2b, eps), w.w1, w.b1, w.w2, w.b2), res
+
+
+def _chunks(seqlen: int, chunk: int, taps: int):
+    """(first token read, start, end, start - first) for each chunk."""
+    for s in range(0, seqlen, chunk):
+        first = max(0, s - taps + 1)
+        yield first, s, min(seqlen, s + chunk), s - first
+
+
+def _gated_input(w: _Weights, r: Tensor, chunk: int, eps: float) -> Tensor:
+    """s = x1 * v for every token, channels first (D, L) float32."""
+    d, taps = w.w_out.shape[0], w.short_w.shape[-1]
+    s_all = torch.empty(d, r.shape[0], dtype=torch.float32, device=r.device)
+    for first, s, e, k in _chunks(r.shape[0], chunk, taps):
+        z = _front(w, r[first:e], k, slice(d, 3 * d), eps)
+        s_all[:, s:e].T.copy_(z[:, :d] * z[:, d:])
+    return s_all
+
+
+def _filter_groups(w: _Weights, f: nn.Module, seqlen: int, hidden: Tensor, t: Tensor):
+    """(channels, filter taps of those channels, transform length) a channel group at a time."""
+    d = w.w_filter.shape[0]
+    n = fft_length(2 * seqlen - 1, hidden.device)
+    group = max(1, min(16, d, (512 * 2**20) // (16 * n)))
+    for g0 in range(0, d, group):
+        g = slice(g0, min(d, g0 + group))
+        h = torch.mm(w.w_filter[g], hidden.T)
+        if f.modulate:
+            decay = -f.modulation.deltas[0, 0, g, None].abs()
+            h = h * (torch.exp(t * decay) + f.modulation.shift)
+        yield g, h, n
+
+
+def _filter_hidden(w: _Weights, f: nn.Module, seqlen: int) -> tuple[Tensor, Tensor]:
+    """The implicit filter's last hidden layer (taps, order), shared by every channel, and its positions t (taps,)."""
+    z, t = f.pos_emb(min(seqlen, f.l_max))
+    h = z[0]
+    for weight, bias in w.filter_layers:
+        h = torch.sin(w.freq * F.linear(h, weight, bias))
+    return h, t[0, :, 0]
+
+
+def _long_conv(w: _Weights, f: nn.Module, x: Tensor) -> None:
+    """x (D, L) float32 <- h * x + D x, a channel group at a time."""
+    seqlen = x.shape[1]
+    with torch.autocast(x.device.type, enabled=False):
+        hidden, t = _filter_hidden(w, f, seqlen)
+        for g, h, n in _filter_groups(w, f, seqlen, hidden, t):
+            y = torch.fft.irfft(torch.fft.rfft(x[g], n=n) * torch.fft.rfft(h, n=n), n=n)[:, :seqlen]
+            x[g] = y.addcmul_(x[g], w.conv_bias[g, None])
+
+
+@torch.no_grad()
+def _forward_sequence(w: _Weights, r: Tensor, settings: tuple) -> tuple[Tensor, Tensor]:
+    chunk, eps1, eps2, f, _ = settings
+    d, taps = w.w_out.shape[0], w.short_w.shape[-1]
+    c_all = _gated_input(w, r, chunk, eps1)
+    _long_conv(w, f, c_all)
+    outs, residuals = [], []
+    for first, s, e, k in _chunks(r.shape[0], chunk, taps):
+        x0 = _front(w, r[first:e], k, slice(0, d), eps1)
+        out, res = _back(w, x0, c_all[:, s:e].T, r[s:e], eps2)
+        outs.append(out)
+        residuals.append(res)
+    return torch.cat(outs), torch.cat(residuals)
+
+
+def _backward_sequence(
+    leaves: list[Tensor],
+    r: Tensor,
+    grad_out: Tensor | None,
+    grad_res: Tensor | None,
+    grad_r: Tensor,
+    grads: list[Tensor | None],
+    settings: tuple,
+) -> None:
+    """Accumulates one sequence's gradients into ``grad_r`` (its rows) and ``grads`` (the weights')."""
+    chunk, eps1, eps2, f, _ = settings
+    w = _Weights(leaves)
+    d, taps, seqlen = w.w_out.shape[0], w.short_w.shape[-1], r.shape[0]
+    with torch.no_grad():
+        s_all = _gated_input(w, r, chunk, eps1)
+        c_all = s_all.clone()
+        _long_conv(w, f, c_all)
+
+    # 1. out_proj, the residual add and the MLP, chunk by chunk; x0's path back into r. c's gradient replaces c.
+    for first, s, e, k in _chunks(seqlen, chunk, taps):
+        with torch.enable_grad():
+            r_rows = r[first:e].detach().requires_grad_()
+            c = c_all[:, s:e].T.clone().requires_grad_()
+            out, res = _back(w, _front(w, r_rows, k, slice(0, d), eps1), c, r_rows[k:], eps2)
+            pairs = [(t, g[s:e]) for t, g in ((out, grad_out), (res, grad_res)) if g is not None]
+            _accumulate(pairs, [r_rows, c], leaves, grads, grad_r[first:e], c_all[:, s:e].T)
+
+    # 2. the long convolution's gradients, a channel group at a time: s's gradient replaces s. The filter's taps come
+    # from its shared hidden layer a group at a time; their gradients gather there, then go back through the FFN.
+    with torch.autocast(r.device.type, enabled=False), torch.enable_grad():
+        hidden, t = _filter_hidden(w, f, seqlen)
+        hidden_leaf = hidden.detach().requires_grad_()
+        grad_hidden = torch.zeros_like(hidden)
+        for g, h, n in _filter_groups(w, f, seqlen, hidden_leaf, t):
+            s_f = torch.fft.rfft(s_all[g], n=n).conj_physical_()
+            h_f = torch.fft.rfft(h.detach(), n=n).conj_physical_()
+            needs = (True, True, w.conv_bias.requires_grad)
+            grad_s, grad_h, grad_bias = _correlation_grads(c_all[g], s_f, h_f, w.conv_bias[g], n, h.shape[1], needs)
+            s_all[g] = grad_s
+            if grad_bias is not None:
+                if grads[CONV_BIAS] is None:
+                    grads[CONV_BIAS] = torch.zeros_like(w.conv_bias)
+                grads[CONV_BIAS][g] += grad_bias
+            _accumulate([(h, grad_h)], [hidden_leaf], leaves, grads, grad_hidden)
+        _accumulate([(hidden, grad_hidden)], [], leaves, grads)
+
+    # 3. x1 and v back through the short conv, in_proj and norm1 into r
+    for first, s, e, k in _chunks(seqlen, chunk, taps):
+        with torch.enable_grad():
+            r_rows = r[first:e].detach().requires_grad_()
+            z = _front(w, r_rows, k, slice(d, 3 * d), eps1)
+            _accumulate([(z[:, :d] * z[:, d:], s_all[:, s:e].T)], [r_rows], leaves, grads, grad_r[first:e])
+
+
+def _accumulate(
+    pairs: list[tuple[Tensor, Tensor]],
+    inputs: list[Tensor],
+    leaves: list[Tensor],
+    grads: list[Tensor | None],
+    *into: Tensor,
+) -> None:
+    """Backpropagates (output, gradient) pairs: ``inputs``' gradients are added into (or, for the second, copied into)
+    ``into``; the weights' added into ``grads``."""
+    wanted = [p for p in leaves if p.requires_grad]
+    outputs, grad_outputs = zip(*pairs, strict=True)
+    found = torch.autograd.grad(outputs, [*inputs, *wanted], grad_outputs, allow_unused=True)
+    for k, (target, g) in enumerate(zip(into, found, strict=False)):
+        if g is None:
+            continue
+        if k == 0:
+            target += g
+        else:
+            target.copy_(g)
+    by_leaf = dict(zip(map(id, wanted), found[len(inputs) :], strict=True))
+    for k, p in enumerate(leaves):
+        g = by_leaf.get(id(p))
+        if g is not None:
+            grads[k] = g if grads[k] is None else grads[k] + g

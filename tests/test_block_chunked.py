@@ -1,0 +1,148 @@
+"""Sequence-chunked training (ops/block_chunked.py): each block one autograd node run in token chunks, held to the
+plain reference path's loss and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hyenadna import load_model
+from hyenadna.models.config import HyenaConfig
+from hyenadna.models.hyena_dna import HyenaDNALMHeadModel
+from hyenadna.ops.execution import ExecutionOptions
+from tests.conftest import FIXTURES, assert_close
+
+
+def _step(model, ids: torch.Tensor, bf16: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One training forward and backward from seed 1 (the embedding dropout draws the same mask on every path)."""
+    model.zero_grad()
+    torch.manual_seed(1)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        loss = model(ids[:, :-1], labels=ids[:, 1:]).loss
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def _deep_long(dropout: bool = True) -> HyenaDNALMHeadModel:
+    """3 layers, d 64, l_max 4,098, embedding dropout 0.1 as published (or off)."""
+    model = load_model(FIXTURES / "deep_long").train()
+    if not dropout:
+        model.backbone.layers[0].dropout1.p = 0.0
+    return model
+
+
+@pytest.mark.parametrize("dropout", [False, True], ids=["reference", "train-path-dropout"])
+@pytest.mark.parametrize("chunk", [1, 2, 7, 64, 299, 1000])
+def test_chunked_training_gives_the_reference_paths_loss_and_gradients(chunk, dropout):
+    """Chunks of one token (shorter than the short conv's reach back), of sizes that do not divide the window, and one
+    chunk for the whole window: every gradient equal to the reference algorithm's to float32 rounding; with the
+    embedding dropout on, to the training path's, which draws the same masks (the reference path draws torch's)."""
+    ids = torch.randint(7, 12, (2, 300), generator=torch.Generator().manual_seed(3))
+    loss_ref, grads_ref = _step(_deep_long(dropout).use_reference_path(not dropout), ids)
+    loss, grads = _step(_deep_long(dropout).sequence_chunked(chunk=chunk), ids)
+    assert_close(loss, loss_ref, rtol=1e-6)
+    assert grads.keys() == grads_ref.keys() and len(grads) == sum(1 for _ in _deep_long().parameters())
+    for name, g in grads_ref.items():
+        assert g.abs().max() > 0, name
+        assert_close(grads[name], g, atol=1e-7, rtol=1e-5)
+
+
+def test_chunked_training_past_the_filters_length_and_without_modulation():
+    """Windows longer than l_max (the filter has l_max taps, fewer than the window), a filter without its window, and
+    a frozen filter frequency (a plain tensor, not a parameter)."""
+    torch.manual_seed(0)
+    config = HyenaConfig(d_model=16, n_layer=2, d_inner=64, l_max=40, modulate=False, embed_dropout=0.0)
+    ids = torch.randint(7, 11, (3, 101), generator=torch.Generator().manual_seed(4))
+    base = HyenaDNALMHeadModel(config)
+    for block in base.backbone.layers:
+        sin = block.mixer.filter_fn.implicit_filter[1]
+        sin.freq = torch.nn.Parameter(sin.freq.detach(), requires_grad=False)
+    state = base.state_dict()
+
+    def fresh() -> HyenaDNALMHeadModel:
+        model = HyenaDNALMHeadModel(config)
+        model.load_state_dict(state)
+        for a, b in zip(model.backbone.layers, base.backbone.layers, strict=True):
+            a.mixer.filter_fn.implicit_filter[1].freq.requires_grad_(False)
+            assert torch.equal(a.mixer.filter_fn.implicit_filter[1].freq, b.mixer.filter_fn.implicit_filter[1].freq)
+        return model.train()
+
+    loss_ref, grads_ref = _step(fresh().use_reference_path(), ids)
+    loss, grads = _step(fresh().sequence_chunked(chunk=16), ids)
+    assert_close(loss, loss_ref, rtol=1e-6)
+    assert grads.keys() == grads_ref.keys()
+    assert not any("freq" in n for n in grads)
+    for name, g in grads_ref.items():
+        assert_close(grads[name], g, atol=1e-7, rtol=1e-5)
+
+
+def test_chunked_training_under_bf16_autocast_follows_the_training_path():
+    """Under bf16 autocast the projections and MLP run in bf16 as on the training path (the long convolution in
+    float32), so the gradients agree to bf16 rounding, not to float32's."""
+    ids = torch.randint(7, 12, (2, 300), generator=torch.Generator().manual_seed(3))
+    loss_ref, grads_ref = _step(_deep_long(), ids, bf16=True)
+    loss, grads = _step(_deep_long().sequence_chunked(chunk=64), ids, bf16=True)
+    assert_close(loss, loss_ref, rtol=1e-2)
+    for name, g in grads_ref.items():
+        assert_close(grads[name], g, atol=1e-4, rtol=5e-2)
+
+
+def test_chunked_training_is_deterministic_and_off_by_default():
+    ids = torch.randint(7, 12, (2, 200), generator=torch.Generator().manual_seed(5))
+    model = _deep_long()
+    assert not model.backbone.execution.sequence_chunked
+    first = _step(model.sequence_chunked(chunk=50), ids)
+    second = _step(model, ids)
+    assert torch.equal(first[0], second[0])
+    assert all(torch.equal(first[1][n], second[1][n]) for n in first[1])
+    assert not model.sequence_chunked(False).backbone.execution.sequence_chunked
+
+
+def test_chunked_training_keeps_only_each_blocks_input():
+    """What the forward saves for the backward, seen by saved-tensor hooks: each block keeps the residual stream that
+    enters it (one (B, L, D) float32 tensor) and its weights, not its intermediates; outside the blocks the final
+    LayerNorm, the head and the loss keep theirs (two (B, L, D) tensors and two of logits)."""
+
+    def saved_bytes(chunked: bool) -> int:
+        torch.manual_seed(0)
+        config = HyenaConfig(d_model=32, n_layer=4, d_inner=128, l_max=1026, embed_dropout=0.0)
+        model = HyenaDNALMHeadModel(config).train().sequence_chunked(chunked, chunk=256)
+        params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        ids = torch.randint(7, 11, (2, 1025))
+        seen = {}
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            ptr = t.untyped_storage().data_ptr()
+            if ptr not in params:
+                seen[ptr] = t.untyped_storage().nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss = model(ids[:, :-1], labels=ids[:, 1:]).loss
+        loss.backward()
+        return sum(seen.values())
+
+    plain, chunked = saved_bytes(False), saved_bytes(True)
+    stream, logits = 2 * 1024 * 32 * 4, 2 * 1024 * 16 * 4  # (B, L, D) and (B, L, vocab) float32
+    assert chunked < plain / 5, (plain, chunked)
+    assert 4 * stream <= chunked <= 4 * stream + 2 * stream + 2 * logits + 2**14, chunked
+
+
+def test_chunked_training_refuses_inner_dropout_and_bad_chunks():
+    model = _deep_long().sequence_chunked()
+    model.backbone.layers[1].dropout2.p = 0.1
+    ids = torch.randint(7, 12, (1, 50))
+    with pytest.raises(ValueError, match="needs hyena_dropout and resid_dropout 0"):
+        model(ids[:, :-1], labels=ids[:, 1:])
+    with pytest.raises(ValueError, match="sequence_chunk=0: must be >= 1"):
+        ExecutionOptions(sequence_chunk=0)
+
+
+def test_chunked_training_leaves_inference_alone():
+    """Without autograd the model runs its inference paths, chunked training on or not."""
+    ids = torch.randint(7, 12, (2, 120), generator=torch.Generator().manual_seed(6))
+    model = _deep_long().eval()
+    with torch.no_grad():
+        plain = model(ids).logits
+        chunked = model.sequence_chunked(chunk=8)(ids).logits
+    assert torch.equal(plain, chunked)
