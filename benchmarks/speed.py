@@ -18,7 +18,8 @@ do), and on request (--impls): "reference_bf16" (the reference under bf16 autoca
 fast_bf16) and, for the training levers one at a time, a "_noreuse" suffix (freed memory returned to the system after
 each step, as before the pretraining loop kept it), an "_eager" suffix (the fused kernels off, ops/fused.py), a
 "_foreach" suffix (torch's default AdamW instead of our fused one) and a "_ckpt" suffix (gradient checkpointing:
-each block recomputed in the backward, for its time and peak memory), e.g. "fast_bf16_noreuse".
+each block recomputed in the backward, for its time and peak memory) or a "_chunked" suffix (sequence-chunked
+training, ops/block_chunked.py), e.g. "fast_bf16_noreuse".
 
 Writes benchmarks/results/speed.json and prints a table.
 """
@@ -45,6 +46,8 @@ WORKLOADS = {
     # gradient checkpointing's workloads (--impls fast fast_ckpt): deeper models at long windows
     "train_small32k": ("hyenadna-small-32k-seqlen", 32768, 1, "train", 2),
     "train_medium160k": ("hyenadna-medium-160k-seqlen", 160000, 1, "train", 1),
+    # sequence-chunked training's (--impls fast_chunked fast_chunked_noreuse): the 1M-token window
+    "train_large1m": ("hyenadna-large-1m-seqlen", 1000000, 1, "train", 1),
     "small32k": ("hyenadna-small-32k-seqlen", 32768, 1, "infer", 3),
     "small32k_lmax": ("hyenadna-small-32k-seqlen", 32770, 1, "infer", 3),
     "medium160k": ("hyenadna-medium-160k-seqlen", 160000, 1, "infer", 1),
@@ -53,7 +56,7 @@ WORKLOADS = {
 LONG = {"medium160k", "large1m"}
 # run only when named in --only: without checkpointing, medium-160k's training step needs more memory than many
 # machines have
-ON_REQUEST = {"train_small32k", "train_medium160k"}
+ON_REQUEST = {"train_small32k", "train_medium160k", "train_large1m"}
 CROSSOVER_LENGTHS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768]
 
 
@@ -109,6 +112,7 @@ def measure(workload: str, impl: str, threads: int, length: int | None = None) -
     else:
         reference = impl.startswith("reference")
         lm = HyenaDNALMHeadModel(cfg).use_reference_path(reference).gradient_checkpointing("_ckpt" in impl)
+        lm.sequence_chunked("_chunked" in impl)
         model = torch.compile(lm) if impl == "fast_compile" else lm
         if "_eager" in impl:
             import hyenadna.ops.fused
@@ -175,12 +179,15 @@ def _train_steps(impl, model, ids, repeats, times) -> None:
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     warmup = 2 if impl == "fast_compile" else 1  # compiling the forward, then the backward
     for i in range(repeats + warmup):
+        # past 200k tokens the warm-up (compiling the fused kernels, Adam's state) runs on a short window: a step
+        # there takes minutes, and the peak memory is the measured step's
+        step_ids = ids[:, :8193] if i < warmup and ids.shape[1] > 200_000 else ids
         t = time.perf_counter()
         if impl == "transformer":
-            out = model(ids[:, :-1]) @ model.emb.weight.T
-            loss = torch.nn.functional.cross_entropy(out.flatten(0, 1), ids[:, 1:].flatten())
+            out = model(step_ids[:, :-1]) @ model.emb.weight.T
+            loss = torch.nn.functional.cross_entropy(out.flatten(0, 1), step_ids[:, 1:].flatten())
         else:
-            loss = model(ids[:, :-1], labels=ids[:, 1:]).loss
+            loss = model(step_ids[:, :-1], labels=step_ids[:, 1:]).loss
         opt.zero_grad()
         loss.backward()
         opt.step()

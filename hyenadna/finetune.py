@@ -88,8 +88,10 @@ class HyenaDNAFineTuningModel:
             self.lm, self.source = build_model(self.config)
         else:
             self.lm, self.source = model, "given model"
-            if self.config.gradient_checkpointing:  # a given model keeps its own setting unless the config asks
+            if self.config.gradient_checkpointing:  # a given model keeps its own settings unless the config asks
                 model.gradient_checkpointing()
+            if self.config.sequence_chunked:
+                model.sequence_chunked()
         self.device = next(self.lm.parameters()).device
         self.tokenizer = CharacterTokenizer(self.config.framing, self.config.iupac_policy, self.config.n_to_pad)
         with seeded(self.config.seed):
@@ -140,12 +142,18 @@ class HyenaDNAFineTuningModel:
         CPU the kernel kills the process without a word), naming what lowers it (``training/step_memory.py``)."""
         if self.freeze_backbone or not longest:
             return
-        recompute = self.lm.backbone.execution.gradient_checkpointing
+        execution = self.lm.backbone.execution
+        recompute, chunked = execution.gradient_checkpointing, execution.sequence_chunked
         tokens = longest * self.config.batch_size
-        est = step_memory(self.lm.config, tokens, self.device, recompute, precision=self.config.precision)
+        est = step_memory(self.lm.config, tokens, self.device, recompute, 1, self.config.precision, chunked)
         if est is None or est.fits():
             return
-        fixes = [] if recompute else [f"gradient_checkpointing=True (about {est.need_checkpointed / 1e9:.1f} GB)"]
+        fixes = (
+            []
+            if recompute or chunked
+            else [f"gradient_checkpointing=True (about {est.need_checkpointed / 1e9:.1f} GB)"]
+        )
+        fixes += [] if chunked else [f"sequence_chunked=True (about {est.need_chunked / 1e9:.1f} GB)"]
         warnings.warn(
             f"{est.describe()}: training may be killed. Less memory: "
             + "; ".join([*fixes, "a smaller batch_size, or a shorter max_length"]),

@@ -67,6 +67,9 @@ class HyenaDNAConfig:
     gradient_checkpointing: in training (``HyenaDNAFineTuningModel.train``), keep each block's inputs only and
         recompute its activations in the backward: the same gradients, bit for bit, in less memory, for about one
         more forward pass of time. For long sequences or large batches that would not fit otherwise.
+    sequence_chunked: in training, run each block in token chunks keeping only its input (ops/block_chunked.py):
+        activations of about one (batch, length, width) tensor a layer at any length, the same gradients to float
+        rounding, for about one more forward pass of time than gradient checkpointing.
     """
 
     model_name: str | None = None
@@ -91,6 +94,7 @@ class HyenaDNAConfig:
     precision: str = "fp32"
     dtype: str = "float32"
     gradient_checkpointing: bool = False
+    sequence_chunked: bool = False
     model_overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -140,7 +144,7 @@ def build_model(config: HyenaDNAConfig) -> tuple[HyenaDNALMHeadModel, str]:
         with seeded(config.seed):
             model = HyenaDNALMHeadModel(replace(shape, **config.model_overrides))
         model = model.to(device=device, dtype=parse_dtype(config.dtype)).eval()
-        model.gradient_checkpointing(config.gradient_checkpointing)
+        model.gradient_checkpointing(config.gradient_checkpointing).sequence_chunked(config.sequence_chunked)
         return model, f"{name} shape, RANDOMLY INITIALISED (seed {config.seed}), not pretrained"
     path = resolve_weights(config.model_name, config.model_path, config.hub)
     model = load_model(
@@ -151,7 +155,7 @@ def build_model(config: HyenaDNAConfig) -> tuple[HyenaDNALMHeadModel, str]:
         **config.model_overrides,
     )
     check_matches_published(config.model_name, model.config, path)
-    model.gradient_checkpointing(config.gradient_checkpointing)
+    model.gradient_checkpointing(config.gradient_checkpointing).sequence_chunked(config.sequence_chunked)
     return model, f"{config.model_name or path.name} from {path}"
 
 

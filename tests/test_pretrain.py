@@ -21,7 +21,7 @@ from hyenadna.training.optim import build_optimizer, cosine_lr, parameter_groups
 from hyenadna.training.portable import pack_checkpoint
 from hyenadna.training.pretrain import PretrainConfig, load_run_checkpoint, losses, pretrain, training_intervals
 from hyenadna.training.windows import WindowSampler
-from tests.conftest import REPO, set_cpu_bf16
+from tests.conftest import REPO, assert_close, set_cpu_bf16
 
 
 @pytest.fixture(scope="module")
@@ -282,6 +282,40 @@ def test_gradient_checkpointing_trains_the_same_run_and_may_change_on_resume(fas
     saved = json.loads((out / "pretrain_config.json").read_text())
     assert saved["gradient_checkpointing"] is True
     assert "--gradient-checkpointing" in pretrain_command(saved)
+
+
+def test_sequence_chunked_training_follows_the_plain_run(fasta, tmp_path):
+    """--sequence-chunked changes the memory, not the run: the same losses and weights to float rounding (its chunks
+    sum in another order), recorded in pretrain_config.json and repeated by the card's command."""
+    import dataclasses
+
+    from hyenadna.cli import main
+    from hyenadna.training.export import pretrain_command
+
+    pretrain(small_cfg(fasta, tmp_path / "a"))
+    chunked_cfg = small_cfg(fasta, tmp_path / "b", sequence_chunked=True)
+    assert dataclasses.asdict(chunked_cfg)["sequence_chunked"]
+    pretrain(chunked_cfg)
+    plain, chunked = losses(tmp_path / "a" / "metrics.jsonl"), losses(tmp_path / "b" / "metrics.jsonl")
+    assert len(plain) == len(chunked) == 6 and plain != chunked  # the chunked path ran
+    assert_close(torch.tensor(chunked), torch.tensor(plain), rtol=1e-5)
+    # not the weights element by element: Adam's first steps move a weight by about lr whatever its gradient's size,
+    # so a gradient near zero that rounds to the other sign moves it the other way (test_block_chunked.py holds
+    # the gradients themselves)
+    evals = [
+        [r["nll"] for r in map(json.loads, (tmp_path / x / "metrics.jsonl").open()) if r["kind"] == "eval"]
+        for x in "ab"
+    ]
+    assert len(evals[0]) == 2
+    assert_close(torch.tensor(evals[1]), torch.tensor(evals[0]), rtol=1e-5)
+
+    out = tmp_path / "cli"
+    args = ["pretrain", "--fasta", str(fasta), "--d-model", "16", "--seq-len", "64", "--batch-size", "2"]
+    args += ["--max-steps", "1", "--no-markov", "--threads", "1", "--eval-region", "1:100000-113000"]
+    assert main([*args, "--eval-windows", "2", "--sequence-chunked", "--out", str(out)]) == 0
+    saved = json.loads((out / "pretrain_config.json").read_text())
+    assert saved["sequence_chunked"] is True
+    assert "--sequence-chunked" in pretrain_command(saved)
 
 
 def test_a_step_that_would_not_fit_is_pointed_out_before_it_starts(fasta, tmp_path, monkeypatch, capsys):

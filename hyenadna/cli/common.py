@@ -70,14 +70,21 @@ def add_runtime_args(p: argparse.ArgumentParser, device: bool = True, batch_size
     )
 
 
-def add_gradient_checkpointing_arg(p: argparse.ArgumentParser) -> None:
-    """--gradient-checkpointing, for the commands that train."""
+def add_memory_args(p: argparse.ArgumentParser) -> None:
+    """--gradient-checkpointing and --sequence-chunked, for the commands that train."""
     p.add_argument(
         "--gradient-checkpointing",
         action="store_true",
         help="keep each block's inputs only and recompute its activations in the backward: the same gradients in "
         "less memory (small-32k at 32k tokens: 3.6 against 6.4 GB peak), for up to one more forward pass of time; for "
         "windows or batches that would not fit otherwise",
+    )
+    p.add_argument(
+        "--sequence-chunked",
+        action="store_true",
+        help="train each block in token chunks, keeping only its input: activation memory of about one window-sized "
+        "tensor a layer at any window length (large-1m on 1M-token windows), for about one more forward pass of time "
+        "than --gradient-checkpointing; the same gradients to float rounding (give it again on --resume)",
     )
 
 

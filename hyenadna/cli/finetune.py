@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hyenadna.cli.common import (
     add_command,
-    add_gradient_checkpointing_arg,
+    add_memory_args,
     add_model_args,
     float_above,
     int_at_least,
@@ -24,7 +24,12 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
     task = load_task(args.task).subsample(args.max_train, args.max_test, seed=args.seed)
     ft = HyenaDNAFineTuningModel(
-        sdk_config(args, seed=args.seed, gradient_checkpointing=args.gradient_checkpointing),
+        sdk_config(
+            args,
+            seed=args.seed,
+            gradient_checkpointing=args.gradient_checkpointing,
+            sequence_chunked=args.sequence_chunked,
+        ),
         "classification",
         task.num_classes,
         label_names=task.label_names,
@@ -149,5 +154,5 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--head-init", choices=["random", "probe"], default="random", help="probe: logistic-regression head, then FT"
     )
     p.add_argument("--seed", type=int, default=0)
-    add_gradient_checkpointing_arg(p)
+    add_memory_args(p)
     add_model_args(p)

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from hyenadna.cli.common import add_gradient_checkpointing_arg, add_runtime_args, float_above, int_at_least
+from hyenadna.cli.common import add_memory_args, add_runtime_args, float_above, int_at_least
 
 PRETRAIN_EXAMPLES = """examples:
   # the bundled model's recipe: GRCh37 chr20 + chrX, held-out chr20:32,000,000-63,025,520 excluded automatically
@@ -101,6 +101,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         "max_minutes": args.max_minutes,
         "device": args.device,
         "gradient_checkpointing": args.gradient_checkpointing,
+        "sequence_chunked": args.sequence_chunked,
         "keep_freed_memory": args.keep_freed_memory,
     }
     if args.resume and saved.exists():
@@ -230,7 +231,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "model card)",
     )
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    add_gradient_checkpointing_arg(p)
+    add_memory_args(p)
     p.add_argument(
         "--keep-freed-memory",
         action=argparse.BooleanOptionalAction,

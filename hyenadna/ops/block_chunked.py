@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hyenadna.ops.fftconv import _correlation_grads, fft_length
-from hyenadna.ops.linear import linear, mlp
+from hyenadna.ops.linear import linear, matmul_dtype, mlp
 from hyenadna.ops.short_conv import causal_short_conv_tokens
 
 if TYPE_CHECKING:
@@ -109,12 +109,12 @@ class _BlockChunked(torch.autograd.Function):
         ctx.settings = settings
         ctx.save_for_backward(r, *params)
         w = _Weights(params)
-        outs, residuals = [], []
-        for row in r:
-            out, res = _forward_sequence(w, row, settings)
-            outs.append(out)
-            residuals.append(res)
-        return torch.stack(outs), torch.stack(residuals)
+        # written chunk by chunk into the outputs: a list of chunks and its concatenation would hold both at once
+        out = torch.empty(r.shape, dtype=matmul_dtype(w.w1), device=r.device)
+        res = torch.empty_like(r)
+        for row, out_row, res_row in zip(r, out, res, strict=True):
+            _forward_sequence(w, row, settings, out_row, res_row)
+        return out, res
 
     @staticmethod
     def backward(ctx, grad_out: Tensor, grad_res: Tensor) -> tuple[Tensor | None, ...]:
@@ -179,38 +179,44 @@ def _filter_groups(w: _Weights, f: nn.Module, seqlen: int, hidden: Tensor, t: Te
         yield g, h, n
 
 
-def _filter_hidden(w: _Weights, f: nn.Module, seqlen: int) -> tuple[Tensor, Tensor]:
-    """The implicit filter's last hidden layer (taps, order), shared by every channel, and its positions t (taps,)."""
-    z, t = f.pos_emb(min(seqlen, f.l_max))
-    h = z[0]
-    for weight, bias in w.filter_layers:
-        h = torch.sin(w.freq * F.linear(h, weight, bias))
-    return h, t[0, :, 0]
+def _filter_hidden(f: nn.Module, seqlen: int) -> tuple[Tensor, Tensor]:
+    """The implicit filter's last hidden layer (taps, order), shared by every channel, without autograd (computed a
+    chunk of positions at a time), and its positions t (taps,)."""
+    with torch.no_grad():
+        hidden, t = f.features(seqlen)
+    return hidden, t[0, :, 0]
+
+
+def _filter_hidden_backward(w: _Weights, f: nn.Module, grad: Tensor, leaves: list, grads: list, chunk: int = 1 << 14):
+    """Backpropagates the gradient of ``_filter_hidden`` through the filter's FFN a chunk of positions at a time, so
+    that its intermediates take (chunk, order) memory, not (taps, order) per layer."""
+    z = f.pos_emb(grad.shape[0])[0][0]
+    for s in range(0, grad.shape[0], chunk):
+        h = z[s : s + chunk]
+        for weight, bias in w.filter_layers:
+            h = torch.sin(w.freq * F.linear(h, weight, bias))
+        _accumulate([(h, grad[s : s + chunk])], [], leaves, grads)
 
 
 def _long_conv(w: _Weights, f: nn.Module, x: Tensor) -> None:
     """x (D, L) float32 <- h * x + D x, a channel group at a time."""
     seqlen = x.shape[1]
     with torch.autocast(x.device.type, enabled=False):
-        hidden, t = _filter_hidden(w, f, seqlen)
+        hidden, t = _filter_hidden(f, seqlen)
         for g, h, n in _filter_groups(w, f, seqlen, hidden, t):
             y = torch.fft.irfft(torch.fft.rfft(x[g], n=n) * torch.fft.rfft(h, n=n), n=n)[:, :seqlen]
             x[g] = y.addcmul_(x[g], w.conv_bias[g, None])
 
 
 @torch.no_grad()
-def _forward_sequence(w: _Weights, r: Tensor, settings: tuple) -> tuple[Tensor, Tensor]:
+def _forward_sequence(w: _Weights, r: Tensor, settings: tuple, out: Tensor, res: Tensor) -> None:
     chunk, eps1, eps2, f, _ = settings
     d, taps = w.w_out.shape[0], w.short_w.shape[-1]
     c_all = _gated_input(w, r, chunk, eps1)
     _long_conv(w, f, c_all)
-    outs, residuals = [], []
     for first, s, e, k in _chunks(r.shape[0], chunk, taps):
         x0 = _front(w, r[first:e], k, slice(0, d), eps1)
-        out, res = _back(w, x0, c_all[:, s:e].T, r[s:e], eps2)
-        outs.append(out)
-        residuals.append(res)
-    return torch.cat(outs), torch.cat(residuals)
+        out[s:e], res[s:e] = _back(w, x0, c_all[:, s:e].T, r[s:e], eps2)
 
 
 def _backward_sequence(
@@ -243,8 +249,8 @@ def _backward_sequence(
     # 2. the long convolution's gradients, a channel group at a time: s's gradient replaces s. The filter's taps come
     # from its shared hidden layer a group at a time; their gradients gather there, then go back through the FFN.
     with torch.autocast(r.device.type, enabled=False), torch.enable_grad():
-        hidden, t = _filter_hidden(w, f, seqlen)
-        hidden_leaf = hidden.detach().requires_grad_()
+        hidden, t = _filter_hidden(f, seqlen)
+        hidden_leaf = hidden.requires_grad_()
         grad_hidden = torch.zeros_like(hidden)
         for g, h, n in _filter_groups(w, f, seqlen, hidden_leaf, t):
             s_f = torch.fft.rfft(s_all[g], n=n).conj_physical_()
@@ -257,7 +263,7 @@ def _backward_sequence(
                     grads[CONV_BIAS] = torch.zeros_like(w.conv_bias)
                 grads[CONV_BIAS][g] += grad_bias
             _accumulate([(h, grad_h)], [hidden_leaf], leaves, grads, grad_hidden)
-        _accumulate([(hidden, grad_hidden)], [], leaves, grads)
+        _filter_hidden_backward(w, f, grad_hidden, leaves, grads)
 
     # 3. x1 and v back through the short conv, in_proj and norm1 into r
     for first, s, e, k in _chunks(seqlen, chunk, taps):

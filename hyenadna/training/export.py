@@ -41,6 +41,7 @@ def pretrain_command(cfg: dict) -> str:
         "compile": "--compile",
         "n_to_pad": "--n-to-pad",
         "gradient_checkpointing": "--gradient-checkpointing",
+        "sequence_chunked": "--sequence-chunked",
     }
     parts += [flag for key, flag in flags.items() if cfg.get(key)]
     if not cfg.get("reverse_complement", True):

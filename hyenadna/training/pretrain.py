@@ -64,6 +64,9 @@ class PretrainConfig:
     compile: bool = False
     # recompute each block's activations in the backward (the same gradients, less memory); may change on resume
     gradient_checkpointing: bool = False
+    # train each block in token chunks, keeping only its input (ops/block_chunked.py): activations O(L x D) at any
+    # window; the same gradients to float rounding (not to the bit), so a resume should give the same setting
+    sequence_chunked: bool = False
     # on the CPU, keep freed memory between steps (faster; utils/memory.py), or hand it back (the least memory)
     keep_freed_memory: bool | None = None  # None: unless the kept memory would not fit (memory_plan)
     seed: int = 0
@@ -207,7 +210,15 @@ def memory_plan(
     memory, 2-3x a step's at long windows, would not fit; a step that would not fit at all gets a warning that names
     the switches that lower it, since on the CPU the kernel kills the process without a word."""
     precision = "bf16" if cfg.bf16 else "fp32"  # resolved by now (run_precision)
-    est = step_memory(model, cfg.largest_batch_tokens(), device, cfg.gradient_checkpointing, processes, precision)
+    est = step_memory(
+        model,
+        cfg.largest_batch_tokens(),
+        device,
+        cfg.gradient_checkpointing,
+        processes,
+        precision,
+        cfg.sequence_chunked,
+    )
     cpu = device.type == "cpu"
     keep = cpu and cfg.keep_freed_memory is not False
     if cpu and cfg.keep_freed_memory is None and est is not None:
@@ -215,8 +226,10 @@ def memory_plan(
     lines = []
     if est is not None and not est.fits():
         fixes = []
-        if not cfg.gradient_checkpointing:
+        if not (cfg.gradient_checkpointing or cfg.sequence_chunked):
             fixes.append(f"--gradient-checkpointing (about {est.need_checkpointed / 1e9:.1f} GB)")
+        if not cfg.sequence_chunked:
+            fixes.append(f"--sequence-chunked (about {est.need_chunked / 1e9:.1f} GB)")
         fixes.append("a smaller --batch-size with --grad-accum, or shorter windows")
         fixes += ["--no-keep-freed-memory"] if keep else []
         kept = " (freed memory is handed back between steps)" if cpu and not keep else ""
@@ -429,6 +442,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
             "docs/pretraining/16k-d256-l3-geo16); a last stage of long windows (--stages) keeps them trained"
         )
     model = HyenaDNALMHeadModel(model_cfg).gradient_checkpointing(cfg.gradient_checkpointing)
+    model.sequence_chunked(cfg.sequence_chunked)
     state = load_run_checkpoint(out) if resume else None
     if cfg.init_from and state is None:
         log(warm_start(model, cfg.init_from))

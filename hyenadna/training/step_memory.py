@@ -21,6 +21,9 @@ from hyenadna.utils.memory import available_bytes
 STEP_BYTES_PER_TOKEN_CHANNEL = {"fp32": (110, 8, 150), "bf16": (88, 8, 130)}
 # fp16 autocast keeps the same tensors in 16 bits as bf16
 STEP_BYTES_PER_TOKEN_CHANNEL["fp16"] = STEP_BYTES_PER_TOKEN_CHANNEL["bf16"]
+# Sequence-chunked training (ops/block_chunked.py), by precision: (each layer's kept input, the work of the block in
+# its forward or backward and what lies outside the blocks), per token and channel. CALIBRATE
+SEQUENCE_CHUNKED_BYTES_PER_TOKEN_CHANNEL = {"fp32": (4, 40), "bf16": (4, 40), "fp16": (4, 40)}
 # The memory the pretraining loop keeps between steps on the CPU (keep_freed_memory) came to 1.5-2.8x the step's at
 # long windows.
 KEPT_FREED_MEMORY_FACTOR = 2.5
@@ -28,11 +31,21 @@ KEPT_FREED_MEMORY_FACTOR = 2.5
 FIT_SHARE = 0.8
 
 
-def step_memory_bytes(model: HyenaConfig, tokens: int, gradient_checkpointing: bool, precision: str = "fp32") -> int:
+def step_memory_bytes(
+    model: HyenaConfig,
+    tokens: int,
+    gradient_checkpointing: bool,
+    precision: str = "fp32",
+    sequence_chunked: bool = False,
+) -> int:
     """About the peak memory of one training step over ``tokens`` tokens (window x batch) of this shape, in
-    ``precision`` ("fp32", or "bf16"/"fp16" autocast)."""
+    ``precision`` ("fp32", or "bf16"/"fp16" autocast); ``sequence_chunked`` overrides ``gradient_checkpointing``."""
     layer, kept_input, recomputed = STEP_BYTES_PER_TOKEN_CHANNEL[precision]
-    per = kept_input * model.n_layer + recomputed if gradient_checkpointing else layer * model.n_layer
+    if sequence_chunked:
+        kept_input, recomputed = SEQUENCE_CHUNKED_BYTES_PER_TOKEN_CHANNEL[precision]
+    per = (
+        kept_input * model.n_layer + recomputed if gradient_checkpointing or sequence_chunked else layer * model.n_layer
+    )
     return per * tokens * model.d_model
 
 
@@ -41,6 +54,7 @@ class StepMemory:
     tokens: int
     need: int  # bytes, this many processes together
     need_checkpointed: int  # the same with gradient checkpointing
+    need_chunked: int  # ... with sequence-chunked training
     have: int  # bytes available now
     processes: int
 
@@ -62,6 +76,7 @@ def step_memory(
     gradient_checkpointing: bool,
     processes: int = 1,
     precision: str = "fp32",
+    sequence_chunked: bool = False,
 ) -> StepMemory | None:
     """The estimate beside the memory available on ``device`` (``processes`` ranks of one CPU share it); None where
     the available memory is unknown."""
@@ -71,8 +86,9 @@ def step_memory(
     share = processes if torch.device(device).type == "cpu" else 1
     return StepMemory(
         tokens,
-        step_memory_bytes(model, tokens, gradient_checkpointing, precision) * share,
+        step_memory_bytes(model, tokens, gradient_checkpointing, precision, sequence_chunked) * share,
         step_memory_bytes(model, tokens, True, precision) * share,
+        step_memory_bytes(model, tokens, True, precision, sequence_chunked=True) * share,
         have,
         share,
     )
