@@ -13,6 +13,17 @@ from hyenadna.ops.execution import ExecutionOptions
 from tests.conftest import FIXTURES, assert_close
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _compiled_kernels_as_before():
+    """This module trains models of several widths, chunk sizes and precisions, and each compiles its own variants of
+    the fused kernels (ops/fused.py). Past torch's recompile limit (8 a kernel) a kernel silently runs eagerly,
+    rounding differently from its compiled variants, and the bit-for-bit tests of later modules (gradient
+    checkpointing in bf16) then compared a compiled step with an eager one. Later modules start from no compiled
+    variants instead."""
+    yield
+    torch._dynamo.reset()
+
+
 def _step(model, ids: torch.Tensor, bf16: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """One training forward and backward from seed 1 (the embedding dropout draws the same mask on every path)."""
     model.zero_grad()
@@ -32,12 +43,12 @@ def _deep_long(dropout: bool = True) -> HyenaDNALMHeadModel:
 
 
 @pytest.mark.parametrize("dropout", [False, True], ids=["reference", "train-path-dropout"])
-@pytest.mark.parametrize("chunk", [1, 2, 7, 64, 299, 1000])
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1000])
 def test_chunked_training_gives_the_reference_paths_loss_and_gradients(chunk, dropout):
     """Chunks of one token (shorter than the short conv's reach back), of sizes that do not divide the window, and one
     chunk for the whole window: every gradient equal to the reference algorithm's to float32 rounding; with the
     embedding dropout on, to the training path's, which draws the same masks (the reference path draws torch's)."""
-    ids = torch.randint(7, 12, (2, 300), generator=torch.Generator().manual_seed(3))
+    ids = torch.randint(7, 12, (2, 151), generator=torch.Generator().manual_seed(3))
     loss_ref, grads_ref = _step(_deep_long(dropout).use_reference_path(not dropout), ids)
     loss, grads = _step(_deep_long(dropout).sequence_chunked(chunk=chunk), ids)
     assert_close(loss, loss_ref, rtol=1e-6)

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 
 from hyenadna.models.config import HyenaConfig
+from hyenadna.ops.block_chunked import CPU_TRAINING_CHUNK
+from hyenadna.ops.execution import GPU_LOW_MEMORY_CHUNK
 from hyenadna.utils.memory import available_bytes
 
 # Peak bytes of a training step per token and model channel, measured on the CPU with freed memory handed back
@@ -21,9 +23,14 @@ from hyenadna.utils.memory import available_bytes
 STEP_BYTES_PER_TOKEN_CHANNEL = {"fp32": (110, 8, 150), "bf16": (88, 8, 130)}
 # fp16 autocast keeps the same tensors in 16 bits as bf16
 STEP_BYTES_PER_TOKEN_CHANNEL["fp16"] = STEP_BYTES_PER_TOKEN_CHANNEL["bf16"]
-# Sequence-chunked training (ops/block_chunked.py), by precision: (each layer's kept input, the work of the block in
-# its forward or backward and what lies outside the blocks), per token and channel. CALIBRATE
-SEQUENCE_CHUNKED_BYTES_PER_TOKEN_CHANNEL = {"fp32": (4, 40), "bf16": (4, 40), "fp16": (4, 40)}
+# Sequence-chunked training (ops/block_chunked.py): (each layer's kept input; the block in work and what lies outside
+# the blocks) per token and channel, and per token of one chunk and channel (the chunk's activations, the process's
+# base and, on the CPU, the heap fragments their sub-32 MB temporaries leave). Fitted to large-1m's shape in fp32 with
+# freed memory handed back, 32k-1M tokens in 8,192-token chunks (benchmarks/results/sequence_chunked.json: peak RSS
+# 1.70, 3.68, 6.13 and 18.6 GB; this gives 1.95, 3.76, 6.17 and 19.8 GB). Not measured in bf16, where it can only
+# be less: the kept inputs stay float32.
+SEQUENCE_CHUNKED_BYTES_PER_TOKEN_CHANNEL = (4, 40)
+SEQUENCE_CHUNKED_BYTES_PER_CHUNK_TOKEN_CHANNEL = 640
 # The memory the pretraining loop keeps between steps on the CPU (keep_freed_memory) came to 1.5-2.8x the step's at
 # long windows.
 KEPT_FREED_MEMORY_FACTOR = 2.5
@@ -37,15 +44,17 @@ def step_memory_bytes(
     gradient_checkpointing: bool,
     precision: str = "fp32",
     sequence_chunked: bool = False,
+    chunk: int = CPU_TRAINING_CHUNK,
 ) -> int:
     """About the peak memory of one training step over ``tokens`` tokens (window x batch) of this shape, in
-    ``precision`` ("fp32", or "bf16"/"fp16" autocast); ``sequence_chunked`` overrides ``gradient_checkpointing``."""
-    layer, kept_input, recomputed = STEP_BYTES_PER_TOKEN_CHANNEL[precision]
+    ``precision`` ("fp32", or "bf16"/"fp16" autocast); ``sequence_chunked`` (in chunks of ``chunk`` tokens)
+    overrides ``gradient_checkpointing``."""
     if sequence_chunked:
-        kept_input, recomputed = SEQUENCE_CHUNKED_BYTES_PER_TOKEN_CHANNEL[precision]
-    per = (
-        kept_input * model.n_layer + recomputed if gradient_checkpointing or sequence_chunked else layer * model.n_layer
-    )
+        kept_input, work = SEQUENCE_CHUNKED_BYTES_PER_TOKEN_CHANNEL
+        per_chunk = SEQUENCE_CHUNKED_BYTES_PER_CHUNK_TOKEN_CHANNEL * min(tokens, chunk)
+        return ((kept_input * model.n_layer + work) * tokens + per_chunk) * model.d_model
+    layer, kept_input, recomputed = STEP_BYTES_PER_TOKEN_CHANNEL[precision]
+    per = kept_input * model.n_layer + recomputed if gradient_checkpointing else layer * model.n_layer
     return per * tokens * model.d_model
 
 
@@ -83,12 +92,14 @@ def step_memory(
     have = available_bytes(device)
     if have is None:
         return None
-    share = processes if torch.device(device).type == "cpu" else 1
+    cpu = torch.device(device).type == "cpu"
+    share = processes if cpu else 1
+    chunk = CPU_TRAINING_CHUNK if cpu else GPU_LOW_MEMORY_CHUNK
     return StepMemory(
         tokens,
-        step_memory_bytes(model, tokens, gradient_checkpointing, precision, sequence_chunked) * share,
+        step_memory_bytes(model, tokens, gradient_checkpointing, precision, sequence_chunked, chunk) * share,
         step_memory_bytes(model, tokens, True, precision) * share,
-        step_memory_bytes(model, tokens, True, precision, sequence_chunked=True) * share,
+        step_memory_bytes(model, tokens, True, precision, True, chunk) * share,
         have,
         share,
     )
