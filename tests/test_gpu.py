@@ -89,6 +89,23 @@ def test_cuda_training_step_matches_the_cpu_reference():
         assert_close(grads["cuda"][1][n], g, atol=1e-4, rtol=1e-3)
 
 
+def _cuda_step(shape, tokens: int, recompute: bool = False, chunked: bool = False) -> tuple[float, dict, int]:
+    """One training step of a fresh seeded model of ``shape`` on ``tokens`` tokens: loss, gradients (on the CPU) and
+    the CUDA peak memory."""
+    torch.manual_seed(0)
+    model = HyenaDNALMHeadModel(shape).cuda().train()
+    model.gradient_checkpointing(recompute).sequence_chunked(chunked)
+    ids = _ids(1, tokens + 1).cuda()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    torch.manual_seed(1)
+    loss = model(ids[:, :-1], labels=ids[:, 1:]).loss
+    loss.backward()
+    torch.cuda.synchronize()
+    grads = {n: p.grad.cpu() for n, p in model.named_parameters()}
+    return loss.item(), grads, torch.cuda.max_memory_allocated()
+
+
 def test_cuda_gradient_checkpointing_same_gradients_in_less_memory():
     """On a GPU, as on the CPU (test_execution.py): recomputing each block in the backward gives the gradients of
     the plain step, dropout masks included (checkpoint restores the CUDA generator too), and the step's peak memory
@@ -96,22 +113,8 @@ def test_cuda_gradient_checkpointing_same_gradients_in_less_memory():
     base; at 16k tokens only 1.9 -> 1.25 GB, as the filters and transforms of the context weigh more there)."""
     from hyenadna import PUBLISHED_CONFIGS
 
-    out = {}
-    for recompute in (False, True):
-        torch.manual_seed(0)
-        model = HyenaDNALMHeadModel(PUBLISHED_CONFIGS["hyenadna-small-32k-seqlen"]).cuda().train()
-        model.gradient_checkpointing(recompute)
-        ids = _ids(1, 32769).cuda()
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        torch.manual_seed(1)
-        loss = model(ids[:, :-1], labels=ids[:, 1:]).loss
-        loss.backward()
-        torch.cuda.synchronize()
-        grads = {n: p.grad.cpu() for n, p in model.named_parameters()}
-        out[recompute] = (loss.item(), grads, torch.cuda.max_memory_allocated())
-        del model, loss
-    (loss, grads, peak), (loss_ck, grads_ck, peak_ck) = out[False], out[True]
+    shape = PUBLISHED_CONFIGS["hyenadna-small-32k-seqlen"]
+    (loss, grads, peak), (loss_ck, grads_ck, peak_ck) = (_cuda_step(shape, 32768, r) for r in (False, True))
     assert loss_ck == pytest.approx(loss, abs=1e-6)
     for n, g in grads.items():  # CUDA's backward kernels may sum in another order from call to call
         assert_close(grads_ck[n], g, atol=1e-5, rtol=1e-4)
@@ -120,7 +123,6 @@ def test_cuda_gradient_checkpointing_same_gradients_in_less_memory():
     # step's peak, so that a step that will not fit is warned of, and not so far above it that one that fits is
     from hyenadna.training.step_memory import step_memory_bytes
 
-    shape = PUBLISHED_CONFIGS["hyenadna-small-32k-seqlen"]
     for recompute, measured in ((False, peak), (True, peak_ck)):
         estimate = step_memory_bytes(shape, 32768, recompute)
         print(f"step memory, recompute={recompute}: estimate {estimate / 1e9:.2f} GB, CUDA peak {measured / 1e9:.2f}")
@@ -152,22 +154,8 @@ def test_cuda_sequence_chunked_training_same_gradients_in_less_memory():
     from hyenadna.training.step_memory import step_memory_bytes
 
     shape = PUBLISHED_CONFIGS["hyenadna-small-32k-seqlen"]
-    out = {}
-    for mode in ("checkpointed", "chunked"):
-        torch.manual_seed(0)
-        model = HyenaDNALMHeadModel(shape).cuda().train()
-        model.gradient_checkpointing(mode == "checkpointed").sequence_chunked(mode == "chunked")
-        ids = _ids(1, 131073).cuda()
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        torch.manual_seed(1)
-        loss = model(ids[:, :-1], labels=ids[:, 1:]).loss
-        loss.backward()
-        torch.cuda.synchronize()
-        grads = {n: p.grad.cpu() for n, p in model.named_parameters()}
-        out[mode] = (loss.item(), grads, torch.cuda.max_memory_allocated())
-        del model, loss
-    (loss, grads, peak), (loss_ch, grads_ch, peak_ch) = out["checkpointed"], out["chunked"]
+    loss, grads, peak = _cuda_step(shape, 131072, recompute=True)
+    loss_ch, grads_ch, peak_ch = _cuda_step(shape, 131072, chunked=True)
     assert loss_ch == pytest.approx(loss, abs=1e-5)
     for n, g in grads.items():
         assert_close(grads_ch[n], g, atol=1e-5, rtol=1e-4)

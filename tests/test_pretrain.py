@@ -16,6 +16,7 @@ import torch
 
 from hyenadna.data.genome import Genome
 from hyenadna.data.regions import HELD_OUT, Interval, overlap, parse_region, subtract
+from hyenadna.training.export import pretrain_command
 from hyenadna.training.markov import MarkovModel
 from hyenadna.training.optim import build_optimizer, cosine_lr, parameter_groups
 from hyenadna.training.portable import pack_checkpoint
@@ -272,26 +273,24 @@ def test_gradient_checkpointing_trains_the_same_run_and_may_change_on_resume(fas
     assert losses(tmp_path / "c" / "metrics.jsonl") == losses(tmp_path / "a" / "metrics.jsonl")
     assert resumed["param_checksum"] == straight["param_checksum"]
 
-    from hyenadna.cli import main
-    from hyenadna.training.export import pretrain_command
-
-    out = tmp_path / "cli"
-    args = ["pretrain", "--fasta", str(fasta), "--d-model", "16", "--seq-len", "64", "--batch-size", "2"]
-    args += ["--max-steps", "1", "--no-markov", "--threads", "1", "--eval-region", "1:100000-113000"]
-    assert main([*args, "--eval-windows", "2", "--gradient-checkpointing", "--out", str(out)]) == 0
-    saved = json.loads((out / "pretrain_config.json").read_text())
+    saved = _one_step_from_the_cli(fasta, tmp_path / "cli", "--gradient-checkpointing")
     assert saved["gradient_checkpointing"] is True
     assert "--gradient-checkpointing" in pretrain_command(saved)
+
+
+def _one_step_from_the_cli(fasta: Path, out: Path, flag: str) -> dict:
+    """``hyenadna pretrain`` for one step of a tiny model with ``flag``; its pretrain_config.json."""
+    from hyenadna.cli import main
+
+    args = ["pretrain", "--fasta", str(fasta), "--d-model", "16", "--seq-len", "64", "--batch-size", "2"]
+    args += ["--max-steps", "1", "--no-markov", "--threads", "1", "--eval-region", "1:100000-113000"]
+    assert main([*args, "--eval-windows", "2", flag, "--out", str(out)]) == 0
+    return json.loads((out / "pretrain_config.json").read_text())
 
 
 def test_sequence_chunked_training_follows_the_plain_run(fasta, tmp_path):
     """--sequence-chunked changes the memory, not the run: the same losses and weights to float rounding (its chunks
     sum in another order), recorded in pretrain_config.json and repeated by the card's command."""
-    import dataclasses
-
-    from hyenadna.cli import main
-    from hyenadna.training.export import pretrain_command
-
     pretrain(small_cfg(fasta, tmp_path / "a"))
     chunked_cfg = small_cfg(fasta, tmp_path / "b", sequence_chunked=True)
     assert dataclasses.asdict(chunked_cfg)["sequence_chunked"]
@@ -309,11 +308,7 @@ def test_sequence_chunked_training_follows_the_plain_run(fasta, tmp_path):
     assert len(evals[0]) == 2
     assert_close(torch.tensor(evals[1]), torch.tensor(evals[0]), rtol=1e-5)
 
-    out = tmp_path / "cli"
-    args = ["pretrain", "--fasta", str(fasta), "--d-model", "16", "--seq-len", "64", "--batch-size", "2"]
-    args += ["--max-steps", "1", "--no-markov", "--threads", "1", "--eval-region", "1:100000-113000"]
-    assert main([*args, "--eval-windows", "2", "--sequence-chunked", "--out", str(out)]) == 0
-    saved = json.loads((out / "pretrain_config.json").read_text())
+    saved = _one_step_from_the_cli(fasta, tmp_path / "cli", "--sequence-chunked")
     assert saved["sequence_chunked"] is True
     assert "--sequence-chunked" in pretrain_command(saved)
 
