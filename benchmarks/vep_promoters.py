@@ -67,7 +67,8 @@ def main() -> None:
     seconds = time.perf_counter() - started
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the count of alleles in no region is reported below
-        in_regions = ft.variant_effects(VCF, GENOME, target=promoter, regions=bed)
+        listed = ft.variant_effects(VCF, GENOME, target=promoter, regions=bed)
+    in_regions = listed[listed["status"] != "outside_regions"]
     ok = centred[centred["status"] == "ok"]
     summary = {
         "alleles": len(centred),
@@ -79,6 +80,7 @@ def main() -> None:
         "predicted_class_flips": int((ok["ref_class"] != ok["alt_class"]).sum()),
         "promoter_windows": n_regions,
         "rows_in_promoter_windows": len(in_regions),
+        "alleles_in_no_promoter_window": int((listed["status"] == "outside_regions").sum()),
     }
     centred.to_csv(args.out / "indels_centred.tsv", sep="\t", index=False)
     in_regions.to_csv(args.out / "indels_in_promoters.tsv", sep="\t", index=False)

@@ -317,8 +317,8 @@ def classifier_variant_blocks(
     - with ``regions`` (a BED file, strand in column 6) each allele inside a region, in every region that holds its
       REF allele, scored on that region as the model reads it (``region_windows``; reverse-complemented on '-'):
       right for a model trained on windows anchored elsewhere, such as promoters at -249..+50 of a TSS on the gene
-      strand. Rows then name the region and its strand; alleles in no region are left out, with one warning that
-      counts them.
+      strand. Rows then name the region and its strand; an allele wholly inside no region gets one row with status
+      ``outside_regions`` and empty effects (one warning counts them), so every VCF allele is accounted for.
 
     Blocks, shards and statuses as in ``score_variant_blocks``."""
     if target is not None:
@@ -410,6 +410,7 @@ def variant_blocks(
 
     given = ("chrom", "pos", "id", "ref", "alt", "region", "strand", "status")
     empty = dict.fromkeys(c for c in columns if c not in given)
+    no_region = {**dict.fromkeys(c for c in ("region", "strand") if c in columns), "status": "outside_regions", **empty}
     rank, world = shard
     records = _chain([first], variants)
     unplaced = 0
@@ -424,7 +425,11 @@ def variant_blocks(
         for v in block:
             for alt in v.alts:
                 placed = windows_of(v, alt, genome)
-                unplaced += not placed
+                if not placed:  # in no region: listed, in VCF order, with nothing scored
+                    unplaced += 1
+                    rows.extend(score(pending))
+                    pending = []
+                    rows.append({"chrom": v.chrom, "pos": v.pos, "id": v.id, "ref": v.ref, "alt": alt, **no_region})
                 for fields, windows in placed:
                     row = {"chrom": v.chrom, "pos": v.pos, "id": v.id, "ref": v.ref, "alt": alt, **fields}
                     if isinstance(windows, str):
@@ -440,7 +445,10 @@ def variant_blocks(
         rows.extend(score(pending))
         yield k, rows
     if unplaced:
-        warnings.warn(f"{vcf}: {unplaced:,} alleles lie in no region; they are left out", stacklevel=2)
+        warnings.warn(
+            f"{vcf}: {unplaced:,} alleles lie wholly inside no region; listed with status outside_regions",
+            stacklevel=2,
+        )
 
 
 def _why(status: str, v: Variant, genome: GenomeFasta) -> str:

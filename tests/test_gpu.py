@@ -320,5 +320,7 @@ def test_cuda_classifier_variant_effects_match_the_cpu(tmp_path):
             )
             for device in ("cpu", "cuda")
         }
-        assert (tables["cuda"]["status"] == "ok").all() and len(tables["cuda"]) == len(tables["cpu"]) > 0
-        assert np.allclose(tables["cuda"]["delta_log_odds"], tables["cpu"]["delta_log_odds"], atol=1e-4)
+        assert list(tables["cuda"]["status"]) == list(tables["cpu"]["status"]) and len(tables["cpu"]) > 0
+        ok = tables["cpu"]["status"] == "ok"  # with regions, alleles in none are listed unscored
+        assert ok.sum() >= 4
+        assert np.allclose(tables["cuda"]["delta_log_odds"][ok], tables["cpu"]["delta_log_odds"][ok], atol=1e-4)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from hyenadna import HyenaDNAConfig, HyenaDNAFineTuningModel
@@ -203,17 +204,21 @@ def test_in_regions_each_allele_is_scored_on_every_region_that_holds_it(gc_class
     allele at its place; past an indel the genome fills the region's length."""
     genome, vcf, bed = regions_case
     ft = gc_classifier
-    with pytest.warns(UserWarning, match="v.vcf: 1 alleles lie in no region; they are left out"):
+    with pytest.warns(UserWarning, match="v.vcf: 1 alleles lie wholly inside no region; listed with status outside"):
         table = ft.variant_effects(vcf, genome, target=1, regions=bed)
-    got = [(r.id, r.region, r.strand, r.offset) for r in table.itertuples()]
-    assert got == [
-        ("both", "p1", "+", 49),
-        ("both", "p2", "-", 19),
-        ("plus_only", "p1", "+", 9),
-        ("minus_insertion", "p2", "-", 89),
-        ("across_p1_end", "p2", "-", 68),
+    got = [(r.id, r.region, r.strand, r.status, r.offset) for r in table.itertuples()]
+    assert got[:5] == [
+        ("both", "p1", "+", "ok", 49),
+        ("both", "p2", "-", "ok", 19),
+        ("plus_only", "p1", "+", "ok", 9),
+        ("minus_insertion", "p2", "-", "ok", 89),
+        ("across_p1_end", "p2", "-", "ok", 68),
     ]
-    assert (table["status"] == "ok").all() and (table["window"] == 100).all()
+    # the allele in no region is listed in VCF order, with nothing scored
+    (last,) = got[5:]
+    assert (last[0], last[3]) == ("nowhere", "outside_regions") and pd.isna([last[1], last[2], last[4]]).all()
+    assert table.iloc[5][["delta_log_odds", "ref_prob", "window"]].isna().all()
+    assert (table["status"][:5] == "ok").all() and (table["window"][:5] == 100).all()
     both_p1, both_p2 = table.iloc[0], table.iloc[1]
     alt = both_p1.alt
     expected = {
@@ -259,7 +264,10 @@ def test_cli_vep_in_regions(gc_classifier, regions_case, tmp_path, capsys):
     assert main([*argv, "--target", "1", "-o", str(out)]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["id"], r["region"], r["strand"]) for r in rows][:2] == [("both", "p1", "+"), ("both", "p2", "-")]
-    assert len(rows) == 5 and "1 alleles lie in no region" in capsys.readouterr().err
+    assert len(rows) == 6 and "1 alleles lie wholly inside no region" in capsys.readouterr().err
+    last = rows[-1]
+    expected = ("nowhere", "outside_regions", None, None)
+    assert (last["id"], last["status"], last["region"], last["delta_log_odds"]) == expected
     assert (
         main(["vep", str(vcf), "--genome", str(genome), "--regions", str(bed), "--model", str(FIXTURES / "tiny")]) == 1
     )

@@ -107,7 +107,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--regions",
         help="with --classifier: a BED file (strand in column 6) of the windows the model was trained to read, e.g. "
         "promoter windows on their gene's strand; each allele is scored on every region holding it (one row per "
-        "allele and region), and alleles in no region are left out",
+        "allele and region), and an allele wholly inside no region gets one row with status outside_regions",
     )
     p.add_argument(
         "--target",
