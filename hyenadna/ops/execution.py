@@ -1,7 +1,8 @@
 """How the model runs: one options object for the execution knobs, and one function that picks the algorithm.
 
 Algorithms (each tested against the plain reference path, ``"reference"``):
-- ``"train"``: with autograd; channels-first projections over the batch's tokens (``ops/hyena.py: hyena_batched``).
+- ``"train"``: with autograd; channels-first projections over the batch's tokens (``ops/hyena.py: hyena_batched``);
+  with ``sequence_chunked``, each block instead as one node run in token chunks (``ops/block_chunked.py``).
 - ``"batched"``: inference, the whole batch at once through the same algorithm with the filter spectrum cached. What
   a GPU wants: few, large kernels.
 - ``"per_sequence"``: inference on the CPU, a sequence at a time and the stack in micro-batches of about
