@@ -3,6 +3,8 @@ plain reference path's loss and gradients."""
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 import torch
 
@@ -157,3 +159,20 @@ def test_chunked_training_leaves_inference_alone():
         plain = model(ids).logits
         chunked = model.sequence_chunked(chunk=8)(ids).logits
     assert torch.equal(plain, chunked)
+
+
+def test_the_sdk_config_and_the_fine_tune_command_switch_it_on():
+    from hyenadna.cli.common import add_memory_args
+    from hyenadna.finetune import HyenaDNAFineTuningModel
+    from hyenadna.sdk import HyenaDNAConfig
+
+    cfg = HyenaDNAConfig(model_path=str(FIXTURES / "tiny"), sequence_chunked=True)
+    assert HyenaDNAFineTuningModel(cfg, "classification", 2).network.backbone.execution.sequence_chunked
+    given = HyenaDNAFineTuningModel(cfg, "classification", 2, model=load_model(FIXTURES / "tiny"))
+    assert given.network.backbone.execution.sequence_chunked
+    plain = HyenaDNAFineTuningModel(HyenaDNAConfig(model_path=str(FIXTURES / "tiny")), "classification", 2)
+    assert not plain.network.backbone.execution.sequence_chunked
+    parser = argparse.ArgumentParser()
+    add_memory_args(parser)
+    assert parser.parse_args(["--sequence-chunked"]).sequence_chunked
+    assert not parser.parse_args([]).sequence_chunked
