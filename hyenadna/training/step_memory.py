@@ -27,10 +27,10 @@ STEP_BYTES_PER_TOKEN_CHANNEL["fp16"] = STEP_BYTES_PER_TOKEN_CHANNEL["bf16"]
 # the blocks) per token and channel, and per token of one chunk and channel (the chunk's activations, the process's
 # base and, on the CPU, the heap fragments their sub-32 MB temporaries leave). Fitted to large-1m's shape in fp32 with
 # freed memory handed back, 32k-1M tokens in 8,192-token chunks (benchmarks/results/sequence_chunked.json: peak RSS
-# 1.70, 3.68, 6.13 and 18.6 GB; this gives 1.95, 3.76, 6.17 and 19.8 GB). Not measured in bf16, where it can only
-# be less: the kept inputs stay float32.
+# 1.70, 3.68, 6.13 and 18.6 GB; this gives 2.07, 3.88, 6.30 and 19.9 GB), and in bf16 at 131k tokens (3.81 GB: no
+# less than fp32's, as the kept inputs stay float32), so one set of figures for every precision.
 SEQUENCE_CHUNKED_BYTES_PER_TOKEN_CHANNEL = (4, 40)
-SEQUENCE_CHUNKED_BYTES_PER_CHUNK_TOKEN_CHANNEL = 640
+SEQUENCE_CHUNKED_BYTES_PER_CHUNK_TOKEN_CHANNEL = 700
 # The memory the pretraining loop keeps between steps on the CPU (keep_freed_memory) came to 1.5-2.8x the step's at
 # long windows.
 KEPT_FREED_MEMORY_FACTOR = 2.5
