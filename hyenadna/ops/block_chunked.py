@@ -198,11 +198,10 @@ def _filter_hidden_backward(w: _Weights, f: nn.Module, grad: Tensor, leaves: lis
         _accumulate([(h, grad[s : s + chunk])], [], leaves, grads)
 
 
-def _long_conv(w: _Weights, f: nn.Module, x: Tensor) -> None:
-    """x (D, L) float32 <- h * x + D x, a channel group at a time."""
+def _long_conv(w: _Weights, f: nn.Module, x: Tensor, hidden: Tensor, t: Tensor) -> None:
+    """x (D, L) float32 <- h * x + D x, a channel group at a time, the taps built from ``_filter_hidden``."""
     seqlen = x.shape[1]
     with torch.autocast(x.device.type, enabled=False):
-        hidden, t = _filter_hidden(f, seqlen)
         for g, h, n in _filter_groups(w, f, seqlen, hidden, t):
             y = torch.fft.irfft(torch.fft.rfft(x[g], n=n) * torch.fft.rfft(h, n=n), n=n)[:, :seqlen]
             x[g] = y.addcmul_(x[g], w.conv_bias[g, None])
@@ -213,7 +212,7 @@ def _forward_sequence(w: _Weights, r: Tensor, settings: tuple, out: Tensor, res:
     chunk, eps1, eps2, f, _ = settings
     d, taps = w.w_out.shape[0], w.short_w.shape[-1]
     c_all = _gated_input(w, r, chunk, eps1)
-    _long_conv(w, f, c_all)
+    _long_conv(w, f, c_all, *_filter_hidden(f, r.shape[0]))
     for first, s, e, k in _chunks(r.shape[0], chunk, taps):
         x0 = _front(w, r[first:e], k, slice(0, d), eps1)
         out[s:e], res[s:e] = _back(w, x0, c_all[:, s:e].T, r[s:e], eps2)
@@ -235,7 +234,8 @@ def _backward_sequence(
     with torch.no_grad():
         s_all = _gated_input(w, r, chunk, eps1)
         c_all = s_all.clone()
-        _long_conv(w, f, c_all)
+        hidden, t = _filter_hidden(f, seqlen)  # shared by the convolution here and its gradients in step 2
+        _long_conv(w, f, c_all, hidden, t)
 
     # 1. out_proj, the residual add and the MLP, chunk by chunk; x0's path back into r. c's gradient replaces c.
     for first, s, e, k in _chunks(seqlen, chunk, taps):
@@ -243,13 +243,14 @@ def _backward_sequence(
             r_rows = r[first:e].detach().requires_grad_()
             c = c_all[:, s:e].T.clone().requires_grad_()
             out, res = _back(w, _front(w, r_rows, k, slice(0, d), eps1), c, r_rows[k:], eps2)
-            pairs = [(t, g[s:e]) for t, g in ((out, grad_out), (res, grad_res)) if g is not None]
-            _accumulate(pairs, [r_rows, c], leaves, grads, grad_r[first:e], c_all[:, s:e].T)
+            pairs = [(y, g[s:e]) for y, g in ((out, grad_out), (res, grad_res)) if g is not None]
+            g_r, g_c = _accumulate(pairs, [r_rows, c], leaves, grads)
+        grad_r[first:e] += g_r
+        c_all[:, s:e].T.copy_(g_c)
 
     # 2. the long convolution's gradients, a channel group at a time: s's gradient replaces s. The filter's taps come
     # from its shared hidden layer a group at a time; their gradients gather there, then go back through the FFN.
     with torch.autocast(r.device.type, enabled=False), torch.enable_grad():
-        hidden, t = _filter_hidden(f, seqlen)
         hidden_leaf = hidden.requires_grad_()
         grad_hidden = torch.zeros_like(hidden)
         for g, h, n in _filter_groups(w, f, seqlen, hidden_leaf, t):
@@ -262,7 +263,7 @@ def _backward_sequence(
                 if grads[CONV_BIAS] is None:
                     grads[CONV_BIAS] = torch.zeros_like(w.conv_bias)
                 grads[CONV_BIAS][g] += grad_bias
-            _accumulate([(h, grad_h)], [hidden_leaf], leaves, grads, grad_hidden)
+            grad_hidden += _accumulate([(h, grad_h)], [hidden_leaf], leaves, grads)[0]
         _filter_hidden_backward(w, f, grad_hidden, leaves, grads)
 
     # 3. x1 and v back through the short conv, in_proj and norm1 into r
@@ -270,30 +271,19 @@ def _backward_sequence(
         with torch.enable_grad():
             r_rows = r[first:e].detach().requires_grad_()
             z = _front(w, r_rows, k, slice(d, 3 * d), eps1)
-            _accumulate([(z[:, :d] * z[:, d:], s_all[:, s:e].T)], [r_rows], leaves, grads, grad_r[first:e])
+            grad_r[first:e] += _accumulate([(z[:, :d] * z[:, d:], s_all[:, s:e].T)], [r_rows], leaves, grads)[0]
 
 
 def _accumulate(
-    pairs: list[tuple[Tensor, Tensor]],
-    inputs: list[Tensor],
-    leaves: list[Tensor],
-    grads: list[Tensor | None],
-    *into: Tensor,
-) -> None:
-    """Backpropagates (output, gradient) pairs: ``inputs``' gradients are added into (or, for the second, copied into)
-    ``into``; the weights' added into ``grads``."""
+    pairs: list[tuple[Tensor, Tensor]], inputs: list[Tensor], leaves: list[Tensor], grads: list[Tensor | None]
+) -> tuple[Tensor, ...]:
+    """Backpropagates (output, gradient) pairs: adds the weights' gradients into ``grads`` and returns ``inputs``'."""
     wanted = [p for p in leaves if p.requires_grad]
     outputs, grad_outputs = zip(*pairs, strict=True)
     found = torch.autograd.grad(outputs, [*inputs, *wanted], grad_outputs, allow_unused=True)
-    for k, (target, g) in enumerate(zip(into, found, strict=False)):
-        if g is None:
-            continue
-        if k == 0:
-            target += g
-        else:
-            target.copy_(g)
     by_leaf = dict(zip(map(id, wanted), found[len(inputs) :], strict=True))
     for k, p in enumerate(leaves):
         g = by_leaf.get(id(p))
         if g is not None:
             grads[k] = g if grads[k] is None else grads[k] + g
+    return found[: len(inputs)]
