@@ -15,17 +15,6 @@ from hyenadna.ops.execution import ExecutionOptions
 from tests.conftest import FIXTURES, assert_close
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _compiled_kernels_as_before():
-    """This module trains models of several widths, chunk sizes and precisions, and each compiles its own variants of
-    the fused kernels (ops/fused.py). Past torch's recompile limit (8 a kernel) a kernel silently runs eagerly,
-    rounding differently from its compiled variants, and the bit-for-bit tests of later modules (gradient
-    checkpointing in bf16) then compared a compiled step with an eager one. Later modules start from no compiled
-    variants instead."""
-    yield
-    torch._dynamo.reset()
-
-
 def _step(model, ids: torch.Tensor, bf16: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """One training forward and backward from seed 1 (the embedding dropout draws the same mask on every path)."""
     model.zero_grad()

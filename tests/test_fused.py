@@ -185,6 +185,58 @@ def test_a_kernel_that_fails_to_compile_falls_back_to_eager_with_one_warning(mon
         fused.short_conv_grads(z, weight, grad, ib)
 
 
+def _short_conv_grads_variants(n: int):
+    """Inputs of n calls of short_conv_grads that torch compiles separately (rank, taps, dtype), with the expected
+    gradients."""
+    g = torch.Generator().manual_seed(0)
+    combos = [(r, k, d) for d in (torch.float32, torch.bfloat16) for r in (2, 3) for k in (2, 3, 4)]
+    for rank, taps, dtype in combos[:n]:
+        shape = (4, 12) if rank == 2 else (4, 2, 12)
+        z, grad = torch.randn(shape, generator=g).to(dtype), torch.randn(shape, generator=g)
+        weight, ib = torch.randn(4, taps, generator=g), torch.randn(4, generator=g)
+        yield (z, weight, grad, ib), fused.short_conv_grads_ref(z, weight, grad, ib)
+
+
+@pytest.fixture
+def fresh_kernels(monkeypatch):
+    """Kernels compiled anew, and again after the test, so that no variant compiled elsewhere is reused."""
+    monkeypatch.setattr(fused, "_broken", set())
+    fused._compiled.cache_clear()
+    yield
+    fused._compiled.cache_clear()
+
+
+@pytest.mark.skipif(not fused._compile_budget(), reason="this torch has no per-call recompile limit")
+def test_a_kernel_stays_compiled_past_torchs_global_recompile_limit(fresh_kernels):
+    """Past torch's global limit (8 variants a function) a kernel used to run eagerly in silence."""
+    from torch._dynamo.utils import counters
+
+    n = torch._dynamo.config.recompile_limit + 2
+    graphs = counters["stats"]["unique_graphs"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for args, expected in _short_conv_grads_variants(n):
+            for a, b in zip(fused.short_conv_grads(*args), expected, strict=True):
+                assert_close(a.float(), b.float(), atol=1e-2, rtol=1e-2)
+    assert counters["stats"]["unique_graphs"] - graphs == n  # every variant compiled, none run eagerly
+    assert not fused._broken
+
+
+@pytest.mark.skipif(not fused._compile_budget(), reason="this torch has no per-call recompile limit")
+def test_a_kernel_past_its_own_recompile_budget_falls_back_with_a_warning(monkeypatch, fresh_kernels):
+    monkeypatch.setattr(fused, "RECOMPILE_LIMIT", 2)
+    variants = list(_short_conv_grads_variants(4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for args, _ in variants[:2]:
+            fused.short_conv_grads(*args)
+    with pytest.warns(RuntimeWarning, match="compiling the fused short_conv_grads kernel failed"):
+        got = fused.short_conv_grads(*variants[2][0])
+    for a, b in zip(got, variants[2][1], strict=True):
+        assert torch.equal(a, b)
+    assert fused._broken == {"short_conv_grads"}
+
+
 def test_switched_off_the_kernels_are_the_eager_references(monkeypatch):
     monkeypatch.setattr(fused, "USE_COMPILED", False)
     monkeypatch.setattr(fused, "_compiled", _refuse)

@@ -24,11 +24,18 @@ with the same contract, and tests compare the two:
 Kernels are compiled on first use with ``dynamic=True`` (one kernel for every length and batch), on the CPU only:
 they were measured there; a GPU keeps the eager ops. Where compiling fails (no C++ compiler, an unsupported torch),
 the kernels fall back to their eager references for the rest of the process, with one warning.
+
+Each dtype, rank, tap count and memory layout is still a variant of its own, and torch's global recompile limit (8 a
+function) would make a kernel past it run eagerly in silence, rounding differently from its compiled variants. So each
+kernel compiles with its own budget (``isolate_recompiles``, ``recompile_limit`` 64: the user's own torch.compile
+limits are untouched) and ``fullgraph``, which makes a kernel past its budget raise, and so fall back with the warning
+above, instead.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import warnings
 from collections.abc import Callable
@@ -218,6 +225,19 @@ def _implicit_filter_fused(
 implicit_filter_ref = _implicit_filter_fused
 
 
+# variants one kernel may compile (dtypes x ranks x layouts x taps); far above any one training run's few
+RECOMPILE_LIMIT = 64
+
+
+def _compile_budget() -> dict:
+    """torch.compile's per-call recompile limit, where this torch has it (the 2.13.0 we install does); with an older
+    one the kernels share the global limit as before."""
+    params = inspect.signature(torch.compile).parameters
+    if "recompile_limit" not in params or "isolate_recompiles" not in params:
+        return {}
+    return {"recompile_limit": RECOMPILE_LIMIT, "isolate_recompiles": True, "fullgraph": True}
+
+
 @functools.cache
 def _compiled(name: str) -> Callable:
     fn = {
@@ -230,7 +250,7 @@ def _compiled(name: str) -> Callable:
         "dropout": _dropout_fused,
         "implicit_filter": _implicit_filter_fused,
     }[name]
-    kernel = torch.compile(fn, dynamic=True)
+    kernel = torch.compile(fn, dynamic=True, **_compile_budget())
     if name == "short_conv_grads":
         return lambda z, weight, grad, input_bias: kernel(
             z, weight, with_zero_tail(grad, weight.shape[1] - 1), input_bias
