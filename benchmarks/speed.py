@@ -19,7 +19,8 @@ fast_bf16) and, for the training levers one at a time, a "_noreuse" suffix (free
 each step, as before the pretraining loop kept it), an "_eager" suffix (the fused kernels off, ops/fused.py), a
 "_foreach" suffix (torch's default AdamW instead of our fused one) and a "_ckpt" suffix (gradient checkpointing:
 each block recomputed in the backward, for its time and peak memory) or a "_chunked" suffix (sequence-chunked
-training, ops/block_chunked.py), e.g. "fast_bf16_noreuse".
+training, ops/block_chunked.py), e.g. "fast_bf16_noreuse", and a final "_compile" suffix (under ``torch.compile``,
+as "fast_compile"), e.g. "fast_chunked_noreuse_compile".
 
 Writes benchmarks/results/speed.json and prints a table.
 """
@@ -113,7 +114,7 @@ def measure(workload: str, impl: str, threads: int, length: int | None = None) -
         reference = impl.startswith("reference")
         lm = HyenaDNALMHeadModel(cfg).use_reference_path(reference).gradient_checkpointing("_ckpt" in impl)
         lm.sequence_chunked("_chunked" in impl)
-        model = torch.compile(lm) if impl == "fast_compile" else lm
+        model = torch.compile(lm) if impl.endswith("_compile") else lm
         if "_eager" in impl:
             import hyenadna.ops.fused
 
@@ -177,7 +178,7 @@ def _train_steps(impl, model, ids, repeats, times) -> None:
         opt = build_optimizer(model, lr=1e-4, weight_decay=0.01)
     else:  # the reference's: torch's default AdamW
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    warmup = 2 if impl == "fast_compile" else 1  # compiling the forward, then the backward
+    warmup = 2 if impl.endswith("_compile") else 1  # compiling the forward, then the backward
     for i in range(repeats + warmup):
         # past 200k tokens the warm-up (compiling the fused kernels, Adam's state) runs on a short window: a step
         # there takes minutes, and the peak memory is the measured step's

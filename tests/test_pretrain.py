@@ -313,6 +313,27 @@ def test_sequence_chunked_training_follows_the_plain_run(fasta, tmp_path):
     assert "--sequence-chunked" in pretrain_command(saved)
 
 
+@pytest.mark.parametrize("chunked", [False, True])
+def test_compiled_training_follows_the_plain_run(fasta, tmp_path, monkeypatch, chunked):
+    """--compile (torch.compile of the model) changes the speed, not the run: the same losses to float rounding,
+    alone and with --sequence-chunked (whose memory it keeps: README "Training memory")."""
+    pretrain(small_cfg(fasta, tmp_path / "a"))
+    compiled_models = []
+    compile_ = torch.compile
+
+    def spy(model, *args, **kwargs):
+        if isinstance(model, torch.nn.Module):
+            compiled_models.append(model)
+        return compile_(model, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", spy)
+    pretrain(small_cfg(fasta, tmp_path / "b", compile=True, sequence_chunked=chunked))
+    assert len(compiled_models) == 1 and compiled_models[0].backbone.execution.sequence_chunked == chunked
+    plain, compiled = losses(tmp_path / "a" / "metrics.jsonl"), losses(tmp_path / "b" / "metrics.jsonl")
+    assert len(plain) == len(compiled) == 6
+    assert_close(torch.tensor(compiled), torch.tensor(plain), rtol=1e-5)
+
+
 def test_a_step_that_would_not_fit_is_pointed_out_before_it_starts(fasta, tmp_path, monkeypatch, capsys):
     """On the CPU the kernel kills a process that runs out of memory without a word, after the setup's minutes: the
     run says first when its largest step would not fit in the memory available, and which switches lower it, and by

@@ -87,6 +87,9 @@ class _Weights:
         self.filter_layers = list(zip(rest[0::2], rest[1::2], strict=True))
 
 
+# Under a user's torch.compile the chunk loops would unroll into the graph (one graph per window length, more chunks
+# to trace the longer the window) and the compiler would decide what the backward keeps: the block runs eagerly there.
+@torch.compiler.disable
 def block_chunked(block: Block, r: Tensor, chunk: int) -> tuple[Tensor, Tensor]:
     """``Block.forward`` from the residual stream ``r`` (B, L, D) float32 that enters it (the block's input dropout
     and residual add done), in token chunks of ``chunk``: returns (mlp output, residual stream), keeping only ``r``
