@@ -11,6 +11,7 @@ import torch
 from hyenadna import load_model
 from hyenadna.models.config import HyenaConfig
 from hyenadna.models.hyena_dna import HyenaDNALMHeadModel
+from hyenadna.ops import block_chunked
 from hyenadna.ops.execution import ExecutionOptions
 from tests.conftest import FIXTURES, assert_close
 
@@ -130,12 +131,60 @@ def test_chunked_training_keeps_only_each_blocks_input():
     assert 4 * stream <= chunked <= 4 * stream + 2 * stream + 2 * logits + 2**14, chunked
 
 
-def test_chunked_training_refuses_inner_dropout_and_bad_chunks():
-    model = _deep_long().sequence_chunked()
-    model.backbone.layers[1].dropout2.p = 0.1
-    ids = torch.randint(7, 12, (1, 50))
-    with pytest.raises(ValueError, match="needs hyena_dropout and resid_dropout 0"):
-        model(ids[:, :-1], labels=ids[:, 1:])
+class _Masked(torch.nn.Module):
+    """Dropout with given keep masks, for the reference path."""
+
+    def __init__(self, p: float, keep: torch.Tensor):
+        super().__init__()
+        self.p, self.keep = p, keep
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.keep.to(x.dtype) * (1 / (1 - self.p))
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1000])
+def test_chunked_training_with_inner_dropout_gives_the_reference_paths_gradients_under_its_masks(chunk, monkeypatch):
+    """The operator's dropout (hyena_dropout, on x1 * v) and the block's (resid_dropout, on the mixer's output), their
+    masks redrawn in the backward: every gradient equal to the reference path's given the same masks, whatever the
+    chunking (the masks depend on position, not on the chunk)."""
+    p_op, p_resid, ids = 0.1, 0.2, torch.randint(7, 12, (2, 151), generator=torch.Generator().manual_seed(3))
+    seeds = iter(range(11, 100))
+    monkeypatch.setattr(block_chunked, "dropout_seed", lambda: next(seeds))
+
+    def with_dropout(model: HyenaDNALMHeadModel) -> HyenaDNALMHeadModel:
+        for block in model.backbone.layers:
+            block.mixer.dropout.p, block.dropout2.p = p_op, p_resid
+        return model
+
+    loss, grads = _step(with_dropout(_deep_long(dropout=False)).sequence_chunked(chunk=chunk), ids)
+    reference = _deep_long(dropout=False).use_reference_path()
+    batch, length, width = ids.shape[0], ids.shape[1] - 1, reference.config.d_model
+    for i, block in enumerate(reference.backbone.layers):
+        masks = block_chunked._Dropout(p_op, p_resid, 11 + i, torch.device("cpu"))
+        keep = [torch.stack([masks.keep(kind, b, 0, length, width) for b in range(batch)]) for kind in (0, 1)]
+        block.mixer.dropout = _Masked(p_op, keep[block_chunked.OP_DROPOUT].transpose(1, 2))
+        block.dropout2 = _Masked(p_resid, keep[block_chunked.RESID_DROPOUT])
+    loss_ref, grads_ref = _step(reference, ids)
+    loss_plain, _ = _step(_deep_long(dropout=False).use_reference_path(), ids)
+    assert abs(float(loss_ref - loss_plain)) > 1e-3  # the masks dropped something
+    assert_close(loss, loss_ref, rtol=1e-6)
+    assert grads.keys() == grads_ref.keys()
+    for name, g in grads_ref.items():
+        assert_close(grads[name], g, atol=1e-7, rtol=1e-5)
+
+
+def test_chunked_dropout_masks_keep_one_minus_p_and_differ_by_sequence_kind_and_block():
+    masks = block_chunked._Dropout(0.1, 0.3, 5, torch.device("cpu"))
+    n = 3 * block_chunked.MASK_POSITIONS
+    op, resid, other_row = masks.keep(0, 0, 0, n, 64), masks.keep(1, 0, 0, n, 64), masks.keep(0, 1, 0, n, 64)
+    assert abs(op.float().mean() - 0.9) < 0.005 and abs(resid.float().mean() - 0.7) < 0.005
+    m = block_chunked.MASK_POSITIONS
+    assert not torch.equal(op[:m], op[m : 2 * m]) and not torch.equal(op, other_row)
+    assert torch.equal(masks.keep(0, 0, m - 5, 10, 64), op[m - 5 : m + 5])  # across a block's edge
+    assert torch.equal(masks.keep(0, 0, 0, n, 64), op)  # drawn again, the same
+
+
+def test_chunked_training_refuses_bad_chunks():
     with pytest.raises(ValueError, match="sequence_chunk=0: must be >= 1"):
         ExecutionOptions(sequence_chunk=0)
 

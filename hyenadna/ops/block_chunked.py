@@ -8,6 +8,12 @@ time. Its working memory is a few (L, D) float32 tensors whatever the window, an
 through autograd on the chunk (``_front`` and ``_back``, the same functions forward and backward), so their gradients
 are autograd's own. The one-node form is tested against the plain reference path's gradients.
 
+The operator's dropout (on x1 * v) and the block's (on the mixer's output) are redrawn in the backward, so their
+masks are a function of where they fall, not of the order the chunks run in: each block call draws one seed from
+torch's generator, and the masks of each ``MASK_POSITIONS`` positions of a sequence come from a generator seeded by
+(that seed, sequence, which dropout, position block). Any chunking draws the same masks. They are not the training
+path's masks (which come from whole-tensor draws), as two training paths with dropout never share masks.
+
 Layout of one sequence: r (L, D) is the residual stream entering the block (after its input dropout);
 (x0, x1, v) = short_conv(in_proj(norm1(r))); s = x1 * v; c = h * s + D s (the long convolution);
 res = out_proj(x0 * c) + r; out = mlp(norm2(res)). The block returns (out, res), as ``Block.forward`` does.
@@ -32,6 +38,10 @@ if TYPE_CHECKING:
 CPU_TRAINING_CHUNK = 8192
 # the filter's skip term D in ``block_params``
 CONV_BIAS = 6
+# positions drawn together for a dropout mask (one generator each): any chunking draws the same masks
+MASK_POSITIONS = 1024
+# which dropout a mask is for
+OP_DROPOUT, RESID_DROPOUT = 0, 1
 
 
 def block_params(block: Block) -> list[Tensor]:
@@ -93,17 +103,44 @@ class _Weights:
 def block_chunked(block: Block, r: Tensor, chunk: int) -> tuple[Tensor, Tensor]:
     """``Block.forward`` from the residual stream ``r`` (B, L, D) float32 that enters it (the block's input dropout
     and residual add done), in token chunks of ``chunk``: returns (mlp output, residual stream), keeping only ``r``
-    for the backward. The operator's and the block's inner dropout must be off (they are in every published config)."""
+    for the backward. The operator's and the block's inner dropout draw their masks by position (``_Dropout``)."""
     op = block.mixer
-    if (op.dropout.p > 0 or block.dropout2.p > 0) and block.training:
-        raise ValueError(
-            "sequence-chunked training needs hyena_dropout and resid_dropout 0 (as in every published config); "
-            f"this block has {op.dropout.p} and {block.dropout2.p}"
-        )
+    rates = (op.dropout.p, block.dropout2.p) if block.training else (0.0, 0.0)
+    dropout = _Dropout(*rates, dropout_seed(), r.device) if any(rates) else None
     autocast = torch.is_autocast_enabled(r.device.type)
     dtype = torch.get_autocast_dtype(r.device.type) if autocast else None
-    settings = (chunk, block.norm1.eps, block.norm2.eps, op.filter_fn, (autocast, dtype))
+    settings = (chunk, block.norm1.eps, block.norm2.eps, op.filter_fn, dropout, (autocast, dtype))
     return _BlockChunked.apply(settings, r, *block_params(block))
+
+
+def dropout_seed() -> int:
+    """One draw of torch's generator (so ``torch.manual_seed`` fixes the masks) for a block call's dropout masks."""
+    return int(torch.randint(0, 2**62, ()))
+
+
+class _Dropout:
+    """The inner dropout masks of one block call (``MASK_POSITIONS``): ``drop(x, kind, row, start)`` scales the rows
+    of x (positions start.. of sequence ``row``, channels last) by 1 / (1 - p) or zeroes them."""
+
+    def __init__(self, p_op: float, p_resid: float, seed: int, device: torch.device):
+        self.rates, self.seed, self.device = (p_op, p_resid), seed, device
+
+    def keep(self, kind: int, row: int, start: int, positions: int, width: int) -> Tensor:
+        first, last = start // MASK_POSITIONS, (start + positions - 1) // MASK_POSITIONS
+        blocks = []
+        for b in range(first, last + 1):
+            # distinct generator seeds for every (seed, row, kind, block); 2**63 - 25 is prime
+            key = (self.seed * 1_000_003 + (row * 2 + kind) * 1_000_000_007 + b) % (2**63 - 25)
+            g = torch.Generator(device=self.device).manual_seed(key)
+            blocks.append(torch.rand(MASK_POSITIONS, width, generator=g, device=self.device) >= self.rates[kind])
+        offset = start - first * MASK_POSITIONS
+        return torch.cat(blocks)[offset : offset + positions]
+
+    def drop(self, x: Tensor, kind: int, row: int, start: int) -> Tensor:
+        p = self.rates[kind]
+        if p == 0:
+            return x
+        return x * self.keep(kind, row, start, *x.shape).to(x.dtype) * (1 / (1 - p))
 
 
 class _BlockChunked(torch.autograd.Function):
@@ -115,8 +152,8 @@ class _BlockChunked(torch.autograd.Function):
         # written chunk by chunk into the outputs: a list of chunks and its concatenation would hold both at once
         out = torch.empty(r.shape, dtype=matmul_dtype(w.w1), device=r.device)
         res = torch.empty_like(r)
-        for row, out_row, res_row in zip(r, out, res, strict=True):
-            _forward_sequence(w, row, settings, out_row, res_row)
+        for b, (row, out_row, res_row) in enumerate(zip(r, out, res, strict=True)):
+            _forward_sequence(w, row, settings, out_row, res_row, b)
         return out, res
 
     @staticmethod
@@ -130,7 +167,7 @@ class _BlockChunked(torch.autograd.Function):
             for b, row in enumerate(r):
                 g_out = grad_out[b] if grad_out is not None else None
                 g_res = grad_res[b] if grad_res is not None else None
-                _backward_sequence(leaves, row, g_out, g_res, grad_r[b], grads, ctx.settings)
+                _backward_sequence(leaves, row, g_out, g_res, grad_r[b], grads, ctx.settings, b)
         return None, grad_r, *grads
 
 
@@ -145,9 +182,10 @@ def _front(w: _Weights, r_rows: Tensor, start: int, rows: slice, eps: float) -> 
     return causal_short_conv_tokens(z.float(), w.short_w[rows, 0], w.short_b[rows])[start:]
 
 
-def _back(w: _Weights, x0: Tensor, c: Tensor, r: Tensor, eps: float) -> tuple[Tensor, Tensor]:
+def _back(w: _Weights, x0: Tensor, c: Tensor, r: Tensor, eps: float, drop: _RowDropout | None) -> tuple[Tensor, Tensor]:
     """The block after the long convolution on one chunk: (mlp output, residual stream)."""
-    res = linear(x0 * c, w.w_out, w.b_out).float() + r
+    y = linear(x0 * c, w.w_out, w.b_out)
+    res = (y if drop is None else drop(y, RESID_DROPOUT)).float() + r
     return mlp(_norm(res, w.n2w, w.n2b, eps), w.w1, w.b1, w.w2, w.b2), res
 
 
@@ -158,14 +196,34 @@ def _chunks(seqlen: int, chunk: int, taps: int):
         yield first, s, min(seqlen, s + chunk), s - first
 
 
-def _gated_input(w: _Weights, r: Tensor, chunk: int, eps: float) -> Tensor:
-    """s = x1 * v for every token, channels first (D, L) float32."""
+def _gated_input(w: _Weights, r: Tensor, chunk: int, eps: float, dropout: _Dropout | None, row: int) -> Tensor:
+    """s = x1 * v (the operator's dropout applied) for every token, channels first (D, L) float32."""
     d, taps = w.w_out.shape[0], w.short_w.shape[-1]
     s_all = torch.empty(d, r.shape[0], dtype=torch.float32, device=r.device)
     for first, s, e, k in _chunks(r.shape[0], chunk, taps):
         z = _front(w, r[first:e], k, slice(d, 3 * d), eps)
-        s_all[:, s:e].T.copy_(z[:, :d] * z[:, d:])
+        s_all[:, s:e].T.copy_(_gate(z, d, _RowDropout.of(dropout, row, s)))
     return s_all
+
+
+def _gate(z: Tensor, d: int, drop: _RowDropout | None) -> Tensor:
+    """x1 * v from (x1, v) rows, with the operator's dropout."""
+    p = z[:, :d] * z[:, d:]
+    return p if drop is None else drop(p, OP_DROPOUT)
+
+
+class _RowDropout:
+    """``_Dropout.drop`` for the rows of one chunk (sequence ``row`` from position ``start``)."""
+
+    def __init__(self, dropout: _Dropout, row: int, start: int):
+        self.dropout, self.row, self.start = dropout, row, start
+
+    @classmethod
+    def of(cls, dropout: _Dropout | None, row: int, start: int) -> _RowDropout | None:
+        return None if dropout is None else cls(dropout, row, start)
+
+    def __call__(self, x: Tensor, kind: int) -> Tensor:
+        return self.dropout.drop(x, kind, self.row, self.start)
 
 
 def _filter_groups(w: _Weights, f: nn.Module, seqlen: int, hidden: Tensor, t: Tensor):
@@ -211,14 +269,14 @@ def _long_conv(w: _Weights, f: nn.Module, x: Tensor, hidden: Tensor, t: Tensor) 
 
 
 @torch.no_grad()
-def _forward_sequence(w: _Weights, r: Tensor, settings: tuple, out: Tensor, res: Tensor) -> None:
-    chunk, eps1, eps2, f, _ = settings
+def _forward_sequence(w: _Weights, r: Tensor, settings: tuple, out: Tensor, res: Tensor, row: int) -> None:
+    chunk, eps1, eps2, f, dropout, _ = settings
     d, taps = w.w_out.shape[0], w.short_w.shape[-1]
-    c_all = _gated_input(w, r, chunk, eps1)
+    c_all = _gated_input(w, r, chunk, eps1, dropout, row)
     _long_conv(w, f, c_all, *_filter_hidden(f, r.shape[0]))
     for first, s, e, k in _chunks(r.shape[0], chunk, taps):
         x0 = _front(w, r[first:e], k, slice(0, d), eps1)
-        out[s:e], res[s:e] = _back(w, x0, c_all[:, s:e].T, r[s:e], eps2)
+        out[s:e], res[s:e] = _back(w, x0, c_all[:, s:e].T, r[s:e], eps2, _RowDropout.of(dropout, row, s))
 
 
 def _backward_sequence(
@@ -229,13 +287,14 @@ def _backward_sequence(
     grad_r: Tensor,
     grads: list[Tensor | None],
     settings: tuple,
+    row: int,
 ) -> None:
     """Accumulates one sequence's gradients into ``grad_r`` (its rows) and ``grads`` (the weights')."""
-    chunk, eps1, eps2, f, _ = settings
+    chunk, eps1, eps2, f, dropout, _ = settings
     w = _Weights(leaves)
     d, taps, seqlen = w.w_out.shape[0], w.short_w.shape[-1], r.shape[0]
     with torch.no_grad():
-        s_all = _gated_input(w, r, chunk, eps1)
+        s_all = _gated_input(w, r, chunk, eps1, dropout, row)
         c_all = s_all.clone()
         hidden, t = _filter_hidden(f, seqlen)  # shared by the convolution here and its gradients in step 2
         _long_conv(w, f, c_all, hidden, t)
@@ -245,7 +304,8 @@ def _backward_sequence(
         with torch.enable_grad():
             r_rows = r[first:e].detach().requires_grad_()
             c = c_all[:, s:e].T.clone().requires_grad_()
-            out, res = _back(w, _front(w, r_rows, k, slice(0, d), eps1), c, r_rows[k:], eps2)
+            drop = _RowDropout.of(dropout, row, s)
+            out, res = _back(w, _front(w, r_rows, k, slice(0, d), eps1), c, r_rows[k:], eps2, drop)
             pairs = [(y, g[s:e]) for y, g in ((out, grad_out), (res, grad_res)) if g is not None]
             g_r, g_c = _accumulate(pairs, [r_rows, c], leaves, grads)
         grad_r[first:e] += g_r
@@ -274,7 +334,8 @@ def _backward_sequence(
         with torch.enable_grad():
             r_rows = r[first:e].detach().requires_grad_()
             z = _front(w, r_rows, k, slice(d, 3 * d), eps1)
-            grad_r[first:e] += _accumulate([(z[:, :d] * z[:, d:], s_all[:, s:e].T)], [r_rows], leaves, grads)[0]
+            gated = _gate(z, d, _RowDropout.of(dropout, row, s))
+            grad_r[first:e] += _accumulate([(gated, s_all[:, s:e].T)], [r_rows], leaves, grads)[0]
 
 
 def _accumulate(
