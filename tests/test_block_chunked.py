@@ -20,15 +20,16 @@ def _step(model, ids: torch.Tensor, bf16: bool = False) -> tuple[torch.Tensor, d
     """One training forward and backward from seed 1 (the embedding dropout draws the same mask on every path)."""
     model.zero_grad()
     torch.manual_seed(1)
+    ids = ids.to(next(model.parameters()).device)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         loss = model(ids[:, :-1], labels=ids[:, 1:]).loss
     loss.backward()
     return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-def _deep_long(dropout: bool = True) -> HyenaDNALMHeadModel:
+def _deep_long(dropout: bool = True, device: str = "cpu") -> HyenaDNALMHeadModel:
     """3 layers, d 64, l_max 4,098, embedding dropout 0.1 as published (or off)."""
-    model = load_model(FIXTURES / "deep_long").train()
+    model = load_model(FIXTURES / "deep_long", device=device).train()
     if not dropout:
         model.backbone.layers[0].dropout1.p = 0.0
     return model
@@ -147,6 +148,17 @@ def test_chunked_training_with_inner_dropout_gives_the_reference_paths_gradients
     """The operator's dropout (hyena_dropout, on x1 * v) and the block's (resid_dropout, on the mixer's output), their
     masks redrawn in the backward: every gradient equal to the reference path's given the same masks, whatever the
     chunking (the masks depend on position, not on the chunk)."""
+    _check_inner_dropout(chunk, "cpu", monkeypatch, atol=1e-7, rtol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_chunked_training_with_inner_dropout_gives_the_reference_paths_gradients(monkeypatch):
+    """As on the CPU, with the masks drawn by CUDA's generator (test_gpu.py's tolerances)."""
+    _check_inner_dropout(7, "cuda", monkeypatch, atol=1e-5, rtol=1e-4)
+
+
+def _check_inner_dropout(chunk: int, device: str, monkeypatch, atol: float, rtol: float) -> None:
     p_op, p_resid, ids = 0.1, 0.2, torch.randint(7, 12, (2, 151), generator=torch.Generator().manual_seed(3))
     seeds = iter(range(11, 100))
     monkeypatch.setattr(block_chunked, "dropout_seed", lambda: next(seeds))
@@ -156,21 +168,21 @@ def test_chunked_training_with_inner_dropout_gives_the_reference_paths_gradients
             block.mixer.dropout.p, block.dropout2.p = p_op, p_resid
         return model
 
-    loss, grads = _step(with_dropout(_deep_long(dropout=False)).sequence_chunked(chunk=chunk), ids)
-    reference = _deep_long(dropout=False).use_reference_path()
+    loss, grads = _step(with_dropout(_deep_long(False, device)).sequence_chunked(chunk=chunk), ids)
+    reference = _deep_long(False, device).use_reference_path()
     batch, length, width = ids.shape[0], ids.shape[1] - 1, reference.config.d_model
     for i, block in enumerate(reference.backbone.layers):
-        masks = block_chunked._Dropout(p_op, p_resid, 11 + i, torch.device("cpu"))
+        masks = block_chunked._Dropout(p_op, p_resid, 11 + i, torch.device(device))
         keep = [torch.stack([masks.keep(kind, b, 0, length, width) for b in range(batch)]) for kind in (0, 1)]
         block.mixer.dropout = _Masked(p_op, keep[block_chunked.OP_DROPOUT].transpose(1, 2))
         block.dropout2 = _Masked(p_resid, keep[block_chunked.RESID_DROPOUT])
     loss_ref, grads_ref = _step(reference, ids)
-    loss_plain, _ = _step(_deep_long(dropout=False).use_reference_path(), ids)
+    loss_plain, _ = _step(_deep_long(False, device).use_reference_path(), ids)
     assert abs(float(loss_ref - loss_plain)) > 1e-3  # the masks dropped something
-    assert_close(loss, loss_ref, rtol=1e-6)
+    assert_close(loss.cpu(), loss_ref.cpu(), rtol=rtol / 10)
     assert grads.keys() == grads_ref.keys()
     for name, g in grads_ref.items():
-        assert_close(grads[name], g, atol=1e-7, rtol=1e-5)
+        assert_close(grads[name].cpu(), g.cpu(), atol=atol, rtol=rtol)
 
 
 def test_chunked_dropout_masks_keep_one_minus_p_and_differ_by_sequence_kind_and_block():
