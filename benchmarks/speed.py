@@ -19,8 +19,9 @@ fast_bf16) and, for the training levers one at a time, a "_noreuse" suffix (free
 each step, as before the pretraining loop kept it), an "_eager" suffix (the fused kernels off, ops/fused.py), a
 "_foreach" suffix (torch's default AdamW instead of our fused one) and a "_ckpt" suffix (gradient checkpointing:
 each block recomputed in the backward, for its time and peak memory) or a "_chunked" suffix (sequence-chunked
-training, ops/block_chunked.py), e.g. "fast_bf16_noreuse", and a final "_compile" suffix (under ``torch.compile``,
-as "fast_compile"), e.g. "fast_chunked_noreuse_compile".
+training, ops/block_chunked.py), a "_dropout" suffix (every block's inner dropout at 0.1: hyena_dropout and
+resid_dropout), e.g. "fast_bf16_noreuse", and a final "_compile" suffix (under ``torch.compile``, as "fast_compile"),
+e.g. "fast_chunked_noreuse_compile".
 
 Writes benchmarks/results/speed.json and prints a table.
 """
@@ -114,6 +115,9 @@ def measure(workload: str, impl: str, threads: int, length: int | None = None) -
         reference = impl.startswith("reference")
         lm = HyenaDNALMHeadModel(cfg).use_reference_path(reference).gradient_checkpointing("_ckpt" in impl)
         lm.sequence_chunked("_chunked" in impl)
+        if "_dropout" in impl:  # the inner dropout of every block on (hyena_dropout, resid_dropout 0.1)
+            for block in lm.backbone.layers:
+                block.mixer.dropout.p = block.dropout2.p = 0.1
         model = torch.compile(lm) if impl.endswith("_compile") else lm
         if "_eager" in impl:
             import hyenadna.ops.fused
