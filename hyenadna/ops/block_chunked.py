@@ -21,6 +21,8 @@ res = out_proj(x0 * c) + r; out = mlp(norm2(res)). The block returns (out, res),
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -42,6 +44,8 @@ CONV_BIAS = 6
 MASK_POSITIONS = 1024
 # which dropout a mask is for
 OP_DROPOUT, RESID_DROPOUT = 0, 1
+# one chunk's dropout: (x, which dropout) -> x dropped
+Drop = Callable[[Tensor, int], Tensor]
 
 
 def block_params(block: Block) -> list[Tensor]:
@@ -182,7 +186,7 @@ def _front(w: _Weights, r_rows: Tensor, start: int, rows: slice, eps: float) -> 
     return causal_short_conv_tokens(z.float(), w.short_w[rows, 0], w.short_b[rows])[start:]
 
 
-def _back(w: _Weights, x0: Tensor, c: Tensor, r: Tensor, eps: float, drop: _RowDropout | None) -> tuple[Tensor, Tensor]:
+def _back(w: _Weights, x0: Tensor, c: Tensor, r: Tensor, eps: float, drop: Drop | None) -> tuple[Tensor, Tensor]:
     """The block after the long convolution on one chunk: (mlp output, residual stream)."""
     y = linear(x0 * c, w.w_out, w.b_out)
     res = (y if drop is None else drop(y, RESID_DROPOUT)).float() + r
@@ -202,28 +206,19 @@ def _gated_input(w: _Weights, r: Tensor, chunk: int, eps: float, dropout: _Dropo
     s_all = torch.empty(d, r.shape[0], dtype=torch.float32, device=r.device)
     for first, s, e, k in _chunks(r.shape[0], chunk, taps):
         z = _front(w, r[first:e], k, slice(d, 3 * d), eps)
-        s_all[:, s:e].T.copy_(_gate(z, d, _RowDropout.of(dropout, row, s)))
+        s_all[:, s:e].T.copy_(_gate(z, d, _at(dropout, row, s)))
     return s_all
 
 
-def _gate(z: Tensor, d: int, drop: _RowDropout | None) -> Tensor:
+def _gate(z: Tensor, d: int, drop: Drop | None) -> Tensor:
     """x1 * v from (x1, v) rows, with the operator's dropout."""
     p = z[:, :d] * z[:, d:]
     return p if drop is None else drop(p, OP_DROPOUT)
 
 
-class _RowDropout:
-    """``_Dropout.drop`` for the rows of one chunk (sequence ``row`` from position ``start``)."""
-
-    def __init__(self, dropout: _Dropout, row: int, start: int):
-        self.dropout, self.row, self.start = dropout, row, start
-
-    @classmethod
-    def of(cls, dropout: _Dropout | None, row: int, start: int) -> _RowDropout | None:
-        return None if dropout is None else cls(dropout, row, start)
-
-    def __call__(self, x: Tensor, kind: int) -> Tensor:
-        return self.dropout.drop(x, kind, self.row, self.start)
+def _at(dropout: _Dropout | None, row: int, start: int) -> Drop | None:
+    """``dropout.drop`` for the rows of one chunk: sequence ``row`` from position ``start``."""
+    return None if dropout is None else functools.partial(dropout.drop, row=row, start=start)
 
 
 def _filter_groups(w: _Weights, f: nn.Module, seqlen: int, hidden: Tensor, t: Tensor):
@@ -276,7 +271,7 @@ def _forward_sequence(w: _Weights, r: Tensor, settings: tuple, out: Tensor, res:
     _long_conv(w, f, c_all, *_filter_hidden(f, r.shape[0]))
     for first, s, e, k in _chunks(r.shape[0], chunk, taps):
         x0 = _front(w, r[first:e], k, slice(0, d), eps1)
-        out[s:e], res[s:e] = _back(w, x0, c_all[:, s:e].T, r[s:e], eps2, _RowDropout.of(dropout, row, s))
+        out[s:e], res[s:e] = _back(w, x0, c_all[:, s:e].T, r[s:e], eps2, _at(dropout, row, s))
 
 
 def _backward_sequence(
@@ -304,7 +299,7 @@ def _backward_sequence(
         with torch.enable_grad():
             r_rows = r[first:e].detach().requires_grad_()
             c = c_all[:, s:e].T.clone().requires_grad_()
-            drop = _RowDropout.of(dropout, row, s)
+            drop = _at(dropout, row, s)
             out, res = _back(w, _front(w, r_rows, k, slice(0, d), eps1), c, r_rows[k:], eps2, drop)
             pairs = [(y, g[s:e]) for y, g in ((out, grad_out), (res, grad_res)) if g is not None]
             g_r, g_c = _accumulate(pairs, [r_rows, c], leaves, grads)
@@ -334,7 +329,7 @@ def _backward_sequence(
         with torch.enable_grad():
             r_rows = r[first:e].detach().requires_grad_()
             z = _front(w, r_rows, k, slice(d, 3 * d), eps1)
-            gated = _gate(z, d, _RowDropout.of(dropout, row, s))
+            gated = _gate(z, d, _at(dropout, row, s))
             grad_r[first:e] += _accumulate([(gated, s_all[:, s:e].T)], [r_rows], leaves, grads)[0]
 
 
