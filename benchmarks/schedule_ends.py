@@ -51,7 +51,7 @@ def never_learned(run: dict) -> bool:
     return bool(losses) and not left_chance(min(losses), losses[0])
 
 
-def table(folders: dict[str, list[dict]]) -> str:
+def table(folders: dict[str, list[dict]], mode: str = "scratch") -> str:
     tasks = sorted({r["task"] for runs in folders.values() for r in runs})
     names = list(folders)
     head = " | ".join(
@@ -81,6 +81,8 @@ def table(folders: dict[str, list[dict]]) -> str:
     note = "; ".join(
         f"{n}: schedule of {', '.join(map(str, e))} epochs, {len(folders[n])} runs" for n, e in epochs.items()
     )
+    if mode != "scratch":  # a fine-tuned model starts from pretrained weights, not from chance
+        return "\n".join(out) + f"\n\n{note}.\n"
     stuck = []
     for n in names:
         runs = [r for r in folders[n] if never_learned(r)]
@@ -110,6 +112,7 @@ def paired_validation(short: list[dict], long: list[dict]) -> str:
     higher, lower = sum(v > 1e-9 for v in val), sum(v < -1e-9 for v in val)
     mean_val = sum(val) / len(val)
     few_cut, not_lower = 10 * cut < rates, mean_val >= 0
+    complete = len(pairs) == len(short) == len(long)
     return (
         f"Paired on the {len(pairs)} runs (task and seed) both have, the longer schedule's kept model against the "
         f"shorter's: validation MCC higher in {higher}, equal in {len(val) - higher - lower}, lower in {lower}, mean "
@@ -118,8 +121,12 @@ def paired_validation(short: list[dict], long: list[dict]) -> str:
         f"{len(moved)}.\n\n"
         f"The rule on these runs: rates cut by the longer schedule {cut} of {rates} "
         f"({'under' if few_cut else 'not under'} a tenth); kept validation MCC {'not lower' if not_lower else 'lower'} "
-        f"on average. {'Both hold' if few_cut and not_lower else 'The rule does not hold'} so far; it decides only "
-        "when every run of both arms is in.\n"
+        f"on average. {'Both hold' if few_cut and not_lower else 'The rule does not hold'}"
+        + (
+            f" on all {len(pairs)} runs of both arms.\n"
+            if complete
+            else " so far; it decides only when every run of both arms is in.\n"
+        )
     )
 
 
@@ -134,7 +141,7 @@ def main() -> None:
     if len(names) != len(args.folders):
         p.error("one --names entry per folder")
     folders = {n: load_runs(f, args.mode) for n, f in zip(names, args.folders, strict=True)}
-    text = table(folders)
+    text = table(folders, args.mode)
     if len(folders) == 2:
         text += "\n" + paired_validation(*folders.values())
     print(text)

@@ -898,6 +898,7 @@ def test_schedule_ends_counts_rates_the_schedule_cut_while_improving(tmp_path):
     learnt = run("c", 1, 3, (3, 3), [0.70, 0.66, 0.60])
     assert mod.never_learned(stuck) and not mod.never_learned(learnt) and not mod.never_learned(lpft)
     assert "never left chance): y: 1 of 2 (c seed 0)." in mod.table({"y": [learnt, stuck]})
+    assert "never left chance" not in mod.table({"y": [learnt, stuck]}, "finetune")  # pretrained: not from chance
     with pytest.raises(SystemExit, match="no saved finetune runs"):
         mod.load_runs(tmp_path, "finetune")
 
@@ -923,7 +924,12 @@ def test_schedule_rule_pairs_runs_and_reads_validation_not_test():
     text = mod.paired_validation(short, better_val)  # seed 2 has no shorter run: not paired, but its rates count
     assert "the 2 runs" in text and "higher in 1, equal in 1, lower in 0, mean +0.030" in text
     assert "test MCC moved the same way in 0 of 1" in text
-    assert "moved -10.0 to -5.0 points" in text and "schedule 0 of 6 (under a tenth)" in text and "Both hold" in text
+    assert (
+        "moved -10.0 to -5.0 points" in text
+        and "schedule 0 of 6 (under a tenth)" in text
+        and "Both hold so far" in text
+    )
+    assert "Both hold on all 2 runs of both arms." in mod.paired_validation(short, better_val[:2])  # every run in
     worse_val = [run(0, 20, (20, 12), 0.20, 0.60), run(1, 20, (5, 7), 0.40, 0.60)]
     text = mod.paired_validation(short, worse_val)
     assert "schedule 1 of 4 (not under a tenth)" in text and "lower on average" in text and "does not hold" in text
