@@ -227,13 +227,14 @@ implicit_filter_ref = _implicit_filter_fused
 
 # variants one kernel may compile (dtypes x ranks x layouts x taps); far above any one training run's few
 RECOMPILE_LIMIT = 64
+# whether torch.compile takes a per-call recompile limit (the 2.13.0 we install does), read at import
+_PER_CALL_LIMIT = {"recompile_limit", "isolate_recompiles"} <= set(inspect.signature(torch.compile).parameters)
 
 
 def _compile_budget() -> dict:
-    """torch.compile's per-call recompile limit, where this torch has it (the 2.13.0 we install does); with an older
-    one the kernels share the global limit as before."""
-    params = inspect.signature(torch.compile).parameters
-    if "recompile_limit" not in params or "isolate_recompiles" not in params:
+    """Each kernel's own recompile budget, where this torch has one; with an older torch the kernels share the global
+    limit as before."""
+    if not _PER_CALL_LIMIT:
         return {}
     return {"recompile_limit": RECOMPILE_LIMIT, "isolate_recompiles": True, "fullgraph": True}
 
