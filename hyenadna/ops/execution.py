@@ -60,7 +60,8 @@ class ExecutionOptions:
     # backward in token chunks of ``sequence_chunk`` tokens, the long convolution in channel groups
     # (ops/block_chunked.py): activations of about one (B, L, D) tensor a block plus a few for the block in work, at
     # any window length, for about one more forward pass of time than gradient checkpointing. The same gradients up
-    # to float rounding. For windows that would not fit otherwise (large-1m at 1M tokens).
+    # to float rounding; inner dropout (hyena_dropout, resid_dropout) draws its own masks, by position, so that the
+    # backward can draw them again. For windows that would not fit otherwise (large-1m at 1M tokens).
     sequence_chunked: bool = False
     # ... tokens per chunk; None: CPU_TRAINING_CHUNK on the CPU, GPU_LOW_MEMORY_CHUNK on a GPU
     sequence_chunk: int | None = None
