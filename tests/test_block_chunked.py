@@ -185,6 +185,27 @@ def _check_inner_dropout(chunk: int, device: str, monkeypatch, atol: float, rtol
         assert_close(grads[name].cpu(), g.cpu(), atol=atol, rtol=rtol)
 
 
+def test_chunked_inner_dropout_under_bf16_autocast_is_the_same_for_any_chunking():
+    """Under bf16 autocast the block's dropout drops the bf16 output of out_proj: two chunkings draw the same masks,
+    so their losses and gradients agree to bf16 rounding (and differ from the run without dropout)."""
+    ids = torch.randint(7, 12, (2, 300), generator=torch.Generator().manual_seed(3))
+
+    def step(chunk: int):
+        model = _deep_long()
+        for block in model.backbone.layers:
+            block.mixer.dropout.p = block.dropout2.p = 0.3
+        return _step(model.sequence_chunked(chunk=chunk), ids, bf16=True)
+
+    (loss_a, grads_a), (loss_b, grads_b) = step(64), step(7)
+    loss_off, _ = _step(_deep_long().sequence_chunked(chunk=64), ids, bf16=True)
+    # matmuls over 7 or 64 rows may round differently with another CPU's kernels: agreement to bf16 rounding
+    assert_close(loss_a, loss_b, rtol=2e-4)
+    assert abs(float(loss_a - loss_off)) > 5e-3, (loss_a, loss_off)  # the masks dropped something (0.012 here)
+    for name, g in grads_b.items():
+        assert torch.isfinite(grads_a[name]).all()
+        assert_close(grads_a[name], g, atol=1e-4, rtol=2e-2)
+
+
 def test_chunked_dropout_masks_keep_one_minus_p_and_differ_by_sequence_kind_and_block():
     masks = block_chunked._Dropout(0.1, 0.3, 5, torch.device("cpu"))
     n = 3 * block_chunked.MASK_POSITIONS
