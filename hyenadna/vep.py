@@ -400,13 +400,14 @@ def variant_blocks(
     if check is not None:
         check(genome)
 
-    def score(pending: list[tuple[dict, tuple[str, str, int]]]) -> Iterator[dict]:
+    def score(pending: list[tuple[int, dict, tuple[str, str, int]]]) -> Iterator[tuple[int, dict]]:
+        """(place in the block's rows, row) for every pending window pair, scored in one call."""
         if not pending:
             return
-        effects = score_pairs([(ref, alt) for _, (ref, alt, _) in pending])
-        for (row, (ref, _, offset)), effect in zip(pending, effects, strict=True):
+        effects = score_pairs([(ref, alt) for _, _, (ref, alt, _) in pending])
+        for (i, row, (ref, _, offset)), effect in zip(pending, effects, strict=True):
             full = {**row, "status": "ok", **effect, "window": len(ref), "offset": offset}
-            yield {k: full[k] for k in columns}
+            yield i, {k: full[k] for k in columns}
 
     given = ("chrom", "pos", "id", "ref", "alt", "region", "strand", "status")
     empty = dict.fromkeys(c for c in columns if c not in given)
@@ -420,29 +421,28 @@ def variant_blocks(
             break
         if k % world != rank:
             continue
-        rows: list[dict] = []
-        pending: list[tuple[dict, tuple[str, str, int]]] = []
+        # rows in VCF order; the scored ones are filled in after one call for the whole block
+        rows: list[dict | None] = []
+        pending: list[tuple[int, dict, tuple[str, str, int]]] = []
         for v in block:
             for alt in v.alts:
                 placed = windows_of(v, alt, genome)
-                if not placed:  # in no region: listed, in VCF order, with nothing scored
+                if not placed:  # in no region: listed, with nothing scored
                     unplaced += 1
-                    rows.extend(score(pending))
-                    pending = []
                     rows.append({"chrom": v.chrom, "pos": v.pos, "id": v.id, "ref": v.ref, "alt": alt, **no_region})
                 for fields, windows in placed:
                     row = {"chrom": v.chrom, "pos": v.pos, "id": v.id, "ref": v.ref, "alt": alt, **fields}
                     if isinstance(windows, str):
-                        rows.extend(score(pending))  # keep the output in VCF order
-                        pending = []
                         warnings.warn(
                             f"{vcf}:{v.line}: {v.chrom}:{v.pos} {v.ref}>{alt}: {_why(windows, v, genome)}; not scored",
                             stacklevel=2,
                         )
                         rows.append({**row, "status": windows, **empty})
                         continue
-                    pending.append((row, windows))
-        rows.extend(score(pending))
+                    pending.append((len(rows), row, windows))
+                    rows.append(None)
+        for i, row in score(pending):
+            rows[i] = row
         yield k, rows
     if unplaced:
         warnings.warn(
