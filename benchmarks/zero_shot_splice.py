@@ -97,6 +97,19 @@ def sites(genome: str, txs: list[dict]) -> dict[str, dict[int, dict]]:
     return {"splice_dinucleotide": donor, "exon_boundary": boundary}, introns, exons
 
 
+def markov_site_stats(markov, tok, chrom: str, positions: list[int], flank: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """For each 0-based position: the Markov model's mean log P over the window of +-``flank`` bases around it (from
+    the window's base order + 1 on, as the first matching did), and its log P of the position's own base given the bases before it.
+    NaN where the window holds anything but A/C/G/T. One pass over the windows gives both."""
+    wins = np.stack([tok.encode_bases(chrom[p - flank : p + flank + 1]) for p in positions]).astype(np.int64)
+    ok = ((wins >= 7) & (wins <= 10)).all(1)
+    mean, site = np.full(len(positions), np.nan), np.full(len(positions), np.nan)
+    if ok.any():
+        lp = markov.log_probs(wins[ok])  # lp[:, t - 1]: log P of window base t, t >= 1
+        mean[ok], site[ok] = lp[:, markov.order :].mean(1), lp[:, flank - 1]
+    return mean, site
+
+
 def write_markdown(report: dict, out: Path) -> None:
     """results.md: AUROC per class and scorer (with 95% bootstrap intervals), and the matched covariates."""
     results, fairness = report["results"], report["fairness"]
@@ -196,14 +209,7 @@ def main() -> int:
     tok = Tok()
 
     def predictability(positions: list[int]) -> tuple[dict, dict]:
-        """By position: the Markov model's mean log P over +-64 bases, and its log P of the site's own base (one
-        pass over the windows for both)."""
-        wins = np.stack([tok.encode_bases(chrom[p - 64 : p + 65]) for p in positions]).astype(np.int64)
-        ok = ((wins >= 7) & (wins <= 10)).all(1)
-        mean, site = np.full(len(positions), np.nan), np.full(len(positions), np.nan)
-        if ok.any():
-            lp = markov.log_probs(wins[ok])
-            mean[ok], site[ok] = lp[:, 12:].mean(1), lp[:, 64]
+        mean, site = markov_site_stats(markov, tok, chrom, positions)
         return dict(zip(positions, mean, strict=True)), dict(zip(positions, site, strict=True))
 
     def gc(p: int) -> float:

@@ -1141,3 +1141,35 @@ def test_zero_shot_splice_sites_name_donors_and_acceptors_in_the_transcripts_dir
         5100: ("acceptor", "-"), 5101: ("acceptor", "-"), 5998: ("donor", "-"), 5999: ("donor", "-"),
     }  # fmt: skip
     assert sorted(positives["exon_boundary"]) == [2099, 3000, 5099, 6000] and len(introns) == 2
+
+
+def test_zero_shot_markov_site_stats_score_the_sites_own_base():
+    """benchmarks/zero_shot_splice.py --match-site matches the Markov log P of the site's own base given the bases
+    before it: checked against the model's counts directly, and against scoring a window that ends at the site
+    (an earlier version read the base after the site)."""
+    import importlib.util
+
+    from hyenadna.tokenizer import CharacterTokenizer
+    from hyenadna.training.markov import MarkovModel
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("zero_shot_splice", REPO / "benchmarks" / "zero_shot_splice.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rng = np.random.default_rng(0)
+    chrom = "".join(rng.choice(list("ACGT"), 2_000, p=[0.4, 0.1, 0.1, 0.4]))
+    tok = CharacterTokenizer()
+    markov = MarkovModel(2, 0.5).fit([tok.encode_bases(chrom).astype(np.int64)], False)
+    positions = [100, 517, 1_234]
+    mean, site = mod.markov_site_stats(markov, tok, chrom, positions, flank=16)
+    code = {b: i for i, b in enumerate("ACGT")}
+    for p, got, got_mean in zip(positions, site, mean, strict=True):
+        ctx = code[chrom[p - 2]] * 4 + code[chrom[p - 1]]
+        row = markov.counts[2][ctx]
+        assert got == pytest.approx(np.log((row[code[chrom[p]]] + 0.5) / (row.sum() + 2.0)))
+        ending = markov.log_probs(tok.encode_bases(chrom[p - 16 : p + 1])[None].astype(np.int64))
+        assert got == pytest.approx(ending[0, -1])
+        whole = markov.log_probs(tok.encode_bases(chrom[p - 16 : p + 17])[None].astype(np.int64))
+        assert got_mean == pytest.approx(whole[0, 2:].mean())
+    chrom_n = chrom[:500] + "N" + chrom[501:]
+    assert np.isnan(mod.markov_site_stats(markov, tok, chrom_n, [510], flank=16)[1]).all()
