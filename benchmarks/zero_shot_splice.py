@@ -99,8 +99,8 @@ def sites(genome: str, txs: list[dict]) -> dict[str, dict[int, dict]]:
 
 def markov_site_stats(markov, tok, chrom: str, positions: list[int], flank: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """For each 0-based position: the Markov model's mean log P over the window of +-``flank`` bases around it (from
-    the window's base order + 1 on, as the first matching did), and its log P of the position's own base given the bases before it.
-    NaN where the window holds anything but A/C/G/T. One pass over the windows gives both."""
+    the window's base order + 1 on, as the first matching did), and its log P of the position's own base given the
+    bases before it. NaN where the window holds anything but A/C/G/T. One pass over the windows gives both."""
     wins = np.stack([tok.encode_bases(chrom[p - flank : p + flank + 1]) for p in positions]).astype(np.int64)
     ok = ((wins >= 7) & (wins <= 10)).all(1)
     mean, site = np.full(len(positions), np.nan), np.full(len(positions), np.nan)
