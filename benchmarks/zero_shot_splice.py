@@ -8,8 +8,9 @@ Classes of positives (every alternative allele at each position):
 Controls: intronic positions at least ``--min-distance`` bases from any exon of any transcript, in the same intron as
 the positive where one qualifies (else the same gene), with the same reference base and the same two neighbouring
 bases (the trinucleotide), and the nearest local predictability: the order-k Markov model's mean log-probability of
-the 64 bases on each side. That last match is what keeps "a predictable repeat scores a large LLR" from deciding the
-result; the report shows the matched covariates and the AUROC that predictability alone reaches after matching.
+the bases of the +-64-base window with more than k bases before them (51 before the site to 64 after it, at
+k = 12). That last match is what keeps "a predictable repeat scores a large LLR" from deciding the result; the report
+shows the matched covariates and the AUROC that predictability alone reaches after matching.
 
 Scores: -LLR as ``hyenadna vep`` computes it (equal-length windows), for the bundled model, a random-weights model of
 the same shape, and the order-k Markov baseline on the same windows. AUROC with a bootstrap 95% interval.
@@ -98,9 +99,10 @@ def sites(genome: str, txs: list[dict]) -> dict[str, dict[int, dict]]:
 
 
 def markov_site_stats(markov, tok, chrom: str, positions: list[int], flank: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """For each 0-based position: the Markov model's mean log P over the window of +-``flank`` bases around it (from
-    the window's base order + 1 on, as the first matching did), and its log P of the position's own base given the
-    bases before it. NaN where the window holds anything but A/C/G/T. One pass over the windows gives both."""
+    """For each 0-based position: the Markov model's mean log P over the window of +-``flank`` bases around it (the
+    bases with more than ``order`` bases before them in the window, as the first matching did), and its log P of the
+    position's own base given the bases before it. NaN where the window holds anything but A/C/G/T. One pass over
+    the windows gives both."""
     wins = np.stack([tok.encode_bases(chrom[p - flank : p + flank + 1]) for p in positions]).astype(np.int64)
     ok = ((wins >= 7) & (wins <= 10)).all(1)
     mean, site = np.full(len(positions), np.nan), np.full(len(positions), np.nan)
