@@ -16,8 +16,10 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda", 0)
 
 
 def test_choose_path_by_device_length_and_autograd():
-    assert choose_path(CPU, 100, grad=False) == "per_sequence"
-    assert choose_path(CUDA, 100, grad=False) == "batched"  # no per-sequence Python loop on a GPU
+    assert choose_path(CPU, 300, grad=False) == "per_sequence"
+    assert choose_path(CPU, 100, grad=False) == "batched"  # too short for a sequence's matmuls alone to pay
+    assert choose_path(CPU, 100, grad=False, options=ExecutionOptions(per_sequence_min_length=0)) == "per_sequence"
+    assert choose_path(CUDA, 300, grad=False) == "batched"  # no per-sequence Python loop on a GPU
     assert choose_path(CPU, 8192, grad=False) == choose_path(CUDA, 8192, grad=False) == "low_memory"
     assert choose_path(CPU, 100, grad=False, low_memory=True) == "low_memory"
     assert choose_path(CPU, 10_000, grad=False, low_memory=False) == "per_sequence"
@@ -26,6 +28,8 @@ def test_choose_path_by_device_length_and_autograd():
     assert choose_path(CPU, 300, grad=False, options=ExecutionOptions(low_memory_min_length=256)) == "low_memory"
     with pytest.raises(ValueError, match="block_tokens"):
         ExecutionOptions(block_tokens=0)
+    with pytest.raises(ValueError, match="per_sequence_min_length"):
+        ExecutionOptions(per_sequence_min_length=-1)
 
 
 def test_a_gpu_runs_long_sequences_batched_while_their_activations_fit(monkeypatch):

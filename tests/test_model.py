@@ -92,15 +92,27 @@ def test_config_rejects_unsupported_order():
 
 
 @pytest.mark.parametrize("block_tokens", [1, 100, 10_000])
-def test_micro_batched_inference_matches_one_batch(block_tokens):
+@pytest.mark.parametrize("per_sequence_min_length", [0, 1_000])  # 40 tokens: per sequence, or batched
+def test_micro_batched_inference_matches_one_batch(block_tokens, per_sequence_min_length, monkeypatch):
+    """On the CPU both inference paths for short sequences run the stack in micro-batches of about block_tokens."""
     from hyenadna.ops.execution import ExecutionOptions
 
     model = small_model().eval()
     ids = torch.randint(7, 11, (7, 40))
     with torch.no_grad():
         whole = model.backbone(ids)  # the default block holds all 280 tokens
-        model.backbone.execution = ExecutionOptions(block_tokens=block_tokens)  # 1, 2 or 7 rows per micro-batch
+        model.backbone.execution = ExecutionOptions(
+            block_tokens=block_tokens, per_sequence_min_length=per_sequence_min_length
+        )  # 1, 2 or 7 rows per micro-batch
+        calls, stack = [], model.backbone._forward_stack
+        monkeypatch.setattr(
+            model.backbone, "_forward_stack", lambda x, keep, path: calls.append((len(x), path)) or stack(x, keep, path)
+        )
         blocked = model.backbone(ids)
+        monkeypatch.undo()
         reference = model.use_reference_path().backbone(ids)
+    rows = max(1, block_tokens // 40)
+    path = "per_sequence" if per_sequence_min_length <= 40 else "batched"
+    assert calls == [(min(rows, 7 - s), path) for s in range(0, 7, rows)]
     torch.testing.assert_close(blocked, whole, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(blocked, reference, rtol=1e-5, atol=1e-5)

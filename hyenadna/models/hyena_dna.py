@@ -104,7 +104,8 @@ class HyenaDNAModel(nn.Module):
         if path == "low_memory":
             rows = [self._forward_low_memory(row, keep) for row in input_ids]
             outs = [t[None] for t in rows[0]] if batch == 1 else [torch.stack(t) for t in zip(*rows, strict=True)]
-        elif path == "per_sequence":  # micro-batches of about block_tokens tokens, so activations stay in cache
+        elif input_ids.device.type == "cpu" and path in ("per_sequence", "batched"):
+            # micro-batches of about block_tokens tokens, so activations stay in cache
             block = max(1, self.execution.tuned("block_tokens", input_ids.device) // max(seqlen, 1))
             parts = [self._forward_stack(input_ids[s : s + block], keep, path) for s in range(0, batch, block)]
             outs = parts[0] if len(parts) == 1 else [torch.cat(t) for t in zip(*parts, strict=True)]

@@ -6,7 +6,9 @@ Algorithms (each tested against the plain reference path, ``"reference"``):
 - ``"batched"``: inference, the whole batch at once through the same algorithm with the filter spectrum cached. What
   a GPU wants: few, large kernels.
 - ``"per_sequence"``: inference on the CPU, a sequence at a time and the stack in micro-batches of about
-  ``block_tokens`` tokens, so a layer's activations stay in cache (on 2 AMD EPYC cores this beat the batched path).
+  ``block_tokens`` tokens, so a layer's activations stay in cache (on 2 AMD EPYC cores this beat the batched path
+  from about 256 tokens; below ``per_sequence_min_length`` the CPU runs the batched path in the same micro-batches,
+  where a sequence's matmuls are too small to pay for their calls).
 - ``"low_memory"``: inference on long sequences, layer by layer in token chunks and channel groups, in O(L x D) memory;
   on the CPU it also keeps freed FFT buffers for reuse (glibc, ``utils/memory.py``). On a GPU only when the batched
   path's activations would not fit: there its many small kernels cost 5-10x the batched time (an H200,
@@ -43,6 +45,10 @@ class ExecutionOptions:
     low_memory_chunk: int | None = None
     # per-sequence inference runs the stack on micro-batches of about this many tokens (None: measured, as above)
     block_tokens: int | None = None
+    # ... from this length on; shorter sequences run the batched algorithm in the same micro-batches (AMD EPYC Zen 4,
+    # 2 threads, both micro-batched: per-sequence took 2.4x the batched time at 16 tokens, 1.3-1.4x at 64, 1.1x at
+    # 128, 0.96-0.98x from 256; benchmarks/short_inference.py)
+    per_sequence_min_length: int = 256
     # bytes of filter spectra an operator caches for inference (the filter does not depend on the input)
     filter_cache_bytes: int = 128 * 2**20
     # the low-memory path sizes its channel groups so their FFT buffers take about this much
@@ -72,6 +78,8 @@ class ExecutionOptions:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name}={value}: must be >= 1")
+        if self.per_sequence_min_length < 0:
+            raise ValueError(f"per_sequence_min_length={self.per_sequence_min_length}: must be >= 0")
 
     def tuned(self, name: str, device: torch.device | str) -> int:
         """``low_memory_chunk`` or ``block_tokens`` for work on ``device``: the value set here, else the one measured
@@ -100,7 +108,8 @@ def choose_path(
 ) -> str:
     """The algorithm for a forward pass, by device, length and whether gradients are needed. ``low_memory`` forces
     the low-memory path on or off for inference; left to choose, it is taken from ``low_memory_min_length`` tokens
-    on, except on a GPU where the batched path's activations for ``batch`` x ``seqlen`` x ``d_model`` fit."""
+    on, except on a GPU where the batched path's activations for ``batch`` x ``seqlen`` x ``d_model`` fit. The CPU runs
+    the rest per sequence from ``per_sequence_min_length`` tokens, batched below."""
     options = options or ExecutionOptions()
     if reference:
         return "reference"
@@ -110,7 +119,7 @@ def choose_path(
         low_memory = seqlen >= options.low_memory_min_length and not batched_fits(device, batch, seqlen, d_model)
     if low_memory:
         return "low_memory"
-    return "per_sequence" if device.type == "cpu" else "batched"
+    return "per_sequence" if device.type == "cpu" and seqlen >= options.per_sequence_min_length else "batched"
 
 
 def batched_fits(device: torch.device, batch: int, seqlen: int, d_model: int | None) -> bool:
