@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from hyenadna import HyenaDNALMHeadModel, load_model
+from hyenadna.ops.execution import ExecutionOptions
 from tests.conftest import CASES, FIXTURES, MODELS, load_io, load_meta
 
 ATOL = 5e-5  # fixture README: ~5x the float32-vs-float64 gap of the reference itself
@@ -20,10 +21,14 @@ SOURCES = [
 ]
 
 
-@pytest.mark.parametrize("reference_path", [False, True], ids=["fast", "reference"])
+@pytest.mark.parametrize("mode", ["fast", "per_sequence", "reference"])
 @pytest.mark.parametrize(("name", "source"), SOURCES, ids=[s for _, s in SOURCES])
-def test_hidden_states_and_logits_match_reference(name, source, reference_path):
-    model = load_model(FIXTURES / source).use_reference_path(reference_path)
+def test_hidden_states_and_logits_match_reference(name, source, mode):
+    """``fast``: the paths the model chooses (on the CPU batched under 256 tokens, per sequence from there);
+    ``per_sequence``: the CPU's per-sequence path at every length."""
+    model = load_model(FIXTURES / source).use_reference_path(mode == "reference")
+    if mode == "per_sequence":
+        model.backbone.execution = ExecutionOptions(per_sequence_min_length=0)
     io = load_io(name)
     with torch.no_grad():
         for case in CASES:

@@ -34,10 +34,12 @@ def test_low_precision_weights_run_every_inference_path(fp32_model, dtype):
     with torch.no_grad():
         expected = fp32_model.backbone(x)
         outs = {
-            "per_sequence": model.backbone(x),
+            "default": model.backbone(x),
             "low_memory": model.backbone(x, low_memory=True),
             "batched": _batched(model, x),
         }
+        model.backbone.execution = ExecutionOptions(per_sequence_min_length=0)  # 120 tokens would run batched
+        outs["per_sequence"] = model.backbone(x)
         model.use_reference_path(True)
         outs["reference"] = model.backbone(x)
         model.use_reference_path(False)

@@ -73,7 +73,8 @@ def hyena_batched(op: HyenaOperator, u: Tensor, k_f: Tensor | None = None, n: in
 
 
 def hyena_per_sequence(op: HyenaOperator, u: Tensor, k_f: Tensor, n: int) -> Tensor:
-    """Without autograd, a sequence at a time (``hyena_sequence``): the CPU's inference path."""
+    """Without autograd, a sequence at a time (``hyena_sequence``): the CPU's inference path from
+    ``ExecutionOptions.per_sequence_min_length`` tokens."""
     outs = [hyena_sequence(op, row, k_f, n) for row in u]
     return outs[0][None] if len(outs) == 1 else torch.stack(outs)
 
