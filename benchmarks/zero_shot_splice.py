@@ -126,7 +126,8 @@ def write_markdown(report: dict, out: Path) -> None:
     lines += [
         "",
         "| class | pairs | same trinucleotide | control in the same intron / gene | local Markov log P, positives"
-        " / controls | GC within 50 bp, positives / controls | C/T in the 20 bases before, positives / controls |"
+        f" / controls | GC within 50 bp, positives / controls | C/T in the {report.get('tract_length', 20)} bases"
+        " before, positives / controls |"
         " Markov log P of the site's base, positives / controls |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -155,9 +156,10 @@ def main() -> int:
     ap.add_argument(
         "--match-tract",
         action="store_true",
-        help="also match the pyrimidine fraction of the 20 bases before each site (an acceptor's polypyrimidine "
-        "tract, which the first matching left open: docs/zero_shot/README.md)",
+        help="also match the pyrimidine fraction of the --tract-length bases before each site (an acceptor's "
+        "polypyrimidine tract, which the first matching left open: docs/zero_shot/README.md)",
     )
+    ap.add_argument("--tract-length", type=int, default=20, help="bases before the site that the C/T fraction reads")
     ap.add_argument(
         "--match-site",
         action="store_true",
@@ -241,8 +243,8 @@ def main() -> int:
     cand_pred, cand_site = predictability(all_candidates)
     cand_gc = {c: gc(c) for c in all_candidates}
 
-    def tract(p: int) -> float:  # the C/T fraction of the 20 bases a forward-reading model has just read
-        window = chrom[p - 20 : p]
+    def tract(p: int) -> float:  # the C/T fraction of the bases a forward-reading model has just read
+        window = chrom[p - args.tract_length : p]
         return (window.count("C") + window.count("T")) / len(window)
 
     cand_tract = {c: tract(c) for c in all_candidates}
@@ -388,6 +390,7 @@ def main() -> int:
         "min_distance": args.min_distance,
         "seed": args.seed,
         "match_tract": args.match_tract,
+        "tract_length": args.tract_length,
         "match_site": args.match_site,
         "results": results,
         "fairness": fairness,
