@@ -5,7 +5,7 @@ that term is recomputed with the context cut to the last ``c`` bases before the 
 acceptor AUROC sits near the Markov model's at 12 bases and falls as the context grows, the gap is built from what
 they read further back; if it is already low at 12 bases, it is in how they read the nearest ones.
 
-    .venv/bin/python benchmarks/zero_shot_context.py --out docs/zero_shot/context   # ~15 min on 2 busy cores
+    .venv/bin/python benchmarks/zero_shot_context.py --out docs/zero_shot/context   # 59 min on 2 cores beside 3 jobs
 
 Reads the matched splice-dinucleotide SNVs of `docs/zero_shot/models/scores.csv.gz`; writes results.md, results.csv
 and context.png. Checked on the way: at 256 bases the bundled model's term equals the one read from the full
