@@ -15,19 +15,15 @@ and context.png. Checked on the way: at 256 bases the bundled model's term equal
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 from zero_shot_repeats import auroc_interval
+from zero_shot_splice import GENOME, REPO, training_markov
 
 from hyenadna.utils.io import atomic_write_text, save_png
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-GENOME = SHARED / "data" / "genome" / "GRCh37_chr20.fa.gz"
-HELD_OUT_START = 32_000_000
 CONTEXTS = (4, 8, 12, 16, 24, 32, 64, 128, 256)
 MODELS = ("hyenadna-tiny-1k-d256-grch37", "hyenadna-16k-d256-l3-grch37")
 GROUPS = {  # (site, intron strand or None for both): a model reading the + strand meets a '-' intron's sites reversed
@@ -64,11 +60,9 @@ def main() -> None:
     import pandas as pd
 
     from hyenadna import CharacterTokenizer
-    from hyenadna.data.genome import Genome
     from hyenadna.data.readers import GenomeFasta
     from hyenadna.hub import resolve_weights
     from hyenadna.models.hyena_dna import load_model
-    from hyenadna.training.markov import MarkovModel
     from hyenadna.vep import Variant, variant_windows, window_log_probs
 
     def log(msg: str) -> None:
@@ -85,12 +79,7 @@ def main() -> None:
     terms: dict[tuple[str, int], np.ndarray] = {}
 
     log("fitting the Markov baseline on the training DNA (chr20:0-32,000,000 and chrX, both strands)")
-    selected = json.loads((REPO / "docs" / "pretraining" / "markov.json").read_text())["selected"]
-    train = Genome.from_fasta([GENOME, SHARED / "data" / "genome" / "GRCh37_chrX_0-70Mb.fa.gz"])
-    markov = MarkovModel(selected["order"], selected["alpha"]).fit(
-        [train.chromosomes["20"][:HELD_OUT_START], train.chromosomes["X"]], selected["both_strands"]
-    )
-    del train
+    markov, selected = training_markov()
     markov_name = f"order-{selected['order']} Markov"
 
     def markov_last(windows: list[str]) -> list[float]:

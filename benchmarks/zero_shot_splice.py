@@ -98,6 +98,20 @@ def sites(genome: str, txs: list[dict]) -> dict[str, dict[int, dict]]:
     return {"splice_dinucleotide": donor, "exon_boundary": boundary}, introns, exons
 
 
+def training_markov():
+    """The order-k Markov baseline the pretraining run selected (``docs/pretraining/markov.json``), fitted on the
+    training DNA: chr20 before the held-out region and chrX 0-70 Mb. Returns (model, its selected settings)."""
+    from hyenadna.data.genome import Genome
+    from hyenadna.training.markov import MarkovModel
+
+    selected = json.loads((REPO / "docs" / "pretraining" / "markov.json").read_text())["selected"]
+    train = Genome.from_fasta([GENOME, SHARED / "data" / "genome" / "GRCh37_chrX_0-70Mb.fa.gz"])
+    markov = MarkovModel(selected["order"], selected["alpha"]).fit(
+        [train.chromosomes["20"][: HELD_OUT[0]], train.chromosomes["X"]], selected["both_strands"]
+    )
+    return markov, selected
+
+
 def markov_site_stats(markov, tok, chrom: str, positions: list[int], flank: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """For each 0-based position: the Markov model's mean log P over the window of +-``flank`` bases around it (the
     bases with more than ``order`` bases before them in the window, as the first matching did), and its log P of the
@@ -179,7 +193,6 @@ def main() -> int:
     from hyenadna.data.readers import GenomeFasta
     from hyenadna.hub import resolve_weights
     from hyenadna.models.hyena_dna import load_model
-    from hyenadna.training.markov import MarkovModel
     from hyenadna.vep import Variant, score_window_pairs, variant_windows
 
     fasta = GenomeFasta(GENOME, {"20"})
@@ -201,15 +214,9 @@ def main() -> int:
 
     # local predictability: order-k Markov mean log P over +-64 bases, the same model as the baseline
     log("fitting the Markov baseline on the training DNA (chr20:0-32,000,000 and chrX, both strands)")
-    selected = json.loads((REPO / "docs" / "pretraining" / "markov.json").read_text())["selected"]
-    from hyenadna.data.genome import Genome
+    markov, selected = training_markov()
     from hyenadna.tokenizer import CharacterTokenizer as Tok
 
-    train = Genome.from_fasta([GENOME, SHARED / "data" / "genome" / "GRCh37_chrX_0-70Mb.fa.gz"])
-    markov = MarkovModel(selected["order"], selected["alpha"]).fit(
-        [train.chromosomes["20"][: HELD_OUT[0]], train.chromosomes["X"]], selected["both_strands"]
-    )
-    del train
     tok = Tok()
 
     def predictability(positions: list[int]) -> tuple[dict, dict]:
