@@ -112,11 +112,19 @@ def training_markov():
     return markov, selected
 
 
+def vcf_positions(path: Path) -> set[int]:
+    """The 0-based positions of a variants.vcf this script wrote (positives and controls)."""
+    with open(path) as f:
+        return {int(line.split("\t")[1]) - 1 for line in f if line.strip() and not line.startswith("#")}
+
+
 def markov_site_stats(markov, tok, chrom: str, positions: list[int], flank: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """For each 0-based position: the Markov model's mean log P over the window of +-``flank`` bases around it (the
     bases with more than ``order`` bases before them in the window, as the first matching did), and its log P of the
     position's own base given the bases before it. NaN where the window holds anything but A/C/G/T. One pass over
     the windows gives both."""
+    if not positions:
+        return np.empty(0), np.empty(0)
     wins = np.stack([tok.encode_bases(chrom[p - flank : p + flank + 1]) for p in positions]).astype(np.int64)
     ok = ((wins >= 7) & (wins <= 10)).all(1)
     mean, site = np.full(len(positions), np.nan), np.full(len(positions), np.nan)
@@ -175,6 +183,14 @@ def main() -> int:
     )
     ap.add_argument("--tract-length", type=int, default=20, help="bases before the site that the C/T fraction reads")
     ap.add_argument(
+        "--exclude",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="earlier runs' variants.vcf: their positions are neither drawn nor used as controls, so that a fresh "
+        "draw tests a split found on them on new sites",
+    )
+    ap.add_argument(
         "--match-site",
         action="store_true",
         help="also match the Markov model's log P of the reference base at the site itself (how typical the base is "
@@ -227,10 +243,15 @@ def main() -> int:
         window = chrom[p - 50 : p + 51]
         return (window.count("G") + window.count("C")) / len(window)
 
+    excluded = {p for vcf in args.exclude for p in vcf_positions(vcf)}
     rng = np.random.default_rng(args.seed)
     chosen: dict[str, list[int]] = {}
     for cls, table in positives.items():
-        pos = sorted(p for p in table if chrom[p] in "ACGT" and chrom[p - 1] in "ACGT" and chrom[p + 1] in "ACGT")
+        pos = sorted(
+            p
+            for p in table
+            if chrom[p] in "ACGT" and chrom[p - 1] in "ACGT" and chrom[p + 1] in "ACGT" and p not in excluded
+        )
         k = args.positions if cls == "splice_dinucleotide" else args.other_positions
         chosen[cls] = sorted(rng.choice(pos, size=min(k, len(pos)), replace=False).tolist())
     # control candidates: deep intronic positions, grouped by (intron, trinucleotide)
@@ -241,7 +262,11 @@ def main() -> int:
         if b - a < 50:
             continue
         cand = rng.choice(np.arange(a, b), size=min(800, b - a), replace=False)
-        cand = [int(p) for p in cand if not in_exon[p - args.min_distance : p + args.min_distance].any()]
+        cand = [
+            int(p)
+            for p in cand
+            if not in_exon[p - args.min_distance : p + args.min_distance].any() and int(p) not in excluded
+        ]
         by_intron[(iv["gene"], iv["start"])] = cand
     gene_candidates: dict[str, list[int]] = {}
     for (gene, _), cand in by_intron.items():
@@ -352,7 +377,7 @@ def main() -> int:
     pair_info = [positives[cls].get(p, {}) for cls, p, *_rest in pairs]
     site = np.array([pair_info[v[4]].get("site", "") for v in variants])
     strand = np.array([pair_info[v[4]].get("strand", "") for v in variants])
-    groups = {cls: classes == cls for cls in chosen}
+    groups = {cls: classes == cls for cls in chosen if (classes == cls).any()}  # --other-positions 0 leaves some empty
     for name, m in (
         ("splice_dinucleotide, donor", site == "donor"),
         ("splice_dinucleotide, acceptor", site == "acceptor"),
@@ -378,6 +403,8 @@ def main() -> int:
     fairness = {}
     for cls in chosen:
         rows = [r for r in pairs if r[0] == cls]
+        if not rows:
+            continue
         fairness[cls] = {
             "pairs": len(rows),
             "same_trinucleotide": 1.0,
@@ -437,8 +464,9 @@ def main() -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(chosen), figsize=(5 * len(chosen), 4.6), constrained_layout=True)
-    for ax, cls in zip(np.atleast_1d(axes), chosen, strict=True):
+    shown = [cls for cls in chosen if cls in results]
+    fig, axes = plt.subplots(1, len(shown), figsize=(5 * len(shown), 4.6), constrained_layout=True)
+    for ax, cls in zip(np.atleast_1d(axes), shown, strict=True):
         m = classes == cls
         for name, s in scores.items():
             fpr, tpr, _ = roc_curve(labels[m], s[m])

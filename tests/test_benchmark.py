@@ -1173,3 +1173,48 @@ def test_zero_shot_markov_site_stats_score_the_sites_own_base():
         assert got_mean == pytest.approx(whole[0, 2:].mean())
     chrom_n = chrom[:500] + "N" + chrom[501:]
     assert np.isnan(mod.markov_site_stats(markov, tok, chrom_n, [510], flank=16)[1]).all()
+
+
+def test_zero_shot_by_base_names_minus_strand_bases_as_the_transcript_reads_them(tmp_path):
+    """benchmarks/zero_shot_by_base.py: a minus-strand acceptor's genome C is the transcript's G at -1, its T the A at
+    -2 (and a donor's A the T at +2); each cell keeps a pair's positive and control together. Also the VCF reader
+    behind zero_shot_splice.py --exclude (1-based POS to 0-based positions)."""
+    import importlib.util
+    import sys
+
+    import pandas as pd
+
+    from tests.conftest import REPO
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        spec = importlib.util.spec_from_file_location("zero_shot_by_base", REPO / "benchmarks" / "zero_shot_by_base.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    rows = [  # (pair, label, ref, site, intron strand)
+        (0, 1, "A", "acceptor", "+"), (0, 0, "A", "acceptor", "+"),
+        (1, 1, "C", "acceptor", "-"), (1, 0, "C", "acceptor", "-"),
+        (2, 1, "T", "acceptor", "-"), (2, 0, "T", "acceptor", "-"),
+        (3, 1, "A", "donor", "-"), (3, 0, "A", "donor", "-"),
+    ]  # fmt: skip
+    d = pd.DataFrame(rows, columns=["pair", "label", "ref", "site", "intron_strand"]).assign(
+        **{"class": "splice_dinucleotide"}
+    )
+    got = {label: sorted(r["pair"].unique()) for label, r in mod.cells(d)}
+    assert got == {
+        "donor +2 (T), - strand intron": [3],
+        "acceptor -2 (A), + strand intron": [0],
+        "acceptor -2 (A), - strand intron": [2],
+        "acceptor -1 (G), - strand intron": [1],
+    }
+
+    spec = importlib.util.spec_from_file_location("zero_shot_splice", REPO / "benchmarks" / "zero_shot_splice.py")
+    splice = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(splice)
+    vcf = tmp_path / "variants.vcf"
+    vcf.write_text(
+        "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\n20\t101\t.\tG\tA\n20\t101\t.\tG\tC\n20\t7\t.\tA\tT\n"
+    )
+    assert splice.vcf_positions(vcf) == {100, 6}
