@@ -7,13 +7,17 @@ code before it against the code after it (README, "The training step").
 Each round times the step in one fresh process per checkout (speed.py's workloads, random weights, the pretraining
 loop's optimizer and allocator setting; median of the steps after a warm-up), the order alternating from round to
 round; the figure kept is the median of the per-round ratios (before's step time over after's: above 1, the change
-made the step faster). Pass ``--out`` to keep the rows as JSON.
+made the step faster). Pass ``--out`` to keep the rows as JSON. For a change behind an autotune knob, the same
+checkout twice under two pinned kernel sets (``HYENADNA_AUTOTUNE=<file>`` for each side):
+
+    .venv/bin/python benchmarks/train_ab.py . . --pin-before mm.json --pin-after onednn.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -61,7 +65,7 @@ print(statistics.median(times))
 """
 
 
-def step_seconds(checkout: Path, workload: str, bf16: bool, threads: int) -> float:
+def step_seconds(checkout: Path, workload: str, bf16: bool, threads: int, pin: Path | None = None) -> float:
     name, seqlen, batch, kind, _ = WORKLOADS[workload]
     if kind != "train":
         raise SystemExit(f"{workload} is not a training workload")
@@ -72,6 +76,7 @@ def step_seconds(checkout: Path, workload: str, bf16: bool, threads: int) -> flo
         capture_output=True,
         text=True,
         check=True,
+        env={**os.environ, "HYENADNA_AUTOTUNE": str(pin.resolve())} if pin else None,
     )
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -84,12 +89,18 @@ def main() -> None:
     p.add_argument("--bf16", action="store_true", help="under bf16 autocast, as pretraining on CPUs with native bf16")
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--pin-before", type=Path, help="kernel choices for the before side (HYENADNA_AUTOTUNE=<file>)")
+    p.add_argument("--pin-after", type=Path, help="... and for the after side")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
     rows = []
     for r in range(args.rounds):
         order = ("before", "after") if r % 2 == 0 else ("after", "before")
-        secs = {which: step_seconds(getattr(args, which), args.workload, args.bf16, args.threads) for which in order}
+        pins = {"before": args.pin_before, "after": args.pin_after}
+        secs = {
+            which: step_seconds(getattr(args, which), args.workload, args.bf16, args.threads, pins[which])
+            for which in order
+        }
         rows.append({"round": r, **secs, "ratio": secs["before"] / secs["after"]})
         print(f"round {r}: before {1e3 * secs['before']:.1f} ms, after {1e3 * secs['after']:.1f} ms", flush=True)
     ratio = statistics.median(row["ratio"] for row in rows)
@@ -98,7 +109,7 @@ def main() -> None:
     print(f"{args.workload} {dtype}: after / before speed {ratio:.3f}x (per round {per_round})")
     if args.out:
         summary = {"workload": args.workload, "dtype": dtype, "speedup": ratio, "rounds": rows}
-        summary.update(before=str(args.before), after=str(args.after))
+        summary.update(before=str(args.before), after=str(args.after), pins=[str(args.pin_before), str(args.pin_after)])
         atomic_write_text(args.out, json.dumps(summary, indent=1) + "\n")
 
 

@@ -3,6 +3,7 @@ that the choices reach the kernels."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 
@@ -127,6 +128,29 @@ def test_the_choices_reach_the_kernels(tuned, monkeypatch):
     assert used == ["mkl", "onednn"]  # inference measured MKL faster, training oneDNN
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_weight_gradient_takes_the_measured_library_in_either_orientation(tuned, monkeypatch, dtype):
+    """ops/linear.py ``weight_gradient``: dy^T x through oneDNN where measured faster, with the narrower operand as
+    the rows of oneDNN's product (both orientations: fc2's out < in, fc1's out > in), equal to torch.mm's result;
+    torch.mm for equal feature counts, in bf16, and by default."""
+    if not linear_ops.onednn_available(torch.float32):
+        pytest.skip("torch built without oneDNN")
+    g = torch.Generator().manual_seed(0)
+    shapes = [(16, 64), (64, 16), (32, 32)]  # (out, in)
+    operands = [(torch.randn(300, o, generator=g), torch.randn(300, i, generator=g)) for o, i in shapes]
+    calls, real = [], linear_ops._onednn_linear
+    monkeypatch.setattr(linear_ops, "_onednn_linear", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for choice in ("mm", "onednn"):
+        autotune.use(dataclasses.replace(autotune.DEFAULTS, weight_gradient=choice))
+        calls.clear()
+        for dy, x in operands:
+            dy, x = dy.to(dtype), x.to(dtype)
+            got = linear_ops.weight_gradient(dy, x)
+            assert got.shape == (dy.shape[1], x.shape[1])
+            torch.testing.assert_close(got, torch.mm(dy.T, x), rtol=1e-5 if dtype == torch.float32 else 2e-2, atol=1e-4)
+        assert len(calls) == (2 if choice == "onednn" and dtype == torch.float32 else 0)
+
+
 def test_work_on_another_device_never_measures(tuned):
     """A GPU user's first model must not wait for CPU timings that do not apply to it."""
     state, calls = tuned
@@ -168,11 +192,24 @@ def test_a_file_pins_the_choices_a_cache_file_or_a_benchmark_run_records(tuned, 
         autotune.set_enabled(None)
         assert autotune.tuning() == autotune.Tuning(**expected)
         assert autotune.tuning_for_threads(1) == autotune.Tuning(**expected)  # whatever the thread count
+    # runs recorded before weight_gradient existed ran torch.mm, its default; other missing knobs stay errors
+    older = {k: v for k, v in other.items() if k != "weight_gradient"}
+    run.write_text(json.dumps({"test": {}, "environment": {"threads": 1, "kernels": older}}))
+    monkeypatch.setenv("HYENADNA_AUTOTUNE", str(run))
+    autotune.set_enabled(None)
+    assert autotune.tuning() == autotune.Tuning(**older) and autotune.tuning().weight_gradient == "mm"
     assert main(["autotune"]) == 0 and "pinned by HYENADNA_AUTOTUNE" in capsys.readouterr().out
     assert not calls and not (tmp_path / "autotune").exists()  # nothing measured, nothing cached
     # a pin that cannot be honoured is an error naming the file, never the defaults in silence
     bad = tmp_path / "bad.json"
-    for text in (None, "{not json", json.dumps({"test": {}}), json.dumps({"choices": {**other, "block_tokens": 3}})):
+    no_chunk = {k: v for k, v in other.items() if k != "low_memory_chunk"}
+    for text in (
+        None,
+        "{not json",
+        json.dumps({"test": {}}),
+        json.dumps({"choices": {**other, "block_tokens": 3}}),
+        json.dumps({"choices": no_chunk}),
+    ):
         if text is not None:
             bad.write_text(text)
         monkeypatch.setenv("HYENADNA_AUTOTUNE", str(bad))

@@ -3,11 +3,14 @@ against the plain reference path."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from hyenadna import load_model
 from hyenadna.models import hyena_dna
+from hyenadna.ops import autotune
 from hyenadna.ops import hyena as hyena_ops
 from hyenadna.ops.execution import ExecutionOptions, choose_path
 from tests.conftest import FIXTURES, assert_close
@@ -105,9 +108,12 @@ def test_cuda_runs_the_batched_path_and_matches_the_cpu_reference():
     assert_close(long_out, reference, atol=1e-4)
 
 
+@pytest.mark.parametrize("weight_gradient", ["mm", "onednn"])
 @pytest.mark.parametrize("name", ["tiny", "deep_long"])
-def test_train_path_gradients_equal_the_reference_paths(name):
-    """The loss and every parameter's gradient of the fast training path match the plain reference path."""
+def test_train_path_gradients_equal_the_reference_paths(name, weight_gradient, monkeypatch):
+    """The loss and every parameter's gradient of the fast training path match the plain reference path, with the
+    weights' gradients through either library autotune may choose."""
+    monkeypatch.setattr(autotune, "_trying", dataclasses.replace(autotune.DEFAULTS, weight_gradient=weight_gradient))
     grads = {}
     for reference in (False, True):
         model = load_model(FIXTURES / name).use_reference_path(reference)

@@ -45,6 +45,8 @@ class Tuning:
     block_tokens: int = 2048
     # the low-memory path's token chunk
     low_memory_chunk: int = 1024
+    # fp32 training: the weight gradient dy^T x through "mm" (torch.mm, MKL) or "onednn" (ops/linear.py)
+    weight_gradient: str = "mm"
 
 
 DEFAULTS = Tuning()
@@ -54,14 +56,17 @@ CANDIDATES: dict[str, tuple] = {
     "fft_pow2_slack": (1.0, 1.05, 1.25),
     "block_tokens": (1024, 2048, 4096, 8192),
     "low_memory_chunk": (512, 1024, 2048),
+    "weight_gradient": ("mm", "onednn"),
 }
 # another candidate replaces the default only when it is at least this much faster, round for round: on a shared
 # 2-core machine the same comparison varied by 10-30% from run to run, and noise must not flip a choice
 MARGIN = 0.10
 # part of the cache key: bump it when the candidates or the way they are measured change
 # (3: the training candidates are measured even when the first use is inference, which left them unmeasured before;
-# 4: the key holds the CPU's family, model and instruction sets, not only its name)
-VERSION = 4
+# 4: the key holds the CPU's family, model and instruction sets, not only its name; 5: weight_gradient)
+VERSION = 5
+# knobs that benchmark runs and pins written before them lack (they ran the default)
+ADDED_LATER = frozenset({"weight_gradient"})
 # the instruction sets oneDNN and MKL choose their code paths by
 ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
 
@@ -247,7 +252,8 @@ def _from_record(record: dict) -> Tuning:
     choices = record["choices"]
     values = {}
     for f in fields(Tuning):
-        value = choices[f.name]
+        # a run recorded before a knob existed ran that knob's default; any other missing knob is an error
+        value = getattr(DEFAULTS, f.name) if f.name in ADDED_LATER and f.name not in choices else choices[f.name]
         if value not in CANDIDATES[f.name]:
             raise ValueError(f"{f.name}={value!r} is not one of {CANDIDATES[f.name]}")
         values[f.name] = value
@@ -313,6 +319,34 @@ def _fft_policy_seconds() -> dict:
     }
 
 
+def _weight_gradient_seconds() -> dict:
+    """Each candidate's time for the fp32 weight gradients of a training step's in_proj, fc1 and fc2 at the bundled
+    model's width (D 256) over 4,096 tokens: measured on the matmuls alone, where the candidates differ by up to 2x,
+    since in a whole step their share is too small to clear the margin that noise sets. Where oneDNN is missing the
+    "onednn" candidate runs ``torch.mm`` too, and the default stays."""
+    global _trying
+    from hyenadna.ops.linear import weight_gradient
+
+    g = torch.Generator().manual_seed(0)
+    d, tokens = 256, 4096
+    shapes = [(3 * d, d), (4 * d, d), (d, 4 * d)]  # (out, in): in_proj, fc1, fc2
+    operands = [(torch.randn(tokens, o, generator=g), torch.randn(tokens, i, generator=g)) for o, i in shapes]
+
+    def run(value):
+        def go():
+            global _trying
+            _trying = replace(DEFAULTS, weight_gradient=value)
+            for dy, x in operands:
+                weight_gradient(dy, x)
+
+        return go
+
+    try:
+        return time_candidates({v: run(v) for v in CANDIDATES["weight_gradient"]})
+    finally:
+        _trying = DEFAULTS
+
+
 def _model_seconds(knob: str, repeats: int = 3) -> dict:
     """Each candidate of ``knob`` timed where it matters: a one-layer model of the bundled model's width (D 256),
     in inference (one and four 1k windows; eight for the micro-batch size; one 8k window through the low-memory path
@@ -370,6 +404,7 @@ def measure() -> dict:
                 "fft_pow2_slack": _fft_policy_seconds(),
                 "block_tokens": _model_seconds("block_tokens"),
                 "low_memory_chunk": _model_seconds("low_memory_chunk"),
+                "weight_gradient": _weight_gradient_seconds(),
             }
     finally:
         _trying = None

@@ -6,7 +6,8 @@ fused linear + post-op, which torch ships for its own compiler. On these AMD EPY
 there. Elsewhere MKL may win, so in fp32 the library is the one measured faster on this machine, for inference and
 for training separately (``ops/autotune.py``). With autograd, ``linear`` runs the forward and the input's gradient
 through the same op, and the weight's gradient through ``torch.mm`` (neutral on AMD EPYC in fp32, 1.04-1.05x a
-training step on an Intel Xeon). The block's MLP trains as one node (``mlp``, ``_Mlp``) that keeps GELU's derivative
+training step on an Intel Xeon) or, in fp32 where measured faster, through oneDNN in the orientation it runs fast in
+(``weight_gradient``). The block's MLP trains as one node (``mlp``, ``_Mlp``) that keeps GELU's derivative
 from the forward and multiplies it in inside the backward's matmul (a 1.064x faster tiny-1k step in bf16, 1.026x at
 16k, neutral in fp32). Where the op is missing (a torch built without oneDNN), off the CPU, or for dtypes other than
 fp32/bf16, ``linear`` falls back to ``linear_ref``.
@@ -173,9 +174,34 @@ def _linear_grads(
     training step in bf16 and fp32 on an Intel Xeon), and dy summed for b."""
     grad2d = grad.reshape(-1, grad.shape[-1])
     grad_x = _onednn_linear(grad2d, weight.T, None).view(x.shape) if needs[0] else None
-    grad_w = torch.mm(grad2d.T, x.reshape(-1, x.shape[-1])) if needs[1] else None
+    grad_w = weight_gradient(grad2d, x.reshape(-1, x.shape[-1])) if needs[1] else None
     grad_b = grad2d.sum(0) if has_bias and needs[2] else None
     return grad_x, grad_w, grad_b
+
+
+def weight_gradient(grad2d: Tensor, x2d: Tensor) -> Tensor:
+    """dy^T x, the weight's gradient, (out, N) x (N, in) -> (out, in). ``torch.mm`` by default. In fp32, where this
+    machine measured it faster (``ops/autotune.py``, ``weight_gradient``), oneDNN with the operand of fewer features
+    as the rows of its product, both read transposed in place: on an AMD EPYC Zen 5, 1.4-1.9x ``torch.mm`` (MKL,
+    without its AVX-512 kernels there) for the bundled model's in_proj, fc1 and fc2, while the other orientation ran
+    slower than ``torch.mm``. Equal feature counts (out_proj) stay on ``torch.mm``."""
+    out_features, in_features = grad2d.shape[1], x2d.shape[1]
+    if (
+        grad2d.dtype == torch.float32
+        and out_features != in_features
+        and _weight_gradient_choice() == "onednn"
+        and onednn_available(torch.float32)
+    ):
+        if out_features < in_features:
+            return _onednn_linear(grad2d.T, x2d.T, None)
+        return _onednn_linear(x2d.T, grad2d.T, None).T
+    return torch.mm(grad2d.T, x2d)
+
+
+def _weight_gradient_choice() -> str:
+    from hyenadna.ops.autotune import tuning
+
+    return tuning().weight_gradient
 
 
 class _Mlp(torch.autograd.Function):
