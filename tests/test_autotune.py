@@ -230,6 +230,21 @@ def test_an_unreadable_cache_file_is_kept_and_the_defaults_are_used(tuned):
         assert path.read_text() == bad and not calls  # never deleted or rewritten behind the user's back
 
 
+def test_a_measurement_beside_other_work_says_so(tuned, capsys, monkeypatch):
+    """The paired rounds cancel drifting load, not steady load: a record measured with fewer idle cores than its
+    threads says so when measured and when shown, with the way to measure again; a quiet one says nothing."""
+    from hyenadna.cli import main
+
+    assert tuned  # autotune on, a fake measurement, a temporary cache
+    fake = autotune.measure
+    monkeypatch.setattr(autotune, "measure", lambda: {**fake(), "idle_cores": 0})
+    autotune.tuning()
+    assert "other work kept cores busy (0 idle" in capsys.readouterr().err
+    assert main(["autotune"]) == 0 and "autotune --refresh` measures again" in capsys.readouterr().out
+    assert autotune.contention_note({"idle_cores": 2, "threads": 2}) is None
+    assert autotune.contention_note({"threads": 2}) is None  # recorded before idle cores were
+
+
 def test_cli_shows_and_refreshes_the_choices(tuned, capsys):
     from hyenadna.cli import main
 
@@ -254,7 +269,7 @@ def test_real_measurement_returns_a_candidate_for_every_knob(tmp_path, monkeypat
             record = autotune.measure()
     finally:
         torch.set_num_threads(threads)
-    assert set(record["choices"]) == set(autotune.CANDIDATES)
+    assert set(record["choices"]) == set(autotune.CANDIDATES) and "idle_cores" in record
     for name, chosen in record["choices"].items():
         assert chosen in autotune.CANDIDATES[name]
         assert record["seconds"][name] and all(s > 0 for s in record["seconds"][name].values())

@@ -29,6 +29,9 @@ def cmd_autotune(args: argparse.Namespace) -> int:
         return 0
     print(f"kernel choices for {record['cpu']}, torch {record['torch']}, {record['threads']} threads")
     print(f"measured {record['measured_at']} in {record['measure_seconds']} s; cache {path}")
+    note = autotune.contention_note(record)
+    if note:
+        print(f"note: {note}")
     print(f"{'knob':22s} {'chosen':8s} {'default':8s} seconds per call of each candidate")
     for name, chosen in record["choices"].items():
         times = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in record["seconds"][name].items())

@@ -245,6 +245,9 @@ def _load_or_measure(path: Path) -> Tuning:
         )
         record = measure()
         write_record(path, record)
+        note = contention_note(record)
+        if note:
+            print(f"hyenadna: kernel choices {note}", file=sys.stderr, flush=True)
     return _from_record(record)
 
 
@@ -390,9 +393,25 @@ def _model_seconds(knob: str, repeats: int = 3) -> dict:
         _trying = DEFAULTS
 
 
+def contention_note(record: dict) -> str | None:
+    """A line for a record measured while other work held cores its threads needed, else None. The paired rounds
+    cancel load that drifts, not load that stays: on a Zen 5 with both cores busy the 1-thread measurement chose
+    another low-memory chunk (512) than the same measurement on the quiet machine (1024)."""
+    idle, threads = record.get("idle_cores"), record.get("threads")
+    if idle is None or threads is None or idle >= threads:
+        return None
+    return (
+        f"measured while other work kept cores busy ({idle} idle for {threads} thread{'s' if threads > 1 else ''}): "
+        "a quiet machine may choose otherwise; `hyenadna autotune --refresh` measures again"
+    )
+
+
 def measure() -> dict:
     """Time every knob's candidates on this machine now; returns the record the cache file holds."""
     global _trying
+    from hyenadna.utils.threads import idle_cores
+
+    idle = idle_cores()
     _trying, t0 = DEFAULTS, time.perf_counter()
     # the first model in a process usually asks from inside an inference-mode forward (embedding, scoring): the
     # training step's candidates need autograd back, or each would raise and leave the default unmeasured
@@ -417,6 +436,7 @@ def measure() -> dict:
         "version": VERSION,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "measure_seconds": round(time.perf_counter() - t0, 2),
+        "idle_cores": idle,  # cores found idle just before measuring (None: unknown)
         "choices": choices,
         "defaults": asdict(DEFAULTS),
         # the fastest round of each candidate, and every round
