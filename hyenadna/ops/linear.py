@@ -181,10 +181,11 @@ def _linear_grads(
 
 def weight_gradient(grad2d: Tensor, x2d: Tensor) -> Tensor:
     """dy^T x, the weight's gradient, (out, N) x (N, in) -> (out, in). ``torch.mm`` by default. In fp32, where this
-    machine measured it faster (``ops/autotune.py``, ``weight_gradient``), oneDNN with the operand of fewer features
-    as the rows of its product, both read transposed in place: on an AMD EPYC Zen 5, 1.4-1.9x ``torch.mm`` (MKL,
-    without its AVX-512 kernels there) for the bundled model's in_proj, fc1 and fc2, while the other orientation ran
-    slower than ``torch.mm``. Equal feature counts (out_proj) stay on ``torch.mm``."""
+        machine measured it faster (``ops/autotune.py``, ``weight_gradient``), oneDNN with the operand of fewer features
+        as the rows of its product, both read transposed in place: on an AMD EPYC Zen 5, 1.4-1.9x ``torch.mm`` (MKL,
+        without its AVX-512 kernels there) for the bundled model's in_proj, fc1 and fc2, while the other orientation ran
+        slower than ``torch.mm``. Equal feature counts (out_proj) stay on ``torch.mm``. (in_proj's fused backward in
+    ops/short_conv.py sends its input's gradient through here too, the roles swapped: 2.1x there on the same Zen 5.)"""
     out_features, in_features = grad2d.shape[1], x2d.shape[1]
     if (
         grad2d.dtype == torch.float32
