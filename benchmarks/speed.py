@@ -45,6 +45,8 @@ WORKLOADS = {
     "tiny1k_b32": ("hyenadna-tiny-1k-seqlen", 1024, 32, "infer", 5),
     "train_tiny1k": ("hyenadna-tiny-1k-seqlen", 1024, 8, "train", 5),
     "train_16k": ("hyenadna-tiny-16k-seqlen-d128", 16384, 1, "train", 3),
+    # the benchmark's fine-tuning shape: the bundled model's width (d 256), 16 sequences of 512 bases
+    "train_d256_b16": ("hyenadna-tiny-1k-seqlen-d256", 512, 16, "train", 5),
     # gradient checkpointing's workloads (--impls fast fast_ckpt): deeper models at long windows
     "train_small32k": ("hyenadna-small-32k-seqlen", 32768, 1, "train", 2),
     "train_medium160k": ("hyenadna-medium-160k-seqlen", 160000, 1, "train", 1),
