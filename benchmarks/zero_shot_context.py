@@ -7,8 +7,9 @@ they read further back; if it is already low at 12 bases, it is in how they read
 
     .venv/bin/python benchmarks/zero_shot_context.py --out docs/zero_shot/context   # 59 min on 2 cores beside 3 jobs
 
-Reads the matched splice-dinucleotide SNVs of `docs/zero_shot/models/scores.csv.gz`; writes results.md, results.csv
-and context.png. Checked on the way: at 256 bases the bundled model's term equals the one read from the full
+Reads the matched splice-dinucleotide SNVs of `docs/zero_shot/models/scores.csv.gz` (``--scores``: another run's,
+such as the fresh draw's); writes results.md, results.csv and context.png. ``--contexts 4 12 32 256`` runs a
+subset. Checked on the way: at 256 bases the bundled model's term equals the one read from the full
 512-base windows `vep` scores.
 """
 
@@ -49,6 +50,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scores", type=Path, default=REPO / "docs" / "zero_shot" / "models" / "scores.csv.gz")
     ap.add_argument("--models", nargs="+", default=list(MODELS))
+    ap.add_argument("--contexts", type=int, nargs="+", default=list(CONTEXTS), help="bases of context (256: checked)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     t0 = time.time()
@@ -86,7 +88,7 @@ def main() -> None:
         wins = np.stack([tok.encode_bases(w) for w in windows]).astype(np.int64)
         return markov.log_probs(wins)[:, -1].tolist()
 
-    for c in CONTEXTS:
+    for c in args.contexts:
         terms[(markov_name, c)] = at_site_terms(markov_last, chrom, rows, c)
 
     for name in args.models:
@@ -96,10 +98,10 @@ def main() -> None:
             lps = window_log_probs(model, tok, windows, batch_size=32)[0]
             return [float(lp[0][-1]) for lp in lps]
 
-        for c in CONTEXTS:
+        for c in args.contexts:
             log(f"{name}: {c} bases of context")
             terms[(name, c)] = at_site_terms(model_last, chrom, rows, c)
-        if name == args.models[0]:  # the same term read from vep's own windows
+        if name == args.models[0] and 256 in args.contexts:  # the same term read from vep's own windows
             full = [variant_windows(Variant(0, "20", r.pos, "", r.ref, [r.alt]), r.alt, fasta, 512) for r in rows]
             if {off for _, _, off in full} != {256}:
                 raise SystemExit("vep's 512-base windows do not give every site 256 bases of context")
@@ -133,10 +135,12 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "results.csv", res.to_csv(index=False, float_format="%.5f"))
 
+    scores = args.scores.resolve()
+    shown = scores.relative_to(REPO) if scores.is_relative_to(REPO) else scores
     lines = [
         "AUROC of the at-site term, log p(ref) - log p(alt) at the splice site given the last c bases before it, "
         "positives against matched controls (95% interval over matched pairs; `benchmarks/zero_shot_context.py`, "
-        f"the SNVs of `{args.scores.relative_to(REPO)}`).",
+        f"the SNVs of `{shown}`).",
         "",
     ]
     for group in GROUPS:
@@ -144,12 +148,12 @@ def main() -> None:
         lines += [
             f"**{group}** ({g['pairs'].iloc[0]} pairs)",
             "",
-            "| scorer | " + " | ".join(f"{c}" for c in CONTEXTS) + " |",
-            "|---|" + "---|" * len(CONTEXTS),
+            "| scorer | " + " | ".join(f"{c}" for c in args.contexts) + " |",
+            "|---|" + "---|" * len(args.contexts),
         ]
         for name in dict.fromkeys(g["scorer"]):
             s = g[g["scorer"] == name].set_index("context")
-            cells = [f"{s.auroc[c]:.3f} [{s.low[c]:.3f}, {s.high[c]:.3f}]" for c in CONTEXTS]
+            cells = [f"{s.auroc[c]:.3f} [{s.low[c]:.3f}, {s.high[c]:.3f}]" for c in args.contexts]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     atomic_write_text(args.out / "results.md", "\n".join(lines))
