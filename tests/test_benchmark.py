@@ -1218,3 +1218,25 @@ def test_zero_shot_by_base_names_minus_strand_bases_as_the_transcript_reads_them
         "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\n20\t101\t.\tG\tA\n20\t101\t.\tG\tC\n20\t7\t.\tA\tT\n"
     )
     assert splice.vcf_positions(vcf) == {100, 6}
+
+
+def test_zero_shot_shuffle_keeps_the_bases_before_the_site_and_their_composition():
+    """benchmarks/zero_shot_shuffle.py: the shuffled context keeps its last ``keep`` bases in place and its base
+    counts, and the same seed gives the same order (a site's three alleles see one shuffle)."""
+    import importlib.util
+    import sys
+    from collections import Counter
+
+    from tests.conftest import REPO
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        spec = importlib.util.spec_from_file_location("zero_shot_shuffle", REPO / "benchmarks" / "zero_shot_shuffle.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    ctx = "TTTTCCCCTTTCCCAG"
+    out = mod.shuffled_context(ctx, 2, (0, 123))
+    assert out.endswith("AG") and Counter(out) == Counter(ctx) and out != ctx
+    assert out == mod.shuffled_context(ctx, 2, (0, 123)) and out != mod.shuffled_context(ctx, 2, (1, 123))

@@ -1,0 +1,102 @@
+"""The order of the bases before a + strand acceptor, or their composition? The at-site term of a splice SNV,
+log p(ref) - log p(alt) given the last ``--context`` bases (``zero_shot_context.py``), recomputed with those bases
+shuffled, all but the last ``--keep`` (so the base before the site stays where it is): each site's bases are shuffled
+the same way for its three alleles, ``--shuffles`` times, and the term averaged. Positives and their matched
+controls are treated alike. If shuffling brings the trained model's AUROC back toward 0.5, the gap is in the bases'
+order; if it stays, their composition carries it. No model but the one named runs; reads a ``scores.csv.gz``.
+
+    python benchmarks/zero_shot_shuffle.py --scores docs/zero_shot/fresh/scores.csv.gz \
+        --out docs/zero_shot/fresh/shuffle.md
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from zero_shot_repeats import auroc_interval
+from zero_shot_splice import GENOME, REPO, training_markov
+
+from hyenadna.utils.io import atomic_write_text
+
+
+def shuffled_context(context: str, keep: int, seed: tuple[int, ...]) -> str:
+    """``context`` with all but its last ``keep`` bases in a random order (the same order for the same seed)."""
+    head = list(context[: len(context) - keep])
+    np.random.default_rng(list(seed)).shuffle(head)
+    return "".join(head) + context[len(context) - keep :]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scores", type=Path, default=REPO / "docs" / "zero_shot" / "fresh" / "scores.csv.gz")
+    ap.add_argument("--model", default="hyenadna-tiny-1k-d256-grch37")
+    ap.add_argument("--context", type=int, default=16)
+    ap.add_argument("--keep", type=int, default=2, help="bases right before the site left in place")
+    ap.add_argument("--shuffles", type=int, default=5)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+
+    import pandas as pd
+
+    from hyenadna import CharacterTokenizer
+    from hyenadna.data.readers import GenomeFasta
+    from hyenadna.hub import resolve_weights
+    from hyenadna.models.hyena_dna import load_model
+    from hyenadna.vep import window_log_probs
+
+    d = pd.read_csv(args.scores)
+    d = d[(d["class"] == "splice_dinucleotide") & (d["site"] == "acceptor") & (d["intron_strand"] == "+")]
+    d = d.reset_index(drop=True)
+    fasta = GenomeFasta(GENOME, {"20"})
+    chrom = fasta.fetch("20", 0, fasta.sizes["20"]).upper()
+    if any(chrom[p - 1] != r for p, r in zip(d["pos"], d["ref"], strict=True)):
+        raise SystemExit("a reference base does not match the genome: not the scores' genome")
+    tok = CharacterTokenizer()
+    model = load_model(resolve_weights(args.model))
+    markov, selected = training_markov()
+
+    def last_log_p(windows: list[str]) -> dict[str, tuple[float, float]]:
+        """Each distinct window's log p of its last base: (model, Markov)."""
+        unique = list(dict.fromkeys(windows))
+        net = [float(lp[0][-1]) for lp in window_log_probs(model, tok, unique, batch_size=64)[0]]
+        mk = markov.log_probs(np.stack([tok.encode_bases(w) for w in unique]).astype(np.int64))[:, -1]
+        return dict(zip(unique, zip(net, mk.tolist(), strict=True), strict=True))
+
+    def terms(shuffle: int | None) -> np.ndarray:
+        """(SNVs, 2): the at-site term of the model and of the Markov model."""
+        ctxs = [chrom[p - 1 - args.context : p - 1] for p in d["pos"]]
+        if shuffle is not None:
+            ctxs = [shuffled_context(c, args.keep, (shuffle, int(p))) for c, p in zip(ctxs, d["pos"], strict=True)]
+        refs = [c + r for c, r in zip(ctxs, d["ref"], strict=True)]
+        alts = [c + a for c, a in zip(ctxs, d["alt"], strict=True)]
+        lp = last_log_p(refs + alts)
+        return np.array([np.subtract(lp[r], lp[a]) for r, a in zip(refs, alts, strict=True)])
+
+    intact = terms(None)
+    shuffled = np.mean([terms(k) for k in range(args.shuffles)], axis=0)
+    labels, pairs = d["label"].to_numpy(), d["pair"].to_numpy()
+    names = (args.model, f"order-{selected['order']} Markov")
+    lines = [
+        f"AUROC of the at-site term at + strand acceptors ({len(np.unique(pairs))} pairs of `{args.scores.name}`), "
+        f"given the last {args.context} bases before the site: as in the genome, and with all but the last "
+        f"{args.keep} shuffled (the term averaged over {args.shuffles} shuffles; `benchmarks/zero_shot_shuffle.py`).",
+        "",
+        "| scorer | bases in order | shuffled |",
+        "|---|---|---|",
+    ]
+    for k, name in enumerate(names):
+        cells = []
+        for t in (intact, shuffled):
+            auc, lo, hi = auroc_interval(labels, t[:, k], pairs)
+            cells.append(f"{auc:.3f} [{lo:.3f}, {hi:.3f}]")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        atomic_write_text(args.out, text)
+
+
+if __name__ == "__main__":
+    main()
