@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from zero_shot_repeats import auroc_interval
-
-from hyenadna.utils.io import atomic_write_text
+from zero_shot_repeats import emit, interval_cell
 
 REPO = Path(__file__).resolve().parents[1]
 COMPLEMENT = str.maketrans("ACGT", "TGCA")
@@ -55,15 +53,9 @@ def main() -> None:
         "|---|---|" + "---|" * len(scorers),
     ]
     for label, rows in cells(d):
-        out = []
-        for s in scorers:
-            auc, lo, hi = auroc_interval(rows["label"].to_numpy(), rows[s].to_numpy(), rows["pair"].to_numpy())
-            out.append(f"{auc:.3f} [{lo:.3f}, {hi:.3f}]")
+        out = [interval_cell(rows["label"].to_numpy(), rows[s].to_numpy(), rows["pair"].to_numpy()) for s in scorers]
         lines.append(f"| {label} | {rows['pair'].nunique()} | " + " | ".join(out) + " |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        atomic_write_text(args.out, text)
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

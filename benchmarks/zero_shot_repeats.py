@@ -78,6 +78,20 @@ def auroc_interval(labels: np.ndarray, scores: np.ndarray, pairs: np.ndarray, dr
     return roc_auc_score(labels, scores), *np.percentile(stats, [2.5, 97.5])
 
 
+def interval_cell(labels: np.ndarray, scores: np.ndarray, pairs: np.ndarray) -> str:
+    """A table cell: the AUROC and its 95% interval over matched pairs."""
+    auc, lo, hi = auroc_interval(labels, scores, pairs)
+    return f"{auc:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def emit(lines: list[str], out: Path | None) -> None:
+    """Print a report and, with ``out``, write it there atomically."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if out:
+        atomic_write_text(out, text)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scores", type=Path, default=REPO / "docs" / "zero_shot" / "models" / "scores.csv.gz")
@@ -154,14 +168,11 @@ def main() -> None:
         for cls, site in classes:
             s = subset(cls, site)
             u = s[s["unique pair"]]
-            a = auroc_interval(s["label"].to_numpy(), s[col].to_numpy(), s["pair"].to_numpy())
-            b = auroc_interval(u["label"].to_numpy(), u[col].to_numpy(), u["pair"].to_numpy())
-            cells.append(f"{a[0]:.3f} [{a[1]:.3f}, {a[2]:.3f}] / {b[0]:.3f} [{b[1]:.3f}, {b[2]:.3f}]")
+            a = interval_cell(s["label"].to_numpy(), s[col].to_numpy(), s["pair"].to_numpy())
+            b = interval_cell(u["label"].to_numpy(), u[col].to_numpy(), u["pair"].to_numpy())
+            cells.append(f"{a} / {b}")
         lines.append(f"| {col.removeprefix('minus_llr ')} | " + " | ".join(cells) + " |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        atomic_write_text(args.out, text)
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

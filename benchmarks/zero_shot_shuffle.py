@@ -15,10 +15,8 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from zero_shot_repeats import auroc_interval
+from zero_shot_repeats import emit, interval_cell
 from zero_shot_splice import GENOME, REPO, training_markov
-
-from hyenadna.utils.io import atomic_write_text
 
 
 def shuffled_context(context: str, keep: int, seed: tuple[int, ...]) -> str:
@@ -87,15 +85,9 @@ def main() -> None:
         "|---|---|---|",
     ]
     for k, name in enumerate(names):
-        cells = []
-        for t in (intact, shuffled):
-            auc, lo, hi = auroc_interval(labels, t[:, k], pairs)
-            cells.append(f"{auc:.3f} [{lo:.3f}, {hi:.3f}]")
+        cells = [interval_cell(labels, t[:, k], pairs) for t in (intact, shuffled)]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        atomic_write_text(args.out, text)
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -1175,24 +1175,34 @@ def test_zero_shot_markov_site_stats_score_the_sites_own_base():
     assert np.isnan(mod.markov_site_stats(markov, tok, chrom_n, [510], flank=16)[1]).all()
 
 
-def test_zero_shot_by_base_names_minus_strand_bases_as_the_transcript_reads_them(tmp_path):
-    """benchmarks/zero_shot_by_base.py: a minus-strand acceptor's genome C is the transcript's G at -1, its T the A at
-    -2 (and a donor's A the T at +2); each cell keeps a pair's positive and control together. Also the VCF reader
-    behind zero_shot_splice.py --exclude (1-based POS to 0-based positions)."""
+def _benchmark_script(name: str):
+    """A script of benchmarks/ loaded as a module, with that folder on the path for its sibling imports."""
     import importlib.util
     import sys
-
-    import pandas as pd
 
     from tests.conftest import REPO
 
     sys.path.insert(0, str(REPO / "benchmarks"))
     try:
-        spec = importlib.util.spec_from_file_location("zero_shot_by_base", REPO / "benchmarks" / "zero_shot_by_base.py")
+        spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
+    return mod
+
+
+def test_zero_shot_by_base_names_minus_strand_bases_as_the_transcript_reads_them(tmp_path):
+    """benchmarks/zero_shot_by_base.py: a minus-strand acceptor's genome C is the transcript's G at -1, its T the A at
+    -2 (and a donor's A the T at +2); each cell keeps a pair's positive and control together. Also the VCF reader
+    behind zero_shot_splice.py --exclude (1-based POS to 0-based positions)."""
+    import importlib.util
+
+    import pandas as pd
+
+    from tests.conftest import REPO
+
+    mod = _benchmark_script("zero_shot_by_base")
     rows = [  # (pair, label, ref, site, intron strand)
         (0, 1, "A", "acceptor", "+"), (0, 0, "A", "acceptor", "+"),
         (1, 1, "C", "acceptor", "-"), (1, 0, "C", "acceptor", "-"),
@@ -1223,19 +1233,9 @@ def test_zero_shot_by_base_names_minus_strand_bases_as_the_transcript_reads_them
 def test_zero_shot_shuffle_keeps_the_bases_before_the_site_and_their_composition():
     """benchmarks/zero_shot_shuffle.py: the shuffled context keeps its last ``keep`` bases in place and its base
     counts, and the same seed gives the same order (a site's three alleles see one shuffle)."""
-    import importlib.util
-    import sys
     from collections import Counter
 
-    from tests.conftest import REPO
-
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        spec = importlib.util.spec_from_file_location("zero_shot_shuffle", REPO / "benchmarks" / "zero_shot_shuffle.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
+    mod = _benchmark_script("zero_shot_shuffle")
     ctx = "TTTTCCCCTTTCCCAG"
     out = mod.shuffled_context(ctx, 2, (0, 123))
     assert out.endswith("AG") and Counter(out) == Counter(ctx) and out != ctx
