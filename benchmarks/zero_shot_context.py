@@ -35,15 +35,38 @@ GROUPS = {  # (site, intron strand or None for both): a model reading the + stra
 }
 
 
-def at_site_terms(score_windows, chrom: str, rows, context: int) -> np.ndarray:
+def at_site_terms(score_windows, chrom: str, rows, context: int, reorder=None) -> np.ndarray:
     """log p(ref) - log p(alt) of each SNV's site given the ``context`` bases before it (1-based ``pos``):
-    ``score_windows(windows)`` returns each window's log p of its last base."""
-    starts = [r.pos - 1 - context for r in rows]
-    refs = [chrom[s : r.pos - 1] + r.ref for s, r in zip(starts, rows, strict=True)]
-    alts = [chrom[s : r.pos - 1] + r.alt for s, r in zip(starts, rows, strict=True)]
+    ``score_windows(windows)`` returns each window's log p of its last base. ``reorder(bases, pos)``, if given,
+    rewrites each SNV's context first (``zero_shot_shuffle.py``)."""
+    ctxs = [chrom[r.pos - 1 - context : r.pos - 1] for r in rows]
+    if reorder is not None:
+        ctxs = [reorder(c, r.pos) for c, r in zip(ctxs, rows, strict=True)]
+    refs = [c + r.ref for c, r in zip(ctxs, rows, strict=True)]
+    alts = [c + r.alt for c, r in zip(ctxs, rows, strict=True)]
     unique = list(dict.fromkeys(refs + alts))
     last = dict(zip(unique, score_windows(unique), strict=True))
     return np.array([last[a] - last[b] for a, b in zip(refs, alts, strict=True)])
+
+
+def markov_last_log_p(markov, tok):
+    """``score_windows`` for the Markov model: each window's log p of its last base."""
+
+    def score(windows: list[str]) -> list[float]:
+        wins = np.stack([tok.encode_bases(w) for w in windows]).astype(np.int64)
+        return markov.log_probs(wins)[:, -1].tolist()
+
+    return score
+
+
+def model_last_log_p(model, tok, batch_size: int = 32):
+    """``score_windows`` for a network, as ``vep`` scores windows."""
+    from hyenadna.vep import window_log_probs
+
+    def score(windows: list[str]) -> list[float]:
+        return [float(lp[0][-1]) for lp in window_log_probs(model, tok, windows, batch_size=batch_size)[0]]
+
+    return score
 
 
 def main() -> None:
@@ -84,19 +107,13 @@ def main() -> None:
     markov, selected = training_markov()
     markov_name = f"order-{selected['order']} Markov"
 
-    def markov_last(windows: list[str]) -> list[float]:
-        wins = np.stack([tok.encode_bases(w) for w in windows]).astype(np.int64)
-        return markov.log_probs(wins)[:, -1].tolist()
-
+    markov_last = markov_last_log_p(markov, tok)
     for c in args.contexts:
         terms[(markov_name, c)] = at_site_terms(markov_last, chrom, rows, c)
 
     for name in args.models:
         model = load_model(resolve_weights(name))
-
-        def model_last(windows: list[str], model=model) -> list[float]:
-            lps = window_log_probs(model, tok, windows, batch_size=32)[0]
-            return [float(lp[0][-1]) for lp in lps]
+        model_last = model_last_log_p(model, tok)
 
         for c in args.contexts:
             log(f"{name}: {c} bases of context")

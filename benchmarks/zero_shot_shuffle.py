@@ -15,6 +15,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from zero_shot_context import at_site_terms, markov_last_log_p, model_last_log_p
 from zero_shot_repeats import emit, interval_cell
 from zero_shot_splice import GENOME, REPO, training_markov
 
@@ -42,7 +43,6 @@ def main() -> None:
     from hyenadna.data.readers import GenomeFasta
     from hyenadna.hub import resolve_weights
     from hyenadna.models.hyena_dna import load_model
-    from hyenadna.vep import window_log_probs
 
     d = pd.read_csv(args.scores)
     d = d[(d["class"] == "splice_dinucleotide") & (d["site"] == "acceptor") & (d["intron_strand"] == "+")]
@@ -52,25 +52,14 @@ def main() -> None:
     if any(chrom[p - 1] != r for p, r in zip(d["pos"], d["ref"], strict=True)):
         raise SystemExit("a reference base does not match the genome: not the scores' genome")
     tok = CharacterTokenizer()
-    model = load_model(resolve_weights(args.model))
+    rows = list(d.itertuples())
     markov, selected = training_markov()
-
-    def last_log_p(windows: list[str]) -> dict[str, tuple[float, float]]:
-        """Each distinct window's log p of its last base: (model, Markov)."""
-        unique = list(dict.fromkeys(windows))
-        net = [float(lp[0][-1]) for lp in window_log_probs(model, tok, unique, batch_size=64)[0]]
-        mk = markov.log_probs(np.stack([tok.encode_bases(w) for w in unique]).astype(np.int64))[:, -1]
-        return dict(zip(unique, zip(net, mk.tolist(), strict=True), strict=True))
+    scorers = (model_last_log_p(load_model(resolve_weights(args.model)), tok, 64), markov_last_log_p(markov, tok))
 
     def terms(shuffle: int | None) -> np.ndarray:
         """(SNVs, 2): the at-site term of the model and of the Markov model."""
-        ctxs = [chrom[p - 1 - args.context : p - 1] for p in d["pos"]]
-        if shuffle is not None:
-            ctxs = [shuffled_context(c, args.keep, (shuffle, int(p))) for c, p in zip(ctxs, d["pos"], strict=True)]
-        refs = [c + r for c, r in zip(ctxs, d["ref"], strict=True)]
-        alts = [c + a for c, a in zip(ctxs, d["alt"], strict=True)]
-        lp = last_log_p(refs + alts)
-        return np.array([np.subtract(lp[r], lp[a]) for r, a in zip(refs, alts, strict=True)])
+        reorder = None if shuffle is None else (lambda c, pos: shuffled_context(c, args.keep, (shuffle, int(pos))))
+        return np.stack([at_site_terms(f, chrom, rows, args.context, reorder) for f in scorers], axis=1)
 
     intact = terms(None)
     shuffled = np.mean([terms(k) for k in range(args.shuffles)], axis=0)

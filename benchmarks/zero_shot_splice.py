@@ -377,7 +377,7 @@ def main() -> int:
     pair_info = [positives[cls].get(p, {}) for cls, p, *_rest in pairs]
     site = np.array([pair_info[v[4]].get("site", "") for v in variants])
     strand = np.array([pair_info[v[4]].get("strand", "") for v in variants])
-    groups = {cls: classes == cls for cls in chosen if (classes == cls).any()}  # --other-positions 0 leaves some empty
+    groups = {cls: m for cls in chosen if (m := classes == cls).any()}  # --other-positions 0 leaves some empty
     for name, m in (
         ("splice_dinucleotide, donor", site == "donor"),
         ("splice_dinucleotide, acceptor", site == "acceptor"),
