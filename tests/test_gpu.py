@@ -324,3 +324,14 @@ def test_cuda_classifier_variant_effects_match_the_cpu(tmp_path):
         ok = tables["cpu"]["status"] == "ok"  # with regions, alleles in none are listed unscored
         assert ok.sum() >= 4
         assert np.allclose(tables["cuda"]["delta_log_odds"][ok], tables["cpu"]["delta_log_odds"][ok], atol=1e-4)
+
+
+def test_cuda_filter_reach_equals_the_cpus():
+    from hyenadna.training.context import filter_reach
+
+    model = load_model(FIXTURES / "tiny")
+    cpu = filter_reach(model, edges=(4, 16))
+    cuda = filter_reach(model.to("cuda"), edges=(4, 16))
+    for a, b in zip(cpu, cuda, strict=True):
+        assert a["energy_share"] == pytest.approx(b["energy_share"], rel=1e-5)
+        np.testing.assert_allclose(a["rms"], b["rms"], rtol=1e-5)

@@ -149,7 +149,7 @@ def filter_reach(model, edges: tuple[int, ...] = (16, *BAND_EDGES)) -> list[dict
         total = float(energy.sum())
         bounds = [0, *[e for e in edges if e < fn.l_max], fn.l_max]
         shares = {f"{lo}-{hi}": float(energy[lo:hi].sum()) / total for lo, hi in itertools.pairwise(bounds) if hi > lo}
-        layers.append({"l_max": fn.l_max, "energy_share": shares, "rms": (energy / h.shape[0]).sqrt().numpy()})
+        layers.append({"l_max": fn.l_max, "energy_share": shares, "rms": (energy / h.shape[0]).sqrt().cpu().numpy()})
     return layers
 
 
