@@ -1,0 +1,179 @@
+"""Which part of the composition of the bases before a + strand acceptor carries the trained models' gap?
+``zero_shot_shuffle.py`` found that the at-site term, log p(ref) - log p(alt) given the last 16 bases, keeps its gap
+when all but the last 2 of them are shuffled: the models react to which bases those are, not their order. Here the
+term is regressed (least squares, positives and controls together, no label) on that composition: the counts of C, G
+and T among the first ``context - keep`` bases (A the rest), the last ``keep`` bases (one-hot) and the SNV's
+ref > alt (one-hot). The mean gap between positives and controls then splits exactly into the part each group of
+features explains (its coefficients times the positives' minus the controls' mean features) and a part none does;
+95% intervals from resampling matched pairs, the fit redone in each draw. Reads a ``scores.csv.gz``; the networks
+only score 17-base windows.
+
+    python benchmarks/zero_shot_composition.py --scores docs/zero_shot/fresh/scores.csv.gz \
+        --out docs/zero_shot/fresh/composition.md
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from zero_shot_context import at_site_terms, markov_last_log_p, model_last_log_p
+from zero_shot_repeats import emit, interval_cell
+from zero_shot_splice import GENOME, REPO, training_markov
+
+from hyenadna.utils.io import save_png
+
+GROUPS = ("C count", "G count", "T count", "last bases", "ref > alt")
+
+
+def design(contexts: list[str], refs: list[str], alts: list[str], keep: int) -> tuple[np.ndarray, list[str]]:
+    """The regression's features, one row per SNV, and each column's group ("intercept" first)."""
+    lasts = sorted({c[len(c) - keep :] for c in contexts})
+    changes = sorted(set(zip(refs, alts, strict=True)))
+    cols, groups = [np.ones(len(contexts))], ["intercept"]
+    for base, group in zip("CGT", GROUPS[:3], strict=True):
+        cols.append(np.array([c[: len(c) - keep].count(base) for c in contexts], dtype=float))
+        groups.append(group)
+    for last in lasts[1:]:  # the first level of each one-hot is the intercept's
+        cols.append(np.array([c[len(c) - keep :] == last for c in contexts], dtype=float))
+        groups.append("last bases")
+    for change in changes[1:]:
+        cols.append(np.array([(r, a) == change for r, a in zip(refs, alts, strict=True)], dtype=float))
+        groups.append("ref > alt")
+    return np.stack(cols, axis=1), groups
+
+
+def explained_gap(x: np.ndarray, groups: list[str], term: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """The positives' minus the controls' mean term, split into each group's share of the least-squares fit and
+    what none explains; the parts sum to the gap exactly (the fit has an intercept)."""
+    coef = np.linalg.lstsq(x, term, rcond=None)[0]
+    diff = x[labels == 1].mean(0) - x[labels == 0].mean(0)
+    parts = {g: float(sum(coef[j] * diff[j] for j in range(len(groups)) if groups[j] == g)) for g in GROUPS}
+    gap = float(term[labels == 1].mean() - term[labels == 0].mean())
+    return {"gap": gap, **parts, "unexplained": gap - sum(parts.values())}
+
+
+def gap_intervals(x, groups, term, labels, pairs, draws: int = 300) -> dict[str, tuple[float, float, float]]:
+    """Each part of ``explained_gap`` with a 95% interval over matched pairs."""
+    rng = np.random.default_rng(0)
+    ids = np.unique(pairs)
+    rows = {p: np.flatnonzero(pairs == p) for p in ids}
+    stats = []
+    for _ in range(draws):
+        take = np.concatenate([rows[p] for p in rng.choice(ids, len(ids))])
+        stats.append(explained_gap(x[take], groups, term[take], labels[take]))
+    point = explained_gap(x, groups, term, labels)
+    return {k: (v, *np.percentile([s[k] for s in stats], [2.5, 97.5])) for k, v in point.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scores", type=Path, default=REPO / "docs" / "zero_shot" / "fresh" / "scores.csv.gz")
+    ap.add_argument("--models", nargs="+", default=["hyenadna-tiny-1k-d256-grch37", "hyenadna-16k-d256-l3-grch37"])
+    ap.add_argument("--context", type=int, default=16)
+    ap.add_argument("--keep", type=int, default=2, help="bases right before the site taken one-hot, not counted")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from hyenadna import CharacterTokenizer
+    from hyenadna.data.readers import GenomeFasta
+    from hyenadna.hub import resolve_weights
+    from hyenadna.models.hyena_dna import load_model
+
+    d = pd.read_csv(args.scores)
+    d = d[(d["class"] == "splice_dinucleotide") & (d["site"] == "acceptor") & (d["intron_strand"] == "+")]
+    d = d.reset_index(drop=True)
+    fasta = GenomeFasta(GENOME, {"20"})
+    chrom = fasta.fetch("20", 0, fasta.sizes["20"]).upper()
+    if any(chrom[p - 1] != r for p, r in zip(d["pos"], d["ref"], strict=True)):
+        raise SystemExit("a reference base does not match the genome: not the scores' genome")
+    rows = list(d.itertuples())
+    contexts = [chrom[r.pos - 1 - args.context : r.pos - 1] for r in rows]
+    if any(set(c) - set("ACGT") for c in contexts):
+        raise SystemExit("a context holds a base other than A/C/G/T")
+    tok = CharacterTokenizer()
+    markov, selected = training_markov()
+    scorers = {f"order-{selected['order']} Markov": markov_last_log_p(markov, tok)}
+    for name in args.models:
+        scorers[name] = model_last_log_p(load_model(resolve_weights(name)), tok, 64)
+    terms = {name: at_site_terms(f, chrom, rows, args.context) for name, f in scorers.items()}
+
+    labels, pairs = d["label"].to_numpy(), d["pair"].to_numpy()
+    x, groups = design(contexts, list(d["ref"]), list(d["alt"]), args.keep)
+    head = x[:, 1:4]
+    means = {
+        side: {b: float(v) for b, v in zip("CGT", head[labels == lab].mean(0), strict=True)}
+        for side, lab in (("positives", 1), ("controls", 0))
+    }
+    n = args.context - args.keep
+    lines = [
+        f"The at-site term at + strand acceptors ({len(np.unique(pairs))} pairs of `{args.scores.name}`), log p(ref) - "
+        f"log p(alt) given the last {args.context} bases, regressed on their composition: the counts of C, G and T "
+        f"among the first {n} (A the rest), the last {args.keep} bases one-hot and the SNV's ref > alt one-hot "
+        "(least squares over positives and controls, no label; `benchmarks/zero_shot_composition.py`). The "
+        "positives' minus the controls' mean term (nats) splits into what each group explains and what none does; "
+        "95% intervals over matched pairs, the fit redone in each resample.",
+        "",
+        f"Mean counts among the first {n} bases: positives "
+        + ", ".join(f"{b} {v:.2f}" for b, v in means["positives"].items())
+        + f", A {n - sum(means['positives'].values()):.2f}; controls "
+        + ", ".join(f"{b} {v:.2f}" for b, v in means["controls"].items())
+        + f", A {n - sum(means['controls'].values()):.2f}.",
+        "",
+        "| scorer | AUROC of the term | AUROC of its residual | mean gap | "
+        + " | ".join(f"{g} explains" for g in GROUPS)
+        + " | unexplained | R^2 |",
+        "|---|---|---|---|" + "---|" * (len(GROUPS) + 2),
+    ]
+    results = {}
+    for name, term in terms.items():
+        coef = np.linalg.lstsq(x, term, rcond=None)[0]
+        fitted = x @ coef
+        r2 = 1 - float(((term - fitted) ** 2).sum() / ((term - term.mean()) ** 2).sum())
+        parts = results[name] = gap_intervals(x, groups, term, labels, pairs)
+        cells = [f"{v:+.3f} [{lo:+.3f}, {hi:+.3f}]" for k, (v, lo, hi) in parts.items()]
+        lines.append(
+            f"| {name} | {interval_cell(labels, term, pairs)} | {interval_cell(labels, term - fitted, pairs)} | "
+            + " | ".join(cells)
+            + f" | {r2:.2f} |"
+        )
+    lines += [
+        "",
+        "Per-count coefficients (nats of the term per extra base among the first "
+        f"{n}, against an A), and what the gap's shift in that count is worth:",
+        "",
+        "| scorer | " + " | ".join(f"per {b}" for b in "CGT") + " |",
+        "|---|---|---|---|",
+    ]
+    for name, term in terms.items():
+        coef = np.linalg.lstsq(x, term, rcond=None)[0]
+        lines.append(f"| {name} | " + " | ".join(f"{c:+.3f}" for c in coef[1:4]) + " |")
+    emit(lines, args.out)
+
+    if args.out:
+        fig, ax = plt.subplots(figsize=(7.5, 3.6))
+        keys = [*GROUPS, "unexplained"]
+        width = 0.8 / len(results)
+        for k, (name, parts) in enumerate(results.items()):
+            v = np.array([parts[g][0] for g in keys])
+            err = np.array([[parts[g][0] - parts[g][1], parts[g][2] - parts[g][0]] for g in keys]).T
+            pos = np.arange(len(keys)) + (k - (len(results) - 1) / 2) * width
+            ax.bar(pos, v, width, yerr=err, capsize=2, label=f"{name} (gap {parts['gap'][0]:+.3f})")
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xticks(np.arange(len(keys)), keys, fontsize=8)
+        ax.set_ylabel("share of the mean term gap (nats)")
+        ax.set_title(f"+ strand acceptors: what the last {args.context} bases' composition explains", fontsize=10)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        save_png(fig, args.out.with_suffix(".png"))
+
+
+if __name__ == "__main__":
+    main()
