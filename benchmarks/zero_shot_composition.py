@@ -5,8 +5,9 @@ term is regressed (least squares, positives and controls together, no label) on 
 and T among the first ``context - keep`` bases (A the rest), the last ``keep`` bases (one-hot) and the SNV's
 ref > alt (one-hot). The mean gap between positives and controls then splits exactly into the part each group of
 features explains (its coefficients times the positives' minus the controls' mean features) and a part none does;
-95% intervals from resampling matched pairs, the fit redone in each draw. Reads a ``scores.csv.gz``; the networks
-only score 17-base windows.
+95% intervals from resampling matched pairs, the fit redone in each draw. Fitted without the label, the counts are
+credited with whatever correlates with them, so an effect of the label itself shows in the unexplained part only in
+part. Reads a ``scores.csv.gz``; the networks only score 17-base windows.
 
     python benchmarks/zero_shot_composition.py --scores docs/zero_shot/fresh/scores.csv.gz \
         --out docs/zero_shot/fresh/composition.md

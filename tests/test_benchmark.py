@@ -1240,3 +1240,30 @@ def test_zero_shot_shuffle_keeps_the_bases_before_the_site_and_their_composition
     out = mod.shuffled_context(ctx, 2, (0, 123))
     assert out.endswith("AG") and Counter(out) == Counter(ctx) and out != ctx
     assert out == mod.shuffled_context(ctx, 2, (0, 123)) and out != mod.shuffled_context(ctx, 2, (1, 123))
+
+
+def test_zero_shot_composition_splits_the_gap_among_the_counts_that_make_it():
+    """benchmarks/zero_shot_composition.py: a term that depends only on the T count before the site is all explained
+    by the T count; the parts always sum to the gap; a term the label carries stays partly unexplained."""
+    mod = _benchmark_script("zero_shot_composition")
+    rng = np.random.default_rng(0)
+    contexts, labels = [], []
+    for k in range(400):
+        label = k % 2
+        p = [0.1, 0.3, 0.1, 0.5] if label else [0.25, 0.25, 0.25, 0.25]  # positives T-rich, as before an acceptor
+        contexts.append("".join(rng.choice(list("ACGT"), 14, p=p)) + rng.choice(["AG", "TG"]))
+        labels.append(label)
+    labels = np.array(labels)
+    refs, alts = ["A"] * 400, list(rng.choice(list("CGT"), 400))
+    x, groups = mod.design(contexts, refs, alts, 2)
+    assert groups[:4] == ["intercept", "C count", "G count", "T count"] and x.shape == (400, 4 + 1 + 2)
+    t_count = np.array([c[:14].count("T") for c in contexts], dtype=float)
+    parts = mod.explained_gap(x, groups, -0.05 * t_count, labels)
+    assert parts["T count"] == pytest.approx(parts["gap"]) and parts["gap"] < -0.05
+    assert abs(parts["unexplained"]) < 1e-9 and abs(parts["C count"]) < 1e-9
+    noisy = -0.05 * t_count + 0.3 * labels + rng.normal(0, 0.01, 400)
+    parts = mod.explained_gap(x, groups, noisy, labels)
+    assert sum(v for k, v in parts.items() if k != "gap") == pytest.approx(parts["gap"])
+    # the label's own +0.3: the counts, fitted without the label, absorb the part of it they correlate with, and
+    # the rest stays unexplained
+    assert 0.05 < parts["unexplained"] < 0.3
