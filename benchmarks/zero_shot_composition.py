@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 from zero_shot_context import at_site_terms, markov_last_log_p, model_last_log_p
-from zero_shot_repeats import emit, interval_cell
-from zero_shot_splice import GENOME, REPO, training_markov
+from zero_shot_repeats import emit, interval_cell, pair_resamples
+from zero_shot_shuffle import plus_strand_acceptors
+from zero_shot_splice import REPO, training_markov
 
 from hyenadna.utils.io import save_png
 
@@ -57,13 +58,7 @@ def explained_gap(x: np.ndarray, groups: list[str], term: np.ndarray, labels: np
 
 def gap_intervals(x, groups, term, labels, pairs, draws: int = 300) -> dict[str, tuple[float, float, float]]:
     """Each part of ``explained_gap`` with a 95% interval over matched pairs."""
-    rng = np.random.default_rng(0)
-    ids = np.unique(pairs)
-    rows = {p: np.flatnonzero(pairs == p) for p in ids}
-    stats = []
-    for _ in range(draws):
-        take = np.concatenate([rows[p] for p in rng.choice(ids, len(ids))])
-        stats.append(explained_gap(x[take], groups, term[take], labels[take]))
+    stats = [explained_gap(x[take], groups, term[take], labels[take]) for take in pair_resamples(pairs, draws)]
     point = explained_gap(x, groups, term, labels)
     return {k: (v, *np.percentile([s[k] for s in stats], [2.5, 97.5])) for k, v in point.items()}
 
@@ -81,20 +76,12 @@ def main() -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import pandas as pd
 
     from hyenadna import CharacterTokenizer
-    from hyenadna.data.readers import GenomeFasta
     from hyenadna.hub import resolve_weights
     from hyenadna.models.hyena_dna import load_model
 
-    d = pd.read_csv(args.scores)
-    d = d[(d["class"] == "splice_dinucleotide") & (d["site"] == "acceptor") & (d["intron_strand"] == "+")]
-    d = d.reset_index(drop=True)
-    fasta = GenomeFasta(GENOME, {"20"})
-    chrom = fasta.fetch("20", 0, fasta.sizes["20"]).upper()
-    if any(chrom[p - 1] != r for p, r in zip(d["pos"], d["ref"], strict=True)):
-        raise SystemExit("a reference base does not match the genome: not the scores' genome")
+    d, chrom = plus_strand_acceptors(args.scores)
     rows = list(d.itertuples())
     contexts = [chrom[r.pos - 1 - args.context : r.pos - 1] for r in rows]
     if any(set(c) - set("ACGT") for c in contexts):

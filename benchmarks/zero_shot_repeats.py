@@ -64,17 +64,20 @@ def repeated_share(chrom: str, keys: np.ndarray, counts: np.ndarray, pos: int, f
     return float(np.mean(n >= copies)) if len(n) else float("nan")
 
 
+def pair_resamples(pairs: np.ndarray, draws: int = 300):
+    """Row indices of ``draws`` bootstrap resamples of matched pairs, each pair's rows kept together (seeded)."""
+    rng = np.random.default_rng(0)
+    ids = np.unique(pairs)
+    rows = {p: np.flatnonzero(pairs == p) for p in ids}
+    for _ in range(draws):
+        yield np.concatenate([rows[p] for p in rng.choice(ids, len(ids))])
+
+
 def auroc_interval(labels: np.ndarray, scores: np.ndarray, pairs: np.ndarray, draws: int = 300) -> tuple:
     """AUROC and a 95% bootstrap interval over matched pairs."""
     from sklearn.metrics import roc_auc_score
 
-    rng = np.random.default_rng(0)
-    ids = np.unique(pairs)
-    rows = {p: np.flatnonzero(pairs == p) for p in ids}
-    stats = []
-    for _ in range(draws):
-        take = np.concatenate([rows[p] for p in rng.choice(ids, len(ids))])
-        stats.append(roc_auc_score(labels[take], scores[take]))
+    stats = [roc_auc_score(labels[take], scores[take]) for take in pair_resamples(pairs, draws)]
     return roc_auc_score(labels, scores), *np.percentile(stats, [2.5, 97.5])
 
 

@@ -27,6 +27,23 @@ def shuffled_context(context: str, keep: int, seed: tuple[int, ...]) -> str:
     return "".join(head) + context[len(context) - keep :]
 
 
+def plus_strand_acceptors(scores: Path):
+    """The SNVs of a ``scores.csv.gz`` at acceptors of + strand introns (positives and their controls), and chr20,
+    checked against their reference bases."""
+    import pandas as pd
+
+    from hyenadna.data.readers import GenomeFasta
+
+    d = pd.read_csv(scores)
+    d = d[(d["class"] == "splice_dinucleotide") & (d["site"] == "acceptor") & (d["intron_strand"] == "+")]
+    d = d.reset_index(drop=True)
+    fasta = GenomeFasta(GENOME, {"20"})
+    chrom = fasta.fetch("20", 0, fasta.sizes["20"]).upper()
+    if any(chrom[p - 1] != r for p, r in zip(d["pos"], d["ref"], strict=True)):
+        raise SystemExit("a reference base does not match the genome: not the scores' genome")
+    return d, chrom
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scores", type=Path, default=REPO / "docs" / "zero_shot" / "fresh" / "scores.csv.gz")
@@ -37,20 +54,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
 
-    import pandas as pd
-
     from hyenadna import CharacterTokenizer
-    from hyenadna.data.readers import GenomeFasta
     from hyenadna.hub import resolve_weights
     from hyenadna.models.hyena_dna import load_model
 
-    d = pd.read_csv(args.scores)
-    d = d[(d["class"] == "splice_dinucleotide") & (d["site"] == "acceptor") & (d["intron_strand"] == "+")]
-    d = d.reset_index(drop=True)
-    fasta = GenomeFasta(GENOME, {"20"})
-    chrom = fasta.fetch("20", 0, fasta.sizes["20"]).upper()
-    if any(chrom[p - 1] != r for p, r in zip(d["pos"], d["ref"], strict=True)):
-        raise SystemExit("a reference base does not match the genome: not the scores' genome")
+    d, chrom = plus_strand_acceptors(args.scores)
     tok = CharacterTokenizer()
     rows = list(d.itertuples())
     markov, selected = training_markov()
