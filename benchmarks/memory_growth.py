@@ -4,12 +4,16 @@ A benchmark worker runs dozens of fine-tuning runs one after another. One such p
 RSS, far above what one 1k-context run holds: batches of many different lengths leave glibc's heap holed, and it
 keeps every freed page resident. Since then the fine-tuning loop and the data path's batches call
 ``utils.memory.trim_if_grown``. This runs the same fine-tuning runs (the bundled model, a task of many lengths, one
-learning rate, each run another seed and subsample, so other batch shapes) in two fresh processes at once, one
-thread each, side by side under the same conditions: one as shipped, one with the trim switched off (the old
-behaviour). It prints RSS after each run, the peak, seconds and the trims so far.
+learning rate, each run another seed and subsample, so other batch shapes) in fresh processes at once, one
+thread each, side by side under the same conditions, one per ``--variants``: ``keep`` as shipped since 2026-12-07
+(freed memory kept between steps, ``reuse_freed_memory``, the heap still trimmed when grown), ``trim`` (freed memory
+handed back: the loop before then) and ``no-trim`` (neither: the loop before the trim). It prints RSS after each
+run, the peak, seconds and the trims so far.
 
-    python benchmarks/memory_growth.py --out benchmarks/results/memory_growth.json
-    python benchmarks/memory_growth.py --interval 10 --out benchmarks/results/memory_growth_interval10.json
+    python benchmarks/memory_growth.py --variants trim no-trim --out benchmarks/results/memory_growth.json
+    python benchmarks/memory_growth.py --variants trim no-trim --interval 10 \
+        --out benchmarks/results/memory_growth_interval10.json
+    python benchmarks/memory_growth.py --variants keep trim --out benchmarks/results/memory_growth_keep.json
 
 Nothing else should run beside them (``--one-at-a-time`` runs them one after the other).
 """
@@ -24,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+VARIANTS = ("keep", "trim", "no-trim")
+
 
 def one_process(args) -> dict:
     import torch
@@ -33,6 +39,12 @@ def one_process(args) -> dict:
     from hyenadna.utils import memory
 
     torch.set_num_threads(args.threads)
+    if args.variant != "keep":  # the loop as it was before it kept freed memory
+        import functools
+
+        from hyenadna.finetune import HyenaDNAFineTuningModel
+
+        HyenaDNAFineTuningModel.train = functools.partialmethod(HyenaDNAFineTuningModel.train, keep_freed_memory=False)
     if args.variant == "no-trim":
         memory.HEAP_SLACK_MB = float("inf")
     elif args.interval is not None:
@@ -76,7 +88,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--interval", type=float, help="the trimming process's TRIM_INTERVAL_S (default: the shipped one)")
     ap.add_argument("--one-at-a-time", action="store_true", help="run the two processes one after the other")
-    ap.add_argument("--variant", choices=["trim", "no-trim"], help=argparse.SUPPRESS)  # the child processes
+    ap.add_argument("--variants", nargs="+", choices=VARIANTS, default=["keep", "trim"])
+    ap.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # the child processes
     ap.add_argument("--out", type=Path, default=None, help="write the JSON here too")
     args = ap.parse_args()
     if args.variant:
@@ -89,7 +102,7 @@ def main() -> None:
     results["trim_interval_s"] = memory.TRIM_INTERVAL_S if args.interval is None else args.interval
     results["heap_slack_mb"] = memory.HEAP_SLACK_MB
     children = {}
-    for variant in ("trim", "no-trim"):
+    for variant in args.variants:
         cmd = [sys.executable, __file__, "--tasks-dir", args.tasks_dir, "--task", args.task, "--variant", variant]
         if args.interval is not None:
             cmd += ["--interval", str(args.interval)]
@@ -103,7 +116,7 @@ def main() -> None:
         if child.returncode:
             raise SystemExit(f"the {variant} process failed ({child.returncode})")
         results[variant] = json.loads(stdout.strip().splitlines()[-1])["runs"]
-    for variant in ("trim", "no-trim"):
+    for variant in args.variants:
         rows = results[variant]
         print(
             f"{variant:8s} RSS after each run (MB): {[r['rss_mb'] for r in rows]}, peak {rows[-1]['peak_mb']} MB, "

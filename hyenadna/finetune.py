@@ -28,7 +28,7 @@ from hyenadna.sdk import HyenaDNAConfig, TokenizedSequences, build_model, tokeni
 from hyenadna.tokenizer import CharacterTokenizer, pad_batch, reverse_complement_ids
 from hyenadna.training.finetune import Recipe, SequenceModel, fine_tune, set_head_from_probe
 from hyenadna.training.patience import PATIENCE_FROM_VALIDATION
-from hyenadna.training.step_memory import step_memory
+from hyenadna.training.step_memory import KEPT_FREED_MEMORY_FACTOR, step_memory
 from hyenadna.utils.device import seeded
 from hyenadna.utils.io import atomic_path, atomic_write_text
 from hyenadna.utils.precision import autocast
@@ -137,17 +137,19 @@ class HyenaDNAFineTuningModel:
             )
         return min(max(lengths, default=0), self.context_length)
 
-    def _check_step_memory(self, longest: int) -> None:
+    def _check_step_memory(self, longest: int) -> bool:
         """Warn before training when a batch of the longest sequences would not fit in the memory available (on the
-        CPU the kernel kills the process without a word), naming what lowers it (``training/step_memory.py``)."""
+        CPU the kernel kills the process without a word), naming what lowers it (``training/step_memory.py``).
+        Returns whether the memory the steps free can be kept between them (``KEPT_FREED_MEMORY_FACTOR`` times a
+        step's, where it is known)."""
         if self.freeze_backbone or not longest:
-            return
+            return True
         execution = self.lm.backbone.execution
         recompute, chunked = execution.gradient_checkpointing, execution.sequence_chunked
         tokens = longest * self.config.batch_size
         est = step_memory(self.lm.config, tokens, self.device, recompute, 1, self.config.precision, chunked)
         if est is None or est.fits():
-            return
+            return est is None or est.fits(KEPT_FREED_MEMORY_FACTOR)
         fixes = (
             []
             if recompute or chunked
@@ -159,6 +161,7 @@ class HyenaDNAFineTuningModel:
             + "; ".join([*fixes, "a smaller batch_size, or a shorter max_length"]),
             stacklevel=3,
         )
+        return False
 
     def _labels(self, labels: Any, n: int) -> np.ndarray:
         y = np.asarray(labels)
@@ -200,6 +203,7 @@ class HyenaDNAFineTuningModel:
         progress: bool | None = None,
         on_epoch: Callable[[dict], None] | None = None,
         checkpoint: str | Path | None = None,
+        keep_freed_memory: bool | None = None,
     ) -> list[dict]:
         """Fit the head (and the backbone unless frozen). Early-stops on the validation metric (MCC for
         classification, MSE for regression) and restores the best epoch's weights. Returns the per-epoch history.
@@ -217,7 +221,10 @@ class HyenaDNAFineTuningModel:
         ``on_epoch(row)`` receives each trained epoch's history row as it ends, with its seconds and tokens/s.
         ``checkpoint``: a file that receives the training state after every epoch; when it exists, training resumes
         from it exactly (the same data and arguments, checked), and once training has ended it holds the kept weights,
-        so a second call returns at once."""
+        so a second call returns at once.
+        ``keep_freed_memory``: on the CPU, each step reuses the memory the last one freed instead of faulting in fresh
+        pages (``utils/memory.py``; the same results, faster steps). None (the default) keeps it unless 2.5x a step's
+        memory would not fit."""
         seed = self.config.seed if seed is None else seed
         recipe = Recipe(epochs, lr, weight_decay, warmup_fraction, grad_clip, patience, rc_augment, seed, patience_from)
         if head_init not in ("probe", "random"):
@@ -231,7 +238,8 @@ class HyenaDNAFineTuningModel:
         else:
             val = self.process_data(validation_data)
             y_val = self._labels(validation_labels, len(val))
-        self._check_step_memory(self._check_lengths(train))
+        kept_fits = self._check_step_memory(self._check_lengths(train))
+        keep = kept_fits if keep_freed_memory is None else keep_freed_memory
         for p in self.network.backbone.parameters():
             p.requires_grad_(not self.freeze_backbone)
         key = "mcc" if self.head_type == "classification" else "mse"
@@ -274,6 +282,7 @@ class HyenaDNAFineTuningModel:
                 "frozen_backbone": self.freeze_backbone,
                 "pooling": self.pooling,
             },
+            keep,
         )
         return self.history
 

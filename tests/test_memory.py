@@ -167,7 +167,7 @@ def test_trim_if_grown_rebases_after_a_batch_waits_its_interval_and_skips_inside
     rss, clock, trims = [1000.0], [0.0], []
     monkeypatch.setattr(memory, "resident_mb", lambda: rss[0])
     monkeypatch.setattr(memory.time, "monotonic", lambda: clock[0])
-    monkeypatch.setattr(memory, "release_memory", lambda collect=True: trims.append(collect))
+    monkeypatch.setattr(memory, "release_memory", lambda collect=True, inside_reuse=False: trims.append(collect))
     monkeypatch.setattr(memory, "_glibc", lambda: object())
     monkeypatch.setattr(memory, "_heap_base", None)
     monkeypatch.setattr(memory, "_last_trim", 0.0)
@@ -190,6 +190,9 @@ def test_trim_if_grown_rebases_after_a_batch_waits_its_interval_and_skips_inside
     monkeypatch.setattr(memory, "_depth", 1)  # inside reuse_freed_memory freed memory is kept on purpose
     assert not at(1000, 9000)
     assert len(trims) == 2
+    # unless the caller keeps it for speed but bounds the holes (the fine-tuning loop)
+    assert memory.trim_if_grown(slack_mb=256, min_interval_s=10, inside_reuse=True)
+    assert len(trims) == 3
 
 
 def test_fine_tuning_and_the_data_path_trim_between_batches(monkeypatch):
@@ -197,13 +200,35 @@ def test_fine_tuning_and_the_data_path_trim_between_batches(monkeypatch):
     from hyenadna.training import finetune as loop
     from tests.test_finetune import gc_task, make
 
-    calls = {"train": 0, "batches": 0}
-    monkeypatch.setattr(loop, "trim_if_grown", lambda: calls.__setitem__("train", calls["train"] + 1))
+    calls = {"train": [], "batches": 0}
+    monkeypatch.setattr(
+        loop, "trim_if_grown", lambda inside_reuse: calls["train"].append((inside_reuse, memory._depth))
+    )
     monkeypatch.setattr(pipeline, "trim_if_grown", lambda: calls.__setitem__("batches", calls["batches"] + 1))
     seqs, labels = gc_task(48)
     ft = make()
     ft.train(seqs[:32], labels[:32], seqs[32:], labels[32:], epochs=1, head_init="random")
-    assert calls["train"] == 2  # one per training step: 32 rows, batches of 16
+    # one per training step (32 rows, batches of 16), inside reuse_freed_memory where glibc is there to set
+    kept = memory.available()
+    assert calls["train"] == [(kept, int(kept))] * 2
     before = calls["batches"]
     ft.predict(seqs)
     assert calls["batches"] - before == 3  # one per inference batch
+    calls["train"].clear()
+    ft.train(seqs[:32], labels[:32], seqs[32:], labels[32:], epochs=1, head_init="random", keep_freed_memory=False)
+    assert calls["train"] == [(False, 0)] * 2
+
+
+def test_fine_tuning_gives_the_same_results_keeping_freed_memory_or_not():
+    """Keeping freed memory between steps changes where tensors live, not what they hold: the same history and
+    weights, bit for bit (a read of memory a step left uninitialised would show here)."""
+    from tests.test_finetune import gc_task, make
+
+    seqs, labels = gc_task(64)
+    runs = []
+    for keep in (True, False):
+        ft = make()
+        history = ft.train(seqs[:48], labels[:48], seqs[48:], labels[48:], epochs=2, keep_freed_memory=keep)
+        runs.append((history, {k: v.clone() for k, v in ft.network.state_dict().items()}))
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(v, runs[1][1][k]) for k, v in runs[0][1].items())

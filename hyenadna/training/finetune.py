@@ -28,7 +28,7 @@ from hyenadna.training.optim import build_optimizer, cosine_lr
 from hyenadna.training.patience import PATIENCE_FROM_VALIDATION, EarlyStopping, check_patience_from
 from hyenadna.utils.device import rng_state, seeded, set_rng_state
 from hyenadna.utils.io import atomic_path
-from hyenadna.utils.memory import trim_if_grown
+from hyenadna.utils.memory import reuse_freed_memory, trim_if_grown
 from hyenadna.utils.precision import autocast, grad_scaler
 
 
@@ -101,6 +101,7 @@ def fine_tune(
     on_epoch: Callable[[dict], None] | None = None,
     checkpoint: str | Path | None = None,
     run_identity: dict | None = None,
+    keep_freed_memory: bool = False,
 ) -> list[dict]:
     """Train ``network`` on the sequences whose lengths are given; returns the per-epoch history.
 
@@ -121,6 +122,10 @@ def fine_tune(
     the kernels, ops/autotune.py); once training has ended it holds the kept weights, and a call with it returns at
     once. It must come from the same starting weights and recipe (checked), and from the same data and settings,
     which the caller describes in ``run_identity`` (a JSON-able dict, e.g. a digest of the data; checked too).
+
+    ``keep_freed_memory``: train inside ``utils.memory.reuse_freed_memory`` (on the CPU), so that each step's large
+    activations come from memory the last step freed instead of fresh pages faulted in; the heap's growth from
+    batches of many lengths is still trimmed (``trim_if_grown``). Float results are the same either way.
     """
     device = next(network.parameters()).device
     optimizer = build_optimizer(network, recipe.lr, recipe.weight_decay)
@@ -159,7 +164,8 @@ def fine_tune(
     if saved is not None and saved["scaler"]:
         scaler.load_state_dict(saved["scaler"])
     t_start = time.perf_counter() - spent
-    with seeded(recipe.seed):
+    keep = keep_freed_memory and device.type == "cpu"
+    with seeded(recipe.seed), reuse_freed_memory(keep):
         if saved is not None:
             set_rng_state(saved["torch_rng"])
         for epoch in range(first_epoch, recipe.epochs):
@@ -188,7 +194,8 @@ def fine_tune(
                 scaler.update()
                 step += 1
                 loss_sum += loss.item()
-                trim_if_grown()  # batches of many lengths otherwise grow the heap without bound (utils/memory.py)
+                # batches of many lengths otherwise grow the heap without bound (utils/memory.py)
+                trim_if_grown(inside_reuse=keep)
                 bar.set_postfix(loss=f"{loss.item():.4f}")
             bar.close()
             train_seconds = time.perf_counter() - t0

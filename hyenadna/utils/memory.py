@@ -89,16 +89,17 @@ def reuse_freed_memory(enabled: bool = True) -> Iterator[None]:
                 libc.malloc_trim(0)
 
 
-def release_memory(collect: bool = True) -> None:
+def release_memory(collect: bool = True, inside_reuse: bool = False) -> None:
     """Hand the memory freed so far back to the system: collect Python's cycles (``collect``), then have glibc return
     the free pages of its heap (``malloc_trim(0)``, which since glibc 2.8 also releases free pages inside the heap,
-    not only at its top). A no-op for the heap inside ``reuse_freed_memory``, which keeps freed memory on purpose."""
+    not only at its top). A no-op for the heap inside ``reuse_freed_memory``, which keeps freed memory on purpose,
+    unless ``inside_reuse``: an explicit trim ignores the trim threshold that block sets."""
     if collect:
         import gc
 
         gc.collect()
     libc = _glibc()
-    if libc is not None and _depth == 0:
+    if libc is not None and (_depth == 0 or inside_reuse):
         libc.malloc_trim(0)
 
 
@@ -116,15 +117,18 @@ _heap_base: float | None = None
 _last_trim = 0.0
 
 
-def trim_if_grown(slack_mb: float | None = None, min_interval_s: float | None = None) -> bool:
+def trim_if_grown(
+    slack_mb: float | None = None, min_interval_s: float | None = None, inside_reuse: bool = False
+) -> bool:
     """Call between batches: returns freed heap memory to the system (``malloc_trim``) when this process's resident
     memory has grown by ``slack_mb`` (default ``HEAP_SLACK_MB``; inf: never) since the first call or the first call
     after the last trim, at most once per ``min_interval_s`` (default ``TRIM_INTERVAL_S``). Returns whether it
-    trimmed."""
+    trimmed. Inside ``reuse_freed_memory`` it does nothing unless ``inside_reuse``: the fine-tuning loop keeps freed
+    memory for speed but still bounds the holes that batches of many lengths leave."""
     global _heap_base, _last_trim
     slack_mb = HEAP_SLACK_MB if slack_mb is None else slack_mb
     min_interval_s = TRIM_INTERVAL_S if min_interval_s is None else min_interval_s
-    if _glibc() is None or _depth:
+    if _glibc() is None or (_depth and not inside_reuse):
         return False
     now = time.monotonic()
     if _heap_base is not None and now - _last_trim < min_interval_s:
@@ -136,7 +140,7 @@ def trim_if_grown(slack_mb: float | None = None, min_interval_s: float | None = 
             return False
         if rss <= _heap_base + slack_mb:
             return False
-        release_memory(collect=False)
+        release_memory(collect=False, inside_reuse=inside_reuse)
         _heap_base, _last_trim = None, now  # the base is read again at the next batch
         return True
 
