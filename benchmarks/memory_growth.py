@@ -51,9 +51,9 @@ def one_process(args) -> dict:
         memory.TRIM_INTERVAL_S = args.interval
     trims, release = [0], memory.release_memory
 
-    def counted(collect: bool = True) -> None:
+    def counted(collect: bool = True, inside_reuse: bool = False) -> None:
         trims[0] += 1
-        release(collect)
+        release(collect, inside_reuse)
 
     memory.release_memory = counted  # what trim_if_grown calls
     task = load_task(Path(args.tasks_dir) / args.task)

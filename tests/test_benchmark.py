@@ -1267,3 +1267,21 @@ def test_zero_shot_composition_splits_the_gap_among_the_counts_that_make_it():
     # the label's own +0.3: the counts, fitted without the label, absorb the part of it they correlate with, and
     # the rest stays unexplained
     assert 0.05 < parts["unexplained"] < 0.3
+
+
+@pytest.mark.parametrize(
+    "flag, passed", [([], None), (["--no-keep-freed-memory"], False), (["--keep-freed-memory"], True)]
+)
+def test_fine_tune_command_passes_the_freed_memory_choice_on(tasks_dir, tmp_path, monkeypatch, flag, passed):
+    from hyenadna.finetune import HyenaDNAFineTuningModel
+
+    seen, train = [], HyenaDNAFineTuningModel.train
+
+    def recorded(self, *args, **kw):
+        seen.append(kw["keep_freed_memory"])
+        return train(self, *args, **kw)
+
+    monkeypatch.setattr(HyenaDNAFineTuningModel, "train", recorded)
+    args = ["fine-tune", str(tasks_dir / "gc_task"), "--out", str(tmp_path / "o"), "--epochs", "1", *flag]
+    assert main([*args, "--model", str(FIXTURES / "tiny")]) == 0
+    assert seen == [passed]

@@ -50,6 +50,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         head_init=args.head_init,
         seed=args.seed,
         checkpoint=state,
+        keep_freed_memory=args.keep_freed_memory,
     )
     ft.save(args.out)
     state.unlink()

@@ -232,15 +232,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     add_memory_args(p)
-    p.add_argument(
-        "--keep-freed-memory",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="on the CPU, keep freed memory between steps instead of page-faulting it in again (faster), or hand it "
-        "back (the least memory: medium-160k at 160k tokens with --gradient-checkpointing peaked at 7.8 GB without "
-        "it, over 21.8 GB with it); default: keep it unless the kept memory, 2-3x a step's at long windows, would "
-        "not fit in the memory available",
-    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--init-from",

@@ -7,7 +7,8 @@ page-faulted in again from the kernel, zeroed page by page. ``reuse_freed_memory
 heap and keeps freed heap memory while it is active: two large-1m layers at 1M tokens took 0.81x the time
 (``benchmarks/long_path_options.py reuse``, benchmarks/results/long_path_reuse.json). The cost is heap fragmentation:
 peak RSS of the whole large-1m model at 1M rose from 3.35 GB to 3.46-3.71 GB. The pretraining loop keeps it on too
-(a bf16 step at 16k tokens: 1.04-1.19x).
+(a bf16 step at 16k tokens: 1.04-1.19x), and so does fine-tuning, which still trims the holes that batches of many
+lengths leave (``trim_if_grown(inside_reuse=True)``; a step at d 256, 16 x 512 tokens: 1.18x).
 
 On exit the freed memory is returned to the system. glibc's adaptive mmap threshold (which rises to the size of the
 largest large block freed, up to 32 MB) cannot be switched back on once any mallopt call has turned it off, and
