@@ -151,6 +151,29 @@ def test_weight_gradient_takes_the_measured_library_in_either_orientation(tuned,
         assert len(calls) == (2 if choice == "onednn" and dtype == torch.float32 else 0)
 
 
+def test_out_proj_takes_the_measured_library_in_training(tuned, monkeypatch):
+    """ops/linear.py ``out_proj_forward`` / ``out_proj_input_gradient``: out_proj's input arrives channels first;
+    through oneDNN (reading it transposed in place) where measured faster, torch.addmm / torch.mm by default and in
+    bf16, the same values either way."""
+    if not linear_ops.onednn_available(torch.float32):
+        pytest.skip("torch built without oneDNN")
+    g = torch.Generator().manual_seed(0)
+    x, w, b, dy = (torch.randn(*s, generator=g) for s in ((32, 300), (32, 32), (32,), (300, 32)))
+    calls, real = [], linear_ops._onednn_linear
+    monkeypatch.setattr(linear_ops, "_onednn_linear", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for choice, dtype, used in (("mm", torch.float32, 0), ("onednn", torch.float32, 2), ("onednn", torch.bfloat16, 0)):
+        autotune.use(dataclasses.replace(autotune.DEFAULTS, out_proj_train=choice))
+        calls.clear()
+        tol = {"rtol": 1e-5, "atol": 1e-4} if dtype == torch.float32 else {"rtol": 2e-2, "atol": 5e-2}
+        xd, wd, bd, dyd = (t.to(dtype) for t in (x, w, b, dy))
+        forward = linear_ops.out_proj_forward(xd, wd, bd)
+        torch.testing.assert_close(forward, torch.addmm(bd, xd.T, wd.T), **tol)
+        grad = linear_ops.out_proj_input_gradient(dyd, wd)
+        assert grad.shape == x.shape  # channels first, as the input came
+        torch.testing.assert_close(grad, torch.mm(wd.T, dyd.T), **tol)
+        assert len(calls) == used
+
+
 def test_work_on_another_device_never_measures(tuned):
     """A GPU user's first model must not wait for CPU timings that do not apply to it."""
     state, calls = tuned
@@ -192,12 +215,14 @@ def test_a_file_pins_the_choices_a_cache_file_or_a_benchmark_run_records(tuned, 
         autotune.set_enabled(None)
         assert autotune.tuning() == autotune.Tuning(**expected)
         assert autotune.tuning_for_threads(1) == autotune.Tuning(**expected)  # whatever the thread count
-    # runs recorded before weight_gradient existed ran torch.mm, its default; other missing knobs stay errors
-    older = {k: v for k, v in other.items() if k != "weight_gradient"}
+    # runs recorded before weight_gradient and out_proj_train existed ran torch.mm, their default; other missing
+    # knobs stay errors
+    older = {k: v for k, v in other.items() if k not in ("weight_gradient", "out_proj_train")}
     run.write_text(json.dumps({"test": {}, "environment": {"threads": 1, "kernels": older}}))
     monkeypatch.setenv("HYENADNA_AUTOTUNE", str(run))
     autotune.set_enabled(None)
-    assert autotune.tuning() == autotune.Tuning(**older) and autotune.tuning().weight_gradient == "mm"
+    assert autotune.tuning() == autotune.Tuning(**older)
+    assert autotune.tuning().weight_gradient == autotune.tuning().out_proj_train == "mm"
     assert main(["autotune"]) == 0 and "pinned by HYENADNA_AUTOTUNE" in capsys.readouterr().out
     assert not calls and not (tmp_path / "autotune").exists()  # nothing measured, nothing cached
     # a pin that cannot be honoured is an error naming the file, never the defaults in silence

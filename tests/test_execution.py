@@ -108,12 +108,14 @@ def test_cuda_runs_the_batched_path_and_matches_the_cpu_reference():
     assert_close(long_out, reference, atol=1e-4)
 
 
-@pytest.mark.parametrize("weight_gradient", ["mm", "onednn"])
+@pytest.mark.parametrize(
+    "kernels", [{}, {"weight_gradient": "onednn"}, {"out_proj_train": "onednn"}], ids=["defaults", "wg", "out_proj"]
+)
 @pytest.mark.parametrize("name", ["tiny", "deep_long"])
-def test_train_path_gradients_equal_the_reference_paths(name, weight_gradient, monkeypatch):
+def test_train_path_gradients_equal_the_reference_paths(name, kernels, monkeypatch):
     """The loss and every parameter's gradient of the fast training path match the plain reference path, with the
-    weights' gradients through either library autotune may choose."""
-    monkeypatch.setattr(autotune, "_trying", dataclasses.replace(autotune.DEFAULTS, weight_gradient=weight_gradient))
+    weights' gradients and out_proj through either library autotune may choose."""
+    monkeypatch.setattr(autotune, "_trying", dataclasses.replace(autotune.DEFAULTS, **kernels))
     grads = {}
     for reference in (False, True):
         model = load_model(FIXTURES / name).use_reference_path(reference)

@@ -47,6 +47,9 @@ class Tuning:
     low_memory_chunk: int = 1024
     # fp32 training: the weight gradient dy^T x through "mm" (torch.mm, MKL) or "onednn" (ops/linear.py)
     weight_gradient: str = "mm"
+    # fp32 training: out_proj's forward and input gradient, its input channels first, through "mm" (torch.addmm /
+    # torch.mm, MKL) or "onednn" (ops/linear.py, linear_channels_first)
+    out_proj_train: str = "mm"
 
 
 DEFAULTS = Tuning()
@@ -57,16 +60,18 @@ CANDIDATES: dict[str, tuple] = {
     "block_tokens": (1024, 2048, 4096, 8192),
     "low_memory_chunk": (512, 1024, 2048),
     "weight_gradient": ("mm", "onednn"),
+    "out_proj_train": ("mm", "onednn"),
 }
 # another candidate replaces the default only when it is at least this much faster, round for round: on a shared
 # 2-core machine the same comparison varied by 10-30% from run to run, and noise must not flip a choice
 MARGIN = 0.10
 # part of the cache key: bump it when the candidates or the way they are measured change
 # (3: the training candidates are measured even when the first use is inference, which left them unmeasured before;
-# 4: the key holds the CPU's family, model and instruction sets, not only its name; 5: weight_gradient)
-VERSION = 5
+# 4: the key holds the CPU's family, model and instruction sets, not only its name; 5: weight_gradient;
+# 6: out_proj_train)
+VERSION = 6
 # knobs that benchmark runs and pins written before them lack (they ran the default)
-ADDED_LATER = frozenset({"weight_gradient"})
+ADDED_LATER = frozenset({"weight_gradient", "out_proj_train"})
 # the instruction sets oneDNN and MKL choose their code paths by
 ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
 
@@ -350,6 +355,33 @@ def _weight_gradient_seconds() -> dict:
         _trying = DEFAULTS
 
 
+def _out_proj_seconds() -> dict:
+    """Each candidate's time for out_proj's fp32 forward and input gradient in a training step, its input channels
+    first, at the bundled model's width (D 256) over 4,096 tokens: on the matmuls alone, as for the weight gradient
+    (about 2% of a whole step, below the margin noise sets there)."""
+    global _trying
+    from hyenadna.ops.linear import out_proj_forward, out_proj_input_gradient
+
+    g = torch.Generator().manual_seed(0)
+    d, tokens = 256, 4096
+    x, w, b = torch.randn(d, tokens, generator=g), torch.randn(d, d, generator=g), torch.randn(d, generator=g)
+    dy = torch.randn(tokens, d, generator=g)
+
+    def run(value):
+        def go():
+            global _trying
+            _trying = replace(DEFAULTS, out_proj_train=value)
+            out_proj_forward(x, w, b)
+            out_proj_input_gradient(dy, w)
+
+        return go
+
+    try:
+        return time_candidates({v: run(v) for v in CANDIDATES["out_proj_train"]})
+    finally:
+        _trying = DEFAULTS
+
+
 def _model_seconds(knob: str, repeats: int = 3) -> dict:
     """Each candidate of ``knob`` timed where it matters: a one-layer model of the bundled model's width (D 256),
     in inference (one and four 1k windows; eight for the micro-batch size; one 8k window through the low-memory path
@@ -424,6 +456,7 @@ def measure() -> dict:
                 "block_tokens": _model_seconds("block_tokens"),
                 "low_memory_chunk": _model_seconds("low_memory_chunk"),
                 "weight_gradient": _weight_gradient_seconds(),
+                "out_proj_train": _out_proj_seconds(),
             }
     finally:
         _trying = None
