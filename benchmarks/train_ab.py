@@ -11,6 +11,12 @@ made the step faster). Pass ``--out`` to keep the rows as JSON. For a change beh
 checkout twice under two pinned kernel sets (``HYENADNA_AUTOTUNE=<file>`` for each side):
 
     .venv/bin/python benchmarks/train_ab.py . . --pin-before mm.json --pin-after onednn.json
+
+``--finetune TASK`` times a whole fine-tuning run instead of a step: the benchmark's fine-tuning of the bundled
+model (LP-FT head, one learning rate, ``--epochs``) on 1,000 training rows of a task folder, validation included,
+as each checkout's loop runs it; it also prints each side's test MCC.
+
+    .venv/bin/python benchmarks/train_ab.py ../before . --finetune gb_human_enhancers_ensembl --rounds 3
 """
 
 from __future__ import annotations
@@ -65,6 +71,39 @@ print(statistics.median(times))
 """
 
 
+FINETUNE_CHILD = r"""
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+import torch
+import hyenadna
+from hyenadna.benchmark.runner import BenchmarkConfig, run_finetune
+from hyenadna.benchmark.tasks import load_task
+
+assert hyenadna.__file__.startswith(sys.argv[1]), hyenadna.__file__
+tasks_dir, task, epochs = sys.argv[2], sys.argv[3], int(sys.argv[4])
+torch.set_num_threads(int(sys.argv[5]))
+cfg = BenchmarkConfig.quick(tasks_dir=tasks_dir, out_dir="", epochs=epochs, finetune_lrs=[1e-4])
+sub = load_task(Path(tasks_dir) / task).subsample(1000, 200, seed=0)
+t = time.perf_counter()
+result = run_finetune(sub, 0, cfg, pretrained=True)
+print(result["test"]["mcc"], file=sys.stderr)
+print(time.perf_counter() - t)
+"""
+
+
+def finetune_seconds(checkout: Path, tasks_dir: str, task: str, epochs: int, threads: int, pin: Path | None):
+    """A whole fine-tuning run's seconds and test MCC in one fresh process of ``checkout``."""
+    out = subprocess.run(
+        [sys.executable, "-c", FINETUNE_CHILD, str(checkout.resolve()), tasks_dir, task, str(epochs), str(threads)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "HYENADNA_AUTOTUNE": str(pin.resolve())} if pin else None,
+    )
+    return float(out.stdout.strip().splitlines()[-1]), float(out.stderr.strip().splitlines()[-1])
+
+
 def step_seconds(checkout: Path, workload: str, bf16: bool, threads: int, pin: Path | None = None) -> float:
     name, seqlen, batch, kind, _ = WORKLOADS[workload]
     if kind != "train":
@@ -91,24 +130,36 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--pin-before", type=Path, help="kernel choices for the before side (HYENADNA_AUTOTUNE=<file>)")
     p.add_argument("--pin-after", type=Path, help="... and for the after side")
+    p.add_argument("--finetune", metavar="TASK", help="time a whole fine-tuning run on this task instead of a step")
+    p.add_argument("--tasks-dir", default="../shared/benchmarks")
+    p.add_argument("--epochs", type=int, default=3, help="with --finetune")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
     rows = []
     for r in range(args.rounds):
         order = ("before", "after") if r % 2 == 0 else ("after", "before")
         pins = {"before": args.pin_before, "after": args.pin_after}
-        secs = {
-            which: step_seconds(getattr(args, which), args.workload, args.bf16, args.threads, pins[which])
-            for which in order
-        }
-        rows.append({"round": r, **secs, "ratio": secs["before"] / secs["after"]})
-        print(f"round {r}: before {1e3 * secs['before']:.1f} ms, after {1e3 * secs['after']:.1f} ms", flush=True)
+        secs, mcc = {}, {}
+        for which in order:
+            if args.finetune:
+                secs[which], mcc[which] = finetune_seconds(
+                    getattr(args, which), args.tasks_dir, args.finetune, args.epochs, args.threads, pins[which]
+                )
+            else:
+                secs[which] = step_seconds(getattr(args, which), args.workload, args.bf16, args.threads, pins[which])
+        rows.append(
+            {"round": r, **secs, "ratio": secs["before"] / secs["after"], **{f"{k} mcc": v for k, v in mcc.items()}}
+        )
+        unit, scale = ("s", 1) if args.finetune else ("ms", 1e3)
+        line = f"round {r}: before {scale * secs['before']:.1f} {unit}, after {scale * secs['after']:.1f} {unit}"
+        print(line + (f" (test MCC {mcc['before']:.4f} / {mcc['after']:.4f})" if mcc else ""), flush=True)
     ratio = statistics.median(row["ratio"] for row in rows)
     dtype = "bf16" if args.bf16 else "fp32"
     per_round = [round(r["ratio"], 3) for r in rows]
-    print(f"{args.workload} {dtype}: after / before speed {ratio:.3f}x (per round {per_round})")
+    what = f"fine-tuning {args.finetune} ({args.epochs} epochs)" if args.finetune else args.workload
+    print(f"{what} {dtype}: after / before speed {ratio:.3f}x (per round {per_round})")
     if args.out:
-        summary = {"workload": args.workload, "dtype": dtype, "speedup": ratio, "rounds": rows}
+        summary = {"workload": what, "dtype": dtype, "speedup": ratio, "rounds": rows}
         summary.update(before=str(args.before), after=str(args.after), pins=[str(args.pin_before), str(args.pin_after)])
         atomic_write_text(args.out, json.dumps(summary, indent=1) + "\n")
 
