@@ -1285,3 +1285,19 @@ def test_fine_tune_command_passes_the_freed_memory_choice_on(tasks_dir, tmp_path
     args = ["fine-tune", str(tasks_dir / "gc_task"), "--out", str(tmp_path / "o"), "--epochs", "1", *flag]
     assert main([*args, "--model", str(FIXTURES / "tiny")]) == 0
     assert seen == [passed]
+
+
+def test_train_ab_times_a_whole_fine_tuning_run_in_each_checkout(tasks_dir, tmp_path, monkeypatch):
+    """benchmarks/train_ab.py --finetune: each side is a fresh process of its checkout fine-tuning the bundled model;
+    the same checkout on both sides gives the same test MCC, and the report records both."""
+    import sys
+
+    from tests.conftest import REPO
+
+    mod = _benchmark_script("train_ab")
+    out = tmp_path / "ab.json"
+    args = [str(REPO), str(REPO), "--finetune", "gc_task", "--tasks-dir", str(tasks_dir), "--epochs", "1"]
+    monkeypatch.setattr(sys, "argv", ["train_ab.py", *args, "--rounds", "1", "--threads", "1", "--out", str(out)])
+    mod.main()
+    (row,) = json.loads(out.read_text())["rounds"]
+    assert row["before"] > 0 and row["after"] > 0 and row["before mcc"] == row["after mcc"]
