@@ -327,12 +327,29 @@ def _fft_policy_seconds() -> dict:
     }
 
 
+def _knob_seconds(knob: str, work: Callable[[], None]) -> dict:
+    """Each candidate of ``knob`` timed on ``work()`` run under it (the other knobs at their defaults)."""
+    global _trying
+
+    def run(value):
+        def go():
+            global _trying
+            _trying = replace(DEFAULTS, **{knob: value})
+            work()
+
+        return go
+
+    try:
+        return time_candidates({v: run(v) for v in CANDIDATES[knob]})
+    finally:
+        _trying = DEFAULTS
+
+
 def _weight_gradient_seconds() -> dict:
     """Each candidate's time for the fp32 weight gradients of a training step's in_proj, fc1 and fc2 at the bundled
     model's width (D 256) over 4,096 tokens: measured on the matmuls alone, where the candidates differ by up to 2x,
     since in a whole step their share is too small to clear the margin that noise sets. Where oneDNN is missing the
     "onednn" candidate runs ``torch.mm`` too, and the default stays."""
-    global _trying
     from hyenadna.ops.linear import weight_gradient
 
     g = torch.Generator().manual_seed(0)
@@ -340,26 +357,17 @@ def _weight_gradient_seconds() -> dict:
     shapes = [(3 * d, d), (4 * d, d), (d, 4 * d)]  # (out, in): in_proj, fc1, fc2
     operands = [(torch.randn(tokens, o, generator=g), torch.randn(tokens, i, generator=g)) for o, i in shapes]
 
-    def run(value):
-        def go():
-            global _trying
-            _trying = replace(DEFAULTS, weight_gradient=value)
-            for dy, x in operands:
-                weight_gradient(dy, x)
+    def work():
+        for dy, x in operands:
+            weight_gradient(dy, x)
 
-        return go
-
-    try:
-        return time_candidates({v: run(v) for v in CANDIDATES["weight_gradient"]})
-    finally:
-        _trying = DEFAULTS
+    return _knob_seconds("weight_gradient", work)
 
 
 def _out_proj_seconds() -> dict:
     """Each candidate's time for out_proj's fp32 forward and input gradient in a training step, its input channels
     first, at the bundled model's width (D 256) over 4,096 tokens: on the matmuls alone, as for the weight gradient
     (about 2% of a whole step, below the margin noise sets there)."""
-    global _trying
     from hyenadna.ops.linear import out_proj_forward, out_proj_input_gradient
 
     g = torch.Generator().manual_seed(0)
@@ -367,19 +375,11 @@ def _out_proj_seconds() -> dict:
     x, w, b = torch.randn(d, tokens, generator=g), torch.randn(d, d, generator=g), torch.randn(d, generator=g)
     dy = torch.randn(tokens, d, generator=g)
 
-    def run(value):
-        def go():
-            global _trying
-            _trying = replace(DEFAULTS, out_proj_train=value)
-            out_proj_forward(x, w, b)
-            out_proj_input_gradient(dy, w)
+    def work():
+        out_proj_forward(x, w, b)
+        out_proj_input_gradient(dy, w)
 
-        return go
-
-    try:
-        return time_candidates({v: run(v) for v in CANDIDATES["out_proj_train"]})
-    finally:
-        _trying = DEFAULTS
+    return _knob_seconds("out_proj_train", work)
 
 
 def _model_seconds(knob: str, repeats: int = 3) -> dict:
