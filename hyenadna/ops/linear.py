@@ -7,7 +7,9 @@ there. Elsewhere MKL may win, so in fp32 the library is the one measured faster 
 for training separately (``ops/autotune.py``). With autograd, ``linear`` runs the forward and the input's gradient
 through the same op, and the weight's gradient through ``torch.mm`` (neutral on AMD EPYC in fp32, 1.04-1.05x a
 training step on an Intel Xeon) or, in fp32 where measured faster, through oneDNN in the orientation it runs fast in
-(``weight_gradient``). The block's MLP trains as one node (``mlp``, ``_Mlp``) that keeps GELU's derivative
+(``weight_gradient``). out_proj, whose input the gating leaves channels first, trains through ``torch.addmm`` /
+``torch.mm`` or, in fp32 where measured faster, oneDNN reading the same operands in place (``out_proj_train``).
+The block's MLP trains as one node (``mlp``, ``_Mlp``) that keeps GELU's derivative
 from the forward and multiplies it in inside the backward's matmul (a 1.064x faster tiny-1k step in bf16, 1.026x at
 16k, neutral in fp32). Where the op is missing (a torch built without oneDNN), off the CPU, or for dtypes other than
 fp32/bf16, ``linear`` falls back to ``linear_ref``.
@@ -63,8 +65,9 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, gelu: bool = F
 
 def linear_channels_first(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``linear(x.T, weight, bias)`` for an input stored channels first, x (in_features, N) -> (N, out_features), as
-    the Hyena operator's gating leaves out_proj's input in training. ``torch.addmm`` reads x transposed in place, and
-    with autograd the input's gradient comes back channels first from one matmul (W^T dy^T), where a token-major
+    the Hyena operator's gating leaves out_proj's input in training. ``torch.addmm`` (or oneDNN, ``out_proj_forward``)
+    reads x transposed in place, and with autograd the input's gradient comes back channels first from one matmul
+    (W^T dy^T, ``out_proj_input_gradient``), where a token-major
     input cost a transposed write of the gating product and a transposed copy of its gradient (1.9x the time of
     these steps at tiny-1k, 1.8x at 16k)."""
     x, weight, bias = _matmul_operands(x, weight, bias)
