@@ -67,9 +67,8 @@ def linear_channels_first(x: Tensor, weight: Tensor, bias: Tensor | None = None)
     """``linear(x.T, weight, bias)`` for an input stored channels first, x (in_features, N) -> (N, out_features), as
     the Hyena operator's gating leaves out_proj's input in training. ``torch.addmm`` (or oneDNN, ``out_proj_forward``)
     reads x transposed in place, and with autograd the input's gradient comes back channels first from one matmul
-    (W^T dy^T, ``out_proj_input_gradient``), where a token-major
-    input cost a transposed write of the gating product and a transposed copy of its gradient (1.9x the time of
-    these steps at tiny-1k, 1.8x at 16k)."""
+    (W^T dy^T, ``out_proj_input_gradient``), where a token-major input cost a transposed write of the gating product
+    and a transposed copy of its gradient (1.9x the time of these steps at tiny-1k, 1.8x at 16k)."""
     x, weight, bias = _matmul_operands(x, weight, bias)
     if not _fast_path_applies(x, weight, bias):
         return linear_ref(x.T, weight, bias)
