@@ -282,7 +282,7 @@ class HyenaDNAFineTuningModel:
                 "frozen_backbone": self.freeze_backbone,
                 "pooling": self.pooling,
             },
-            keep,
+            keep_freed_memory=keep,
         )
         return self.history
 
