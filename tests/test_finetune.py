@@ -407,3 +407,12 @@ def test_sequences_longer_than_the_context_are_truncated_with_a_warning():
     # the training split's 18: two of the 20 are held out for validation
     with pytest.warns(UserWarning, match=r"^18 sequences are longer than the context \(64\); they are truncated"):
         ft.train(seqs, labels, epochs=1)
+
+
+def test_training_reports_its_speed_each_epoch(capsys):
+    """Long work shows progress: each epoch's line names its seconds and training bases/s."""
+    seqs, labels = gc_task(48)
+    make().train(seqs[:32], labels[:32], seqs[32:], labels[32:], epochs=2, progress=True)
+    out = capsys.readouterr()
+    lines = [x for x in (out.out + out.err).splitlines() if x.startswith("epoch ") and "train loss" in x]
+    assert len(lines) == 2 and all(x.endswith("bases/s)") and " s, " in x for x in lines), lines

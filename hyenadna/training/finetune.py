@@ -178,7 +178,7 @@ def fine_tune(
                 leave=False,
                 disable=not progress if progress is not None else None,
             )
-            loss_sum, t0 = 0.0, time.perf_counter()
+            loss_sum, t0, bases = 0.0, time.perf_counter(), 0
             for idx in bar:
                 enc = make_batch(idx, flips[idx]).to(device)
                 for g in optimizer.param_groups:
@@ -196,7 +196,8 @@ def fine_tune(
                 loss_sum += loss.item()
                 # batches of many lengths otherwise grow the heap without bound (utils/memory.py)
                 trim_if_grown(inside_reuse=keep)
-                bar.set_postfix(loss=f"{loss.item():.4f}")
+                bases += int(lengths[idx].sum())
+                bar.set_postfix(loss=f"{loss.item():.4f}", bases_per_s=f"{bases / (time.perf_counter() - t0):,.0f}")
             bar.close()
             train_seconds = time.perf_counter() - t0
             scores = validate()
@@ -210,7 +211,10 @@ def fine_tune(
                 seconds = time.perf_counter() - t0
                 on_epoch({**row, "seconds": seconds, "train_tokens_per_s": float(lengths.sum()) / train_seconds})
             if progress is not False:
-                tqdm.write(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}, validation {key} {scores[key]:.4f}")
+                tqdm.write(
+                    f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}, validation {key} {scores[key]:.4f} "
+                    f"({train_seconds:.0f} s, {float(lengths.sum()) / train_seconds:,.0f} bases/s)"
+                )
             improved, stop = stopper.update(row["train_loss"], scores[key])
             if improved:
                 best_state = _snapshot(network)
