@@ -134,8 +134,7 @@ def main() -> None:
         )
     lines += [
         "",
-        "Per-count coefficients (nats of the term per extra base among the first "
-        f"{n}, against an A), and what the gap's shift in that count is worth:",
+        f"Per-count coefficients (nats of the term per extra base among the first {n}, against an A):",
         "",
         "| scorer | " + " | ".join(f"per {b}" for b in "CGT") + " |",
         "|---|---|---|---|",
