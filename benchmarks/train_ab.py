@@ -94,14 +94,19 @@ print(time.perf_counter() - t)
 
 def finetune_seconds(checkout: Path, tasks_dir: str, task: str, epochs: int, threads: int, pin: Path | None):
     """A whole fine-tuning run's seconds and test MCC in one fresh process of ``checkout``."""
-    out = subprocess.run(
-        [sys.executable, "-c", FINETUNE_CHILD, str(checkout.resolve()), tasks_dir, task, str(epochs), str(threads)],
+    out = _child(FINETUNE_CHILD, checkout, [tasks_dir, task, epochs, threads], pin)
+    return float(out.stdout.strip().splitlines()[-1]), float(out.stderr.strip().splitlines()[-1])
+
+
+def _child(code: str, checkout: Path, args: list, pin: Path | None) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh process that imports ``checkout``'s hyenadna, under ``pin``'s kernel choices if given."""
+    return subprocess.run(
+        [sys.executable, "-c", code, str(checkout.resolve()), *map(str, args)],
         capture_output=True,
         text=True,
         check=True,
         env={**os.environ, "HYENADNA_AUTOTUNE": str(pin.resolve())} if pin else None,
     )
-    return float(out.stdout.strip().splitlines()[-1]), float(out.stderr.strip().splitlines()[-1])
 
 
 def step_seconds(checkout: Path, workload: str, bf16: bool, threads: int, pin: Path | None = None) -> float:
@@ -110,14 +115,7 @@ def step_seconds(checkout: Path, workload: str, bf16: bool, threads: int, pin: P
         raise SystemExit(f"{workload} is not a training workload")
     steps = 12 if seqlen * batch <= 8192 else 6
     args = [name, seqlen, batch, steps, int(bf16), threads]
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(checkout.resolve()), *map(str, args)],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "HYENADNA_AUTOTUNE": str(pin.resolve())} if pin else None,
-    )
-    return float(out.stdout.strip().splitlines()[-1])
+    return float(_child(CHILD, checkout, args, pin).stdout.strip().splitlines()[-1])
 
 
 def main() -> None:

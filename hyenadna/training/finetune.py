@@ -193,13 +193,15 @@ def fine_tune(
                 scaler.step(optimizer)
                 scaler.update()
                 step += 1
-                loss_sum += loss.item()
+                loss_value = loss.item()
+                loss_sum += loss_value
                 # batches of many lengths otherwise grow the heap without bound (utils/memory.py)
                 trim_if_grown(inside_reuse=keep)
                 bases += int(lengths[idx].sum())
-                bar.set_postfix(loss=f"{loss.item():.4f}", bases_per_s=f"{bases / (time.perf_counter() - t0):,.0f}")
+                bar.set_postfix(loss=f"{loss_value:.4f}", bases_per_s=f"{bases / (time.perf_counter() - t0):,.0f}")
             bar.close()
             train_seconds = time.perf_counter() - t0
+            bases_per_s = bases / train_seconds  # every row once an epoch
             scores = validate()
             row = {
                 "epoch": epoch + 1,
@@ -209,11 +211,11 @@ def fine_tune(
             history.append(row)  # results only: the history of a seed is the same on every run
             if on_epoch is not None:
                 seconds = time.perf_counter() - t0
-                on_epoch({**row, "seconds": seconds, "train_tokens_per_s": float(lengths.sum()) / train_seconds})
+                on_epoch({**row, "seconds": seconds, "train_tokens_per_s": bases_per_s})
             if progress is not False:
                 tqdm.write(
                     f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}, validation {key} {scores[key]:.4f} "
-                    f"({train_seconds:.0f} s, {float(lengths.sum()) / train_seconds:,.0f} bases/s)"
+                    f"({train_seconds:.0f} s, {bases_per_s:,.0f} bases/s)"
                 )
             improved, stop = stopper.update(row["train_loss"], scores[key])
             if improved:
