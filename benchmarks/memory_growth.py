@@ -7,13 +7,17 @@ keeps every freed page resident. Since then the fine-tuning loop and the data pa
 learning rate, each run another seed and subsample, so other batch shapes) in fresh processes at once, one
 thread each, side by side under the same conditions, one per ``--variants``: ``keep`` as shipped since 2026-12-07
 (freed memory kept between steps, ``reuse_freed_memory``, the heap still trimmed when grown), ``trim`` (freed memory
-handed back: the loop before then) and ``no-trim`` (neither: the loop before the trim). It prints RSS after each
-run, the peak, seconds and the trims so far.
+handed back: the loop before then) and ``no-trim`` (neither: the loop before the trim). A variant may end in
+``:N``, oneDNN's primitive caches at N primitives each for that process (``keep:1024``: torch's own bound, as before
+``utils.memory.bound_onednn_caches``; without it, hyenadna's). It prints RSS after each run, the peak (of the
+process so far, and of each run alone), seconds and the trims so far.
 
     python benchmarks/memory_growth.py --variants trim no-trim --out benchmarks/results/memory_growth.json
     python benchmarks/memory_growth.py --variants trim no-trim --interval 10 \
         --out benchmarks/results/memory_growth_interval10.json
     python benchmarks/memory_growth.py --variants keep trim --out benchmarks/results/memory_growth_keep.json
+    python benchmarks/memory_growth.py --task gb_human_ocr_ensembl --runs 3 --variants keep keep:1024 \
+        --out benchmarks/results/memory_growth_onednn_cache.json
 
 Nothing else should run beside them (``--one-at-a-time`` runs them one after the other).
 """
@@ -31,7 +35,21 @@ from pathlib import Path
 VARIANTS = ("keep", "trim", "no-trim")
 
 
+def parse_variant(text: str) -> str:
+    loop, _, capacity = text.partition(":")
+    if loop not in VARIANTS or (capacity and not capacity.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r}: one of {', '.join(VARIANTS)}, optionally with :N")
+    return text
+
+
 def one_process(args) -> dict:
+    import os
+
+    loop, _, capacity = args.variant.partition(":")
+    if capacity:  # before torch's first oneDNN call
+        from hyenadna.utils.memory import ONEDNN_CACHE_VARIABLES
+
+        os.environ.update(dict.fromkeys(ONEDNN_CACHE_VARIABLES, capacity))
     import torch
 
     from hyenadna.benchmark.runner import BenchmarkConfig, run_finetune
@@ -39,13 +57,13 @@ def one_process(args) -> dict:
     from hyenadna.utils import memory
 
     torch.set_num_threads(args.threads)
-    if args.variant != "keep":  # the loop as it was before it kept freed memory
+    if loop != "keep":  # the loop as it was before it kept freed memory
         import functools
 
         from hyenadna.finetune import HyenaDNAFineTuningModel
 
         HyenaDNAFineTuningModel.train = functools.partialmethod(HyenaDNAFineTuningModel.train, keep_freed_memory=False)
-    if args.variant == "no-trim":
+    if loop == "no-trim":
         memory.HEAP_SLACK_MB = float("inf")
     elif args.interval is not None:
         memory.TRIM_INTERVAL_S = args.interval
@@ -61,6 +79,7 @@ def one_process(args) -> dict:
     rows = []
     for run in range(args.runs):
         sub = task.subsample(args.max_train, args.max_test, seed=run)
+        run_peak = PeakOfRun()
         t0 = time.perf_counter()
         run_finetune(sub, run, cfg, pretrained=True)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -70,11 +89,32 @@ def one_process(args) -> dict:
                 "seconds": round(time.perf_counter() - t0, 1),
                 "rss_mb": round(memory.resident_mb()),
                 "peak_mb": round(peak),
+                "run_peak_mb": run_peak.read(),
                 "trims_so_far": trims[0],
             }
         )
         print(args.variant, json.dumps(rows[-1]), file=sys.stderr, flush=True)
     return {"variant": args.variant, "runs": rows}
+
+
+class PeakOfRun:
+    """The peak resident memory since this was made, where Linux can reset the peak (``VmHWM``, by writing 5 to
+    ``/proc/self/clear_refs``); None elsewhere."""
+
+    def __init__(self) -> None:
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+            self.resettable = True
+        except OSError:
+            self.resettable = False
+
+    def read(self) -> int | None:
+        if not self.resettable:
+            return None
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024)
+        return None
 
 
 def main() -> None:
@@ -88,8 +128,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--interval", type=float, help="the trimming process's TRIM_INTERVAL_S (default: the shipped one)")
     ap.add_argument("--one-at-a-time", action="store_true", help="run the two processes one after the other")
-    ap.add_argument("--variants", nargs="+", choices=VARIANTS, default=["keep", "trim"])
-    ap.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # the child processes
+    ap.add_argument("--variants", nargs="+", type=parse_variant, default=["keep", "trim"])
+    ap.add_argument("--variant", type=parse_variant, help=argparse.SUPPRESS)  # the child processes
     ap.add_argument("--out", type=Path, default=None, help="write the JSON here too")
     args = ap.parse_args()
     if args.variant:
@@ -119,7 +159,8 @@ def main() -> None:
     for variant in args.variants:
         rows = results[variant]
         print(
-            f"{variant:8s} RSS after each run (MB): {[r['rss_mb'] for r in rows]}, peak {rows[-1]['peak_mb']} MB, "
+            f"{variant:8s} RSS after each run (MB): {[r['rss_mb'] for r in rows]}, peak {rows[-1]['peak_mb']} MB "
+            f"(each run's: {[r['run_peak_mb'] for r in rows]}), "
             f"seconds {sum(r['seconds'] for r in rows):.0f}, trims {rows[-1]['trims_so_far']}"
         )
     print(json.dumps(results))

@@ -20,8 +20,9 @@ each step, as before the pretraining loop kept it), an "_eager" suffix (the fuse
 "_foreach" suffix (torch's default AdamW instead of our fused one) and a "_ckpt" suffix (gradient checkpointing:
 each block recomputed in the backward, for its time and peak memory) or a "_chunked" suffix (sequence-chunked
 training, ops/block_chunked.py), a "_dropout" suffix (every block's inner dropout at 0.1: hyena_dropout and
-resid_dropout), e.g. "fast_bf16_noreuse", and a final "_compile" suffix (under ``torch.compile``, as "fast_compile"),
-e.g. "fast_chunked_noreuse_compile".
+resid_dropout), e.g. "fast_bf16_noreuse", a "_cacheN" suffix (oneDNN's primitive caches at N primitives each, e.g.
+"fast_cache1024": torch's own bound, against hyenadna's ``utils.memory.ONEDNN_CACHE_CAPACITY``), and a final
+"_compile" suffix (under ``torch.compile``, as "fast_compile"), e.g. "fast_chunked_noreuse_compile".
 
 Writes benchmarks/results/speed.json and prints a table.
 """
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import resource
 import statistics
 import subprocess
@@ -207,6 +209,11 @@ def child(workload: str, impl: str, threads: int, length: int | None = None, tim
 
     cmd = [sys.executable, __file__, "--child", workload, impl, str(threads)] + ([str(length)] if length else [])
     env = {**os.environ, "HYENADNA_AUTOTUNE": "0"} if impl == "fast_defaults" else None
+    capacity = re.search(r"_cache(\d+)", impl)
+    if capacity:  # read at torch's first oneDNN call in the child
+        from hyenadna.utils.memory import ONEDNN_CACHE_VARIABLES
+
+        env = {**os.environ, **dict.fromkeys(ONEDNN_CACHE_VARIABLES, capacity.group(1))}
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
@@ -305,7 +312,7 @@ def main() -> None:
         nargs="+",
         help="exactly these implementations, on every workload given (see the module docstring: fast, "
         "fast_defaults, fast_bf16, fast_compile, reference, reference_bf16, reference_reuse, transformer, and the "
-        "_noreuse / _eager / _foreach variants of fast and fast_bf16 for training workloads)",
+        "_noreuse / _eager / _foreach variants of fast and fast_bf16 for training workloads, _cacheN on any)",
     )
     parser.add_argument(
         "--rounds",

@@ -21,8 +21,6 @@ mmap threshold of 32 MB and a trim threshold of 64 MB. (Huge pages on top measur
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import functools
 import os
 import sys
@@ -32,6 +30,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import ctypes
+
     import torch
 
 # mallopt parameters (malloc.h), glibc's default for M_MMAP_MAX, and where its adaptive thresholds end up on 64-bit
@@ -49,6 +49,8 @@ _depth = 0
 def _glibc() -> ctypes.CDLL | None:
     if not sys.platform.startswith("linux"):
         return None
+    import ctypes.util  # here: ``import hyenadna`` reads this module and should stay quick
+
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         if not hasattr(libc, "gnu_get_libc_version"):  # glibc only: musl's malloc has no mallopt
@@ -102,6 +104,29 @@ def release_memory(collect: bool = True, inside_reuse: bool = False) -> None:
     libc = _glibc()
     if libc is not None and (_depth == 0 or inside_reuse):
         libc.malloc_trim(0)
+
+
+# oneDNN (the matmuls the autotuned kernel choices route there) builds a primitive for every shape it meets, about
+# 0.5 MB of JIT code and buffers, and torch keeps up to 1,024 of them in each of two caches: oneDNN's own and ideep's
+# (PyTorch's oneDNN wrapper). Fine-tuning on sequences of many lengths meets new shapes every step, so primitives were
+# built, cached and evicted all the time, each allocated in the middle of a step's activations and outliving them: the
+# heap could not reuse the holes between them and grew by 1-1.5 GB a run (a worker fine-tuning ocr_ensembl run after
+# run peaked at 3.5, 4.8, then 5.7 GB; its step needs about 1.2 GB, benchmarks/memory_growth.py). Bounded to
+# ONEDNN_CACHE_CAPACITY, still several times the 8-10 shapes a step of fixed shape uses, the heap stays flat.
+ONEDNN_CACHE_CAPACITY = 64
+ONEDNN_CACHE_VARIABLES = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")
+
+
+def bound_onednn_caches(capacity: int = ONEDNN_CACHE_CAPACITY) -> None:
+    """Bound oneDNN's primitive caches (``ONEDNN_PRIMITIVE_CACHE_CAPACITY``, or its old name
+    ``DNNL_PRIMITIVE_CACHE_CAPACITY``, and ideep's ``LRU_CACHE_CAPACITY``) to ``capacity`` primitives each, unless
+    the user set them. Both are read once, at torch's first oneDNN call: ``import hyenadna`` calls this, and it has
+    no effect in a process that ran a oneDNN op before."""
+    if "DNNL_PRIMITIVE_CACHE_CAPACITY" in os.environ:
+        os.environ.setdefault("LRU_CACHE_CAPACITY", str(capacity))
+        return
+    for name in ONEDNN_CACHE_VARIABLES:
+        os.environ.setdefault(name, str(capacity))
 
 
 # Batches of many different lengths leave the heap holed: each shape's activations are freed into pieces the next
