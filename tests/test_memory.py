@@ -232,3 +232,64 @@ def test_fine_tuning_gives_the_same_results_keeping_freed_memory_or_not():
         runs.append((history, {k: v.clone() for k, v in ft.network.state_dict().items()}))
     assert runs[0][0] == runs[1][0]
     assert all(torch.equal(v, runs[1][1][k]) for k, v in runs[0][1].items())
+
+
+def test_onednn_caches_are_bounded_by_default_unless_the_user_set_them(monkeypatch):
+    import os
+
+    for name in (*memory.ONEDNN_CACHE_VARIABLES, "DNNL_PRIMITIVE_CACHE_CAPACITY"):
+        monkeypatch.delenv(name, raising=False)
+    memory.bound_onednn_caches()
+    assert [os.environ[name] for name in memory.ONEDNN_CACHE_VARIABLES] == [str(memory.ONEDNN_CACHE_CAPACITY)] * 2
+    monkeypatch.setenv("LRU_CACHE_CAPACITY", "7")
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY")
+    monkeypatch.setenv("DNNL_PRIMITIVE_CACHE_CAPACITY", "9")  # oneDNN's old name, which it still reads
+    memory.bound_onednn_caches()
+    assert os.environ["LRU_CACHE_CAPACITY"] == "7" and "ONEDNN_PRIMITIVE_CACHE_CAPACITY" not in os.environ
+
+
+_SHAPES_SCRIPT = """
+import json, os
+import torch
+from hyenadna.ops.linear import _onednn_linear
+from tests.test_memory import _MallInfo2
+from hyenadna.utils import memory
+
+libc = memory._glibc()
+libc.mallinfo2.restype = _MallInfo2
+torch.set_num_threads(1)
+weight = torch.randn(512, 128)
+_onednn_linear(torch.randn(1, 128), weight, None)
+before = libc.mallinfo2().uordblks
+for rows in range(100, 700):  # a primitive for each shape, as batches of many lengths make
+    _onednn_linear(torch.randn(rows, 128), weight, None)
+print(json.dumps([os.environ[name] for name in memory.ONEDNN_CACHE_VARIABLES] + [
+    (libc.mallinfo2().uordblks - before) / 2**20]))
+"""
+
+
+@glibc_only
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="no oneDNN in this torch")
+def test_bounded_onednn_caches_keep_primitives_for_many_shapes_from_piling_up():
+    """oneDNN builds a primitive (JIT code and buffers) for each shape, and torch caches up to 1,024 in each of two
+    caches: a process fine-tuning on many lengths held hundreds of MB of them, spread through its heap, which then grew
+    by a GB a run (utils/memory.py). ``import hyenadna`` bounds both caches; here 600 shapes, in fresh processes, hold
+    several times less memory than under torch's own bound."""
+    import os
+    import subprocess
+    import sys
+
+    from hyenadna.ops.linear import onednn_available
+
+    if not onednn_available():
+        pytest.skip("the oneDNN linear op does not run here")
+    held = {}
+    clean = {k: v for k, v in os.environ.items() if "CACHE_CAPACITY" not in k}
+    torch_bound = {**clean, **dict.fromkeys(memory.ONEDNN_CACHE_VARIABLES, "1024")}
+    for label, env in (("default", clean), ("torch", torch_bound)):
+        out = subprocess.run(
+            [sys.executable, "-c", _SHAPES_SCRIPT], capture_output=True, text=True, check=True, cwd=REPO, env=env
+        )
+        *capacities, held[label] = json.loads(out.stdout.strip().splitlines()[-1])
+        assert capacities == ([str(memory.ONEDNN_CACHE_CAPACITY)] * 2 if label == "default" else ["1024"] * 2)
+    assert held["torch"] > 20 and held["torch"] > 4 * held["default"], held
