@@ -21,7 +21,7 @@ each step, as before the pretraining loop kept it), an "_eager" suffix (the fuse
 each block recomputed in the backward, for its time and peak memory) or a "_chunked" suffix (sequence-chunked
 training, ops/block_chunked.py), a "_dropout" suffix (every block's inner dropout at 0.1: hyena_dropout and
 resid_dropout), e.g. "fast_bf16_noreuse", a "_cacheN" suffix (oneDNN's primitive caches at N primitives each, e.g.
-"fast_cache1024": torch's own bound, against hyenadna's ``utils.memory.ONEDNN_CACHE_CAPACITY``), and a final
+"fast_cache64": ``utils.memory.ONEDNN_CACHE_CAPACITY``, as the commands that fine-tune set it), and a final
 "_compile" suffix (under ``torch.compile``, as "fast_compile"), e.g. "fast_chunked_noreuse_compile".
 
 Writes benchmarks/results/speed.json and prints a table.

@@ -33,15 +33,6 @@ def _check_torch() -> None:
 
 _check_torch()
 
-
-def _bound_onednn_caches() -> None:
-    from hyenadna.utils.memory import bound_onednn_caches
-
-    bound_onednn_caches()  # before torch's first oneDNN call (utils/memory.py)
-
-
-_bound_onednn_caches()
-
 _EXPORTS = {
     "HyenaDNAFineTuningModel": "hyenadna.finetune",
     "WeightsNotFoundError": "hyenadna.hub",

@@ -249,12 +249,14 @@ def test_onednn_caches_are_bounded_by_default_unless_the_user_set_them(monkeypat
 
 
 _SHAPES_SCRIPT = """
-import json, os
+import json, os, sys
 import torch
 from hyenadna.ops.linear import _onednn_linear
 from tests.test_memory import _MallInfo2
 from hyenadna.utils import memory
 
+if sys.argv[1] == "bound":
+    memory.bound_onednn_caches()
 libc = memory._glibc()
 libc.mallinfo2.restype = _MallInfo2
 torch.set_num_threads(1)
@@ -263,9 +265,15 @@ _onednn_linear(torch.randn(1, 128), weight, None)
 before = libc.mallinfo2().uordblks
 for rows in range(100, 700):  # a primitive for each shape, as batches of many lengths make
     _onednn_linear(torch.randn(rows, 128), weight, None)
-print(json.dumps([os.environ[name] for name in memory.ONEDNN_CACHE_VARIABLES] + [
+print(json.dumps([os.environ.get(name) for name in memory.ONEDNN_CACHE_VARIABLES] + [
     (libc.mallinfo2().uordblks - before) / 2**20]))
 """
+
+
+def _without_cache_settings() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if "CACHE_CAPACITY" not in k}
 
 
 @glibc_only
@@ -273,9 +281,8 @@ print(json.dumps([os.environ[name] for name in memory.ONEDNN_CACHE_VARIABLES] + 
 def test_bounded_onednn_caches_keep_primitives_for_many_shapes_from_piling_up():
     """oneDNN builds a primitive (JIT code and buffers) for each shape, and torch caches up to 1,024 in each of two
     caches: a process fine-tuning on many lengths held hundreds of MB of them, spread through its heap, which then grew
-    by a GB a run (utils/memory.py). ``import hyenadna`` bounds both caches; here 600 shapes, in fresh processes, hold
-    several times less memory than under torch's own bound."""
-    import os
+    by a GB a run (utils/memory.py). Bounded, 600 shapes, in fresh processes, hold several times less memory than
+    under torch's own bound."""
     import subprocess
     import sys
 
@@ -284,12 +291,62 @@ def test_bounded_onednn_caches_keep_primitives_for_many_shapes_from_piling_up():
     if not onednn_available():
         pytest.skip("the oneDNN linear op does not run here")
     held = {}
-    clean = {k: v for k, v in os.environ.items() if "CACHE_CAPACITY" not in k}
-    torch_bound = {**clean, **dict.fromkeys(memory.ONEDNN_CACHE_VARIABLES, "1024")}
-    for label, env in (("default", clean), ("torch", torch_bound)):
+    for how in ("bound", "torch"):
         out = subprocess.run(
-            [sys.executable, "-c", _SHAPES_SCRIPT], capture_output=True, text=True, check=True, cwd=REPO, env=env
+            [sys.executable, "-c", _SHAPES_SCRIPT, how],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+            env=_without_cache_settings(),
         )
-        *capacities, held[label] = json.loads(out.stdout.strip().splitlines()[-1])
-        assert capacities == ([str(memory.ONEDNN_CACHE_CAPACITY)] * 2 if label == "default" else ["1024"] * 2)
-    assert held["torch"] > 20 and held["torch"] > 4 * held["default"], held
+        *capacities, held[how] = json.loads(out.stdout.strip().splitlines()[-1])
+        assert capacities == ([str(memory.ONEDNN_CACHE_CAPACITY)] * 2 if how == "bound" else [None, None])
+    assert held["torch"] > 20 and held["torch"] > 4 * held["bound"], held
+
+
+_TRAIN_SCRIPT = """
+import hashlib, json
+import numpy as np
+from tests.test_finetune import make
+
+rng = np.random.default_rng(0)
+seqs = ["".join(rng.choice(list("ACGT"), n)) for n in rng.integers(60, 140, 48)]
+labels = [int(s.count("G") + s.count("C") > len(s) / 2) for s in seqs]
+ft = make()
+history = ft.train(seqs[:32], labels[:32], seqs[32:], labels[32:], epochs=1, head_init="random")
+digest = hashlib.sha256(b"".join(v.numpy().tobytes() for v in ft.network.state_dict().values())).hexdigest()
+print(json.dumps([history[-1]["train_loss"], digest]))
+"""
+
+
+def test_fine_tuning_gives_the_same_results_with_oneDNN_caches_of_any_size():
+    """A primitive built again for a shape its cache evicted computes as the first one did: fine-tuning on many
+    lengths with one primitive cached, or with torch's 1,024, gives the same weights to the bit."""
+    import subprocess
+    import sys
+
+    from hyenadna.utils.memory import ONEDNN_CACHE_VARIABLES
+
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", _TRAIN_SCRIPT],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+            env={**_without_cache_settings(), **dict.fromkeys(ONEDNN_CACHE_VARIABLES, capacity)},
+        ).stdout.split("\n")[-2]
+        for capacity in ("1", "1024")
+    ]
+    assert runs[0] == runs[1]
+
+
+def test_the_commands_that_fine_tune_bound_the_caches_first(monkeypatch, tmp_path):
+    from hyenadna.cli import main
+
+    calls = []
+    monkeypatch.setattr(memory, "bound_onednn_caches", lambda: calls.append(True))
+    assert main(["benchmark", "--out", str(tmp_path)]) != 0  # no tasks named: an error after the bound
+    assert main(["fine-tune", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) != 0
+    assert calls == [True, True]

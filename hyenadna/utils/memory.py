@@ -109,10 +109,11 @@ def release_memory(collect: bool = True, inside_reuse: bool = False) -> None:
 # oneDNN (the matmuls the autotuned kernel choices route there) builds a primitive for every shape it meets, about
 # 0.5 MB of JIT code and buffers, and torch keeps up to 1,024 of them in each of two caches: oneDNN's own and ideep's
 # (PyTorch's oneDNN wrapper). Fine-tuning on sequences of many lengths meets new shapes every step, so primitives were
-# built, cached and evicted all the time, each allocated in the middle of a step's activations and outliving them: the
-# heap could not reuse the holes between them and grew by 1-1.5 GB a run (a worker fine-tuning ocr_ensembl run after
-# run peaked at 3.5, 4.8, then 5.7 GB; its step needs about 1.2 GB, benchmarks/memory_growth.py). Bounded to
-# ONEDNN_CACHE_CAPACITY, still several times the 8-10 shapes a step of fixed shape uses, the heap stays flat.
+# built, cached and evicted all the time, each allocated among a step's activations and outliving them: the heap could
+# not reuse the holes between them and grew by 1-1.5 GB a run. Bounded to ONEDNN_CACHE_CAPACITY, still several times
+# the 8-10 shapes a step of fixed shape uses, it stays flat: fine-tuning ocr_ensembl run after run peaked at 1.8-1.9
+# against 3.5, 4.8, then 5.6 GB, in 0.88x the time (benchmarks/memory_growth.py). The commands that fine-tune set it;
+# it is not set for every process, because single-sequence inference timed too noisily to show it costs nothing there.
 ONEDNN_CACHE_CAPACITY = 64
 ONEDNN_CACHE_VARIABLES = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")
 
@@ -120,8 +121,8 @@ ONEDNN_CACHE_VARIABLES = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY
 def bound_onednn_caches(capacity: int = ONEDNN_CACHE_CAPACITY) -> None:
     """Bound oneDNN's primitive caches (``ONEDNN_PRIMITIVE_CACHE_CAPACITY``, or its old name
     ``DNNL_PRIMITIVE_CACHE_CAPACITY``, and ideep's ``LRU_CACHE_CAPACITY``) to ``capacity`` primitives each, unless
-    the user set them. Both are read once, at torch's first oneDNN call: ``import hyenadna`` calls this, and it has
-    no effect in a process that ran a oneDNN op before."""
+    the user set them: for a process that fine-tunes on sequences of many lengths. Both are read once, at torch's
+    first oneDNN call, so call it before that: ``hyenadna fine-tune`` and ``hyenadna benchmark`` do."""
     if "DNNL_PRIMITIVE_CACHE_CAPACITY" in os.environ:
         os.environ.setdefault("LRU_CACHE_CAPACITY", str(capacity))
         return
@@ -130,8 +131,9 @@ def bound_onednn_caches(capacity: int = ONEDNN_CACHE_CAPACITY) -> None:
 
 
 # Batches of many different lengths leave the heap holed: each shape's activations are freed into pieces the next
-# shape does not fit, glibc keeps every freed page resident, and a long-lived process grows without bound (a
-# benchmark process fine-tuning run after run was OOM-killed at 7.6 GB; at one length it stays flat). A trim gives
+# shape does not fit (around oneDNN's cached primitives, above), glibc keeps every freed page resident, and a
+# long-lived process grows without bound (a benchmark process fine-tuning run after run was OOM-killed at 7.6 GB; at
+# one length it stays flat). A trim gives
 # the holes back, but also the step's own freed activations, which the next step faults in again (about 0.3 s a trim
 # at tiny-1k on one core). So growth is measured from the resident size one batch after the last trim, the step's
 # working set back in, and a trim runs only when the holes have added HEAP_SLACK_MB to that, at most once per
