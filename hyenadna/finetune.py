@@ -29,6 +29,7 @@ from hyenadna.tokenizer import CharacterTokenizer, pad_batch, reverse_complement
 from hyenadna.training.finetune import Recipe, SequenceModel, fine_tune, set_head_from_probe
 from hyenadna.training.patience import PATIENCE_FROM_VALIDATION
 from hyenadna.training.step_memory import KEPT_FREED_MEMORY_FACTOR, step_memory
+from hyenadna.utils import memory
 from hyenadna.utils.device import seeded
 from hyenadna.utils.io import atomic_path, atomic_write_text
 from hyenadna.utils.precision import autocast
@@ -76,6 +77,9 @@ class HyenaDNAFineTuningModel:
             raise ValueError(f"head={head!r}: choose one of {HEADS}")
         if output_size < 1 or (head == "classification" and output_size < 2):
             raise ValueError(f"output_size={output_size}: a classifier needs at least 2 classes")
+        # fine-tuning meets many lengths, and oneDNN would keep a primitive for each (utils/memory.py): bound its
+        # caches before the model is built, since measuring the kernel choices may be this process's first oneDNN call
+        memory.bound_onednn_caches()
         self.config = config or HyenaDNAConfig()
         self.head_type = head
         self.output_size = output_size

@@ -350,3 +350,22 @@ def test_the_commands_that_fine_tune_bound_the_caches_first(monkeypatch, tmp_pat
     assert main(["benchmark", "--out", str(tmp_path)]) != 0  # no tasks named: an error after the bound
     assert main(["fine-tune", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) != 0
     assert calls == [True, True]
+
+
+def test_a_fine_tuning_model_bounds_the_caches_before_its_model_is_built(monkeypatch):
+    """In the SDK as in the CLI: building the model may measure kernel choices through oneDNN, which reads the
+    bound at its first call."""
+    import os
+
+    import hyenadna.finetune as sdk_finetune
+    from tests.test_finetune import make
+
+    for name in (*memory.ONEDNN_CACHE_VARIABLES, "DNNL_PRIMITIVE_CACHE_CAPACITY"):
+        monkeypatch.delenv(name, raising=False)
+    order, build = [], sdk_finetune.build_model
+    monkeypatch.setattr(sdk_finetune, "build_model", lambda config: order.append("build") or build(config))
+    bound = memory.bound_onednn_caches
+    monkeypatch.setattr(memory, "bound_onednn_caches", lambda: order.append("bound") or bound())
+    make()
+    assert order == ["bound", "build"]
+    assert os.environ["LRU_CACHE_CAPACITY"] == str(memory.ONEDNN_CACHE_CAPACITY)
