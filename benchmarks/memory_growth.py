@@ -8,15 +8,15 @@ learning rate, each run another seed and subsample, so other batch shapes) in fr
 thread each, side by side under the same conditions, one per ``--variants``: ``keep`` as shipped since 2026-12-07
 (freed memory kept between steps, ``reuse_freed_memory``, the heap still trimmed when grown), ``trim`` (freed memory
 handed back: the loop before then) and ``no-trim`` (neither: the loop before the trim). A variant may end in
-``:N``, oneDNN's primitive caches at N primitives each for that process (``keep:64``: as ``hyenadna fine-tune`` and
-``hyenadna benchmark`` bound them, ``utils.memory.bound_onednn_caches``; without it, torch's own bound of 1,024). It
+``:N``, oneDNN's primitive caches at N primitives each for that process (``keep:1024``: torch's own bound, as
+before 2026-12-07; without it, the 64 that fine-tuning sets, ``utils.memory.bound_onednn_caches``). It
 prints RSS after each run, the peak (of the process so far, and of each run alone), seconds and the trims so far.
 
     python benchmarks/memory_growth.py --variants trim no-trim --out benchmarks/results/memory_growth.json
     python benchmarks/memory_growth.py --variants trim no-trim --interval 10 \
         --out benchmarks/results/memory_growth_interval10.json
     python benchmarks/memory_growth.py --variants keep trim --out benchmarks/results/memory_growth_keep.json
-    python benchmarks/memory_growth.py --task gb_human_ocr_ensembl --runs 3 --variants keep:64 keep \
+    python benchmarks/memory_growth.py --task gb_human_ocr_ensembl --runs 3 --variants keep keep:1024 \
         --out benchmarks/results/memory_growth_onednn_cache.json
 
 Nothing else should run beside them (``--one-at-a-time`` runs them one after the other).
