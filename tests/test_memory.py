@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import sys
 
 import pytest
 import torch
@@ -136,6 +137,7 @@ def test_trim_returns_the_holes_that_batches_of_many_lengths_leave():
 
     script = """
 import json
+import sys
 from tests.test_memory import _allocate, _libc_heap
 from hyenadna.utils import memory
 
@@ -369,3 +371,71 @@ def test_a_fine_tuning_model_bounds_the_caches_before_its_model_is_built(monkeyp
     make()
     assert order == ["bound", "build"]
     assert os.environ["LRU_CACHE_CAPACITY"] == str(memory.ONEDNN_CACHE_CAPACITY)
+
+
+def _heap_trace():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("heap_trace", REPO / "benchmarks" / "heap_trace.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_heap_trace_replay_finds_the_rises_and_what_pins_the_holes():
+    """benchmarks/heap_trace.py on a made-up trace: two 8 MB blocks, a small one after each that stays, the large
+    ones freed, then a 12 MB block that fits neither hole and raises the top."""
+    import numpy as np
+
+    ht = _heap_trace()
+    mb, lo = 1 << 20, 1 << 40
+    events = [  # (kind, size, address, caller)
+        (1, 8 * mb, lo, 7),
+        (1, 4096, lo + 8 * mb, 9),
+        (1, 8 * mb, lo + 9 * mb, 7),
+        (1, 4096, lo + 17 * mb, 9),
+        (0, 0, lo, 7),
+        (0, 0, lo + 9 * mb, 7),
+        (1, 12 * mb, lo + 18 * mb, 7),
+    ]
+    kind, size, address, caller = (np.array(column, dtype=np.uint64) for column in zip(*events, strict=True))
+    kind, size = kind.astype(np.int64), size.astype(np.int64)
+    live, rises = ht.replay(kind, size, address, caller, lo, lo + 64 * mb)
+    assert sorted(live) == [lo + 8 * mb, lo + 17 * mb, lo + 18 * mb]
+    assert [(i, top // mb) for i, top, _, _ in rises] == [(0, 8), (2, 17), (6, 30)]
+    assert rises[-1][2] == 12 * mb + 2 * 4096  # in use when the top rose last
+    before_last, _ = ht.replay(kind, size, address, caller, lo, lo + 64 * mb, stop=6)
+    gaps, pins = ht.holes_and_pins(before_last, lo)
+    assert gaps == [8 * mb, 9 * mb - 4096] and [c for _, _, c in pins] == [9]  # the small block between the holes
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="LD_PRELOAD shim: Linux")
+def test_heap_trace_shim_builds_and_records(tmp_path):
+    """The shim compiles, and a process that loads it records its allocations and frees."""
+    import shutil
+    import subprocess
+
+    if not (shutil.which("cc") or shutil.which("gcc")):
+        pytest.skip("no C compiler")
+    ht = _heap_trace()
+    shim = ht.build_shim(tmp_path)
+    script = f"""
+import ctypes
+shim = ctypes.CDLL(None)
+shim.heap_trace_stop.argtypes, shim.heap_trace_stop.restype = [ctypes.c_char_p], ctypes.c_int64
+libc = ctypes.CDLL(None)  # the global lookup, as a library's call finds malloc: the shim's first
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+assert shim.heap_trace_start() == 0
+block = libc.malloc(12345)
+libc.free(block)
+print(shim.heap_trace_stop({str(tmp_path / "trace.bin")!r}.encode()), block)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, env={"LD_PRELOAD": str(shim)}
+    )
+    seen, block = (int(x) for x in out.stdout.split())
+    kind, size, address, _ = ht.read_trace(tmp_path / "trace.bin")
+    assert seen == len(kind) >= 2
+    mine = [(int(k), int(s)) for k, s, a in zip(kind, size, address, strict=True) if int(a) == block]
+    assert mine[-2:] == [(1, 12345), (0, 0)]
