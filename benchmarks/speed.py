@@ -208,12 +208,14 @@ def child(workload: str, impl: str, threads: int, length: int | None = None, tim
     import os
 
     cmd = [sys.executable, __file__, "--child", workload, impl, str(threads)] + ([str(length)] if length else [])
-    env = {**os.environ, "HYENADNA_AUTOTUNE": "0"} if impl == "fast_defaults" else None
+    env = dict(os.environ)
+    if impl.startswith("fast_defaults"):
+        env["HYENADNA_AUTOTUNE"] = "0"
     capacity = re.search(r"_cache(\d+)", impl)
     if capacity:  # read at torch's first oneDNN call in the child
         from hyenadna.utils.memory import ONEDNN_CACHE_VARIABLES
 
-        env = {**os.environ, **dict.fromkeys(ONEDNN_CACHE_VARIABLES, capacity.group(1))}
+        env.update(dict.fromkeys(ONEDNN_CACHE_VARIABLES, capacity.group(1)))
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:

@@ -21,6 +21,8 @@ mmap threshold of 32 MB and a trim threshold of 64 MB. (Huge pages on top measur
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import functools
 import os
 import sys
@@ -30,8 +32,6 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import ctypes
-
     import torch
 
 # mallopt parameters (malloc.h), glibc's default for M_MMAP_MAX, and where its adaptive thresholds end up on 64-bit
@@ -49,8 +49,6 @@ _depth = 0
 def _glibc() -> ctypes.CDLL | None:
     if not sys.platform.startswith("linux"):
         return None
-    import ctypes.util  # here: ``import hyenadna`` reads this module and should stay quick
-
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         if not hasattr(libc, "gnu_get_libc_version"):  # glibc only: musl's malloc has no mallopt
@@ -135,12 +133,12 @@ def bound_onednn_caches(capacity: int = ONEDNN_CACHE_CAPACITY) -> None:
 # Batches of many different lengths leave the heap holed: each shape's activations are freed into pieces the next
 # shape does not fit (around oneDNN's cached primitives, above), glibc keeps every freed page resident, and a
 # long-lived process grows without bound (a benchmark process fine-tuning run after run was OOM-killed at 7.6 GB; at
-# one length it stays flat). A trim gives
-# the holes back, but also the step's own freed activations, which the next step faults in again (about 0.3 s a trim
-# at tiny-1k on one core). So growth is measured from the resident size one batch after the last trim, the step's
-# working set back in, and a trim runs only when the holes have added HEAP_SLACK_MB to that, at most once per
-# TRIM_INTERVAL_S. Two fine-tuning runs side by side (benchmarks/memory_growth.py, Zen 4, one thread each): every 30 s,
-# peak 3.44 GB against 3.89 GB untrimmed for 1.03x the time; every 10 s, 2.91 GB for 1.06x. Untrimmed it grows on.
+# one length it stays flat). A trim gives the holes back, but also the step's own freed activations, which the next
+# step faults in again (about 0.3 s a trim at tiny-1k on one core). So growth is measured from the resident size one
+# batch after the last trim, the step's working set back in, and a trim runs only when the holes have added
+# HEAP_SLACK_MB to that, at most once per TRIM_INTERVAL_S. Two fine-tuning runs side by side
+# (benchmarks/memory_growth.py, Zen 4, one thread each): every 30 s, peak 3.44 GB against 3.89 GB untrimmed for 1.03x
+# the time; every 10 s, 2.91 GB for 1.06x. Untrimmed it grows on.
 HEAP_SLACK_MB = 256.0
 TRIM_INTERVAL_S = 30.0
 _heap_base: float | None = None
