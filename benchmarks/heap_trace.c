@@ -1,12 +1,13 @@
 /* Every malloc, free and aligned allocation of a process, in memory, for benchmarks/heap_trace.py.
  * Loaded with LD_PRELOAD; glibc's own entry points (__libc_malloc...) do the work. Recording starts at
  * heap_trace_start() and ends at heap_trace_stop(path), which writes the records: three uint64 each, (kind << 56 |
- * size), the address, and the caller's return address (kind 0 free, 1 malloc/calloc/realloc, 2 aligned). */
+ * size), the address, and the caller's return address (kind 0 free, 1 malloc/calloc/realloc/new, 2 aligned). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 
 extern void *__libc_malloc(size_t);
@@ -71,3 +72,14 @@ int posix_memalign(void **out, size_t a, size_t size) {
     put(2, p, size, __builtin_return_address(0));
     return 0;
 }
+
+/* C++'s operator new and new[] (size_t), so that a C++ object is recorded with the code that made it rather than
+ * libstdc++; out of memory aborts, where C++ would throw. */
+static void *cxx_new(size_t size, void *caller) {
+    void *p = __libc_malloc(size ? size : 1);
+    if (!p) abort();
+    put(1, p, size, caller);
+    return p;
+}
+void *_Znwm(size_t size) { return cxx_new(size, __builtin_return_address(0)); }
+void *_Znam(size_t size) { return cxx_new(size, __builtin_return_address(0)); }

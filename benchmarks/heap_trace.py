@@ -218,7 +218,7 @@ def main() -> None:
             f"{worst['holes_of_4mb_or_more']} holes of 4 MB or more ({worst['holes_mb']} MB) between:"
         )
         for row in worst["between_the_holes"]:
-            print(f"  {row['allocations']:7d} allocations, {row['kb']:9d} KB  {row['allocated_by']}")
+            print(f"  {row['allocations']:7d} allocations, {row['kb']:9d} KB  {row['allocated_by'][:100]}")
     if args.out:
         from hyenadna.utils.io import atomic_write_text
 
