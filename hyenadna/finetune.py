@@ -78,7 +78,7 @@ class HyenaDNAFineTuningModel:
         if output_size < 1 or (head == "classification" and output_size < 2):
             raise ValueError(f"output_size={output_size}: a classifier needs at least 2 classes")
         # fine-tuning meets many lengths, and oneDNN would keep a primitive for each (utils/memory.py): bound its
-        # caches before the model is built, since measuring the kernel choices may be this process's first oneDNN call
+        # caches now, before the first forward pass (which may measure the kernel choices) makes oneDNN read them
         memory.bound_onednn_caches()
         self.config = config or HyenaDNAConfig()
         self.head_type = head

@@ -355,8 +355,7 @@ def test_the_commands_that_fine_tune_bound_the_caches_first(monkeypatch, tmp_pat
 
 
 def test_a_fine_tuning_model_bounds_the_caches_before_its_model_is_built(monkeypatch):
-    """In the SDK as in the CLI: building the model may measure kernel choices through oneDNN, which reads the
-    bound at its first call."""
+    """In the SDK as in the CLI, before anything runs: oneDNN reads the bound at its first call."""
     import os
 
     import hyenadna.finetune as sdk_finetune
