@@ -11,6 +11,8 @@ part. Reads a ``scores.csv.gz``; the networks only score 17-base windows.
 
     python benchmarks/zero_shot_composition.py --scores docs/zero_shot/fresh/scores.csv.gz \
         --out docs/zero_shot/fresh/composition.md
+    python benchmarks/zero_shot_composition.py --scores docs/zero_shot/fresh/scores.csv.gz --fit quadratic \
+        --out docs/zero_shot/fresh/composition_quadratic.md
 """
 
 from __future__ import annotations
@@ -26,17 +28,26 @@ from zero_shot_splice import REPO, training_markov
 
 from hyenadna.utils.io import save_png
 
-GROUPS = ("C count", "G count", "T count", "last bases", "ref > alt")
+GROUPS = ("C count", "G count", "T count", "count curvature", "last bases", "ref > alt")
 
 
-def design(contexts: list[str], refs: list[str], alts: list[str], keep: int) -> tuple[np.ndarray, list[str]]:
-    """The regression's features, one row per SNV, and each column's group ("intercept" first)."""
+def design(
+    contexts: list[str], refs: list[str], alts: list[str], keep: int, quadratic: bool = False
+) -> tuple[np.ndarray, list[str]]:
+    """The regression's features, one row per SNV, and each column's group ("intercept" first). ``quadratic`` adds
+    the counts' squares and pairwise products (group "count curvature"): a term that is not linear in them."""
     lasts = sorted({c[len(c) - keep :] for c in contexts})
     changes = sorted(set(zip(refs, alts, strict=True)))
     cols, groups = [np.ones(len(contexts))], ["intercept"]
     for base, group in zip("CGT", GROUPS[:3], strict=True):
         cols.append(np.array([c[: len(c) - keep].count(base) for c in contexts], dtype=float))
         groups.append(group)
+    if quadratic:
+        counts = cols[1:4]
+        for i in range(3):
+            for j in range(i, 3):
+                cols.append(counts[i] * counts[j])
+                groups.append("count curvature")
     for last in lasts[1:]:  # the first level of each one-hot is the intercept's
         cols.append(np.array([c[len(c) - keep :] == last for c in contexts], dtype=float))
         groups.append("last bases")
@@ -51,9 +62,13 @@ def explained_gap(x: np.ndarray, groups: list[str], term: np.ndarray, labels: np
     what none explains; the parts sum to the gap exactly (the fit has an intercept)."""
     coef = np.linalg.lstsq(x, term, rcond=None)[0]
     diff = x[labels == 1].mean(0) - x[labels == 0].mean(0)
-    parts = {g: float(sum(coef[j] * diff[j] for j in range(len(groups)) if groups[j] == g)) for g in GROUPS}
+    parts = {g: float(sum(coef[j] * diff[j] for j in range(len(groups)) if groups[j] == g)) for g in _present(groups)}
     gap = float(term[labels == 1].mean() - term[labels == 0].mean())
     return {"gap": gap, **parts, "unexplained": gap - sum(parts.values())}
+
+
+def _present(groups: list[str]) -> list[str]:
+    return [g for g in GROUPS if g in groups]
 
 
 def gap_intervals(x, groups, term, labels, pairs, draws: int = 300) -> dict[str, tuple[float, float, float]]:
@@ -69,6 +84,12 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["hyenadna-tiny-1k-d256-grch37", "hyenadna-16k-d256-l3-grch37"])
     ap.add_argument("--context", type=int, default=16)
     ap.add_argument("--keep", type=int, default=2, help="bases right before the site taken one-hot, not counted")
+    ap.add_argument(
+        "--fit",
+        choices=["linear", "quadratic"],
+        default="linear",
+        help="quadratic: the counts' squares and pairwise products too, a group of their own",
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
 
@@ -94,7 +115,8 @@ def main() -> None:
     terms = {name: at_site_terms(f, chrom, rows, args.context) for name, f in scorers.items()}
 
     labels, pairs = d["label"].to_numpy(), d["pair"].to_numpy()
-    x, groups = design(contexts, list(d["ref"]), list(d["alt"]), args.keep)
+    x, groups = design(contexts, list(d["ref"]), list(d["alt"]), args.keep, quadratic=args.fit == "quadratic")
+    shown = _present(groups)
     head = x[:, 1:4]
     means = {
         side: {b: float(v) for b, v in zip("CGT", head[labels == lab].mean(0), strict=True)}
@@ -104,7 +126,9 @@ def main() -> None:
     lines = [
         f"The at-site term at + strand acceptors ({len(np.unique(pairs))} pairs of `{args.scores.name}`), log p(ref) - "
         f"log p(alt) given the last {args.context} bases, regressed on their composition: the counts of C, G and T "
-        f"among the first {n} (A the rest), the last {args.keep} bases one-hot and the SNV's ref > alt one-hot "
+        f"among the first {n} (A the rest)"
+        + (", their squares and pairwise products" if args.fit == "quadratic" else "")
+        + f", the last {args.keep} bases one-hot and the SNV's ref > alt one-hot "
         "(least squares over positives and controls, no label; `benchmarks/zero_shot_composition.py`). The "
         "positives' minus the controls' mean term (nats) splits into what each group explains and what none does; "
         "95% intervals over matched pairs, the fit redone in each resample.",
@@ -116,9 +140,9 @@ def main() -> None:
         + f", A {n - sum(means['controls'].values()):.2f}.",
         "",
         "| scorer | AUROC of the term | AUROC of its residual | mean gap | "
-        + " | ".join(f"{g} explains" for g in GROUPS)
+        + " | ".join(f"{g} explains" for g in shown)
         + " | unexplained | R^2 |",
-        "|---|---|---|---|" + "---|" * (len(GROUPS) + 2),
+        "|---|---|---|---|" + "---|" * (len(shown) + 2),
     ]
     results = {}
     for name, term in terms.items():
@@ -132,21 +156,22 @@ def main() -> None:
             + " | ".join(cells)
             + f" | {r2:.2f} |"
         )
-    lines += [
-        "",
-        f"Per-count coefficients (nats of the term per extra base among the first {n}, against an A):",
-        "",
-        "| scorer | " + " | ".join(f"per {b}" for b in "CGT") + " |",
-        "|---|---|---|---|",
-    ]
-    for name, term in terms.items():
-        coef = np.linalg.lstsq(x, term, rcond=None)[0]
-        lines.append(f"| {name} | " + " | ".join(f"{c:+.3f}" for c in coef[1:4]) + " |")
+    if args.fit == "linear":  # with curvature, a count has no single coefficient
+        lines += [
+            "",
+            f"Per-count coefficients (nats of the term per extra base among the first {n}, against an A):",
+            "",
+            "| scorer | " + " | ".join(f"per {b}" for b in "CGT") + " |",
+            "|---|---|---|---|",
+        ]
+        for name, term in terms.items():
+            coef = np.linalg.lstsq(x, term, rcond=None)[0]
+            lines.append(f"| {name} | " + " | ".join(f"{c:+.3f}" for c in coef[1:4]) + " |")
     emit(lines, args.out)
 
     if args.out:
         fig, ax = plt.subplots(figsize=(7.5, 3.6))
-        keys = [*GROUPS, "unexplained"]
+        keys = [*shown, "unexplained"]
         width = 0.8 / len(results)
         for k, (name, parts) in enumerate(results.items()):
             v = np.array([parts[g][0] for g in keys])

@@ -1267,6 +1267,14 @@ def test_zero_shot_composition_splits_the_gap_among_the_counts_that_make_it():
     # the label's own +0.3: the counts, fitted without the label, absorb the part of it they correlate with, and
     # the rest stays unexplained
     assert 0.05 < parts["unexplained"] < 0.3
+    # a term curved in the T count: the linear fit leaves part of its gap unexplained, the quadratic one none
+    curved = -0.01 * t_count**2
+    linear = mod.explained_gap(x, groups, curved, labels)
+    xq, groups_q = mod.design(contexts, refs, alts, 2, quadratic=True)
+    assert groups_q.count("count curvature") == 6 and xq.shape == (400, x.shape[1] + 6)
+    quadratic = mod.explained_gap(xq, groups_q, curved, labels)
+    assert abs(linear["unexplained"]) > 1e-4 and abs(quadratic["unexplained"]) < 1e-9
+    assert quadratic["count curvature"] != 0 and "count curvature" not in linear
 
 
 @pytest.mark.parametrize(
