@@ -13,6 +13,8 @@ part. Reads a ``scores.csv.gz``; the networks only score 17-base windows.
         --out docs/zero_shot/fresh/composition.md
     python benchmarks/zero_shot_composition.py --scores docs/zero_shot/fresh/scores.csv.gz --fit quadratic \
         --out docs/zero_shot/fresh/composition_quadratic.md
+    python benchmarks/zero_shot_composition.py --scores docs/zero_shot/fresh/scores.csv.gz --fit positions \
+        --out docs/zero_shot/fresh/composition_positions.md
 """
 
 from __future__ import annotations
@@ -28,33 +30,60 @@ from zero_shot_splice import REPO, training_markov
 
 from hyenadna.utils.io import save_png
 
-GROUPS = ("C count", "G count", "T count", "count curvature", "last bases", "ref > alt")
+GROUPS = (
+    "C count",
+    "G count",
+    "T count",
+    "count curvature",
+    "C by position",
+    "G by position",
+    "T by position",
+    "last bases",
+    "ref > alt",
+)
+FITS = ("linear", "quadratic", "positions")
 
 
 def design(
-    contexts: list[str], refs: list[str], alts: list[str], keep: int, quadratic: bool = False
+    contexts: list[str], refs: list[str], alts: list[str], keep: int, fit: str = "linear"
 ) -> tuple[np.ndarray, list[str]]:
-    """The regression's features, one row per SNV, and each column's group ("intercept" first). ``quadratic`` adds
-    the counts' squares and pairwise products (group "count curvature"): a term that is not linear in them."""
+    """The regression's features, one row per SNV, and each column's group ("intercept" first). ``fit``: "linear",
+    the counts; "quadratic", their squares and pairwise products too (group "count curvature"); "positions", instead
+    of the counts each of those bases one-hot (C, G or T at each position, A the reference), which the counts are
+    sums of."""
+    if fit not in FITS:
+        raise ValueError(f"fit={fit!r}: one of {FITS}")
     lasts = sorted({c[len(c) - keep :] for c in contexts})
     changes = sorted(set(zip(refs, alts, strict=True)))
     cols, groups = [np.ones(len(contexts))], ["intercept"]
+    if fit == "positions":
+        for base in "CGT":
+            for p in range(len(contexts[0]) - keep):
+                cols.append(np.array([c[p] == base for c in contexts], dtype=float))
+                groups.append(f"{base} by position")
+        cols, groups = _then_one_hots(cols, groups, contexts, refs, alts, keep, lasts, changes)
+        return np.stack(cols, axis=1), groups
     for base, group in zip("CGT", GROUPS[:3], strict=True):
         cols.append(np.array([c[: len(c) - keep].count(base) for c in contexts], dtype=float))
         groups.append(group)
-    if quadratic:
+    if fit == "quadratic":
         counts = cols[1:4]
         for i in range(3):
             for j in range(i, 3):
                 cols.append(counts[i] * counts[j])
                 groups.append("count curvature")
+    cols, groups = _then_one_hots(cols, groups, contexts, refs, alts, keep, lasts, changes)
+    return np.stack(cols, axis=1), groups
+
+
+def _then_one_hots(cols, groups, contexts, refs, alts, keep, lasts, changes) -> tuple[list, list[str]]:
     for last in lasts[1:]:  # the first level of each one-hot is the intercept's
         cols.append(np.array([c[len(c) - keep :] == last for c in contexts], dtype=float))
         groups.append("last bases")
     for change in changes[1:]:
         cols.append(np.array([(r, a) == change for r, a in zip(refs, alts, strict=True)], dtype=float))
         groups.append("ref > alt")
-    return np.stack(cols, axis=1), groups
+    return cols, groups
 
 
 def explained_gap(x: np.ndarray, groups: list[str], term: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -86,9 +115,10 @@ def main() -> None:
     ap.add_argument("--keep", type=int, default=2, help="bases right before the site taken one-hot, not counted")
     ap.add_argument(
         "--fit",
-        choices=["linear", "quadratic"],
+        choices=FITS,
         default="linear",
-        help="quadratic: the counts' squares and pairwise products too, a group of their own",
+        help="quadratic: the counts' squares and pairwise products too, a group of their own; positions: each base "
+        "one-hot instead of the counts",
     )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
@@ -115,19 +145,22 @@ def main() -> None:
     terms = {name: at_site_terms(f, chrom, rows, args.context) for name, f in scorers.items()}
 
     labels, pairs = d["label"].to_numpy(), d["pair"].to_numpy()
-    x, groups = design(contexts, list(d["ref"]), list(d["alt"]), args.keep, quadratic=args.fit == "quadratic")
+    x, groups = design(contexts, list(d["ref"]), list(d["alt"]), args.keep, fit=args.fit)
     shown = _present(groups)
-    head = x[:, 1:4]
+    n = args.context - args.keep
+    head = np.array([[c[:n].count(b) for b in "CGT"] for c in contexts], dtype=float)
     means = {
         side: {b: float(v) for b, v in zip("CGT", head[labels == lab].mean(0), strict=True)}
         for side, lab in (("positives", 1), ("controls", 0))
     }
-    n = args.context - args.keep
+    features = {
+        "linear": f"the counts of C, G and T among the first {n} (A the rest)",
+        "quadratic": f"the counts of C, G and T among the first {n} (A the rest), their squares and pairwise products",
+        "positions": f"each of the first {n} bases one-hot (C, G or T at each position, A the reference)",
+    }[args.fit]
     lines = [
         f"The at-site term at + strand acceptors ({len(np.unique(pairs))} pairs of `{args.scores.name}`), log p(ref) - "
-        f"log p(alt) given the last {args.context} bases, regressed on their composition: the counts of C, G and T "
-        f"among the first {n} (A the rest)"
-        + (", their squares and pairwise products" if args.fit == "quadratic" else "")
+        f"log p(alt) given the last {args.context} bases, regressed on their composition: {features}"
         + f", the last {args.keep} bases one-hot and the SNV's ref > alt one-hot "
         "(least squares over positives and controls, no label; `benchmarks/zero_shot_composition.py`). The "
         "positives' minus the controls' mean term (nats) splits into what each group explains and what none does; "

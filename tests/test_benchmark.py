@@ -1270,11 +1270,20 @@ def test_zero_shot_composition_splits_the_gap_among_the_counts_that_make_it():
     # a term curved in the T count: the linear fit leaves part of its gap unexplained, the quadratic one none
     curved = -0.01 * t_count**2
     linear = mod.explained_gap(x, groups, curved, labels)
-    xq, groups_q = mod.design(contexts, refs, alts, 2, quadratic=True)
+    xq, groups_q = mod.design(contexts, refs, alts, 2, fit="quadratic")
     assert groups_q.count("count curvature") == 6 and xq.shape == (400, x.shape[1] + 6)
     quadratic = mod.explained_gap(xq, groups_q, curved, labels)
     assert abs(linear["unexplained"]) > 1e-4 and abs(quadratic["unexplained"]) < 1e-9
     assert quadratic["count curvature"] != 0 and "count curvature" not in linear
+    # each position one-hot: a term carried by the base at one position is all explained there, the T count's part
+    # by T at every position, as the counts explain it
+    at_3 = -0.2 * np.array([c[3] == "C" for c in contexts], dtype=float) - 0.05 * t_count
+    xp, groups_p = mod.design(contexts, refs, alts, 2, fit="positions")
+    assert groups_p.count("C by position") == 14 and "C count" not in groups_p
+    by_position = mod.explained_gap(xp, groups_p, at_3, labels)
+    t_gap = -0.05 * (t_count[labels == 1].mean() - t_count[labels == 0].mean())
+    assert abs(by_position["unexplained"]) < 1e-9 and by_position["T by position"] == pytest.approx(t_gap)
+    assert abs(mod.explained_gap(x, groups, at_3, labels)["unexplained"]) > 1e-4  # the counts cannot
 
 
 @pytest.mark.parametrize(
