@@ -47,9 +47,9 @@ def child(args) -> None:
     import ctypes
 
     if args.onednn_cache:  # before torch's first oneDNN call
-        from hyenadna.utils.memory import ONEDNN_CACHE_VARIABLES
+        from hyenadna.utils.memory import onednn_cache_settings
 
-        os.environ.update(dict.fromkeys(ONEDNN_CACHE_VARIABLES, str(args.onednn_cache)))
+        os.environ.update(onednn_cache_settings(args.onednn_cache))
     import torch
 
     from hyenadna.benchmark.runner import BenchmarkConfig, run_finetune

@@ -47,9 +47,9 @@ def one_process(args) -> dict:
 
     loop, _, capacity = args.variant.partition(":")
     if capacity:  # before torch's first oneDNN call
-        from hyenadna.utils.memory import ONEDNN_CACHE_VARIABLES
+        from hyenadna.utils.memory import onednn_cache_settings
 
-        os.environ.update(dict.fromkeys(ONEDNN_CACHE_VARIABLES, capacity))
+        os.environ.update(onednn_cache_settings(capacity))
     import torch
 
     from hyenadna.benchmark.runner import BenchmarkConfig, run_finetune

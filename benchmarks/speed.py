@@ -213,9 +213,9 @@ def child(workload: str, impl: str, threads: int, length: int | None = None, tim
         env["HYENADNA_AUTOTUNE"] = "0"
     capacity = re.search(r"_cache(\d+)", impl)
     if capacity:  # read at torch's first oneDNN call in the child
-        from hyenadna.utils.memory import ONEDNN_CACHE_VARIABLES
+        from hyenadna.utils.memory import onednn_cache_settings
 
-        env.update(dict.fromkeys(ONEDNN_CACHE_VARIABLES, capacity.group(1)))
+        env.update(onednn_cache_settings(capacity.group(1)))
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:

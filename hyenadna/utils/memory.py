@@ -117,6 +117,11 @@ ONEDNN_CACHE_CAPACITY = 64
 ONEDNN_CACHE_VARIABLES = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")
 
 
+def onednn_cache_settings(capacity: int | str) -> dict[str, str]:
+    """The environment variables that bound both of oneDNN's primitive caches to ``capacity`` primitives each."""
+    return dict.fromkeys(ONEDNN_CACHE_VARIABLES, str(capacity))
+
+
 def bound_onednn_caches(capacity: int = ONEDNN_CACHE_CAPACITY) -> None:
     """Bound oneDNN's primitive caches (``ONEDNN_PRIMITIVE_CACHE_CAPACITY``, or its old name
     ``DNNL_PRIMITIVE_CACHE_CAPACITY``, and ideep's ``LRU_CACHE_CAPACITY``) to ``capacity`` primitives each, unless
@@ -126,8 +131,8 @@ def bound_onednn_caches(capacity: int = ONEDNN_CACHE_CAPACITY) -> None:
     if "DNNL_PRIMITIVE_CACHE_CAPACITY" in os.environ:
         os.environ.setdefault("LRU_CACHE_CAPACITY", str(capacity))
         return
-    for name in ONEDNN_CACHE_VARIABLES:
-        os.environ.setdefault(name, str(capacity))
+    for name, value in onednn_cache_settings(capacity).items():
+        os.environ.setdefault(name, value)
 
 
 # Batches of many different lengths leave the heap holed: each shape's activations are freed into pieces the next
