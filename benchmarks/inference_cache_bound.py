@@ -1,5 +1,5 @@
 """Peak memory and time of ``hyenadna embed`` on sequences of many lengths, with oneDNN's primitive caches at torch's
-bound (1,024 primitives each) and at the 64 that fine-tuning sets (``utils.memory.bound_onednn_caches``).
+bound (1,024 primitives each) and at the 64 that every command sets (``utils.memory.bound_onednn_caches``).
 
 Every new matmul shape builds a primitive of about 0.5 MB that both caches keep; inference on batches of many
 lengths builds one per shape, like fine-tuning. Two inputs, written to a temporary folder:

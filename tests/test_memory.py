@@ -344,14 +344,24 @@ def test_fine_tuning_gives_the_same_results_with_oneDNN_caches_of_any_size():
     assert runs[0] == runs[1]
 
 
-def test_the_commands_that_fine_tune_bound_the_caches_first(monkeypatch, tmp_path):
-    from hyenadna.cli import main
+def test_every_command_bounds_the_caches_before_it_runs(monkeypatch, tmp_path):
+    """Embedding 3,000 sequences of many lengths peaked at 0.8 against 1.4 GB bounded (inference_cache_bound.py)."""
+    import hyenadna.cli
 
     calls = []
-    monkeypatch.setattr(memory, "bound_onednn_caches", lambda: calls.append(True))
-    assert main(["benchmark", "--out", str(tmp_path)]) != 0  # no tasks named: an error after the bound
-    assert main(["fine-tune", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) != 0
-    assert calls == [True, True]
+    monkeypatch.setattr(memory, "bound_onednn_caches", lambda: calls.append("bound"))
+    monkeypatch.setattr(hyenadna.cli, "_run", lambda args: calls.append(args.command) or 0)
+    seqs = str(tmp_path / "x.fa")
+    for argv in (
+        ["embed", seqs, "-o", str(tmp_path / "e.npz")],
+        ["score", seqs],
+        ["predict", str(tmp_path), seqs],
+        ["fine-tune", seqs, "--out", str(tmp_path / "o")],
+        ["benchmark", "--out", str(tmp_path / "b")],
+    ):
+        calls.clear()
+        assert hyenadna.cli.main(argv) == 0
+        assert calls == ["bound", argv[0]]
 
 
 def test_a_fine_tuning_model_bounds_the_caches_before_its_model_is_built(monkeypatch):

@@ -140,6 +140,11 @@ def _caused_by_ctrl_c(error: BaseException) -> bool:
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    # oneDNN reads its cache bounds at torch's first oneDNN call: commands over sequences of many lengths (embedding,
+    # scoring, fine-tuning) otherwise keep up to 1,024 primitives a cache, which holed the heap (utils/memory.py)
+    from hyenadna.utils.memory import bound_onednn_caches
+
+    bound_onednn_caches()
     # every command needs torch and the model stack (which imports torch._dynamo); a Ctrl-C while they import was
     # held (_startup) and is raised here, before any work
     import torch

@@ -21,9 +21,7 @@ BENCHMARK_EXAMPLES = """examples:
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from hyenadna.benchmark.runner import BenchmarkConfig, run_benchmark
-    from hyenadna.utils.memory import bound_onednn_caches
 
-    bound_onednn_caches()  # before torch's first oneDNN call: batches of many lengths (utils/memory.py)
     if not (args.suite or args.tasks_dir or args.tasks):
         raise ValueError("name the tasks: --suite nt, --tasks-dir DIR [--tasks NAME...], or --tasks FOLDER...")
     if args.suite and args.tasks_dir:

@@ -21,9 +21,7 @@ from hyenadna.training.patience import PATIENCE_FROM, PATIENCE_FROM_VALIDATION
 def cmd_finetune(args: argparse.Namespace) -> int:
     from hyenadna.benchmark.tasks import load_task
     from hyenadna.finetune import HyenaDNAFineTuningModel
-    from hyenadna.utils.memory import bound_onednn_caches
 
-    bound_onednn_caches()  # before torch's first oneDNN call: batches of many lengths (utils/memory.py)
     task = load_task(args.task).subsample(args.max_train, args.max_test, seed=args.seed)
     ft = HyenaDNAFineTuningModel(
         sdk_config(

@@ -110,9 +110,10 @@ def release_memory(collect: bool = True, inside_reuse: bool = False) -> None:
 # built, cached and evicted all the time, each allocated among a step's activations and outliving them: the heap could
 # not reuse the holes between them and grew by 1-1.5 GB a run. Bounded to ONEDNN_CACHE_CAPACITY, still several times
 # the 8-10 shapes a step of fixed shape uses, it stays flat: fine-tuning ocr_ensembl run after run peaked at 1.8-1.9
-# against 3.5, 4.8, then 5.6 GB, in 0.88x the time (benchmarks/memory_growth.py). Fine-tuning sets it (the SDK's
-# model, the CLI's fine-tune and benchmark); not every process, since single-sequence inference timed too noisily to
-# show it costs nothing there.
+# against 3.5, 4.8, then 5.6 GB, in 0.88x the time (benchmarks/memory_growth.py); embedding 3,000 sequences of
+# 100-1,024 bases peaked at 0.79-0.80 against 1.42-1.44 GB, in 0.91x the time, and the small cache's worst case (200
+# lengths cycled) took 0.98x (benchmarks/inference_cache_bound.py). The SDK's fine-tuning model and every CLI command
+# set it; not every process at import, since single-sequence inference timed too noisily to show it costs nothing.
 ONEDNN_CACHE_CAPACITY = 64
 ONEDNN_CACHE_VARIABLES = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")
 
@@ -125,9 +126,9 @@ def onednn_cache_settings(capacity: int | str) -> dict[str, str]:
 def bound_onednn_caches(capacity: int = ONEDNN_CACHE_CAPACITY) -> None:
     """Bound oneDNN's primitive caches (``ONEDNN_PRIMITIVE_CACHE_CAPACITY``, or its old name
     ``DNNL_PRIMITIVE_CACHE_CAPACITY``, and ideep's ``LRU_CACHE_CAPACITY``) to ``capacity`` primitives each, unless
-    the user set them: for a process that fine-tunes on sequences of many lengths. Both are read once, at torch's
-    first oneDNN call, so call it before that: ``HyenaDNAFineTuningModel``, ``hyenadna fine-tune`` and
-    ``hyenadna benchmark`` do."""
+    the user set them: for a process that fine-tunes on, embeds or scores sequences of many lengths. Both are read
+    once, at torch's first oneDNN call, so call it before that: ``HyenaDNAFineTuningModel`` and every ``hyenadna``
+    command do."""
     if "DNNL_PRIMITIVE_CACHE_CAPACITY" in os.environ:
         os.environ.setdefault("LRU_CACHE_CAPACITY", str(capacity))
         return
