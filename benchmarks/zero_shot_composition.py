@@ -40,19 +40,29 @@ GROUPS = (
     "T by position",
     "last bases",
     "ref > alt",
+    "label",
 )
 FITS = ("linear", "quadratic", "positions")
 
 
 def design(
-    contexts: list[str], refs: list[str], alts: list[str], keep: int, fit: str = "linear"
+    contexts: list[str],
+    refs: list[str],
+    alts: list[str],
+    keep: int,
+    fit: str = "linear",
+    labels: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """The regression's features, one row per SNV, and each column's group ("intercept" first). ``fit``: "linear",
     the counts; "quadratic", their squares and pairwise products too (group "count curvature"); "positions", instead
     of the counts each of those bases one-hot (C, G or T at each position, A the reference), which the counts are
-    sums of."""
+    sums of. Given ``labels``, the label is a feature too (last, group "label"): its coefficient is the gap the
+    composition leaves once the fit may credit the label, not the composition, with what goes with both."""
     if fit not in FITS:
         raise ValueError(f"fit={fit!r}: one of {FITS}")
+    if labels is not None:
+        x, groups = design(contexts, refs, alts, keep, fit)
+        return np.column_stack([x, np.asarray(labels, dtype=float)]), [*groups, "label"]
     lasts = sorted({c[len(c) - keep :] for c in contexts})
     changes = sorted(set(zip(refs, alts, strict=True)))
     cols, groups = [np.ones(len(contexts))], ["intercept"]
@@ -120,6 +130,11 @@ def main() -> None:
         help="quadratic: the counts' squares and pairwise products too, a group of their own; positions: each base "
         "one-hot instead of the counts",
     )
+    ap.add_argument(
+        "--label",
+        action="store_true",
+        help="the label as a feature too: its coefficient is the gap left once the composition is fitted beside it",
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
 
@@ -145,7 +160,9 @@ def main() -> None:
     terms = {name: at_site_terms(f, chrom, rows, args.context) for name, f in scorers.items()}
 
     labels, pairs = d["label"].to_numpy(), d["pair"].to_numpy()
-    x, groups = design(contexts, list(d["ref"]), list(d["alt"]), args.keep, fit=args.fit)
+    x, groups = design(
+        contexts, list(d["ref"]), list(d["alt"]), args.keep, fit=args.fit, labels=labels if args.label else None
+    )
     shown = _present(groups)
     n = args.context - args.keep
     head = np.array([[c[:n].count(b) for b in "CGT"] for c in contexts], dtype=float)
@@ -162,7 +179,13 @@ def main() -> None:
         f"The at-site term at + strand acceptors ({len(np.unique(pairs))} pairs of `{args.scores.name}`), log p(ref) - "
         f"log p(alt) given the last {args.context} bases, regressed on their composition: {features}"
         + f", the last {args.keep} bases one-hot and the SNV's ref > alt one-hot "
-        "(least squares over positives and controls, no label; `benchmarks/zero_shot_composition.py`). The "
+        + (
+            "(least squares over positives and controls, the label a feature too: its share is its coefficient, and "
+            "nothing is left unexplained; the residual column is the term less the composition's part of the fit; "
+            if args.label
+            else "(least squares over positives and controls, no label; "
+        )
+        + "`benchmarks/zero_shot_composition.py`). The "
         "positives' minus the controls' mean term (nats) splits into what each group explains and what none does; "
         "95% intervals over matched pairs, the fit redone in each resample.",
         "",
@@ -182,6 +205,8 @@ def main() -> None:
         coef = np.linalg.lstsq(x, term, rcond=None)[0]
         fitted = x @ coef
         r2 = 1 - float(((term - fitted) ** 2).sum() / ((term - term.mean()) ** 2).sum())
+        if args.label:  # the term less the composition's part: the label's part stays in
+            fitted = fitted - coef[-1] * labels
         parts = results[name] = gap_intervals(x, groups, term, labels, pairs)
         cells = [f"{v:+.3f} [{lo:+.3f}, {hi:+.3f}]" for k, (v, lo, hi) in parts.items()]
         lines.append(

@@ -1284,6 +1284,13 @@ def test_zero_shot_composition_splits_the_gap_among_the_counts_that_make_it():
     t_gap = -0.05 * (t_count[labels == 1].mean() - t_count[labels == 0].mean())
     assert abs(by_position["unexplained"]) < 1e-9 and by_position["T by position"] == pytest.approx(t_gap)
     assert abs(mod.explained_gap(x, groups, at_3, labels)["unexplained"]) > 1e-4  # the counts cannot
+    # the label as a feature: its share recovers the label's own +0.3 that the blind fit split with the counts, the
+    # T count keeps its own part, and nothing is left unexplained
+    xl, groups_l = mod.design(contexts, refs, alts, 2, labels=labels)
+    assert groups_l[-1] == "label" and xl.shape == (400, x.shape[1] + 1)
+    aware = mod.explained_gap(xl, groups_l, noisy, labels)
+    assert aware["label"] == pytest.approx(0.3, abs=0.01) and abs(aware["unexplained"]) < 1e-9
+    assert aware["T count"] == pytest.approx(t_gap, abs=0.01)
 
 
 @pytest.mark.parametrize(
