@@ -15,6 +15,10 @@ part. Reads a ``scores.csv.gz``; the networks only score 17-base windows.
         --out docs/zero_shot/fresh/composition_quadratic.md
     python benchmarks/zero_shot_composition.py --scores docs/zero_shot/fresh/scores.csv.gz --fit positions \
         --out docs/zero_shot/fresh/composition_positions.md
+    python benchmarks/zero_shot_composition.py --scores docs/zero_shot/fresh/scores.csv.gz \
+        docs/zero_shot/third/scores.csv.gz --fit positions --label --out docs/zero_shot/third/pooled_label.md
+
+``--label`` fits the label beside the composition; several ``--scores`` pool draws made apart.
 """
 
 from __future__ import annotations
@@ -117,9 +121,31 @@ def gap_intervals(x, groups, term, labels, pairs, draws: int = 300) -> dict[str,
     return {k: (v, *np.percentile([s[k] for s in stats], [2.5, 97.5])) for k, v in point.items()}
 
 
+def pooled_acceptors(paths: list[Path]):
+    """``plus_strand_acceptors`` of each draw, one table: pair ids renumbered so that no two draws share one."""
+    import pandas as pd
+
+    tables = []
+    for path in paths:
+        d, chrom = plus_strand_acceptors(path)
+        d["pair"] = pd.factorize(d["pair"])[0] + sum(t["pair"].nunique() for t in tables)
+        d["draw"] = str(path)
+        tables.append(d)
+    d = pd.concat(tables, ignore_index=True)
+    if d.duplicated(["pos", "alt"]).any():
+        raise SystemExit("the draws share an SNV: pool draws made apart (zero_shot_splice.py --exclude)")
+    return d, chrom
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--scores", type=Path, default=REPO / "docs" / "zero_shot" / "fresh" / "scores.csv.gz")
+    ap.add_argument(
+        "--scores",
+        type=Path,
+        nargs="+",
+        default=[REPO / "docs" / "zero_shot" / "fresh" / "scores.csv.gz"],
+        help="one or more draws' scores.csv.gz, pooled (each draw's pairs kept apart)",
+    )
     ap.add_argument("--models", nargs="+", default=["hyenadna-tiny-1k-d256-grch37", "hyenadna-16k-d256-l3-grch37"])
     ap.add_argument("--context", type=int, default=16)
     ap.add_argument("--keep", type=int, default=2, help="bases right before the site taken one-hot, not counted")
@@ -147,7 +173,7 @@ def main() -> None:
     from hyenadna.hub import resolve_weights
     from hyenadna.models.hyena_dna import load_model
 
-    d, chrom = plus_strand_acceptors(args.scores)
+    d, chrom = pooled_acceptors(args.scores)
     rows = list(d.itertuples())
     contexts = [chrom[r.pos - 1 - args.context : r.pos - 1] for r in rows]
     if any(set(c) - set("ACGT") for c in contexts):
@@ -160,6 +186,7 @@ def main() -> None:
     terms = {name: at_site_terms(f, chrom, rows, args.context) for name, f in scorers.items()}
 
     labels, pairs = d["label"].to_numpy(), d["pair"].to_numpy()
+    draws = " and ".join(f"`{p.parent.name}/{p.name}`" for p in args.scores)
     x, groups = design(
         contexts, list(d["ref"]), list(d["alt"]), args.keep, fit=args.fit, labels=labels if args.label else None
     )
@@ -176,7 +203,7 @@ def main() -> None:
         "positions": f"each of the first {n} bases one-hot (C, G or T at each position, A the reference)",
     }[args.fit]
     lines = [
-        f"The at-site term at + strand acceptors ({len(np.unique(pairs))} pairs of `{args.scores.name}`), log p(ref) - "
+        f"The at-site term at + strand acceptors ({len(np.unique(pairs))} pairs of {draws}), log p(ref) - "
         f"log p(alt) given the last {args.context} bases, regressed on their composition: {features}"
         + f", the last {args.keep} bases one-hot and the SNV's ref > alt one-hot "
         + (

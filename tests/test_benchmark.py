@@ -1293,6 +1293,21 @@ def test_zero_shot_composition_splits_the_gap_among_the_counts_that_make_it():
     assert aware["T count"] == pytest.approx(t_gap, abs=0.01)
 
 
+def test_zero_shot_composition_pools_draws_keeping_their_pairs_apart(monkeypatch, tmp_path):
+    import pandas as pd
+
+    mod = _benchmark_script("zero_shot_composition")
+    draws = {
+        "a": pd.DataFrame({"pos": [10, 20, 30, 40], "alt": ["A"] * 4, "pair": [5, 5, 9, 9], "label": [1, 0, 1, 0]}),
+        "b": pd.DataFrame({"pos": [50, 60], "alt": ["C"] * 2, "pair": [5, 5], "label": [1, 0]}),
+    }
+    monkeypatch.setattr(mod, "plus_strand_acceptors", lambda path: (draws[path.name].copy(), "ACGT"))
+    d, chrom = mod.pooled_acceptors([tmp_path / "a", tmp_path / "b"])
+    assert d["pair"].tolist() == [0, 0, 1, 1, 2, 2] and chrom == "ACGT"  # b's pair 5 is not a's
+    with pytest.raises(SystemExit, match="share an SNV"):
+        mod.pooled_acceptors([tmp_path / "a", tmp_path / "a"])
+
+
 @pytest.mark.parametrize(
     "flag, passed", [([], None), (["--no-keep-freed-memory"], False), (["--keep-freed-memory"], True)]
 )
