@@ -41,3 +41,13 @@ def test_gpu_paths_dry_run_times_every_path(tmp_path):
     assert {r["path"] for r in rows if r["workload"] == "train_tiny1k_b8"} == {"reference", "train"}
     profiled = [r for r in rows if "profile" in r]
     assert profiled and all(r["profile"]["top_kernels_us_per_pass"] for r in profiled)
+
+
+def test_the_gpu_tests_run_on_the_cpu_failing_only_where_they_read_cuda_state():
+    """benchmarks/gpu_tests_on_cpu.py: tests/test_gpu.py with "cuda" read as "cpu", so that its own code cannot rot
+    on machines where it only skips (the long-sequence steps left out)."""
+    cmd = [sys.executable, str(REPO / "benchmarks" / "gpu_tests_on_cpu.py"), "--quick"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert " passed" in proc.stdout and "UNEXPECTED" not in proc.stdout
+    assert not (REPO / "tests" / "_gpu_tests_on_cpu.py").exists()
