@@ -129,7 +129,6 @@ def pooled_acceptors(paths: list[Path]):
     for path in paths:
         d, chrom = plus_strand_acceptors(path)
         d["pair"] = pd.factorize(d["pair"])[0] + sum(t["pair"].nunique() for t in tables)
-        d["draw"] = str(path)
         tables.append(d)
     d = pd.concat(tables, ignore_index=True)
     if d.duplicated(["pos", "alt"]).any():
