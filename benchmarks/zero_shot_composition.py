@@ -121,6 +121,12 @@ def gap_intervals(x, groups, term, labels, pairs, draws: int = 300) -> dict[str,
     return {k: (v, *np.percentile([s[k] for s in stats], [2.5, 97.5])) for k, v in point.items()}
 
 
+def share_difference(x, groups, term_a, term_b, labels, pairs, part: str = "label") -> tuple[float, float, float]:
+    """``part``'s share for term_a minus term_b's, with a 95% interval over matched pairs, both on the same resamples.
+    Least squares is linear in the term for a fixed design, so this is ``part``'s share of term_a - term_b."""
+    return gap_intervals(x, groups, term_a - term_b, labels, pairs)[part]
+
+
 def pooled_acceptors(paths: list[Path]):
     """``plus_strand_acceptors`` of each draw, one table: pair ids renumbered so that no two draws share one."""
     import pandas as pd
@@ -160,8 +166,16 @@ def main() -> None:
         action="store_true",
         help="the label as a feature too: its coefficient is the gap left once the composition is fitted beside it",
     )
+    ap.add_argument(
+        "--versus",
+        metavar="SCORER",
+        help="with --label: each other scorer's label share minus this one's (e.g. 'order-12 Markov'), its interval "
+        "over the same pair resamples",
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
+    if args.versus and not args.label:
+        ap.error("--versus compares label shares: give --label too")
 
     import matplotlib
 
@@ -183,6 +197,8 @@ def main() -> None:
     for name in args.models:
         scorers[name] = model_last_log_p(load_model(resolve_weights(name)), tok, 64)
     terms = {name: at_site_terms(f, chrom, rows, args.context) for name, f in scorers.items()}
+    if args.versus and args.versus not in terms:
+        raise SystemExit(f"--versus {args.versus!r}: not among the scorers {list(terms)}")
 
     labels, pairs = d["label"].to_numpy(), d["pair"].to_numpy()
     draws = " and ".join(f"`{p.parent.name}/{p.name}`" for p in args.scores)
@@ -251,6 +267,19 @@ def main() -> None:
         for name, term in terms.items():
             coef = np.linalg.lstsq(x, term, rcond=None)[0]
             lines.append(f"| {name} | " + " | ".join(f"{c:+.3f}" for c in coef[1:4]) + " |")
+    if args.versus:
+        lines += [
+            "",
+            f"Each scorer's label share minus {args.versus}'s, paired (the same pair resamples for both; by the "
+            "fit's linearity in the term, the label share of the difference of the two terms):",
+            "",
+            f"| scorer | label share minus {args.versus}'s |",
+            "|---|---|",
+        ]
+        for name, term in terms.items():
+            if name != args.versus:
+                v, lo, hi = share_difference(x, groups, term, terms[args.versus], labels, pairs)
+                lines.append(f"| {name} | {v:+.3f} [{lo:+.3f}, {hi:+.3f}] |")
     emit(lines, args.out)
 
     if args.out:

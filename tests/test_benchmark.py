@@ -1293,6 +1293,28 @@ def test_zero_shot_composition_splits_the_gap_among_the_counts_that_make_it():
     assert aware["T count"] == pytest.approx(t_gap, abs=0.01)
 
 
+def test_zero_shot_composition_share_difference_is_paired():
+    """--versus: the label share of term_a - term_b is term_a's share minus term_b's, on each resample as at the
+    point, so the interval is the paired one; a difference only in the label's effect shows there in full."""
+    mod = _benchmark_script("zero_shot_composition")
+    rng = np.random.default_rng(1)
+    n = 300
+    labels = np.arange(n) % 2
+    pairs = np.arange(n) // 2
+    contexts = ["".join(rng.choice(list("ACGT"), 16, p=[0.2, 0.3, 0.1, 0.4] if lab else None)) for lab in labels]
+    refs, alts = ["A"] * n, list(rng.choice(list("CGT"), n))
+    x, groups = mod.design(contexts, refs, alts, 2, fit="positions", labels=labels)
+    t_count = np.array([c[:14].count("T") for c in contexts], dtype=float)
+    shared = -0.05 * t_count + rng.normal(0, 0.3, n)  # noise both scorers share, as two models of the same DNA
+    term_a, term_b = shared + 0.2 * labels, shared + 0.1 * labels + rng.normal(0, 0.01, n)
+    v, lo, hi = mod.share_difference(x, groups, term_a, term_b, labels, pairs)
+    a = mod.gap_intervals(x, groups, term_a, labels, pairs)["label"]
+    b = mod.gap_intervals(x, groups, term_b, labels, pairs)["label"]
+    assert v == pytest.approx(a[0] - b[0]) and v == pytest.approx(0.1, abs=0.01)
+    # paired: the shared noise cancels, so the difference is far tighter than either share's interval
+    assert 0 < lo < hi and hi - lo < 0.2 * min(a[2] - a[1], b[2] - b[1])
+
+
 def test_zero_shot_composition_pools_draws_keeping_their_pairs_apart(monkeypatch, tmp_path):
     import pandas as pd
 
