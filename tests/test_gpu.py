@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -214,32 +215,47 @@ def test_cuda_autocast_training_runs(tmp_path):
     assert result["finished"]
 
 
-@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
-def test_two_gpu_nccl_pretraining_keeps_ranks_identical(tmp_path):
-    cfg = _pretrain_cfg(tmp_path, "ddp", max_steps=10, eval_every=10, ckpt_every=10)
-    (tmp_path / "cfg.json").write_text(json.dumps(cfg.__dict__))
+def _two_gpu_pretrain(tmp_path, cfg, resume: bool = False) -> tuple[dict, dict]:
+    """``pretrain(cfg)`` as a 2-rank NCCL job on two GPUs; each rank's result."""
+    name = f"{Path(cfg.out_dir).name}-{'resume' if resume else 'new'}"
+    (tmp_path / f"{name}.json").write_text(json.dumps(cfg.__dict__))
     script = tmp_path / "run.py"
     script.write_text(
         "import json, os, sys\n"
         "from hyenadna.training.pretrain import PretrainConfig, pretrain\n"
-        "cfg = PretrainConfig(**json.load(open(os.path.join(sys.argv[1], 'cfg.json'))))\n"
-        "r = pretrain(cfg)\n"
-        "open(os.path.join(sys.argv[1], f\"rank{r['rank']}.json\"), 'w').write(json.dumps(r))\n"
+        "cfg = PretrainConfig(**json.load(open(sys.argv[1])))\n"
+        "r = pretrain(cfg, resume=sys.argv[2] == 'resume')\n"
+        "open(os.path.join(cfg.out_dir, f\"rank{r['rank']}.json\"), 'w').write(json.dumps(r))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        str(script),
-        str(tmp_path),
-    ]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
+    cmd += [str(tmp_path / f"{name}.json"), "resume" if resume else "new"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    r0, r1 = (json.loads((Path(cfg.out_dir) / f"rank{r}.json").read_text()) for r in (0, 1))
+    return r0, r1
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_two_gpu_nccl_pretraining_keeps_ranks_identical(tmp_path):
+    r0, r1 = _two_gpu_pretrain(tmp_path, _pretrain_cfg(tmp_path, "ddp", max_steps=10, eval_every=10, ckpt_every=10))
     assert r0["param_checksum"] == r1["param_checksum"]
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_two_gpu_pretraining_resumes_exactly_with_dropout_on(tmp_path):
+    """Rank 1 draws its dropout masks from cuda:1's generator, which rank 0's process never advances: a stopped and
+    resumed 2-GPU run ends where the straight one does only because the checkpoint keeps each rank's generators."""
+    from hyenadna.training.pretrain import load_run_checkpoint, losses
+
+    model = {"d_model": 32, "n_layer": 2, "d_inner": 64, "l_max": 130, "embed_dropout": 0.1, "resid_dropout": 0.1}
+    straight = _two_gpu_pretrain(tmp_path, _pretrain_cfg(tmp_path, "a", model=model))
+    first = _two_gpu_pretrain(tmp_path, _pretrain_cfg(tmp_path, "b", model=model, max_minutes=0.0))
+    assert not first[0]["finished"]
+    second = _two_gpu_pretrain(tmp_path, _pretrain_cfg(tmp_path, "b", model=model), resume=True)
+    assert losses(tmp_path / "a" / "metrics.jsonl") == losses(tmp_path / "b" / "metrics.jsonl")
+    assert straight[0]["param_checksum"] == second[0]["param_checksum"] == second[1]["param_checksum"]
+    assert len(load_run_checkpoint(tmp_path / "b")["rng_ranks"]) == 2
 
 
 def test_benchmark_workers_run_on_the_gpus_and_say_which(tmp_path):

@@ -20,7 +20,14 @@ from hyenadna.training.export import pretrain_command
 from hyenadna.training.markov import MarkovModel
 from hyenadna.training.optim import build_optimizer, cosine_lr, parameter_groups
 from hyenadna.training.portable import pack_checkpoint
-from hyenadna.training.pretrain import PretrainConfig, load_run_checkpoint, losses, pretrain, training_intervals
+from hyenadna.training.pretrain import (
+    PretrainConfig,
+    load_run_checkpoint,
+    losses,
+    pretrain,
+    restore_rng,
+    training_intervals,
+)
 from hyenadna.training.windows import WindowSampler
 from tests.conftest import REPO, assert_close, set_cpu_bf16
 
@@ -432,6 +439,96 @@ def test_two_process_ddp_keeps_ranks_identical_and_learns(fasta, tmp_path, recom
     assert r0["tokens_seen"] == 30 * 4 * 64 * 2
     steps = losses(tmp_path / "ddp" / "metrics.jsonl")
     assert np.mean([v for _, v in steps[-5:]]) < np.mean([v for _, v in steps[:5]]) - 0.1
+
+
+RANK_RNG_SCRIPT = """
+import json, os, sys
+import torch, torch.distributed as dist
+from hyenadna.training.pretrain import restore_rng
+from hyenadna.utils.device import gather_rng_states
+dist.init_process_group("gloo")
+rank, world = dist.get_rank(), dist.get_world_size()
+torch.manual_seed(0)
+torch.rand(rank + 1)  # each rank's generator where its own draws left it, as each GPU's after its own dropout
+ranks = gather_rng_states()
+expected = torch.rand(4)
+out = {}
+for case, state in {
+    "per_rank": {"rng": ranks[0], "rng_ranks": ranks},
+    "rank0_only": {"rng": ranks[0]},  # a checkpoint written before the per-rank states
+    "other_world": {"rng": ranks[0], "rng_ranks": ranks[:1]},
+}.items():
+    warning = restore_rng(state, rank, world)
+    out[case] = {"same": torch.equal(torch.rand(4), expected), "warning": warning}
+json.dump(out, open(os.path.join(sys.argv[1], f"rank{rank}.json"), "w"))
+"""
+
+
+def test_each_rank_resumes_its_own_generators(tmp_path):
+    """Data-parallel checkpoints keep every rank's RNG state: on GPUs each rank advances its own device's generator
+    (dropout), which rank 0's process never draws from, so restoring rank 0's state everywhere (as before) gives
+    rank 1 other draws. Emulated on 2 CPU ranks whose generators were left apart."""
+    script = tmp_path / "rng.py"
+    script.write_text(RANK_RNG_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533", str(script)]
+    proc = subprocess.run([*cmd, str(tmp_path)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert r0["per_rank"] == r1["per_rank"] == {"same": True, "warning": None}
+    # rank 0's state alone: right for rank 0, not for rank 1, and said so
+    assert r0["rank0_only"]["same"] and not r1["rank0_only"]["same"]
+    assert "no RNG state per rank" in r1["rank0_only"]["warning"]
+    assert "RNG states of 1 ranks and this run has 2" in r0["other_world"]["warning"]
+    assert restore_rng({"rng": {"cpu": torch.get_rng_state()}}, 0, 1) is None  # one process: nothing to say
+
+
+def _two_nodes(script: Path, args: list[str], port: int) -> None:
+    """Two torchrun agents, one process each, meeting as two nodes through a c10d rendezvous on 127.0.0.1: the
+    README's Slurm command on one machine (each rank is LOCAL_RANK 0 of its node)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1"]
+    cmd += ["--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}", f"--rdzv-id=test{port}", str(script), *args]
+    procs = [subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errs = [p.communicate(timeout=600)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), "\n".join(e[-3000:] for e in errs)
+
+
+def test_two_nodes_pretrain_and_resume_exactly_with_dropout_on(fasta, tmp_path):
+    """A data-parallel run across two nodes (one rank each, on the CPU) stopped after its first step and resumed
+    ends where the same run without a stop ends, with dropout on; its checkpoint holds both ranks' generators, and
+    the packed form keeps them."""
+    from hyenadna.training.portable import unpack_checkpoint
+
+    model = {"d_model": 16, "n_layer": 2, "d_inner": 32, "l_max": 66, "embed_dropout": 0.1, "resid_dropout": 0.1}
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import json, os, sys\n"
+        "from hyenadna.training.pretrain import PretrainConfig, pretrain\n"
+        "cfg = PretrainConfig(**json.load(open(sys.argv[1])))\n"
+        "r = pretrain(cfg, resume=sys.argv[2] == 'resume')\n"
+        "open(os.path.join(cfg.out_dir, f\"rank{r['rank']}.json\"), 'w').write(json.dumps(r))\n"
+    )
+    runs = {}
+    for name, kw, mode, port in (
+        ("straight", {}, "new", 29541),
+        ("stopped", {"max_minutes": 0.0}, "new", 29542),
+        ("stopped", {}, "resume", 29543),
+    ):
+        cfg = small_cfg(fasta, tmp_path / name, model=model, **kw)
+        (tmp_path / f"{name}-{mode}.json").write_text(json.dumps(cfg.__dict__))
+        _two_nodes(script, [str(tmp_path / f"{name}-{mode}.json"), mode], port)
+        runs[name, mode] = [json.loads((tmp_path / name / f"rank{r}.json").read_text()) for r in (0, 1)]
+        assert runs[name, mode][0]["param_checksum"] == runs[name, mode][1]["param_checksum"]
+    assert runs["stopped", "new"][0]["step"] == 1 and not runs["stopped", "new"][0]["finished"]
+    assert runs["stopped", "resume"][0]["param_checksum"] == runs["straight", "new"][0]["param_checksum"]
+    assert losses(tmp_path / "stopped" / "metrics.jsonl") == losses(tmp_path / "straight" / "metrics.jsonl")
+    state = load_run_checkpoint(tmp_path / "stopped")
+    assert len(state["rng_ranks"]) == 2
+    pack_checkpoint(state, tmp_path / "packed")
+    unpacked = unpack_checkpoint(tmp_path / "packed")
+    for a, b in zip(unpacked["rng_ranks"], state["rng_ranks"], strict=True):
+        assert torch.equal(a["cpu"], b["cpu"])
 
 
 def test_default_precision_is_recorded_and_kept_on_resume(fasta, tmp_path, monkeypatch, capsys):

@@ -25,10 +25,12 @@ def _flatten(state: dict) -> dict[str, torch.Tensor]:
     for pid, per_param in state["optimizer"]["state"].items():
         for name, value in per_param.items():
             tensors[f"optimizer/{pid}/{name}"] = torch.as_tensor(value)
-    rng = state.get("rng") or {}
-    tensors["rng/cpu"] = rng["cpu"]
-    for i, gpu in enumerate(rng.get("cuda") or []):
-        tensors[f"rng/cuda/{i}"] = gpu
+    for prefix, rng in [("rng", state.get("rng") or {})] + [
+        (f"rng_ranks/{r}", s) for r, s in enumerate(state.get("rng_ranks") or [])
+    ]:
+        tensors[f"{prefix}/cpu"] = rng["cpu"]
+        for i, gpu in enumerate(rng.get("cuda") or []):
+            tensors[f"{prefix}/cuda/{i}"] = gpu
     # clones: tied parameters (the filter's shared Sin frequency) may not share storage in a safetensors file
     return {k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()}
 
@@ -77,14 +79,21 @@ def unpack_checkpoint(folder: str | Path) -> dict:
             _, pid, name = key.split("/", 2)
             opt_state.setdefault(int(pid), {})[name] = value
     groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in meta["param_groups"]]
-    cuda = [tensors[f"rng/cuda/{i}"] for i in range(sum(k.startswith("rng/cuda/") for k in tensors))]
-    rng = {"cpu": tensors["rng/cpu"], **({"cuda": cuda} if cuda else {})}
-    return {
+    state = {
         "model": model,
         "optimizer": {"state": dict(sorted(opt_state.items())), "param_groups": groups},
         "step": meta["step"],
         "tokens_seen": meta["tokens_seen"],
         "wall_time": meta["wall_time"],
-        "rng": rng,
+        "rng": _rng(tensors, "rng"),
         "config": meta.get("config"),
     }
+    ranks = sum(k.startswith("rng_ranks/") and k.endswith("/cpu") for k in tensors)
+    if ranks:
+        state["rng_ranks"] = [_rng(tensors, f"rng_ranks/{r}") for r in range(ranks)]
+    return state
+
+
+def _rng(tensors: dict[str, torch.Tensor], prefix: str) -> dict:
+    cuda = [tensors[f"{prefix}/cuda/{i}"] for i in range(sum(k.startswith(f"{prefix}/cuda/") for k in tensors))]
+    return {"cpu": tensors[f"{prefix}/cpu"], **({"cuda": cuda} if cuda else {})}

@@ -30,7 +30,7 @@ from hyenadna.training.markov import MarkovModel, select_markov
 from hyenadna.training.optim import build_optimizer, cosine_lr
 from hyenadna.training.step_memory import KEPT_FREED_MEMORY_FACTOR, step_memory
 from hyenadna.training.windows import WindowSampler, fixed_windows
-from hyenadna.utils.device import rank_device, rng_state, set_rng_state
+from hyenadna.utils.device import gather_rng_states, rank_device, rng_state, set_rng_state
 from hyenadna.utils.io import atomic_path, atomic_write_text, save_png
 from hyenadna.utils.memory import reuse_freed_memory
 from hyenadna.utils.precision import autocast, cpu_has_native_bf16, emulated_bf16
@@ -325,7 +325,16 @@ def _grown_filter_inputs(cfg, src_cfg, params: dict, state: dict) -> set[str]:
     }
 
 
-def _save_checkpoint(path: Path, model, optimizer, step: int, tokens: int, wall: float, cfg: PretrainConfig) -> None:
+def _save_checkpoint(
+    path: Path,
+    model,
+    optimizer,
+    step: int,
+    tokens: int,
+    wall: float,
+    cfg: PretrainConfig,
+    rng_ranks: list[dict] | None = None,
+) -> None:
     state = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -335,8 +344,28 @@ def _save_checkpoint(path: Path, model, optimizer, step: int, tokens: int, wall:
         "rng": rng_state(),
         "config": json.dumps(dataclasses.asdict(cfg)),
     }
+    if rng_ranks is not None:  # data-parallel: each rank's own generators (gather_rng_states)
+        state["rng_ranks"] = rng_ranks
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
+
+
+def restore_rng(state: dict, rank: int, world: int) -> str | None:
+    """Set this rank's generators from a checkpoint: its own saved state where the checkpoint holds one per rank of a
+    run of this world size, else rank 0's (single-process checkpoints, and older ones). Returns a warning where that
+    leaves ranks other than 0 continuing not bit for bit."""
+    ranks = state.get("rng_ranks")
+    if world > 1 and ranks is not None and len(ranks) == world:
+        set_rng_state(ranks[rank])
+        return None
+    set_rng_state(state["rng"] if "rng" in state else {"cpu": state["torch_rng"]})
+    if world == 1:
+        return None
+    held = f"RNG states of {len(ranks)} ranks" if ranks is not None else "no RNG state per rank (an older checkpoint)"
+    return (
+        f"warning: the checkpoint holds {held} and this run has {world}: every rank restores rank 0's generators, so "
+        "dropout on the other ranks' GPUs continues, but not bit for bit"
+    )
 
 
 def _plot(metrics_path: Path, out: Path, baseline: float | None) -> None:
@@ -453,7 +482,9 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
         model.load_state_dict(without_derived_buffers(state["model"], model, out))
         optimizer.load_state_dict(state["optimizer"])
         step, tokens_seen, wall_before = state["step"], state["tokens_seen"], state["wall_time"]
-        set_rng_state(state["rng"] if "rng" in state else {"cpu": state["torch_rng"]})
+        warning = restore_rng(state, rank, world)
+        if warning:
+            log(warning)
         log(f"resumed from {out} at step {step} ({tokens_seen:,} tokens)")
         if is_main and metrics_path.exists():  # drop anything logged after the checkpoint
             kept = [ln for ln in metrics_path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
@@ -570,8 +601,9 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
                 if world > 1:
                     dist.all_reduce(flag)
                 if step % cfg.ckpt_every == 0 or step == cfg.max_steps or flag.item() > 0:
+                    rng_ranks = gather_rng_states()  # a collective: before rank 0 alone writes
                     if is_main:
-                        _save_checkpoint(ckpt_path, model, optimizer, step, tokens_seen, wall, cfg)
+                        _save_checkpoint(ckpt_path, model, optimizer, step, tokens_seen, wall, cfg, rng_ranks)
                     if world > 1:
                         dist.barrier()
                 if flag.item() > 0 and step < cfg.max_steps:

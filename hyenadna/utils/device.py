@@ -44,6 +44,19 @@ def rng_state() -> dict[str, torch.Tensor | list[torch.Tensor]]:
     return state
 
 
+def gather_rng_states() -> list[dict] | None:
+    """Every rank's ``rng_state()``, in rank order, on every rank of a distributed run (a collective: all ranks call
+    it); None in a single process. Rank 0's own view is not enough: each rank advances the generator of its own GPU
+    (dropout), which rank 0's process holds only as seeded, never drawn from."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return None
+    states: list = [None] * dist.get_world_size()
+    dist.all_gather_object(states, rng_state())
+    return states
+
+
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["cpu"])
     cuda = state.get("cuda")
