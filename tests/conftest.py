@@ -44,6 +44,39 @@ def assert_close(actual, expected, atol: float = 1e-6, rtol: float = 2e-6) -> No
     assert err <= bound, f"max abs error {err:.3g} > {bound:.3g} (atol {atol:g} + rtol {rtol:g} x max |expected|)"
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now, for a rendezvous: a fixed one may be held by a job left from a killed run."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def two_nodes(args: list[str], cwds: tuple[Path, Path] | None = None, timeout: int = 600) -> list[tuple[int, str]]:
+    """Two torchrun agents of one process each, meeting as two nodes through a c10d rendezvous on 127.0.0.1 (the
+    README's Slurm command on one machine; each rank is LOCAL_RANK 0 of its node), running ``python args...`` from
+    ``cwds`` (a relative path then names a folder of each node's own). (return code, stderr) of each; agents still
+    running after ``timeout`` seconds are killed and fail the test."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "GLOO_SOCKET_IFNAME": "lo"}
+    env["HF_HUB_OFFLINE"] = "1"
+    port = free_port()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1"]
+    cmd += ["--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}", f"--rdzv-id=test{port}", *args]
+    procs = [
+        subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, cwd=cwds[i] if cwds else None)
+        for i in range(2)
+    ]
+    try:
+        errs = [p.communicate(timeout=timeout)[1] for p in procs]
+    except subprocess.TimeoutExpired:
+        for p in procs:
+            p.kill()
+        pytest.fail(f"two torchrun agents still running after {timeout} s: {cmd}")
+    return [(p.returncode, e) for p, e in zip(procs, errs, strict=True)]
+
+
 def set_cpu_bf16(monkeypatch, amx: bool, avx512_bf16: bool | None = None) -> None:
     """Make torch report whether the CPU has AMX tiles and AVX512-BF16 (by default as it has AMX), so that the
     training precision a test expects does not depend on the machine it runs on."""

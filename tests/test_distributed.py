@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, two_nodes
 
 EXAMPLE = REPO / "hyenadna" / "examples" / "example.fa"
 
@@ -108,3 +108,32 @@ def test_two_ranks_map_bed_regions_as_one_process_does(tmp_path):
         else:
             assert (tmp_path / "one" / name).read_text() == (tmp_path / "two" / name).read_text(), name
     assert "rank 1 of 2" in proc.stderr and not list(tmp_path.glob(".two.parts"))
+
+
+@pytest.mark.parametrize("command", ["embed", "ism"])
+def test_two_nodes_without_a_shared_output_folder_fail_clearly(tmp_path, command):
+    """Two nodes whose -o names a folder of each node's own (a relative path from two working folders, as a
+    node-local disk would): rank 0 cannot see rank 1's files, and every rank says so instead of rank 0 merging
+    without them (a partial output before this check); nothing is written in its place."""
+    nodes = (tmp_path / "node0", tmp_path / "node1")
+    for node in nodes:
+        node.mkdir()
+    if command == "embed":
+        args = ["-m", "hyenadna.cli", "embed", str(EXAMPLE), "-o", "emb.npz", "--chunk-size", "2"]
+    else:
+        import numpy as np
+
+        rng = np.random.default_rng(3)
+        (tmp_path / "g.fa").write_text(">chr1\n" + "".join(rng.choice(list("ACGT"), 600)) + "\n")
+        (tmp_path / "r.bed").write_text("".join(f"chr1\t{s}\t{s + 6}\tr{s}\n" for s in range(100, 500, 100)))
+        args = ["-m", "hyenadna.cli", "ism", "--genome", str(tmp_path / "g.fa"), "--bed", str(tmp_path / "r.bed")]
+        args += ["--window", "64", "-o", "maps"]
+    done = two_nodes(args, cwds=nodes, timeout=300)
+    # every node's job fails; our one-line error shows in the node logs its worker reached before torchrun tore the
+    # job down (a node whose agent saw the other close the rendezvous first reports only that)
+    assert all(rc != 0 for rc, _ in done)
+    said = [err for _, err in done if f"hyenadna {command}: error: rank 1 wrote" in err]
+    assert said and all("file system every rank sees" in err for err in said)
+    assert not any(f'File "{REPO / "hyenadna"}' in err for _, err in done)
+    assert not (nodes[0] / "emb.npz").exists() and not (nodes[1] / "emb.npz").exists()
+    assert not (nodes[0] / "maps" / "regions.tsv").exists() and not (nodes[1] / "maps" / "regions.tsv").exists()

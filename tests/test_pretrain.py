@@ -29,7 +29,7 @@ from hyenadna.training.pretrain import (
     training_intervals,
 )
 from hyenadna.training.windows import WindowSampler
-from tests.conftest import REPO, assert_close, set_cpu_bf16
+from tests.conftest import REPO, assert_close, set_cpu_bf16, two_nodes
 
 
 @pytest.fixture(scope="module")
@@ -483,17 +483,6 @@ def test_each_rank_resumes_its_own_generators(tmp_path):
     assert restore_rng({"rng": {"cpu": torch.get_rng_state()}}, 0, 1) is None  # one process: nothing to say
 
 
-def _two_nodes(script: Path, args: list[str], port: int) -> None:
-    """Two torchrun agents, one process each, meeting as two nodes through a c10d rendezvous on 127.0.0.1: the
-    README's Slurm command on one machine (each rank is LOCAL_RANK 0 of its node)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1"]
-    cmd += ["--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}", f"--rdzv-id=test{port}", str(script), *args]
-    procs = [subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    errs = [p.communicate(timeout=600)[1] for p in procs]
-    assert all(p.returncode == 0 for p in procs), "\n".join(e[-3000:] for e in errs)
-
-
 def test_two_nodes_pretrain_and_resume_exactly_with_dropout_on(fasta, tmp_path):
     """A data-parallel run across two nodes (one rank each, on the CPU) stopped after its first step and resumed
     ends where the same run without a stop ends, with dropout on; its checkpoint holds both ranks' generators, and
@@ -510,14 +499,15 @@ def test_two_nodes_pretrain_and_resume_exactly_with_dropout_on(fasta, tmp_path):
         "open(os.path.join(cfg.out_dir, f\"rank{r['rank']}.json\"), 'w').write(json.dumps(r))\n"
     )
     runs = {}
-    for name, kw, mode, port in (
-        ("straight", {}, "new", 29541),
-        ("stopped", {"max_minutes": 0.0}, "new", 29542),
-        ("stopped", {}, "resume", 29543),
+    for name, kw, mode in (
+        ("straight", {}, "new"),
+        ("stopped", {"max_minutes": 0.0}, "new"),
+        ("stopped", {}, "resume"),
     ):
         cfg = small_cfg(fasta, tmp_path / name, model=model, **kw)
         (tmp_path / f"{name}-{mode}.json").write_text(json.dumps(cfg.__dict__))
-        _two_nodes(script, [str(tmp_path / f"{name}-{mode}.json"), mode], port)
+        done = two_nodes([str(script), str(tmp_path / f"{name}-{mode}.json"), mode])
+        assert all(rc == 0 for rc, _ in done), "\n".join(err[-3000:] for _, err in done)
         runs[name, mode] = [json.loads((tmp_path / name / f"rank{r}.json").read_text()) for r in (0, 1)]
         assert runs[name, mode][0]["param_checksum"] == runs[name, mode][1]["param_checksum"]
     assert runs["stopped", "new"][0]["step"] == 1 and not runs["stopped", "new"][0]["finished"]

@@ -7,7 +7,8 @@ block's result under ``.<output>.parts/`` beside the output (so across nodes the
 file system). Once every rank has finished, rank 0 replays the blocks in input order through the same writer a single
 process uses, so the output is identical, byte for byte, to a single-process run; then the parts are removed.
 
-The ranks only meet at barriers (gloo, on the CPU, whatever device they compute on): no tensor crosses processes.
+The ranks meet at barriers and exchange only the names of the files each wrote (gloo, on the CPU, whatever device
+they compute on), which rank 0 checks it can see before it merges: no tensor crosses processes.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class Sharding:
         self.rank, self.world = world()
         self.active = self.world > 1
         self.parts: Path | None = None
+        self.written: list[str] = []  # the files this rank wrote for rank 0 to read (block parts, ism's maps)
+        self.blocks_saved: list[int] = []
         if not self.active:
             return
         if not output:
@@ -88,15 +91,46 @@ class Sharding:
             tmp.write_text(json.dumps(rows if rows is not None else []))
         with atomic_path(self.parts / f"{block:09d}.npz") as tmp, open(tmp, "wb") as f:
             np.savez(f, **flat)
+        self.blocks_saved.append(block)
+        self.wrote(self.parts / f"{block:09d}.json", self.parts / f"{block:09d}.npz")
+
+    def wrote(self, *paths: Path) -> None:
+        """Files this rank leaves for rank 0, which checks at the end that it sees every one."""
+        self.written += [str(p) for p in paths]
 
     def barrier(self) -> None:
         import torch.distributed as dist
 
         dist.barrier()
 
-    def blocks(self) -> Iterator[tuple[dict, list]]:
+    def _gather_and_check(self) -> list[int]:
+        """Every rank's saved blocks, in order; on rank 0, an error naming a file another rank wrote that this one
+        cannot see (the output's folder is not shared across nodes) instead of a merge that silently leaves it out.
+        Each file is looked up by name, not found by listing the folder: a network file system may serve a stale
+        listing of a folder other nodes wrote to."""
+        import torch.distributed as dist
+
+        gathered: list = [None] * self.world
+        dist.all_gather_object(gathered, (self.blocks_saved, self.written))
+        error = [None]
+        if self.is_main:
+            for rank, (_, files) in enumerate(gathered):
+                missing = [f for f in files if not os.path.exists(f)]
+                if missing:
+                    error[0] = (
+                        f"rank {rank} wrote {len(missing)} file(s) that rank 0 cannot see, e.g. {missing[0]}: the "
+                        "output's folder must be on a file system every rank sees (shared across nodes); nothing "
+                        "was merged"
+                    )
+                    break
+        dist.broadcast_object_list(error, src=0)  # every rank fails with it, so that every node's job reports it
+        if error[0]:
+            raise FileNotFoundError(error[0])
+        return sorted(b for blocks, _ in gathered for b in blocks)
+
+    def blocks(self, ids: list[int]) -> Iterator[tuple[dict, list]]:
         """On rank 0, after every rank has saved its blocks: (arrays, rows) per block, in block (input) order."""
-        for path in sorted(self.parts.glob("*.npz")):
+        for path in (self.parts / f"{block:09d}.npz" for block in ids):
             with np.load(path, allow_pickle=False) as z:
                 flat = {k: z[k] for k in z.files}
             arrays: dict = {}
@@ -110,8 +144,9 @@ class Sharding:
         """Wait for every rank, let rank 0 merge the blocks in order, then remove the parts."""
         try:
             self.barrier()
+            ids = self._gather_and_check()
             if self.is_main:
-                merge(self.blocks())
+                merge(self.blocks(ids))
         finally:
             if self.is_main:
                 shutil.rmtree(self.parts, ignore_errors=True)

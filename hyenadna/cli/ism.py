@@ -162,6 +162,7 @@ def _ism_of_regions(args: argparse.Namespace) -> int:
     progress = Progress("positions", total=total, enabled=None if shard.is_main else False)
     for k in mine:
         r, path = records[k], paths[k]
+        shard.wrote(path)
         strand = "-" if r.strand == "-" else "+"
         if path.exists():  # made by an earlier run of the same command
             progress.update(r.end - r.start)
