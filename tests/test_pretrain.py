@@ -29,7 +29,7 @@ from hyenadna.training.pretrain import (
     training_intervals,
 )
 from hyenadna.training.windows import WindowSampler
-from tests.conftest import REPO, assert_close, set_cpu_bf16, two_nodes
+from tests.conftest import REPO, assert_close, free_port, set_cpu_bf16, two_nodes
 
 
 @pytest.fixture(scope="module")
@@ -427,7 +427,7 @@ def test_two_process_ddp_keeps_ranks_identical_and_learns(fasta, tmp_path, recom
         "-m",
         "torch.distributed.run",
         "--nproc_per_node=2",
-        "--master_port=29531",
+        f"--master_port={free_port()}",
         str(script),
         str(tmp_path),
     ]
@@ -471,7 +471,14 @@ def test_each_rank_resumes_its_own_generators(tmp_path):
     script = tmp_path / "rng.py"
     script.write_text(RANK_RNG_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533", str(script)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={free_port()}",
+        str(script),
+    ]
     proc = subprocess.run([*cmd, str(tmp_path)], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
