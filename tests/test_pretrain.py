@@ -406,11 +406,14 @@ def test_markov_baseline_is_reported_in_the_same_run(fasta, tmp_path):
     assert {"order", "alpha", "both_strands"} <= set(report["selected"])
 
 
-@pytest.mark.parametrize("recompute", [False, True], ids=["plain", "gradient_checkpointing"])
-def test_two_process_ddp_keeps_ranks_identical_and_learns(fasta, tmp_path, recompute):
+@pytest.mark.parametrize(
+    ("recompute", "accum"), [(False, 1), (True, 1), (False, 2)], ids=["plain", "gradient_checkpointing", "grad_accum"]
+)
+def test_two_process_ddp_keeps_ranks_identical_and_learns(fasta, tmp_path, recompute, accum):
     """DistributedDataParallel's gradient hooks fire as the backward reaches each parameter, also when each block
-    is recomputed inside it (non-reentrant checkpointing, which DDP supports)."""
-    cfg = small_cfg(fasta, tmp_path / "ddp", max_steps=30, eval_every=30, ckpt_every=30, lr=1e-2)
+    is recomputed inside it (non-reentrant checkpointing, which DDP supports); with gradient accumulation the ranks
+    average once a step, in the last micro-batch's backward (``no_sync`` before it), and stay identical."""
+    cfg = small_cfg(fasta, tmp_path / "ddp", max_steps=30, eval_every=30, ckpt_every=30, lr=1e-2, grad_accum=accum)
     cfg.gradient_checkpointing = recompute
     (tmp_path / "cfg.json").write_text(json.dumps(cfg.__dict__))
     script = tmp_path / "run.py"
@@ -436,7 +439,7 @@ def test_two_process_ddp_keeps_ranks_identical_and_learns(fasta, tmp_path, recom
     r0 = json.loads((tmp_path / "rank0.json").read_text())
     r1 = json.loads((tmp_path / "rank1.json").read_text())
     assert r0["param_checksum"] == r1["param_checksum"]
-    assert r0["tokens_seen"] == 30 * 4 * 64 * 2
+    assert r0["tokens_seen"] == 30 * 4 * 64 * 2 * accum
     steps = losses(tmp_path / "ddp" / "metrics.jsonl")
     assert np.mean([v for _, v in steps[-5:]]) < np.mean([v for _, v in steps[:5]]) - 0.1
 

@@ -6,6 +6,7 @@ Run state lives in ``out_dir``: ``checkpoint.pt`` (atomic; model, optimizer, ste
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -558,9 +559,13 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
                 loss_sum = 0.0
                 for micro in range(cfg.grad_accum):
                     w = torch.from_numpy(sampler.batch(step * cfg.grad_accum + micro, batch, seq_len + 1)).to(device)
-                    with autocast(device, precision, warn_emulated=False):  # logged above
-                        loss = forward(w[:, :-1], labels=w[:, 1:]).loss / cfg.grad_accum
-                    loss.backward()
+                    # data-parallel: gradients are averaged across ranks once a step, in the last micro-batch's
+                    # backward, not after each one
+                    last = micro == cfg.grad_accum - 1
+                    with train_model.no_sync() if world > 1 and not last else contextlib.nullcontext():
+                        with autocast(device, precision, warn_emulated=False):  # logged above
+                            loss = forward(w[:, :-1], labels=w[:, 1:]).loss / cfg.grad_accum
+                        loss.backward()
                     loss_sum += loss.item()
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 optimizer.step()
