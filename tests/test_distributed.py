@@ -137,3 +137,37 @@ def test_two_nodes_without_a_shared_output_folder_fail_clearly(tmp_path, command
     assert not any(f'File "{REPO / "hyenadna"}' in err for _, err in done)
     assert not (nodes[0] / "emb.npz").exists() and not (nodes[1] / "emb.npz").exists()
     assert not (nodes[0] / "maps" / "regions.tsv").exists() and not (nodes[1] / "maps" / "regions.tsv").exists()
+
+
+def test_commands_that_do_not_split_refuse_torchrun(monkeypatch, capsys):
+    """Under torchrun (WORLD_SIZE > 1) a command that would run whole in every process, all writing the same
+    outputs, stops with one clear line; the commands that split their work go on."""
+    from argparse import Namespace
+
+    from hyenadna.cli import main
+    from hyenadna.cli.distributed import refuse_unsplit
+    from tests.conftest import FIXTURES
+
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "0")
+    assert main(["info", str(FIXTURES / "tiny")]) == 1
+    err = capsys.readouterr().err
+    assert "hyenadna info: error: info runs in one process" in err and "each of the 4 processes" in err
+    for args in (
+        Namespace(command="embed"),
+        Namespace(command="vep"),
+        Namespace(command="pretrain"),
+        Namespace(command="score", track=None),
+        Namespace(command="ism", bed="r.bed"),
+    ):
+        refuse_unsplit(args)
+    for args, what in (
+        (Namespace(command="score", track="t.bedgraph"), "score --track"),
+        (Namespace(command="ism", bed=None), "ism without --bed"),
+        (Namespace(command="fine-tune"), "fine-tune"),
+        (Namespace(command="benchmark"), "benchmark"),
+    ):
+        with pytest.raises(ValueError, match=f"^{what} runs in one process"):
+            refuse_unsplit(args)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    refuse_unsplit(Namespace(command="fine-tune"))

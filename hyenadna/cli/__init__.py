@@ -177,6 +177,9 @@ def _main(argv: list[str] | None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
+        from hyenadna.cli.distributed import refuse_unsplit
+
+        refuse_unsplit(args)
         if getattr(args, "precision", "fp32") != "fp32":
             from hyenadna.utils.device import resolve_device
             from hyenadna.utils.precision import autocast

@@ -30,6 +30,25 @@ def world() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
+def refuse_unsplit(args) -> None:
+    """Under torchrun, a command that does not split its work across the processes would run whole in each of them,
+    all writing the same outputs: an error instead (``args``: the parsed command line)."""
+    _, size = world()
+    if size == 1:
+        return
+    command = args.command
+    if command in ("embed", "vep", "pretrain") or (command == "score" and not getattr(args, "track", None)):
+        return
+    if command == "ism" and getattr(args, "bed", None):
+        return
+    what = f"{command} --track" if command == "score" else "ism without --bed" if command == "ism" else command
+    raise ValueError(
+        f"{what} runs in one process: under torchrun each of the {size} processes would run all of it and write the "
+        "same outputs. Run it without torchrun (embed, score, vep, ism --bed and pretrain split their work across "
+        "torchrun's processes; benchmark --workers N runs its runs on N GPUs)"
+    )
+
+
 class Sharding:
     """Which blocks this rank computes, where their results wait, and the merge on rank 0."""
 
