@@ -171,3 +171,31 @@ def test_commands_that_do_not_split_refuse_torchrun(monkeypatch, capsys):
             refuse_unsplit(args)
     monkeypatch.setenv("WORLD_SIZE", "1")
     refuse_unsplit(Namespace(command="fine-tune"))
+
+
+def test_cpu_ranks_hear_how_many_threads_would_be_theirs(monkeypatch):
+    """torchrun's OMP_NUM_THREADS=1 leaves each CPU rank one core: local rank 0 says which --threads gives each its
+    share; GPU ranks, a user's own OMP_NUM_THREADS, one process per node, or too few cores say nothing."""
+    from hyenadna.cli.distributed import torchrun_threads_note
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    note = torchrun_threads_note("cpu")
+    assert "4 processes computes on 1 CPU thread" in note and "--threads 4" in note and "16 cores" in note
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert torchrun_threads_note("cpu") is None  # said once a node
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    assert torchrun_threads_note("cpu") is None
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert torchrun_threads_note("cpu") is None
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "16")
+    assert torchrun_threads_note("cpu") is None  # one core each is their share
+    import torch
+
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert torchrun_threads_note("cuda") is None

@@ -177,9 +177,12 @@ def _main(argv: list[str] | None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        from hyenadna.cli.distributed import refuse_unsplit
+        from hyenadna.cli.distributed import refuse_unsplit, torchrun_threads_note
 
         refuse_unsplit(args)
+        note = torchrun_threads_note(getattr(args, "device", None)) if not getattr(args, "threads", 0) else None
+        if note:
+            print(f"hyenadna {args.command}: note: {note}", file=sys.stderr)
         if getattr(args, "precision", "fp32") != "fp32":
             from hyenadna.utils.device import resolve_device
             from hyenadna.utils.precision import autocast

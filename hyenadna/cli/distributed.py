@@ -49,6 +49,26 @@ def refuse_unsplit(args) -> None:
     )
 
 
+def torchrun_threads_note(device: str | None) -> str | None:
+    """torchrun gives each of a node's processes OMP_NUM_THREADS=1 unless the user set it: right for GPU ranks, one
+    core each for CPU ones. A note with the --threads that gives each CPU rank its share of the cores, or None."""
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    if local < 2 or os.environ.get("OMP_NUM_THREADS") != "1" or int(os.environ.get("LOCAL_RANK", 0)) != 0:
+        return None
+    from hyenadna.utils.device import resolve_device
+
+    if resolve_device(device).type != "cpu":
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    share = cores // local
+    if share < 2:
+        return None
+    return (
+        f"each of this node's {local} processes computes on 1 CPU thread (OMP_NUM_THREADS=1, which torchrun sets); "
+        f"--threads {share} gives each its share of the {cores} cores"
+    )
+
+
 class Sharding:
     """Which blocks this rank computes, where their results wait, and the merge on rank 0."""
 
