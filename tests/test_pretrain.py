@@ -531,6 +531,33 @@ def test_two_nodes_pretrain_and_resume_exactly_with_dropout_on(fasta, tmp_path):
         assert torch.equal(a["cpu"], b["cpu"])
 
 
+def test_two_nodes_resuming_from_node_local_folders_fail_clearly(fasta, tmp_path):
+    """--out on each node's own disk (a relative path from two working folders): only rank 0's node holds the
+    checkpoint, so on resume the other rank would start afresh, its optimiser state and step count apart from rank
+    0's (before this check the two ended with different weights and exited 0). Every rank stops with an error that
+    says why."""
+    nodes = (tmp_path / "node0", tmp_path / "node1")
+    for node in nodes:
+        node.mkdir()
+    cfg = small_cfg(fasta, Path("run"), max_minutes=0.0)
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg.__dict__))
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import json, sys\n"
+        "from hyenadna.training.pretrain import PretrainConfig, pretrain\n"
+        "cfg = PretrainConfig(**json.load(open(sys.argv[1])))\n"
+        "pretrain(cfg, resume=sys.argv[2] == 'resume')\n"
+    )
+    done = two_nodes([str(script), str(tmp_path / "cfg.json"), "new"], cwds=nodes, timeout=300)
+    assert all(rc == 0 for rc, _ in done), "\n".join(err[-3000:] for _, err in done)
+    assert sum((node / "run" / "checkpoint.pt").exists() for node in nodes) == 1  # rank 0's node only
+    done = two_nodes([str(script), str(tmp_path / "cfg.json"), "resume"], cwds=nodes, timeout=300)
+    assert all(rc != 0 for rc, _ in done)
+    for _, err in done:
+        assert "the ranks see different checkpoints" in err and "file system every rank sees" in err, err[-2000:]
+        assert "step by rank: " in err
+
+
 def test_default_precision_is_recorded_and_kept_on_resume(fasta, tmp_path, monkeypatch, capsys):
     """A run left to the default (bf16 unset) records the precision it chose in its checkpoint, and resumes in it on
     a machine that would choose otherwise."""

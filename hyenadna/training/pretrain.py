@@ -351,6 +351,20 @@ def _save_checkpoint(
         torch.save(state, tmp)
 
 
+def _same_checkpoint_on_every_rank(state: dict | None, out: Path) -> None:
+    """On resume, every rank must have read the same checkpoint. A rank that finds none (``--out`` on a node-local
+    disk) would start afresh beside the others, its optimiser state and step count apart from theirs (in a test the
+    two ranks ended with different weights and exited 0). Every rank raises the same error instead."""
+    steps: list = [None] * dist.get_world_size()
+    dist.all_gather_object(steps, None if state is None else state["step"])
+    if len(set(steps)) > 1:
+        raise FileNotFoundError(
+            f"--resume: the ranks see different checkpoints in {out} (step by rank: "
+            + ", ".join("none" if s is None else str(s) for s in steps)
+            + "); --out must be on a file system every rank sees"
+        )
+
+
 def restore_rng(state: dict, rank: int, world: int) -> str | None:
     """Set this rank's generators from a checkpoint: its own saved state where the checkpoint holds one per rank of a
     run of this world size, else rank 0's (single-process checkpoints, and older ones). Returns a warning where that
@@ -474,6 +488,8 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
     model = HyenaDNALMHeadModel(model_cfg).gradient_checkpointing(cfg.gradient_checkpointing)
     model.sequence_chunked(cfg.sequence_chunked)
     state = load_run_checkpoint(out) if resume else None
+    if resume and world > 1:
+        _same_checkpoint_on_every_rank(state, out)
     if cfg.init_from and state is None:
         log(warm_start(model, cfg.init_from))
     model.to(device)
