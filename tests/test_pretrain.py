@@ -407,14 +407,18 @@ def test_markov_baseline_is_reported_in_the_same_run(fasta, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("recompute", "accum"), [(False, 1), (True, 1), (False, 2)], ids=["plain", "gradient_checkpointing", "grad_accum"]
+    ("recompute", "accum"),
+    [(False, 1), (True, 1), (False, 2), ("chunked", 1)],
+    ids=["plain", "gradient_checkpointing", "grad_accum", "sequence_chunked"],
 )
 def test_two_process_ddp_keeps_ranks_identical_and_learns(fasta, tmp_path, recompute, accum):
     """DistributedDataParallel's gradient hooks fire as the backward reaches each parameter, also when each block
-    is recomputed inside it (non-reentrant checkpointing, which DDP supports); with gradient accumulation the ranks
-    average once a step, in the last micro-batch's backward (``no_sync`` before it), and stay identical."""
+    is recomputed inside it (non-reentrant checkpointing, which DDP supports) or is one node over token chunks
+    (sequence-chunked training); with gradient accumulation the ranks average once a step, in the last micro-batch's
+    backward (``no_sync`` before it), and stay identical."""
     cfg = small_cfg(fasta, tmp_path / "ddp", max_steps=30, eval_every=30, ckpt_every=30, lr=1e-2, grad_accum=accum)
-    cfg.gradient_checkpointing = recompute
+    cfg.gradient_checkpointing = recompute is True
+    cfg.sequence_chunked = recompute == "chunked"
     (tmp_path / "cfg.json").write_text(json.dumps(cfg.__dict__))
     script = tmp_path / "run.py"
     script.write_text(
