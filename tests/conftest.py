@@ -44,6 +44,18 @@ def assert_close(actual, expected, atol: float = 1e-6, rtol: float = 2e-6) -> No
     assert err <= bound, f"max abs error {err:.3g} > {bound:.3g} (atol {atol:g} + rtol {rtol:g} x max |expected|)"
 
 
+# a pretraining run as torchrun starts it: ``python script.py cfg.json new|resume``; each rank writes its result to
+# ``<out_dir>/rank<r>.json``
+PRETRAIN_SCRIPT = (
+    "import json, os, sys\n"
+    "from hyenadna.training.pretrain import PretrainConfig, pretrain\n"
+    "cfg = PretrainConfig(**json.load(open(sys.argv[1])))\n"
+    "r = pretrain(cfg, resume=sys.argv[2] == 'resume')\n"
+    "os.makedirs(cfg.out_dir, exist_ok=True)\n"
+    "open(os.path.join(cfg.out_dir, f\"rank{r['rank']}.json\"), 'w').write(json.dumps(r))\n"
+)
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 now, for a rendezvous: a fixed one may be held by a job left from a killed run."""
     with socket.socket() as sock:

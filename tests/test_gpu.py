@@ -15,7 +15,7 @@ import torch
 
 from hyenadna import HyenaDNALMHeadModel, load_model
 from hyenadna.ops.execution import ExecutionOptions
-from tests.conftest import CASES, FIXTURES, MODELS, REPO, assert_close, load_io
+from tests.conftest import CASES, FIXTURES, MODELS, PRETRAIN_SCRIPT, REPO, assert_close, load_io
 
 pytestmark = [
     pytest.mark.gpu,
@@ -220,13 +220,7 @@ def _two_gpu_pretrain(tmp_path, cfg, resume: bool = False) -> tuple[dict, dict]:
     name = f"{Path(cfg.out_dir).name}-{'resume' if resume else 'new'}"
     (tmp_path / f"{name}.json").write_text(json.dumps(cfg.__dict__))
     script = tmp_path / "run.py"
-    script.write_text(
-        "import json, os, sys\n"
-        "from hyenadna.training.pretrain import PretrainConfig, pretrain\n"
-        "cfg = PretrainConfig(**json.load(open(sys.argv[1])))\n"
-        "r = pretrain(cfg, resume=sys.argv[2] == 'resume')\n"
-        "open(os.path.join(cfg.out_dir, f\"rank{r['rank']}.json\"), 'w').write(json.dumps(r))\n"
-    )
+    script.write_text(PRETRAIN_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
     cmd += [str(tmp_path / f"{name}.json"), "resume" if resume else "new"]

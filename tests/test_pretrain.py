@@ -29,7 +29,7 @@ from hyenadna.training.pretrain import (
     training_intervals,
 )
 from hyenadna.training.windows import WindowSampler
-from tests.conftest import REPO, assert_close, free_port, set_cpu_bf16, two_nodes
+from tests.conftest import PRETRAIN_SCRIPT, REPO, assert_close, free_port, set_cpu_bf16, two_nodes
 
 
 @pytest.fixture(scope="module")
@@ -421,27 +421,14 @@ def test_two_process_ddp_keeps_ranks_identical_and_learns(fasta, tmp_path, recom
     cfg.sequence_chunked = recompute == "chunked"
     (tmp_path / "cfg.json").write_text(json.dumps(cfg.__dict__))
     script = tmp_path / "run.py"
-    script.write_text(
-        "import json, os, sys\n"
-        "from hyenadna.training.pretrain import PretrainConfig, pretrain\n"
-        "cfg = PretrainConfig(**json.load(open(os.path.join(sys.argv[1], 'cfg.json'))))\n"
-        "r = pretrain(cfg)\n"
-        "open(os.path.join(sys.argv[1], f\"rank{r['rank']}.json\"), 'w').write(json.dumps(r))\n"
-    )
+    script.write_text(PRETRAIN_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        f"--master_port={free_port()}",
-        str(script),
-        str(tmp_path),
-    ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}"]
+    proc = subprocess.run(
+        [*cmd, str(script), str(tmp_path / "cfg.json"), "new"], env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    r0 = json.loads((tmp_path / "rank0.json").read_text())
-    r1 = json.loads((tmp_path / "rank1.json").read_text())
+    r0, r1 = (json.loads((tmp_path / "ddp" / f"rank{r}.json").read_text()) for r in (0, 1))
     assert r0["param_checksum"] == r1["param_checksum"]
     assert r0["tokens_seen"] == 30 * 4 * 64 * 2 * accum
     steps = losses(tmp_path / "ddp" / "metrics.jsonl")
@@ -505,13 +492,7 @@ def test_two_nodes_pretrain_and_resume_exactly_with_dropout_on(fasta, tmp_path):
 
     model = {"d_model": 16, "n_layer": 2, "d_inner": 32, "l_max": 66, "embed_dropout": 0.1, "resid_dropout": 0.1}
     script = tmp_path / "run.py"
-    script.write_text(
-        "import json, os, sys\n"
-        "from hyenadna.training.pretrain import PretrainConfig, pretrain\n"
-        "cfg = PretrainConfig(**json.load(open(sys.argv[1])))\n"
-        "r = pretrain(cfg, resume=sys.argv[2] == 'resume')\n"
-        "open(os.path.join(cfg.out_dir, f\"rank{r['rank']}.json\"), 'w').write(json.dumps(r))\n"
-    )
+    script.write_text(PRETRAIN_SCRIPT)
     runs = {}
     for name, kw, mode in (
         ("straight", {}, "new"),
@@ -546,12 +527,7 @@ def test_two_nodes_resuming_from_node_local_folders_fail_clearly(fasta, tmp_path
     cfg = small_cfg(fasta, Path("run"), max_minutes=0.0)
     (tmp_path / "cfg.json").write_text(json.dumps(cfg.__dict__))
     script = tmp_path / "run.py"
-    script.write_text(
-        "import json, sys\n"
-        "from hyenadna.training.pretrain import PretrainConfig, pretrain\n"
-        "cfg = PretrainConfig(**json.load(open(sys.argv[1])))\n"
-        "pretrain(cfg, resume=sys.argv[2] == 'resume')\n"
-    )
+    script.write_text(PRETRAIN_SCRIPT)
     done = two_nodes([str(script), str(tmp_path / "cfg.json"), "new"], cwds=nodes, timeout=300)
     assert all(rc == 0 for rc, _ in done), "\n".join(err[-3000:] for _, err in done)
     assert sum((node / "run" / "checkpoint.pt").exists() for node in nodes) == 1  # rank 0's node only
