@@ -484,6 +484,40 @@ def test_each_rank_resumes_its_own_generators(tmp_path):
     assert restore_rng({"rng": {"cpu": torch.get_rng_state()}}, 0, 1) is None  # one process: nothing to say
 
 
+SLOW_RANK0_SCRIPT = """
+import json, os, sys, time
+from datetime import timedelta
+import torch.distributed as dist
+from hyenadna.training import pretrain as p
+dist.init_process_group("gloo", timeout=timedelta(seconds=3))  # as NCCL's 10 minutes against an hour's baseline
+def slow_baseline(*args, **kwargs):
+    time.sleep(8)
+    return {"held_out": {"nll": 1.3}}
+p.markov_baseline = slow_baseline
+r = p.pretrain(p.PretrainConfig(**json.load(open(sys.argv[1]))))
+open(os.path.join(sys.argv[2], f"rank{r['rank']}.json"), "w").write(json.dumps(r))
+"""
+
+
+def test_other_ranks_outwait_rank0s_markov_baseline(fasta, tmp_path):
+    """Rank 0 alone fits the Markov baseline (hours on a whole genome) while the others wait: on a group of their own
+    with a long timeout, not in DistributedDataParallel's first collective, which the backend's timeout (here 3 s;
+    NCCL's default is 10 minutes) would end."""
+    cfg = small_cfg(fasta, tmp_path / "run", markov=True, max_steps=2, eval_every=2, ckpt_every=2)
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg.__dict__))
+    script = tmp_path / "slow.py"
+    script.write_text(SLOW_RANK0_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}"]
+    proc = subprocess.run(
+        [*cmd, str(script), str(tmp_path / "cfg.json"), str(tmp_path)], env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert r0["markov_nll"] == 1.3 and r0["finished"] and r0["param_checksum"] == r1["param_checksum"]
+
+
 def test_two_nodes_pretrain_and_resume_exactly_with_dropout_on(fasta, tmp_path):
     """A data-parallel run across two nodes (one rank each, on the CPU) stopped after its first step and resumed
     ends where the same run without a stop ends, with dropout on; its checkpoint holds both ranks' generators, and

@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +102,10 @@ class PretrainConfig:
         """The most tokens one forward pass of this schedule reads (window x batch; --grad-accum adds passes)."""
         starts = [0] + [until for until, _, _ in self.stages]
         return max((math.prod(self.stage(s)) for s in starts if s < self.max_steps), default=1)
+
+
+# how long the other ranks wait while rank 0 works alone (the Markov baseline of a whole genome, an evaluation)
+RANK0_WAIT = timedelta(hours=12)
 
 
 class _StopFlag:
@@ -440,6 +445,15 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if cfg.device.startswith("cuda") else "gloo"
         dist.init_process_group(backend)
+    # where rank 0 works alone (the Markov baseline, evaluation, checkpoints), the others wait on a gloo group of
+    # their own with a long timeout, not in the next collective under the backend's (NCCL: 10 minutes; the
+    # baseline takes ~5 minutes per 100 Mb of training DNA, hours for a whole genome)
+    waiting = dist.new_group(backend="gloo", timeout=RANK0_WAIT) if world > 1 else None
+
+    def wait_for_rank0() -> None:
+        if waiting is not None:
+            dist.barrier(group=waiting)
+
     device = rank_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -472,6 +486,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
             report["seconds"] = time.time() - t0
             atomic_write_text(markov_path, json.dumps(report, indent=1))
         baseline = json.loads(markov_path.read_text())["held_out"]["nll"]
+    wait_for_rank0()
 
     torch.manual_seed(cfg.seed)  # seeds every GPU as well
     model_cfg = HyenaConfig(**cfg.model)
@@ -614,8 +629,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
                 if step % cfg.eval_every == 0 or step == cfg.max_steps:
                     if is_main:
                         export_and_eval(step, wall)
-                    if world > 1:
-                        dist.barrier()
+                    wait_for_rank0()
                 out_of_time = cfg.max_minutes is not None and (time.time() - t_start) > 60 * cfg.max_minutes
                 # NCCL reduces GPU tensors only
                 flag = torch.tensor([float(stop.requested or out_of_time)], device=device)
@@ -625,8 +639,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
                     rng_ranks = gather_rng_states()  # a collective: before rank 0 alone writes
                     if is_main:
                         _save_checkpoint(ckpt_path, model, optimizer, step, tokens_seen, wall, cfg, rng_ranks)
-                    if world > 1:
-                        dist.barrier()
+                    wait_for_rank0()
                 if flag.item() > 0 and step < cfg.max_steps:
                     if is_main and stop.requested:  # a signal: be quick, but leave model/ matching the checkpoint
                         export_model()
@@ -657,7 +670,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
         "param_checksum": checksum,
     }
     if world > 1:
-        dist.barrier()
+        wait_for_rank0()  # rank 0 may have evaluated and exported alone at a stop
         dist.destroy_process_group()
     return result
 
