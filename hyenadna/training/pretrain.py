@@ -447,7 +447,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
         dist.init_process_group(backend)
     # where rank 0 works alone (the Markov baseline, evaluation, checkpoints), the others wait on a gloo group of
     # their own with a long timeout, not in the next collective under the backend's (NCCL: 10 minutes; the
-    # baseline takes ~5 minutes per 100 Mb of training DNA, hours for a whole genome)
+    # baseline took 280 s on our ~100 Mb of training DNA, and a whole genome is 30 times as much)
     waiting = dist.new_group(backend="gloo", timeout=RANK0_WAIT) if world > 1 else None
 
     def wait_for_rank0() -> None:
