@@ -113,8 +113,8 @@ def test_two_ranks_map_bed_regions_as_one_process_does(tmp_path):
 @pytest.mark.parametrize("command", ["embed", "ism"])
 def test_two_nodes_without_a_shared_output_folder_fail_clearly(tmp_path, command):
     """Two nodes whose -o names a folder of each node's own (a relative path from two working folders, as a
-    node-local disk would): rank 0 cannot see rank 1's files, and every rank says so instead of rank 0 merging
-    without them (a partial output before this check); nothing is written in its place."""
+    node-local disk would): rank 0 cannot see rank 1's files, and every rank stops with an error that says so,
+    where rank 0 merged without them (3 of 5 records, exit 0); nothing is written in the output's place."""
     nodes = (tmp_path / "node0", tmp_path / "node1")
     for node in nodes:
         node.mkdir()
