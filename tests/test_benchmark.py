@@ -1315,6 +1315,36 @@ def test_zero_shot_composition_share_difference_is_paired():
     assert 0 < lo < hi and hi - lo < 0.2 * min(a[2] - a[1], b[2] - b[1])
 
 
+def test_zero_shot_windows_pairs_two_runs_of_one_draw(tmp_path):
+    """benchmarks/zero_shot_windows.py: two runs of the same draw are compared row for row, the change in AUROC has
+    its interval over the same resampled pairs, and runs of different draws are refused."""
+    import pandas as pd
+
+    mod = _benchmark_script("zero_shot_windows")
+    rng = np.random.default_rng(0)
+    n = 400
+    base = pd.DataFrame(
+        {"pos": np.arange(n), "ref": "A", "alt": "C", "label": np.arange(n) % 2, "pair": np.arange(n) // 2}
+    )
+    base["site"] = np.where(np.arange(n) % 4 < 2, "donor", "acceptor")
+    signal = base["label"].to_numpy() * 0.5 + rng.normal(0, 1, n)
+    for name, score in (("short", rng.normal(0, 1, n)), ("long", signal)):
+        (tmp_path / name).mkdir()
+        base.assign(**{"minus_llr m": score}).to_csv(tmp_path / name / "scores.csv.gz", index=False)
+    a, b = mod.paired_runs(tmp_path / "short", tmp_path / "long")
+    lab, pairs = a["label"].to_numpy(), a["pair"].to_numpy()
+    s, long_, d, lo, hi = mod.auroc_change(lab, a["minus_llr m"].to_numpy(), b["minus_llr m"].to_numpy(), pairs)
+    assert d == pytest.approx(long_ - s) and 0 < lo < d < hi  # the longer run carries the label, the shorter not
+    *_, d0, lo0, hi0 = mod.auroc_change(lab, a["minus_llr m"].to_numpy(), a["minus_llr m"].to_numpy(), pairs)
+    assert d0 == lo0 == hi0 == 0  # a run against itself: no change in any resample
+    (tmp_path / "other").mkdir()
+    base.assign(pair=base["pair"][::-1].to_numpy(), **{"minus_llr m": signal}).to_csv(
+        tmp_path / "other" / "scores.csv.gz", index=False
+    )
+    with pytest.raises(SystemExit, match="same matched pairs"):
+        mod.paired_runs(tmp_path / "short", tmp_path / "other")
+
+
 def test_zero_shot_composition_pools_draws_keeping_their_pairs_apart(monkeypatch, tmp_path):
     import pandas as pd
 
