@@ -196,6 +196,11 @@ def main() -> int:
         help="also match the Markov model's log P of the reference base at the site itself (how typical the base is "
         "of what precedes it), within 0.25 nats",
     )
+    ap.add_argument(
+        "--no-random-weights",
+        action="store_true",
+        help="leave out the random-weights model (it costs as much as the first model, at long windows minutes)",
+    )
     args = ap.parse_args()
     t_start = time.time()
     out = Path(args.out)
@@ -344,7 +349,7 @@ def main() -> int:
         windows.append((w[0], w[1]))
     scores: dict[str, np.ndarray] = {}
     tokenizer = CharacterTokenizer()
-    for name in [*args.models, "random weights"]:
+    for name in [*args.models] + ([] if args.no_random_weights else ["random weights"]):
         t0 = time.time()
         if name == "random weights":
             torch.manual_seed(args.seed)

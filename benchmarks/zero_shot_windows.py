@@ -48,7 +48,7 @@ def main() -> None:
     args = ap.parse_args()
     a, b = paired_runs(args.short, args.long)
     windows = [json.loads((p / "results.json").read_text())["window"] for p in (args.short, args.long)]
-    columns = [c for c in a.columns if c.startswith("minus_llr ")]
+    columns = [c for c in a.columns if c.startswith("minus_llr ") and c in b.columns]  # the scorers both ran
     lines = [
         f"AUROC of -LLR with `vep` windows of {windows[0]} and {windows[1]} bases, the same {a['pair'].nunique()} "
         "matched pairs (`benchmarks/zero_shot_windows.py`); the change is the longer window's minus the shorter's, "
