@@ -63,6 +63,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def two_ranks(script: Path, args: list[str], timeout: int = 600) -> None:
+    """``python script args...`` as a 2-process torchrun job on this machine (CPU ranks, one thread each); fails the
+    test with the job's stderr unless it succeeds."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}"]
+    proc = subprocess.run([*cmd, str(script), *args], env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 def two_nodes(args: list[str], cwds: tuple[Path, Path] | None = None, timeout: int = 600) -> list[tuple[int, str]]:
     """Two torchrun agents of one process each, meeting as two nodes through a c10d rendezvous on 127.0.0.1 (the
     README's Slurm command on one machine; each rank is LOCAL_RANK 0 of its node), running ``python args...`` from

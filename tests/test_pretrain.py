@@ -29,7 +29,7 @@ from hyenadna.training.pretrain import (
     training_intervals,
 )
 from hyenadna.training.windows import WindowSampler
-from tests.conftest import PRETRAIN_SCRIPT, REPO, assert_close, free_port, set_cpu_bf16, two_nodes
+from tests.conftest import PRETRAIN_SCRIPT, REPO, assert_close, set_cpu_bf16, two_nodes, two_ranks
 
 
 @pytest.fixture(scope="module")
@@ -422,12 +422,7 @@ def test_two_process_ddp_keeps_ranks_identical_and_learns(fasta, tmp_path, recom
     (tmp_path / "cfg.json").write_text(json.dumps(cfg.__dict__))
     script = tmp_path / "run.py"
     script.write_text(PRETRAIN_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}"]
-    proc = subprocess.run(
-        [*cmd, str(script), str(tmp_path / "cfg.json"), "new"], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    two_ranks(script, [str(tmp_path / "cfg.json"), "new"])
     r0, r1 = (json.loads((tmp_path / "ddp" / f"rank{r}.json").read_text()) for r in (0, 1))
     assert r0["param_checksum"] == r1["param_checksum"]
     assert r0["tokens_seen"] == 30 * 4 * 64 * 2 * accum
@@ -464,17 +459,7 @@ def test_each_rank_resumes_its_own_generators(tmp_path):
     rank 1 other draws. Emulated on 2 CPU ranks whose generators were left apart."""
     script = tmp_path / "rng.py"
     script.write_text(RANK_RNG_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        f"--master_port={free_port()}",
-        str(script),
-    ]
-    proc = subprocess.run([*cmd, str(tmp_path)], env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    two_ranks(script, [str(tmp_path)], timeout=300)
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     assert r0["per_rank"] == r1["per_rank"] == {"same": True, "warning": None}
     # rank 0's state alone: right for rank 0, not for rank 1, and said so
@@ -500,20 +485,14 @@ open(os.path.join(sys.argv[2], f"rank{r['rank']}.json"), "w").write(json.dumps(r
 
 
 def test_other_ranks_outwait_rank0s_markov_baseline(fasta, tmp_path):
-    """Rank 0 alone fits the Markov baseline (hours on a whole genome) while the others wait: on a group of their own
+    """Rank 0 alone fits the Markov baseline (280 s on our training DNA) while the others wait: on a group of their own
     with a long timeout, not in DistributedDataParallel's first collective, which the backend's timeout (here 3 s;
     NCCL's default is 10 minutes) would end."""
     cfg = small_cfg(fasta, tmp_path / "run", markov=True, max_steps=2, eval_every=2, ckpt_every=2)
     (tmp_path / "cfg.json").write_text(json.dumps(cfg.__dict__))
     script = tmp_path / "slow.py"
     script.write_text(SLOW_RANK0_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}"]
-    proc = subprocess.run(
-        [*cmd, str(script), str(tmp_path / "cfg.json"), str(tmp_path)], env=env, capture_output=True, text=True,
-        timeout=300,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    two_ranks(script, [str(tmp_path / "cfg.json"), str(tmp_path)], timeout=300)
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     assert r0["markov_nll"] == 1.3 and r0["finished"] and r0["param_checksum"] == r1["param_checksum"]
 
