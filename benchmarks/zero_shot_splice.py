@@ -365,8 +365,16 @@ def main() -> int:
             ]
         scores[label] = -np.array(llr)
         log(f"{label}: {len(llr)} variants in {time.time() - t0:.0f} s")
-    ref_w = np.stack([tok.encode_bases(r) for r, _ in windows]).astype(np.int64)
-    alt_w = np.stack([tok.encode_bases(a) for _, a in windows]).astype(np.int64)
+    # the Markov model's LLR involves only the order + 1 positions from the SNV on, so 512-base windows give the value
+    # any longer one would, and do not reach the N runs a 4,096-base window can (which it cannot score)
+    markov_windows = windows
+    if args.window > 512:
+        markov_windows = [
+            variant_windows(Variant(0, "20", q + 1, "", chrom[q], [alt]), alt, fasta, 512)[:2]
+            for _, _, q, alt, _ in variants
+        ]
+    ref_w = np.stack([tok.encode_bases(r) for r, _ in markov_windows]).astype(np.int64)
+    alt_w = np.stack([tok.encode_bases(a) for _, a in markov_windows]).astype(np.int64)
     mk = markov.log_probs(alt_w).sum(1) - markov.log_probs(ref_w).sum(1)
     scores[f"order-{selected['order']} Markov"] = -mk
     # predictability alone, after matching: the local mean Markov log P (a repeat scores high); ~0.5 if the match works
