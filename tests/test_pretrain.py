@@ -450,6 +450,8 @@ for case, state in {
     warning = restore_rng(state, rank, world)
     out[case] = {"same": torch.equal(torch.rand(4), expected), "warning": warning}
 json.dump(out, open(os.path.join(sys.argv[1], f"rank{rank}.json"), "w"))
+dist.barrier()
+dist.destroy_process_group()  # else gloo's threads may die with the interpreter: "terminate called", SIGABRT
 """
 
 
@@ -474,7 +476,7 @@ import json, os, sys, time
 from datetime import timedelta
 import torch.distributed as dist
 from hyenadna.training import pretrain as p
-dist.init_process_group("gloo", timeout=timedelta(seconds=3))  # as NCCL's 10 minutes against an hour's baseline
+dist.init_process_group("gloo", timeout=timedelta(seconds=3))  # as NCCL's 10 minutes against a genome's baseline
 def slow_baseline(*args, **kwargs):
     time.sleep(8)
     return {"held_out": {"nll": 1.3}}
