@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -22,10 +22,16 @@ def generate(
     seed: int = 0,
     allow_n: bool = False,
     progress: Callable[[int], None] | None = None,
+    cache: bool = True,
 ) -> list[str]:
     """``num_samples`` continuations of ``length`` bases. Only nucleotides are sampled (A/C/G/T, and N if
-    ``allow_n``); the context is the framing's prefix (e.g. [CLS]) and then the last bases that fit in l_max. The
-    filter has no state to carry, so each step reruns the window (with the filter spectrum cached)."""
+    ``allow_n``). The context is the framing's prefix (e.g. [CLS]) and then the bases since the window's start
+    (``context_starts``): every base the window holds while it fits in l_max, then the window moves on and keeps
+    the last three quarters of it.
+
+    With ``cache`` (default) each base costs one token's pass through the model from an ``InferenceCache``: O(t D)
+    a layer at t tokens of context, where rerunning the window costs O(t D^2) (``benchmarks/generate_speed.py``);
+    without it each base reruns the window, the plain path the cached one is tested against."""
     if temperature <= 0:
         raise ValueError("temperature must be > 0")
     if length < 0:
@@ -41,13 +47,23 @@ def generate(
     ids = prompt_ids.repeat(num_samples, 1).to(device)
     prefix = torch.tensor(tokenizer.prefix, dtype=torch.int64, device=device).repeat(num_samples, 1)
     room = model.config.l_max - prefix.shape[1]
+    if room < 1:
+        raise ValueError(f"the model's context ({model.config.l_max}) leaves no room after the framing's prefix")
     allowed = torch.zeros(model.config.padded_vocab_size, dtype=torch.bool, device=device)
     allowed[A : (N if allow_n else T) + 1] = True
     gen = torch.Generator(device=device).manual_seed(seed)
     model.eval()
-    for _ in range(length):
-        logits = model(torch.cat([prefix, ids[:, -room:]], dim=1)).logits[:, -1].float() / temperature
-        logits = logits.masked_fill(~allowed, float("-inf"))
+    state, start = None, None
+    for new_start in context_starts(len(prompt_ids), length, room):
+        if not cache:
+            logits = model(torch.cat([prefix, ids[:, new_start:]], dim=1)).logits[:, -1]
+        elif new_start != start:  # a new window: its tokens at once, into a new cache
+            state = model.allocate_inference_cache(num_samples)
+            logits = model(torch.cat([prefix, ids[:, new_start:]], dim=1), cache=state).logits[:, -1]
+        else:
+            logits = model(ids[:, -1:], cache=state).logits[:, -1]
+        start = new_start
+        logits = logits.float().masked_fill(~allowed, float("-inf")) / temperature
         if top_k is not None:
             kth = torch.topk(logits, min(top_k, int(allowed.sum())), dim=-1).values[:, -1:]
             logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -56,3 +72,15 @@ def generate(
         if progress is not None:
             progress(num_samples)
     return [tokenizer.decode(row[len(prompt_ids) :]) for row in ids.cpu()]
+
+
+def context_starts(prompt_length: int, length: int, room: int) -> Iterator[int]:
+    """For each base to generate, the index of the first base its window holds, of room bases at most. The window
+    grows to ``room`` bases, then starts again on the last three quarters of them: moving it a base at a time would
+    change every cached state, so each base would cost a whole window again."""
+    keep = max(1, room - room // 4)
+    start = max(0, prompt_length - room)
+    for n in range(prompt_length, prompt_length + length):
+        if n - start > room:
+            start = n - keep
+        yield start

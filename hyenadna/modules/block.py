@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from hyenadna.ops import fused
 from hyenadna.ops.block_chunked import block_chunked
 from hyenadna.ops.execution import ExecutionOptions
-from hyenadna.ops.hyena import hyena_low_memory
+from hyenadna.ops.hyena import HyenaState, hyena_low_memory
 from hyenadna.ops.linear import matmul_dtype, mlp, mlp_ref
 
 
@@ -52,11 +52,16 @@ class Block(nn.Module):
         self.dropout2 = nn.Dropout(resid_dropout)
 
     def forward(
-        self, x: Tensor, residual: Tensor | None, path: str | None = None, options: ExecutionOptions | None = None
+        self,
+        x: Tensor,
+        residual: Tensor | None,
+        path: str | None = None,
+        options: ExecutionOptions | None = None,
+        state: HyenaState | None = None,
     ) -> tuple[Tensor, Tensor]:
         x = self._drop(self.dropout1, x, path)
         residual = x.float() if residual is None else x.float() + residual
-        x = self.mixer(self.norm1(residual.to(self.norm1.weight.dtype)), path, options)
+        x = self.mixer(self.norm1(residual.to(self.norm1.weight.dtype)), path, options, state)
         residual = self._drop(self.dropout2, x, path).float() + residual
         x = self.mlp(self.norm2(residual.to(self.norm2.weight.dtype)))
         return x, residual

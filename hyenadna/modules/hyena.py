@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from hyenadna.modules.hyena_filter import HyenaFilter
 from hyenadna.ops.execution import ExecutionOptions, choose_path
 from hyenadna.ops.fftconv import fft_length, filter_spectrum
-from hyenadna.ops.hyena import hyena_batched, hyena_per_sequence, hyena_ref
+from hyenadna.ops.hyena import HyenaState, hyena_batched, hyena_decode, hyena_per_sequence, hyena_ref
 
 
 class HyenaOperator(nn.Module):
@@ -84,10 +84,19 @@ class HyenaOperator(nn.Module):
             self._spectra[key] = filter_spectrum(self.filter_fn.filter_channels_first(seqlen), n)
         return self._spectra[key], n
 
-    def forward(self, u: Tensor, path: str | None = None, options: ExecutionOptions | None = None) -> Tensor:
+    def forward(
+        self,
+        u: Tensor,
+        path: str | None = None,
+        options: ExecutionOptions | None = None,
+        state: HyenaState | None = None,
+    ) -> Tensor:
         """u: (B, L, D) -> (B, L, D), with (x0, x1, v) = short_filter(in_proj(u)) and y = out_proj(x0 * (h * (x1 v)
         + D x1 v)). Any L >= 1: beyond l_max the filter has no further taps. ``path`` (ops/execution.py) is chosen
-        by device, length and autograd unless the model passes it."""
+        by device, length and autograd unless the model passes it. Given a ``state``, u continues the sequences it
+        holds (the "decode" path)."""
+        if state is not None:
+            return hyena_decode(self, u, state)
         options = options or ExecutionOptions()
         if path is None:
             grad = torch.is_grad_enabled() or self.training

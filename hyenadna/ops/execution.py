@@ -13,6 +13,8 @@ Algorithms (each tested against the plain reference path, ``"reference"``):
   on the CPU it also keeps freed FFT buffers for reuse (glibc, ``utils/memory.py``). On a GPU only when the batched
   path's activations would not fit: there its many small kernels cost 5-10x the batched time (an H200,
   ``benchmarks/gpu_paths.py``).
+- ``"decode"``: extending sequences a token at a time from an ``InferenceCache`` (``ops/hyena.py: hyena_decode``), as
+  generation does; chosen by passing the cache, never by ``choose_path``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import torch
 
 from hyenadna.utils.memory import available_bytes
 
-PATHS = ("reference", "train", "batched", "per_sequence", "low_memory")
+PATHS = ("reference", "train", "batched", "per_sequence", "low_memory", "decode")
 # A GPU's low-memory chunks: a chunk's kernels are small at the CPU's 1,024 tokens, and launches dominate
 GPU_LOW_MEMORY_CHUNK = 65536
 # Peak bytes of batched inference per token and model channel, with margin: 75 measured on an H200 at 160k and 1M

@@ -7,6 +7,7 @@ operator module for its weights (in_proj, short_filter, filter_fn, out_proj), li
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -36,6 +37,75 @@ def hyena_ref(op: HyenaOperator, u: Tensor) -> Tensor:
     x0, x1, v = z.split(op.d_model, dim=1)
     v = fftconv_ref(op.dropout(x1 * v), op.filter_fn.filter(seqlen), op.filter_fn.bias)
     return op.out_proj((x0 * v).transpose(1, 2))
+
+
+@dataclass
+class HyenaState:
+    """What one operator keeps to extend its sequences by a token: the last K - 1 in_proj outputs (the short conv's
+    taps) and every gated input x1 * v so far (the long convolution's), beside the filter's taps reversed once."""
+
+    z_tail: Tensor  # (B, 3D, K - 1) float32
+    history: Tensor  # (D, B, capacity) float32
+    taps_reversed: Tensor  # (D, capacity) float32: taps_reversed[:, -n:] is h[n - 1], ..., h[0]
+    length: int = 0
+
+    @classmethod
+    def empty(cls, op: HyenaOperator, batch: int, capacity: int) -> HyenaState:
+        weight = op.in_proj.weight
+        with torch.no_grad(), torch.autocast(weight.device.type, enabled=False):
+            taps = op.filter_fn.filter_channels_first(capacity).float()
+        return cls(
+            z_tail=weight.new_zeros(batch, 3 * op.d_model, op.short_filter.weight.shape[-1] - 1, dtype=torch.float32),
+            history=weight.new_empty(op.d_model, batch, capacity, dtype=torch.float32),
+            taps_reversed=taps.flip(-1).contiguous(),
+        )
+
+
+def hyena_decode(op: HyenaOperator, u: Tensor, state: HyenaState) -> Tensor:
+    """Append the tokens u (B, L, D) to the sequences ``state`` holds and return their outputs (B, L, D), equal to
+    the outputs at those positions of a forward over the whole sequences. Into an empty state the L tokens go at once
+    (the prefill: the reference algorithm, keeping what later tokens need); then a token at a time, its long
+    convolution one causal sum over the history: O(t D) for the t-th token, where rerunning the window costs
+    O(t D^2 + t log t D) in every layer."""
+    if state.length + u.shape[1] > state.history.shape[-1]:
+        raise ValueError(
+            f"the inference cache holds {state.history.shape[-1]} tokens, and {state.length} + {u.shape[1]} were asked "
+            "for: start a new cache on the last tokens (the filter has no taps further back)"
+        )
+    if state.length == 0:
+        return _hyena_prefill(op, u, state)
+    return torch.stack([_hyena_step(op, u[:, i], state) for i in range(u.shape[1])], dim=1)
+
+
+def _hyena_prefill(op: HyenaOperator, u: Tensor, state: HyenaState) -> Tensor:
+    seqlen, taps = u.shape[1], state.z_tail.shape[-1]
+    z = op.in_proj(u).transpose(1, 2)
+    x0, x1, v = causal_short_conv_ref(z, op.short_filter.weight[:, 0], op.short_filter.bias).split(op.d_model, dim=1)
+    gated = x1 * v
+    state.history[:, :, :seqlen] = gated.float().transpose(0, 1)
+    y = fftconv(gated, op.filter_fn.filter_channels_first(seqlen), op.filter_fn.bias)
+    if taps:  # the short conv's next outputs read the last K - 1 inputs, zeros before the first
+        z_tail = torch.cat([state.z_tail, z.float()], dim=-1)
+        state.z_tail = z_tail[..., -taps:].contiguous()
+    state.length = seqlen
+    return op.out_proj((x0 * y).transpose(1, 2))
+
+
+def _hyena_step(op: HyenaOperator, u: Tensor, state: HyenaState) -> Tensor:
+    """One token u (B, D) -> (B, D)."""
+    t, d = state.length, op.d_model
+    z = op.in_proj(u).float()
+    window = torch.cat([state.z_tail, z[..., None]], dim=-1)  # (B, 3D, K): the conv's K taps, oldest first
+    z = (window * op.short_filter.weight[:, 0].float()).sum(-1) + op.short_filter.bias.float()
+    x0, x1, v = z.split(d, dim=-1)
+    gated = x1 * v
+    state.history[:, :, t] = gated.T
+    n = t + 1
+    y = torch.matmul(state.history[:, :, :n], state.taps_reversed[:, -n:, None])[..., 0].T
+    y = y + gated * op.filter_fn.bias.float()
+    state.z_tail = window[..., 1:]
+    state.length = n
+    return op.out_proj((x0 * y).to(u.dtype))
 
 
 def hyena_batched(op: HyenaOperator, u: Tensor, k_f: Tensor | None = None, n: int | None = None) -> Tensor:

@@ -1,0 +1,121 @@
+"""Generation speed with the inference cache against rerunning the window for each base (``generate(cache=False)``,
+the plain path), side by side in one process, rounds in alternating order; prompts are held-out DNA
+(chr20:32,000,000-63,025,520, GRCh37). Also checks that both sample the same bases from the same seed. Nothing else
+should run on the machine meanwhile.
+
+    .venv/bin/python benchmarks/generate_speed.py --out benchmarks/results/generate_speed.json    # ~5 min
+
+Each case: model, prompt length, bases generated with the cache and without it (fewer: each costs a whole window).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+GENOME = REPO.parent / "shared" / "data" / "genome" / "GRCh37_chr20.fa.gz"
+HELD_OUT_START = 32_000_000
+CASES = [  # model, prompt bases, bases with the cache, bases without
+    ("hyenadna-tiny-1k-d256-grch37", 24, 2000, 200),
+    ("hyenadna-tiny-1k-d256-grch37", 1000, 2000, 200),
+    ("hyenadna-tiny-16k-d256-grch37", 8000, 2000, 20),
+    ("hyenadna-16k-d256-l3-grch37", 16000, 2000, 10),
+]
+
+
+def held_out_dna(length: int, offset: int = 1_000_000) -> str:
+    """``length`` N-free bases of the held-out region."""
+    from hyenadna.data.genome import Genome
+    from hyenadna.tokenizer import VOCAB
+
+    letters = {i: b for b, i in VOCAB.items()}
+    bases = Genome.from_fasta([str(GENOME)]).chromosomes["20"]
+    start = HELD_OUT_START + offset
+    while True:
+        text = "".join(letters[int(i)] for i in bases[start : start + length])
+        if "N" not in text:
+            return text
+        start += length
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--num-samples", type=int, default=1)
+    ap.add_argument("--quick", action="store_true", help="a tenth of the bases")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from hyenadna import HyenaDNA, HyenaDNAConfig
+    from hyenadna.generate import generate
+    from hyenadna.ops.autotune import cpu_features, cpu_name
+
+    prompt_dna = held_out_dna(max(c[1] for c in CASES))
+    results = []
+    for name, prompt_length, cached_bases, plain_bases in CASES:
+        if args.quick:
+            cached_bases, plain_bases = max(1, cached_bases // 10), max(1, plain_bases // 10)
+        sdk = HyenaDNA(HyenaDNAConfig(model_name=name, progress=False))
+        prompt = prompt_dna[-prompt_length:]
+        lengths = {True: cached_bases, False: plain_bases}
+        seconds: dict[bool, list[float]] = {True: [], False: []}
+        samples: dict[bool, list[str]] = {}
+        for r in range(args.rounds):
+            for cache in (True, False) if r % 2 == 0 else (False, True):
+                t0 = time.perf_counter()
+                samples[cache] = generate(
+                    sdk.model, sdk.tokenizer, prompt, lengths[cache], args.num_samples, seed=r, cache=cache
+                )
+                seconds[cache].append(time.perf_counter() - t0)
+            # the plain path's bases are the first of the cached path's, from the same seed
+            same = all(c[:plain_bases] == p for c, p in zip(samples[True], samples[False], strict=True))
+            if not same:
+                raise SystemExit(f"{name}, round {r}: the cached and the plain path sampled different bases")
+        rates = {c: [lengths[c] * args.num_samples / s for s in seconds[c]] for c in (True, False)}
+        row = {
+            "model": name,
+            "l_max": sdk.model.config.l_max,
+            "prompt_bases": prompt_length,
+            "bases_cached": cached_bases,
+            "bases_plain": plain_bases,
+            "bases_per_s_cached": statistics.median(rates[True]),
+            "bases_per_s_plain": statistics.median(rates[False]),
+            "ratio": statistics.median(a / b for a, b in zip(rates[True], rates[False], strict=True)),
+            "ratio_range": [
+                min(a / b for a, b in zip(rates[True], rates[False], strict=True)),
+                max(a / b for a, b in zip(rates[True], rates[False], strict=True)),
+            ],
+            "same_bases": True,
+        }
+        results.append(row)
+        print(
+            f"{name}, prompt {prompt_length}: cached {row['bases_per_s_cached']:,.0f} bases/s, plain "
+            f"{row['bases_per_s_plain']:,.1f} bases/s, {row['ratio']:,.0f}x "
+            f"({row['ratio_range'][0]:,.0f}-{row['ratio_range'][1]:,.0f}x), same bases",
+            flush=True,
+        )
+    report = {
+        "cpu": cpu_name(),
+        "cpu_features": cpu_features(),
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "num_samples": args.num_samples,
+        "torch": torch.__version__,
+        "results": results,
+    }
+    if args.out:
+        from hyenadna.utils.io import atomic_write_text
+
+        atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

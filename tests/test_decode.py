@@ -1,0 +1,139 @@
+"""Decoding from an inference cache (a token at a time, as generation does) against the whole-sequence forward and the
+reference fixtures, and generation with and without the cache."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hyenadna import load_model
+from hyenadna.generate import context_starts, generate
+from hyenadna.hub import BUNDLED_DIR, BUNDLED_MODEL
+from hyenadna.models.config import HyenaConfig
+from hyenadna.models.hyena_dna import HyenaDNALMHeadModel
+from hyenadna.tokenizer import CharacterTokenizer
+from tests.conftest import CASES, FIXTURES, MODELS, assert_close, load_io
+
+
+def decode(model: HyenaDNALMHeadModel, ids: torch.Tensor, prompt: int, **kw) -> torch.Tensor:
+    """The hidden states of ``ids`` from a cache: the first ``prompt`` tokens at once, then one at a time."""
+    cache = model.allocate_inference_cache(ids.shape[0], **kw)
+    with torch.no_grad():
+        outs = [model.backbone(ids[:, :prompt], cache=cache)]
+        outs += [model.backbone(ids[:, t : t + 1], cache=cache) for t in range(prompt, ids.shape[1])]
+    assert cache.length == ids.shape[1]
+    return torch.cat(outs, dim=1)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_decoding_reproduces_the_reference_fixtures(name):
+    """Every fixture case, its first half (at least one token) as the prompt and the rest a token at a time: the
+    reference implementation's hidden states to float32 precision."""
+    model = load_model(FIXTURES / name)
+    io = load_io(name)
+    for case in CASES:
+        ids = io[f"{case}.input_ids"]
+        assert_close(decode(model, ids, max(1, ids.shape[1] // 2)), io[f"{case}.hidden_states"], atol=1e-5, rtol=1e-5)
+
+
+def small_model(seed: int = 0, **kw) -> HyenaDNALMHeadModel:
+    """A random model whose biases are not zero (the reference init zeroes them), so each term is exercised."""
+    torch.manual_seed(seed)
+    model = HyenaDNALMHeadModel(HyenaConfig(d_model=16, n_layer=2, d_inner=32, l_max=64, **kw)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model
+
+
+@pytest.mark.parametrize("prompt", [1, 2, 3, 17, 63, 64])
+def test_decoding_equals_the_reference_path_for_any_prompt_length(prompt):
+    """Prompts shorter than the short conv's taps (1, 2), longer, and the whole context; three sequences at once."""
+    model = small_model()
+    ids = torch.randint(7, 11, (3, 64))
+    with torch.no_grad():
+        reference = model.use_reference_path(True).backbone(ids)
+    assert_close(decode(model.use_reference_path(False), ids, prompt), reference)
+
+
+def test_decoding_gives_every_layer_asked_for():
+    model = small_model(short_filter_order=4)
+    ids = torch.randint(7, 11, (2, 40))
+    with torch.no_grad():
+        full = model.backbone(ids, layers=[2, 0, -1])
+        cache = model.allocate_inference_cache(2)
+        head = model.backbone(ids[:, :10], layers=[2, 0, -1], cache=cache)
+        steps = [model.backbone(ids[:, t : t + 1], layers=[2, 0, -1], cache=cache) for t in range(10, 40)]
+        logits = model(ids[:, :1], cache=model.allocate_inference_cache(2)).logits
+    for k in range(3):
+        assert_close(torch.cat([head[k]] + [s[k] for s in steps], dim=1), full[k])
+    assert_close(logits, model(ids[:, :1]).logits)
+
+
+def test_decoding_several_tokens_after_the_prompt():
+    model = small_model()
+    ids = torch.randint(7, 11, (1, 50))
+    cache = model.allocate_inference_cache(1)
+    with torch.no_grad():
+        parts = [model.backbone(ids[:, :20], cache=cache), model.backbone(ids[:, 20:50], cache=cache)]
+        assert_close(torch.cat(parts, dim=1), model.backbone(ids))
+
+
+def test_the_bundled_model_decodes_its_whole_context():
+    model = load_model(BUNDLED_DIR / BUNDLED_MODEL)
+    ids = torch.randint(7, 11, (2, model.config.l_max), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        full = model.backbone(ids)
+    assert_close(decode(model, ids, 300), full, atol=1e-5, rtol=1e-5)
+
+
+def test_the_cache_says_what_is_wrong():
+    model = small_model()
+    cache = model.allocate_inference_cache(2, capacity=10)
+    with torch.no_grad():
+        model(torch.randint(7, 11, (2, 8)), cache=cache)
+        with pytest.raises(ValueError, match="holds 10 tokens and has 8: 3 more do not fit"):
+            model(torch.randint(7, 11, (2, 3)), cache=cache)
+        with pytest.raises(ValueError, match="holds 2 sequences, and 3 were given"):
+            model(torch.randint(7, 11, (3, 1)), cache=cache)
+        model.train()
+        with pytest.raises(ValueError, match="eval mode"):
+            model(torch.randint(7, 11, (2, 1)), cache=cache)
+    with pytest.raises(ValueError, match="1 to l_max = 64"):
+        model.allocate_inference_cache(1, capacity=65)
+
+
+@pytest.mark.parametrize("prompt_length, room", [(5, 64), (1, 8), (100, 64), (3, 1), (64, 64)])
+def test_windows_fit_and_keep_three_quarters_when_they_move(prompt_length, room):
+    length = 300
+    starts = list(context_starts(prompt_length, length, room))
+    assert len(starts) == length
+    keep = max(1, room - room // 4)
+    for i, start in enumerate(starts):
+        held = prompt_length + i - start  # bases the window holds when predicting base prompt_length + i
+        assert 1 <= held <= room
+        if i and start != starts[i - 1]:
+            assert held == keep
+    assert starts[0] == max(0, prompt_length - room)
+    assert starts == sorted(starts)
+
+
+@pytest.mark.parametrize("framing", ["none", "cls_sep"])
+def test_generation_with_the_cache_equals_rerunning_each_window(framing):
+    """200 bases from a 64-token model move the window several times; the cached and the plain path sample the same
+    bases from the same seed."""
+    model = small_model()
+    tokenizer = CharacterTokenizer(framing=framing)
+    args = (model, tokenizer, "ACGTTGCA", 200)
+    cached = generate(*args, num_samples=2, seed=5, cache=True)
+    plain = generate(*args, num_samples=2, seed=5, cache=False)
+    assert cached == plain
+    assert all(len(s) == 200 for s in cached)
+    assert cached[0] != cached[1]
+
+
+def test_generation_from_a_prompt_longer_than_the_context():
+    model = small_model()
+    tokenizer = CharacterTokenizer()
+    prompt = "ACGTTGCAAC" * 20
+    assert generate(model, tokenizer, prompt, 90, seed=1) == generate(model, tokenizer, prompt, 90, seed=1, cache=False)
