@@ -7,7 +7,7 @@ windows of the context length, length-bucketed right-padded batches, backbone, m
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -194,6 +194,26 @@ class HyenaDNA:
             long_sequences or self.config.long_sequences,
             self.config.overlap if overlap is None else overlap,
         )
+
+    def generate(
+        self,
+        prompt: str,
+        length: int = 100,
+        num_samples: int = 1,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        seed: int = 0,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[str]:
+        """``num_samples`` continuations of ``prompt``, ``length`` bases each (A/C/G/T), sampled from the language
+        model at ``temperature`` among the ``top_k`` likeliest bases, with the configured precision and framing; a
+        base at a time from an inference cache (``hyenadna.generate``)."""
+        from hyenadna.generate import generate
+
+        with autocast(self.device, self.config.precision):
+            return generate(
+                self.model, self.tokenizer, prompt, length, num_samples, temperature, top_k, seed, progress=progress
+            )
 
     @torch.inference_mode()
     def get_embeddings(

@@ -137,3 +137,23 @@ def test_generation_from_a_prompt_longer_than_the_context():
     tokenizer = CharacterTokenizer()
     prompt = "ACGTTGCAAC" * 20
     assert generate(model, tokenizer, prompt, 90, seed=1) == generate(model, tokenizer, prompt, 90, seed=1, cache=False)
+
+
+def test_the_sdk_generates_with_the_configured_precision(monkeypatch):
+    """``HyenaDNA.generate`` (which the CLI calls) runs under the configured autocast; before, ``hyenadna generate
+    --precision bf16`` ran in fp32."""
+    import hyenadna.generate as generation
+    from hyenadna import HyenaDNA, HyenaDNAConfig
+
+    seen = []
+    plain = generation.generate
+
+    def spy(*args, **kwargs):
+        seen.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu"))
+        return plain(*args, **kwargs)
+
+    monkeypatch.setattr(generation, "generate", spy)
+    for precision in ("fp32", "bf16"):
+        samples = HyenaDNA(HyenaDNAConfig(precision=precision, progress=False)).generate("ACGTTGCA", 20, 2, seed=1)
+        assert [len(s) for s in samples] == [20, 20] and set("".join(samples)) <= set("ACGT")
+    assert seen == [False, torch.bfloat16]

@@ -9,25 +9,14 @@ from hyenadna.cli.common import Progress, add_command, add_model_args, float_abo
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from hyenadna.generate import generate
     from hyenadna.sdk import HyenaDNA
-    from hyenadna.utils.precision import autocast
 
     model = HyenaDNA(sdk_config(args, progress=False))
     print(f"model: {model.source}", file=sys.stderr)
     progress = Progress("bases", total=args.length * args.num_samples)
-    with autocast(model.device, model.config.precision):
-        samples = generate(
-            model.model,
-            model.tokenizer,
-            args.prompt,
-            args.length,
-            args.num_samples,
-            args.temperature,
-            args.top_k,
-            args.seed,
-            progress=progress.update,
-        )
+    samples = model.generate(
+        args.prompt, args.length, args.num_samples, args.temperature, args.top_k, args.seed, progress.update
+    )
     text = "".join(
         f">sample{i + 1} prompt_length={len(args.prompt)} seed={args.seed}\n{args.prompt}{s}\n"
         for i, s in enumerate(samples)
