@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from hyenadna.data.pipeline import ContextPolicy, fit_bases, iter_batches, plan_chunks
-from hyenadna.metrics import classification_metrics, regression_metrics
+from hyenadna.metrics import chance_mcc, classification_metrics, regression_metrics
 from hyenadna.models.hyena_dna import HyenaDNALMHeadModel, load_model
 from hyenadna.pooling import POOLINGS, masked_pool
 from hyenadna.sdk import HyenaDNAConfig, TokenizedSequences, build_model, tokenize_data
@@ -40,6 +40,9 @@ if TYPE_CHECKING:
     from hyenadna.ism import IsmResult
 
 HEADS = ("classification", "regression")
+# fewer validation rows than this get a warning: a blind binary classifier's MCC on 50 rows has a standard error
+# of 0.14 (metrics.chance_mcc)
+MIN_VALIDATION_ROWS = 50
 
 
 def target_score(outputs: np.ndarray | Tensor, target: int, classification: bool) -> Tensor:
@@ -140,6 +143,27 @@ class HyenaDNAFineTuningModel:
                 stacklevel=3,
             )
         return min(max(lengths, default=0), self.context_length)
+
+    def _check_validation(self, y: np.ndarray, y_val: np.ndarray) -> None:
+        """Warn when the validation rows, which choose the kept epoch, are too few to tell epochs apart: an MCC on n
+        rows moves by about 1/sqrt(n) from sampling alone."""
+        n = len(y_val)
+        problems = []
+        if n < MIN_VALIDATION_ROWS:
+            classifier = self.head_type == "classification"
+            sd = chance_mcc(max(n, 1), self.output_size, z=1.0)
+            spread = f" (a blind classifier's MCC on them has a standard error of {sd:.2f})"
+            problems.append(f"only {n} rows" + (spread if classifier else ""))
+        if self.head_type == "classification":
+            missing = sorted(set(np.unique(y).tolist()) - set(np.unique(y_val).tolist()))
+            if missing:
+                problems.append(f"no row of class {', '.join(map(str, missing))}")
+        if problems:
+            warnings.warn(
+                f"the validation split, which chooses the epoch kept, has {' and '.join(problems)}: pass "
+                "validation_data, or more rows or a larger validation_fraction",
+                stacklevel=3,
+            )
 
     def _check_step_memory(self, longest: int) -> bool:
         """Warn before training when a batch of the longest sequences would not fit in the memory available (on the
@@ -242,6 +266,7 @@ class HyenaDNAFineTuningModel:
         else:
             val = self.process_data(validation_data)
             y_val = self._labels(validation_labels, len(val))
+        self._check_validation(y, y_val)
         kept_fits = self._check_step_memory(self._check_lengths(train))
         keep = kept_fits if keep_freed_memory is None else keep_freed_memory
         for p in self.network.backbone.parameters():

@@ -379,6 +379,7 @@ def test_a_batch_that_would_not_fit_is_pointed_out_before_training(monkeypatch):
     monkeypatch.setattr(step_memory_module, "available_bytes", lambda device: None)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", "the validation split")  # 20 rows leave 2 for validation
         make().train(seqs, labels, epochs=1)
 
 
@@ -416,3 +417,18 @@ def test_training_reports_its_speed_each_epoch(capsys):
     out = capsys.readouterr()
     lines = [x for x in (out.out + out.err).splitlines() if x.startswith("epoch ") and "train loss" in x]
     assert len(lines) == 2 and all(x.endswith("bases/s)") and " s, " in x for x in lines), lines
+
+
+def test_a_validation_split_too_small_to_choose_an_epoch_is_named():
+    """The model card's call on 20 rows leaves 2 for validation, whose MCC then flips between 0 and 1 from epoch to
+    epoch; training says so, and names a class the validation rows lack."""
+    ft = make()
+    seqs, labels = gc_task(20)
+    with pytest.warns(UserWarning, match=r"has only 2 rows \(a blind classifier's MCC on them has a standard error"):
+        ft.train(ft.process_data(seqs), labels, epochs=1)
+    with pytest.warns(UserWarning, match="no row of class 1"):
+        ft.train(seqs, labels, seqs[:20:2], labels[:20:2], epochs=1)
+    y = np.arange(60) % 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ft._check_validation(y, y)
