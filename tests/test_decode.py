@@ -157,3 +157,19 @@ def test_the_sdk_generates_with_the_configured_precision(monkeypatch):
         samples = HyenaDNA(HyenaDNAConfig(precision=precision, progress=False)).generate("ACGTTGCA", 20, 2, seed=1)
         assert [len(s) for s in samples] == [20, 20] and set("".join(samples)) <= set("ACGT")
     assert seen == [False, torch.bfloat16]
+
+
+def test_decoding_in_bf16_weights_and_with_autograd_on():
+    """Weights loaded in bf16 decode close to their own whole-sequence forward; with autograd on, decoding runs
+    without it (the history is written in place)."""
+    model = small_model().to(torch.bfloat16)
+    ids = torch.randint(7, 11, (2, 40))
+    with torch.no_grad():
+        full = model.backbone(ids).float()
+    cache = model.allocate_inference_cache(2)
+    outs = [model.backbone(ids[:, :5], cache=cache)] + [
+        model.backbone(ids[:, t : t + 1], cache=cache) for t in range(5, 40)
+    ]
+    decoded = torch.cat(outs, dim=1)
+    assert not decoded.requires_grad
+    assert_close(decoded.float(), full, atol=0.05, rtol=0.02)

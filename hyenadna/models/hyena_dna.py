@@ -117,7 +117,7 @@ class HyenaDNAModel(nn.Module):
 
         Given a ``cache`` (``allocate_inference_cache``), ``input_ids`` continue the sequences it holds (the first
         call gives their start) and the outputs are those of the new tokens: equal to a forward over the whole
-        sequences at those positions, at a fraction of its cost. Inference only (eval mode: no dropout).
+        sequences at those positions, at a fraction of its cost. Inference only: eval mode (no dropout), no autograd.
         """
         batch, seqlen = input_ids.shape
         if cache is not None:
@@ -137,7 +137,8 @@ class HyenaDNAModel(nn.Module):
         wanted = None if layers is None else self.layer_indices(layers)
         keep = [self.config.n_layer] if wanted is None else sorted(set(wanted))
         if path == "decode":
-            outs = self._forward_stack(input_ids, keep, path, cache)
+            with torch.no_grad():  # the cache's history is written in place, a token at a time
+                outs = self._forward_stack(input_ids, keep, path, cache)
         elif path == "low_memory":
             rows = [self._forward_low_memory(row, keep) for row in input_ids]
             outs = [t[None] for t in rows[0]] if batch == 1 else [torch.stack(t) for t in zip(*rows, strict=True)]
