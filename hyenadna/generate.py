@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import torch
+from torch import Tensor
 
 from hyenadna.models.hyena_dna import HyenaDNALMHeadModel
 from hyenadna.tokenizer import A, CharacterTokenizer, N, T
@@ -23,11 +24,13 @@ def generate(
     allow_n: bool = False,
     progress: Callable[[int], None] | None = None,
     cache: bool = True,
+    top_p: float | None = None,
 ) -> list[str]:
     """``num_samples`` continuations of ``length`` bases. Only nucleotides are sampled (A/C/G/T, and N if
     ``allow_n``). The context is the framing's prefix (e.g. [CLS]) and then the bases since the window's start
     (``context_starts``): every base the window holds while it fits in l_max, then the window moves on and keeps
-    the last three quarters of it.
+    the last three quarters of it. ``top_k`` keeps the k likeliest bases, ``top_p`` the fewest likeliest whose
+    probabilities sum to at least p (nucleus sampling), after the temperature.
 
     With ``cache`` (default) each base costs one token's pass through the model from an ``InferenceCache``: O(t D)
     a layer at t tokens of context, where rerunning the window costs O(t D^2) (``benchmarks/generate_speed.py``);
@@ -40,6 +43,8 @@ def generate(
         raise ValueError("num_samples must be >= 1")
     if top_k is not None and top_k < 1:
         raise ValueError("top_k must be >= 1")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError("top_p must be in (0, 1]")
     device = next(model.parameters()).device
     prompt_ids = torch.from_numpy(tokenizer.encode_bases(prompt, name="the prompt").astype("int64"))
     if len(prompt_ids) == 0:
@@ -67,11 +72,20 @@ def generate(
         if top_k is not None:
             kth = torch.topk(logits, min(top_k, int(allowed.sum())), dim=-1).values[:, -1:]
             logits = logits.masked_fill(logits < kth, float("-inf"))
+        if top_p is not None:
+            logits = logits.masked_fill(_outside_nucleus(torch.softmax(logits, -1), top_p), float("-inf"))
         nxt = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)
         ids = torch.cat([ids, nxt], dim=1)
         if progress is not None:
             progress(num_samples)
     return [tokenizer.decode(row[len(prompt_ids) :]) for row in ids.cpu()]
+
+
+def _outside_nucleus(probs: Tensor, top_p: float) -> Tensor:
+    """True for the bases outside the fewest likeliest whose probabilities sum to at least ``top_p``."""
+    ranked, order = probs.sort(dim=-1, descending=True)
+    outside = ranked.cumsum(-1) - ranked >= top_p  # the mass before a base already reaches top_p
+    return outside.scatter(-1, order, outside)
 
 
 def context_starts(prompt_length: int, length: int, room: int) -> Iterator[int]:

@@ -204,15 +204,25 @@ class HyenaDNA:
         top_k: int | None = None,
         seed: int = 0,
         progress: Callable[[int], None] | None = None,
+        top_p: float | None = None,
     ) -> list[str]:
         """``num_samples`` continuations of ``prompt``, ``length`` bases each (A/C/G/T), sampled from the language
-        model at ``temperature`` among the ``top_k`` likeliest bases, with the configured precision and framing; a
-        base at a time from an inference cache (``hyenadna.generate``)."""
+        model at ``temperature`` among the ``top_k`` likeliest bases and the nucleus of mass ``top_p``, with the
+        configured precision and framing; a base at a time from an inference cache (``hyenadna.generate``)."""
         from hyenadna.generate import generate
 
         with autocast(self.device, self.config.precision):
             return generate(
-                self.model, self.tokenizer, prompt, length, num_samples, temperature, top_k, seed, progress=progress
+                self.model,
+                self.tokenizer,
+                prompt,
+                length,
+                num_samples,
+                temperature,
+                top_k,
+                seed,
+                progress=progress,
+                top_p=top_p,
             )
 
     @torch.inference_mode()

@@ -93,6 +93,8 @@ def test_precision_bf16_embeds_close_to_fp32(tmp_path):
         (["generate", "--prompt", "ACGT", "--num-samples", "0"], "--num-samples"),
         (["generate", "--prompt", "ACGT", "--temperature", "0"], "--temperature"),
         (["generate", "--prompt", "ACGT", "--length", "-3"], "--length"),
+        (["generate", "--prompt", "ACGT", "--top-p", "0"], "--top-p"),
+        (["generate", "--prompt", "ACGT", "--top-p", "1.5"], "--top-p"),
         (["vep", "v.vcf", "--genome", "g.fa", "--window", "-5"], "--window"),
         (["vep", "v.vcf", "--genome", "g.fa", "--window", "1"], "--window"),
         (["embed", "x.fa", "-o", "y.npz", "--chunk-size", "0"], "--chunk-size"),

@@ -173,3 +173,19 @@ def test_decoding_in_bf16_weights_and_with_autograd_on():
     decoded = torch.cat(outs, dim=1)
     assert not decoded.requires_grad
     assert_close(decoded.float(), full, atol=0.05, rtol=0.02)
+
+
+def test_nucleus_sampling_keeps_the_likeliest_bases_up_to_p():
+    """A nucleus below the likeliest base's probability is greedy decoding (top_k=1); p = 1 changes nothing."""
+    from hyenadna.generate import _outside_nucleus
+
+    probs = torch.tensor([[0.1, 0.5, 0.15, 0.25], [0.3, 0.2, 0.4, 0.1]])
+    assert _outside_nucleus(probs, 0.5).tolist() == [[True, False, True, True], [False, True, False, True]]
+    assert _outside_nucleus(probs, 0.75).tolist() == [[True, False, True, False], [False, False, False, True]]
+    assert not _outside_nucleus(probs, 1.0).any()
+    model, tokenizer = small_model(), CharacterTokenizer()
+    args = (model, tokenizer, "ACGTTGCA", 60)
+    assert generate(*args, num_samples=2, seed=2, top_p=1e-6) == generate(*args, num_samples=2, seed=2, top_k=1)
+    assert generate(*args, num_samples=2, seed=2, top_p=1.0) == generate(*args, num_samples=2, seed=2)
+    with pytest.raises(ValueError, match="top_p"):
+        generate(*args, top_p=0.0)

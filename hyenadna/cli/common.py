@@ -122,6 +122,14 @@ def float_above(low: float):
     return _bounded(float, low, strict=True)
 
 
+def probability(text: str) -> float:
+    """An argparse type: a number in (0, 1]."""
+    value = float_above(0)(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"{value:g} is greater than 1")
+    return value
+
+
 def add_hub_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--revision", help="Hub branch, tag or commit to use (default: main)")
     p.add_argument(
