@@ -4,6 +4,7 @@ the plain path), side by side in one process, rounds in alternating order; promp
 should run on the machine meanwhile.
 
     .venv/bin/python benchmarks/generate_speed.py --out benchmarks/results/generate_speed.json    # ~5 min
+    .venv/bin/python benchmarks/generate_speed.py --blocks 128 256 512 1024 2048   # the cache's block sizes alone
 
 Each case: model, prompt length, bases generated with the cache and without it (from long prompts fewer without: each
 costs a whole window, and the first bases, at the shortest window, cost the least).
@@ -45,15 +46,53 @@ def held_out_dna(length: int, offset: int = 1_000_000) -> str:
         start += length
 
 
+def compare_blocks(args: argparse.Namespace) -> None:
+    """Bases/s of cached generation with each decoding block size (``allocate_inference_cache(block=...)``), rounds
+    in rotating order; every size samples the same bases."""
+    from functools import partial
+
+    from hyenadna import HyenaDNA, HyenaDNAConfig
+    from hyenadna.generate import generate
+    from hyenadna.ops.autotune import cpu_features, cpu_name
+
+    prompt_dna = held_out_dna(max(c[1] for c in CASES))
+    rows = []
+    for name, prompt_length, bases, _ in CASES:
+        bases = max(1, bases // 10) if args.quick else bases
+        sdk = HyenaDNA(HyenaDNAConfig(model_name=name, progress=False))
+        allocate = sdk.model.allocate_inference_cache
+        seconds: dict[int, list[float]] = {b: [] for b in args.blocks}
+        samples = {}
+        for r in range(args.rounds):
+            for block in args.blocks[r % len(args.blocks) :] + args.blocks[: r % len(args.blocks)]:
+                sdk.model.allocate_inference_cache = partial(allocate, block=block)
+                t0 = time.perf_counter()
+                samples[block] = generate(sdk.model, sdk.tokenizer, prompt_dna[-prompt_length:], bases, seed=r)
+                seconds[block].append(time.perf_counter() - t0)
+            if len({tuple(s) for s in samples.values()}) != 1:
+                raise SystemExit(f"{name}, round {r}: block sizes sampled different bases")
+        rates = {b: statistics.median(bases / s for s in seconds[b]) for b in args.blocks}
+        rows.append({"model": name, "prompt_bases": prompt_length, "bases": bases, "bases_per_s": rates})
+        print(f"{name}, prompt {prompt_length}: " + ", ".join(f"block {b}: {v:,.0f}" for b, v in rates.items()))
+    if args.out:
+        from hyenadna.utils.io import atomic_write_text
+
+        report = {"cpu": cpu_name(), "cpu_features": cpu_features(), "threads": args.threads, "rounds": args.rounds}
+        atomic_write_text(args.out, json.dumps({**report, "results": rows}, indent=1) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--num-samples", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="a tenth of the bases")
+    ap.add_argument("--blocks", type=int, nargs="+", help="time these decoding block sizes against each other instead")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.blocks:
+        return compare_blocks(args)
 
     from hyenadna import HyenaDNA, HyenaDNAConfig
     from hyenadna.generate import generate

@@ -32,9 +32,10 @@ def generate(
     the last three quarters of it. ``top_k`` keeps the k likeliest bases, ``top_p`` the fewest likeliest whose
     probabilities sum to at least p (nucleus sampling), after the temperature.
 
-    With ``cache`` (default) each base costs one token's pass through the model from an ``InferenceCache``: O(t D)
-    a layer at t tokens of context, where rerunning the window costs O(t D^2) (``benchmarks/generate_speed.py``);
-    without it each base reruns the window, the plain path the cached one is tested against."""
+    With ``cache`` (default) each base costs one token's pass through the model from an ``InferenceCache``
+    (``ops/hyena.py: hyena_decode``), where rerunning the window costs O(t D^2) at t tokens of context
+    (``benchmarks/generate_speed.py``); without it each base reruns the window, the plain path the cached one is
+    tested against."""
     if temperature <= 0:
         raise ValueError("temperature must be > 0")
     if length < 0:

@@ -27,13 +27,15 @@ def decode(model: HyenaDNALMHeadModel, ids: torch.Tensor, prompt: int, **kw) -> 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_decoding_reproduces_the_reference_fixtures(name):
-    """Every fixture case, its first half (at least one token) as the prompt and the rest a token at a time: the
-    reference implementation's hidden states to float32 precision."""
+    """Every fixture case, its first half (at least one token) as the prompt and the rest a token at a time, in
+    blocks of 100 tokens (the long cases cross 6-21 of them): the reference implementation's hidden states to float32
+    precision."""
     model = load_model(FIXTURES / name)
     io = load_io(name)
     for case in CASES:
         ids = io[f"{case}.input_ids"]
-        assert_close(decode(model, ids, max(1, ids.shape[1] // 2)), io[f"{case}.hidden_states"], atol=1e-5, rtol=1e-5)
+        decoded = decode(model, ids, max(1, ids.shape[1] // 2), block=100)
+        assert_close(decoded, io[f"{case}.hidden_states"], atol=1e-5, rtol=1e-5)
 
 
 def small_model(seed: int = 0, **kw) -> HyenaDNALMHeadModel:
@@ -46,14 +48,16 @@ def small_model(seed: int = 0, **kw) -> HyenaDNALMHeadModel:
     return model
 
 
+@pytest.mark.parametrize("block", [1, 5, 64])
 @pytest.mark.parametrize("prompt", [1, 2, 3, 17, 63, 64])
-def test_decoding_equals_the_reference_path_for_any_prompt_length(prompt):
-    """Prompts shorter than the short conv's taps (1, 2), longer, and the whole context; three sequences at once."""
+def test_decoding_equals_the_reference_path_for_any_prompt_length(prompt, block):
+    """Prompts shorter than the short conv's taps (1, 2), longer, and the whole context; three sequences at once;
+    decoding blocks of one token, of a few and of the whole context."""
     model = small_model()
     ids = torch.randint(7, 11, (3, 64))
     with torch.no_grad():
         reference = model.use_reference_path(True).backbone(ids)
-    assert_close(decode(model.use_reference_path(False), ids, prompt), reference)
+    assert_close(decode(model.use_reference_path(False), ids, prompt, block=block), reference)
 
 
 def test_decoding_gives_every_layer_asked_for():
@@ -101,6 +105,8 @@ def test_the_cache_says_what_is_wrong():
             model(torch.randint(7, 11, (2, 1)), cache=cache)
     with pytest.raises(ValueError, match="1 to l_max = 64"):
         model.allocate_inference_cache(1, capacity=65)
+    with pytest.raises(ValueError, match="at least one token"):
+        model.allocate_inference_cache(1, block=0)
 
 
 @pytest.mark.parametrize("prompt_length, room", [(5, 64), (1, 8), (100, 64), (3, 1), (64, 64)])

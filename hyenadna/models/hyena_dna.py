@@ -27,7 +27,7 @@ from hyenadna.modules.block import Block, Mlp
 from hyenadna.modules.hyena import HyenaOperator
 from hyenadna.ops.block_chunked import CPU_TRAINING_CHUNK
 from hyenadna.ops.execution import GPU_LOW_MEMORY_CHUNK, ExecutionOptions, choose_path
-from hyenadna.ops.hyena import HyenaState
+from hyenadna.ops.hyena import DECODE_BLOCK, HyenaState
 
 
 class TokenEmbedding(nn.Module):
@@ -42,8 +42,8 @@ class TokenEmbedding(nn.Module):
 
 
 class InferenceCache:
-    """Each layer's ``HyenaState``, so that sequences grow a token at a time at O(t D) a layer for the t-th token
-    (``model(new_ids, cache=cache)``), as generation does. It holds at most ``capacity`` tokens (default l_max: the
+    """Each layer's ``HyenaState``, so that sequences grow a token at a time (``model(new_ids, cache=cache)``) at
+    O(block D + t log t D / block) a layer for the t-th token (``ops/hyena.py: hyena_decode``), as generation does. It holds at most ``capacity`` tokens (default l_max: the
     filter has no taps further back). Made by ``allocate_inference_cache``."""
 
     def __init__(self, states: list[HyenaState]):
@@ -164,13 +164,18 @@ class HyenaDNAModel(nn.Module):
             out.append(k % (n + 1))
         return out
 
-    def allocate_inference_cache(self, batch: int, capacity: int | None = None) -> InferenceCache:
+    def allocate_inference_cache(
+        self, batch: int, capacity: int | None = None, block: int = DECODE_BLOCK
+    ) -> InferenceCache:
         """An empty ``InferenceCache`` for ``batch`` sequences of up to ``capacity`` tokens (default and at most
-        l_max): each layer's filter taps, reversed, and room for its history, (D, batch, capacity) float32."""
+        l_max): each layer's filter taps, reversed, and room for its history, (D, batch, capacity) float32. Tokens
+        decode in blocks of ``block`` (``ops/hyena.py: hyena_decode``)."""
         capacity = self.config.l_max if capacity is None else capacity
         if not 1 <= capacity <= self.config.l_max:
             raise ValueError(f"capacity {capacity}: the cache holds 1 to l_max = {self.config.l_max} tokens")
-        return InferenceCache([HyenaState.empty(layer.mixer, batch, capacity) for layer in self.layers])
+        if block < 1:
+            raise ValueError(f"block {block}: decoding blocks hold at least one token")
+        return InferenceCache([HyenaState.empty(layer.mixer, batch, capacity, block) for layer in self.layers])
 
     def _check_cache(self, cache: InferenceCache, batch: int, new_tokens: int) -> None:
         if batch != cache.batch:
@@ -287,9 +292,11 @@ class HyenaDNALMHeadModel(nn.Module):
             loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=ignore_index)
         return CausalLMOutput(logits, loss, hidden, all_hidden)
 
-    def allocate_inference_cache(self, batch: int, capacity: int | None = None) -> InferenceCache:
+    def allocate_inference_cache(
+        self, batch: int, capacity: int | None = None, block: int = DECODE_BLOCK
+    ) -> InferenceCache:
         """See ``HyenaDNAModel.allocate_inference_cache``."""
-        return self.backbone.allocate_inference_cache(batch, capacity)
+        return self.backbone.allocate_inference_cache(batch, capacity, block)
 
     def num_parameters(self) -> int:
         """Unique trainable parameters (the shared ``freq`` counted once, buffers excluded)."""

@@ -39,18 +39,27 @@ def hyena_ref(op: HyenaOperator, u: Tensor) -> Tensor:
     return op.out_proj((x0 * v).transpose(1, 2))
 
 
+# Tokens a decoding block: the history before the block reaches its outputs through one FFT convolution, made as the
+# block starts, and the block's own tokens through a direct causal sum (benchmarks/generate_speed.py --blocks)
+DECODE_BLOCK = 512
+
+
 @dataclass
 class HyenaState:
     """What one operator keeps to extend its sequences by a token: the last K - 1 in_proj outputs (the short conv's
-    taps) and every gated input x1 * v so far (the long convolution's), beside the filter's taps reversed once."""
+    taps), every gated input x1 * v so far (the long convolution's), the filter's taps reversed, and what the history
+    before the current block adds to the block's outputs (``carry``)."""
 
     z_tail: Tensor  # (B, 3D, K - 1) float32
     history: Tensor  # (D, B, capacity) float32
     taps_reversed: Tensor  # (D, capacity) float32: taps_reversed[:, -n:] is h[n - 1], ..., h[0]
+    block: int = DECODE_BLOCK
     length: int = 0
+    block_start: int = 0
+    carry: Tensor | None = None  # (D, B, <= block): sum over s < block_start of h[t - s] x1v[s], t in the block
 
     @classmethod
-    def empty(cls, op: HyenaOperator, batch: int, capacity: int) -> HyenaState:
+    def empty(cls, op: HyenaOperator, batch: int, capacity: int, block: int = DECODE_BLOCK) -> HyenaState:
         weight = op.in_proj.weight
         with torch.no_grad(), torch.autocast(weight.device.type, enabled=False):
             taps = op.filter_fn.filter_channels_first(capacity).float()
@@ -58,15 +67,17 @@ class HyenaState:
             z_tail=weight.new_zeros(batch, 3 * op.d_model, op.short_filter.weight.shape[-1] - 1, dtype=torch.float32),
             history=weight.new_empty(op.d_model, batch, capacity, dtype=torch.float32),
             taps_reversed=taps.flip(-1).contiguous(),
+            block=block,
         )
 
 
 def hyena_decode(op: HyenaOperator, u: Tensor, state: HyenaState) -> Tensor:
     """Append the tokens u (B, L, D) to the sequences ``state`` holds and return their outputs (B, L, D), equal to
     the outputs at those positions of a forward over the whole sequences. Into an empty state the L tokens go at once
-    (the prefill: the reference algorithm, keeping what later tokens need); then a token at a time, its long
-    convolution one causal sum over the history: O(t D) for the t-th token, where rerunning the window costs
-    O(t D^2 + t log t D) in every layer."""
+    (the prefill: the reference algorithm, keeping what later tokens need); then a token at a time. A token's long
+    convolution is the carry from the history before its block (one FFT convolution a block of ``state.block``
+    tokens) plus a direct causal sum over the block so far: O(block D + t log t D / block) for the t-th token, where
+    rerunning the window costs O(t D^2 + t log t D) in every layer."""
     if state.length + u.shape[1] > state.history.shape[-1]:
         raise ValueError(
             f"the inference cache holds {state.history.shape[-1]} tokens, and {state.length} + {u.shape[1]} were asked "
@@ -87,25 +98,38 @@ def _hyena_prefill(op: HyenaOperator, u: Tensor, state: HyenaState) -> Tensor:
     if taps:  # the short conv's next outputs read the last K - 1 inputs, zeros before the first
         z_tail = torch.cat([state.z_tail, z.float()], dim=-1)
         state.z_tail = z_tail[..., -taps:].contiguous()
-    state.length = seqlen
+    state.length, state.carry = seqlen, None
     return op.out_proj((x0 * y).transpose(1, 2))
 
 
 def _hyena_step(op: HyenaOperator, u: Tensor, state: HyenaState) -> Tensor:
     """One token u (B, D) -> (B, D)."""
     t, d = state.length, op.d_model
+    if state.carry is None or t - state.block_start >= state.block:
+        _start_block(state, t)
     z = op.in_proj(u).float()
     window = torch.cat([state.z_tail, z[..., None]], dim=-1)  # (B, 3D, K): the conv's K taps, oldest first
     z = (window * op.short_filter.weight[:, 0].float()).sum(-1) + op.short_filter.bias.float()
     x0, x1, v = z.split(d, dim=-1)
     gated = x1 * v
     state.history[:, :, t] = gated.T
-    n = t + 1
-    y = torch.matmul(state.history[:, :, :n], state.taps_reversed[:, -n:, None])[..., 0].T
-    y = y + gated * op.filter_fn.bias.float()
+    start, n = state.block_start, t + 1 - state.block_start
+    recent = torch.matmul(state.history[:, :, start : t + 1], state.taps_reversed[:, -n:, None])[..., 0]
+    y = (state.carry[:, :, n - 1] + recent).T + gated * op.filter_fn.bias.float()
     state.z_tail = window[..., 1:]
-    state.length = n
+    state.length = t + 1
     return op.out_proj((x0 * y).to(u.dtype))
+
+
+def _start_block(state: HyenaState, start: int) -> None:
+    """What the history before ``start`` adds to the outputs of the block from ``start`` on: one FFT convolution of
+    that history, followed by zeros, with the filter's first start + block taps."""
+    size = min(state.block, state.history.shape[-1] - start)
+    taps = state.taps_reversed[:, state.taps_reversed.shape[-1] - (start + size) :].flip(-1)
+    earlier = torch.nn.functional.pad(state.history[:, :, :start], (0, size))  # (D, B, start + size)
+    zero = taps.new_zeros(taps.shape[0])
+    state.carry = fftconv(earlier.transpose(0, 1), taps, zero)[..., start:].transpose(0, 1).contiguous()
+    state.block_start = start
 
 
 def hyena_batched(op: HyenaOperator, u: Tensor, k_f: Tensor | None = None, n: int | None = None) -> Tensor:
