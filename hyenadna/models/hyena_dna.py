@@ -43,8 +43,9 @@ class TokenEmbedding(nn.Module):
 
 class InferenceCache:
     """Each layer's ``HyenaState``, so that sequences grow a token at a time (``model(new_ids, cache=cache)``) at
-    O(block D + t log t D / block) a layer for the t-th token (``ops/hyena.py: hyena_decode``), as generation does. It holds at most ``capacity`` tokens (default l_max: the
-    filter has no taps further back). Made by ``allocate_inference_cache``."""
+    O(block D + t log t D / block) a layer for the t-th token (``ops/hyena.py: hyena_decode``), as generation does.
+    It holds at most ``capacity`` tokens (default l_max: the filter has no taps further back). Made by
+    ``allocate_inference_cache``."""
 
     def __init__(self, states: list[HyenaState]):
         self.states = states
