@@ -210,6 +210,32 @@ def test_generate_is_seeded(tmp_path):
     assert len(seqs) == 2 and all(len(s) == 20 and set(s) <= set("ACGT") for s in seqs)
 
 
+def test_generate_continues_each_record_of_a_file_or_bed(tmp_path, capsys):
+    """Prompts from a FASTA file (each record continued, named after it) or from BED intervals of a genome; a bad
+    base is reported at its file, line and column; --prompt and INPUT together are refused."""
+    fasta = tmp_path / "loci.fa"
+    fasta.write_text(">a\nACGTACGTAC\n>b\nGGGGCCCC\n")
+    out = tmp_path / "out.fa"
+    assert main(["generate", str(fasta), "--length", "6", "--num-samples", "2", "-o", str(out), *MODEL]) == 0
+    records = list(read_sequences(out))
+    assert [r.name for r in records] == ["a_sample1", "a_sample2", "b_sample1", "b_sample2"]
+    assert [r.sequence[:-6] for r in records] == ["ACGTACGTAC"] * 2 + ["GGGGCCCC"] * 2
+    single = tmp_path / "single.fa"
+    args = ["generate", "--prompt", "GGGGCCCC", "--length", "6", "--num-samples", "2", "-o", str(single), *MODEL]
+    assert main(args) == 0
+    assert [r.sequence for r in read_sequences(single)] == [r.sequence for r in records[2:]]  # the same seed
+    genome = write_fasta(tmp_path / "g.fa", "chr1", "ACGTTGCAAC" * 10)
+    (tmp_path / "p.bed").write_text("chr1\t10\t30\tlocus\t0\t+\n")
+    bed_args = ["--bed", str(tmp_path / "p.bed"), "--genome", str(genome)]
+    assert main(["generate", *bed_args, "--length", "5", "-o", str(out), *MODEL]) == 0
+    assert [(r.name, r.sequence[:20]) for r in read_sequences(out)] == [("locus_sample1", "ACGTTGCAAC" * 2)]
+    (tmp_path / "bad.fa").write_text(">x\nACGXT\n")
+    assert main(["generate", str(tmp_path / "bad.fa"), "--length", "5", *MODEL]) == 1
+    assert "bad.fa:2:4" in capsys.readouterr().err
+    assert main(["generate", str(fasta), "--prompt", "ACGT", *MODEL]) == 1
+    assert "one of them" in capsys.readouterr().err
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(max_size=300))
 def test_readers_never_raise_uncaught_exceptions(tmp_path_factory, data):

@@ -390,6 +390,8 @@ COMMAND_EXAMPLES = {
     "generate": """examples:
   hyenadna generate --prompt ACGTTGCA --length 200
   hyenadna generate --prompt ACGTTGCA --length 200 --num-samples 3 --temperature 0.8 --top-k 3 --seed 1 -o s.fa
+  hyenadna generate loci.fa --length 1000 --top-p 0.9 -o continued.fa        # each record continued
+  hyenadna generate --bed loci.bed --genome hg19.fa.gz --length 1000 --model hyenadna-tiny-16k-d256-grch37
 """,
     "info": """examples:
   hyenadna info                                                        # the bundled model
