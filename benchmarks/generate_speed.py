@@ -5,6 +5,7 @@ should run on the machine meanwhile.
 
     .venv/bin/python benchmarks/generate_speed.py --out benchmarks/results/generate_speed.json    # ~5 min
     .venv/bin/python benchmarks/generate_speed.py --blocks 128 256 512 1024 2048   # the cache's block sizes alone
+    .venv/bin/python benchmarks/generate_speed.py --small-rows-ab   # one-token projections: F.linear or oneDNN
 
 Each case: model, prompt length, bases generated with the cache and without it (from long prompts fewer without: each
 costs a whole window, and the first bases, at the shortest window, cost the least).
@@ -81,6 +82,54 @@ def compare_blocks(args: argparse.Namespace) -> None:
         atomic_write_text(args.out, json.dumps({**report, "results": rows}, indent=1) + "\n")
 
 
+def compare_small_rows(args: argparse.Namespace) -> None:
+    """Bases/s of cached generation with ``SMALL_INFERENCE_ROWS`` as set (F.linear for a step's few tokens) and at 0
+    (oneDNN for every projection), rounds in alternating order; both sample the same bases."""
+    import hyenadna.ops.linear as linear_module
+    from hyenadna import HyenaDNA, HyenaDNAConfig
+    from hyenadna.generate import generate
+    from hyenadna.ops.autotune import cpu_features, cpu_name
+
+    prompt_dna = held_out_dna(max(c[1] for c in CASES))
+    setting = {"f_linear": linear_module.SMALL_INFERENCE_ROWS, "onednn": 0}
+    rows = []
+    for name, prompt_length, bases, _ in CASES:
+        bases = max(1, bases // 10) if args.quick else bases
+        sdk = HyenaDNA(HyenaDNAConfig(model_name=name, progress=False))
+        seconds: dict[str, list[float]] = {k: [] for k in setting}
+        samples = {}
+        for r in range(args.rounds):
+            for key in list(setting) if r % 2 == 0 else list(setting)[::-1]:
+                linear_module.SMALL_INFERENCE_ROWS = setting[key]
+                t0 = time.perf_counter()
+                samples[key] = generate(sdk.model, sdk.tokenizer, prompt_dna[-prompt_length:], bases, seed=r)
+                seconds[key].append(time.perf_counter() - t0)
+            if samples["f_linear"] != samples["onednn"]:
+                raise SystemExit(f"{name}, round {r}: the two sampled different bases")
+        linear_module.SMALL_INFERENCE_ROWS = setting["f_linear"]
+        ratios = [b / a for a, b in zip(seconds["f_linear"], seconds["onednn"], strict=True)]
+        row = {
+            "model": name,
+            "prompt_bases": prompt_length,
+            "bases": bases,
+            "bases_per_s": {k: statistics.median(bases / s for s in v) for k, v in seconds.items()},
+            "ratio": statistics.median(ratios),
+            "ratio_range": [min(ratios), max(ratios)],
+        }
+        rows.append(row)
+        rates = row["bases_per_s"]
+        print(
+            f"{name}, prompt {prompt_length}: F.linear {rates['f_linear']:,.0f}, oneDNN {rates['onednn']:,.0f} "
+            f"bases/s: {row['ratio']:.2f}x ({min(ratios):.2f}-{max(ratios):.2f}x)",
+            flush=True,
+        )
+    if args.out:
+        from hyenadna.utils.io import atomic_write_text
+
+        report = {"cpu": cpu_name(), "cpu_features": cpu_features(), "threads": args.threads, "rounds": args.rounds}
+        atomic_write_text(args.out, json.dumps({**report, "results": rows}, indent=1) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -88,11 +137,19 @@ def main() -> None:
     ap.add_argument("--num-samples", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="a tenth of the bases")
     ap.add_argument("--blocks", type=int, nargs="+", help="time these decoding block sizes against each other instead")
+    ap.add_argument(
+        "--small-rows-ab",
+        action="store_true",
+        help="cached generation with one-token projections through F.linear (ops/linear.py: SMALL_INFERENCE_ROWS) "
+        "against oneDNN, instead",
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.blocks:
         return compare_blocks(args)
+    if args.small_rows_ab:
+        return compare_small_rows(args)
 
     from hyenadna import HyenaDNA, HyenaDNAConfig
     from hyenadna.generate import generate

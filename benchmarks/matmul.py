@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+import hyenadna.ops.linear as linear_module
 from hyenadna.ops.linear import linear, linear_ref, onednn_available
 from hyenadna.utils.io import atomic_path
 
@@ -50,6 +51,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    linear_module.SMALL_INFERENCE_ROWS = 0  # oneDNN at every size, however few the tokens
     rows = []
     with torch.no_grad():
         for dtype in (torch.float32, torch.bfloat16):

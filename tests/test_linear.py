@@ -213,3 +213,23 @@ def test_linear_channels_first_is_linear_of_the_transpose_and_returns_its_gradie
         assert gx.is_contiguous()
     with torch.no_grad():
         assert_close(linear_channels_first(x, w, b), linear_ref(x.T, w, b), atol=1e-5, rtol=1e-5)
+
+
+def test_inference_on_a_step_s_few_rows_runs_f_linear(monkeypatch):
+    """A decoding step's one or two rows go through F.linear, where oneDNN's call cost more than the product; more
+    rows, and training, keep oneDNN."""
+    if not linear_ops._fast_path_applies(torch.zeros(1, 8), torch.zeros(8, 8), None):
+        pytest.skip("oneDNN's fused linear is not available here")
+    monkeypatch.setattr(linear_ops, "_onednn_measured_faster", lambda train: True)
+
+    def refuse(*args):
+        raise AssertionError("oneDNN was called")
+
+    monkeypatch.setattr(linear_ops, "_onednn_linear", refuse)
+    w, b = torch.randn(16, 8), torch.randn(16)
+    with torch.no_grad():
+        for rows in ((1, 8), (2, 8), (2, 1, 8)):
+            x = torch.randn(*rows)
+            assert torch.equal(linear_ops.linear(x, w, b), linear_ops.linear_ref(x, w, b))
+        with pytest.raises(AssertionError, match="oneDNN was called"):
+            linear_ops.linear(torch.randn(3, 8), w, b)

@@ -27,6 +27,11 @@ from hyenadna.ops.fused import gelu_tanh, gelu_tanh_with_derivative
 
 # Tests switch the fast path off to compare it with the reference on the same inputs.
 USE_ONEDNN = True
+# Inference on at most this many rows (a decoding step's tokens) runs F.linear: oneDNN's call costs more than such a
+# product (D 256, fp32, Zen 5: oneDNN at 0.27-0.60x MKL's speed on one row, 0.41-0.91x on two, 0.56-1.34x on four;
+# benchmarks/matmul.py --tokens 1, 2 and 4, results/matmul_tokens*_zen5.json); generation ran 1.19-1.21x faster so
+# from 1k and 8k of context, the same at 16k (benchmarks/generate_speed.py --small-rows-ab)
+SMALL_INFERENCE_ROWS = 2
 
 
 def linear_ref(x: Tensor, weight: Tensor, bias: Tensor | None = None, gelu: bool = False) -> Tensor:
@@ -56,6 +61,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, gelu: bool = F
         return linear_ref(x, weight, bias, gelu)
     train = _needs_grad(x, weight, bias)
     if x.dtype == torch.float32 and not _onednn_measured_faster(train):
+        return linear_ref(x, weight, bias, gelu)
+    if not train and x.numel() <= SMALL_INFERENCE_ROWS * x.shape[-1]:
         return linear_ref(x, weight, bias, gelu)
     if train:
         y = _Linear.apply(x, weight, bias)
