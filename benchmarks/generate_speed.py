@@ -48,79 +48,76 @@ def held_out_dna(length: int, offset: int = 1_000_000) -> str:
 
 
 def compare_blocks(args: argparse.Namespace) -> None:
-    """Bases/s of cached generation with each decoding block size (``allocate_inference_cache(block=...)``), rounds
-    in rotating order; every size samples the same bases."""
+    """Each decoding block size (``allocate_inference_cache(block=...)``) against the first."""
     from functools import partial
 
-    from hyenadna import HyenaDNA, HyenaDNAConfig
-    from hyenadna.generate import generate
-    from hyenadna.ops.autotune import cpu_features, cpu_name
+    def with_block(block: int):
+        def setup(sdk) -> None:
+            sdk.model.allocate_inference_cache = partial(
+                type(sdk.model).allocate_inference_cache, sdk.model, block=block
+            )
 
-    prompt_dna = held_out_dna(max(c[1] for c in CASES))
-    rows = []
-    for name, prompt_length, bases, _ in CASES:
-        bases = max(1, bases // 10) if args.quick else bases
-        sdk = HyenaDNA(HyenaDNAConfig(model_name=name, progress=False))
-        allocate = sdk.model.allocate_inference_cache
-        seconds: dict[int, list[float]] = {b: [] for b in args.blocks}
-        samples = {}
-        for r in range(args.rounds):
-            for block in args.blocks[r % len(args.blocks) :] + args.blocks[: r % len(args.blocks)]:
-                sdk.model.allocate_inference_cache = partial(allocate, block=block)
-                t0 = time.perf_counter()
-                samples[block] = generate(sdk.model, sdk.tokenizer, prompt_dna[-prompt_length:], bases, seed=r)
-                seconds[block].append(time.perf_counter() - t0)
-            if len({tuple(s) for s in samples.values()}) != 1:
-                raise SystemExit(f"{name}, round {r}: block sizes sampled different bases")
-        rates = {b: statistics.median(bases / s for s in seconds[b]) for b in args.blocks}
-        rows.append({"model": name, "prompt_bases": prompt_length, "bases": bases, "bases_per_s": rates})
-        print(f"{name}, prompt {prompt_length}: " + ", ".join(f"block {b}: {v:,.0f}" for b, v in rates.items()))
-    if args.out:
-        from hyenadna.utils.io import atomic_write_text
+        return setup
 
-        report = {"cpu": cpu_name(), "cpu_features": cpu_features(), "threads": args.threads, "rounds": args.rounds}
-        atomic_write_text(args.out, json.dumps({**report, "results": rows}, indent=1) + "\n")
+    compare_variants(args, {f"block {b}": with_block(b) for b in args.blocks})
 
 
 def compare_small_rows(args: argparse.Namespace) -> None:
-    """Bases/s of cached generation with ``SMALL_INFERENCE_ROWS`` as set (F.linear for a step's few tokens) and at 0
-    (oneDNN for every projection), rounds in alternating order; both sample the same bases."""
+    """``SMALL_INFERENCE_ROWS`` as set (F.linear for a step's few tokens) against 0 (oneDNN for every projection)."""
     import hyenadna.ops.linear as linear_module
+
+    default = linear_module.SMALL_INFERENCE_ROWS
+
+    def rows_up_to(n: int):
+        return lambda sdk: setattr(linear_module, "SMALL_INFERENCE_ROWS", n)
+
+    try:
+        compare_variants(args, {"F.linear": rows_up_to(default), "oneDNN": rows_up_to(0)})
+    finally:
+        linear_module.SMALL_INFERENCE_ROWS = default
+
+
+def compare_variants(args: argparse.Namespace, variants: dict) -> None:
+    """Bases/s of cached generation under each variant (a function that sets the loaded model up), rounds in rotating
+    order, every variant sampling the same bases; each ratio is the first variant's speed over the variant's."""
     from hyenadna import HyenaDNA, HyenaDNAConfig
     from hyenadna.generate import generate
     from hyenadna.ops.autotune import cpu_features, cpu_name
 
     prompt_dna = held_out_dna(max(c[1] for c in CASES))
-    setting = {"f_linear": linear_module.SMALL_INFERENCE_ROWS, "onednn": 0}
-    rows = []
-    for name, prompt_length, bases, _ in CASES:
+    names, rows = list(variants), []
+    for model_name, prompt_length, bases, _ in CASES:
         bases = max(1, bases // 10) if args.quick else bases
-        sdk = HyenaDNA(HyenaDNAConfig(model_name=name, progress=False))
-        seconds: dict[str, list[float]] = {k: [] for k in setting}
-        samples = {}
+        sdk = HyenaDNA(HyenaDNAConfig(model_name=model_name, progress=False))
+        seconds: dict[str, list[float]] = {k: [] for k in names}
         for r in range(args.rounds):
-            for key in list(setting) if r % 2 == 0 else list(setting)[::-1]:
-                linear_module.SMALL_INFERENCE_ROWS = setting[key]
+            samples = set()
+            for key in names[r % len(names) :] + names[: r % len(names)]:
+                variants[key](sdk)
                 t0 = time.perf_counter()
-                samples[key] = generate(sdk.model, sdk.tokenizer, prompt_dna[-prompt_length:], bases, seed=r)
+                samples.add(tuple(generate(sdk.model, sdk.tokenizer, prompt_dna[-prompt_length:], bases, seed=r)))
                 seconds[key].append(time.perf_counter() - t0)
-            if samples["f_linear"] != samples["onednn"]:
-                raise SystemExit(f"{name}, round {r}: the two sampled different bases")
-        linear_module.SMALL_INFERENCE_ROWS = setting["f_linear"]
-        ratios = [b / a for a, b in zip(seconds["f_linear"], seconds["onednn"], strict=True)]
-        row = {
-            "model": name,
-            "prompt_bases": prompt_length,
-            "bases": bases,
-            "bases_per_s": {k: statistics.median(bases / s for s in v) for k, v in seconds.items()},
-            "ratio": statistics.median(ratios),
-            "ratio_range": [min(ratios), max(ratios)],
-        }
-        rows.append(row)
-        rates = row["bases_per_s"]
+            if len(samples) != 1:
+                raise SystemExit(f"{model_name}, round {r}: the variants sampled different bases")
+        rates = {k: statistics.median(bases / s for s in v) for k, v in seconds.items()}
+        ratios = {k: [b / a for a, b in zip(seconds[names[0]], seconds[k], strict=True)] for k in names[1:]}
+        rows.append(
+            {
+                "model": model_name,
+                "prompt_bases": prompt_length,
+                "bases": bases,
+                "bases_per_s": rates,
+                "ratio": {k: statistics.median(v) for k, v in ratios.items()},
+                "ratio_range": {k: [min(v), max(v)] for k, v in ratios.items()},
+            }
+        )
         print(
-            f"{name}, prompt {prompt_length}: F.linear {rates['f_linear']:,.0f}, oneDNN {rates['onednn']:,.0f} "
-            f"bases/s: {row['ratio']:.2f}x ({min(ratios):.2f}-{max(ratios):.2f}x)",
+            f"{model_name}, prompt {prompt_length}: bases/s "
+            + ", ".join(f"{k} {v:,.0f}" for k, v in rates.items())
+            + "; "
+            + ", ".join(
+                f"{names[0]} / {k} {statistics.median(v):.2f}x ({min(v):.2f}-{max(v):.2f}x)" for k, v in ratios.items()
+            ),
             flush=True,
         )
     if args.out:

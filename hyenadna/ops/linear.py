@@ -29,8 +29,8 @@ from hyenadna.ops.fused import gelu_tanh, gelu_tanh_with_derivative
 USE_ONEDNN = True
 # Inference on at most this many rows (a decoding step's tokens) runs F.linear: oneDNN's call costs more than such a
 # product (D 256, fp32, Zen 5: oneDNN at 0.27-0.60x MKL's speed on one row, 0.41-0.91x on two, 0.56-1.34x on four;
-# benchmarks/matmul.py --tokens 1, 2 and 4, results/matmul_tokens*_zen5.json); generation ran 1.19-1.21x faster so
-# from 1k and 8k of context, the same at 16k (benchmarks/generate_speed.py --small-rows-ab)
+# benchmarks/matmul.py --tokens 1, 2 and 4, results/matmul_tokens*_zen5.json); generation ran 1.12-1.21x faster so
+# from 1k and 8k of context, 1.00-1.09x at 16k, in two runs (benchmarks/generate_speed.py --small-rows-ab)
 SMALL_INFERENCE_ROWS = 2
 
 
