@@ -74,7 +74,8 @@ class HyenaState:
 def hyena_decode(op: HyenaOperator, u: Tensor, state: HyenaState) -> Tensor:
     """Append the tokens u (B, L, D) to the sequences ``state`` holds and return their outputs (B, L, D), equal to
     the outputs at those positions of a forward over the whole sequences. Into an empty state the L tokens go at once
-    (the prefill: the reference algorithm, keeping what later tokens need); then a token at a time. A token's long
+    (the prefill: in_proj, the short conv and one FFT convolution, keeping what later tokens need); then a token at a
+    time. A token's long
     convolution is the carry from the history before its block (one FFT convolution a block of ``state.block``
     tokens) plus a direct causal sum over the block so far: O(block D + t log t D / block) for the t-th token, where
     rerunning the window costs O(t D^2 + t log t D) in every layer."""
