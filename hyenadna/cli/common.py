@@ -189,7 +189,7 @@ def load_classifier(args: argparse.Namespace, device: str | None = None):
     return ft
 
 
-def add_input_args(p: argparse.ArgumentParser) -> None:
+def add_input_args(p: argparse.ArgumentParser, chunked: bool = True) -> None:
     p.add_argument("input", nargs="?", help="FASTA/FASTQ (.gz), CSV/TSV, text (one sequence per line), or - for stdin")
     p.add_argument("--format", choices=["auto", "fasta", "fastq", "csv", "tsv", "txt"], default="auto")
     p.add_argument("--column", default="sequence", help="sequence column of a CSV/TSV input")
@@ -197,7 +197,10 @@ def add_input_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--genome", help="genome FASTA for --bed (indexed if uncompressed)")
     p.add_argument("--flank", type=int_at_least(0), default=0, help="bases added on each side of every BED interval")
     p.add_argument("--skip-invalid", action="store_true", help="skip BED intervals outside the genome with a warning")
-    p.add_argument("--chunk-size", type=int_at_least(1), default=1000, help="sequences read and processed at a time")
+    if chunked:  # commands that stream their input in chunks
+        p.add_argument(
+            "--chunk-size", type=int_at_least(1), default=1000, help="sequences read and processed at a time"
+        )
 
 
 def read_records(args: argparse.Namespace):

@@ -66,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         cmd_generate,
     )
     p.add_argument("--prompt", help="the sequence to continue (or give prompts as INPUT or --bed)")
-    add_input_args(p)
+    add_input_args(p, chunked=False)
     p.add_argument("--length", type=int_at_least(0), default=100, help="bases to generate (default 100)")
     p.add_argument("--num-samples", type=int_at_least(1), default=1, help="samples per prompt (default 1)")
     p.add_argument("--temperature", type=float_above(0), default=1.0, help="softmax temperature (default 1.0)")
