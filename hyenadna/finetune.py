@@ -160,8 +160,8 @@ class HyenaDNAFineTuningModel:
                 problems.append(f"no row of class {', '.join(map(str, missing))}")
         if problems:
             warnings.warn(
-                f"the validation split, which chooses the epoch kept, has {' and '.join(problems)}: pass "
-                "validation_data, or more rows or a larger validation_fraction",
+                f"the validation split, which chooses the epoch kept, has {' and '.join(problems)}: train on more "
+                "rows, or give a validation set of its own (validation_data) or a larger validation_fraction",
                 stacklevel=3,
             )
 
