@@ -6,6 +6,8 @@ should run on the machine meanwhile.
     .venv/bin/python benchmarks/generate_speed.py --out benchmarks/results/generate_speed.json    # ~5 min
     .venv/bin/python benchmarks/generate_speed.py --blocks 128 256 512 1024 2048   # the cache's block sizes alone
     .venv/bin/python benchmarks/generate_speed.py --small-rows-ab   # one-token projections: F.linear or oneDNN
+    .venv/bin/python benchmarks/generate_speed.py --plot benchmarks/results/generate_speed_zen5_t2.json \
+        benchmarks/results/generate_speed_zen5_t1.json --out docs/speed/generate_speed.png   # the plot of such runs
 
 Each case: model, prompt length, bases generated with the cache and without it (from long prompts fewer without: each
 costs a whole window, and the first bases, at the shortest window, cost the least).
@@ -45,6 +47,40 @@ def held_out_dna(length: int, offset: int = 1_000_000) -> str:
         if "N" not in text:
             return text
         start += length
+
+
+def plot(runs: list[Path], png: Path) -> None:
+    """Bases/s with and without the cache for each case of each run (one panel a run), log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hyenadna.utils.io import atomic_path
+
+    fig, axes = plt.subplots(1, len(runs), figsize=(5.5 * len(runs), 4), sharey=True, squeeze=False)
+    for ax, path in zip(axes[0], runs, strict=True):
+        report = json.loads(path.read_text())
+        rows = report["results"]
+        labels = [
+            f"{r['model'].removeprefix('hyenadna-').removesuffix('-grch37')}\nfrom {r['prompt_bases']:,}" for r in rows
+        ]
+        x = range(len(rows))
+        cached = [r["bases_per_s_cached"] for r in rows]
+        ax.bar([i - 0.2 for i in x], cached, 0.4, label="inference cache")
+        ax.bar([i + 0.2 for i in x], [r["bases_per_s_plain"] for r in rows], 0.4, label="rerunning the window")
+        for i, r in enumerate(rows):
+            ax.text(i - 0.2, cached[i] * 1.2, f"{r['ratio']:.0f}x", ha="center", fontsize=9)
+        ax.set_yscale("log")
+        ax.set_ylim(0.5, max(cached) * 12)  # room for the ratios and the legend
+        ax.set_xticks(list(x), labels, fontsize=8)
+        ax.set_title(f"{report['threads']} thread{'s' if report['threads'] > 1 else ''}, {report['cpu']}", fontsize=10)
+    axes[0][0].set_ylabel("bases generated per second")
+    axes[0][0].legend(fontsize=8, ncols=2, loc="upper right")
+    fig.tight_layout()
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
 
 
 def compare_blocks(args: argparse.Namespace) -> None:
@@ -140,8 +176,11 @@ def main() -> None:
         help="cached generation with one-token projections through F.linear (ops/linear.py: SMALL_INFERENCE_ROWS) "
         "against oneDNN, instead",
     )
+    ap.add_argument("--plot", type=Path, nargs="+", metavar="JSON", help="plot these runs' results into --out (PNG)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
+    if args.plot:
+        return plot(args.plot, args.out)
     torch.set_num_threads(args.threads)
     if args.blocks:
         return compare_blocks(args)
