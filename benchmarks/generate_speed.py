@@ -118,7 +118,6 @@ def compare_variants(args: argparse.Namespace, variants: dict) -> None:
     order, every variant sampling the same bases; each ratio is the first variant's speed over the variant's."""
     from hyenadna import HyenaDNA, HyenaDNAConfig
     from hyenadna.generate import generate
-    from hyenadna.ops.autotune import cpu_features, cpu_name
 
     prompt_dna = held_out_dna(max(c[1] for c in CASES))
     names, rows = list(variants), []
@@ -156,11 +155,7 @@ def compare_variants(args: argparse.Namespace, variants: dict) -> None:
             ),
             flush=True,
         )
-    if args.out:
-        from hyenadna.utils.io import atomic_write_text
-
-        report = {"cpu": cpu_name(), "cpu_features": cpu_features(), "threads": args.threads, "rounds": args.rounds}
-        atomic_write_text(args.out, json.dumps({**report, "results": rows}, indent=1) + "\n")
+    write_report(args, rows)
 
 
 def main() -> None:
@@ -189,7 +184,6 @@ def main() -> None:
 
     from hyenadna import HyenaDNA, HyenaDNAConfig
     from hyenadna.generate import generate
-    from hyenadna.ops.autotune import cpu_features, cpu_name
 
     prompt_dna = held_out_dna(max(c[1] for c in CASES))
     results = []
@@ -235,6 +229,16 @@ def main() -> None:
             f"({row['ratio_range'][0]:,.0f}-{row['ratio_range'][1]:,.0f}x), same bases",
             flush=True,
         )
+    write_report(args, results)
+
+
+def write_report(args: argparse.Namespace, results: list[dict]) -> None:
+    """The machine, the settings and the results, to --out (JSON) when given."""
+    from hyenadna.ops.autotune import cpu_features, cpu_name
+    from hyenadna.utils.io import atomic_write_text
+
+    if not args.out:
+        return
     report = {
         "cpu": cpu_name(),
         "cpu_features": cpu_features(),
@@ -244,10 +248,7 @@ def main() -> None:
         "torch": torch.__version__,
         "results": results,
     }
-    if args.out:
-        from hyenadna.utils.io import atomic_write_text
-
-        atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
+    atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
 
 
 if __name__ == "__main__":

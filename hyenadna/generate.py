@@ -61,13 +61,11 @@ def generate(
     model.eval()
     state, start = None, None
     for new_start in context_starts(len(prompt_ids), length, room):
-        if not cache:
-            logits = model(torch.cat([prefix, ids[:, new_start:]], dim=1)).logits[:, -1]
-        elif new_start != start:  # a new window: its tokens at once, into a new cache
-            state = model.allocate_inference_cache(num_samples)
-            logits = model(torch.cat([prefix, ids[:, new_start:]], dim=1), cache=state).logits[:, -1]
-        else:
+        if cache and new_start == start:  # the window holds the last base: it alone goes through the cache
             logits = model(ids[:, -1:], cache=state).logits[:, -1]
+        else:  # the whole window, into a new cache when there is one
+            state = model.allocate_inference_cache(num_samples) if cache else None
+            logits = model(torch.cat([prefix, ids[:, new_start:]], dim=1), cache=state).logits[:, -1]
         start = new_start
         logits = logits.float().masked_fill(~allowed, float("-inf")) / temperature
         if top_k is not None:
