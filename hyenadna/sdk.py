@@ -22,6 +22,7 @@ from hyenadna.data.pipeline import (
     PerBaseCollector,
     Pooler,
     iter_batches,
+    per_base_memory_error,
     plan_chunks,
 )
 from hyenadna.hub import (
@@ -234,18 +235,23 @@ class HyenaDNA:
         long_sequences: str | None = None,
         layer: int | Sequence[int] = -1,
         overlap: int | None = None,
-    ) -> np.ndarray | list[np.ndarray]:
+        ragged: bool = False,
+    ) -> np.ndarray | list:
         """Embeddings as float32 numpy: per base (N, L_max, D), one row per input base (framing tokens dropped) and
-        zero after each sequence's end, or pooled (N, D) over every framed token.
+        zero after each sequence's end, or pooled (N, D) over every framed token. With ``ragged`` (per base only), a
+        list of N arrays (L_i, D) instead, which take the memory of the bases given rather than N times the longest.
 
         ``layer``: which hidden states, 0 (the embedding output) to n_layer (-1, the default: the final LayerNorm's
-        output); a list gives a list of arrays, computed in one pass. A sequence's embedding never depends on the
-        other sequences in the batch: batches are right-padded and pooling uses the mask.
+        output); a list gives a list of outputs, computed in one pass. A sequence's embedding never depends on the
+        other sequences in the batch: batches are right-padded and pooling uses the mask. Per-base outputs that would
+        not fit in the memory available raise a MemoryError that says so before any work.
         """
         seqs = data if isinstance(data, TokenizedSequences) else self.process_data(data)
         pooling = self.config.pooling if pooling is ... else pooling
         if pooling is not None and pooling not in POOLINGS:
             raise ValueError(f"pooling={pooling!r}: choose None (per token) or one of {POOLINGS}")
+        if ragged and pooling is not None:
+            raise ValueError(f"ragged=True gives per-base arrays: it needs pooling=None (pooling={pooling!r})")
         layers = [layer] if isinstance(layer, int) else list(layer)
         layers = self.model.backbone.layer_indices(layers)
         strands = 2 if (self.config.rc_average if rc_average is None else rc_average) else 1
@@ -257,7 +263,13 @@ class HyenaDNA:
             lengths = [0] * len(seqs)
             for c in chunks:
                 lengths[c.seq] = c.n_bases
-            sinks = [PerBaseCollector(lengths, strands, dim) for _ in layers]
+            error = per_base_memory_error(lengths, dim, len(layers), ragged, seqs.names)
+            if error is not None:
+                raise error
+            try:
+                sinks = [PerBaseCollector(lengths, strands, dim, ragged=ragged) for _ in layers]
+            except MemoryError:  # refused by the system despite the estimate: the same error, not numpy's
+                raise per_base_memory_error(lengths, dim, len(layers), ragged, seqs.names, force=True) from None
         else:
             sinks = [Pooler(len(seqs), strands, dim, pooling, self.device) for _ in layers]
         progress = self.config.progress

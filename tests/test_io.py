@@ -147,6 +147,51 @@ def test_embed_per_token_npz_and_parquet(tmp_path):
     assert np.allclose(np.stack(df["embedding"][1]), d["emb_1"], atol=1e-6)
 
 
+def test_embed_per_token_memory_follows_the_bases_not_the_count_times_the_longest(tmp_path, monkeypatch, capsys):
+    from hyenadna.cli import common, embed
+    from hyenadna.data import pipeline
+
+    seqs = {"long": "".join(rng.choice(list("ACGT"), 3000)), **{f"s{i}": "ACGTTGCA" * 2 for i in range(20)}}
+    fa = tmp_path / "in.fa"
+    fa.write_text("".join(f">{k}\n{v}\n" for k, v in seqs.items()))
+    bases = sum(len(v) for v in seqs.values())
+    # room for every record's rows, not for 21 rows as long as the longest (the padded layout: 21 x 3,000)
+    monkeypatch.setattr(pipeline, "available_bytes", lambda device="cpu": 4 * 128 * bases)
+    assert main(["embed", str(fa), "-o", str(tmp_path / "t.npz"), "--pooling", "none", *MODEL]) == 0
+    d = np.load(tmp_path / "t.npz")
+    assert [d[f"emb_{i}"].shape[0] for i in range(21)] == [len(v) for v in seqs.values()]
+    # per token, a chunk holds about PER_TOKEN_CHUNK_BYTES of rows (a longer record alone)
+    monkeypatch.setattr(embed, "PER_TOKEN_CHUNK_BYTES", 4 * 128 * 100)
+    chunks = []
+    real = common.in_chunks
+    monkeypatch.setattr(embed, "in_chunks", lambda *a: (chunks.append(c) or c for c in real(*a)))
+    assert main(["embed", str(fa), "-o", str(tmp_path / "c.npz"), "--pooling", "none", *MODEL]) == 0
+    assert [len(c) for c in chunks] == [1, 6, 6, 6, 2]
+    c = np.load(tmp_path / "c.npz")  # batches of other sizes round differently (8.7e-6 seen)
+    assert list(c["ids"]) == list(d["ids"]) and all(
+        np.abs(c[f"emb_{i}"] - d[f"emb_{i}"]).max() < 1e-4 for i in range(21)
+    )
+    # a record whose rows cannot fit: a one-line error naming it, before any work
+    monkeypatch.setattr(pipeline, "available_bytes", lambda device="cpu": 4 * 128 * 2000)
+    capsys.readouterr()
+    assert main(["embed", str(fa), "-o", str(tmp_path / "e.npz"), "--pooling", "none", *MODEL]) == 1
+    err = capsys.readouterr().err
+    assert "hyenadna embed: error: per-base embeddings of 'long' (3,000 bases) take 0.0 GB, and 0.0 GB is" in err
+    assert "pool them (--pooling mean), or embed it in shorter pieces (--bed intervals of --genome)" in err
+    assert "Traceback" not in err and not (tmp_path / "e.npz").exists()
+
+
+def test_in_chunks_by_count_and_bases():
+    from types import SimpleNamespace
+
+    from hyenadna.cli.common import in_chunks
+
+    recs = [SimpleNamespace(sequence="A" * n) for n in (5, 1, 1, 20, 2, 2, 2)]
+    assert [len(c) for c in in_chunks(recs, 3)] == [3, 3, 1]
+    assert [len(c) for c in in_chunks(recs, 3, max_bases=6)] == [2, 1, 1, 3]
+    assert [len(c) for c in in_chunks(recs, 10, max_bases=4)] == [1, 2, 1, 2, 1]
+
+
 def test_embed_bed_on_genome(tmp_path, genome):
     bed = tmp_path / "r.bed"
     bed.write_text("chr7\t10\t60\tr1\t0\t-\n")

@@ -180,3 +180,40 @@ def test_embedding_cache_key_covers_every_setting(tmp_path, tiny):
         assert np.array_equal(got, other.get_embeddings(seqs, pooling="mean")), settings
         assert not np.array_equal(got, first), settings
     assert np.array_equal(cache.get(tiny, seqs, "task.train", layer=1), tiny.get_embeddings(seqs, "mean", layer=1))
+
+
+def test_ragged_per_base_output_equals_the_padded_rows(tiny):
+    seqs = [random_dna(n) for n in (40, 3000, 7)]  # the middle one runs in windows
+    data = tiny.process_data(seqs, names=["a", "b", "c"])
+    for rc in (False, True):
+        padded = tiny.get_embeddings(data, pooling=None, rc_average=rc, layer=[1, -1])
+        ragged = tiny.get_embeddings(data, pooling=None, rc_average=rc, layer=[1, -1], ragged=True)
+        for p, r in zip(padded, ragged, strict=True):
+            assert [x.shape for x in r] == [(n, p.shape[-1]) for n in (40, 3000, 7)]
+            for i, n in enumerate((40, 3000, 7)):
+                assert np.array_equal(r[i], p[i, :n])
+    with pytest.raises(ValueError, match="ragged=True gives per-base arrays: it needs pooling=None"):
+        tiny.get_embeddings(data, pooling="mean", ragged=True)
+
+
+def test_per_base_output_that_cannot_fit_is_refused_before_any_work(tiny, monkeypatch):
+    from hyenadna.data import pipeline
+
+    data = tiny.process_data([random_dna(2000), random_dna(10), random_dna(10)], names=["long", "s1", "s2"])
+    dim = tiny.embedding_dim
+    padded, ragged = 4 * dim * 3 * 2000, 4 * dim * 2020
+    monkeypatch.setattr(pipeline, "available_bytes", lambda device="cpu": (padded + ragged) // 2)
+    monkeypatch.setattr(tiny.model.backbone, "forward", lambda *a, **k: pytest.fail("the model ran"))
+    with pytest.raises(MemoryError) as e:
+        tiny.get_embeddings(data, pooling=None)
+    assert str(e.value) == (
+        f"per-base embeddings of 3 sequences (2,020 bases) take {padded / 1e9:.1f} GB as one array padded to the "
+        f"longest (the longest, 'long', has 2,000), and {(padded + ragged) // 2 / 1e9:.1f} GB is available: pass "
+        f"ragged=True for one array a sequence ({ragged / 1e9:.1f} GB), pool them (pooling='mean'), or embed fewer "
+        "or shorter sequences at a time"
+    )
+    monkeypatch.setattr(pipeline, "available_bytes", lambda device="cpu": ragged - 1)
+    with pytest.raises(MemoryError, match=r"3 sequences \(2,020 bases\) take 0.0 GB \(the longest, 'long'"):
+        tiny.get_embeddings(data, pooling=None, ragged=True)
+    with pytest.raises(MemoryError, match=r"of 'long' \(2,000 bases\) \(2 layers\) take .* embed it in shorter"):
+        tiny.get_embeddings(tiny.process_data([random_dna(2000)], names=["long"]), pooling=None, layer=[0, 1])

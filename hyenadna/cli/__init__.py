@@ -85,6 +85,7 @@ _PYTHON_TO_FLAG = [
     (re.compile(r"\b(model_name|model_path)='?([^'\s,;)]+)'?"), r"--model \2"),
     (re.compile(r"\b(batch_size|device|revision|hub_layout|precision|pooling|framing|overlap)='?([^'\s,;)]+)'?"), None),
     (re.compile(r"pass a local folder\b"), "pass a local folder with --model"),
+    (re.compile(r"\bembed it in shorter pieces\b"), "embed it in shorter pieces (--bed intervals of --genome)"),
 ]
 
 
@@ -193,7 +194,7 @@ def _run(args: argparse.Namespace) -> int:
     except BrokenPipeError:  # `hyenadna ... | head`: the reader left; nothing to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except (ValueError, FileNotFoundError, FileExistsError, TypeError, OSError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError, TypeError, OSError, MemoryError) as e:
         print(f"hyenadna {args.command}: error: {for_the_command_line(str(e))}", file=sys.stderr)
         from hyenadna.hub import WeightsNotFoundError
 

@@ -237,13 +237,19 @@ def located(chunk: list, start_index: int = 0):
         raise ValueError(f"{where}: {e}") from None
 
 
-def in_chunks(records, size: int):
-    chunk = []
+def in_chunks(records, size: int, max_bases: int | None = None):
+    """Records in lists of ``size``, or fewer where they reach ``max_bases`` bases first (a longer record alone)."""
+    chunk, bases = [], 0
     for rec in records:
-        chunk.append(rec)
-        if len(chunk) >= size:
+        n = len(rec.sequence)
+        if chunk and max_bases is not None and bases + n > max_bases:
             yield chunk
-            chunk = []
+            chunk, bases = [], 0
+        chunk.append(rec)
+        bases += n
+        if len(chunk) >= size or (max_bases is not None and bases >= max_bases):
+            yield chunk
+            chunk, bases = [], 0
     if chunk:
         yield chunk
 

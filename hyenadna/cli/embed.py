@@ -21,6 +21,10 @@ from hyenadna.cli.common import (
     step_size,
 )
 
+# the per-token arrays embedded at a time: records are handed to the model in groups of about this size (a longer
+# record alone), so that memory follows the longest record, not the number of records in a group
+PER_TOKEN_CHUNK_BYTES = 2**30
+
 
 def _layer_path(output: str, layer: int) -> str:
     path = Path(output)
@@ -51,16 +55,19 @@ def cmd_embed(args: argparse.Namespace) -> int:
     print(f"model: {model.source}", file=sys.stderr)
     layers = model.model.backbone.layer_indices(args.layer)  # checked before any file is opened
     outputs = [args.output] if len(layers) == 1 else [_layer_path(args.output, k) for k in layers]
+    # per token, a chunk's arrays stay near PER_TOKEN_CHUNK_BYTES, whatever the records' count and lengths
+    max_bases = PER_TOKEN_CHUNK_BYTES // (4 * model.embedding_dim * len(layers)) if pooling is None else None
     n_seq = 0
     progress = Progress("sequences", total=lambda: count_records(args), enabled=None if shard.is_main else False)
 
     def embed(chunk: list) -> tuple:
         with located(chunk, n_seq):
             data = model.process_data([r.sequence for r in chunk], names=[r.name for r in chunk], start_index=n_seq)
-        return data, model.get_embeddings(data, layer=layers, overlap=args.overlap)
+        # per token: one array a record, so memory follows the bases read, not the chunk's count times its longest
+        return data, model.get_embeddings(data, layer=layers, overlap=args.overlap, ragged=pooling is None)
 
     if shard.active:  # this rank's blocks now; rank 0 writes them all, in input order, once every rank is done
-        for k, chunk in enumerate(in_chunks(read_records(args), step_size(args))):
+        for k, chunk in enumerate(in_chunks(read_records(args), step_size(args), max_bases)):
             if shard.mine(k):
                 data, embeddings = embed(chunk)
                 named = {f"layer{i}": e for i, e in enumerate(embeddings)}
@@ -79,7 +86,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     else:
         with contextlib.ExitStack() as stack:
             writers = [stack.enter_context(EmbeddingWriter(o, per_token=pooling is None)) for o in outputs]
-            for chunk in in_chunks(read_records(args), step_size(args)):
+            for chunk in in_chunks(read_records(args), step_size(args), max_bases):
                 data, embeddings = embed(chunk)
                 for writer, emb in zip(writers, embeddings, strict=True):
                     writer.add(data.names, data.lengths, emb)

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from hyenadna.pooling import POOLINGS, masked_pool
 from hyenadna.tokenizer import BatchEncoding, CharacterTokenizer, pad_batch, reverse_complement_ids
-from hyenadna.utils.memory import trim_if_grown
+from hyenadna.utils.memory import available_bytes, trim_if_grown
 
 CONTEXT_MODES = ("window", "truncate", "error")
 
@@ -190,12 +190,53 @@ class Pooler:
         return out.view(self.n, self.strands, -1).mean(1)
 
 
-class PerBaseCollector:
-    """Per-token outputs on the host, one row per input base (specials dropped), strands averaged base by base."""
+def per_base_memory_error(
+    lengths: Sequence[int], dim: int, outputs: int, ragged: bool, names: Sequence[str] | None, force: bool = False
+) -> MemoryError | None:
+    """The error for per-base outputs (``outputs`` arrays of ``dim`` float32 values a base) that do not fit in the
+    memory available, raised before any work: a process that starts them anyway is killed part-way by the OOM
+    killer, or numpy fails deep inside. None where they fit (or where the available memory is unknown), unless
+    ``force`` (the allocation itself failed)."""
+    if not len(lengths):
+        return None
+    longest = int(np.argmax(lengths))
+    per_base = 4 * dim * outputs
+    ragged_need = per_base * int(sum(lengths))
+    need = ragged_need if ragged else per_base * len(lengths) * int(lengths[longest])
+    have = available_bytes("cpu")
+    if not force and (have is None or need <= have):
+        return None
+    name = f"'{names[longest]}'" if names is not None else f"sequence {longest}"
+    layers = f" ({outputs} layers)" if outputs > 1 else ""
+    available = f"{have / 1e9:.1f} GB is available" if have is not None else "the system refused them"
+    fixes = ["pool them (pooling='mean')"]
+    if len(lengths) == 1:
+        what = f"{name} ({int(lengths[0]):,} bases){layers} take {need / 1e9:.1f} GB"
+        fixes.append("embed it in shorter pieces")
+    else:
+        total = f"{len(lengths)} sequences ({int(sum(lengths)):,} bases){layers}"
+        where = f"the longest, {name}, has {int(lengths[longest]):,}"
+        if ragged:
+            what = f"{total} take {need / 1e9:.1f} GB ({where})"
+        else:
+            what = f"{total} take {need / 1e9:.1f} GB as one array padded to the longest ({where})"
+            if have is None or ragged_need <= have:
+                fixes.insert(0, f"pass ragged=True for one array a sequence ({ragged_need / 1e9:.1f} GB)")
+        fixes.append("embed fewer or shorter sequences at a time")
+    return MemoryError(f"per-base embeddings of {what}, and {available}: {', '.join(fixes[:-1])}, or {fixes[-1]}")
 
-    def __init__(self, lengths: Sequence[int], strands: int, dim: int, dtype=np.float32):
+
+class PerBaseCollector:
+    """Per-token outputs on the host, one row per input base (specials dropped), strands averaged base by base: one
+    (N, L_max, D) array, zero after each sequence's end, or with ``ragged`` a list of one (L_i, D) array a sequence,
+    whose memory follows the bases given, not N times the longest."""
+
+    def __init__(self, lengths: Sequence[int], strands: int, dim: int, dtype=np.float32, ragged: bool = False):
         self.strands = strands
-        self.out = np.zeros((len(lengths), int(max(lengths, default=0)), dim), dtype=dtype)
+        if ragged:
+            self.out: np.ndarray | list[np.ndarray] = [np.zeros((n, dim), dtype=dtype) for n in lengths]
+        else:
+            self.out = np.zeros((len(lengths), int(max(lengths, default=0)), dim), dtype=dtype)
 
     def add(self, values: Tensor, batch: Sequence[Chunk]) -> None:
         """values: (B, L, D) or (B, L) model outputs of ``batch``."""
@@ -205,4 +246,4 @@ class PerBaseCollector:
             b = c.base_index()
             keep = b >= 0
             rows = values[r, c.first_out : len(c.ids)][torch.from_numpy(keep).to(values.device)]
-            self.out[c.seq, b[keep]] += scale * rows.cpu().numpy()
+            self.out[c.seq][b[keep]] += scale * rows.cpu().numpy()

@@ -47,8 +47,9 @@ class EmbeddingWriter:
         self._parquet = None
         return self
 
-    def add(self, ids: list[str], lengths: np.ndarray, embeddings: np.ndarray) -> None:
-        self.dim = embeddings.shape[-1]
+    def add(self, ids: list[str], lengths: np.ndarray, embeddings: np.ndarray | list[np.ndarray]) -> None:
+        """Pooled (n, D) rows, or per-token (n, L, D) zero-padded or a list of n (length_i, D) arrays."""
+        self.dim = (embeddings[0] if isinstance(embeddings, list) else embeddings).shape[-1]
         if self.path.suffix == ".parquet":
             self._add_parquet(ids, lengths, embeddings)
         elif self.per_token:
