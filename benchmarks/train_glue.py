@@ -2,6 +2,7 @@
 (docs/speed/training-step.md, "The copies").
 
     .venv/bin/python benchmarks/train_glue.py --copies                       # ~20 s: copies and LayerNorm a step
+    .venv/bin/python benchmarks/train_glue.py --weight-gradients             # dy^T x alone, by operand layout
     .venv/bin/python benchmarks/train_glue.py --lever out_proj_weight_gradient --workload train_tiny1k
     .venv/bin/python benchmarks/train_glue.py --lever add_layer_norm --workload train_16k --bf16
 
@@ -146,6 +147,40 @@ def copies(workload: str, bf16: bool, steps: int) -> dict:
     return {"ms_per_step": rows, "copies_ms_per_step": copy_total}
 
 
+def weight_gradients(tokens: int, width: int, repeats: int = 30) -> dict:
+    """dy^T x alone for each projection of a block of ``width`` over ``tokens`` tokens: GFLOP/s of the step's forms
+    (operands token-major: oneDNN in the orientation ``weight_gradient`` takes, or ``torch.mm``) and of oneDNN with
+    one operand channels first and contiguous, as out_proj's input comes."""
+    onednn = linear._onednn_linear
+    out = {}
+    for warm_up in (True, False):  # the first pass loads the autotune choices and builds oneDNN's primitives
+        out = _weight_gradient_rates(tokens, width, 3 if warm_up else repeats, onednn)
+    return {"gflops": out}
+
+
+def _weight_gradient_rates(tokens: int, width: int, repeats: int, onednn) -> dict:
+    from hyenadna.ops.autotune import time_candidates
+
+    out = {}
+    for name, (n_in, n_out) in {
+        "in_proj": (width, 3 * width),
+        "out_proj": (width, width),
+        "fc1": (width, 4 * width),
+        "fc2": (4 * width, width),
+    }.items():
+        x, dy = torch.randn(tokens, n_in), torch.randn(tokens, n_out)
+        x_cf = x.T.contiguous()
+        forms = {
+            "token-major, torch.mm": lambda x=x, dy=dy: torch.mm(dy.T, x),
+            "token-major, as the step runs it": lambda x=x, dy=dy: linear.weight_gradient(dy, x),
+            "input channels first, oneDNN in place": lambda x_cf=x_cf, dy=dy: onednn(x_cf, dy.T, None).T,
+        }
+        seconds = time_candidates(forms, repeats=repeats)
+        flops = 2 * tokens * n_in * n_out
+        out[name] = {k: flops / statistics.median(v) / 1e9 for k, v in seconds.items()}
+    return out
+
+
 def lever(workload: str, bf16: bool, which: str, rounds: int, steps: int) -> dict:
     owner, attr, patched = LEVERS[which]
     current = owner.__dict__[attr]
@@ -208,6 +243,7 @@ def main() -> None:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--copies", action="store_true")
     what.add_argument("--lever", choices=sorted(LEVERS))
+    what.add_argument("--weight-gradients", action="store_true", help="dy^T x alone, by operand layout (d 128, 8k)")
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--out", type=Path)
@@ -215,6 +251,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.copies:
         result = copies(args.workload, args.bf16, args.steps)
+    elif args.weight_gradients:
+        result = weight_gradients(8192, 128)
     else:
         result = lever(args.workload, args.bf16, args.lever, args.rounds, args.steps)
     from hyenadna.ops.autotune import cpu_features, cpu_name, tuning
