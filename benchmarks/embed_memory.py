@@ -5,6 +5,9 @@ size, and runs the CLI on each in a fresh process, that reports its own peak RSS
 
     .venv/bin/python benchmarks/embed_memory.py                      # 10k and 100k sequences of 200 bp
     .venv/bin/python benchmarks/embed_memory.py --counts 1000 10000 --length 500
+    # per token, one 2 Mb record, and one 1.5 Mb record among 29 of 100 bp
+    .venv/bin/python benchmarks/embed_memory.py --counts 1 --length 2000000 --pooling none --output .parquet
+    .venv/bin/python benchmarks/embed_memory.py --counts 1 --length 1500000 --short 29 --pooling none --output .npz
 
 Writes benchmarks/results/embed_memory.json and prints a table.
 """
@@ -38,11 +41,13 @@ print(json.dumps({"peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_max
 """
 
 
-def write_fasta(path: Path, count: int, length: int, sequence: str) -> None:
-    """Consecutive N-free windows from the start of ``sequence``."""
+def write_fasta(path: Path, count: int, length: int, sequence: str, short: int = 0) -> None:
+    """Consecutive N-free windows from the start of ``sequence``: ``count`` of ``length``, then ``short`` of 100."""
     written, pos = 0, 0
     with open(path, "w") as f:
-        while written < count:
+        while written < count + short:
+            if written == count:
+                length = 100
             window = sequence[pos : pos + length]
             pos += length
             if len(window) < length:
@@ -58,6 +63,8 @@ def main() -> None:
     parser.add_argument("--counts", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--length", type=int, default=200)
     parser.add_argument("--output", default=".npy", choices=[".npy", ".npz", ".parquet"])
+    parser.add_argument("--pooling", default="mean", choices=["mean", "none"])
+    parser.add_argument("--short", type=int, default=0, help="records of 100 bp after the --counts ones")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "embed_memory.json"))
     args = parser.parse_args()
@@ -70,9 +77,10 @@ def main() -> None:
         rows = []
         for count in args.counts:
             fasta = Path(tmp) / f"seqs_{count}.fa"
-            write_fasta(fasta, count, args.length, region)
+            write_fasta(fasta, count, args.length, region, args.short)
             out = Path(tmp) / f"emb_{count}{args.output}"
             cli = ["hyenadna", "embed", str(fasta), "-o", str(out), "--threads", str(args.threads)]
+            cli += ["--pooling", args.pooling]
             t0 = time.perf_counter()
             proc = subprocess.run(
                 [sys.executable, "-c", CHILD, json.dumps(cli)],
@@ -87,11 +95,13 @@ def main() -> None:
                 {
                     "sequences": count,
                     "length": args.length,
+                    "short": args.short,
+                    "pooling": args.pooling,
                     "fasta_mb": fasta.stat().st_size / 2**20,
                     "output_mb": out.stat().st_size / 2**20,
                     "peak_rss_mb": peak / 1024,
                     "seconds": seconds,
-                    "tokens_per_s": count * args.length / seconds,
+                    "tokens_per_s": (count * args.length + args.short * 100) / seconds,
                 }
             )
             print(json.dumps(rows[-1]), flush=True)

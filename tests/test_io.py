@@ -181,6 +181,41 @@ def test_embed_per_token_memory_follows_the_bases_not_the_count_times_the_longes
     assert "Traceback" not in err and not (tmp_path / "e.npz").exists()
 
 
+def test_embed_per_token_parquet_is_written_from_the_arrays_and_refused_where_it_cannot_fit(
+    tmp_path, monkeypatch, capsys
+):
+    import pyarrow.parquet as pq
+
+    from hyenadna.data import pipeline
+    from hyenadna.data.writers import PARQUET_PER_TOKEN_COPIES
+    from hyenadna.utils import memory
+
+    fa = tmp_path / "in.fa"
+    fa.write_text(">a\n" + "".join(rng.choice(list("ACGT"), 1500)) + "\n>b\nGGCA\n")
+    rows = 4 * 128 * 1504
+    # room for the rows, not for what pyarrow holds while it encodes them
+    for module in (pipeline, memory):
+        monkeypatch.setattr(module, "available_bytes", lambda device="cpu": 2 * rows)
+    assert main(["embed", str(fa), "-o", str(tmp_path / "t.npz"), "--pooling", "none", *MODEL]) == 0
+    capsys.readouterr()
+    assert main(["embed", str(fa), "-o", str(tmp_path / "t.parquet"), "--pooling", "none", *MODEL]) == 1
+    err = capsys.readouterr().err
+    assert (
+        f"per-token Parquet of 2 records (1,504 bases) needs about {rows * (1 + PARQUET_PER_TOKEN_COPIES) / 1e9:.1f}"
+        in err
+    )
+    assert "write .npz (one array a record, as it is)" in err and not (tmp_path / "t.parquet").exists()
+    monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": None)
+    assert main(["embed", str(fa), "-o", str(tmp_path / "t.parquet"), "--pooling", "none", *MODEL]) == 0
+    d, df = np.load(tmp_path / "t.npz"), pd.read_parquet(tmp_path / "t.parquet")
+    assert all(np.array_equal(np.stack(df["embedding"][i]), d[f"emb_{i}"]) for i in range(2))
+    # no dictionary for the embeddings (its hash table took 35x the column's size); the ids keep theirs
+    meta = pq.ParquetFile(tmp_path / "t.parquet").metadata.row_group(0)
+    encodings = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)}
+    assert not any("DICTIONARY" in e for e in encodings["embedding.list.element.list.element"])
+    assert any("DICTIONARY" in e for e in encodings["id"])
+
+
 def test_in_chunks_by_count_and_bases():
     from types import SimpleNamespace
 

@@ -26,6 +26,24 @@ from hyenadna.cli.common import (
 PER_TOKEN_CHUNK_BYTES = 2**30
 
 
+def _check_parquet_memory(chunk: list, per_base: int, copies: int) -> None:
+    """Per-token rows that Parquet could not encode in the memory available: an error before any work, not the OOM
+    killer after it."""
+    from hyenadna.utils.memory import available_bytes
+
+    bases = sum(len(r.sequence) for r in chunk)
+    need, have = per_base * bases, available_bytes("cpu")
+    if have is None or need <= have:
+        return
+    longest = max(chunk, key=lambda r: len(r.sequence))
+    what = f"'{longest.name}' ({bases:,} bases)" if len(chunk) == 1 else f"{len(chunk)} records ({bases:,} bases)"
+    raise MemoryError(
+        f"per-token Parquet of {what} needs about {need / 1e9:.1f} GB while it is written (pyarrow holds the rows "
+        f"about {copies} more times as it encodes them), and {have / 1e9:.1f} GB is available: write .npz (one "
+        "array a record, as it is), pool them (--pooling mean), or embed shorter pieces (--bed intervals of --genome)"
+    )
+
+
 def _layer_path(output: str, layer: int) -> str:
     path = Path(output)
     suffix = "".join(path.suffixes[-1:])
@@ -36,7 +54,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     import numpy as np
 
     from hyenadna.cli.distributed import Sharding
-    from hyenadna.data.writers import EmbeddingWriter
+    from hyenadna.data.writers import PARQUET_PER_TOKEN_COPIES, EmbeddingWriter
     from hyenadna.sdk import HyenaDNA
 
     shard = Sharding(args.output, "embed")
@@ -55,14 +73,19 @@ def cmd_embed(args: argparse.Namespace) -> int:
     print(f"model: {model.source}", file=sys.stderr)
     layers = model.model.backbone.layer_indices(args.layer)  # checked before any file is opened
     outputs = [args.output] if len(layers) == 1 else [_layer_path(args.output, k) for k in layers]
-    # per token, a chunk's arrays stay near PER_TOKEN_CHUNK_BYTES, whatever the records' count and lengths
-    max_bases = PER_TOKEN_CHUNK_BYTES // (4 * model.embedding_dim * len(layers)) if pooling is None else None
+    # per token, a chunk's arrays (and what writing them holds) stay near PER_TOKEN_CHUNK_BYTES, whatever the records'
+    # count and lengths
+    copies = PARQUET_PER_TOKEN_COPIES if pooling is None and Path(args.output).suffix == ".parquet" else 0
+    per_base = 4 * model.embedding_dim * (len(layers) + copies)
+    max_bases = PER_TOKEN_CHUNK_BYTES // per_base if pooling is None else None
     n_seq = 0
     progress = Progress("sequences", total=lambda: count_records(args), enabled=None if shard.is_main else False)
 
     def embed(chunk: list) -> tuple:
         with located(chunk, n_seq):
             data = model.process_data([r.sequence for r in chunk], names=[r.name for r in chunk], start_index=n_seq)
+        if copies:
+            _check_parquet_memory(chunk, per_base, copies)
         # per token: one array a record, so memory follows the bases read, not the chunk's count times its longest
         return data, model.get_embeddings(data, layer=layers, overlap=args.overlap, ragged=pooling is None)
 

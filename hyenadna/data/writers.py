@@ -19,6 +19,12 @@ def _member(zf: zipfile.ZipFile, name: str):
     return zf.open(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), "w", force_zip64=True)
 
 
+# Writing per-token rows to Parquet holds about this many more copies of them while pyarrow encodes the column (its
+# levels and pages): a 2 Mb record's 2.0 GB of rows peaked at 13.4 GB written, 2.4 GB to .npz
+# (benchmarks/embed_memory.py --pooling none)
+PARQUET_PER_TOKEN_COPIES = 6
+
+
 class EmbeddingWriter:
     """Add chunks of (ids, lengths, embeddings); pooled (n, D) or per-token (n, L, D) zero-padded arrays.
 
@@ -66,13 +72,20 @@ class EmbeddingWriter:
         import pyarrow.parquet as pq
 
         if self.per_token:
-            values = [emb[:n].tolist() for n, emb in zip(lengths, embeddings, strict=True)]
-            col = pa.array(values, type=pa.list_(pa.list_(pa.float32(), self.dim)))
+            # from the arrays' memory, not from Python lists: a float object a value took 24 GB for a 2 Mb record
+            rows = [
+                np.asarray(emb[:n], dtype=np.float32).reshape(-1) for n, emb in zip(lengths, embeddings, strict=True)
+            ]
+            offsets = np.concatenate([[0], np.cumsum([int(n) for n in lengths])]).astype(np.int32)
+            values = rows[0] if len(rows) == 1 else np.concatenate(rows)  # pa.array reads numpy memory in place
+            tokens = pa.FixedSizeListArray.from_arrays(pa.array(values), self.dim)
+            col = pa.ListArray.from_arrays(pa.array(offsets), tokens)
         else:
             col = pa.FixedSizeListArray.from_arrays(pa.array(embeddings.astype(np.float32).ravel()), self.dim)
         table = pa.table({"id": pa.array(ids, pa.string()), "length": pa.array(lengths, pa.int64()), "embedding": col})
         if self._parquet is None:
-            self._parquet = pq.ParquetWriter(self._tmp, table.schema)
+            # no dictionary for the embeddings: floats seldom repeat, and its hash table took 35x a column's size
+            self._parquet = pq.ParquetWriter(self._tmp, table.schema, use_dictionary=["id"])
         self._parquet.write_table(table)
 
     def _finish(self) -> None:
