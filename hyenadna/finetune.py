@@ -258,8 +258,10 @@ class HyenaDNAFineTuningModel:
         if head_init not in ("probe", "random"):
             raise ValueError(f"head_init={head_init!r}: choose 'probe' or 'random'")
         train = self.process_data(train_data)
+        if not len(train):
+            raise ValueError("no training sequences: train_data is empty")
         y = self._labels(train_labels, len(train))
-        lengths = train.lengths if len(train) else np.zeros(1, dtype=np.int64)
+        lengths = train.lengths
         self.train_lengths = {k: int(f(lengths)) for k, f in (("min", np.min), ("median", np.median), ("max", np.max))}
         if validation_data is None:
             train, y, val, y_val = _split(train, y, validation_fraction, seed, self.head_type == "classification")
@@ -419,6 +421,8 @@ class HyenaDNAFineTuningModel:
 
     def evaluate(self, data: Any, labels: Any, rc_average: bool = False) -> dict[str, float]:
         data = self.process_data(data)
+        if not len(data):
+            raise ValueError("no sequences to evaluate: data is empty")
         y = self._labels(labels, len(data))
         if self.head_type == "classification":
             pred, _ = self.predict(data, rc_average=rc_average)

@@ -121,6 +121,12 @@ def test_bad_labels_are_clear_errors():
         ft.train(["ACGT", "ACGA"], [0, 1, 1])
     with pytest.raises(ValueError, match="head="):
         HyenaDNAFineTuningModel(HyenaDNAConfig(model_path=FIXTURES / "tiny"), "ranking", 2)
+    # no sequences: our words, not scikit-learn's split or metric errors
+    with pytest.raises(ValueError, match="no training sequences: train_data is empty"):
+        ft.train([], [])
+    with pytest.raises(ValueError, match="no sequences to evaluate: data is empty"):
+        ft.evaluate([], [])
+    assert ft.get_outputs([]).shape == (0, 2)
 
 
 def test_metrics_are_dataset_level_sklearn():

@@ -217,3 +217,13 @@ def test_per_base_output_that_cannot_fit_is_refused_before_any_work(tiny, monkey
         tiny.get_embeddings(data, pooling=None, ragged=True)
     with pytest.raises(MemoryError, match=r"of 'long' \(2,000 bases\) \(2 layers\) take .* embed it in shorter"):
         tiny.get_embeddings(tiny.process_data([random_dna(2000)], names=["long"]), pooling=None, layer=[0, 1])
+
+
+def test_no_sequences_give_empty_outputs(tiny):
+    dim = tiny.embedding_dim
+    for pooling in ("mean", "max", "last"):  # the pooled view named its width as -1, which 0 rows cannot infer
+        assert tiny.get_embeddings([], pooling=pooling).shape == (0, dim)
+        assert tiny.get_embeddings([], pooling=pooling, rc_average=True).shape == (0, dim)
+    assert tiny.get_embeddings([], pooling=None).shape == (0, 0, dim)
+    assert tiny.get_embeddings([], pooling=None, ragged=True) == []
+    assert [e.shape for e in tiny.get_embeddings([], pooling="mean", layer=[0, -1])] == [(0, dim), (0, dim)]

@@ -187,7 +187,7 @@ class Pooler:
     def result(self) -> Tensor:
         """(N, D): per sequence, averaged over the strands."""
         out = self.acc / self.count.clamp_min(1)[:, None] if self.how == "mean" else self.acc
-        return out.view(self.n, self.strands, -1).mean(1)
+        return out.view(self.n, self.strands, out.shape[-1]).mean(1)  # the width named: no sequences give (0, D)
 
 
 def per_base_memory_error(
