@@ -35,7 +35,7 @@ from hyenadna.hub import (
 )
 from hyenadna.models.hyena_dna import HyenaDNALMHeadModel, load_model
 from hyenadna.pooling import POOLINGS
-from hyenadna.tokenizer import CharacterTokenizer
+from hyenadna.tokenizer import CharacterTokenizer, sequence_label
 from hyenadna.utils.device import resolve_device, seeded
 from hyenadna.utils.precision import autocast, check_precision, parse_dtype
 
@@ -303,7 +303,7 @@ def tokenize_data(
     for i, (seq, name) in enumerate(zip(sequences, names, strict=True), start_index):
         base = tokenizer.encode_bases(seq, i, name)
         if base.size == 0:
-            raise ValueError(f"sequence {i} ({name}) is empty")
+            raise ValueError(f"{sequence_label(i, name)} is empty")
         ids.append(base)
     return TokenizedSequences(ids, [str(n) for n in names])
 

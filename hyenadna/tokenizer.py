@@ -137,7 +137,7 @@ class CharacterTokenizer:
         return ids
 
     def _bad_char(self, seq: str, pos: int, offset: int, index: int, name: str | None) -> None:
-        label = f"sequence {index}" + (f" ({name})" if name else "")
+        label = sequence_label(index, name)
         position = pos + offset + 1
         allowed = "A C G T N U"
         if self.policy == "iupac_to_n":
@@ -170,6 +170,11 @@ class CharacterTokenizer:
         if skip_special_tokens:
             arr = arr[arr >= A]
         return _ID_TO_CHAR[np.clip(arr, 0, 15)].tobytes().decode("ascii")
+
+
+def sequence_label(index: int, name: str | None = None) -> str:
+    """How errors name an input sequence: its index, and its name unless that is only the index again."""
+    return f"sequence {index}" + (f" ({name})" if name and str(name) != str(index) else "")
 
 
 def reverse_complement_ids(base_ids: np.ndarray) -> np.ndarray:

@@ -227,3 +227,16 @@ def test_no_sequences_give_empty_outputs(tiny):
     assert tiny.get_embeddings([], pooling=None).shape == (0, 0, dim)
     assert tiny.get_embeddings([], pooling=None, ragged=True) == []
     assert [e.shape for e in tiny.get_embeddings([], pooling="mean", layer=[0, -1])] == [(0, dim), (0, dim)]
+
+
+def test_errors_name_a_sequence_once_and_need_a_layer(tiny):
+    from hyenadna.tokenizer import InvalidCharacterError
+
+    with pytest.raises(ValueError, match=r"^sequence 0 has 5000 tokens, more than the context"):
+        tiny.get_embeddings(["A" * 5000], long_sequences="error")  # its default name is its index: not "0 (0)"
+    with pytest.raises(ValueError, match=r"^sequence 1 \(b\) is empty"):
+        tiny.process_data(["ACGT", ""], names=["a", "b"])
+    with pytest.raises(InvalidCharacterError, match=r"^sequence 1, position 3: invalid character 'X'"):
+        tiny.process_data(["ACGT", "ACXT"])
+    with pytest.raises(ValueError, match=r"^layer=\[\]: name at least one layer, 0 \(embeddings\) to 2"):
+        tiny.get_embeddings(["ACGT"], layer=[])  # was max()'s "arg is an empty sequence"

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from hyenadna.pooling import POOLINGS, masked_pool
-from hyenadna.tokenizer import BatchEncoding, CharacterTokenizer, pad_batch, reverse_complement_ids
+from hyenadna.tokenizer import BatchEncoding, CharacterTokenizer, pad_batch, reverse_complement_ids, sequence_label
 from hyenadna.utils.memory import available_bytes, trim_if_grown
 
 CONTEXT_MODES = ("window", "truncate", "error")
@@ -86,7 +86,7 @@ def fit_bases(
     specials = len(tokenizer.prefix) + len(tokenizer.suffix)
     if len(bases) + specials <= policy.length or policy.mode == "window":
         return bases
-    label = f"sequence {index}" + (f" ({name})" if name is not None else "")
+    label = sequence_label(index, name)
     if policy.mode == "truncate":
         if policy.length <= specials:
             raise ValueError(f"{label}: a context of {policy.length} leaves no room for bases beside the framing")

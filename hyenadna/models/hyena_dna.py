@@ -158,6 +158,8 @@ class HyenaDNAModel(nn.Module):
     def layer_indices(self, layers: Sequence[int]) -> list[int]:
         """Layer numbers in 0..n_layer (negative ones count from the end, -1 being n_layer)."""
         n = self.config.n_layer
+        if not len(layers):
+            raise ValueError(f"layer=[]: name at least one layer, 0 (embeddings) to {n} (or -1 for the last)")
         out = []
         for k in layers:
             if not -(n + 1) <= k <= n:
