@@ -263,6 +263,8 @@ def test_fine_tune_caps_rows_and_patience(tmp_path, capsys):
 
     args = ["fine-tune", str(SHARED / "benchmarks" / "promoter_all"), "--out", str(tmp_path / "clf")]
     args += [
+        "--validation-fraction",
+        "0.25",
         "--gradient-checkpointing",
         "--max-train",
         "40",
@@ -277,7 +279,13 @@ def test_fine_tune_caps_rows_and_patience(tmp_path, capsys):
         "--model",
         str(FIXTURES / "tiny"),
     ]
+    capsys.readouterr()
     assert main(args) == 0
+    # 10 of the 40 rows held out: the warning names what the command line can do, not the library's parameters
+    err = capsys.readouterr().err
+    assert "hyenadna fine-tune: warning: the validation split, which chooses the epoch kept, has only 10 rows" in err
+    assert "train on more rows, or hold out more of them (a larger --validation-fraction)" in err
+    assert "validation_data" not in err
     meta = json.loads((tmp_path / "clf" / "finetune.json").read_text())
     assert len(meta["history"]) == 1
     # the folder says what it is: task, base model, recipe, the epoch kept and the test metrics
@@ -290,7 +298,8 @@ def test_fine_tune_caps_rows_and_patience(tmp_path, capsys):
     assert "the weights of epoch 1 were kept" in card
     # promoter_all's rows are 300 bases: what `vep --classifier` reads around a variant by default
     assert record["train_lengths"] == {"min": 300, "median": 300, "max": 300} == meta["train_lengths"]
-    assert "Trained on 40 rows of 300 bases" in card and "reads windows of 300 bases by default" in card
+    assert "Trained on 40 rows of 300 bases (25% of them held out" in card and "reads windows of 300 bases" in card
+    assert record["recipe"]["validation_fraction"] == 0.25
     with pytest.raises(SystemExit):
         main([*args[:-4], "--patience-from", "validation loss"])
 

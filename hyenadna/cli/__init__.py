@@ -86,6 +86,11 @@ _PYTHON_TO_FLAG = [
     (re.compile(r"\b(batch_size|device|revision|hub_layout|precision|pooling|framing|overlap)='?([^'\s,;)]+)'?"), None),
     (re.compile(r"pass a local folder\b"), "pass a local folder with --model"),
     (re.compile(r"\bembed it in shorter pieces\b"), "embed it in shorter pieces (--bed intervals of --genome)"),
+    # a validation set of its own is the library's; the command line splits the task's train rows
+    (
+        re.compile(r", or give a validation set of its own \(validation_data\) or a larger validation_fraction"),
+        ", or hold out more of them (a larger --validation-fraction)",
+    ),
 ]
 
 
@@ -167,7 +172,7 @@ def _main(argv: list[str] | None) -> int:
     with warnings.catch_warnings():
         # warnings as one clean line each, not Python's "file.py:95: UserWarning: ..." form
         warnings.showwarning = lambda message, *_, **__: print(
-            f"hyenadna {args.command}: warning: {message}", file=sys.stderr
+            f"hyenadna {args.command}: warning: {for_the_command_line(str(message))}", file=sys.stderr
         )
         try:
             return _run(args)

@@ -130,6 +130,14 @@ def probability(text: str) -> float:
     return value
 
 
+def fraction(text: str) -> float:
+    """An argparse type: a number in (0, 1)."""
+    value = probability(text)
+    if value == 1:
+        raise argparse.ArgumentTypeError("1 leaves nothing on the other side: give less than 1")
+    return value
+
+
 def add_hub_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--revision", help="Hub branch, tag or commit to use (default: main)")
     p.add_argument(

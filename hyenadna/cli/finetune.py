@@ -12,6 +12,7 @@ from hyenadna.cli.common import (
     add_memory_args,
     add_model_args,
     float_above,
+    fraction,
     int_at_least,
     sdk_config,
 )
@@ -49,6 +50,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         rc_augment=args.rc_augment,
         head_init=args.head_init,
         seed=args.seed,
+        validation_fraction=args.validation_fraction,
         checkpoint=state,
         keep_freed_memory=args.keep_freed_memory,
     )
@@ -60,7 +62,18 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
-RECIPE_ARGS = ("epochs", "lr", "patience", "patience_from", "head_init", "rc_augment", "seed", "max_train", "max_test")
+RECIPE_ARGS = (
+    "epochs",
+    "lr",
+    "patience",
+    "patience_from",
+    "head_init",
+    "rc_augment",
+    "seed",
+    "max_train",
+    "max_test",
+    "validation_fraction",
+)
 
 
 def kept_epoch(history: list[dict], key: str = "val_mcc") -> int | None:
@@ -92,9 +105,9 @@ def write_card(out: Path, args: argparse.Namespace, task, ft, scores: dict[str, 
         f"# HyenaDNA fine-tuned on {task.name}",
         "",
         f"Base model: `{ft.source}`. Labels: {', '.join(ft.label_names or [])}. "
-        f"Trained on {len(task.train):,} rows of {_lengths(ft.train_lengths)} (10% of them held out for "
-        f"validation), tested once on {len(task.test):,}; `hyenadna vep --classifier` reads windows of "
-        f"{ft.input_length:,} bases by default.",
+        f"Trained on {len(task.train):,} rows of {_lengths(ft.train_lengths)} ({args.validation_fraction:.0%} of "
+        f"them held out for validation), tested once on {len(task.test):,}; `hyenadna vep --classifier` reads "
+        f"windows of {ft.input_length:,} bases by default.",
         "",
         *([f"Command: `{record['command']}`", ""] if record["command"] else []),
         "Recipe: " + ", ".join(f"{k} {getattr(args, k)}" for k in RECIPE_ARGS if getattr(args, k) is not None) + ".",
@@ -153,6 +166,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rc-augment", action="store_true", help="reverse-complement augmentation and test-time averaging")
     p.add_argument(
         "--head-init", choices=["random", "probe"], default="random", help="probe: logistic-regression head, then FT"
+    )
+    p.add_argument(
+        "--validation-fraction",
+        type=fraction,
+        default=0.1,
+        help="share of the train rows held out (stratified, seeded) to choose the epoch kept (default 0.1); with few "
+        "rows, a larger share tells epochs apart better",
     )
     p.add_argument("--seed", type=int, default=0)
     add_memory_args(p)
