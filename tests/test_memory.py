@@ -448,3 +448,29 @@ print(shim.heap_trace_stop({str(tmp_path / "trace.bin")!r}.encode()), block)
     assert seen == len(kind) >= 2
     mine = [(int(k), int(s)) for k, s, a in zip(kind, size, address, strict=True) if int(a) == block]
     assert mine[-2:] == [(1, 12345), (0, 0)]
+
+
+def test_cgroup_headroom_counts_the_working_set_not_the_file_cache(tmp_path):
+    from hyenadna.utils.memory import _cgroup_headroom
+
+    def tree(lines: str, folder: str, files: dict) -> tuple[str, str]:
+        (tmp_path / "cgroup").write_text(lines)
+        for name, text in files.items():
+            (tmp_path / "fs" / folder).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "fs" / folder / name).write_text(text)
+        return str(tmp_path / "cgroup"), str(tmp_path / "fs")
+
+    # v2: 8 GB limit, 5 GB used of which 3 GB is inactive file cache (a genome just read): 6 GB of room, not 3
+    stat = "anon 1500000000\nfile 3400000000\ninactive_file 3000000000\nactive_file 400000000\n"
+    files = {"memory.max": "8000000000\n", "memory.current": "5000000000\n", "memory.stat": stat}
+    assert _cgroup_headroom(*tree("0::/job\n", "job", files)) == 6_000_000_000
+    (tmp_path / "fs" / "job" / "memory.max").write_text("max\n")
+    assert _cgroup_headroom(str(tmp_path / "cgroup"), str(tmp_path / "fs")) is None  # no limit
+    # v1, and a memory.stat that cannot be read: the usage as it is
+    files = {"memory.limit_in_bytes": "4000000000\n", "memory.usage_in_bytes": "3000000000\n"}
+    args = tree("4:memory:/batch/7\n3:cpu:/\n", "memory/batch/7", files)
+    assert _cgroup_headroom(*args) == 1_000_000_000
+    (tmp_path / "fs" / "memory/batch/7" / "memory.stat").write_text(
+        "cache 2000000000\ntotal_inactive_file 1500000000\n"
+    )
+    assert _cgroup_headroom(*args) == 2_500_000_000

@@ -215,10 +215,12 @@ def available_bytes(device: str | torch.device = "cpu") -> int | None:
     return min(found) if found else None
 
 
-def _cgroup_headroom() -> int | None:
-    """This process's cgroup memory limit less its usage (cgroup v2, else v1); None without a limit."""
+def _cgroup_headroom(proc_cgroup: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup") -> int | None:
+    """This process's cgroup memory limit less its working set (cgroup v2, else v1); None without a limit. The
+    working set is the usage less the inactive file cache, which the kernel reclaims before it kills anything (as
+    ``docker stats`` and Kubernetes count it): a genome file just read counts in the usage as cache."""
     try:
-        with open("/proc/self/cgroup") as f:
+        with open(proc_cgroup) as f:
             lines = [line.rstrip("\n").split(":", 2) for line in f]
     except OSError:
         return None
@@ -226,17 +228,32 @@ def _cgroup_headroom() -> int | None:
     for _, controllers, path in (x for x in lines if len(x) == 3):
         if controllers == "":  # v2: one hierarchy, at /sys/fs/cgroup or, on hybrid systems, /sys/fs/cgroup/unified
             places += [
-                (f"{root}{path}", "memory.max", "memory.current")
-                for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")
+                (f"{base}{path}", "memory.max", "memory.current", "inactive_file") for base in (root, f"{root}/unified")
             ]
         elif "memory" in controllers.split(","):
-            places.append((f"/sys/fs/cgroup/memory{path}", "memory.limit_in_bytes", "memory.usage_in_bytes"))
-    for folder, limit, usage in places:
+            places.append(
+                (f"{root}/memory{path}", "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
+            )
+    for folder, limit, usage, inactive in places:
+        folder = folder.rstrip("/")
         try:
-            with open(f"{folder.rstrip('/')}/{limit}") as a, open(f"{folder.rstrip('/')}/{usage}") as b:
+            with open(f"{folder}/{limit}") as a, open(f"{folder}/{usage}") as b:
                 cap, used = a.read().strip(), b.read().strip()
         except OSError:
             continue
         if cap.isdigit() and int(cap) < 2**60:  # "max" (v2) or a huge number (v1): no limit
-            return int(cap) - int(used)
+            return int(cap) - max(0, int(used) - _stat_field(f"{folder}/memory.stat", inactive))
     return None
+
+
+def _stat_field(path: str, key: str) -> int:
+    """A field of a cgroup's memory.stat, 0 where it cannot be read."""
+    try:
+        with open(path) as f:
+            for line in f:
+                name, _, value = line.partition(" ")
+                if name == key and value.strip().isdigit():
+                    return int(value)
+    except OSError:
+        pass
+    return 0
