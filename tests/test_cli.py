@@ -371,6 +371,13 @@ def test_library_messages_speak_in_flags():
     assert "--long-sequences window or truncate" in for_the_command_line(
         "use long_sequences 'window' (CLI: --long-sequences window) or 'truncate'"
     )
+    # the small-validation advice: a flag where the command has one, else only what it can do
+    advice = "has only 6 rows: train on more rows, or give a validation set of its own (validation_data) or a larger "
+    advice += "validation_fraction"
+    assert for_the_command_line(advice, "fine-tune").endswith(
+        "train on more rows, or hold out more of them (a larger --validation-fraction)"
+    )
+    assert for_the_command_line(advice, "benchmark").endswith("has only 6 rows: train on more rows")
 
 
 def test_missing_model_says_what_the_flags_do(tmp_path, capsys):

@@ -86,16 +86,19 @@ _PYTHON_TO_FLAG = [
     (re.compile(r"\b(batch_size|device|revision|hub_layout|precision|pooling|framing|overlap)='?([^'\s,;)]+)'?"), None),
     (re.compile(r"pass a local folder\b"), "pass a local folder with --model"),
     (re.compile(r"\bembed it in shorter pieces\b"), "embed it in shorter pieces (--bed intervals of --genome)"),
-    # a validation set of its own is the library's; the command line splits the task's train rows
-    (
-        re.compile(r", or give a validation set of its own \(validation_data\) or a larger validation_fraction"),
-        ", or hold out more of them (a larger --validation-fraction)",
-    ),
 ]
+# a validation set of its own is the library's; `fine-tune` splits the task's train rows by --validation-fraction,
+# and `benchmark` by its protocol's fixed 10%
+_VALIDATION_ADVICE = re.compile(
+    r", or give a validation set of its own \(validation_data\) or a larger validation_fraction"
+)
 
 
-def for_the_command_line(message: str) -> str:
-    """A library message with its Python spellings (``device='cuda'``) turned into the flags (``--device cuda``)."""
+def for_the_command_line(message: str, command: str | None = None) -> str:
+    """A library message with its Python spellings (``device='cuda'``) turned into the flags (``--device cuda``) of
+    ``command``."""
+    fix = ", or hold out more of them (a larger --validation-fraction)" if command == "fine-tune" else ""
+    message = _VALIDATION_ADVICE.sub(fix, message)
     for pattern, replacement in _PYTHON_TO_FLAG:
         if replacement is None:
             message = pattern.sub(lambda m: f"--{m.group(1).replace('_', '-')} {m.group(2)}", message)
@@ -172,7 +175,7 @@ def _main(argv: list[str] | None) -> int:
     with warnings.catch_warnings():
         # warnings as one clean line each, not Python's "file.py:95: UserWarning: ..." form
         warnings.showwarning = lambda message, *_, **__: print(
-            f"hyenadna {args.command}: warning: {for_the_command_line(str(message))}", file=sys.stderr
+            f"hyenadna {args.command}: warning: {for_the_command_line(str(message), args.command)}", file=sys.stderr
         )
         try:
             return _run(args)
@@ -200,7 +203,7 @@ def _run(args: argparse.Namespace) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except (ValueError, FileNotFoundError, FileExistsError, TypeError, OSError, MemoryError) as e:
-        print(f"hyenadna {args.command}: error: {for_the_command_line(str(e))}", file=sys.stderr)
+        print(f"hyenadna {args.command}: error: {for_the_command_line(str(e), args.command)}", file=sys.stderr)
         from hyenadna.hub import WeightsNotFoundError
 
         if isinstance(e, WeightsNotFoundError) and hasattr(args, "random_init"):
