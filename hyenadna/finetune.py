@@ -196,17 +196,42 @@ class HyenaDNAFineTuningModel:
         if len(y) != n:
             raise ValueError(f"{len(y)} labels for {n} sequences")
         if self.head_type == "classification":
-            if not np.issubdtype(y.dtype, np.integer):
+            if y.dtype.kind in "USO" and n:
+                y = self._indices_of_names(y)
+            elif not np.issubdtype(y.dtype, np.integer):
                 if np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)):
                     y = y.astype(np.int64)
                 else:
-                    raise ValueError("classification labels must be integer class indices 0..output_size-1")
+                    raise ValueError(
+                        "classification labels must be integer class indices 0..output_size-1, or class names"
+                    )
             bad = np.flatnonzero((y < 0) | (y >= self.output_size))
             if bad.size:
                 raise ValueError(f"label {y[bad[0]]} of sequence {bad[0]} is outside 0..{self.output_size - 1}")
             return y.astype(np.int64)
         y = y.astype(np.float32)
         return y.reshape(n, -1) if self.output_size > 1 else y.reshape(n)
+
+    def _indices_of_names(self, y: np.ndarray) -> np.ndarray:
+        """Class names as indices into ``label_names``, which the first names seen set in sorted order (as
+        scikit-learn's ``LabelEncoder``) where none were given; predictions and a saved model then carry the names."""
+        names = [str(v) for v in y]
+        if self.label_names is None:
+            found = sorted(set(names))
+            if len(found) != self.output_size:
+                raise ValueError(
+                    f"the labels name {len(found)} classes ({', '.join(found[:5])}{', ...' if len(found) > 5 else ''})"
+                    f" and the head has {self.output_size}: give label_names, in the head's order, when some class "
+                    "has no row here"
+                )
+            self.label_names = found
+        index = {str(name): i for i, name in enumerate(self.label_names)}
+        unknown = next((i for i, v in enumerate(names) if v not in index), None)
+        if unknown is not None:
+            raise ValueError(
+                f"label {names[unknown]!r} of sequence {unknown} is not a class name: {', '.join(map(str, index))}"
+            )
+        return np.array([index[v] for v in names], dtype=np.int64)
 
     # ---- training -------------------------------------------------------------------------------------------------
 

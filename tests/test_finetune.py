@@ -129,6 +129,27 @@ def test_bad_labels_are_clear_errors():
     assert ft.get_outputs([]).shape == (0, 2)
 
 
+def test_class_names_as_labels(tmp_path):
+    seqs, labels = gc_task(64)
+    names = np.array(["gc_rich" if y else "at_rich" for y in labels])
+    ft = make()
+    ft.train(seqs, names, epochs=1, lr=2e-3, seed=0)
+    assert ft.label_names == ["at_rich", "gc_rich"]  # sorted, as scikit-learn's LabelEncoder orders them
+    by_index = make()
+    by_index.train(seqs, labels, epochs=1, lr=2e-3, seed=0)
+    assert np.array_equal(ft.get_outputs(seqs[:8]), by_index.get_outputs(seqs[:8]))  # the same indices, trained alike
+    assert ft.evaluate(seqs, names) == ft.evaluate(seqs, labels)
+    ft.save(tmp_path / "ft")
+    assert HyenaDNAFineTuningModel.load(tmp_path / "ft").label_names == ["at_rich", "gc_rich"]
+    with pytest.raises(ValueError, match=r"label 'cpg' of sequence 1 is not a class name: at_rich, gc_rich"):
+        ft.evaluate(seqs[:2], ["at_rich", "cpg"])
+    # names given in the head's order are kept; a set of names that does not match the head is refused
+    given = HyenaDNAFineTuningModel(ft.config, "classification", 2, label_names=["gc_rich", "at_rich"])
+    assert list(given._labels(["at_rich", "gc_rich"], 2)) == [1, 0]
+    with pytest.raises(ValueError, match=r"the labels name 3 classes \(a, b, c\) and the head has 2: give label_names"):
+        make().train(["ACGT", "ACGA", "ACGG"], ["a", "b", "c"], epochs=1)
+
+
 def test_metrics_are_dataset_level_sklearn():
     y = np.array([0, 1, 1, 0, 1, 1])
     p = np.array([0, 1, 0, 0, 1, 1])
