@@ -196,6 +196,8 @@ class HyenaDNAFineTuningModel:
         if len(y) != n:
             raise ValueError(f"{len(y)} labels for {n} sequences")
         if self.head_type == "classification":
+            if y.dtype.kind == "O" and all(isinstance(v, (int, np.integer)) for v in y):
+                y = y.astype(np.int64)  # integers in an object column (pandas) are indices, not names
             if y.dtype.kind in "USO" and n:
                 y = self._indices_of_names(y)
             elif not np.issubdtype(y.dtype, np.integer):

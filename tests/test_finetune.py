@@ -146,6 +146,7 @@ def test_class_names_as_labels(tmp_path):
     # names given in the head's order are kept; a set of names that does not match the head is refused
     given = HyenaDNAFineTuningModel(ft.config, "classification", 2, label_names=["gc_rich", "at_rich"])
     assert list(given._labels(["at_rich", "gc_rich"], 2)) == [1, 0]
+    assert list(given._labels(np.array([1, 0], dtype=object), 2)) == [1, 0]  # indices in an object column
     with pytest.raises(ValueError, match=r"the labels name 3 classes \(a, b, c\) and the head has 2: give label_names"):
         make().train(["ACGT", "ACGA", "ACGG"], ["a", "b", "c"], epochs=1)
 
