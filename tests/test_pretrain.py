@@ -94,6 +94,9 @@ def test_window_sampler_is_deterministic_and_respects_n_policy(fasta):
     assert not (a == 11).any()
     padded = WindowSampler(genome, iv, max_n_fraction=1.0, n_to_pad=True, seed=2).batch(0, 64, 100)
     assert (padded == 4).any() and not (padded == 11).any()
+    # regions of N alone: a clear error naming the knob (was a RuntimeError, a traceback on the command line)
+    with pytest.raises(ValueError, match=r"random windows of 100 bases .* more than max_n_fraction=0 of N: raise it"):
+        WindowSampler(genome, [Interval("1", 50_000, 52_000)], max_n_fraction=0.0).batch(0, 2, 100)
 
 
 def test_markov_probabilities_are_normalised_and_learn_structure():

@@ -83,7 +83,12 @@ _PYTHON_TO_FLAG = [
     (re.compile(r"\blong_sequences '(\w+)' \(CLI: --long-sequences \w+\) or '(\w+)'"), r"--long-sequences \1 or \2"),
     (re.compile(r"\blong_sequences='?(\w+)'?"), r"--long-sequences \1"),
     (re.compile(r"\b(model_name|model_path)='?([^'\s,;)]+)'?"), r"--model \2"),
-    (re.compile(r"\b(batch_size|device|revision|hub_layout|precision|pooling|framing|overlap)='?([^'\s,;)]+)'?"), None),
+    (
+        re.compile(
+            r"\b(batch_size|device|revision|hub_layout|precision|pooling|framing|overlap|max_n_fraction)='?([^'\s,;)]+)'?"
+        ),
+        None,
+    ),
     (re.compile(r"pass a local folder\b"), "pass a local folder with --model"),
     (re.compile(r"\bembed it in shorter pieces\b"), "embed it in shorter pieces (--bed intervals of --genome)"),
 ]

@@ -46,7 +46,10 @@ class WindowSampler:
         while filled < batch_size:
             tries += 1
             if tries > 1000 * batch_size:
-                raise RuntimeError(f"could not find windows with at most {self.max_n_fraction:.0%} N")
+                raise ValueError(
+                    f"{tries - 1:,} random windows of {length:,} bases in the training regions all held more than "
+                    f"max_n_fraction={self.max_n_fraction:g} of N: raise it, or train on regions with fewer N"
+                )
             iv = self.intervals[rng.choice(len(self.intervals), p=probs)]
             start = iv.start + int(rng.integers(0, len(iv) - length + 1))
             w = self.genome.fetch(Interval(iv.chrom, start, start + length))
