@@ -209,7 +209,7 @@ def test_embed_per_token_parquet_is_written_from_the_arrays_and_refused_where_it
     assert main(["embed", str(fa), "-o", str(tmp_path / "t.parquet"), "--pooling", "none", *MODEL]) == 0
     d, df = np.load(tmp_path / "t.npz"), pd.read_parquet(tmp_path / "t.parquet")
     assert all(np.array_equal(np.stack(df["embedding"][i]), d[f"emb_{i}"]) for i in range(2))
-    # no dictionary for the embeddings (its hash table took 35x the column's size); the ids keep theirs
+    # no dictionary for the embeddings (it held about 30x the column's size); the ids keep theirs
     meta = pq.ParquetFile(tmp_path / "t.parquet").metadata.row_group(0)
     encodings = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)}
     assert not any("DICTIONARY" in e for e in encodings["embedding.list.element.list.element"])
