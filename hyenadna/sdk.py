@@ -236,6 +236,7 @@ class HyenaDNA:
         layer: int | Sequence[int] = -1,
         overlap: int | None = None,
         ragged: bool = False,
+        on_batch: Callable[[int], None] | None = None,
     ) -> np.ndarray | list:
         """Embeddings as float32 numpy: per base (N, L_max, D), one row per input base (framing tokens dropped) and
         zero after each sequence's end, or pooled (N, D) over every framed token. With ``ragged`` (per base only), a
@@ -244,7 +245,8 @@ class HyenaDNA:
         ``layer``: which hidden states, 0 (the embedding output) to n_layer (-1, the default: the final LayerNorm's
         output); a list gives a list of outputs, computed in one pass. A sequence's embedding never depends on the
         other sequences in the batch: batches are right-padded and pooling uses the mask. Per-base outputs that would
-        not fit in the memory available raise a MemoryError that says so before any work.
+        not fit in the memory available raise a MemoryError that says so before any work. ``on_batch(bases)`` is
+        called after each batch with the input bases it covered (each base once, whatever the strands and windows).
         """
         seqs = data if isinstance(data, TokenizedSequences) else self.process_data(data)
         pooling = self.config.pooling if pooling is ... else pooling
@@ -284,6 +286,8 @@ class HyenaDNA:
                 for sink, h in zip(sinks, hidden, strict=True):
                     sink.add(h, batch)
                 bar.update()
+                if on_batch is not None:
+                    on_batch(sum(int((c.base_index() >= 0).sum()) for c in batch if c.strand == 0))
         outs = [sink.out if pooling is None else sink.result().cpu().numpy() for sink in sinks]
         return outs[0] if isinstance(layer, int) else outs
 

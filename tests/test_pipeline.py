@@ -240,3 +240,11 @@ def test_errors_name_a_sequence_once_and_need_a_layer(tiny):
         tiny.process_data(["ACGT", "ACXT"])
     with pytest.raises(ValueError, match=r"^layer=\[\]: name at least one layer, 0 \(embeddings\) to 2"):
         tiny.get_embeddings(["ACGT"], layer=[])  # was max()'s "arg is an empty sequence"
+
+
+def test_on_batch_counts_each_input_base_once(tiny):
+    data = tiny.process_data([random_dna(6000), random_dna(40)])  # windows in two batches of 4, and a short one
+    for rc in (False, True):
+        seen = []
+        tiny.get_embeddings(data, pooling="mean", rc_average=rc, on_batch=seen.append)
+        assert sum(seen) == 6040 and len(seen) > 1

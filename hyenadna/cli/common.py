@@ -301,26 +301,41 @@ def count_records(args: argparse.Namespace) -> int | None:
         return None
 
 
+# without a terminal (a batch job's log), a progress line at most this often
+PROGRESS_LOG_SECONDS = 60.0
+
+
 class Progress:
-    """A bar on a terminal (with a total and an ETA where the input could be counted), and one summary line at the
-    end in every case: what was done, to where, and how fast."""
+    """A bar on a terminal (with a total and an ETA where the input could be counted), a line a minute in a log
+    where there is no terminal, and one summary line at the end in every case: what was done, to where, and how
+    fast."""
 
     def __init__(self, unit: str, total=None, enabled: bool | None = None):
         from tqdm.auto import tqdm
 
         self.unit, self.items, self.bases = unit, 0, 0
-        self.start = time.perf_counter()
+        self.start = self.logged = time.perf_counter()
         shown = sys.stderr.isatty() if enabled is None else enabled
+        self.log = enabled is None and not shown
         if shown and callable(total):
             total = total()
         self.bar = tqdm(total=total, unit=unit, dynamic_ncols=True, mininterval=0.5, leave=False, disable=not shown)
 
     def update(self, items: int, bases: int = 0) -> None:
         self.items += items
-        self.bases += bases
         self.bar.update(items)
+        self.add_bases(bases)
+
+    def add_bases(self, bases: int) -> None:
+        """Bases done within the item under way (a long record's windows), ahead of its ``update``."""
+        self.bases += bases
+        now = time.perf_counter()
         if bases:
-            self.bar.set_postfix(bp_s=f"{self.bases / max(1e-9, time.perf_counter() - self.start):,.0f}", refresh=False)
+            self.bar.set_postfix(bp_s=f"{self.bases / max(1e-9, now - self.start):,.0f}", refresh=False)
+        if self.log and now - self.logged >= PROGRESS_LOG_SECONDS:
+            self.logged = now
+            size = f", {self.bases:,} bp ({self.bases / max(now - self.start, 1e-9):,.0f} bp/s)" if self.bases else ""
+            print(f"... {self.items:,} {self.unit} finished{size}, {now - self.start:.0f} s", file=sys.stderr)
 
     def finish(self, done: str, destination: str | None, extra: str = "") -> str:
         """Close the bar and print e.g. ``scored 120 sequences (1,234,567 bp) in 3.4 s (35.3 sequences/s,

@@ -87,7 +87,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
         if copies:
             _check_parquet_memory(chunk, per_base, copies)
         # per token: one array a record, so memory follows the bases read, not the chunk's count times its longest
-        return data, model.get_embeddings(data, layer=layers, overlap=args.overlap, ragged=pooling is None)
+        return data, model.get_embeddings(
+            data, layer=layers, overlap=args.overlap, ragged=pooling is None, on_batch=progress.add_bases
+        )
 
     if shard.active:  # this rank's blocks now; rank 0 writes them all, in input order, once every rank is done
         for k, chunk in enumerate(in_chunks(read_records(args), step_size(args), max_bases)):
@@ -95,7 +97,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
                 data, embeddings = embed(chunk)
                 named = {f"layer{i}": e for i, e in enumerate(embeddings)}
                 shard.save(k, {"names": np.array(data.names, dtype=str), "lengths": data.lengths, **named})
-                progress.update(len(data), int(data.lengths.sum()))
+                progress.update(len(data))  # its bases came batch by batch
             n_seq += len(chunk)
 
         def merge(blocks) -> None:
@@ -114,7 +116,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
                 for writer, emb in zip(writers, embeddings, strict=True):
                     writer.add(data.names, data.lengths, emb)
                 n_seq += len(data)
-                progress.update(len(data), int(data.lengths.sum()))
+                progress.update(len(data))  # its bases came batch by batch
     kind = "per token" if pooling is None else f"{pooling}-pooled"
     progress.finish("embedded", ", ".join(outputs), f", {kind}, dim {model.embedding_dim}{shard.note}")
     return 0
