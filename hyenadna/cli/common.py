@@ -314,7 +314,7 @@ class Progress:
         from tqdm.auto import tqdm
 
         self.unit, self.items, self.bases = unit, 0, 0
-        self.start = self.logged = time.perf_counter()
+        self.start = self.logged = self.drawn = time.perf_counter()
         shown = sys.stderr.isatty() if enabled is None else enabled
         self.log = enabled is None and not shown
         if shown and callable(total):
@@ -330,8 +330,10 @@ class Progress:
         """Bases done within the item under way (a long record's windows), ahead of its ``update``."""
         self.bases += bases
         now = time.perf_counter()
-        if bases:
-            self.bar.set_postfix(bp_s=f"{self.bases / max(1e-9, now - self.start):,.0f}", refresh=False)
+        if bases:  # redrawn at most twice a second: a long record's windows move the rate, not the bar
+            redraw = now - self.drawn >= 0.5
+            self.drawn = now if redraw else self.drawn
+            self.bar.set_postfix(bp_s=f"{self.bases / max(1e-9, now - self.start):,.0f}", refresh=redraw)
         if self.log and now - self.logged >= PROGRESS_LOG_SECONDS:
             self.logged = now
             size = f", {self.bases:,} bp ({self.bases / max(now - self.start, 1e-9):,.0f} bp/s)" if self.bases else ""
