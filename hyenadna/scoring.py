@@ -8,7 +8,7 @@ every position but the first is scored, including each window's first output.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,10 +48,11 @@ def log_probs_and_embeddings(
     batch_size: int = 8,
     pooling: str | None = None,
     skip_tokens: tuple[int, ...] = (),
+    on_batch: Callable[[int], None] | None = None,
 ) -> tuple[list[list[np.ndarray]], torch.Tensor | None]:
     """Per (sequence, strand), the log-probability of each framed token given its left context (NaN at position 0,
     which nothing predicts, and at targets in ``skip_tokens``), and, with ``pooling``, the pooled last hidden states
-    from the same forward passes."""
+    from the same forward passes. ``on_batch(bases)``: after each batch, the input bases it covered (forward strand)."""
     device = next(model.parameters()).device
     out: list[list[np.ndarray | None]] = [[None] * strands for _ in range(n)]
     for c in chunks:
@@ -72,6 +73,8 @@ def log_probs_and_embeddings(
             out[c.seq][c.strand][c.start + lo : c.start + len(c.ids)] = values
         if pooler is not None:
             pooler.add(result.hidden_states, batch)
+        if on_batch is not None:
+            on_batch(sum(c.bases_out() for c in batch if c.strand == 0))
     model.train(was_training)
     return out, (pooler.result() if pooler is not None else None)
 
@@ -84,12 +87,15 @@ def score_bases(
     batch_size: int = 8,
     names: Sequence[str] | None = None,
     start_index: int = 0,
+    on_batch: Callable[[int], None] | None = None,
 ) -> list[SequenceScore]:
     """Summed log-likelihood of each sequence's framed tokens (all but the first), forward strand. Targets that are
     N (or [PAD] / [UNK]) are left out of the sum and the count, and counted in ``n_skipped``: an N says nothing is
     known there, and its probability is not a property of the DNA."""
     chunks = plan_chunks(bases, tokenizer, policy, 1, names, start_index)
-    lps, _ = log_probs_and_embeddings(model, chunks, len(bases), 1, batch_size, skip_tokens=(N, PAD, UNK))
+    lps, _ = log_probs_and_embeddings(
+        model, chunks, len(bases), 1, batch_size, skip_tokens=(N, PAD, UNK), on_batch=on_batch
+    )
     scored = [int(np.isfinite(lp[0]).sum()) for lp in lps]
     return [SequenceScore(float(np.nansum(lp[0])), k, len(lp[0]) - 1 - k) for lp, k in zip(lps, scored, strict=True)]
 

@@ -287,7 +287,7 @@ class HyenaDNA:
                     sink.add(h, batch)
                 bar.update()
                 if on_batch is not None:
-                    on_batch(sum(int((c.base_index() >= 0).sum()) for c in batch if c.strand == 0))
+                    on_batch(sum(c.bases_out() for c in batch if c.strand == 0))
         outs = [sink.out if pooling is None else sink.result().cpu().numpy() for sink in sinks]
         return outs[0] if isinstance(layer, int) else outs
 

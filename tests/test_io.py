@@ -216,18 +216,20 @@ def test_embed_per_token_parquet_is_written_from_the_arrays_and_refused_where_it
     assert any("DICTIONARY" in e for e in encodings["id"])
 
 
-def test_embed_logs_progress_within_a_long_record_without_a_terminal(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("command", ["embed", "score"])
+def test_progress_is_logged_within_a_long_record_without_a_terminal(tmp_path, monkeypatch, capsys, command):
     from hyenadna.cli import common
 
     fa = tmp_path / "in.fa"
     fa.write_text(">long\n" + "".join(rng.choice(list("ACGT"), 6000)) + "\n>short\nACGT\n")
     monkeypatch.setattr(common, "PROGRESS_LOG_SECONDS", 0.0)  # a line at every batch (a minute apart in a real log)
+    out = str(tmp_path / ("e.npz" if command == "embed" else "s.jsonl"))
     capsys.readouterr()
-    assert main(["embed", str(fa), "-o", str(tmp_path / "e.npz"), "--batch-size", "2", *MODEL]) == 0
+    assert main([command, str(fa), "-o", out, "--batch-size", "2", *MODEL]) == 0
     lines = capsys.readouterr().err.splitlines()
     done = [int(x.split(", ")[1].split(" bp")[0].replace(",", "")) for x in lines if x.startswith("... ")]
     assert len(done) > 2 and done == sorted(done) and done[-1] == 6004  # the long record's windows tick by
-    assert lines[-1].startswith("embedded 2 sequences (6,004 bp) in ")
+    assert lines[-1].startswith(f"{command}{'ded' if command == 'embed' else 'd'} 2 sequences (6,004 bp) in ")
 
 
 def test_in_chunks_by_count_and_bases():

@@ -78,7 +78,14 @@ def cmd_score(args: argparse.Namespace) -> int:
                 with located(chunk, n):
                     data = model.process_data([r.sequence for r in chunk], names=[r.name for r in chunk], start_index=n)
                 scores = score_bases(
-                    model.model, data.ids, model.tokenizer, policy, model.config.batch_size, data.names, start_index=n
+                    model.model,
+                    data.ids,
+                    model.tokenizer,
+                    policy,
+                    model.config.batch_size,
+                    data.names,
+                    start_index=n,
+                    on_batch=progress.add_bases,  # a long record's bases count as its windows are done
                 )
                 rows = [
                     {
@@ -92,7 +99,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                     }
                     for name, length, s in zip(data.names, data.lengths, scores, strict=True)
                 ]
-                progress.update(len(data), int(data.lengths.sum()))
+                progress.update(len(data))
                 yield k, rows
             n += len(chunk)
 

@@ -69,6 +69,10 @@ class Chunk:
         """Framed positions of the rows this window outputs."""
         return np.arange(self.start + self.first_out, self.start + len(self.ids))
 
+    def bases_out(self) -> int:
+        """How many input bases this window outputs (not its left context, not framing tokens)."""
+        return int((self.base_index() >= 0).sum())
+
     def base_index(self) -> np.ndarray:
         """For each output row, the forward-strand index of its base, or -1 for a special token."""
         b = self.out_positions() - self.prefix
