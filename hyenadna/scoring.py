@@ -27,7 +27,8 @@ class SequenceScore:
 
     @property
     def nll_per_base(self) -> float:
-        return -self.log_likelihood / max(1, self.n_scored)
+        """NaN where no base was scored (one base, or all N): no evidence is not a perfect fit (perplexity 1)."""
+        return -self.log_likelihood / self.n_scored if self.n_scored else math.nan
 
     @property
     def perplexity(self) -> float:

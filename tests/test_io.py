@@ -269,6 +269,19 @@ def test_score_matches_direct_computation(tmp_path):
     assert row["perplexity"] == pytest.approx(np.exp(-logp / 79), rel=1e-4)
 
 
+def test_score_of_a_sequence_with_nothing_scored_is_empty_not_perfect(tmp_path):
+    """One base, or only N, leaves nothing to score: NLL and perplexity are null (JSON) or empty (TSV), not 0 and 1."""
+    fa = tmp_path / "s.fa"
+    fa.write_text(">one\nA\n>gap\nNNNNNN\n>dna\nACGTNNACGT\n")
+    assert main(["score", str(fa), "-o", str(tmp_path / "s.jsonl"), *MODEL]) == 0
+    rows = [json.loads(x) for x in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert [(r["n_scored"], r["n_skipped"]) for r in rows] == [(0, 0), (0, 5), (7, 2)]
+    assert [r["perplexity"] is None and r["nll_per_base"] is None for r in rows] == [True, True, False]
+    assert main(["score", str(fa), "-o", str(tmp_path / "s.tsv"), *MODEL]) == 0
+    df = pd.read_csv(tmp_path / "s.tsv", sep="\t")
+    assert df["perplexity"].isna().tolist() == [True, True, False] and df["perplexity"][2] > 1
+
+
 def test_vep_on_real_vcf_with_warnings(tmp_path, capsys):
     vcf = tmp_path / "v.vcf"
     genome = SHARED / "data" / "genome" / "GRCh37_chr20.fa.gz"
@@ -325,9 +338,10 @@ def test_generate_continues_each_record_of_a_file_or_bed(tmp_path, capsys):
     bed_args = ["--bed", str(tmp_path / "p.bed"), "--genome", str(genome)]
     assert main(["generate", *bed_args, "--length", "5", "-o", str(out), *MODEL]) == 0
     assert [(r.name, r.sequence[:20]) for r in read_sequences(out)] == [("locus_sample1", "ACGTTGCAAC" * 2)]
-    (tmp_path / "bad.fa").write_text(">x\nACGXT\n")
-    assert main(["generate", str(tmp_path / "bad.fa"), "--length", "5", *MODEL]) == 1
-    assert "bad.fa:2:4" in capsys.readouterr().err
+    (tmp_path / "bad.fa").write_text(">x\nACGT\n>y\nACGXT\n")
+    assert main(["generate", str(tmp_path / "bad.fa"), "--length", "5", "-o", str(tmp_path / "none.fa"), *MODEL]) == 1
+    err = capsys.readouterr().err
+    assert "bad.fa:4:4: sequence 1 (y), position 4" in err and not (tmp_path / "none.fa").exists()
     assert main(["generate", str(fasta), "--prompt", "ACGT", *MODEL]) == 1
     assert "one of them" in capsys.readouterr().err
 

@@ -28,20 +28,22 @@ def cmd_generate(args: argparse.Namespace) -> int:
     prompts = [SequenceRecord("", args.prompt)] if args.prompt is not None else list(read_records(args))
     model = HyenaDNA(sdk_config(args, progress=False))
     print(f"model: {model.source}", file=sys.stderr)
+    with located(prompts):  # every prompt is checked, by its own name, before the first is sampled
+        for i, record in enumerate(prompts):
+            model.tokenizer.encode_bases(record.sequence, i, record.name or "the prompt")
     progress = Progress("bases", total=args.length * args.num_samples * len(prompts))
     text = []
     for record in prompts:
-        with located([record]):
-            samples = model.generate(
-                record.sequence,
-                args.length,
-                args.num_samples,
-                args.temperature,
-                args.top_k,
-                args.seed,
-                progress.update,
-                args.top_p,
-            )
+        samples = model.generate(
+            record.sequence,
+            args.length,
+            args.num_samples,
+            args.temperature,
+            args.top_k,
+            args.seed,
+            progress.update,
+            args.top_p,
+        )
         prompt = record.sequence.strip()
         name = f"{record.name}_" if record.name else ""  # the --prompt's samples keep their plain names
         text += [

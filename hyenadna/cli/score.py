@@ -94,8 +94,9 @@ def cmd_score(args: argparse.Namespace) -> int:
                         "log_likelihood": s.log_likelihood,
                         "n_scored": s.n_scored,
                         "n_skipped": s.n_skipped,
-                        "nll_per_base": s.nll_per_base,
-                        "perplexity": s.perplexity,
+                        # null (JSON) or empty (TSV) where no base was scored
+                        "nll_per_base": s.nll_per_base if s.n_scored else None,
+                        "perplexity": s.perplexity if s.n_scored else None,
                     }
                     for name, length, s in zip(data.names, data.lengths, scores, strict=True)
                 ]
