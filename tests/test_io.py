@@ -70,7 +70,10 @@ def test_bed_intervals_are_strand_aware_with_flanks(tmp_path, genome):
     [
         ("chr7\t4990\t5010\n", "lies outside the chromosome"),
         ("chr9\t1\t10\n", "chromosome 'chr9' is not in"),
-        ("chr7\tx\t10\n", "expected 'chrom start end"),
+        ("chr7\t10\n", "expected 'chrom start end"),
+        ("chr7\tx\t10\n", "start 'x' is not a whole number"),
+        ("chr7\t-5\t10\n", "start '-5' is not a whole number of bases \\(0 or more\\)"),
+        ("chr7\t10\t10\n", "start 10, end 10; BED needs 0 <= start < end"),
     ],
 )
 def test_bad_bed_lines(tmp_path, genome, content, message):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hyenadna.data.fasta import BinaryInputError, FastaFormatError, open_text, parse_fasta, read_fasta
-from hyenadna.data.regions import BedFormatError, BedRecord, canonical_chrom, parse_bed
+from hyenadna.data.regions import BedFormatError, BedRecord, canonical_chrom, interval_problem, parse_bed
 
 FORMATS = ("auto", "fasta", "fastq", "csv", "tsv", "txt")
 _EXT = {
@@ -259,8 +259,8 @@ def bed_problem(
     size = genome.sizes.get(canonical_chrom(r.chrom))
     if size is None:
         return f"chromosome {r.chrom!r} is not in {genome.path}"
-    if r.start < 0 or r.end <= r.start:
-        return f"invalid interval {r.start}-{r.end}"
+    if problem := interval_problem(r.start, r.end):
+        return problem
     if longest is not None and r.end - r.start + 2 * flank > longest:
         return f"{r.end - r.start + 2 * flank:,} bases, above the {longest:,} {limit}"
     lo, hi = r.start - flank, r.end + flank

@@ -72,10 +72,12 @@ def parse_bed(text: str, source: str | Path = "<bed>") -> list[BedRecord]:
         if not line.strip() or line.startswith(("#", "track", "browser")):
             continue
         f = line.split("\t") if "\t" in line else line.split()
-        try:
-            chrom, start, end = f[0], int(f[1]), int(f[2])
-        except (IndexError, ValueError):
-            raise BedFormatError(f"{source}:{lineno}: expected 'chrom start end [name score strand]'") from None
+        if len(f) < 3:
+            raise BedFormatError(f"{source}:{lineno}: expected 'chrom start end [name score strand]'")
+        for key, value in (("start", f[1]), ("end", f[2])):
+            if not value.strip().isdigit():
+                raise BedFormatError(f"{source}:{lineno}: {key} {value!r} is not a whole number of bases (0 or more)")
+        chrom, start, end = f[0], int(f[1]), int(f[2])
         strand = f[5] if len(f) > 5 else "+"
         if strand not in ("+", "-", "."):
             raise BedFormatError(f"{source}:{lineno}: strand must be +, - or ., got {strand!r}")
@@ -84,11 +86,18 @@ def parse_bed(text: str, source: str | Path = "<bed>") -> list[BedRecord]:
     return out
 
 
+def interval_problem(start: int, end: int) -> str | None:
+    """Why BED coordinates name no bases (0-based, half-open), or None."""
+    if start < 0 or end <= start:
+        return f"invalid interval: start {start}, end {end}; BED needs 0 <= start < end (0-based, end excluded)"
+    return None
+
+
 def read_bed(path: str | Path) -> list[Interval]:
     out = []
     for r in parse_bed(Path(path).read_text(), path):
-        if r.end <= r.start or r.start < 0:
-            raise BedFormatError(f"{path}:{r.line}: invalid interval {r.start}-{r.end}")
+        if problem := interval_problem(r.start, r.end):
+            raise BedFormatError(f"{path}:{r.line}: {problem}")
         out.append(Interval(canonical_chrom(r.chrom), r.start, r.end))
     return out
 
