@@ -144,6 +144,25 @@ class HyenaDNAFineTuningModel:
             )
         return min(max(lengths, default=0), self.context_length)
 
+    def _class_names(self, indices: list[int]) -> str:
+        return ", ".join(self.label_names[i] if self.label_names else str(i) for i in indices)
+
+    def _check_classes(self, y: np.ndarray) -> None:
+        """A classifier trained on one class learns nothing (refused); a class with no training row can never be
+        predicted (a warning: a test set may still hold it)."""
+        present = np.unique(y).tolist()
+        if len(present) < 2:
+            raise ValueError(
+                f"every training label is class {self._class_names(present)}: a classifier needs training rows of "
+                "at least two classes"
+            )
+        absent = sorted(set(range(self.output_size)) - set(present))
+        if absent:
+            warnings.warn(
+                f"no training row has class {self._class_names(absent)}, so the model cannot learn to predict it",
+                stacklevel=3,
+            )
+
     def _check_validation(self, y: np.ndarray, y_val: np.ndarray) -> None:
         """Warn when the validation rows, which choose the kept epoch, are too few to tell epochs apart: an MCC on n
         rows moves by about 1/sqrt(n) from sampling alone."""
@@ -157,7 +176,7 @@ class HyenaDNAFineTuningModel:
         if self.head_type == "classification":
             missing = sorted(set(np.unique(y).tolist()) - set(np.unique(y_val).tolist()))
             if missing:
-                problems.append(f"no row of class {', '.join(map(str, missing))}")
+                problems.append(f"no row of class {self._class_names(missing)}")
         if problems:
             warnings.warn(
                 f"the validation split, which chooses the epoch kept, has {' and '.join(problems)}: train on more "
@@ -288,6 +307,8 @@ class HyenaDNAFineTuningModel:
         if not len(train):
             raise ValueError("no training sequences: train_data is empty")
         y = self._labels(train_labels, len(train))
+        if self.head_type == "classification":
+            self._check_classes(y)
         lengths = train.lengths
         self.train_lengths = {k: int(f(lengths)) for k, f in (("min", np.min), ("median", np.median), ("max", np.max))}
         if validation_data is None:

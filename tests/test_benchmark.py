@@ -60,6 +60,45 @@ def test_task_loaders(tasks_dir):
     assert len(sub.train) == 20 and sub.train["label"].sum() == 10
 
 
+def test_task_labels_may_be_names_and_bad_rows_are_named(tmp_path):
+    """Text labels are class names (numbered as scikit-learn's LabelEncoder, or by task.json's label_names); a
+    missing sequence or label, a label that is not a whole number, or a bad base is named by its file and row."""
+    task = tmp_path / "names"
+    task.mkdir()
+    train, test = gc_frame(20, 0), gc_frame(10, 1)
+    for df in (train, test):
+        df["label"] = np.where(df["label"] == 1, "gc_rich", "at_rich")
+    train.to_csv(task / "train.csv.gz", index=False)
+    test.to_parquet(task / "test.parquet")
+    loaded = load_task(task)
+    assert loaded.label_names == ["at_rich", "gc_rich"] and loaded.train["label"].tolist() == [0, 1] * 10
+    (task / "task.json").write_text(json.dumps({"label_names": ["gc_rich", "at_rich"]}))
+    assert load_task(task).test["label"].tolist() == [1, 0] * 5
+    (task / "task.json").write_text(json.dumps({"label_names": ["gc_rich", "other"]}))
+    with pytest.raises(ValueError, match=r"task\.json: label\(s\) \['at_rich'\] are not among"):
+        load_task(task)
+    (task / "task.json").unlink()
+    for change, message in (
+        (("sequence", None), r"train\.csv\.gz: row 3 \(counted from 0\) has no sequence \(1 of 20 rows lack one\)"),
+        (("label", None), r"train\.csv\.gz: row 3 \(counted from 0\) has no label"),
+        (("label", 0.5), r"train\.csv\.gz: row 3 \(counted from 0\) has label 0\.5: a label is a class index"),
+        (("label", -1), r"has label -1: a label is a class index"),
+        (("sequence", "ACG-T"), r"train\.csv\.gz: sequence 3 \(s3\), position 4: invalid character '-'"),
+    ):
+        bad = gc_frame(20, 0)
+        bad[change[0]] = bad[change[0]].astype(object)
+        bad.loc[3, change[0]] = change[1]
+        bad.to_csv(task / "train.csv.gz", index=False)
+        with pytest.raises(ValueError, match=message):
+            load_task(task)
+    empty = gc_frame(10, 1)
+    empty.loc[2, "sequence"] = " "
+    empty.to_parquet(task / "test.parquet")
+    gc_frame(20, 0).to_csv(task / "train.csv.gz", index=False)
+    with pytest.raises(ValueError, match=r"test\.parquet: row 2 \(counted from 0\) has an empty sequence"):
+        load_task(task)
+
+
 def test_kmer_frequencies():
     f = kmer_frequencies(["AAAC", "ACNAC"], 2)
     assert f.shape == (2, 16)

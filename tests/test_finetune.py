@@ -127,6 +127,12 @@ def test_bad_labels_are_clear_errors():
     with pytest.raises(ValueError, match="no sequences to evaluate: data is empty"):
         ft.evaluate([], [])
     assert ft.get_outputs([]).shape == (0, 2)
+    # one class learns nothing; a class with no training row can never be predicted
+    with pytest.raises(ValueError, match="every training label is class 0: a classifier needs training rows of at"):
+        ft.train(["ACGT", "ACGA", "ACGG"], [0, 0, 0])
+    three = HyenaDNAFineTuningModel(ft.config, "classification", 3, label_names=["a", "b", "c"])
+    with pytest.warns(UserWarning, match="no training row has class c, so the model cannot learn to predict it"):
+        three.train(*gc_task(16), epochs=1)
 
 
 def test_class_names_as_labels(tmp_path):

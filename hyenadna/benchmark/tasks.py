@@ -79,16 +79,69 @@ def _read_fna(path: Path) -> pd.DataFrame:
 
 
 def _read_table(path: Path) -> pd.DataFrame:
+    """A split's rows: sequence, label (class indices, or class names for ``load_task`` to number) and name. Every
+    sequence is checked here, so a bad row is named by its file and row, not by its place after subsampling."""
     if path.suffix == ".fna":
-        return _read_fna(path)
+        return _check_sequences(_read_fna(path), path)
     df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     cols = {c.lower(): c for c in df.columns}
     missing = {"sequence", "label"} - set(cols)
     if missing:
         raise ValueError(f"{path}: missing column(s) {sorted(missing)} (have {list(df.columns)})")
-    out = pd.DataFrame({"sequence": df[cols["sequence"]].astype(str), "label": df[cols["label"]].astype(int)})
+    for what in ("sequence", "label"):  # before astype(str), which can turn a missing sequence into the DNA "NAN"
+        empty = np.flatnonzero(df[cols[what]].isna().to_numpy())
+        if empty.size:
+            raise ValueError(
+                f"{path}: row {empty[0]} (counted from 0) has no {what} ({empty.size:,} of {len(df):,} rows lack one)"
+            )
+    out = pd.DataFrame({"sequence": df[cols["sequence"]].astype(str), "label": _labels(df[cols["label"]], path)})
     out["name"] = df[cols["name"]].astype(str) if "name" in cols else [f"{path.stem}:{i}" for i in range(len(df))]
-    return out
+    return _check_sequences(out, path)
+
+
+def _labels(column: pd.Series, path: Path) -> pd.Series:
+    """Whole numbers stay class indices; text labels are class names."""
+    numbers = pd.to_numeric(column, errors="coerce")
+    if numbers.isna().any():
+        return column.astype(str)
+    values = numbers.to_numpy()
+    bad = np.flatnonzero((values != np.round(values)) | (values < 0))
+    if bad.size:
+        raise ValueError(
+            f"{path}: row {bad[0]} (counted from 0) has label {column.iloc[bad[0]]}: a label is a class index "
+            "(0, 1, ...) or a class name"
+        )
+    return numbers.astype(np.int64)
+
+
+def _check_sequences(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    from hyenadna.tokenizer import CharacterTokenizer, InvalidCharacterError
+
+    tokenizer = CharacterTokenizer()
+    for i, (sequence, name) in enumerate(zip(df["sequence"], df["name"], strict=True)):
+        try:
+            if not tokenizer.encode_bases(sequence, i, name).size:
+                raise ValueError(f"{path}: row {i} (counted from 0) has an empty sequence")
+        except InvalidCharacterError as e:
+            raise ValueError(f"{path}: {e}") from None
+    return df
+
+
+def _number_classes(train: pd.DataFrame, test: pd.DataFrame, names: list[str], where: Path) -> list[str]:
+    """Class names as indices, in place (``names`` from task.json, else sorted as scikit-learn's LabelEncoder);
+    the names in index order."""
+    if train["label"].dtype.kind in "iu" and test["label"].dtype.kind in "iu":
+        n = int(max(train["label"].max(), test["label"].max()) + 1)
+        return names or [str(i) for i in range(n)]
+    names = names or sorted(set(train["label"].astype(str)) | set(test["label"].astype(str)))
+    index = {name: i for i, name in enumerate(names)}
+    for df in (train, test):
+        labels = df["label"].astype(str)
+        unknown = sorted(set(labels) - set(index))
+        if unknown:
+            raise ValueError(f"{where}: label(s) {unknown[:5]} are not among the task's label_names {names}")
+        df["label"] = labels.map(index).astype(np.int64)
+    return names
 
 
 def _find_split(folder: Path, split: str) -> Path:
@@ -115,8 +168,7 @@ def load_task(folder: str | Path) -> Task:
         baseline = meta.get("kmer_logistic_regression_baseline_test")
     else:
         name, metric, labels, length, baseline = folder.name, nt_metric(folder.name), [], None, None
-    n = int(max(train["label"].max(), test["label"].max()) + 1)
-    labels = labels or [str(i) for i in range(n)]
+    labels = _number_classes(train, test, labels, meta_path if meta_path.is_file() else folder)
     if metric not in ("accuracy", "f1", "mcc"):
         raise ValueError(f"{meta_path}: unknown metric {metric!r}")
     return Task(name, train, test, metric, labels, length, str(folder), baseline)
