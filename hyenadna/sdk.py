@@ -7,7 +7,7 @@ windows of the context length, length-bucketed right-padded batches, backbone, m
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -185,7 +185,8 @@ class HyenaDNA:
         return self.model.config.d_model
 
     def process_data(self, data: Any, names: Sequence[str] | None = None, start_index: int = 0) -> TokenizedSequences:
-        """Tokenize a str, a list of str, or a pandas DataFrame with a ``sequence`` column (any case).
+        """Tokenize a str, a list of str, a dict of name to str, or a pandas DataFrame with a ``sequence`` column
+        (any case; names from a ``name`` or ``id`` column).
         ``start_index`` numbers the sequences in error messages when data comes in chunks."""
         return tokenize_data(self.tokenizer, data, names, start_index)
 
@@ -328,10 +329,17 @@ def _sequences_from(data: Any) -> tuple[list[str], list[str] | None]:
         return data[cols["sequence"]].tolist(), names
     if pd is not None and isinstance(data, pd.Series):
         return data.tolist(), None
+    if isinstance(data, (bytes, bytearray)):
+        raise TypeError(f"expected str, got {type(data).__name__}: decode it first (data.decode())")
+    if isinstance(data, Mapping):  # name -> sequence; iterating would embed the names
+        names = [str(k) for k in data]
+        return _sequences_from(list(data.values()))[0], names
     if isinstance(data, Iterable):
         seqs = list(data)
         for i, s in enumerate(seqs):
             if not isinstance(s, str):
                 raise TypeError(f"sequence {i}: expected str, got {type(s).__name__}")
         return seqs, None
-    raise TypeError(f"expected a str, a list of str or a pandas DataFrame, got {type(data).__name__}")
+    raise TypeError(
+        f"expected a str, a list of str, a dict of name to str or a pandas DataFrame, got {type(data).__name__}"
+    )

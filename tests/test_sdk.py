@@ -154,6 +154,9 @@ def test_dataframe_input_and_names(tiny):
     assert data.names == ["a", "b"] and data.lengths.tolist() == [6, 8]
     with pytest.raises(ValueError, match="no 'sequence' column"):
         tiny.process_data(pd.DataFrame({"seq": ["ACGT"]}))
+    # a dict maps names to sequences: its keys are names, never embedded as DNA
+    by_name = tiny.process_data({"a": "ACGTAC", "b": "acgtacgt"})
+    assert by_name.names == ["a", "b"] and [x.tolist() for x in by_name.ids] == [x.tolist() for x in data.ids]
 
 
 def test_bad_input_is_a_clear_error(tiny):
@@ -163,6 +166,8 @@ def test_bad_input_is_a_clear_error(tiny):
         tiny.process_data([""])
     with pytest.raises(TypeError, match="sequence 1: expected str"):
         tiny.process_data(["ACGT", 5])
+    with pytest.raises(TypeError, match=r"expected str, got bytes: decode it first"):
+        tiny.process_data(b"ACGT")
     with pytest.raises(ValueError, match="pooling"):
         HyenaDNAConfig(pooling="median")
 
