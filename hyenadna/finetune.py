@@ -56,6 +56,14 @@ def target_score(outputs: np.ndarray | Tensor, target: int, classification: bool
     return z[:, target] - torch.logsumexp(others, dim=1)
 
 
+def cut_message(n_cut: int, n: int, max_bases: int, longest: str, length: int, use: str) -> str:
+    """The warning for sequences longer than a fine-tuned model reads."""
+    return (
+        f"{n_cut:,} of {n:,} sequences are longer than the {max_bases:,} bases the model reads; each is {use} its "
+        f"first {max_bases:,} (the longest, {longest!r}, has {length:,})"
+    )
+
+
 class HyenaDNAFineTuningModel:
     """A HyenaDNA backbone with a classification or regression head.
 
@@ -133,16 +141,21 @@ class HyenaDNAFineTuningModel:
         base = fit_bases(base, self.tokenizer, ContextPolicy(self.context_length, "truncate"))
         return self.tokenizer.frame(reverse_complement_ids(base) if rc else base)
 
+    def _warn_if_cut(self, data: TokenizedSequences, use: str, stacklevel: int = 3) -> None:
+        """The model reads at most ``max_bases`` of a sequence (its first ones): say so, rather than answer in silence
+        for bases it never read."""
+        lengths = data.lengths
+        too_long = np.flatnonzero(lengths > self.max_bases)
+        if too_long.size:
+            k = too_long[np.argmax(lengths[too_long])]
+            message = cut_message(too_long.size, len(data), self.max_bases, data.names[k], int(lengths[k]), use)
+            warnings.warn(message, stacklevel=stacklevel)
+
     def _check_lengths(self, data: TokenizedSequences) -> int:
         """Warn about sequences longer than the context; the longest framed length a batch will have."""
-        lengths = [len(self.tokenizer.frame(b)) for b in data.ids]
-        too_long = sum(n > self.context_length for n in lengths)
-        if too_long:
-            warnings.warn(
-                f"{too_long} sequences are longer than the context ({self.context_length}); they are truncated to it",
-                stacklevel=3,
-            )
-        return min(max(lengths, default=0), self.context_length)
+        self._warn_if_cut(data, "trained on", stacklevel=4)
+        framing = len(self.tokenizer.prefix) + len(self.tokenizer.suffix)
+        return min(int(data.lengths.max()) + framing if len(data) else 0, self.context_length)
 
     def _class_names(self, indices: list[int]) -> str:
         return ", ".join(self.label_names[i] if self.label_names else str(i) for i in indices)
@@ -316,6 +329,7 @@ class HyenaDNAFineTuningModel:
         else:
             val = self.process_data(validation_data)
             y_val = self._labels(validation_labels, len(val))
+            self._warn_if_cut(val, "validated on")
         self._check_validation(y, y_val)
         kept_fits = self._check_step_memory(self._check_lengths(train))
         keep = kept_fits if keep_freed_memory is None else keep_freed_memory
@@ -327,7 +341,7 @@ class HyenaDNAFineTuningModel:
 
             def start() -> dict[str, float]:  # not called when resuming: the checkpoint holds the head
                 self._init_head_from_probe(train, y, seed)
-                return self.evaluate(val, y_val, rc_average=rc_average)
+                return self._scores(val, y_val, rc_average)
 
         def make_batch(idx: np.ndarray, flips: np.ndarray):
             return pad_batch([self._framed(train.ids[i], f) for i, f in zip(idx, flips, strict=True)])
@@ -343,7 +357,7 @@ class HyenaDNAFineTuningModel:
             np.array([len(x) for x in train.ids]),
             make_batch,
             loss_fn,
-            lambda: self.evaluate(val, y_val, rc_average=rc_average),
+            lambda: self._scores(val, y_val, rc_average),
             key,
             recipe,
             self.config.batch_size,
@@ -391,10 +405,15 @@ class HyenaDNAFineTuningModel:
 
     # ---- inference ------------------------------------------------------------------------------------------------
 
-    @torch.no_grad()
     def get_outputs(self, data: Any, rc_average: bool = False) -> np.ndarray:
-        """Logits (classification) or values (regression), (N, output_size), in input order."""
+        """Logits (classification) or values (regression), (N, output_size), in input order. A sequence longer than
+        ``max_bases`` is read from its first ``max_bases`` bases, with a warning."""
         data = self.process_data(data)
+        self._warn_if_cut(data, "predicted from")
+        return self._outputs(data, rc_average)
+
+    @torch.no_grad()
+    def _outputs(self, data: TokenizedSequences, rc_average: bool) -> np.ndarray:
         was_training = self.network.training
         self.network.eval()
         strands = 2 if rc_average else 1
@@ -408,7 +427,11 @@ class HyenaDNAFineTuningModel:
 
     def predict(self, data: Any, rc_average: bool = False) -> tuple[np.ndarray, np.ndarray] | np.ndarray:
         """Classification: (labels, class probabilities). Regression: the predicted values."""
-        outputs = self.get_outputs(data, rc_average=rc_average)
+        data = self.process_data(data)
+        self._warn_if_cut(data, "predicted from")
+        return self._predictions(self._outputs(data, rc_average))
+
+    def _predictions(self, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray] | np.ndarray:
         if self.head_type == "regression":
             return outputs[:, 0] if self.output_size == 1 else outputs
         probs = torch.softmax(torch.from_numpy(outputs), dim=-1).numpy()
@@ -472,10 +495,14 @@ class HyenaDNAFineTuningModel:
         if not len(data):
             raise ValueError("no sequences to evaluate: data is empty")
         y = self._labels(labels, len(data))
+        self._warn_if_cut(data, "predicted from")
+        return self._scores(data, y, rc_average)
+
+    def _scores(self, data: TokenizedSequences, y: np.ndarray, rc_average: bool) -> dict[str, float]:
+        predictions = self._predictions(self._outputs(data, rc_average))
         if self.head_type == "classification":
-            pred, _ = self.predict(data, rc_average=rc_average)
-            return classification_metrics(y, pred, self.output_size)
-        return regression_metrics(y, self.predict(data, rc_average=rc_average))
+            return classification_metrics(y, predictions[0], self.output_size)
+        return regression_metrics(y, predictions)
 
     # ---- persistence ----------------------------------------------------------------------------------------------
 

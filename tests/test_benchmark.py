@@ -254,6 +254,15 @@ def test_fine_tune_then_predict_jsonl(tasks_dir, tmp_path, capsys):
     rows = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == ["q1", "q2"]
     assert rows[0]["label"] in ("at", "gc") and sum(rows[0]["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+    # sequences longer than the model reads: one warning for the run (not one per chunk), naming the longest
+    capsys.readouterr()
+    fasta.write_text("".join(f">r{i}\n{'ACGT' * (300 if i % 2 else 10) + 'A' * i}\n" for i in range(10)))
+    assert main(["predict", str(model_dir), str(fasta), "--chunk-size", "2", "-o", str(tmp_path / "p.jsonl")]) == 0
+    warned = [x for x in capsys.readouterr().err.splitlines() if "bases the model reads" in x]
+    assert warned == [
+        "hyenadna predict: warning: 5 of 10 sequences are longer than the 1,026 bases the model reads; each is "
+        "predicted from its first 1,026 (the longest, 'r9', has 1,209)"
+    ]
 
 
 def test_report_names_bundled_weights_without_the_install_path():

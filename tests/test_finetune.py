@@ -437,11 +437,31 @@ def test_the_step_memory_estimate_follows_the_precision(monkeypatch):
 
 
 def test_sequences_longer_than_the_context_are_truncated_with_a_warning():
+    """Training says once that it reads the first bases of long sequences (not once per validation pass), and so does
+    every prediction: a long sequence's answer is that of its first ``max_bases`` bases."""
     seqs, labels = gc_task(20)
     ft = make(max_length=64)
+    n = ft.max_bases
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        ft.train(seqs, labels, epochs=2)
+    cut = [str(w.message) for w in seen if "bases the model reads" in str(w.message)]
     # the training split's 18: two of the 20 are held out for validation
-    with pytest.warns(UserWarning, match=r"^18 sequences are longer than the context \(64\); they are truncated"):
-        ft.train(seqs, labels, epochs=1)
+    assert len(cut) == 1, cut
+    assert cut[0].startswith(f"18 of 18 sequences are longer than the {n} bases the model reads; each is trained on")
+    long = {"short": seqs[0][:40], "long": seqs[1]}
+    for call in (lambda: ft.predict(long), lambda: ft.get_outputs(long), lambda: ft.evaluate(long, [0, 1])):
+        with pytest.warns(
+            UserWarning,
+            match=rf"^1 of 2 sequences are longer than the {n} bases .* predicted from its "
+            rf"first {n} \(the longest, 'long', has 100\)",
+        ):
+            call()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        head = ft.get_outputs([seqs[1][:n]])
+    with pytest.warns(UserWarning):
+        assert np.array_equal(ft.get_outputs([seqs[1]]), head)
 
 
 def test_training_reports_its_speed_each_epoch(capsys):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import warnings
 
 from hyenadna.cli.common import (
     Progress,
@@ -22,24 +24,29 @@ from hyenadna.cli.common import (
 def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from hyenadna.finetune import HyenaDNAFineTuningModel
+    from hyenadna.finetune import HyenaDNAFineTuningModel, cut_message
     from hyenadna.utils.io import atomic_path
 
     ft = HyenaDNAFineTuningModel.load(args.model, device=args.device, batch_size=args.batch_size)
     label_names = ft.label_names or [str(i) for i in range(ft.output_size)]
     progress = Progress("sequences", total=lambda: count_records(args))
     rows, n = [], 0
+    cut, longest = 0, (0, "")  # sequences longer than the model reads: one warning for the run, not one per chunk
     for chunk in in_chunks(read_records(args), step_size(args)):
         with located(chunk):
             data = ft.process_data([r.sequence for r in chunk], names=[r.name for r in chunk])
+        cut += int((data.lengths > ft.max_bases).sum())
+        longest = max([longest, *zip(data.lengths.tolist(), data.names, strict=True)], key=lambda x: x[0])
         if ft.head_type == "regression":
-            values = np.asarray(ft.predict(data, rc_average=args.rc_average)).reshape(len(data), -1)
+            with quiet_about_cuts():
+                values = np.asarray(ft.predict(data, rc_average=args.rc_average)).reshape(len(data), -1)
             rows += [
                 {"id": name, "value": [float(x) for x in v] if len(v) > 1 else float(v[0])}
                 for name, v in zip(data.names, values, strict=True)
             ]
         else:
-            labels, probs = ft.predict(data, rc_average=args.rc_average)
+            with quiet_about_cuts():
+                labels, probs = ft.predict(data, rc_average=args.rc_average)
             rows += [
                 {
                     "id": name,
@@ -51,6 +58,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             ]
         n += len(data)
         progress.update(len(data), int(data.lengths.sum()))
+    if cut:
+        warnings.warn(cut_message(cut, n, ft.max_bases, longest[1], longest[0], "predicted from"), stacklevel=1)
     text = "".join(json.dumps(r) + "\n" for r in rows) if args.out_format == "jsonl" else json.dumps(rows, indent=1)
     if args.output:
         with atomic_path(args.output) as tmp:
@@ -59,6 +68,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     progress.finish("predicted", args.output)
     return 0
+
+
+@contextlib.contextmanager
+def quiet_about_cuts():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".* bases the model reads;")
+        yield
 
 
 def register(sub: argparse._SubParsersAction) -> None:
