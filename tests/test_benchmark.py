@@ -99,6 +99,25 @@ def test_task_labels_may_be_names_and_bad_rows_are_named(tmp_path):
         load_task(task)
 
 
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ([0] * 20, "every training label is class 0: a classifier needs two or more"),
+        ([0] * 19 + [1], "class 1 has 1 training row; the stratified validation split needs 2 or more of each class"),
+        ([0, 1] * 5, "10 training rows leave 1 for validation, fewer than the 2 classes: give 11 rows or more"),
+    ],
+)
+def test_a_task_the_benchmark_cannot_split_is_refused_in_our_words(tmp_path, capsys, labels, message):
+    task = tmp_path / "small"
+    task.mkdir()
+    train = gc_frame(len(labels), 0).assign(label=labels)
+    train.to_csv(task / "train.csv.gz", index=False)
+    gc_frame(10, 1).to_csv(task / "test.csv.gz", index=False)
+    assert main(["benchmark", "--tasks", str(task), "--modes", "kmer", "--out", str(tmp_path / "out")]) == 1
+    assert f"hyenadna benchmark: error: small: {message}" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "runs").exists()
+
+
 def test_kmer_frequencies():
     f = kmer_frequencies(["AAAC", "ACNAC"], 2)
     assert f.shape == (2, 16)

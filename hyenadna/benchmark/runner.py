@@ -19,7 +19,7 @@ from sklearn.model_selection import train_test_split
 
 from hyenadna.benchmark.bootstrap import decode_labels, encode_labels, paired_interval
 from hyenadna.benchmark.kmer import kmer_frequencies, make_kmer_model
-from hyenadna.benchmark.tasks import Task, discover_tasks
+from hyenadna.benchmark.tasks import Task, discover_tasks, split_problem
 from hyenadna.metrics import chance_mcc, classification_metrics
 from hyenadna.training.patience import PATIENCE_FROM_VALIDATION
 from hyenadna.utils.io import atomic_write_text, ignored_folder
@@ -364,6 +364,9 @@ def _pending(cfg: BenchmarkConfig, tasks: list[Task], out: Path, log) -> tuple[l
     """The runs not saved yet with this recipe, seed by seed (seed 0 of every task first: a partial table is whole),
     and the seconds of the saved ones per mode (for the ETA)."""
     subs = [task.subsample(cfg.max_train, cfg.max_test, seed=0) for task in tasks]
+    problems = [f"{sub.name}: {p}" for sub in subs if (p := split_problem(sub.train["label"].to_numpy()))]
+    if problems:  # before any run, in our words rather than scikit-learn's from inside a worker
+        raise ValueError("; ".join(problems))
     jobs, saved = [], {mode: [] for mode in cfg.modes}
     for seed in cfg.seeds:
         for sub in subs:

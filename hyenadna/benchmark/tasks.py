@@ -56,6 +56,31 @@ class Task:
         )
 
 
+def split_problem(labels: np.ndarray, validation_fraction: float = 0.1) -> str | None:
+    """Why training rows cannot be split, stratified, into train and validation, each holding every class (as the
+    benchmark splits them), or None."""
+    classes, counts = np.unique(labels, return_counts=True)
+    if classes.size < 2:
+        return f"every training label is class {classes[0] if classes.size else '-'}: a classifier needs two or more"
+    if counts.min() < 2:
+        return (
+            f"class {classes[np.argmin(counts)]} has 1 training row; the stratified validation split needs 2 or "
+            "more of each class"
+        )
+    def fits(n: int) -> bool:  # scikit-learn's rule: both sides of the split hold a row of every class
+        held_out = int(np.ceil(validation_fraction * n))
+        return min(held_out, n - held_out) >= classes.size
+
+    n = len(labels)
+    if not fits(n):
+        need = next(m for m in range(n + 1, 100 * n + 100) if fits(m))
+        return (
+            f"{n} training rows leave {int(np.ceil(validation_fraction * n))} for validation, fewer than the "
+            f"{classes.size} classes: give {need} rows or more"
+        )
+    return None
+
+
 def _stratified(df: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
     if n is None or len(df) <= n:
         return df
