@@ -214,6 +214,16 @@ def test_missing_or_invalid_config(tmp_path):
         load_model(d)
 
 
+def test_a_fine_tuned_model_given_as_a_pretrained_one_names_its_backbone(tmp_path):
+    d = tmp_path / "classifier"
+    shutil.copytree(FIXTURES / "tiny", d / "backbone")
+    (d / "finetune.json").write_text("{}")
+    (d / "head.safetensors").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=rf"is a fine-tuned model \(finetune\.json\).* is {d / 'backbone'}$"):
+        load_model(d)
+    assert load_model(d / "backbone").config == load_model(FIXTURES / "tiny").config
+
+
 def test_differing_freq_aliases_are_an_error(tmp_path):
     d = copy_fixture(tmp_path, "tiny")
     key = "backbone.layers.0.mixer.filter_fn.implicit_filter.3.freq"

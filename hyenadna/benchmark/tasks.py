@@ -67,6 +67,7 @@ def split_problem(labels: np.ndarray, validation_fraction: float = 0.1) -> str |
             f"class {classes[np.argmin(counts)]} has 1 training row; the stratified validation split needs 2 or "
             "more of each class"
         )
+
     def fits(n: int) -> bool:  # scikit-learn's rule: both sides of the split hold a row of every class
         held_out = int(np.ceil(validation_fraction * n))
         return min(held_out, n - held_out) >= classes.size

@@ -67,6 +67,11 @@ def find_checkpoint_files(path: str | Path) -> CheckpointFiles:
     else:
         directory = path
         weights = next((directory / c for c in WEIGHT_CANDIDATES if (directory / c).is_file()), None)
+        if weights is None and (directory / "finetune.json").is_file():
+            raise CheckpointError(
+                f"{directory} is a fine-tuned model (finetune.json): HyenaDNAFineTuningModel.load (hyenadna predict) "
+                f"runs it, and its backbone, a pretrained-model folder, is {directory / 'backbone'}"
+            )
         if weights is None:
             others = sorted(directory.glob("*.safetensors")) + sorted(directory.glob("*.ckpt"))
             if others and all(_SHARD_FILE.match(p.name) for p in others):
