@@ -153,9 +153,10 @@ def _ism_of_regions(args: argparse.Namespace) -> int:
     names: set[str] = set()
     paths = []
     for r in records:
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", r.name).strip("_") or "region"
-        stem = stem if stem not in names else f"{stem}.line{r.line}"
-        names.add(stem)
+        # no hidden files (a leading dot), and no two names that a case-insensitive file system (macOS) would merge
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", r.name).strip("_.") or "region"
+        stem = stem if stem.lower() not in names else f"{stem}.line{r.line}"
+        names.add(stem.lower())
         paths.append(out / f"{stem}.npz")
     mine = [k for k in range(len(records)) if shard.mine(k)]
     total = sum(records[k].end - records[k].start for k in mine)
