@@ -8,6 +8,9 @@ size, and runs the CLI on each in a fresh process, that reports its own peak RSS
     # per token, one 2 Mb record, and one 1.5 Mb record among 29 of 100 bp
     .venv/bin/python benchmarks/embed_memory.py --counts 1 --length 2000000 --pooling none --output .parquet
     .venv/bin/python benchmarks/embed_memory.py --counts 1 --length 1500000 --short 29 --pooling none --output .npz
+    # per token to .npy, filled on disk: one 4 Mb record, and a 30 Mb one (N runs kept)
+    .venv/bin/python benchmarks/embed_memory.py --counts 1 --length 4000000 --pooling none --output .npy
+    .venv/bin/python benchmarks/embed_memory.py --counts 1 --length 30000000 --keep-n --pooling none --output .npy
 
 Writes benchmarks/results/embed_memory.json and prints a table.
 """
@@ -30,19 +33,33 @@ GENOME = ROOT.parent / "shared" / "data" / "genome" / "GRCh37_chr20.fa.gz"
 TRAIN_END = 31_999_000  # chr20 training part ends here; the held-out region starts at 32,000,000
 
 
-# runs the CLI in this fresh process, then prints the process's own peak RSS
+# runs the CLI in this fresh process, then prints the process's own peak RSS, and the peak of its anonymous part
+# (sampled every 50 ms): a memory-mapped output's pages count in RSS but are page cache the kernel writes back and
+# reclaims, while anonymous memory is what the OOM killer counts against the process
 CHILD = """
-import json, resource, sys
+import json, resource, sys, threading, time
 from hyenadna.cli import main
+
+peak_anon, done = [0], threading.Event()
+def sample():
+    while not done.is_set():
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    peak_anon[0] = max(peak_anon[0], int(line.split()[1]))
+        time.sleep(0.05)
+threading.Thread(target=sample, daemon=True).start()
 rc = main(json.loads(sys.argv[1])[1:])
+done.set()
 if rc:
     sys.exit(rc)
-print(json.dumps({"peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+print(json.dumps({"peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "peak_anon_kb": peak_anon[0]}))
 """
 
 
-def write_fasta(path: Path, count: int, length: int, sequence: str, short: int = 0) -> None:
-    """Consecutive N-free windows from the start of ``sequence``: ``count`` of ``length``, then ``short`` of 100."""
+def write_fasta(path: Path, count: int, length: int, sequence: str, short: int = 0, keep_n: bool = False) -> None:
+    """Consecutive N-free windows (any, with ``keep_n``) from the start of ``sequence``: ``count`` of ``length``,
+    then ``short`` of 100."""
     written, pos = 0, 0
     with open(path, "w") as f:
         while written < count + short:
@@ -52,7 +69,7 @@ def write_fasta(path: Path, count: int, length: int, sequence: str, short: int =
             pos += length
             if len(window) < length:
                 raise ValueError(f"not enough N-free sequence for {count} windows of {length} bp")
-            if "N" in window:
+            if "N" in window and not keep_n:
                 continue
             f.write(f">chr20_{pos - length}\n{window}\n")
             written += 1
@@ -65,6 +82,7 @@ def main() -> None:
     parser.add_argument("--output", default=".npy", choices=[".npy", ".npz", ".parquet"])
     parser.add_argument("--pooling", default="mean", choices=["mean", "none"])
     parser.add_argument("--short", type=int, default=0, help="records of 100 bp after the --counts ones")
+    parser.add_argument("--keep-n", action="store_true", help="windows may hold N (records longer than any N-free run)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "embed_memory.json"))
     args = parser.parse_args()
@@ -77,7 +95,7 @@ def main() -> None:
         rows = []
         for count in args.counts:
             fasta = Path(tmp) / f"seqs_{count}.fa"
-            write_fasta(fasta, count, args.length, region, args.short)
+            write_fasta(fasta, count, args.length, region, args.short, args.keep_n)
             out = Path(tmp) / f"emb_{count}{args.output}"
             cli = ["hyenadna", "embed", str(fasta), "-o", str(out), "--threads", str(args.threads)]
             cli += ["--pooling", args.pooling]
@@ -90,7 +108,7 @@ def main() -> None:
                 env={**os.environ, "TQDM_DISABLE": "1"},
             )
             seconds = time.perf_counter() - t0
-            peak = json.loads(proc.stdout.strip().splitlines()[-1])["peak_rss_kb"]
+            peaks = json.loads(proc.stdout.strip().splitlines()[-1])
             rows.append(
                 {
                     "sequences": count,
@@ -99,17 +117,20 @@ def main() -> None:
                     "pooling": args.pooling,
                     "fasta_mb": fasta.stat().st_size / 2**20,
                     "output_mb": out.stat().st_size / 2**20,
-                    "peak_rss_mb": peak / 1024,
+                    "output_disk_mb": out.stat().st_blocks * 512 / 2**20,  # less where a sparse file has holes
+                    "peak_rss_mb": peaks["peak_rss_kb"] / 1024,
+                    "peak_anon_mb": peaks["peak_anon_kb"] / 1024,
                     "seconds": seconds,
                     "tokens_per_s": (count * args.length + args.short * 100) / seconds,
                 }
             )
             print(json.dumps(rows[-1]), flush=True)
-    print(f"\n{'sequences':>10s} {'FASTA MB':>9s} {'output MB':>10s} {'peak RSS MB':>12s} {'seconds':>8s}")
+    header = f"{'sequences':>10s} {'FASTA MB':>9s} {'output MB':>10s} {'peak RSS MB':>12s} {'anon MB':>8s}"
+    print(f"\n{header} {'seconds':>8s}")
     for r in rows:
         print(
             f"{r['sequences']:10,d} {r['fasta_mb']:9.1f} {r['output_mb']:10.1f} {r['peak_rss_mb']:12.0f} "
-            f"{r['seconds']:8.1f}"
+            f"{r['peak_anon_mb']:8.0f} {r['seconds']:8.1f}"
         )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"threads": args.threads, "output": args.output, "rows": rows}, indent=1))

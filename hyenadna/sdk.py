@@ -238,6 +238,7 @@ class HyenaDNA:
         overlap: int | None = None,
         ragged: bool = False,
         on_batch: Callable[[int], None] | None = None,
+        allocate: Callable[[tuple[int, int, int]], np.ndarray] | None = None,
     ) -> np.ndarray | list:
         """Embeddings as float32 numpy: per base (N, L_max, D), one row per input base (framing tokens dropped) and
         zero after each sequence's end, or pooled (N, D) over every framed token. With ``ragged`` (per base only), a
@@ -248,6 +249,11 @@ class HyenaDNA:
         other sequences in the batch: batches are right-padded and pooling uses the mask. Per-base outputs that would
         not fit in the memory available raise a MemoryError that says so before any work. ``on_batch(bases)`` is
         called after each batch with the input bases it covered (each base once, whatever the strands and windows).
+
+        ``allocate(shape)`` (per base, not ragged) gives the zeroed float32 (N, L_max, D) array to fill, once per
+        layer in ``layer``'s order, in place of one in memory: ``np.lib.format.open_memmap`` puts it on disk, for
+        outputs larger than the memory (a whole chromosome per base). It is what is returned, and no memory check is
+        made for it.
         """
         seqs = data if isinstance(data, TokenizedSequences) else self.process_data(data)
         pooling = self.config.pooling if pooling is ... else pooling
@@ -255,6 +261,8 @@ class HyenaDNA:
             raise ValueError(f"pooling={pooling!r}: choose None (per token) or one of {POOLINGS}")
         if ragged and pooling is not None:
             raise ValueError(f"ragged=True gives per-base arrays: it needs pooling=None (pooling={pooling!r})")
+        if allocate is not None and (ragged or pooling is not None):
+            raise ValueError("allocate gives the per-base (N, L_max, D) arrays: it needs pooling=None, ragged=False")
         layers = [layer] if isinstance(layer, int) else list(layer)
         layers = self.model.backbone.layer_indices(layers)
         strands = 2 if (self.config.rc_average if rc_average is None else rc_average) else 1
@@ -266,13 +274,17 @@ class HyenaDNA:
             lengths = [0] * len(seqs)
             for c in chunks:
                 lengths[c.seq] = c.n_bases
-            error = per_base_memory_error(lengths, dim, len(layers), ragged, seqs.names)
-            if error is not None:
-                raise error
-            try:
-                sinks = [PerBaseCollector(lengths, strands, dim, ragged=ragged) for _ in layers]
-            except MemoryError:  # refused by the system despite the estimate: the same error, not numpy's
-                raise per_base_memory_error(lengths, dim, len(layers), ragged, seqs.names, force=True) from None
+            if allocate is not None:
+                shape = (len(seqs), int(max(lengths, default=0)), dim)
+                sinks = [PerBaseCollector(lengths, strands, dim, out=_allocated(allocate, shape)) for _ in layers]
+            else:
+                error = per_base_memory_error(lengths, dim, len(layers), ragged, seqs.names)
+                if error is not None:
+                    raise error
+                try:
+                    sinks = [PerBaseCollector(lengths, strands, dim, ragged=ragged) for _ in layers]
+                except MemoryError:  # refused by the system despite the estimate: the same error, not numpy's
+                    raise per_base_memory_error(lengths, dim, len(layers), ragged, seqs.names, force=True) from None
         else:
             sinks = [Pooler(len(seqs), strands, dim, pooling, self.device) for _ in layers]
         progress = self.config.progress
@@ -291,6 +303,13 @@ class HyenaDNA:
                     on_batch(sum(c.bases_out() for c in batch if c.strand == 0))
         outs = [sink.out if pooling is None else sink.result().cpu().numpy() for sink in sinks]
         return outs[0] if isinstance(layer, int) else outs
+
+
+def _allocated(allocate: Callable[[tuple[int, int, int]], np.ndarray], shape: tuple[int, int, int]) -> np.ndarray:
+    out = allocate(shape)
+    if out.shape != shape or out.dtype != np.float32:
+        raise ValueError(f"allocate gave a {out.dtype} array of shape {out.shape}; float32 {shape} is needed")
+    return out
 
 
 def tokenize_data(

@@ -150,6 +150,36 @@ def test_embed_per_token_npz_and_parquet(tmp_path):
     assert np.allclose(np.stack(df["embedding"][1]), d["emb_1"], atol=1e-6)
 
 
+def test_embed_per_token_npy_is_filled_on_disk(tmp_path, monkeypatch, capsys):
+    """Per token, .npy is one (N, L_max, D) array a layer, memory-mapped while it is filled: the rows of the .npz,
+    zeros past each end, ids and lengths beside it; no memory check refuses it, and a disk without room does."""
+    import shutil
+
+    from hyenadna.data import pipeline
+
+    fa = tmp_path / "in.fa"
+    seqs = {"long": "".join(rng.choice(list("ACGT"), 2500)), "b": "GGCA", "c": "ACGTNACGTA"}
+    fa.write_text("".join(f">{k}\n{v}\n" for k, v in seqs.items()))
+    args = ["--pooling", "none", "--layer", "1", "2", *MODEL]
+    assert main(["embed", str(fa), "-o", str(tmp_path / "t.npz"), *args]) == 0
+    monkeypatch.setattr(pipeline, "available_bytes", lambda device="cpu": 1)
+    assert main(["embed", str(fa), "-o", str(tmp_path / "t.npy"), *args]) == 0
+    for layer in (1, 2):
+        npz = np.load(tmp_path / f"t.layer{layer}.npz")
+        npy = np.load(tmp_path / f"t.layer{layer}.npy", mmap_mode="r")
+        assert npy.shape == (3, 2500, 128) and npy.dtype == np.float32
+        assert (tmp_path / f"t.layer{layer}.npy.ids.txt").read_text() == "long\nb\nc\n"
+        assert (tmp_path / f"t.layer{layer}.npy.lengths.txt").read_text() == "2500\n4\n10\n"
+        for i, n in enumerate((2500, 4, 10)):
+            assert np.abs(npy[i, :n] - npz[f"emb_{i}"]).max() < 1e-4 and not npy[i, n:].any()
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 10**12, 10**6))
+    capsys.readouterr()
+    assert main(["embed", str(fa), "-o", str(tmp_path / "full.npy"), "--pooling", "none", *MODEL]) == 1
+    err = capsys.readouterr().err
+    assert "per-token .npy of 3 records (2,514 bases) needs 0.0 GB of disk, and" in err and "0.0 GB free" in err
+    assert not list(tmp_path.glob("*full*"))
+
+
 def test_embed_per_token_memory_follows_the_bases_not_the_count_times_the_longest(tmp_path, monkeypatch, capsys):
     from hyenadna.cli import common, embed
     from hyenadna.data import pipeline
@@ -180,7 +210,10 @@ def test_embed_per_token_memory_follows_the_bases_not_the_count_times_the_longes
     assert main(["embed", str(fa), "-o", str(tmp_path / "e.npz"), "--pooling", "none", *MODEL]) == 1
     err = capsys.readouterr().err
     assert "hyenadna embed: error: per-base embeddings of 'long' (3,000 bases) take 0.0 GB, and 0.0 GB is" in err
-    assert "pool them (--pooling mean), or embed it in shorter pieces (--bed intervals of --genome)" in err
+    assert (
+        "pool them (--pooling mean), write them to disk (-o OUT.npy), or embed it in shorter pieces (--bed intervals"
+        " of --genome)" in err
+    )
     assert "Traceback" not in err and not (tmp_path / "e.npz").exists()
 
 

@@ -196,6 +196,37 @@ def test_ragged_per_base_output_equals_the_padded_rows(tiny):
         tiny.get_embeddings(data, pooling="mean", ragged=True)
 
 
+def test_per_base_output_filled_on_disk_equals_the_one_in_memory(tiny, tmp_path, monkeypatch):
+    """``allocate`` hands over the arrays to fill (memory-mapped files here), one a layer in order; they hold what
+    the in-memory path returns, and no memory check refuses them, as they are on disk."""
+    from hyenadna.data import pipeline
+
+    data = tiny.process_data([random_dna(n) for n in (40, 3000, 7)], names=["a", "b", "c"])
+    for rc in (False, True):
+        want = tiny.get_embeddings(data, pooling=None, rc_average=rc, layer=[1, -1])
+        paths = iter([tmp_path / f"{rc}_1.npy", tmp_path / f"{rc}_last.npy"])
+        shapes = []
+
+        def on_disk(shape, paths=paths, shapes=shapes):
+            shapes.append(shape)
+            return np.lib.format.open_memmap(next(paths), mode="w+", dtype=np.float32, shape=shape)
+
+        monkeypatch.setattr(pipeline, "available_bytes", lambda device="cpu": 1)  # in memory, refused
+        with pytest.raises(MemoryError):
+            tiny.get_embeddings(data, pooling=None, rc_average=rc, layer=[1, -1])
+        got = tiny.get_embeddings(data, pooling=None, rc_average=rc, layer=[1, -1], allocate=on_disk)
+        monkeypatch.undo()
+        assert shapes == [(3, 3000, tiny.embedding_dim)] * 2
+        for name, w, g in zip(("1", "last"), want, got, strict=True):
+            assert isinstance(g, np.memmap) and np.array_equal(g, w)
+            g.flush()
+            assert np.array_equal(np.load(tmp_path / f"{rc}_{name}.npy", mmap_mode="r"), w)
+    with pytest.raises(ValueError, match=r"allocate gives the per-base .* it needs pooling=None, ragged=False"):
+        tiny.get_embeddings(data, pooling=None, ragged=True, allocate=np.zeros)
+    with pytest.raises(ValueError, match=r"allocate gave a float64 array of shape \(3, 3000, \d+\); float32"):
+        tiny.get_embeddings(data, pooling=None, allocate=np.zeros)
+
+
 def test_per_base_output_that_cannot_fit_is_refused_before_any_work(tiny, monkeypatch):
     from hyenadna.data import pipeline
 
@@ -209,8 +240,8 @@ def test_per_base_output_that_cannot_fit_is_refused_before_any_work(tiny, monkey
     assert str(e.value) == (
         f"per-base embeddings of 3 sequences (2,020 bases) take {padded / 1e9:.1f} GB as one array padded to the "
         f"longest (the longest, 'long', has 2,000), and {(padded + ragged) // 2 / 1e9:.1f} GB is available: pass "
-        f"ragged=True for one array a sequence ({ragged / 1e9:.1f} GB), pool them (pooling='mean'), or embed fewer "
-        "or shorter sequences at a time"
+        f"ragged=True for one array a sequence ({ragged / 1e9:.1f} GB), pool them (pooling='mean'), fill arrays on "
+        "disk (allocate=, with numpy's open_memmap), or embed fewer or shorter sequences at a time"
     )
     monkeypatch.setattr(pipeline, "available_bytes", lambda device="cpu": ragged - 1)
     with pytest.raises(MemoryError, match=r"3 sequences \(2,020 bases\) take 0.0 GB \(the longest, 'long'"):

@@ -91,6 +91,7 @@ _PYTHON_TO_FLAG = [
     ),
     (re.compile(r"pass a local folder\b"), "pass a local folder with --model"),
     (re.compile(r"\bembed it in shorter pieces\b"), "embed it in shorter pieces (--bed intervals of --genome)"),
+    (re.compile(r"fill arrays on disk \(allocate=, with numpy's open_memmap\)"), "write them to disk (-o OUT.npy)"),
 ]
 # a validation set of its own is the library's; `fine-tune` splits the task's train rows by --validation-fraction,
 # and `benchmark` by its protocol's fixed 10%

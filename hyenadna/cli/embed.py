@@ -44,6 +44,46 @@ def _check_parquet_memory(chunk: list, per_base: int, copies: int) -> None:
     )
 
 
+def _per_token_npy(args: argparse.Namespace, model, layers: list[int], outputs: list[str], progress: Progress) -> None:
+    """Per-token rows of every record as one (N, L_max, D) .npy a layer, filled on disk through a memory map, so
+    memory stays at the model's windows whatever the records' lengths (a whole chromosome), and
+    ``np.load(path, mmap_mode="r")`` reads it back a piece at a time. Rows past a record's end are never written:
+    zeros, which on most file systems are holes that take no disk. Ids and lengths go beside it, a line each."""
+    import shutil
+
+    import numpy as np
+
+    from hyenadna.utils.io import atomic_path, atomic_write_text
+
+    records = list(read_records(args))  # a byte a base: the rows are 1,024 times that
+    with located(records):
+        data = model.process_data([r.sequence for r in records], names=[r.name for r in records])
+    need = 4 * model.embedding_dim * len(layers) * int(data.lengths.sum())
+    folder = Path(args.output).resolve().parent
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise OSError(
+            f"per-token .npy of {len(data):,} records ({int(data.lengths.sum()):,} bases) needs {need / 1e9:.1f} GB "
+            f"of disk, and {folder} has {free / 1e9:.1f} GB free: pool them (--pooling mean), or write elsewhere"
+        )
+    with contextlib.ExitStack() as stack:
+        paths = iter([stack.enter_context(atomic_path(o)) for o in outputs])
+
+        def on_disk(shape: tuple[int, int, int]) -> np.ndarray:
+            return np.lib.format.open_memmap(next(paths), mode="w+", dtype=np.float32, shape=shape)
+
+        arrays = model.get_embeddings(
+            data, layer=layers, overlap=args.overlap, on_batch=progress.add_bases, allocate=on_disk
+        )
+        for array in arrays:
+            array.flush()
+        del arrays  # unmapped before the files are renamed into place
+    for output in outputs:
+        atomic_write_text(output + ".ids.txt", "".join(f"{name}\n" for name in data.names))
+        atomic_write_text(output + ".lengths.txt", "".join(f"{n}\n" for n in data.lengths.tolist()))
+    progress.update(len(data))
+
+
 def _layer_path(output: str, layer: int) -> str:
     path = Path(output)
     suffix = "".join(path.suffixes[-1:])
@@ -91,7 +131,11 @@ def cmd_embed(args: argparse.Namespace) -> int:
             data, layer=layers, overlap=args.overlap, ragged=pooling is None, on_batch=progress.add_bases
         )
 
-    if shard.active:  # this rank's blocks now; rank 0 writes them all, in input order, once every rank is done
+    if pooling is None and Path(args.output).suffix == ".npy":
+        if shard.active:
+            raise ValueError("per-token .npy is written by one process: with torchrun, write .npz or .parquet")
+        _per_token_npy(args, model, layers, outputs, progress)
+    elif shard.active:  # this rank's blocks now; rank 0 writes them all, in input order, once every rank is done
         for k, chunk in enumerate(in_chunks(read_records(args), step_size(args), max_bases)):
             if shard.mine(k):
                 data, embeddings = embed(chunk)
@@ -127,7 +171,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         sub, "embed", "embed sequences (FASTA/FASTQ/CSV/TSV/text/stdin, or BED intervals on a genome)", cmd_embed
     )
     add_input_args(p)
-    p.add_argument("-o", "--output", required=True, help="output .npz, .npy (pooled) or .parquet")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output .npz, .npy or .parquet (per token, .npy is one (N, L_max, D) array filled on disk)",
+    )
     p.add_argument(
         "--pooling", choices=["mean", "last", "max", "none"], default="mean", help="none: per-token embeddings"
     )

@@ -213,7 +213,7 @@ def per_base_memory_error(
     name = f"'{names[longest]}'" if names is not None else f"sequence {longest}"
     layers = f" ({outputs} layers)" if outputs > 1 else ""
     available = f"{have / 1e9:.1f} GB is available" if have is not None else "the system refused them"
-    fixes = ["pool them (pooling='mean')"]
+    fixes = ["pool them (pooling='mean')", "fill arrays on disk (allocate=, with numpy's open_memmap)"]
     if len(lengths) == 1:
         what = f"{name} ({int(lengths[0]):,} bases){layers} take {need / 1e9:.1f} GB"
         fixes.append("embed it in shorter pieces")
@@ -235,9 +235,19 @@ class PerBaseCollector:
     (N, L_max, D) array, zero after each sequence's end, or with ``ragged`` a list of one (L_i, D) array a sequence,
     whose memory follows the bases given, not N times the longest."""
 
-    def __init__(self, lengths: Sequence[int], strands: int, dim: int, dtype=np.float32, ragged: bool = False):
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        strands: int,
+        dim: int,
+        dtype=np.float32,
+        ragged: bool = False,
+        out: np.ndarray | None = None,
+    ):
         self.strands = strands
-        if ragged:
+        if out is not None:  # given, zeroed (a memory-mapped file, for outputs larger than the memory)
+            self.out = out
+        elif ragged:
             self.out: np.ndarray | list[np.ndarray] = [np.zeros((n, dim), dtype=dtype) for n in lengths]
         else:
             self.out = np.zeros((len(lengths), int(max(lengths, default=0)), dim), dtype=dtype)
