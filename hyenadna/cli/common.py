@@ -14,6 +14,7 @@ EXAMPLES = """examples:
   hyenadna embed hyenadna/examples/example.fa -o emb.npz                 # bundled model, mean-pooled
   hyenadna embed reads.fq.gz -o emb.parquet --pooling none               # per-token, streamed
   hyenadna embed --bed peaks.bed --genome hg19.fa --flank 100 -o peaks.npz
+  hyenadna embed --bed chr21.bed --genome hg19.fa --pooling none -o chr21.npy   # per token, filled on disk
   cat seqs.txt | hyenadna embed - -o emb.npy --model ~/weights/hyenadna-tiny-1k-seqlen-d256
   hyenadna score hyenadna/examples/example.fa -o scores.tsv
   hyenadna vep variants.vcf.gz --genome hg19.fa.gz --window 1024 -o effects.tsv
@@ -409,6 +410,7 @@ COMMAND_EXAMPLES = {
   hyenadna embed reads.fq.gz -o emb.parquet --pooling none               # per-token, streamed
   hyenadna embed seqs.fa -o emb.npz --layer 1 2                          # two hidden layers: emb.layer1.npz, ...
   hyenadna embed --bed peaks.bed --genome hg19.fa --flank 100 -o peaks.npz
+  hyenadna embed --bed chr21.bed --genome hg19.fa --pooling none -o chr21.npy   # per token, filled on disk
   cat seqs.txt | hyenadna embed - -o emb.npy --model hyenadna-tiny-1k-seqlen-d256 --offline
 """,
     "score": """examples:

@@ -40,7 +40,8 @@ def _check_parquet_memory(chunk: list, per_base: int, copies: int) -> None:
     raise MemoryError(
         f"per-token Parquet of {what} needs about {need / 1e9:.1f} GB while it is written (pyarrow holds the rows "
         f"about {copies} more times as it encodes them), and {have / 1e9:.1f} GB is available: write .npz (one "
-        "array a record, as it is), pool them (--pooling mean), or embed shorter pieces (--bed intervals of --genome)"
+        "array a record, as it is) or .npy (filled on disk), pool them (--pooling mean), or embed shorter pieces "
+        "(--bed intervals of --genome)"
     )
 
 
