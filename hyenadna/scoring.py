@@ -99,17 +99,3 @@ def score_bases(
     )
     scored = [int(np.isfinite(lp[0]).sum()) for lp in lps]
     return [SequenceScore(float(np.nansum(lp[0])), k, len(lp[0]) - 1 - k) for lp, k in zip(lps, scored, strict=True)]
-
-
-def score_sequences(
-    model: HyenaDNALMHeadModel,
-    tokenizer: CharacterTokenizer,
-    sequences: list[str],
-    context: int | None = None,
-    batch_size: int = 8,
-    overlap: int = 0,
-) -> list[SequenceScore]:
-    bases = [tokenizer.encode_bases(s, i) for i, s in enumerate(sequences)]
-    return score_bases(
-        model, bases, tokenizer, scoring_policy(context or model.config.l_max, overlap=overlap), batch_size
-    )

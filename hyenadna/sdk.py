@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -38,6 +38,9 @@ from hyenadna.pooling import POOLINGS
 from hyenadna.tokenizer import CharacterTokenizer, sequence_label
 from hyenadna.utils.device import resolve_device, seeded
 from hyenadna.utils.precision import autocast, check_precision, parse_dtype
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LONG_SEQUENCE_MODES = CONTEXT_MODES
 
@@ -195,6 +198,37 @@ class HyenaDNA:
             self.context_length,
             long_sequences or self.config.long_sequences,
             self.config.overlap if overlap is None else overlap,
+        )
+
+    def score(
+        self, data: TokenizedSequences | Any, overlap: int | None = None, on_batch: Callable[[int], None] | None = None
+    ) -> pd.DataFrame:
+        """Each sequence's log-likelihood under the language model, a row each in input order: ``log_likelihood``
+        (natural log, the sum over every base but the first of log P(base | the bases before it)), ``n_scored``,
+        ``n_skipped`` (N targets, and IUPAC codes read as N: the model cannot predict a gap), ``nll_per_base`` and
+        ``perplexity`` (NaN where nothing was scored: one base, or only N). A sequence longer than the context runs
+        in windows that re-read ``overlap`` bases of left context (at least 1, so every base but the first is
+        scored). ``on_batch`` as in ``get_embeddings``."""
+        import pandas as pd
+
+        from hyenadna.scoring import score_bases, scoring_policy
+
+        seqs = data if isinstance(data, TokenizedSequences) else self.process_data(data)
+        policy = scoring_policy(self.context_length, overlap=self.config.overlap if overlap is None else overlap)
+        with autocast(self.device, self.config.precision):
+            scores = score_bases(
+                self.model, seqs.ids, self.tokenizer, policy, self.config.batch_size, seqs.names, on_batch=on_batch
+            )
+        return pd.DataFrame(
+            {
+                "id": seqs.names,
+                "length": seqs.lengths.astype(np.int64),
+                "log_likelihood": [s.log_likelihood for s in scores],
+                "n_scored": [s.n_scored for s in scores],
+                "n_skipped": [s.n_skipped for s in scores],
+                "nll_per_base": [s.nll_per_base for s in scores],
+                "perplexity": [s.perplexity for s in scores],
+            }
         )
 
     def generate(

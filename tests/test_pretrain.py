@@ -83,6 +83,11 @@ def test_held_out_is_excluded_by_default_and_overlap_refused(fasta, tmp_path):
         training_intervals(small_cfg(fasta, tmp_path, include=["chr1:90000-105000"]), genome)
     train, _ = training_intervals(small_cfg(fasta, tmp_path, include=["chr1:90000-105000"], force_overlap=True), genome)
     assert overlap(train, evaluation) == 5000
+    # a genome without GRCh37's chr20: the default held-out region cannot apply, and the error says what to give
+    with pytest.raises(ValueError, match=r"not in the genome: the held-out evaluation region defaults to GRCh37's "):
+        training_intervals(small_cfg(fasta, tmp_path, eval_region=[str(HELD_OUT)]), genome)
+    with pytest.raises(ValueError, match=r"chromosome '9' is not in the genome$"):
+        training_intervals(small_cfg(fasta, tmp_path, eval_region=["9:0-100"]), genome)
 
 
 def test_window_sampler_is_deterministic_and_respects_n_policy(fasta):

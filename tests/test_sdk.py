@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -157,6 +158,36 @@ def test_dataframe_input_and_names(tiny):
     # a dict maps names to sequences: its keys are names, never embedded as DNA
     by_name = tiny.process_data({"a": "ACGTAC", "b": "acgtacgt"})
     assert by_name.names == ["a", "b"] and [x.tolist() for x in by_name.ids] == [x.tolist() for x in data.ids]
+
+
+def test_score_is_each_sequences_log_likelihood(tiny):
+    """``score`` sums log P(base | bases before it) over every base but the first, leaves N out (counted), gives NaN
+    where nothing was scored, reads long sequences in windows, and runs in the configured precision."""
+    rng = np.random.default_rng(4)
+    seqs = {"dna": "".join(rng.choice(list("ACGT"), 60)), "gap": "NNNN", "one": "A", "long": "ACGT" * 400}
+    table = tiny.score(seqs)
+    assert list(table.columns) == [
+        "id",
+        "length",
+        "log_likelihood",
+        "n_scored",
+        "n_skipped",
+        "nll_per_base",
+        "perplexity",
+    ]
+    assert table["id"].tolist() == list(seqs) and table["length"].tolist() == [60, 4, 1, 1600]
+    ids = torch.tensor([tiny.tokenizer.encode(seqs["dna"])])
+    with torch.no_grad():
+        logp = torch.log_softmax(tiny.model(ids).logits, -1)[0, :-1].gather(-1, ids[0, 1:, None]).sum().item()
+    assert table["log_likelihood"][0] == pytest.approx(logp, abs=1e-3)
+    assert table["nll_per_base"][0] == pytest.approx(-logp / 59, abs=1e-4)
+    assert table[["n_scored", "n_skipped"]].values.tolist() == [[59, 0], [0, 3], [0, 0], [1599, 0]]
+    assert table["perplexity"].isna().tolist() == [False, True, True, False]
+    bf16 = HyenaDNA(HyenaDNAConfig(model_path=FIXTURES / "tiny", precision="bf16"), model=tiny.model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # bf16 emulated on CPUs without it: slower, not wrong
+        rounded = bf16.score([seqs["dna"]])["log_likelihood"][0]
+    assert rounded != table["log_likelihood"][0] and rounded == pytest.approx(logp, rel=0.05)
 
 
 def test_bad_input_is_a_clear_error(tiny):

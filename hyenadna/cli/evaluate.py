@@ -8,6 +8,7 @@ import sys
 import time
 
 from hyenadna.cli.common import add_command, add_model_args, int_at_least, sdk_config
+from hyenadna.data.regions import HELD_OUT
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -105,7 +106,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fasta", nargs="+", required=True)
     p.add_argument("--include", nargs="*", default=[], help="training regions the Markov baseline is fitted on")
     p.add_argument("--exclude", nargs="*", default=[])
-    p.add_argument("--eval-region", nargs="*", default=["20:32000000-63025520"])
+    p.add_argument("--eval-region", nargs="*", default=[str(HELD_OUT)])
     p.add_argument("--windows", type=int_at_least(1), default=256, help="number of N-free held-out windows")
     p.add_argument("--seq-len", type=int_at_least(2), default=1024, help="predicted bases per window")
     p.add_argument("--no-markov", dest="markov", action="store_false")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from hyenadna.cli.common import add_memory_args, add_runtime_args, float_above, int_at_least
+from hyenadna.data.regions import HELD_OUT
 
 PRETRAIN_EXAMPLES = """examples:
   # the bundled model's recipe: GRCh37 chr20 + chrX, held-out chr20:32,000,000-63,025,520 excluded automatically
@@ -192,7 +193,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--eval-region",
         nargs="*",
-        default=["20:32000000-63025520"],
+        default=[str(HELD_OUT)],
         help="held-out validation region (default: GRCh37 chr20:32,000,000-63,025,520)",
     )
     p.add_argument("--force-overlap", action="store_true", help="allow training regions overlapping --eval-region")

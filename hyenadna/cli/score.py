@@ -61,12 +61,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.track:
         return cmd_track(args)
     from hyenadna.cli.distributed import Sharding
-    from hyenadna.scoring import score_bases, scoring_policy
     from hyenadna.sdk import HyenaDNA
 
     shard = Sharding(args.output, "score")
     model = HyenaDNA(sdk_config(args, device=shard.device(args.device), framing=args.framing, progress=False))
-    policy = scoring_policy(model.context_length, overlap=args.overlap)
     print(f"model: {model.source}", file=sys.stderr)
     progress = Progress("sequences", total=lambda: count_records(args), enabled=None if shard.is_main else False)
 
@@ -77,29 +75,9 @@ def cmd_score(args: argparse.Namespace) -> int:
             if shard.mine(k):
                 with located(chunk, n):
                     data = model.process_data([r.sequence for r in chunk], names=[r.name for r in chunk], start_index=n)
-                scores = score_bases(
-                    model.model,
-                    data.ids,
-                    model.tokenizer,
-                    policy,
-                    model.config.batch_size,
-                    data.names,
-                    start_index=n,
-                    on_batch=progress.add_bases,  # a long record's bases count as its windows are done
-                )
-                rows = [
-                    {
-                        "id": name,
-                        "length": int(length),
-                        "log_likelihood": s.log_likelihood,
-                        "n_scored": s.n_scored,
-                        "n_skipped": s.n_skipped,
-                        # null (JSON) or empty (TSV) where no base was scored
-                        "nll_per_base": s.nll_per_base if s.n_scored else None,
-                        "perplexity": s.perplexity if s.n_scored else None,
-                    }
-                    for name, length, s in zip(data.names, data.lengths, scores, strict=True)
-                ]
+                table = model.score(data, overlap=args.overlap, on_batch=progress.add_bases)  # per-window ticks
+                # null (JSON) or empty (TSV) where no base was scored
+                rows = [{key: None if x != x else x for key, x in row.items()} for row in table.to_dict("records")]
                 progress.update(len(data))
                 yield k, rows
             n += len(chunk)

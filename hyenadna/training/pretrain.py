@@ -124,7 +124,15 @@ def _dist_info() -> tuple[int, int]:
 
 def training_intervals(cfg: PretrainConfig, genome: Genome) -> tuple[list[Interval], list[Interval]]:
     sizes = genome.sizes
-    evaluation = parse_regions(cfg.eval_region, sizes) if cfg.eval_region else []
+    try:
+        evaluation = parse_regions(cfg.eval_region, sizes) if cfg.eval_region else []
+    except ValueError as e:
+        if list(cfg.eval_region) != [str(HELD_OUT)]:
+            raise
+        raise ValueError(  # a genome other than GRCh37's chr20: the default cannot apply, so say what to give
+            f"{e}: the held-out evaluation region defaults to GRCh37's {HELD_OUT}; name one of this genome's with "
+            "eval_region (--eval-region)"
+        ) from None
     explicit = bool(cfg.include)
     train = parse_regions(cfg.include, sizes) if explicit else [Interval(c, 0, n) for c, n in sizes.items()]
     train = subtract(train, parse_regions(cfg.exclude, sizes))
