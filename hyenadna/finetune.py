@@ -472,18 +472,10 @@ class HyenaDNAFineTuningModel:
         ``target`` (default: the class it predicts for the reference window) on both and ``delta_log_odds``, that
         class's probability on both and the class predicted for each; a regressor ``delta_value``. Alleles that
         cannot be scored keep a ``status`` (``hyenadna.vep.classifier_variant_blocks``)."""
-        import pandas as pd
-
-        from hyenadna.vep import classifier_variant_effects, classifier_vep_columns
+        from hyenadna.vep import classifier_variant_effects, classifier_vep_columns, effects_table
 
         rows = list(classifier_variant_effects(self, vcf, genome, window, target, rc_average, regions))
-        columns = classifier_vep_columns(self.head_type == "classification", regions is not None)
-        table = pd.DataFrame(rows, columns=columns)
-        for column in ("window", "offset", "target", "ref_class", "alt_class"):  # integers, empty where not scored
-            values = [row.get(column) for row in rows]
-            if column in table and all(v is None or isinstance(v, int) for v in values):
-                table[column] = pd.array(values, dtype="Int64")
-        return table
+        return effects_table(rows, classifier_vep_columns(self.head_type == "classification", regions is not None))
 
     def check_target(self, target: int) -> None:
         """The index of one of its outputs (a class, or a regression output), else a ValueError."""

@@ -231,6 +231,23 @@ class HyenaDNA:
             }
         )
 
+    def variant_effects(
+        self, vcf: str | Path, genome: str | Path, window: int = 1024, both_strands: bool = False
+    ) -> pd.DataFrame:
+        """Zero-shot effect of each VCF allele, a row per (variant, ALT allele) in VCF order, as ``hyenadna vep``
+        writes them: ``llr`` = log P(alt window) - log P(ref window), two windows of ``window`` bases of ``genome``
+        holding the variant at the same offset (negative: the model finds the allele less likely), and the distance
+        between their mean-pooled embeddings; with ``both_strands`` the mean over both strands. Alleles that cannot
+        be scored keep a ``status`` (not in the genome, a REF that differs from it, a symbolic allele) and a warning
+        (``hyenadna.vep.score_variant_blocks``)."""
+        from hyenadna.vep import effects_table, score_variants, vep_columns
+
+        with autocast(self.device, self.config.precision):
+            rows = list(
+                score_variants(self.model, self.tokenizer, vcf, genome, window, self.config.batch_size, both_strands)
+            )
+        return effects_table(rows, vep_columns(both_strands))
+
     def generate(
         self,
         prompt: str,

@@ -26,6 +26,8 @@ from hyenadna.data.readers import (
 from hyenadna.data.regions import BedRecord, canonical_chrom
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from hyenadna.finetune import HyenaDNAFineTuningModel
 
 _BASES = set("ACGTN")
@@ -234,6 +236,18 @@ def score_variant_blocks(
 
     columns = vep_columns(both_strands)
     yield from variant_blocks(vcf, genome_path, centred(window), score, columns, variants_per_batch, shard)
+
+
+def effects_table(rows: list[dict], columns: list[str]) -> pd.DataFrame:
+    """Rows of variant effects as a DataFrame; integer columns stay integers, empty (<NA>) where not scored."""
+    import pandas as pd
+
+    table = pd.DataFrame(rows, columns=columns)
+    for column in ("window", "offset", "target", "ref_class", "alt_class"):
+        values = [row.get(column) for row in rows]
+        if column in table and all(v is None or isinstance(v, int) for v in values):
+            table[column] = pd.array(values, dtype="Int64")
+    return table
 
 
 def classifier_vep_columns(classification: bool = True, regions: bool = False) -> list[str]:

@@ -71,6 +71,32 @@ def test_indel_llr_equals_a_hand_computation(genome, model):
         assert row["llr"] == pytest.approx(window_ll(model, a) - window_ll(model, r), abs=2e-3)
 
 
+def test_the_api_and_the_command_line_give_the_same_table(genome, tmp_path):
+    """``HyenaDNA.variant_effects`` is ``hyenadna vep`` as a DataFrame: the same rows, statuses and values."""
+    import pandas as pd
+
+    from hyenadna import HyenaDNA, HyenaDNAConfig
+    from hyenadna.cli import main
+
+    vcf = tmp_path / "v.vcf"
+    lines = ["#CHROM\tPOS\tID\tREF\tALT", f"chr7\t1200\tsnv\t{CHROM[1199]}\tA,C", "chr7\t5000\tpast\tA\tG"]
+    lines += [f"chr7\t1700\tins\t{CHROM[1699]}\t{CHROM[1699]}AC", "chr7\t10\tsym\tA\t<DEL>"]
+    vcf.write_text("\n".join(lines) + "\n")
+    with pytest.warns(UserWarning, match="outside chromosome"):
+        table = HyenaDNA(HyenaDNAConfig(model_path=FIXTURES / "tiny")).variant_effects(vcf, genome, window=300)
+    args = ["vep", str(vcf), "--genome", str(genome), "--window", "300", "--model", str(FIXTURES / "tiny")]
+    assert main([*args, "-o", str(tmp_path / "v.tsv")]) == 0
+    cli = pd.read_csv(tmp_path / "v.tsv", sep="\t", keep_default_na=False, na_values=[""])
+    assert list(table.columns) == list(cli.columns) and len(table) == 5
+    assert (
+        table["status"].tolist()
+        == cli["status"].tolist()
+        == ["ok", "ok", "outside_chromosome", "ok", "unsupported_allele"]
+    )
+    assert np.allclose(table["llr"].astype(float), cli["llr"], equal_nan=True, atol=1e-9)
+    assert table["window"].tolist()[:2] == [300, 300] and table["window"].isna().tolist()[2]
+
+
 def test_both_strands_average_the_reverse_complement_windows(genome, model):
     vcf = genome.parent / "s.vcf"
     alt = "A" if CHROM[999] != "A" else "C"
