@@ -42,6 +42,10 @@ from hyenadna.utils.precision import autocast, check_precision, parse_dtype
 if TYPE_CHECKING:
     import pandas as pd
 
+    from hyenadna.data.readers import GenomeFasta
+    from hyenadna.data.regions import Interval
+    from hyenadna.ism import IsmResult
+
 LONG_SEQUENCE_MODES = CONTEXT_MODES
 
 
@@ -247,6 +251,42 @@ class HyenaDNA:
                 score_variants(self.model, self.tokenizer, vcf, genome, window, self.config.batch_size, both_strands)
             )
         return effects_table(rows, vep_columns(both_strands))
+
+    def mutagenesis(
+        self,
+        genome: str | Path | GenomeFasta,
+        region: str | Interval,
+        window: int = 1024,
+        both_strands: bool = False,
+        deletions: bool = False,
+        progress: Callable[[int], None] | None = None,
+        chrom_name: str | None = None,
+    ) -> IsmResult:
+        """In-silico mutagenesis of ``region`` of ``genome`` ("chrom:start-end", 0-based and half-open, or an
+        ``Interval``), as ``hyenadna ism`` maps it: ``result.llr[i, b]`` is the LLR ``variant_effects`` would give
+        base ``"ACGT"[b]`` at ``result.positions[i]``, with ``window`` bases of context (NaN at the reference), and
+        with ``deletions`` each base's deletion; ``result.importance`` per position. It costs three windows a base
+        (four with deletions). ``chrom_name``: how its rows name the chromosome (default: as ``region`` does)."""
+        from hyenadna.data.regions import parse_region
+        from hyenadna.ism import in_silico_mutagenesis
+
+        interval = parse_region(region) if isinstance(region, str) else region
+        if isinstance(interval, str):
+            raise ValueError(f"region {region!r}: give start and end (chrom:start-end)")
+        name = chrom_name or (region.split(":")[0] if isinstance(region, str) else None)
+        with autocast(self.device, self.config.precision):
+            return in_silico_mutagenesis(
+                self.model,
+                self.tokenizer,
+                genome,
+                interval,
+                chrom_name=name,
+                window=window,
+                batch_size=self.config.batch_size,
+                both_strands=both_strands,
+                deletions=deletions,
+                progress=progress,
+            )
 
     def generate(
         self,

@@ -138,6 +138,13 @@ def test_cli_ism_and_track(genome, tmp_path, capsys):
     assert main([*argv, "-o", str(out), "--plot", str(tmp_path / "ism.png")]) == 0
     data = np.load(out)
     assert data["llr"].shape == (10, 4) and data["positions"][0] == 1000 and (tmp_path / "ism.png").exists()
+    # the API gives the command's map, its rows naming the chromosome as the region does
+    from hyenadna import HyenaDNA, HyenaDNAConfig
+
+    api = HyenaDNA(HyenaDNAConfig(model_path=tiny)).mutagenesis(genome, "chr7:1000-1010", window=128)
+    assert np.array_equal(api.llr, data["llr"], equal_nan=True) and api.rows()[0]["chrom"] == "chr7"
+    with pytest.raises(ValueError, match="give start and end"):
+        HyenaDNA(HyenaDNAConfig(model_path=tiny)).mutagenesis(genome, "chr7")
     assert main(["ism", "--genome", str(genome), "--model", tiny, "-o", str(tmp_path / "x.tsv")]) == 1
     assert "--region" in capsys.readouterr().err
     bed = tmp_path / "t.bedgraph"

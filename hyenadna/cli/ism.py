@@ -47,7 +47,7 @@ def region_of(args: argparse.Namespace):
 
 
 def cmd_ism(args: argparse.Namespace) -> int:
-    from hyenadna.ism import in_silico_mutagenesis, plot_ism
+    from hyenadna.ism import plot_ism
 
     if args.bed:
         return _ism_of_regions(args)
@@ -74,17 +74,14 @@ def cmd_ism(args: argparse.Namespace) -> int:
 
         model = HyenaDNA(sdk_config(args, progress=False))
         print(f"model: {model.source}", file=sys.stderr)
-        result = in_silico_mutagenesis(
-            model.model,
-            model.tokenizer,
+        result = model.mutagenesis(
             genome,
             region,
-            chrom_name=name,
             window=args.window or 1024,
-            batch_size=args.batch_size,
             both_strands=args.both_strands,
             deletions=args.deletions,
             progress=lambda k: progress.update(k, k),
+            chrom_name=name,
         )
     else:
         result = _classifier_ism(args, genome, region, name, progress)
