@@ -243,8 +243,19 @@ class HyenaDNAFineTuningModel:
             if bad.size:
                 raise ValueError(f"label {y[bad[0]]} of sequence {bad[0]} is outside 0..{self.output_size - 1}")
             return y.astype(np.int64)
-        y = y.astype(np.float32)
-        return y.reshape(n, -1) if self.output_size > 1 else y.reshape(n)
+        try:
+            y = y.astype(np.float32)
+        except (TypeError, ValueError):
+            bad = next(i for i, v in enumerate(y.reshape(n, -1)) if not _is_number(v))
+            raise ValueError(f"regression labels are numbers: sequence {bad} has {str(y[bad])!r}") from None
+        per_sequence = y.size // max(n, 1)
+        if per_sequence != self.output_size:
+            raise ValueError(f"the labels have {per_sequence} value(s) a sequence, and the head {self.output_size}")
+        y = y.reshape(n, -1) if self.output_size > 1 else y.reshape(n)
+        bad = np.flatnonzero(~np.isfinite(y.reshape(n, -1)).all(axis=1))
+        if bad.size:
+            raise ValueError(f"regression labels are finite numbers: sequence {bad[0]} has {y[bad[0]]}")
+        return y
 
     def _indices_of_names(self, y: np.ndarray) -> np.ndarray:
         """Class names as indices into ``label_names``, which the first names seen set in sorted order (as
@@ -543,6 +554,14 @@ class HyenaDNAFineTuningModel:
         ft.train_lengths = meta.get("train_lengths")
         ft.network.eval()
         return ft
+
+
+def _is_number(values: Any) -> bool:
+    try:
+        np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _split(data: TokenizedSequences, y: np.ndarray, fraction: float, seed: int, stratify: bool):

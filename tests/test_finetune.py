@@ -121,6 +121,18 @@ def test_bad_labels_are_clear_errors():
         ft.train(["ACGT", "ACGA"], [0, 1, 1])
     with pytest.raises(ValueError, match="head="):
         HyenaDNAFineTuningModel(HyenaDNAConfig(model_path=FIXTURES / "tiny"), "ranking", 2)
+    # regression targets: numbers, finite, as many a sequence as the head has outputs (not numpy's or
+    # scikit-learn's errors, the latter only after an epoch of training)
+    regressor = HyenaDNAFineTuningModel(HyenaDNAConfig(model_path=FIXTURES / "tiny"), "regression", 1)
+    seqs = ["ACGT", "ACGA", "ACGG"]
+    for labels, message in (
+        ([1.0, np.nan, 2.0], "regression labels are finite numbers: sequence 1 has nan"),
+        ([np.inf, 1.0, 2.0], "regression labels are finite numbers: sequence 0 has inf"),
+        (["1.5", "a", "2"], "regression labels are numbers: sequence 1 has 'a'"),
+        (np.ones((3, 2)), r"the labels have 2 value\(s\) a sequence, and the head 1"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            regressor.train(seqs, labels)
     # no sequences: our words, not scikit-learn's split or metric errors
     with pytest.raises(ValueError, match="no training sequences: train_data is empty"):
         ft.train([], [])
