@@ -230,6 +230,10 @@ class HyenaDNAFineTuningModel:
         if self.head_type == "classification":
             if y.dtype.kind == "O" and all(isinstance(v, (int, np.integer)) for v in y):
                 y = y.astype(np.int64)  # integers in an object column (pandas) are indices, not names
+            if y.dtype.kind == "O":
+                missing = next((i for i, v in enumerate(y) if _is_missing(v)), None)
+                if missing is not None:
+                    raise ValueError(f"the label of sequence {missing} is missing ({y[missing]})")
             if y.dtype.kind in "USO" and n:
                 y = self._indices_of_names(y)
             elif not np.issubdtype(y.dtype, np.integer):
@@ -554,6 +558,16 @@ class HyenaDNAFineTuningModel:
         ft.train_lengths = meta.get("train_lengths")
         ft.network.eval()
         return ft
+
+
+def _is_missing(value: Any) -> bool:
+    """None, NaN or pandas' NA (whose comparisons are neither true nor false)."""
+    if value is None:
+        return True
+    try:
+        return bool(value != value)
+    except TypeError:
+        return True
 
 
 def _is_number(values: Any) -> bool:

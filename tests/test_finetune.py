@@ -6,6 +6,7 @@ import json
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -121,6 +122,9 @@ def test_bad_labels_are_clear_errors():
         ft.train(["ACGT", "ACGA"], [0, 1, 1])
     with pytest.raises(ValueError, match="head="):
         HyenaDNAFineTuningModel(HyenaDNAConfig(model_path=FIXTURES / "tiny"), "ranking", 2)
+    for missing, shown in ((None, "None"), (np.nan, "nan"), (pd.NA, "<NA>")):
+        with pytest.raises(ValueError, match=f"the label of sequence 1 is missing \\({shown}\\)"):
+            ft.train(["ACGT", "ACGA", "ACGG"], np.array(["a", missing, "b"], dtype=object))
     # regression targets: numbers, finite, as many a sequence as the head has outputs (not numpy's or
     # scikit-learn's errors, the latter only after an epoch of training)
     regressor = HyenaDNAFineTuningModel(HyenaDNAConfig(model_path=FIXTURES / "tiny"), "regression", 1)
