@@ -35,7 +35,7 @@ from hyenadna.hub import (
 )
 from hyenadna.models.hyena_dna import HyenaDNALMHeadModel, load_model
 from hyenadna.pooling import POOLINGS
-from hyenadna.tokenizer import CharacterTokenizer, sequence_label
+from hyenadna.tokenizer import POLICIES, CharacterTokenizer, sequence_label
 from hyenadna.utils.device import resolve_device, seeded
 from hyenadna.utils.precision import autocast, check_precision, parse_dtype
 
@@ -112,12 +112,18 @@ class HyenaDNAConfig:
             raise ValueError(f"long_sequences={self.long_sequences!r}: choose one of {LONG_SEQUENCE_MODES}")
         check_precision(self.precision)
         parse_dtype(self.dtype)
+        for name in ("batch_size", "max_length", "overlap"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+                raise ValueError(f"{name}={value!r}: must be a whole number")
         if self.batch_size < 1:
             raise ValueError(f"batch_size={self.batch_size}: must be >= 1")
         if self.max_length is not None and self.max_length < 1:
             raise ValueError(f"max_length={self.max_length}: must be >= 1")
         if self.overlap < 0 or (self.max_length is not None and self.overlap >= self.max_length):
             raise ValueError(f"overlap={self.overlap}: must be >= 0 and less than the context")
+        if self.iupac_policy not in POLICIES:
+            raise ValueError(f"iupac_policy={self.iupac_policy!r}: choose one of {POLICIES}")
         if self.hub_layout not in HUB_LAYOUTS:
             raise ValueError(f"hub_layout={self.hub_layout!r}: choose one of {HUB_LAYOUTS}")
 

@@ -201,6 +201,12 @@ def test_bad_input_is_a_clear_error(tiny):
         tiny.process_data(b"ACGT")
     with pytest.raises(ValueError, match="pooling"):
         HyenaDNAConfig(pooling="median")
+    with pytest.raises(ValueError, match=r"batch_size=2\.5: must be a whole number"):
+        HyenaDNAConfig(batch_size=2.5)
+    with pytest.raises(ValueError, match=r"iupac_policy='x': choose one of"):
+        HyenaDNAConfig(iupac_policy="x")
+    with pytest.raises(ValueError, match=r"device='gpu': give 'auto', 'cpu', 'cuda' \(or 'cuda:N'\) or 'mps'"):
+        HyenaDNA(HyenaDNAConfig(model_path=FIXTURES / "tiny", device="gpu"))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")

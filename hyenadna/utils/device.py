@@ -12,8 +12,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ValueError(f"device={device!r}: {e}") from None
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device={device!r}: give 'auto', 'cpu', 'cuda' (or 'cuda:N') or 'mps'") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was asked for, but CUDA is not available here; use device='cpu'")
     return dev
