@@ -98,7 +98,15 @@ def variant_windows(variant: Variant, alt: str, genome: GenomeFasta, window: int
     if problem:
         return problem
     start = variant.pos - 1
-    return _windows_from(variant, alt, genome, start - min(start, window // 2), window)
+    return _unless_unseen(variant, alt, _windows_from(variant, alt, genome, start - min(start, window // 2), window))
+
+
+def _unless_unseen(variant: Variant, alt: str, windows: tuple[str, str, int]) -> tuple[str, str, int] | str:
+    """The windows, or ``past_chromosome_end`` where a change is cut off with them: at a chromosome's end both are cut
+    to the shorter, which can leave out all that differs (a deletion of the last bases), and an LLR of 0 there would
+    be no measurement."""
+    ref, alt_seq, _ = windows
+    return "past_chromosome_end" if ref == alt_seq and variant.ref != alt else windows
 
 
 def region_windows(variant: Variant, alt: str, genome: GenomeFasta, region: BedRecord) -> tuple[str, str, int] | str:
@@ -112,7 +120,10 @@ def region_windows(variant: Variant, alt: str, genome: GenomeFasta, region: BedR
     start = variant.pos - 1
     if not region.start <= start or start + len(variant.ref) > region.end:
         return "outside_region"
-    ref, alt_seq, offset = _windows_from(variant, alt, genome, region.start, region.end - region.start)
+    windows = _unless_unseen(variant, alt, _windows_from(variant, alt, genome, region.start, region.end - region.start))
+    if isinstance(windows, str):
+        return windows
+    ref, alt_seq, offset = windows
     if region.strand == "-":
         ref, alt_seq = reverse_complement(ref), reverse_complement(alt_seq)
     return ref, alt_seq, offset
@@ -473,6 +484,8 @@ def _why(status: str, v: Variant, genome: GenomeFasta) -> str:
         return f"REF {v.ref} differs from the genome's {found} there"
     if status == "not_in_genome":
         return f"chromosome {v.chrom!r} is not in {genome.path}"
+    if status == "past_chromosome_end":
+        return "what the allele changes lies past the chromosome's end, outside both windows"
     return status.replace("_", " ")
 
 

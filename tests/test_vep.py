@@ -71,6 +71,23 @@ def test_indel_llr_equals_a_hand_computation(genome, model):
         assert row["llr"] == pytest.approx(window_ll(model, a) - window_ll(model, r), abs=2e-3)
 
 
+def test_a_change_past_the_chromosome_end_is_a_status_not_an_llr_of_zero(genome, model, tmp_path):
+    """Deleting a chromosome's last bases leaves two windows cut to the shorter, which no longer differ: that is no
+    measurement (status past_chromosome_end, no LLR), while an allele equal to REF is a true 0."""
+    g = GenomeFasta(genome, {"chr7"})
+    last = Variant(1, "chr7", 2999, ".", CHROM[2998:], [CHROM[2998]])
+    assert variant_windows(last, CHROM[2998], g, 100) == "past_chromosome_end"
+    vcf = tmp_path / "end.vcf"
+    lines = ["#CHROM\tPOS\tID\tREF\tALT", f"chr7\t2999\tdel\t{CHROM[2998:]}\t{CHROM[2998]}"]
+    other = "A" if CHROM[2999] != "A" else "C"
+    lines += [f"chr7\t2999\tsame\t{CHROM[2998]}\t{CHROM[2998]}", f"chr7\t3000\tsnv\t{CHROM[2999]}\t{other}"]
+    vcf.write_text("\n".join(lines) + "\n")
+    with pytest.warns(UserWarning, match="past the chromosome's end, outside both windows; not scored"):
+        rows = list(score_variants(model, CharacterTokenizer(), vcf, genome, window=100))
+    assert [r["status"] for r in rows] == ["past_chromosome_end", "ok", "ok"]
+    assert rows[0]["llr"] is None and rows[1]["llr"] == 0 and rows[2]["llr"] != 0  # the last base itself is seen
+
+
 def test_the_api_and_the_command_line_give_the_same_table(genome, tmp_path):
     """``HyenaDNA.variant_effects`` is ``hyenadna vep`` as a DataFrame: the same rows, statuses and values."""
     import pandas as pd
