@@ -214,6 +214,13 @@ def test_missing_or_invalid_config(tmp_path):
         load_model(d)
 
 
+def test_a_file_that_is_no_checkpoint_is_named_as_such(tmp_path):
+    fasta = tmp_path / "g.fa"
+    fasta.write_text(">x\nACGT\n")
+    with pytest.raises(CheckpointError, match=r"g\.fa: not a checkpoint; give a model folder, or a weights file"):
+        load_model(fasta)
+
+
 def test_a_fine_tuned_model_given_as_a_pretrained_one_names_its_backbone(tmp_path):
     d = tmp_path / "classifier"
     shutil.copytree(FIXTURES / "tiny", d / "backbone")

@@ -87,6 +87,11 @@ def find_checkpoint_files(path: str | Path) -> CheckpointFiles:
             weights = others[0]
     config = directory / "config.json"
     if not config.is_file():
+        if path.is_file() and path.suffix not in (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".json"):
+            raise CheckpointError(
+                f"{path}: not a checkpoint; give a model folder, or a weights file (model.safetensors, weights.ckpt) "
+                "with its config.json beside it"
+            )
         raise CheckpointError(f"{directory}: config.json is missing; it must sit beside {weights.name}")
     return CheckpointFiles(weights, config)
 
