@@ -114,7 +114,7 @@ def _read_table(path: Path) -> pd.DataFrame:
     missing = {"sequence", "label"} - set(cols)
     if missing:
         raise ValueError(f"{path}: missing column(s) {sorted(missing)} (have {list(df.columns)})")
-    for what in ("sequence", "label"):  # before astype(str), which can turn a missing sequence into the DNA "NAN"
+    for what in ("sequence", "label"):  # before astype(str): a missing value must never become text
         empty = np.flatnonzero(df[cols[what]].isna().to_numpy())
         if empty.size:
             raise ValueError(
