@@ -324,6 +324,12 @@ class HyenaDNA:
                 top_p=top_p,
             )
 
+    def per_base_rows(self, data: TokenizedSequences | Any, long_sequences: str | None = None) -> np.ndarray:
+        """The rows each sequence gets per token: its bases, or under ``long_sequences="truncate"`` those that fit."""
+        seqs = data if isinstance(data, TokenizedSequences) else self.process_data(data)
+        chunks = plan_chunks(seqs.ids, self.tokenizer, self.context_policy(long_sequences), 1, seqs.names)
+        return np.array(_per_base_rows(chunks, len(seqs)), dtype=np.int64)
+
     @torch.inference_mode()
     def get_embeddings(
         self,
@@ -368,9 +374,7 @@ class HyenaDNA:
 
         dim = self.embedding_dim
         if pooling is None:
-            lengths = [0] * len(seqs)
-            for c in chunks:
-                lengths[c.seq] = c.n_bases
+            lengths = _per_base_rows(chunks, len(seqs))
             if allocate is not None:
                 shape = (len(seqs), int(max(lengths, default=0)), dim)
                 sinks = [PerBaseCollector(lengths, strands, dim, out=_allocated(allocate, shape)) for _ in layers]
@@ -400,6 +404,13 @@ class HyenaDNA:
                     on_batch(sum(c.bases_out() for c in batch if c.strand == 0))
         outs = [sink.out if pooling is None else sink.result().cpu().numpy() for sink in sinks]
         return outs[0] if isinstance(layer, int) else outs
+
+
+def _per_base_rows(chunks: Sequence, n: int) -> list[int]:
+    rows = [0] * n
+    for c in chunks:
+        rows[c.seq] = c.n_bases
+    return rows
 
 
 def _allocated(allocate: Callable[[tuple[int, int, int]], np.ndarray], shape: tuple[int, int, int]) -> np.ndarray:

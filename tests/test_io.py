@@ -150,6 +150,28 @@ def test_embed_per_token_npz_and_parquet(tmp_path):
     assert np.allclose(np.stack(df["embedding"][1]), d["emb_1"], atol=1e-6)
 
 
+def test_per_token_lengths_are_the_rows_output_under_truncate(tmp_path):
+    """Under --long-sequences truncate a long record gets the context's rows: its per-token length says so in every
+    format (it said the input's 1,500 bases over 1,026 rows); pooled output keeps the input's length."""
+    from hyenadna import HyenaDNA, HyenaDNAConfig
+
+    fa = tmp_path / "in.fa"
+    fa.write_text(f">long\n{'ACGT' * 375}\n>short\nACGTA\n")
+    args = ["--pooling", "none", "--long-sequences", "truncate", *MODEL]
+    for suffix in (".npz", ".npy", ".parquet"):
+        assert main(["embed", str(fa), "-o", str(tmp_path / f"t{suffix}"), *args]) == 0
+    npz = np.load(tmp_path / "t.npz")
+    assert list(npz["lengths"]) == [1026, 5] and npz["emb_0"].shape[0] == 1026
+    assert (tmp_path / "t.npy.lengths.txt").read_text() == "1026\n5\n"
+    assert np.load(tmp_path / "t.npy").shape[1] == 1026
+    assert pd.read_parquet(tmp_path / "t.parquet")["length"].tolist() == [1026, 5]
+    assert main(["embed", str(fa), "-o", str(tmp_path / "p.npz"), "--long-sequences", "truncate", *MODEL]) == 0
+    assert list(np.load(tmp_path / "p.npz")["lengths"]) == [1500, 5]
+    model = HyenaDNA(HyenaDNAConfig(model_path=FIXTURES / "tiny"))
+    assert model.per_base_rows(["A" * 1500, "ACG"]).tolist() == [1500, 3]
+    assert model.per_base_rows(["A" * 1500, "ACG"], long_sequences="truncate").tolist() == [1026, 3]
+
+
 def test_embed_per_token_npy_is_filled_on_disk(tmp_path, monkeypatch, capsys):
     """Per token, .npy is one (N, L_max, D) array a layer, memory-mapped while it is filled: the rows of the .npz,
     zeros past each end, ids and lengths beside it; no memory check refuses it, and a disk without room does."""

@@ -79,9 +79,10 @@ def _per_token_npy(args: argparse.Namespace, model, layers: list[int], outputs: 
         for array in arrays:
             array.flush()
         del arrays  # unmapped before the files are renamed into place
+    rows = model.per_base_rows(data)  # fewer than the bases under --long-sequences truncate
     for output in outputs:
         atomic_write_text(output + ".ids.txt", "".join(f"{name}\n" for name in data.names))
-        atomic_write_text(output + ".lengths.txt", "".join(f"{n}\n" for n in data.lengths.tolist()))
+        atomic_write_text(output + ".lengths.txt", "".join(f"{n}\n" for n in rows.tolist()))
     progress.update(len(data))
 
 
@@ -128,9 +129,12 @@ def cmd_embed(args: argparse.Namespace) -> int:
         if copies:
             _check_parquet_memory(chunk, per_base, copies)
         # per token: one array a record, so memory follows the bases read, not the chunk's count times its longest
-        return data, model.get_embeddings(
+        embeddings = model.get_embeddings(
             data, layer=layers, overlap=args.overlap, ragged=pooling is None, on_batch=progress.add_bases
         )
+        # per token, a record's length is its rows (fewer than its bases under --long-sequences truncate)
+        lengths = np.array([len(e) for e in embeddings[0]]) if pooling is None else data.lengths
+        return data, embeddings, lengths
 
     if pooling is None and Path(args.output).suffix == ".npy":
         if shard.active:
@@ -139,9 +143,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
     elif shard.active:  # this rank's blocks now; rank 0 writes them all, in input order, once every rank is done
         for k, chunk in enumerate(in_chunks(read_records(args), step_size(args), max_bases)):
             if shard.mine(k):
-                data, embeddings = embed(chunk)
+                data, embeddings, lengths = embed(chunk)
                 named = {f"layer{i}": e for i, e in enumerate(embeddings)}
-                shard.save(k, {"names": np.array(data.names, dtype=str), "lengths": data.lengths, **named})
+                shard.save(k, {"names": np.array(data.names, dtype=str), "lengths": lengths, **named})
                 progress.update(len(data))  # its bases came batch by batch
             n_seq += len(chunk)
 
@@ -157,9 +161,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
         with contextlib.ExitStack() as stack:
             writers = [stack.enter_context(EmbeddingWriter(o, per_token=pooling is None)) for o in outputs]
             for chunk in in_chunks(read_records(args), step_size(args), max_bases):
-                data, embeddings = embed(chunk)
+                data, embeddings, lengths = embed(chunk)
                 for writer, emb in zip(writers, embeddings, strict=True):
-                    writer.add(data.names, data.lengths, emb)
+                    writer.add(data.names, lengths, emb)
                 n_seq += len(data)
                 progress.update(len(data))  # its bases came batch by batch
     kind = "per token" if pooling is None else f"{pooling}-pooled"
