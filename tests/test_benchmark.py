@@ -79,11 +79,14 @@ def test_task_labels_may_be_names_and_bad_rows_are_named(tmp_path):
         load_task(task)
     (task / "task.json").unlink()
     for change, message in (
-        (("sequence", None), r"train\.csv\.gz: row 3 \(counted from 0\) has no sequence \(1 of 20 rows lack one\)"),
-        (("label", None), r"train\.csv\.gz: row 3 \(counted from 0\) has no label"),
-        (("label", 0.5), r"train\.csv\.gz: row 3 \(counted from 0\) has label 0\.5: a label is a class index"),
-        (("label", -1), r"has label -1: a label is a class index"),
-        (("sequence", "ACG-T"), r"train\.csv\.gz: sequence 3 \(s3\), position 4: invalid character '-'"),
+        (("sequence", None), r"train\.csv\.gz, row 4: no sequence \(1 of 20 rows lack one\)"),
+        (("label", None), r"train\.csv\.gz, row 4: no label"),
+        (
+            ("label", 0.5),
+            r"train\.csv\.gz, row 4: label 0\.5 is neither a class index \(0, 1, \.\.\.\) nor a class name",
+        ),
+        (("label", -1), r"row 4: label -1 is neither a class index"),
+        (("sequence", "ACG-T"), r"train\.csv\.gz, row 4: sequence 3 \(s3\), position 4: invalid character '-'"),
     ):
         bad = gc_frame(20, 0)
         bad[change[0]] = bad[change[0]].astype(object)
@@ -95,7 +98,7 @@ def test_task_labels_may_be_names_and_bad_rows_are_named(tmp_path):
     empty.loc[2, "sequence"] = " "
     empty.to_parquet(task / "test.parquet")
     gc_frame(20, 0).to_csv(task / "train.csv.gz", index=False)
-    with pytest.raises(ValueError, match=r"test\.parquet: row 2 \(counted from 0\) has an empty sequence"):
+    with pytest.raises(ValueError, match=r"test\.parquet, row 3: an empty sequence"):
         load_task(task)
 
 

@@ -117,9 +117,7 @@ def _read_table(path: Path) -> pd.DataFrame:
     for what in ("sequence", "label"):  # before astype(str): a missing value must never become text
         empty = np.flatnonzero(df[cols[what]].isna().to_numpy())
         if empty.size:
-            raise ValueError(
-                f"{path}: row {empty[0]} (counted from 0) has no {what} ({empty.size:,} of {len(df):,} rows lack one)"
-            )
+            raise ValueError(f"{path}, row {empty[0] + 1}: no {what} ({empty.size:,} of {len(df):,} rows lack one)")
     out = pd.DataFrame({"sequence": df[cols["sequence"]].astype(str), "label": _labels(df[cols["label"]], path)})
     out["name"] = df[cols["name"]].astype(str) if "name" in cols else [f"{path.stem}:{i}" for i in range(len(df))]
     return _check_sequences(out, path)
@@ -134,8 +132,8 @@ def _labels(column: pd.Series, path: Path) -> pd.Series:
     bad = np.flatnonzero((values != np.round(values)) | (values < 0))
     if bad.size:
         raise ValueError(
-            f"{path}: row {bad[0]} (counted from 0) has label {column.iloc[bad[0]]}: a label is a class index "
-            "(0, 1, ...) or a class name"
+            f"{path}, row {bad[0] + 1}: label {column.iloc[bad[0]]} is neither a class index (0, 1, ...) nor a "
+            "class name"
         )
     return numbers.astype(np.int64)
 
@@ -147,9 +145,9 @@ def _check_sequences(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     for i, (sequence, name) in enumerate(zip(df["sequence"], df["name"], strict=True)):
         try:
             if not tokenizer.encode_bases(sequence, i, name).size:
-                raise ValueError(f"{path}: row {i} (counted from 0) has an empty sequence")
-        except InvalidCharacterError as e:
-            raise ValueError(f"{path}: {e}") from None
+                raise ValueError(f"{path}, row {i + 1}: an empty sequence")
+        except InvalidCharacterError as e:  # rows from 1 below the header, as the sequence readers count them
+            raise ValueError(f"{path}, row {i + 1}: {e}") from None
     return df
 
 
