@@ -28,7 +28,8 @@ PARQUET_PER_TOKEN_COPIES = 6
 class EmbeddingWriter:
     """Add chunks of (ids, lengths, embeddings); pooled (n, D) or per-token (n, L, D) zero-padded arrays.
 
-    - ``.npy``: pooled only; ids go to ``<output>.ids.txt`` beside it.
+    - ``.npy``: pooled only; ids go to ``<output>.ids.txt`` beside it (per token, ``hyenadna embed`` fills one
+      ``(N, L_max, D)`` .npy on disk instead: ``HyenaDNA.get_embeddings(allocate=...)``).
     - ``.npz``: ``ids``, ``lengths`` and ``embeddings`` (pooled), or ``emb_<i>`` arrays of shape (length_i, D).
     - ``.parquet``: columns ``id``, ``length``, ``embedding`` (a list of D floats, or a list of lists per token).
     Per-token arrays are written as they come, so memory stays flat whatever the number of sequences.
@@ -39,7 +40,10 @@ class EmbeddingWriter:
         if self.path.suffix not in OUTPUT_SUFFIXES:
             raise ValueError(f"{path}: output must end in one of {OUTPUT_SUFFIXES}")
         if per_token and self.path.suffix == ".npy":
-            raise ValueError(f"{path}: per-token embeddings are ragged; write .npz or .parquet")
+            raise ValueError(
+                f"{path}: this writer takes per-token embeddings as .npz or .parquet; a per-token .npy is filled on "
+                "disk by get_embeddings(allocate=...), as `hyenadna embed --pooling none -o X.npy` does"
+            )
         self.per_token = per_token
         self.ids: list[str] = []
         self.lengths: list[int] = []
