@@ -200,6 +200,10 @@ def test_embed_per_token_npy_is_filled_on_disk(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "per-token .npy of 3 records (2,514 bases) needs 0.0 GB of disk, and" in err and "0.0 GB free" in err
     assert not list(tmp_path.glob("*full*"))
+    from hyenadna.data.writers import EmbeddingWriter
+
+    with pytest.raises(ValueError, match=r"a per-token \.npy is filled on disk by get_embeddings\(allocate=\.\.\.\)"):
+        EmbeddingWriter(tmp_path / "w.npy", per_token=True)  # the streaming writer takes .npz and .parquet per token
 
 
 def test_embed_per_token_memory_follows_the_bases_not_the_count_times_the_longest(tmp_path, monkeypatch, capsys):
