@@ -59,7 +59,8 @@ def _per_token_npy(args: argparse.Namespace, model, layers: list[int], outputs: 
     records = list(read_records(args))  # a byte a base: the rows are 1,024 times that
     with located(records):
         data = model.process_data([r.sequence for r in records], names=[r.name for r in records])
-    need = 4 * model.embedding_dim * len(layers) * int(data.lengths.sum())
+    rows = model.per_base_rows(data)  # fewer than the bases under --long-sequences truncate
+    need = 4 * model.embedding_dim * len(layers) * int(rows.sum())
     folder = Path(args.output).resolve().parent
     free = shutil.disk_usage(folder).free
     if need > free:
@@ -79,7 +80,6 @@ def _per_token_npy(args: argparse.Namespace, model, layers: list[int], outputs: 
         for array in arrays:
             array.flush()
         del arrays  # unmapped before the files are renamed into place
-    rows = model.per_base_rows(data)  # fewer than the bases under --long-sequences truncate
     for output in outputs:
         atomic_write_text(output + ".ids.txt", "".join(f"{name}\n" for name in data.names))
         atomic_write_text(output + ".lengths.txt", "".join(f"{n}\n" for n in rows.tolist()))
