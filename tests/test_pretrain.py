@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from hyenadna.data.genome import Genome
-from hyenadna.data.regions import HELD_OUT, Interval, overlap, parse_region, subtract
+from hyenadna.data.regions import HELD_OUT, Interval, overlap, parse_region, parse_regions, subtract
 from hyenadna.training.export import pretrain_command
 from hyenadna.training.markov import MarkovModel
 from hyenadna.training.optim import build_optimizer, cosine_lr, parameter_groups
@@ -88,6 +88,48 @@ def test_held_out_is_excluded_by_default_and_overlap_refused(fasta, tmp_path):
         training_intervals(small_cfg(fasta, tmp_path, eval_region=[str(HELD_OUT)]), genome)
     with pytest.raises(ValueError, match=r"chromosome '9' is not in the genome$"):
         training_intervals(small_cfg(fasta, tmp_path, eval_region=["9:0-100"]), genome)
+
+
+def test_regions_naming_no_base_of_the_genome(fasta, tmp_path):
+    """A region past a chromosome's end (another assembly's held-out region, a typo) is named, not numpy's
+    "__len__() should return >= 0"; regions to leave out that miss the genome (a genome-wide blacklist) are dropped."""
+    genome = Genome.from_fasta([fasta])  # chromosome '1': 113,000 bases
+    with pytest.raises(ValueError, match=r"starts at 200,000, past the end of chromosome '1' \(113,000 bases"):
+        training_intervals(small_cfg(fasta, tmp_path, eval_region=["1:200000-300000"]), genome)
+    with pytest.raises(ValueError, match=r"'1:150000-160000'.*past the end"):
+        training_intervals(small_cfg(fasta, tmp_path, include=["1:150000-160000"]), genome)
+    bed = tmp_path / "blacklist.bed"
+    bed.write_text("chr2\t0\t500\n1\t200000\t200100\n1\t1000\t2000\n")
+    with pytest.raises(ValueError, match=r"blacklist.bed' \(2:0-500\): chromosome '2' is not in the genome"):
+        parse_regions([str(bed)], genome.sizes)
+    with pytest.raises(ValueError, match=r"blacklist.bed' \(1:200000-200100\): starts at 200,000"):
+        parse_regions([str(bed)], {"1": genome.sizes["1"], "2": 1000})
+    assert parse_regions([str(bed)], genome.sizes, skip_absent=True) == [Interval("1", 1000, 2000)]
+    train, _ = training_intervals(small_cfg(fasta, tmp_path, exclude=[str(bed)]), genome)
+    assert sum(map(len, train)) == len(genome.chromosomes["1"]) - 13000 - 1000
+
+
+def test_stages_are_checked_with_their_format_named(fasta, tmp_path):
+    from hyenadna.cli.pretrain import _parse_stages
+
+    assert _parse_stages("500:256:32, 1000:512:16") == [[500, 256, 32], [1000, 512, 16]]
+    for text, why in (
+        ("10:abc:4", "is not until_step:len:batch"),
+        ("5:256", "is not until_step:len:batch"),
+        ("5:256:4,3:512:2", "until_step must rise"),
+        ("5:1:4", "seq_len >= 2"),
+    ):
+        with pytest.raises(ValueError, match=f"--stages: .*{why}"):
+            _parse_stages(text)
+    with pytest.raises(ValueError, match="stage 1 \\[5, 256\\]: expected"):
+        small_cfg(fasta, tmp_path, stages=[[5, 256]])
+
+
+def test_resume_without_a_run_says_so(tmp_path, capsys):
+    from hyenadna.cli import main
+
+    assert main(["pretrain", "--out", str(tmp_path / "none"), "--resume"]) == 2
+    assert "holds no run to resume (no pretrain_config.json), and --fasta is required" in capsys.readouterr().err
 
 
 def test_window_sampler_is_deterministic_and_respects_n_policy(fasta):

@@ -24,7 +24,21 @@ PRETRAIN_EXAMPLES = """examples:
 
 
 def _parse_stages(text: str) -> list[list[int]]:
-    return [[int(x) for x in s.split(":")] for s in text.split(",")]
+    from hyenadna.training.pretrain import check_stages
+
+    stages = []
+    for part in text.split(","):
+        fields = part.strip().split(":")
+        if len(fields) != 3 or not all(f.strip().isdigit() for f in fields):
+            raise ValueError(
+                f"--stages: {part.strip()!r} is not until_step:len:batch in whole numbers (e.g. 500:256:32,1000:512:16)"
+            )
+        stages.append([int(f) for f in fields])
+    try:
+        check_stages(stages)
+    except ValueError as e:
+        raise ValueError(f"--stages: {e}") from None
+    return stages
 
 
 def _checkpoint_step(out: Path) -> int:
@@ -111,7 +125,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         _record_resume_changes(args, cfg, saved)
     else:
         if not args.fasta:
-            print("hyenadna pretrain: error: --fasta is required for a new run", file=sys.stderr)
+            why = f"{args.out} holds no run to resume (no pretrain_config.json), and " if args.resume else ""
+            print(f"hyenadna pretrain: error: {why}--fasta is required for a new run", file=sys.stderr)
             return 2
         model = {
             "d_model": args.d_model,

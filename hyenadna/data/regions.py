@@ -102,23 +102,40 @@ def read_bed(path: str | Path) -> list[Interval]:
     return out
 
 
-def parse_regions(specs: Iterable[str], chrom_sizes: dict[str, int]) -> list[Interval]:
-    """Regions from a mix of 'chrom', 'chrom:start-end' and BED file paths, clipped to the chromosomes."""
+def parse_regions(specs: Iterable[str], chrom_sizes: dict[str, int], skip_absent: bool = False) -> list[Interval]:
+    """Regions from a mix of 'chrom', 'chrom:start-end' and BED file paths, clipped to the chromosomes. A region that
+    names no base of the genome (its chromosome absent, or it starts past the end) is an error, or with
+    ``skip_absent`` (regions to leave out, such as a genome-wide blacklist) is dropped."""
     out: list[Interval] = []
     for spec in specs:
-        if Path(spec).is_file():
+        from_file = Path(spec).is_file()
+        if from_file:
             items: list[Interval | str] = list(read_bed(spec))
         else:
             items = [parse_region(spec)]
         for item in items:
+            chrom = item if isinstance(item, str) else item.chrom
+            if skip_absent and (
+                chrom not in chrom_sizes or (isinstance(item, Interval) and item.start >= chrom_sizes[chrom])
+            ):
+                continue
             if isinstance(item, str):
                 if item not in chrom_sizes:
                     raise ValueError(f"region {spec!r}: chromosome {item!r} is not in the genome ({list(chrom_sizes)})")
                 out.append(Interval(item, 0, chrom_sizes[item]))
             else:
                 if item.chrom not in chrom_sizes:
-                    raise ValueError(f"region {spec!r}: chromosome {item.chrom!r} is not in the genome")
-                out.append(Interval(item.chrom, item.start, min(item.end, chrom_sizes[item.chrom])))
+                    raise ValueError(
+                        f"region {spec!r}{f' ({item})' if from_file else ''}: chromosome {item.chrom!r} is not in the"
+                        " genome"
+                    )
+                size = chrom_sizes[item.chrom]
+                if item.start >= size:  # a region of another assembly, or a typo: it names no base of this genome
+                    raise ValueError(
+                        f"region {spec!r}{f' ({item})' if from_file else ''}: starts at {item.start:,}, past the end"
+                        f" of chromosome {item.chrom!r} ({size:,} bases in this genome)"
+                    )
+                out.append(Interval(item.chrom, item.start, min(item.end, size)))
     return merge(out)
 
 

@@ -86,6 +86,9 @@ class PretrainConfig:
     # precision switched on resume (--resume --bf16 / --no-bf16): [{"at_step", "bf16", "was"}, ...]
     precision_changes: list[dict] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        check_stages(self.stages)
+
     def stage(self, step: int) -> tuple[int, int]:
         for until, seq_len, batch in self.stages:
             if step < until:
@@ -102,6 +105,18 @@ class PretrainConfig:
         """The most tokens one forward pass of this schedule reads (window x batch; --grad-accum adds passes)."""
         starts = [0] + [until for until, _, _ in self.stages]
         return max((math.prod(self.stage(s)) for s in starts if s < self.max_steps), default=1)
+
+
+def check_stages(stages: list[list[int]]) -> None:
+    """Each stage is [until_step, seq_len, batch_size], whole numbers, with until_step rising from stage to stage."""
+    for i, stage in enumerate(stages):
+        if len(stage) != 3 or not all(isinstance(x, int) and not isinstance(x, bool) for x in stage):
+            raise ValueError(f"stage {i + 1} {stage}: expected [until_step, seq_len, batch_size], whole numbers")
+        until, seq_len, batch = stage
+        if until < 1 or seq_len < 2 or batch < 1:
+            raise ValueError(f"stage {i + 1} {stage}: needs until_step >= 1, seq_len >= 2 and batch_size >= 1")
+        if i and until <= stages[i - 1][0]:
+            raise ValueError(f"stage {i + 1} {stage}: until_step must rise from one stage to the next")
 
 
 # how long the other ranks wait while rank 0 works alone (the Markov baseline of a whole genome, an evaluation)
@@ -135,7 +150,7 @@ def training_intervals(cfg: PretrainConfig, genome: Genome) -> tuple[list[Interv
         ) from None
     explicit = bool(cfg.include)
     train = parse_regions(cfg.include, sizes) if explicit else [Interval(c, 0, n) for c, n in sizes.items()]
-    train = subtract(train, parse_regions(cfg.exclude, sizes))
+    train = subtract(train, parse_regions(cfg.exclude, sizes, skip_absent=True))  # nothing there to leave out
     shared = overlap(train, evaluation)
     if shared and not cfg.force_overlap:
         if explicit:
