@@ -209,3 +209,23 @@ def test_paired_nll_differences_are_window_by_window(model):
     d = a - b
     assert r["a_minus_b"] == pytest.approx(d.mean()) and r["se"] == pytest.approx(d.std(ddof=1) / np.sqrt(5))
     assert r["a_lower_in"] == int((d < 0).sum()) and r["windows"] == 5 and r["se"] > 0
+
+
+def test_evaluate_names_what_its_regions_lack(tmp_path, capsys):
+    """Windows longer than the held-out region, and --include over it, are refused in the command's own terms (not
+    the sampler's "no training interval", nor pretrain's --force-overlap, a flag evaluate does not have)."""
+    from hyenadna.cli import main
+    from tests.conftest import write_fasta
+
+    rng = np.random.default_rng(5)
+    fasta = write_fasta(tmp_path / "toy.fa", "chr1 toy", "".join(rng.choice(list("ACGT"), 20_000)))
+    args = ["evaluate", "--fasta", str(fasta), "--eval-region", "1:10000-20000", "--windows", "2", "--no-markov"]
+    assert main([*args, "--seq-len", "20000"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        "the evaluation windows take 20,001 bases and the longest evaluation interval (1:10000-20000) has 10,000" in err
+    )
+    assert main([*args, "--include", "1:0-15000"]) == 1
+    err = capsys.readouterr().err
+    assert "overlap the held-out evaluation region (1:10000-20000) by 5,000 bases; leave it out of --include" in err
+    assert "--force-overlap" not in err

@@ -137,7 +137,11 @@ def _dist_info() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
-def training_intervals(cfg: PretrainConfig, genome: Genome) -> tuple[list[Interval], list[Interval]]:
+def training_intervals(
+    cfg: PretrainConfig,
+    genome: Genome,
+    overlap_hint: str = "exclude it, or pass --force-overlap to train on evaluation DNA anyway",
+) -> tuple[list[Interval], list[Interval]]:
     sizes = genome.sizes
     try:
         evaluation = parse_regions(cfg.eval_region, sizes) if cfg.eval_region else []
@@ -156,7 +160,7 @@ def training_intervals(cfg: PretrainConfig, genome: Genome) -> tuple[list[Interv
         if explicit:
             raise ValueError(
                 f"the training regions overlap the held-out evaluation region ({', '.join(map(str, evaluation))}) "
-                f"by {shared:,} bases; exclude it, or pass --force-overlap to train on evaluation DNA anyway"
+                f"by {shared:,} bases; {overlap_hint}"
             )
         train = subtract(train, evaluation)
     return merge(train), evaluation

@@ -66,5 +66,11 @@ class WindowSampler:
 
 def fixed_windows(genome: Genome, intervals: list[Interval], count: int, length: int, seed: int = 1234) -> np.ndarray:
     """``count`` N-free windows spread over ``intervals``, the same for every run with the same arguments."""
+    if not any(len(iv) >= length for iv in intervals):
+        longest = max(intervals, key=len)
+        raise ValueError(
+            f"the evaluation windows take {length:,} bases and the longest evaluation interval ({longest}) has "
+            f"{len(longest):,}: give shorter windows (--seq-len) or a longer region (--eval-region)"
+        )
     sampler = WindowSampler(genome, intervals, max_n_fraction=0.0, seed=seed, rank=0)
     return sampler.batch(0, count, length)
