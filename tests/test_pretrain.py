@@ -753,6 +753,20 @@ def test_export_writes_model_card(fasta, tmp_path):
     assert (dest / "position_nll.png").read_bytes() == b"plot" and "![NLL by position]" in (
         dest / "README.md"
     ).read_text()
+    # what is not a run, or not yet one, and an --evaluation that is not evaluate's report, are named as such
+    from hyenadna.cli import main
+
+    with pytest.raises(ValueError, match=r"model is not a pretraining run: pretrain_config.json is missing"):
+        export_run(tmp_path / "model", tmp_path / "e", "toy-model")  # a model folder given as the run
+    young = tmp_path / "young"
+    young.mkdir()
+    for f in ("pretrain_config.json", "metrics.jsonl"):
+        shutil.copy(tmp_path / "run" / f, young / f)
+    with pytest.raises(ValueError, match=r"young has no model/ yet: a run writes it with its first checkpoint"):
+        export_run(young, tmp_path / "e", "toy-model")
+    (tmp_path / "not.json").write_text(">a\nACGT\n")
+    assert main(["export", str(tmp_path / "run"), str(tmp_path / "e"), "--evaluation", str(tmp_path / "not.json")]) == 1
+    assert not (tmp_path / "e").exists()
 
 
 def test_export_of_a_warm_started_run_counts_its_parent_runs(fasta, tmp_path, capsys):

@@ -13,7 +13,18 @@ from hyenadna.cli.common import add_command
 def cmd_export(args: argparse.Namespace) -> int:
     from hyenadna.training.export import export_run
 
-    evaluation = json.loads(Path(args.evaluation).read_text()) if args.evaluation else None
+    evaluation = None
+    if args.evaluation:
+        try:
+            evaluation = json.loads(Path(args.evaluation).read_text())
+        except (UnicodeDecodeError, ValueError) as e:
+            raise ValueError(
+                f"--evaluation {args.evaluation}: not the JSON report of `hyenadna evaluate -o` ({e})"
+            ) from None
+        if not isinstance(evaluation, dict) or "model_nll" not in evaluation:
+            raise ValueError(
+                f"--evaluation {args.evaluation}: not the JSON report of `hyenadna evaluate -o` (no model_nll)"
+            )
     name = args.name or Path(args.destination).name
     folder = Path(args.evaluation).parent if args.evaluation else None
     dest = export_run(

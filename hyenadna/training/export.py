@@ -204,11 +204,13 @@ def export_run(
     from hyenadna.models.config import PUBLISHED_CONFIGS
 
     run_dir, dest = Path(run_dir), Path(dest)
+    run = read_run(run_dir)  # first: a folder that is no run (a model folder, a typo) is named as such
+    if not (run_dir / "model" / "config.json").is_file():
+        raise ValueError(f"{run_dir} has no model/ yet: a run writes it with its first checkpoint (--ckpt-every)")
     model = load_model(run_dir / "model")
     size = sum(f.stat().st_size for f in weight_files(run_dir / "model"))
     if bundled and size > MAX_BUNDLED_BYTES:
         raise ValueError(f"{run_dir}/model is {size / 1e6:.1f} MB; a bundled model must be at most 16 MiB")
-    run = read_run(run_dir)
     cfg, rows, train_rows = run["cfg"], run["rows"], run["train"]
     ancestors = [read_run(p) for p in parents]
     total_tokens, tokens_row, compute_row = _lineage(run, ancestors)
