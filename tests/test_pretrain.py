@@ -685,6 +685,28 @@ def test_resume_can_switch_precision_and_records_it(fasta, tmp_path, monkeypatch
     assert len(json.loads((tmp_path / "pretrain_config.json").read_text())["precision_changes"]) == 1
 
 
+def test_resume_refuses_options_the_run_fixed_and_applies_its_intervals(fasta, tmp_path, capsys):
+    """--resume used to ignore --lr, --batch-size, --seq-len, the model's shape, ... in silence: now one given with
+    another value than the run's is refused with both named; the same value, or a logging/eval/checkpoint interval,
+    is fine, and the intervals apply to the resumed process."""
+    from hyenadna.cli import main
+
+    args = ["pretrain", "--fasta", str(fasta), "--d-model", "16", "--seq-len", "64", "--batch-size", "2"]
+    args += ["--no-markov", "--threads", "1", "--eval-region", "1:100000-113000", "--eval-windows", "2"]
+    args += ["--lr", "3e-3", "--out", str(tmp_path)]
+    assert main([*args, "--max-steps", "2"]) == 0
+    capsys.readouterr()
+    resume = ["pretrain", "--out", str(tmp_path), "--resume", "--max-steps", "4"]
+    assert main([*resume, "--lr", "1e-3", "--batch-size", "8", "--d-model", "32", "--no-rc"]) == 1
+    err = capsys.readouterr().err
+    assert "resumes with the settings it started with, and these differ: --d-model 32 (the run has 16); " in err
+    assert "--batch-size 8 (the run has 2); --lr 0.001 (the run has 0.003); --no-rc (the run started without it)" in err
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 2  # nothing ran
+    assert main([*args, *resume[1:], "--eval-every", "1"]) == 0  # the run's own values again: accepted
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["kind"] == "eval"][-2:] == [3, 4]  # --eval-every 1 applied
+
+
 def test_sequence_length_stages_and_bf16(fasta, tmp_path):
     cfg = small_cfg(fasta, tmp_path, stages=[[2, 16, 8], [4, 32, 4]], max_steps=5, bf16=True, eval_every=5)
     assert cfg.stage(0) == (16, 8) and cfg.stage(3) == (32, 4) and cfg.stage(4) == (64, 4)

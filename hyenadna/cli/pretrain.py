@@ -78,6 +78,73 @@ def _record_resume_changes(args: argparse.Namespace, cfg, saved: Path) -> None:
         atomic_write_text(saved, json.dumps(asdict(cfg), indent=1))
 
 
+# What a run fixes when it starts: on --resume, one of these given with another value than the run's is refused
+# rather than ignored (the run resumes exactly or not at all). Each: (option, the run's value from its config).
+_FIXED_ON_RESUME = {
+    "fasta": ("--fasta", lambda c: c.fasta),
+    "include": ("--include", lambda c: c.include),
+    "exclude": ("--exclude", lambda c: c.exclude),
+    "eval_region": ("--eval-region", lambda c: c.eval_region),
+    "force_overlap": ("--force-overlap", lambda c: c.force_overlap),
+    "d_model": ("--d-model", lambda c: c.model["d_model"]),
+    "n_layer": ("--n-layer", lambda c: c.model["n_layer"]),
+    "d_inner": ("--d-inner", lambda c: c.model["d_inner"]),
+    "l_max": ("--l-max", lambda c: c.model["l_max"]),
+    "filter_geometric_bands": ("--filter-geometric-bands", lambda c: c.model.get("filter_geometric_bands", 0)),
+    "seq_len": ("--seq-len", lambda c: c.seq_len),
+    "batch_size": ("--batch-size", lambda c: c.batch_size),
+    "grad_accum": ("--grad-accum", lambda c: c.grad_accum),
+    "lr": ("--lr", lambda c: c.lr),
+    "weight_decay": ("--weight-decay", lambda c: c.weight_decay),
+    "warmup_steps": ("--warmup-steps", lambda c: c.warmup_steps),
+    "grad_clip": ("--grad-clip", lambda c: c.grad_clip),
+    "max_n_fraction": ("--max-n-fraction", lambda c: c.max_n_fraction),
+    "no_rc": ("--no-rc", lambda c: not c.reverse_complement),
+    "n_to_pad": ("--n-to-pad", lambda c: c.n_to_pad),
+    "compile": ("--compile", lambda c: c.compile),
+    "seed": ("--seed", lambda c: c.seed),
+    "init_from": ("--init-from", lambda c: c.init_from),
+    "eval_windows": ("--eval-windows", lambda c: c.eval_windows),
+}
+# what a resumed run may change without moving its training: how often it logs, evaluates and checkpoints
+_CHANGEABLE_ON_RESUME = ("log_every", "eval_every", "ckpt_every")
+
+
+class _Given(argparse.Action):
+    """Stores the value as argparse does and records that the option was typed (in ``namespace.given``), so that
+    --resume can tell a value given from a default, even one typed equal to the default."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, True if self.nargs == 0 else values)
+        namespace.given = {*getattr(namespace, "given", ()), self.dest}
+
+
+def _apply_resume_options(args: argparse.Namespace, cfg) -> None:
+    """Options given with --resume: a fixed one that differs from the run's is an error naming both values; the
+    logging, evaluation and checkpoint intervals apply."""
+    given = getattr(args, "given", set())
+    clashes = []
+    for dest, (flag, recorded) in _FIXED_ON_RESUME.items():
+        value, was = getattr(args, dest), recorded(cfg)
+        if dest not in given or value == was:
+            continue
+        if isinstance(value, bool):
+            clashes.append(f"{flag} (the run started without it)")
+        else:
+            shown, was = (" ".join(map(str, v)) if isinstance(v, list) else v for v in (value, was))
+            clashes.append(f"{flag} {shown} (the run has {was})")
+    if clashes:
+        raise ValueError(
+            f"{args.out} resumes with the settings it started with, and these differ: {'; '.join(clashes)}. "
+            "Resume without them, or start a new run (another --out; --init-from its model to warm-start). A resume "
+            "may change --max-steps, --stages, --bf16/--no-bf16, the intervals (--log-every, --eval-every, "
+            "--ckpt-every) and how it runs (--threads, --device, --max-minutes, memory options)"
+        )
+    for dest in _CHANGEABLE_ON_RESUME:
+        if dest in given:
+            setattr(cfg, dest, getattr(args, dest))
+
+
 def _pack(out: Path) -> int:
     from hyenadna.training.portable import pack_checkpoint
     from hyenadna.training.pretrain import load_run_checkpoint
@@ -122,6 +189,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     if args.resume and saved.exists():
         # the folder given now, not the one recorded: a run copied to another machine or path continues there
         cfg = PretrainConfig(**{**json.loads(saved.read_text()), **runtime, "out_dir": args.out})
+        _apply_resume_options(args, cfg)
         _record_resume_changes(args, cfg, saved)
     else:
         if not args.fasta:
@@ -190,7 +258,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=PRETRAIN_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--fasta", nargs="+", help="FASTA files (.fa, .fa.gz, bgzip; many records)")
+    p.add_argument("--fasta", nargs="+", help="FASTA files (.fa, .fa.gz, bgzip; many records)", action=_Given)
     p.add_argument("--out", required=True, help="run directory (checkpoint, metrics, plots, exported model)")
     p.add_argument(
         "--resume",
@@ -203,19 +271,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write --out's checkpoint.pt as checkpoint/: safetensors shards under 10 MB and a JSON file, which a "
         "git repository can hold; --resume reads it on another machine",
     )
-    p.add_argument("--include", nargs="*", default=[], help="regions (chrom, chrom:start-end) or BED files")
-    p.add_argument("--exclude", nargs="*", default=[], help="regions or BED files to leave out")
+    p.add_argument(
+        "--include", nargs="*", default=[], help="regions (chrom, chrom:start-end) or BED files", action=_Given
+    )
+    p.add_argument("--exclude", nargs="*", default=[], help="regions or BED files to leave out", action=_Given)
     p.add_argument(
         "--eval-region",
         nargs="*",
         default=[str(HELD_OUT)],
         help="held-out validation region (default: GRCh37 chr20:32,000,000-63,025,520)",
+        action=_Given,
     )
-    p.add_argument("--force-overlap", action="store_true", help="allow training regions overlapping --eval-region")
-    p.add_argument("--d-model", type=int_at_least(1), default=256)
-    p.add_argument("--n-layer", type=int_at_least(1), default=2)
-    p.add_argument("--d-inner", type=int_at_least(1))
-    p.add_argument("--l-max", type=int_at_least(2), help="filter grid / context (default: seq-len + 2)")
+    p.add_argument(
+        "--force-overlap",
+        action=_Given,
+        nargs=0,
+        default=False,
+        help="allow training regions overlapping --eval-region",
+    )
+    p.add_argument("--d-model", type=int_at_least(1), default=256, action=_Given)
+    p.add_argument("--n-layer", type=int_at_least(1), default=2, action=_Given)
+    p.add_argument("--d-inner", type=int_at_least(1), action=_Given)
+    p.add_argument("--l-max", type=int_at_least(2), help="filter grid / context (default: seq-len + 2)", action=_Given)
     p.add_argument(
         "--filter-geometric-bands",
         type=int_at_least(0),
@@ -224,19 +301,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="N more positional bands for the implicit filter, geometric from 1 cycle to Nyquist, so that a filter "
         "can read one position far back (0: as every published model; --init-from a model without them starts "
         "their weights at zero, so the warm start begins as the source model)",
+        action=_Given,
     )
-    p.add_argument("--seq-len", type=int_at_least(2), default=1024)
-    p.add_argument("--batch-size", type=int_at_least(1), default=8)
-    p.add_argument("--grad-accum", type=int_at_least(1), default=1)
+    p.add_argument("--seq-len", type=int_at_least(2), default=1024, action=_Given)
+    p.add_argument("--batch-size", type=int_at_least(1), default=8, action=_Given)
+    p.add_argument("--grad-accum", type=int_at_least(1), default=1, action=_Given)
     p.add_argument("--stages", help="sequence-length warm-up, e.g. 500:256:32,1000:512:16 (until_step:len:batch)")
     p.add_argument("--max-steps", type=int_at_least(1))
-    p.add_argument("--lr", type=float_above(0), default=6e-4)
-    p.add_argument("--weight-decay", type=float, default=0.1)
-    p.add_argument("--warmup-steps", type=int_at_least(0))
-    p.add_argument("--grad-clip", type=float_above(0), default=1.0)
-    p.add_argument("--max-n-fraction", type=float, default=0.05)
-    p.add_argument("--no-rc", action="store_true", help="no reverse-complement augmentation")
-    p.add_argument("--n-to-pad", action="store_true")
+    p.add_argument("--lr", type=float_above(0), default=6e-4, action=_Given)
+    p.add_argument("--weight-decay", type=float, default=0.1, action=_Given)
+    p.add_argument("--warmup-steps", type=int_at_least(0), action=_Given)
+    p.add_argument("--grad-clip", type=float_above(0), default=1.0, action=_Given)
+    p.add_argument("--max-n-fraction", type=float, default=0.05, action=_Given)
+    p.add_argument("--no-rc", action=_Given, nargs=0, default=False, help="no reverse-complement augmentation")
+    p.add_argument("--n-to-pad", action=_Given, nargs=0, default=False)
     p.add_argument(
         "--bf16",
         action=argparse.BooleanOptionalAction,
@@ -246,19 +324,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "what it last ran in unless given one of these (the change is recorded in pretrain_config.json and the "
         "model card)",
     )
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--compile", action=_Given, nargs=0, default=False, help="torch.compile the model")
     add_memory_args(p)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, action=_Given)
     p.add_argument(
         "--init-from",
         metavar="MODEL",
         help="warm start: copy the weights of this model (name or folder), e.g. the 1k model into a 16k one",
+        action=_Given,
     )
     add_runtime_args(p, batch_size=None)
-    p.add_argument("--log-every", type=int_at_least(1), default=10)
-    p.add_argument("--eval-every", type=int_at_least(1), default=500)
-    p.add_argument("--eval-windows", type=int_at_least(1), default=256)
-    p.add_argument("--ckpt-every", type=int_at_least(1), default=100)
+    p.add_argument("--log-every", type=int_at_least(1), default=10, action=_Given)
+    p.add_argument("--eval-every", type=int_at_least(1), default=500, action=_Given)
+    p.add_argument("--eval-windows", type=int_at_least(1), default=256, action=_Given)
+    p.add_argument("--ckpt-every", type=int_at_least(1), default=100, action=_Given)
     p.add_argument("--no-markov", action="store_true", help="skip the Markov baseline")
     p.add_argument("--max-minutes", type=float_above(0), help="stop cleanly with a checkpoint after this long")
     p.set_defaults(func=cmd_pretrain)

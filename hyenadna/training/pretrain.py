@@ -113,8 +113,8 @@ def check_stages(stages: list[list[int]]) -> None:
         if len(stage) != 3 or not all(isinstance(x, int) and not isinstance(x, bool) for x in stage):
             raise ValueError(f"stage {i + 1} {stage}: expected [until_step, seq_len, batch_size], whole numbers")
         until, seq_len, batch = stage
-        if until < 1 or seq_len < 2 or batch < 1:
-            raise ValueError(f"stage {i + 1} {stage}: needs until_step >= 1, seq_len >= 2 and batch_size >= 1")
+        if until < 0 or seq_len < 2 or batch < 1:
+            raise ValueError(f"stage {i + 1} {stage}: needs until_step >= 0, seq_len >= 2 and batch_size >= 1")
         if i and until <= stages[i - 1][0]:
             raise ValueError(f"stage {i + 1} {stage}: until_step must rise from one stage to the next")
 
