@@ -440,3 +440,39 @@ def test_one_fasta_parser_for_files_and_stdin(tmp_path, monkeypatch):
     for source in ("-", fa):
         with pytest.raises(SequenceInputError, match=r":3: empty FASTA header"):
             list(read_sequences(source))
+
+
+def test_a_byte_order_mark_and_spaced_sequence_lines_are_read_as_dna(tmp_path, monkeypatch, capsys):
+    """A file saved by a Windows editor starts with a UTF-8 byte-order mark: FASTA read it as sequence data before
+    the first header, FASTQ as a bad header, text as the character '\ufffd', BED as chromosome '\ufeff20'. Spaces and
+    tabs inside FASTA sequence lines (GenBank-style blocks) were invalid characters; whitespace is no base."""
+    from hyenadna.data.regions import Interval, read_bed
+
+    bom = b"\xef\xbb\xbf"
+    cases = {
+        "x.fa": b">a\nACGT\n",
+        "x.fa.gz": gzip.compress(bom + b">a\nACGT\n"),
+        "x.fq": b"@a\nACGT\n+\nIIII\n",
+        "x.txt": b"ACGT\n",
+    }
+    for name, content in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content if name.endswith(".gz") else bom + content)
+        assert [r.sequence for r in read_sequences(path)] == ["ACGT"], name
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\ufeff>a\nACGT\n"))
+    assert [(r.name, r.sequence) for r in read_sequences("-")] == [("a", "ACGT")]
+    (tmp_path / "x.bed").write_bytes(bom + b"chr20\t10\t20\n")
+    assert read_bed(tmp_path / "x.bed") == [Interval("20", 10, 20)]
+    (tmp_path / "x.vcf").write_bytes(bom + b"##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\n20\t5\trs1\tA\tG\n")
+    assert [(v.chrom, v.pos) for v in read_vcf(tmp_path / "x.vcf")] == [("20", 5)]
+    from hyenadna.data.readers import GenomeFasta
+
+    (tmp_path / "genome.fa").write_bytes(bom + b">chr1\nACGTACGTAC\nGGGGCCCCAA\n")  # plain: pyfaidx refused it
+    genome = GenomeFasta(tmp_path / "genome.fa")
+    assert genome.sizes == {"1": 20} and genome.fetch("chr1", 2, 12) == "GTACGTACGG"
+    spaced = tmp_path / "spaced.fa"
+    spaced.write_text(">a\nACGTA CGTAC\tGG\nTT\n")
+    assert [r.sequence for r in read_sequences(spaced)] == ["ACGTACGTACGGTT"]
+    spaced.write_text(">a\nAC GT\nAX\n")  # a bad base after dropped spaces: its position counts bases only
+    assert main(["embed", str(spaced), "-o", str(tmp_path / "e.npz")]) == 1
+    assert "sequence 0 (a), position 6: invalid character 'X'" in capsys.readouterr().err

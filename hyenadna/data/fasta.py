@@ -46,14 +46,15 @@ def open_text(path: str | Path) -> io.TextIOBase:
         raise IsADirectoryError(f"{path} is a folder, not a file")
     with open(path, "rb") as f:
         head = f.read(4096)
+    # utf-8-sig: a byte-order mark (Windows editors write one) is dropped, not read as three bad characters
     if head[:2] == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="ascii", errors="replace")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", errors="replace")
     for magic, what in _BINARY_MAGIC.items():
         if head.startswith(magic):
             raise BinaryInputError(f"{path} is {what}, not a text file of sequences")
     if b"\x00" in head:
         raise BinaryInputError(f"{path} is a binary file (it holds NUL bytes), not a text file of sequences")
-    return open(path, encoding="ascii", errors="replace")
+    return open(path, encoding="utf-8-sig", errors="replace")
 
 
 class BinaryInputError(ValueError):
@@ -99,6 +100,8 @@ def parse_fasta(
                 first_line = lineno
             elif lineno != last_line + 1:
                 gapless = False  # a blank or comment line inside the record: positions no longer map to lines
+            if " " in line or "\t" in line:  # spaced sequence lines (GenBank-style blocks): whitespace is no base
+                line, gapless = "".join(line.split()), False
             parts.append(line)
             last_line = lineno
     if name is None:

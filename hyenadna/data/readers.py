@@ -110,7 +110,7 @@ def read_sequences(source: str | Path, fmt: str = "auto", column: str = "sequenc
 def _lines(handle: io.TextIOBase, label: str) -> Iterator[tuple[int, str]]:
     try:
         for lineno, line in enumerate(handle, 1):
-            yield lineno, line.rstrip("\r\n")
+            yield lineno, line.rstrip("\r\n").lstrip("\ufeff") if lineno == 1 else line.rstrip("\r\n")
     except (OSError, EOFError, zlib.error) as e:
         raise SequenceInputError(f"{label}: cannot read ({e}); the file may be truncated or not really gzip") from None
 
@@ -205,10 +205,12 @@ class GenomeFasta:
         if not self.path.is_file():
             raise SequenceInputError(f"{path}: genome FASTA not found")
         with open(self.path, "rb") as f:
-            gz = f.read(2) == b"\x1f\x8b"
+            head = f.read(3)
+        # gzip, or a byte-order mark that pyfaidx's byte offsets would trip on: the needed chromosomes go in memory
+        in_memory = head[:2] == b"\x1f\x8b" or head == b"\xef\xbb\xbf"
         self._seqs: dict[str, str] = {}
         self._faidx = None
-        if not gz:
+        if not in_memory:
             import pyfaidx
 
             try:

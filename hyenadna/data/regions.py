@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from hyenadna.data.fasta import open_text
+
 
 @dataclass(frozen=True, order=True)
 class Interval:
@@ -95,7 +97,9 @@ def interval_problem(start: int, end: int) -> str | None:
 
 def read_bed(path: str | Path) -> list[Interval]:
     out = []
-    for r in parse_bed(Path(path).read_text(), path):
+    with open_text(path) as handle:  # plain or gzip, a byte-order mark dropped
+        text = handle.read()
+    for r in parse_bed(text, path):
         if problem := interval_problem(r.start, r.end):
             raise BedFormatError(f"{path}:{r.line}: {problem}")
         out.append(Interval(canonical_chrom(r.chrom), r.start, r.end))
