@@ -121,6 +121,24 @@ def test_a_task_the_benchmark_cannot_split_is_refused_in_our_words(tmp_path, cap
     assert not (tmp_path / "out" / "runs").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seeds", "-1"], "argument --seeds: -1 is less than 0"),  # was scikit-learn's random_state error
+        (["--seeds", "--modes", "kmer"], "argument --seeds: expected at least one argument"),  # was an IndexError
+        (["--modes"], "argument --modes: expected at least one argument"),  # ran nothing, wrote an empty table
+        (["--finetune-lrs", "0"], "argument --finetune-lrs: 0 is not greater than 0"),
+        (["--scratch-lrs", "-0.001"], "argument --scratch-lrs: -0.001 is not greater than 0"),
+    ],
+)
+def test_benchmark_arguments_that_name_no_run_are_refused(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["benchmark", "--tasks-dir", str(tmp_path), "--out", str(tmp_path / "out"), *args])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert main(["benchmark", "--tasks-dir", str(tmp_path / "none"), "--out", str(tmp_path / "out")]) == 1
+    assert "none: no such folder of task folders" in capsys.readouterr().err
+
+
 def test_kmer_frequencies():
     f = kmer_frequencies(["AAAC", "ACNAC"], 2)
     assert f.shape == (2, 16)

@@ -229,3 +229,6 @@ def test_evaluate_names_what_its_regions_lack(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "overlap the held-out evaluation region (1:10000-20000) by 5,000 bases; leave it out of --include" in err
     assert "--force-overlap" not in err
+    with pytest.raises(SystemExit):  # an empty --eval-region was max()'s "arg is an empty sequence"
+        main(["evaluate", "--fasta", str(fasta), "--eval-region"])
+    assert "argument --eval-region: expected at least one argument" in capsys.readouterr().err

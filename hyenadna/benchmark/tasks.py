@@ -212,6 +212,8 @@ def discover_tasks(root: str | Path | None, names: list[str] | None = None) -> l
         missing = [n for n in names or [] if not is_task_folder(n)]
         raise ValueError(f"no such task folder(s) {missing}; give task folder paths, or --tasks-dir with task names")
     root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder of task folders")
     folders = sorted(p for p in root.iterdir() if p.is_dir() and any(p.glob("train*")))
     if names:
         by_name = {p.name: p for p in folders}

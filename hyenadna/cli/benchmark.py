@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hyenadna.cli.common import add_model_args, int_at_least, model_name_or_path
+from hyenadna.cli.common import add_model_args, float_above, int_at_least, model_name_or_path
 from hyenadna.training.patience import PATIENCE_FROM
 
 BENCHMARK_EXAMPLES = """examples:
@@ -89,14 +89,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tasks", nargs="*", help="task names (default: all), or task folder paths")
     p.add_argument(
         "--modes",
-        nargs="*",
+        nargs="+",
         choices=MODES,
         default=list(MODES),
         help="columns to run: kmer (k-mer counts + logistic regression), probe (frozen embeddings), finetune "
         "(pretrained weights), scratch (the same model, not pretrained) (default: all four)",
     )
     p.add_argument(
-        "--seeds", nargs="*", type=int, help="seeds, one run each; the report gives mean ± sd (default 0 1 2)"
+        "--seeds",
+        nargs="+",
+        type=int_at_least(0),
+        help="seeds, one run each; the report gives mean ± sd (default 0 1 2)",
     )
     p.add_argument(
         "--quick",
@@ -135,13 +138,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--finetune-lrs",
         nargs="+",
-        type=float,
+        type=float_above(0),
         help="pretrained model: lrs tried, best validation MCC kept (default 1e-4 3e-4 1e-3; quick 1e-4 1e-3)",
     )
     p.add_argument(
         "--scratch-lrs",
         nargs="+",
-        type=float,
+        type=float_above(0),
         help="the same for the not-pretrained model (default 1e-4 3e-4 1e-3; quick 3e-4 1e-3)",
     )
     p.add_argument("--head-init", choices=["probe", "random"], help="fine-tuning head start (default: probe, LP-FT)")

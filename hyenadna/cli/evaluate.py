@@ -108,7 +108,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fasta", nargs="+", required=True)
     p.add_argument("--include", nargs="*", default=[], help="training regions the Markov baseline is fitted on")
     p.add_argument("--exclude", nargs="*", default=[])
-    p.add_argument("--eval-region", nargs="*", default=[str(HELD_OUT)])
+    p.add_argument("--eval-region", nargs="+", default=[str(HELD_OUT)])
     p.add_argument("--windows", type=int_at_least(1), default=256, help="number of N-free held-out windows")
     p.add_argument("--seq-len", type=int_at_least(2), default=1024, help="predicted bases per window")
     p.add_argument("--no-markov", dest="markov", action="store_false")

@@ -277,7 +277,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exclude", nargs="*", default=[], help="regions or BED files to leave out", action=_Given)
     p.add_argument(
         "--eval-region",
-        nargs="*",
+        nargs="+",
         default=[str(HELD_OUT)],
         help="held-out validation region (default: GRCh37 chr20:32,000,000-63,025,520)",
         action=_Given,

@@ -66,6 +66,8 @@ class WindowSampler:
 
 def fixed_windows(genome: Genome, intervals: list[Interval], count: int, length: int, seed: int = 1234) -> np.ndarray:
     """``count`` N-free windows spread over ``intervals``, the same for every run with the same arguments."""
+    if not intervals:
+        raise ValueError("no evaluation region: name one with eval_region (--eval-region)")
     if not any(len(iv) >= length for iv in intervals):
         longest = max(intervals, key=len)
         raise ValueError(
