@@ -127,6 +127,7 @@ def test_a_task_the_benchmark_cannot_split_is_refused_in_our_words(tmp_path, cap
         (["--seeds", "-1"], "argument --seeds: -1 is less than 0"),  # was scikit-learn's random_state error
         (["--seeds", "--modes", "kmer"], "argument --seeds: expected at least one argument"),  # was an IndexError
         (["--modes"], "argument --modes: expected at least one argument"),  # ran nothing, wrote an empty table
+        (["--seeds", "5000000000"], "argument --seeds: 5000000000 is greater than 2**32 - 1"),
         (["--finetune-lrs", "0"], "argument --finetune-lrs: 0 is not greater than 0"),
         (["--scratch-lrs", "-0.001"], "argument --scratch-lrs: -0.001 is not greater than 0"),
     ],

@@ -429,3 +429,18 @@ def test_vep_reference_mismatch_warning_shows_both_alleles(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "REF TT differs from the genome's AC there; not scored" in err
     assert "ref_mismatch 1" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["generate", "--prompt", "ACGT", "--seed", "99999999999999999999"], "is greater than 2**32 - 1"),  # overflow
+        (["fine-tune", "task", "--out", "x", "--seed", "-2"], "argument --seed: -2 is less than 0"),  # scikit-learn's
+        (["pretrain", "--out", "x", "--weight-decay", "-1"], "argument --weight-decay: -1 is less than 0"),
+        (["pretrain", "--out", "x", "--max-n-fraction", "2"], "argument --max-n-fraction: 2 is greater than 1"),
+    ],
+)
+def test_seeds_and_rates_out_of_range_are_usage_errors(capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hyenadna.cli.common import add_model_args, float_above, int_at_least, model_name_or_path
+from hyenadna.cli.common import add_model_args, float_above, int_at_least, model_name_or_path, seed
 from hyenadna.training.patience import PATIENCE_FROM
 
 BENCHMARK_EXAMPLES = """examples:
@@ -98,7 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--seeds",
         nargs="+",
-        type=int_at_least(0),
+        type=seed,
         help="seeds, one run each; the report gives mean ± sd (default 0 1 2)",
     )
     p.add_argument(

@@ -123,6 +123,26 @@ def float_above(low: float):
     return _bounded(float, low, strict=True)
 
 
+def float_at_least(low: float):
+    return _bounded(float, low, strict=False)
+
+
+def seed(text: str) -> int:
+    """An argparse type: a random seed, 0 to 2**32 - 1 (what numpy, torch and scikit-learn all take)."""
+    value = int_at_least(0)(text)
+    if value > 2**32 - 1:
+        raise argparse.ArgumentTypeError(f"{value} is greater than 2**32 - 1 = {2**32 - 1}")
+    return value
+
+
+def fraction_at_most_one(text: str) -> float:
+    """An argparse type: a number in [0, 1]."""
+    value = float_at_least(0)(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"{value:g} is greater than 1")
+    return value
+
+
 def probability(text: str) -> float:
     """An argparse type: a number in (0, 1]."""
     value = float_above(0)(text)

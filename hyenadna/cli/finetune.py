@@ -15,6 +15,7 @@ from hyenadna.cli.common import (
     fraction,
     int_at_least,
     sdk_config,
+    seed,
 )
 from hyenadna.training.patience import PATIENCE_FROM, PATIENCE_FROM_VALIDATION
 
@@ -174,6 +175,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="share of the train rows held out (stratified, seeded) to choose the epoch kept (default 0.1); with few "
         "rows, a larger share tells epochs apart better",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     add_memory_args(p)
     add_model_args(p)

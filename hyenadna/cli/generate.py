@@ -16,6 +16,7 @@ from hyenadna.cli.common import (
     probability,
     read_records,
     sdk_config,
+    seed,
 )
 
 
@@ -78,6 +79,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=probability,
         help="sample among the fewest likeliest bases whose probabilities sum to at least p (default: all)",
     )
-    p.add_argument("--seed", type=int, default=0, help="default 0 (every prompt samples from it)")
+    p.add_argument("--seed", type=seed, default=0, help="default 0 (every prompt samples from it)")
     p.add_argument("-o", "--output", help="output FASTA (default: stdout)")
     add_model_args(p)

@@ -7,7 +7,15 @@ import json
 import sys
 from pathlib import Path
 
-from hyenadna.cli.common import add_memory_args, add_runtime_args, float_above, int_at_least
+from hyenadna.cli.common import (
+    add_memory_args,
+    add_runtime_args,
+    float_above,
+    float_at_least,
+    fraction_at_most_one,
+    int_at_least,
+    seed,
+)
 from hyenadna.data.regions import HELD_OUT
 
 PRETRAIN_EXAMPLES = """examples:
@@ -309,10 +317,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stages", help="sequence-length warm-up, e.g. 500:256:32,1000:512:16 (until_step:len:batch)")
     p.add_argument("--max-steps", type=int_at_least(1))
     p.add_argument("--lr", type=float_above(0), default=6e-4, action=_Given)
-    p.add_argument("--weight-decay", type=float, default=0.1, action=_Given)
+    p.add_argument("--weight-decay", type=float_at_least(0), default=0.1, action=_Given)
     p.add_argument("--warmup-steps", type=int_at_least(0), action=_Given)
     p.add_argument("--grad-clip", type=float_above(0), default=1.0, action=_Given)
-    p.add_argument("--max-n-fraction", type=float, default=0.05, action=_Given)
+    p.add_argument("--max-n-fraction", type=fraction_at_most_one, default=0.05, action=_Given)
     p.add_argument("--no-rc", action=_Given, nargs=0, default=False, help="no reverse-complement augmentation")
     p.add_argument("--n-to-pad", action=_Given, nargs=0, default=False)
     p.add_argument(
@@ -326,7 +334,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--compile", action=_Given, nargs=0, default=False, help="torch.compile the model")
     add_memory_args(p)
-    p.add_argument("--seed", type=int, default=0, action=_Given)
+    p.add_argument("--seed", type=seed, default=0, action=_Given)
     p.add_argument(
         "--init-from",
         metavar="MODEL",
