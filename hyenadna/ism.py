@@ -141,7 +141,7 @@ def in_silico_mutagenesis(
     fasta = genome if isinstance(genome, GenomeFasta) else GenomeFasta(genome, {region.chrom})
     size = fasta.sizes.get(canonical_chrom(region.chrom))
     if size is None:
-        raise ValueError(f"{region.chrom!r} is not a record of {fasta.path} (it has {', '.join(fasta.sizes)})")
+        raise ValueError(f"{region.chrom!r} is not a record of {fasta.path} (its records: {fasta.record_names()})")
     if region.end > size or region.start >= region.end:
         raise ValueError(f"region {region} lies outside {region.chrom} (length {size:,})")
     reference = fasta.fetch(region.chrom, region.start, region.end).upper()

@@ -39,7 +39,7 @@ def likelihood_track(
     fasta = GenomeFasta(genome, {chrom})
     size = fasta.sizes.get(canonical_chrom(chrom))
     if size is None:
-        raise ValueError(f"{chrom!r} is not in {genome} (it has {', '.join(fasta.sizes)})")
+        raise ValueError(f"{chrom!r} is not in {genome} (its records: {fasta.record_names()})")
     if isinstance(region, str):
         region = Interval(canonical_chrom(chrom), 0, size)
     if region.end > size:

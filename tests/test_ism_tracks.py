@@ -171,3 +171,27 @@ def test_cli_ism_of_bed_regions_under_the_language_model(genome, model, tmp_path
         assert "".join("ACGT"[i] for i in z["arr_0"][1].argmax(0)) == CHROM[1500:1512]  # + strand, as scored
     assert main([*argv, "--target", "1", "-o", str(tmp_path / "t")]) == 1
     assert "--target, --method and --strand are for a fine-tuned model's prediction" in capsys.readouterr().err
+
+
+def test_a_chromosome_not_in_the_genome_names_its_records(genome, tmp_path, capsys):
+    """A gzip genome is read for the needed chromosomes only, and the error listed none ("it has )"); it now lists
+    the file's records (the first 20 of a genome of contigs). --region without --track was "give an INPUT file"."""
+    import gzip
+
+    from hyenadna.data.readers import GenomeFasta
+
+    gz = tmp_path / "g.fa.gz"
+    gz.write_bytes(gzip.compress(genome.read_bytes()))
+    tiny = str(FIXTURES / "tiny")
+    track = ["score", "--track", str(tmp_path / "t.bg"), "--region", "chr9:1-5", "--model", tiny]
+    for path in (genome, gz):
+        assert main([*track, "--genome", str(path)]) == 1
+        assert f"'9' is not in {path} (its records: chr7)" in capsys.readouterr().err
+        ism = ["ism", "--genome", str(path), "--region", "chr9:1-5", "--model", tiny, "-o", str(tmp_path / "i.npz")]
+        assert main(ism) == 1
+        assert "'9' is not a record of" in (err := capsys.readouterr().err) and "(its records: chr7)" in err
+    many = tmp_path / "contigs.fa"
+    many.write_text("".join(f">ctg{i}\nACGT\n" for i in range(25)))
+    assert GenomeFasta(many).record_names().endswith("ctg19, ... (25 in all)")
+    assert main(["score", "--genome", str(genome), "--region", "chr7:1-5", "--model", tiny]) == 1
+    assert "--region goes with --track OUT.bedgraph" in capsys.readouterr().err

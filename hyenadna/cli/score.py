@@ -60,6 +60,10 @@ def cmd_track(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     if args.track:
         return cmd_track(args)
+    if args.region or args.both_strands:
+        raise ValueError(
+            f"{'--region' if args.region else '--both-strands'} goes with --track OUT.bedgraph (a per-base track)"
+        )
     from hyenadna.cli.distributed import Sharding
     from hyenadna.sdk import HyenaDNA
 

@@ -220,15 +220,24 @@ class GenomeFasta:
             keys = list(self._faidx.keys())  # iterating a pyfaidx.Fasta yields records, not names
             self._names = {canonical_chrom(k): k for k in keys}
             self.sizes = {canonical_chrom(k): len(self._faidx[k]) for k in keys}
+            self.records = list(keys)
         else:
             wanted = {canonical_chrom(c) for c in chromosomes} if chromosomes else None
+            self.records = []  # every record's name, also those not kept: for messages
             try:
                 for rec in read_fasta(self.path):
+                    self.records.append(rec.name)
                     if wanted is None or canonical_chrom(rec.name) in wanted:
                         self._seqs[canonical_chrom(rec.name)] = rec.sequence
             except FastaFormatError as e:
                 raise SequenceInputError(str(e)) from None
             self.sizes = {k: len(v) for k, v in self._seqs.items()}
+
+    def record_names(self, limit: int = 20) -> str:
+        """The records' names for a message: the first ``limit``, and how many in all (a genome may hold thousands
+        of contigs)."""
+        shown = ", ".join(self.records[:limit])
+        return shown if len(self.records) <= limit else f"{shown}, ... ({len(self.records):,} in all)"
 
     def fetch(self, chrom: str, start: int, end: int) -> str:
         c = canonical_chrom(chrom)
