@@ -116,3 +116,22 @@ def test_micro_batched_inference_matches_one_batch(block_tokens, per_sequence_mi
     assert calls == [(min(rows, 7 - s), path) for s in range(0, 7, rows)]
     torch.testing.assert_close(blocked, whole, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(blocked, reference, rtol=1e-5, atol=1e-5)
+
+
+def test_input_ids_the_embedding_cannot_read_are_named():
+    """torch said "not enough values to unpack", "Expected tensor for argument #1 'indices'" and "index out of range
+    in self" (CUDA: a device-side assert); the model now names what is wrong with the ids."""
+    model = HyenaDNALMHeadModel(HyenaConfig(d_model=16, n_layer=1, d_inner=32, l_max=34)).eval()
+    rows = model.backbone.embeddings.word_embeddings.num_embeddings
+    cases = [
+        (torch.tensor([7, 8, 9]), ValueError, r"must be \(batch, length\), got shape \(3,\)"),
+        (torch.tensor([[7.0, 8.0]]), TypeError, "must hold integer token ids"),
+        (torch.tensor([[7, rows]]), ValueError, f"hold {rows}, outside this model's token ids 0 to {rows - 1}"),
+        (torch.tensor([[-1, 7]]), ValueError, "hold -1, outside"),
+        ([[7, 8]], TypeError, "must be a tensor of token ids"),
+    ]
+    for ids, error, message in cases:
+        with pytest.raises(error, match=message):
+            model(ids)
+    assert model(torch.tensor([[7, rows - 1]], dtype=torch.int32)).logits.shape == (1, 2, rows)
+    assert model(torch.zeros(1, 0, dtype=torch.long)).logits.shape == (1, 0, rows)

@@ -41,6 +41,25 @@ class TokenEmbedding(nn.Module):
         return self.word_embeddings(input_ids)
 
 
+def check_input_ids(input_ids: Tensor, vocab_rows: int) -> None:
+    """A clear error for ids the embedding cannot read, instead of torch's unpacking, dtype or "index out of range
+    in self" errors (or CUDA's device-side assert). The value range is checked on the CPU only: on a GPU it would
+    wait for the device at every forward."""
+    if not isinstance(input_ids, Tensor):
+        raise TypeError(f"input_ids must be a tensor of token ids (CharacterTokenizer), got {type(input_ids).__name__}")
+    if input_ids.dim() != 2:
+        raise ValueError(
+            f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}; ids[None] adds a batch"
+        )
+    if input_ids.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"input_ids must hold integer token ids (int64), got {input_ids.dtype}")
+    if input_ids.device.type == "cpu" and input_ids.numel() and not torch.compiler.is_compiling():
+        low, high = (x.item() for x in torch.aminmax(input_ids))
+        if low < 0 or high >= vocab_rows:
+            bad = low if low < 0 else high
+            raise ValueError(f"input_ids hold {bad}, outside this model's token ids 0 to {vocab_rows - 1}")
+
+
 class InferenceCache:
     """Each layer's ``HyenaState``, so that sequences grow a token at a time (``model(new_ids, cache=cache)``) at
     O(block D + t log t D / block) a layer for the t-th token (``ops/hyena.py: hyena_decode``), as generation does.
@@ -120,6 +139,7 @@ class HyenaDNAModel(nn.Module):
         call gives their start) and the outputs are those of the new tokens: equal to a forward over the whole
         sequences at those positions, at a fraction of its cost. Inference only: eval mode (no dropout), no autograd.
         """
+        check_input_ids(input_ids, self.embeddings.word_embeddings.num_embeddings)
         batch, seqlen = input_ids.shape
         if cache is not None:
             self._check_cache(cache, batch, seqlen)
