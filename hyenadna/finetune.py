@@ -516,6 +516,8 @@ class HyenaDNAFineTuningModel:
     def save(self, directory: str | Path) -> Path:
         """``backbone/`` (save_pretrained layout) + ``head.safetensors`` + ``finetune.json``."""
         directory = Path(directory)
+        if directory.exists() and not directory.is_dir():
+            raise NotADirectoryError(f"{directory} is a file; a fine-tuned model is saved as a folder")
         self.lm.save_pretrained(directory / "backbone")
         head = {k: v.detach().cpu().contiguous() for k, v in self.network.head.state_dict().items()}
         with atomic_path(directory / "head.safetensors") as tmp:

@@ -502,3 +502,27 @@ def test_a_validation_split_too_small_to_choose_an_epoch_is_named():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ft._check_validation(y, y)
+
+
+def test_a_recipe_names_each_value_out_of_range():
+    """lr=0 read "epochs 1 (>= 0), patience 3 (>= 1), lr 0 (> 0)", naming what was right too; grad_clip=0 (every
+    gradient clipped to nothing) and NaN rates were accepted."""
+    from hyenadna.training.finetune import Recipe
+
+    with pytest.raises(ValueError, match=r"^lr=0 \(needs > 0\)$"):
+        Recipe(epochs=1, lr=0)
+    with pytest.raises(ValueError, match=r"^lr=nan \(needs > 0\), grad_clip=0 \(needs > 0\)$"):
+        Recipe(lr=float("nan"), grad_clip=0)
+    with pytest.raises(ValueError, match=r"weight_decay=-0.1 \(needs >= 0\), warmup_fraction=1.5 \(needs 0 to 1\)"):
+        Recipe(weight_decay=-0.1, warmup_fraction=1.5)
+    assert Recipe(epochs=0, warmup_fraction=0.0).epochs == 0
+
+
+def test_saving_a_fine_tuned_model_onto_a_file_is_refused(tmp_path):
+    from hyenadna import HyenaDNAConfig, HyenaDNAFineTuningModel
+
+    (tmp_path / "x.fa").write_text(">a\nACGT\n")
+    model = HyenaDNAFineTuningModel(HyenaDNAConfig(model_path=FIXTURES / "tiny"), "classification", 2)
+    with pytest.raises(NotADirectoryError, match=r"x.fa is a file; a fine-tuned model is saved as a folder"):
+        model.save(tmp_path / "x.fa")  # was "[Errno 20] Not a directory: 'x.fa/backbone'"
+    assert (tmp_path / "x.fa").read_text() == ">a\nACGT\n"

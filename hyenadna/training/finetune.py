@@ -60,8 +60,20 @@ class Recipe:
     patience_from: str = PATIENCE_FROM_VALIDATION  # when epochs start to count against patience (training/patience.py)
 
     def __post_init__(self) -> None:
-        if self.epochs < 0 or self.patience < 1 or self.lr <= 0:
-            raise ValueError(f"epochs {self.epochs} (>= 0), patience {self.patience} (>= 1), lr {self.lr} (> 0)")
+        wrong = [
+            f"{name}={value!r} (needs {need})"
+            for name, value, ok, need in (
+                ("epochs", self.epochs, self.epochs >= 0, ">= 0"),
+                ("patience", self.patience, self.patience >= 1, ">= 1"),
+                ("lr", self.lr, self.lr > 0, "> 0"),
+                ("weight_decay", self.weight_decay, self.weight_decay >= 0, ">= 0"),
+                ("warmup_fraction", self.warmup_fraction, 0 <= self.warmup_fraction <= 1, "0 to 1"),
+                ("grad_clip", self.grad_clip, self.grad_clip > 0, "> 0"),
+            )
+            if not ok  # also catches NaN, which fails every comparison
+        ]
+        if wrong:
+            raise ValueError(", ".join(wrong))
         check_patience_from(self.patience_from)
 
 
