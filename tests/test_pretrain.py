@@ -125,6 +125,15 @@ def test_stages_are_checked_with_their_format_named(fasta, tmp_path):
         small_cfg(fasta, tmp_path, stages=[[5, 256]])
 
 
+def test_a_config_names_each_value_out_of_range(fasta, tmp_path):
+    """The command line checked these; a PretrainConfig built in Python trained with lr=0 or grad_clip=0 (nothing
+    learnt) in silence."""
+    with pytest.raises(ValueError, match=r"^lr=0 \(needs > 0\), grad_clip=0 \(needs > 0\)$"):
+        small_cfg(fasta, tmp_path, lr=0, grad_clip=0)
+    with pytest.raises(ValueError, match=r"^batch_size=0 \(needs >= 1\), max_n_fraction=nan \(needs 0 to 1\)$"):
+        small_cfg(fasta, tmp_path, batch_size=0, max_n_fraction=float("nan"))
+
+
 def test_resume_without_a_run_says_so(tmp_path, capsys):
     from hyenadna.cli import main
 

@@ -88,6 +88,26 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         check_stages(self.stages)
+        wrong = [
+            f"{name}={getattr(self, name)!r} (needs {need})"
+            for name, ok, need in (
+                ("seq_len", self.seq_len >= 2, ">= 2"),
+                ("batch_size", self.batch_size >= 1, ">= 1"),
+                ("grad_accum", self.grad_accum >= 1, ">= 1"),
+                ("max_steps", self.max_steps >= 1, ">= 1"),
+                ("lr", self.lr > 0, "> 0"),
+                ("weight_decay", self.weight_decay >= 0, ">= 0"),
+                ("grad_clip", self.grad_clip > 0, "> 0"),
+                ("max_n_fraction", 0 <= self.max_n_fraction <= 1, "0 to 1"),
+                ("eval_windows", self.eval_windows >= 1, ">= 1"),
+                ("log_every", self.log_every >= 1, ">= 1"),
+                ("eval_every", self.eval_every >= 1, ">= 1"),
+                ("ckpt_every", self.ckpt_every >= 1, ">= 1"),
+            )
+            if not ok  # also catches NaN
+        ]
+        if wrong:
+            raise ValueError(", ".join(wrong))
 
     def stage(self, step: int) -> tuple[int, int]:
         for until, seq_len, batch in self.stages:
