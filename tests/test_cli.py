@@ -444,3 +444,25 @@ def test_seeds_and_rates_out_of_range_are_usage_errors(capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:
         main(args)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_skip_invalid_skips_sequences_that_are_not_dna(tmp_path, capsys):
+    """--skip-invalid skipped BED intervals only: given a FASTA with a bad record it still stopped at it. Now such
+    records are skipped with a warning naming file, line and column (the first 5, then a count); all bad is an
+    error, and without the flag the first bad record still is."""
+    fasta = tmp_path / "x.fa"
+    records = [("bad0", "ACGX"), ("good", "ACGTAC")] + [(f"bad{i}", "ZZ") for i in range(1, 7)] + [("ok", "GGCC")]
+    fasta.write_text("".join(f">{n}\n{s}\n" for n, s in records))
+    out = tmp_path / "e.npz"
+    assert main(["embed", str(fasta), "-o", str(out), "--random-init", "--skip-invalid"]) == 0
+    err = capsys.readouterr().err
+    assert list(np.load(out)["ids"]) == ["good", "ok"]
+    assert f"warning: {fasta}:2:4: skipped: sequence 0 (bad0), position 4: invalid character 'X'" in err
+    assert err.count(": skipped: ") == 5 and "skipped 7 of 9 sequences for characters that are not DNA" in err
+    assert main(["score", str(fasta), "-o", str(tmp_path / "s.tsv"), "--random-init", "--skip-invalid"]) == 0
+    assert [line.split("\t")[0] for line in (tmp_path / "s.tsv").read_text().splitlines()[1:]] == ["good", "ok"]
+    assert main(["embed", str(fasta), "-o", str(out), "--random-init"]) == 1
+    assert "sequence 0 (bad0), position 4: invalid character 'X'" in capsys.readouterr().err
+    fasta.write_text(">a\nXX\n>b\nZZ\n")
+    assert main(["embed", str(fasta), "-o", str(out), "--random-init", "--skip-invalid"]) == 1
+    assert "every one of the 2 sequences held a character that is not DNA" in capsys.readouterr().err

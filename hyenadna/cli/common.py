@@ -225,7 +225,12 @@ def add_input_args(p: argparse.ArgumentParser, chunked: bool = True) -> None:
     p.add_argument("--bed", help="BED intervals to cut from --genome (strand-aware) instead of INPUT")
     p.add_argument("--genome", help="genome FASTA for --bed (indexed if uncompressed)")
     p.add_argument("--flank", type=int_at_least(0), default=0, help="bases added on each side of every BED interval")
-    p.add_argument("--skip-invalid", action="store_true", help="skip BED intervals outside the genome with a warning")
+    p.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="skip sequences holding a character that is not DNA, and BED intervals outside the genome, with a "
+        "warning (else each is an error)",
+    )
     if chunked:  # commands that stream their input in chunks
         p.add_argument(
             "--chunk-size", type=int_at_least(1), default=1000, help="sequences read and processed at a time"
@@ -233,17 +238,19 @@ def add_input_args(p: argparse.ArgumentParser, chunked: bool = True) -> None:
 
 
 def read_records(args: argparse.Namespace):
-    from hyenadna.data.readers import read_bed_sequences, read_sequences
+    from hyenadna.data.readers import read_bed_sequences, read_sequences, skip_invalid_sequences
 
     if args.bed:
         if not args.genome:
             raise ValueError("--bed needs --genome")
         if args.input:
             raise ValueError(f"give INPUT ({args.input}) or --bed with --genome, not both")
-        return read_bed_sequences(args.bed, args.genome, args.flank, args.skip_invalid)
-    if not args.input:
+        records = read_bed_sequences(args.bed, args.genome, args.flank, args.skip_invalid)
+    elif not args.input:
         raise ValueError("give an INPUT file (or - for stdin), or --bed with --genome")
-    return read_sequences(args.input, args.format, args.column)
+    else:
+        records = read_sequences(args.input, args.format, args.column)
+    return skip_invalid_sequences(records) if args.skip_invalid else records
 
 
 def step_size(args: argparse.Namespace) -> int:

@@ -281,6 +281,36 @@ def bed_problem(
     return None
 
 
+# individual warnings for the first skipped sequences; the rest are counted in one line at the end
+SKIP_WARNINGS = 5
+
+
+def skip_invalid_sequences(records, policy: str = "iupac_to_n") -> Iterator[SequenceRecord]:
+    """``records`` less those holding a character the tokenizer (with ``policy``) refuses, each skipped with a
+    warning naming where it is (the first ``SKIP_WARNINGS``, then a count). All skipped is an error."""
+    import warnings
+
+    from hyenadna.tokenizer import CharacterTokenizer, InvalidCharacterError
+
+    tokenizer = CharacterTokenizer(policy=policy)
+    seen = skipped = 0
+    for i, rec in enumerate(records):
+        seen += 1
+        try:
+            tokenizer.encode_bases(rec.sequence, i, rec.name)
+        except InvalidCharacterError as e:
+            skipped += 1
+            if skipped <= SKIP_WARNINGS:
+                where = rec.where(e.position) or rec.source or "input"
+                warnings.warn(f"{where}: skipped: {e}", stacklevel=2)
+            continue
+        yield rec
+    if skipped > SKIP_WARNINGS:
+        warnings.warn(f"skipped {skipped:,} of {seen:,} sequences for characters that are not DNA", stacklevel=2)
+    if seen and skipped == seen:
+        raise SequenceInputError(f"every one of the {seen:,} sequences held a character that is not DNA; nothing to do")
+
+
 def read_bed_sequences(
     bed: str | Path, genome: str | Path, flank: int = 0, skip_invalid: bool = False
 ) -> Iterator[SequenceRecord]:
