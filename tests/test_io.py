@@ -470,6 +470,11 @@ def test_a_byte_order_mark_and_spaced_sequence_lines_are_read_as_dna(tmp_path, m
     (tmp_path / "genome.fa").write_bytes(bom + b">chr1\nACGTACGTAC\nGGGGCCCCAA\n")  # plain: pyfaidx refused it
     genome = GenomeFasta(tmp_path / "genome.fa")
     assert genome.sizes == {"1": 20} and genome.fetch("chr1", 2, 12) == "GTACGTACGG"
+    (tmp_path / "spaced_genome.fa").write_text(">chr1\nACGTA CGTAC\nGGGGC CCCAA\n")  # pyfaidx counts the spaces
+    with pytest.raises(SequenceInputError, match=r"sequence lines hold spaces or tabs, which the index counts"):
+        GenomeFasta(tmp_path / "spaced_genome.fa").fetch("chr1", 2, 12)
+    (tmp_path / "spaced_genome.fa.gz").write_bytes(gzip.compress(b">chr1\nACGTA CGTAC\nGGGGC CCCAA\n"))
+    assert GenomeFasta(tmp_path / "spaced_genome.fa.gz").fetch("chr1", 2, 12) == "GTACGTACGG"
     spaced = tmp_path / "spaced.fa"
     spaced.write_text(">a\nACGTA CGTAC\tGG\nTT\n")
     assert [r.sequence for r in read_sequences(spaced)] == ["ACGTACGTACGGTT"]

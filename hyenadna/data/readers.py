@@ -242,7 +242,13 @@ class GenomeFasta:
     def fetch(self, chrom: str, start: int, end: int) -> str:
         c = canonical_chrom(chrom)
         if self._faidx is not None:
-            return str(self._faidx[self._names[c]][start:end])
+            seq = str(self._faidx[self._names[c]][start:end])
+            if " " in seq or "\t" in seq:  # pyfaidx's offsets count them as bases: every coordinate after is off
+                raise SequenceInputError(
+                    f"{self.path}: sequence lines hold spaces or tabs, which the index counts as bases; remove them "
+                    "(sed '/^>/!s/[[:blank:]]//g') or gzip the file (it is then read in memory, spaces dropped)"
+                )
+            return seq
         return self._seqs[c][start:end]
 
 
