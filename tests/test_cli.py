@@ -466,3 +466,20 @@ def test_skip_invalid_skips_sequences_that_are_not_dna(tmp_path, capsys):
     fasta.write_text(">a\nXX\n>b\nZZ\n")
     assert main(["embed", str(fasta), "-o", str(out), "--random-init", "--skip-invalid"]) == 1
     assert "every one of the 2 sequences held a character that is not DNA" in capsys.readouterr().err
+
+
+def test_an_output_that_is_an_input_is_refused_before_any_work(tmp_path, capsys):
+    """`hyenadna score x.fa -o x.fa` replaced the FASTA with its scores (the atomic write swapped it in)."""
+    fasta = tmp_path / "x.fa"
+    fasta.write_text(">a\nACGTACGT\n")
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\nchr1\t2\t.\tC\tG\n")
+    for argv, named in (
+        (["score", str(fasta), "-o", str(fasta)], "INPUT"),
+        (["embed", str(fasta), "-o", str(tmp_path / ".." / tmp_path.name / "x.fa")], "INPUT"),
+        (["vep", str(vcf), "--genome", str(fasta), "-o", str(vcf)], "VCF"),
+        (["vep", str(vcf), "--genome", str(fasta), "-o", str(fasta)], "--genome"),
+    ):
+        assert main([*argv, "--random-init"]) == 1
+        assert f"is the output and also read as {named}; write the output elsewhere" in capsys.readouterr().err
+    assert fasta.read_text() == ">a\nACGTACGT\n" and vcf.read_text().startswith("##fileformat")

@@ -190,11 +190,26 @@ def _main(argv: list[str] | None) -> int:
                 signal.signal(signal.SIGTERM, previous)
 
 
+def refuse_output_over_input(args: argparse.Namespace) -> None:
+    """``-o`` naming a file the command reads (``score x.fa -o x.fa``) would replace the input with the output: refused
+    before any work, whichever argument names it."""
+    outputs = [getattr(args, key, None) for key in ("output", "track")]
+    for out in (o for o in outputs if isinstance(o, str) and os.path.exists(o)):
+        for key, value in vars(args).items():
+            if key in ("output", "track"):
+                continue
+            for path in value if isinstance(value, list) else [value]:
+                if isinstance(path, str) and path != "-" and os.path.exists(path) and os.path.samefile(path, out):
+                    flag = key.upper() if key in ("input", "vcf") else f"--{key.replace('_', '-')}"  # positionals
+                    raise ValueError(f"{out} is the output and also read as {flag}; write the output elsewhere")
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         from hyenadna.cli.distributed import refuse_unsplit, torchrun_threads_note
 
         refuse_unsplit(args)
+        refuse_output_over_input(args)
         note = torchrun_threads_note(getattr(args, "device", None)) if not getattr(args, "threads", 0) else None
         if note:
             print(f"hyenadna {args.command}: note: {note}", file=sys.stderr)
