@@ -481,3 +481,17 @@ def test_a_byte_order_mark_and_spaced_sequence_lines_are_read_as_dna(tmp_path, m
     spaced.write_text(">a\nAC GT\nAX\n")  # a bad base after dropped spaces: its position counts bases only
     assert main(["embed", str(spaced), "-o", str(tmp_path / "e.npz")]) == 1
     assert "sequence 0 (a), position 6: invalid character 'X'" in capsys.readouterr().err
+
+
+def test_atomic_writes_name_the_file_asked_for(tmp_path):
+    """A folder as the output, or a place that cannot be written, named the hidden temporary file
+    ("[Errno 2] No such file or directory: '/proc/.x.npz.pubfqmo_.tmp'") or came from deep in a writer."""
+    from hyenadna.utils.io import atomic_write_text
+
+    with pytest.raises(IsADirectoryError, match=f"^{tmp_path} is a folder; give a file name to write$"):
+        atomic_write_text(tmp_path, "x")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(OSError, match=f"^cannot write {blocker}/x.tsv: "):
+        atomic_write_text(blocker / "x.tsv", "x")  # its parent is a file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
