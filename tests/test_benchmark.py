@@ -295,6 +295,13 @@ def test_fine_tune_then_predict_jsonl(tasks_dir, tmp_path, capsys):
     rows = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == ["q1", "q2"]
     assert rows[0]["label"] in ("at", "gc") and sum(rows[0]["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+    # the output's extension picks the format (a .tsv held JSON Lines): a table with a column per class, or JSON
+    assert main(["predict", str(model_dir), str(fasta), "-o", str(tmp_path / "p.tsv")]) == 0
+    table = pd.read_csv(tmp_path / "p.tsv", sep="\t")
+    assert list(table.columns) == ["id", "label", "label_index", "p_at", "p_gc"] and list(table["id"]) == ["q1", "q2"]
+    assert table.loc[0, "p_" + rows[0]["label"]] == pytest.approx(rows[0]["probabilities"][rows[0]["label"]])
+    assert main(["predict", str(model_dir), str(fasta), "-o", str(tmp_path / "p.json")]) == 0
+    assert json.loads((tmp_path / "p.json").read_text()) == rows
     # sequences longer than the model reads: one warning for the run (not one per chunk), naming the longest
     capsys.readouterr()
     fasta.write_text("".join(f">r{i}\n{'ACGT' * (300 if i % 2 else 10) + 'A' * i}\n" for i in range(10)))

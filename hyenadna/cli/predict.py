@@ -60,7 +60,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         progress.update(len(data), int(data.lengths.sum()))
     if cut:
         warnings.warn(cut_message(cut, n, ft.max_bases, longest[1], longest[0], "predicted from"), stacklevel=1)
-    text = "".join(json.dumps(r) + "\n" for r in rows) if args.out_format == "jsonl" else json.dumps(rows, indent=1)
+    text = _format(rows, _out_format(args))
     if args.output:
         with atomic_path(args.output) as tmp:
             tmp.write_text(text)
@@ -68,6 +68,32 @@ def cmd_predict(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     progress.finish("predicted", args.output)
     return 0
+
+
+def _out_format(args: argparse.Namespace) -> str:
+    if args.out_format != "auto":
+        return args.out_format
+    suffix = (args.output or "").lower().removesuffix(".gz").rsplit(".", 1)[-1]
+    return {"json": "json", "tsv": "tsv", "txt": "tsv", "csv": "csv"}.get(suffix, "jsonl")
+
+
+def _format(rows: list[dict], fmt: str) -> str:
+    """JSON Lines, one JSON array, or a table with a column per class probability (p_<label>) or output value."""
+    if fmt == "jsonl":
+        return "".join(json.dumps(r) + "\n" for r in rows)
+    if fmt == "json":
+        return json.dumps(rows, indent=1)
+    import pandas as pd
+
+    flat = []
+    for r in rows:
+        row = {k: v for k, v in r.items() if k not in ("probabilities", "value")}
+        row.update({f"p_{k}": v for k, v in r.get("probabilities", {}).items()})
+        if "value" in r:
+            values = r["value"] if isinstance(r["value"], list) else [r["value"]]
+            row.update({"value": values[0]} if len(values) == 1 else {f"value_{i}": v for i, v in enumerate(values)})
+        flat.append(row)
+    return pd.DataFrame(flat).to_csv(sep="\t" if fmt == "tsv" else ",", index=False)
 
 
 @contextlib.contextmanager
@@ -78,10 +104,18 @@ def quiet_about_cuts():
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = add_command(sub, "predict", "predict labels with a fine-tuned model (JSON Lines)", cmd_predict)
+    p = add_command(
+        sub, "predict", "predict labels with a fine-tuned model (JSON Lines, JSON, TSV or CSV)", cmd_predict
+    )
     p.add_argument("model", help="a folder written by `hyenadna fine-tune`")
     add_input_args(p)
     p.add_argument("-o", "--output", help="output file (default: stdout)")
-    p.add_argument("--out-format", choices=["jsonl", "json"], default="jsonl")
+    p.add_argument(
+        "--out-format",
+        choices=["auto", "jsonl", "json", "tsv", "csv"],
+        default="auto",
+        help="auto (default): by the output's extension (.json, .tsv/.txt, .csv; else JSON Lines); tsv and csv hold "
+        "a column per class probability (p_<label>)",
+    )
     p.add_argument("--rc-average", action="store_true")
     add_runtime_args(p, batch_size=16)
