@@ -4,6 +4,7 @@ import gzip
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from hyenadna.cli import main
@@ -483,3 +484,28 @@ def test_an_output_that_is_an_input_is_refused_before_any_work(tmp_path, capsys)
         assert main([*argv, "--random-init"]) == 1
         assert f"is the output and also read as {named}; write the output elsewhere" in capsys.readouterr().err
     assert fasta.read_text() == ">a\nACGTACGT\n" and vcf.read_text().startswith("##fileformat")
+
+
+def test_score_and_vep_write_the_format_their_output_is_named_for(tmp_path, capsys):
+    """`-o scores.csv` held JSON Lines, `-o scores.json` several JSON objects (not one document), `-o x.parquet`
+    text: now CSV, a JSON array, and a refusal before any work."""
+    fasta = tmp_path / "x.fa"
+    fasta.write_text(">a\nACGTACGT\n>b,c\nGGCCA\n")
+    base = ["score", str(fasta), "--random-init"]
+    assert main([*base, "-o", str(tmp_path / "s.csv")]) == 0
+    table = pd.read_csv(tmp_path / "s.csv")
+    assert list(table["id"]) == ["a", "b,c"] and "nll_per_base" in table  # a comma in a name is quoted
+    assert main([*base, "-o", str(tmp_path / "s.json")]) == 0
+    rows = json.loads((tmp_path / "s.json").read_text())
+    assert [r["id"] for r in rows] == ["a", "b,c"]
+    assert main([*base, "-o", str(tmp_path / "s.tsv")]) == 0
+    assert pd.read_csv(tmp_path / "s.tsv", sep="\t")["nll_per_base"].tolist() == [r["nll_per_base"] for r in rows]
+    capsys.readouterr()
+    assert main([*base, "-o", str(tmp_path / "s.parquet")]) == 1
+    err = capsys.readouterr().err
+    assert "s.parquet: rows are written as text: name the file .tsv, .csv, .json or .jsonl" in err
+    assert "model:" not in err and not (tmp_path / "s.parquet").exists()  # refused before the model loaded
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\na\t3\t.\tG\tT\n")
+    assert main(["vep", str(vcf), "--genome", str(fasta), "--random-init", "-o", str(tmp_path / "v.json")]) == 0
+    assert [r["status"] for r in json.loads((tmp_path / "v.json").read_text())] == ["ok"]

@@ -381,29 +381,48 @@ class Progress:
         return line
 
 
+ROW_FORMATS = ("jsonl", "json", "tsv", "csv")
+_ROW_SUFFIXES = {".tsv": "tsv", ".txt": "tsv", ".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+def row_format(output: str | None, fmt: str = "auto") -> str:
+    """The format rows are written in: ``fmt``, or by the output's extension (JSON Lines for stdout or another
+    extension). A binary format's extension is refused: rows written as text under it would read as a broken file."""
+    if fmt != "auto":
+        return fmt
+    suffix = Path(output).suffix.lower() if output else ""
+    if suffix in (".parquet", ".npz", ".npy", ".xlsx", ".h5", ".gz"):
+        raise ValueError(f"{output}: rows are written as text: name the file .tsv, .csv, .json or .jsonl")
+    return _ROW_SUFFIXES.get(suffix, "jsonl")
+
+
 def write_rows(rows, output: str | None, fmt: str, columns: list[str] | None = None) -> int:
-    """Rows (dicts) as JSON Lines or TSV, to a file (atomically) or stdout; the number of rows. With no rows, a TSV
-    still gets its header line when ``columns`` are known."""
+    """Rows (dicts) as JSON Lines, a JSON array, TSV or CSV, streamed to a file (atomically) or stdout; the number of
+    rows. With no rows, a table still gets its header line when ``columns`` are known."""
+    import csv
+
     from hyenadna.utils.io import atomic_path
 
-    fmt = fmt if fmt != "auto" else ("tsv" if output and output.endswith(".tsv") else "jsonl")
-
+    fmt = row_format(output, fmt)
     count = 0
 
     def emit(handle) -> None:
         nonlocal count
-        header = None
+        header, table = None, csv.writer(handle, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n")
         for row in rows:
             count += 1
-            if fmt == "jsonl":
-                handle.write(json.dumps(row) + "\n")
+            if fmt in ("jsonl", "json"):
+                lead = "" if fmt == "jsonl" else ("[\n" if count == 1 else ",\n")
+                handle.write(lead + json.dumps(row) + ("\n" if fmt == "jsonl" else ""))
                 continue
             if header is None:
                 header = list(row)
-                handle.write("\t".join(header) + "\n")
-            handle.write("\t".join("" if row[k] is None else str(row[k]) for k in header) + "\n")
-        if header is None and fmt == "tsv" and columns:
-            handle.write("\t".join(columns) + "\n")
+                table.writerow(header)
+            table.writerow(["" if row[k] is None else row[k] for k in header])
+        if fmt == "json":
+            handle.write("\n]\n" if count else "[]\n")
+        if header is None and fmt in ("tsv", "csv") and columns:
+            table.writerow(columns)
 
     if output:
         with atomic_path(output) as tmp, open(tmp, "w") as f:

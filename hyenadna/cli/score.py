@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from hyenadna.cli.common import (
+    ROW_FORMATS,
     Progress,
     add_command,
     add_input_args,
@@ -15,6 +16,7 @@ from hyenadna.cli.common import (
     int_at_least,
     located,
     read_records,
+    row_format,
     sdk_config,
     step_size,
     write_blocks,
@@ -64,6 +66,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         raise ValueError(
             f"{'--region' if args.region else '--both-strands'} goes with --track OUT.bedgraph (a per-base track)"
         )
+    row_format(args.output, args.out_format)  # a refused extension before any work
     from hyenadna.cli.distributed import Sharding
     from hyenadna.sdk import HyenaDNA
 
@@ -95,7 +98,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "score", "per-sequence log-likelihood, NLL per base and perplexity", cmd_score)
     add_input_args(p)
     p.add_argument("-o", "--output", help="output .jsonl or .tsv (default: JSON Lines on stdout)")
-    p.add_argument("--out-format", choices=["auto", "jsonl", "tsv"], default="auto")
+    p.add_argument(
+        "--out-format",
+        choices=["auto", *ROW_FORMATS],
+        default="auto",
+        help="auto (default): by the output's extension (.tsv/.txt, .csv, .json; else JSON Lines)",
+    )
     p.add_argument("--framing", choices=["none", "sep", "cls_sep"], default="none")
     p.add_argument(
         "--track",

@@ -6,12 +6,14 @@ import argparse
 import sys
 
 from hyenadna.cli.common import (
+    ROW_FORMATS,
     Progress,
     add_command,
     add_model_args,
     count_records,
     int_at_least,
     load_classifier,
+    row_format,
     sdk_config,
     write_blocks,
 )
@@ -23,6 +25,7 @@ def cmd_vep(args: argparse.Namespace) -> int:
     from hyenadna.cli.distributed import Sharding
     from hyenadna.vep import classifier_variant_blocks, classifier_vep_columns, score_variant_blocks, vep_columns
 
+    row_format(args.output, args.out_format)  # a refused extension before any work
     shard = Sharding(args.output, "vep")
     if args.classifier is None:
         if args.target is not None or args.regions is not None:
@@ -116,5 +119,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "class predicted for each reference window; output 0)",
     )
     p.add_argument("-o", "--output", help="output .tsv or .jsonl (default: JSON Lines on stdout)")
-    p.add_argument("--out-format", choices=["auto", "jsonl", "tsv"], default="auto")
+    p.add_argument(
+        "--out-format",
+        choices=["auto", *ROW_FORMATS],
+        default="auto",
+        help="auto (default): by the output's extension (.tsv/.txt, .csv, .json; else JSON Lines)",
+    )
     add_model_args(p)
