@@ -302,6 +302,7 @@ def test_fine_tune_then_predict_jsonl(tasks_dir, tmp_path, capsys):
     assert table.loc[0, "p_" + rows[0]["label"]] == pytest.approx(rows[0]["probabilities"][rows[0]["label"]])
     assert main(["predict", str(model_dir), str(fasta), "-o", str(tmp_path / "p.json")]) == 0
     assert json.loads((tmp_path / "p.json").read_text()) == rows
+    assert main(["predict", str(model_dir), str(fasta), "-o", str(tmp_path / "p.parquet")]) == 1  # text, refused
     # sequences longer than the model reads: one warning for the run (not one per chunk), naming the longest
     capsys.readouterr()
     fasta.write_text("".join(f">r{i}\n{'ACGT' * (300 if i % 2 else 10) + 'A' * i}\n" for i in range(10)))

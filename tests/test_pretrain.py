@@ -714,6 +714,17 @@ def test_resume_refuses_options_the_run_fixed_and_applies_its_intervals(fasta, t
     assert main([*args, *resume[1:], "--eval-every", "1"]) == 0  # the run's own values again: accepted
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if r["kind"] == "eval"][-2:] == [3, 4]  # --eval-every 1 applied
+    # the same FASTA file found elsewhere (another machine): read from there, and recorded; another file: refused
+    moved = tmp_path.parent / f"{tmp_path.name}-genome" / fasta.name
+    moved.parent.mkdir()
+    shutil.copy(fasta, moved)
+    assert main([*resume[:-1], "5", "--fasta", str(moved)]) == 0
+    assert f"reading the genome from {moved} (the run began with {fasta})" in capsys.readouterr().err
+    assert json.loads((tmp_path / "pretrain_config.json").read_text())["fasta"] == [str(moved)]
+    other = moved.with_name("other.fa")
+    shutil.copy(fasta, other)
+    assert main([*resume[:-1], "6", "--fasta", str(other)]) == 1
+    assert f"--fasta {other} (the run has {moved})" in capsys.readouterr().err
 
 
 def test_sequence_length_stages_and_bf16(fasta, tmp_path):

@@ -9,6 +9,7 @@ import sys
 import warnings
 
 from hyenadna.cli.common import (
+    ROW_FORMATS,
     Progress,
     add_command,
     add_input_args,
@@ -17,6 +18,7 @@ from hyenadna.cli.common import (
     in_chunks,
     located,
     read_records,
+    row_format,
     step_size,
 )
 
@@ -27,6 +29,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from hyenadna.finetune import HyenaDNAFineTuningModel, cut_message
     from hyenadna.utils.io import atomic_path
 
+    fmt = row_format(args.output, args.out_format)  # a refused extension before any work
     ft = HyenaDNAFineTuningModel.load(args.model, device=args.device, batch_size=args.batch_size)
     label_names = ft.label_names or [str(i) for i in range(ft.output_size)]
     progress = Progress("sequences", total=lambda: count_records(args))
@@ -60,7 +63,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         progress.update(len(data), int(data.lengths.sum()))
     if cut:
         warnings.warn(cut_message(cut, n, ft.max_bases, longest[1], longest[0], "predicted from"), stacklevel=1)
-    text = _format(rows, _out_format(args))
+    text = _format(rows, fmt)
     if args.output:
         with atomic_path(args.output) as tmp:
             tmp.write_text(text)
@@ -68,13 +71,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     progress.finish("predicted", args.output)
     return 0
-
-
-def _out_format(args: argparse.Namespace) -> str:
-    if args.out_format != "auto":
-        return args.out_format
-    suffix = (args.output or "").lower().removesuffix(".gz").rsplit(".", 1)[-1]
-    return {"json": "json", "tsv": "tsv", "txt": "tsv", "csv": "csv"}.get(suffix, "jsonl")
 
 
 def _format(rows: list[dict], fmt: str) -> str:
@@ -112,7 +108,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", help="output file (default: stdout)")
     p.add_argument(
         "--out-format",
-        choices=["auto", "jsonl", "json", "tsv", "csv"],
+        choices=["auto", *ROW_FORMATS],
         default="auto",
         help="auto (default): by the output's extension (.json, .tsv/.txt, .csv; else JSON Lines); tsv and csv hold "
         "a column per class probability (p_<label>)",

@@ -57,13 +57,14 @@ def _checkpoint_step(out: Path) -> int:
 
 def _record_resume_changes(args: argparse.Namespace, cfg, saved: Path) -> None:
     """Apply a new schedule (--max-steps, --stages) or precision (--bf16 / --no-bf16) given on resume to ``cfg``, and
-    record each with the checkpoint's step in pretrain_config.json (rank 0), which the model card is built from. The
+    record each with the checkpoint's step in pretrain_config.json (rank 0), which the model card is built from, as
+    well as where the FASTA files now are if --fasta moved them. The
     weights, optimiser and RNG still resume exactly; the weights and AdamW moments are fp32 in either precision."""
     new_stages = _parse_stages(args.stages) if args.stages else cfg.stages
     new_max = args.max_steps if args.max_steps is not None else cfg.max_steps
     new_schedule = (new_stages, new_max) != (cfg.stages, cfg.max_steps)
     new_precision = args.bf16 is not None and args.bf16 != cfg.bf16
-    if not (new_schedule or new_precision):
+    if not (new_schedule or new_precision or getattr(args, "relocated", False)):
         return
     at_step = _checkpoint_step(Path(args.out))
     if new_schedule:
@@ -89,7 +90,6 @@ def _record_resume_changes(args: argparse.Namespace, cfg, saved: Path) -> None:
 # What a run fixes when it starts: on --resume, one of these given with another value than the run's is refused
 # rather than ignored (the run resumes exactly or not at all). Each: (option, the run's value from its config).
 _FIXED_ON_RESUME = {
-    "fasta": ("--fasta", lambda c: c.fasta),
     "include": ("--include", lambda c: c.include),
     "exclude": ("--exclude", lambda c: c.exclude),
     "eval_region": ("--eval-region", lambda c: c.eval_region),
@@ -132,6 +132,16 @@ def _apply_resume_options(args: argparse.Namespace, cfg) -> None:
     logging, evaluation and checkpoint intervals apply."""
     given = getattr(args, "given", set())
     clashes = []
+    if "fasta" in given and args.fasta != cfg.fasta:
+        # the same files found elsewhere (another machine, a moved genome folder) are where the run now reads them
+        if [Path(p).name for p in args.fasta] == [Path(p).name for p in cfg.fasta]:
+            print(
+                f"reading the genome from {' '.join(args.fasta)} (the run began with {' '.join(cfg.fasta)})",
+                file=sys.stderr,
+            )
+            cfg.fasta, args.relocated = list(args.fasta), True
+        else:
+            clashes.append(f"--fasta {' '.join(args.fasta)} (the run has {' '.join(cfg.fasta)})")
     for dest, (flag, recorded) in _FIXED_ON_RESUME.items():
         value, was = getattr(args, dest), recorded(cfg)
         if dest not in given or value == was:
@@ -146,7 +156,8 @@ def _apply_resume_options(args: argparse.Namespace, cfg) -> None:
             f"{args.out} resumes with the settings it started with, and these differ: {'; '.join(clashes)}. "
             "Resume without them, or start a new run (another --out; --init-from its model to warm-start). A resume "
             "may change --max-steps, --stages, --bf16/--no-bf16, the intervals (--log-every, --eval-every, "
-            "--ckpt-every) and how it runs (--threads, --device, --max-minutes, memory options)"
+            "--ckpt-every), how it runs (--threads, --device, --max-minutes, memory options) and where its FASTA files "
+            "are (--fasta: the same file names)"
         )
     for dest in _CHANGEABLE_ON_RESUME:
         if dest in given:
