@@ -509,3 +509,14 @@ def test_score_and_vep_write_the_format_their_output_is_named_for(tmp_path, caps
     vcf.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\na\t3\t.\tG\tT\n")
     assert main(["vep", str(vcf), "--genome", str(fasta), "--random-init", "-o", str(tmp_path / "v.json")]) == 0
     assert [r["status"] for r in json.loads((tmp_path / "v.json").read_text())] == ["ok"]
+
+
+def test_embed_refuses_a_layer_named_twice(tmp_path, capsys):
+    """`--layer 2 -1` on a 2-layer model wrote out.layer2.npz twice over (-1 is layer 2)."""
+    out = tmp_path / "e.npz"
+    argv = ["embed", str(EXAMPLE), "-o", str(out), "--model", str(FIXTURES / "tiny")]
+    assert main([*argv, "--layer", "2", "-1"]) == 1
+    assert "--layer 2 -1 names layer 2 twice (-1 is layer 2, the last)" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+    assert main([*argv, "--layer", "1", "-1"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.layer1.npz", "e.layer2.npz"]

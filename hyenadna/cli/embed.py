@@ -114,6 +114,12 @@ def cmd_embed(args: argparse.Namespace) -> int:
     )
     print(f"model: {model.source}", file=sys.stderr)
     layers = model.model.backbone.layer_indices(args.layer)  # checked before any file is opened
+    if len(set(layers)) < len(layers):  # two writers on one file: say so, not write it twice
+        twice = sorted({k for k in layers if layers.count(k) > 1})
+        raise ValueError(
+            f"--layer {' '.join(map(str, args.layer))} names layer {', '.join(map(str, twice))} twice (-1 is layer "
+            f"{model.model.config.n_layer}, the last)"
+        )
     outputs = [args.output] if len(layers) == 1 else [_layer_path(args.output, k) for k in layers]
     # per token, a chunk's arrays (and what writing them holds) stay near PER_TOKEN_CHUNK_BYTES, whatever the records'
     # count and lengths
