@@ -134,6 +134,16 @@ def test_a_config_names_each_value_out_of_range(fasta, tmp_path):
         small_cfg(fasta, tmp_path, batch_size=0, max_n_fraction=float("nan"))
 
 
+def test_markov_baseline_on_training_intervals_shorter_than_a_window_says_so(tmp_path):
+    rng = np.random.default_rng(3)
+    path = tmp_path / "g.fa"
+    path.write_text("".join(f">chr{i}\n{''.join(rng.choice(list('ACGT'), 5000))}\n" for i in (1, 2)))
+    cfg = small_cfg(path, tmp_path / "run", eval_region=["chr2"], seq_len=1024, markov=True)
+    cfg.model = {**cfg.model, "l_max": 1026}
+    with pytest.raises(ValueError, match=r"Markov baseline picks its order on windows of 1,025 bases .*\(--no-markov\)"):
+        pretrain(cfg)
+
+
 def test_resume_without_a_run_says_so(tmp_path, capsys):
     from hyenadna.cli import main
 

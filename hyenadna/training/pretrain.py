@@ -237,6 +237,11 @@ def markov_baseline(
         select.append(Interval(iv.chrom, iv.start + cut, iv.end))
     length = val_windows.shape[1]
     select = [iv for iv in select if len(iv) > length]
+    if not select:  # the last tenth of every training interval is shorter than one window
+        raise ValueError(
+            f"the Markov baseline picks its order on windows of {length:,} bases from the last tenth of each training "
+            "interval, and none is that long: train on longer regions, or leave the baseline out (--no-markov)"
+        )
     select_windows = fixed_windows(genome, select, len(val_windows), length, seed=4321)
     best, grid = select_markov(fit, select_windows, log=lambda m: None)
     model = MarkovModel(best["order"], best["alpha"]).fit(sequences, best["both_strands"])
