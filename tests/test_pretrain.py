@@ -140,7 +140,9 @@ def test_markov_baseline_on_training_intervals_shorter_than_a_window_says_so(tmp
     path.write_text("".join(f">chr{i}\n{''.join(rng.choice(list('ACGT'), 5000))}\n" for i in (1, 2)))
     cfg = small_cfg(path, tmp_path / "run", eval_region=["chr2"], seq_len=1024, markov=True)
     cfg.model = {**cfg.model, "l_max": 1026}
-    with pytest.raises(ValueError, match=r"Markov baseline picks its order on windows of 1,025 bases .*\(--no-markov\)"):
+    with pytest.raises(
+        ValueError, match=r"Markov baseline picks its order on windows of 1,025 bases .*\(--no-markov\)"
+    ):
         pretrain(cfg)
 
 
