@@ -520,3 +520,17 @@ def test_embed_refuses_a_layer_named_twice(tmp_path, capsys):
     assert not list(tmp_path.iterdir())
     assert main([*argv, "--layer", "1", "-1"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.layer1.npz", "e.layer2.npz"]
+
+
+@pytest.mark.parametrize("command", ["pretrain", "fine-tune", "benchmark"])
+def test_a_file_given_as_the_out_folder_is_named(tmp_path, capsys, command):
+    taken = tmp_path / "x.fa"
+    taken.write_text(">a\nACGT\n")
+    argv = {
+        "pretrain": ["pretrain", "--fasta", str(taken)],
+        "fine-tune": ["fine-tune", str(tmp_path)],
+        "benchmark": ["benchmark", "--tasks-dir", str(tmp_path)],
+    }[command]
+    assert main([*argv, "--out", str(taken)]) == 1
+    assert f"--out {taken} is a file; --out names a folder for the run's files" in capsys.readouterr().err
+    assert taken.read_text() == ">a\nACGT\n"

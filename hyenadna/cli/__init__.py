@@ -190,6 +190,14 @@ def _main(argv: list[str] | None) -> int:
                 signal.signal(signal.SIGTERM, previous)
 
 
+def refuse_a_file_as_out_folder(args: argparse.Namespace) -> None:
+    """--out (pretrain, fine-tune, benchmark) names a folder; a file there failed deep inside ("cannot write
+    x.fa/training_state.pt: File exists")."""
+    out = getattr(args, "out", None)
+    if isinstance(out, str) and os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out {out} is a file; --out names a folder for the run's files")
+
+
 def refuse_output_over_input(args: argparse.Namespace) -> None:
     """``-o`` naming a file the command reads (``score x.fa -o x.fa``) would replace the input with the output: refused
     before any work, whichever argument names it."""
@@ -210,6 +218,7 @@ def _run(args: argparse.Namespace) -> int:
 
         refuse_unsplit(args)
         refuse_output_over_input(args)
+        refuse_a_file_as_out_folder(args)
         note = torchrun_threads_note(getattr(args, "device", None)) if not getattr(args, "threads", 0) else None
         if note:
             print(f"hyenadna {args.command}: note: {note}", file=sys.stderr)
