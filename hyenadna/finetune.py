@@ -341,6 +341,12 @@ class HyenaDNAFineTuningModel:
         self.train_lengths = {k: int(f(lengths)) for k, f in (("min", np.min), ("median", np.median), ("max", np.max))}
         if validation_data is None:
             train, y, val, y_val = _split(train, y, validation_fraction, seed, self.head_type == "classification")
+            if self.head_type == "classification" and len(np.unique(y)) < 2:  # a class's rows all went to validation
+                raise ValueError(
+                    f"after the validation split ({len(val)} of {len(val) + len(train)} rows), every training label is "
+                    f"class {self._class_names(np.unique(y).tolist())}: give more rows of each class, or a validation "
+                    "set of its own (validation_data)"
+                )
         else:
             val = self.process_data(validation_data)
             y_val = self._labels(validation_labels, len(val))

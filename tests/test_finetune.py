@@ -526,3 +526,13 @@ def test_saving_a_fine_tuned_model_onto_a_file_is_refused(tmp_path):
     with pytest.raises(NotADirectoryError, match=r"x.fa is a file; a fine-tuned model is saved as a folder"):
         model.save(tmp_path / "x.fa")  # was "[Errno 20] Not a directory: 'x.fa/backbone'"
     assert (tmp_path / "x.fa").read_text() == ">a\nACGT\n"
+
+
+def test_a_split_that_leaves_training_one_class_is_refused(tmp_path):
+    """Two rows of two classes: the validation split took one, and a one-class model was trained (validation MCC 0)
+    in silence; the check for one training class ran before the split only."""
+    from hyenadna import HyenaDNAConfig, HyenaDNAFineTuningModel
+
+    model = HyenaDNAFineTuningModel(HyenaDNAConfig(model_path=FIXTURES / "tiny"), "classification", 2)
+    with pytest.raises(ValueError, match=r"after the validation split \(1 of 2 rows\), every training label is class"):
+        model.train(["ACGTACGTAA", "GGGGCCCCTT"], [0, 1], epochs=1)
