@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import sys
 import warnings
 
 from hyenadna.cli.common import (
@@ -20,6 +18,7 @@ from hyenadna.cli.common import (
     read_records,
     row_format,
     step_size,
+    write_rows,
 )
 
 
@@ -27,7 +26,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
     from hyenadna.finetune import HyenaDNAFineTuningModel, cut_message
-    from hyenadna.utils.io import atomic_path
 
     fmt = row_format(args.output, args.out_format)  # a refused extension before any work
     ft = HyenaDNAFineTuningModel.load(args.model, device=args.device, batch_size=args.batch_size)
@@ -63,33 +61,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
         progress.update(len(data), int(data.lengths.sum()))
     if cut:
         warnings.warn(cut_message(cut, n, ft.max_bases, longest[1], longest[0], "predicted from"), stacklevel=1)
-    text = _format(rows, fmt)
-    if args.output:
-        with atomic_path(args.output) as tmp:
-            tmp.write_text(text)
-    else:
-        sys.stdout.write(text)
+    write_rows(rows if fmt in ("jsonl", "json") else map(_flat, rows), args.output, fmt)
     progress.finish("predicted", args.output)
     return 0
 
 
-def _format(rows: list[dict], fmt: str) -> str:
-    """JSON Lines, one JSON array, or a table with a column per class probability (p_<label>) or output value."""
-    if fmt == "jsonl":
-        return "".join(json.dumps(r) + "\n" for r in rows)
-    if fmt == "json":
-        return json.dumps(rows, indent=1)
-    import pandas as pd
-
-    flat = []
-    for r in rows:
-        row = {k: v for k, v in r.items() if k not in ("probabilities", "value")}
-        row.update({f"p_{k}": v for k, v in r.get("probabilities", {}).items()})
-        if "value" in r:
-            values = r["value"] if isinstance(r["value"], list) else [r["value"]]
-            row.update({"value": values[0]} if len(values) == 1 else {f"value_{i}": v for i, v in enumerate(values)})
-        flat.append(row)
-    return pd.DataFrame(flat).to_csv(sep="\t" if fmt == "tsv" else ",", index=False)
+def _flat(row: dict) -> dict:
+    """A table's row: a column per class probability (p_<label>) or output value."""
+    out = {k: v for k, v in row.items() if k not in ("probabilities", "value")}
+    out.update({f"p_{k}": v for k, v in row.get("probabilities", {}).items()})
+    if "value" in row:
+        values = row["value"] if isinstance(row["value"], list) else [row["value"]]
+        out.update({"value": values[0]} if len(values) == 1 else {f"value_{i}": v for i, v in enumerate(values)})
+    return out
 
 
 @contextlib.contextmanager
