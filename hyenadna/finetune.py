@@ -228,6 +228,13 @@ class HyenaDNAFineTuningModel:
         if len(y) != n:
             raise ValueError(f"{len(y)} labels for {n} sequences")
         if self.head_type == "classification":
+            if y.ndim != 1:
+                raise ValueError(
+                    f"classification labels are one class a sequence; got an array of shape {y.shape}"
+                    + (" (one-hot? give its argmax along axis 1)" if y.ndim == 2 else "")
+                )
+            if y.dtype.kind == "b" or (y.dtype.kind == "O" and all(isinstance(v, (bool, np.bool_)) for v in y)):
+                y = y.astype(np.int64)  # False / True are classes 0 and 1, as scikit-learn orders them
             if y.dtype.kind == "O" and all(isinstance(v, (int, np.integer)) for v in y):
                 y = y.astype(np.int64)  # integers in an object column (pandas) are indices, not names
             if y.dtype.kind == "O":
@@ -237,6 +244,9 @@ class HyenaDNAFineTuningModel:
             if y.dtype.kind in "USO" and n:
                 y = self._indices_of_names(y)
             elif not np.issubdtype(y.dtype, np.integer):
+                missing = np.flatnonzero(np.isnan(y)) if np.issubdtype(y.dtype, np.floating) else []
+                if len(missing):
+                    raise ValueError(f"the label of sequence {missing[0]} is missing ({y[missing[0]]})")
                 if np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)):
                     y = y.astype(np.int64)
                 else:

@@ -6,9 +6,10 @@ windows of the context length, length-bucketed right-padded batches, backbone, m
 
 from __future__ import annotations
 
+import numbers
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ from hyenadna.hub import (
     published_config,
     resolve_weights,
 )
+from hyenadna.models.config import HyenaConfig
 from hyenadna.models.hyena_dna import HyenaDNALMHeadModel, load_model
 from hyenadna.pooling import POOLINGS
 from hyenadna.tokenizer import POLICIES, CharacterTokenizer, sequence_label
@@ -126,6 +128,12 @@ class HyenaDNAConfig:
             raise ValueError(f"iupac_policy={self.iupac_policy!r}: choose one of {POLICIES}")
         if self.hub_layout not in HUB_LAYOUTS:
             raise ValueError(f"hub_layout={self.hub_layout!r}: choose one of {HUB_LAYOUTS}")
+        known = {f.name for f in fields(HyenaConfig)}
+        unknown = sorted(set(self.model_overrides) - known)
+        if unknown:
+            raise ValueError(
+                f"model_overrides: {', '.join(unknown)} not a HyenaConfig field ({', '.join(sorted(known))})"
+            )
 
     @property
     def hub(self) -> HubOptions:
@@ -366,7 +374,10 @@ class HyenaDNA:
             raise ValueError(f"ragged=True gives per-base arrays: it needs pooling=None (pooling={pooling!r})")
         if allocate is not None and (ragged or pooling is not None):
             raise ValueError("allocate gives the per-base (N, L_max, D) arrays: it needs pooling=None, ragged=False")
-        layers = [layer] if isinstance(layer, int) else list(layer)
+        single = isinstance(layer, numbers.Integral)  # numpy's integers too
+        if not single and not all(isinstance(k, numbers.Integral) for k in layer):
+            raise TypeError(f"layer={layer!r}: give a layer number or a list of them")
+        layers = [int(layer)] if single else [int(k) for k in layer]
         layers = self.model.backbone.layer_indices(layers)
         strands = 2 if (self.config.rc_average if rc_average is None else rc_average) else 1
         policy = self.context_policy(long_sequences, overlap)
@@ -403,7 +414,7 @@ class HyenaDNA:
                 if on_batch is not None:
                     on_batch(sum(c.bases_out() for c in batch if c.strand == 0))
         outs = [sink.out if pooling is None else sink.result().cpu().numpy() for sink in sinks]
-        return outs[0] if isinstance(layer, int) else outs
+        return outs[0] if single else outs
 
 
 def _per_base_rows(chunks: Sequence, n: int) -> list[int]:

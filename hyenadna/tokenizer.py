@@ -121,7 +121,9 @@ class CharacterTokenizer:
         Outer whitespace is ignored (except under the "reference" policy). A bad character raises a ValueError naming
         the sequence index (and name), the 1-based position and the character."""
         if not isinstance(seq, str):
-            raise TypeError(f"sequence {index}: expected str, got {type(seq).__name__}")
+            if seq is None or (isinstance(seq, float) and seq != seq):  # a missing cell of a table
+                raise ValueError(f"{sequence_label(index, name)} is missing ({seq})")
+            raise TypeError(f"{sequence_label(index, name)}: expected str, got {type(seq).__name__}")
         if self.policy == "reference":
             stripped, offset = seq, 0
         else:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hyenadna.utils import device as device_mod
-from hyenadna.utils.device import rank_device, rng_state, seeded, set_rng_state
+from hyenadna.utils.device import rank_device, resolve_device, rng_state, seeded, set_rng_state
 from tests.conftest import set_cpu_bf16
 
 
@@ -46,6 +46,12 @@ def test_cpu_ranks_stay_on_cpu_and_cuda_without_a_gpu_is_an_error(monkeypatch):
     assert rank_device("auto", local_rank=1) == torch.device("cpu")
     with pytest.raises(ValueError, match="CUDA is not available"):
         rank_device("cuda", local_rank=0)
+
+
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="checks the error on a machine without MPS")
+def test_asking_for_missing_mps_is_a_clear_error():
+    with pytest.raises(ValueError, match="device='mps' was asked for, but Apple's MPS is not available here"):
+        resolve_device("mps")
 
 
 def test_rng_state_holds_every_gpu_and_restores_it(monkeypatch):

@@ -125,6 +125,10 @@ def test_bad_labels_are_clear_errors():
     for missing, shown in ((None, "None"), (np.nan, "nan"), (pd.NA, "<NA>")):
         with pytest.raises(ValueError, match=f"the label of sequence 1 is missing \\({shown}\\)"):
             ft.train(["ACGT", "ACGA", "ACGG"], np.array(["a", missing, "b"], dtype=object))
+    with pytest.raises(ValueError, match=r"the label of sequence 2 is missing \(nan\)"):  # a float column with a gap
+        ft.train(["ACGT", "ACGA", "ACGG"], [0.0, 1.0, np.nan])
+    with pytest.raises(ValueError, match=r"one class a sequence; got an array of shape \(2, 2\) \(one-hot\? give its"):
+        ft.train(["ACGT", "ACGA"], np.eye(2))
     # regression targets: numbers, finite, as many a sequence as the head has outputs (not numpy's or
     # scikit-learn's errors, the latter only after an epoch of training)
     regressor = HyenaDNAFineTuningModel(HyenaDNAConfig(model_path=FIXTURES / "tiny"), "regression", 1)
@@ -149,6 +153,17 @@ def test_bad_labels_are_clear_errors():
     three = HyenaDNAFineTuningModel(ft.config, "classification", 3, label_names=["a", "b", "c"])
     with pytest.warns(UserWarning, match="no training row has class c, so the model cannot learn to predict it"):
         three.train(*gc_task(16), epochs=1)
+
+
+def test_boolean_labels_are_classes_0_and_1():
+    """A True/False column (a pandas comparison, say) is a binary task, as scikit-learn reads it."""
+    seqs, labels = gc_task(32)
+    as_bool = make()
+    as_bool.train(seqs, np.array(labels) == 1, epochs=1, seed=0)
+    as_int = make()
+    as_int.train(seqs, labels, epochs=1, seed=0)
+    assert np.array_equal(as_bool.get_outputs(seqs), as_int.get_outputs(seqs))
+    assert as_bool.evaluate(seqs, pd.Series(np.array(labels) == 1)) == as_int.evaluate(seqs, labels)
 
 
 def test_class_names_as_labels(tmp_path):

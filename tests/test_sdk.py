@@ -199,6 +199,15 @@ def test_bad_input_is_a_clear_error(tiny):
         tiny.process_data(["ACGT", 5])
     with pytest.raises(TypeError, match=r"expected str, got bytes: decode it first"):
         tiny.process_data(b"ACGT")
+    with pytest.raises(ValueError, match=r"sequence 1 \(b\) is missing \(nan\)"):  # a gap in a table
+        tiny.process_data(pd.DataFrame({"name": ["a", "b"], "sequence": ["ACGT", None]}))
+    with pytest.raises(ValueError, match=r"model_overrides: foo not a HyenaConfig field \(activation_freq, d_inner"):
+        HyenaDNAConfig(model_overrides={"foo": 1, "d_model": 8})
+    with pytest.raises(TypeError, match=r"layer='last': give a layer number or a list of them"):
+        tiny.get_embeddings("ACGT", layer="last")
+    # numpy's integers are layer numbers: one array for one, a list for a list
+    assert tiny.get_embeddings("ACGT", layer=np.int64(1)).shape == (1, 4, tiny.embedding_dim)
+    assert len(tiny.get_embeddings("ACGT", layer=np.arange(2))) == 2
     with pytest.raises(ValueError, match="pooling"):
         HyenaDNAConfig(pooling="median")
     with pytest.raises(ValueError, match=r"batch_size=2\.5: must be a whole number"):

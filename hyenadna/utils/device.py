@@ -16,6 +16,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         raise ValueError(f"device={device!r}: give 'auto', 'cpu', 'cuda' (or 'cuda:N') or 'mps'") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was asked for, but CUDA is not available here; use device='cpu'")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={device!r} was asked for, but Apple's MPS is not available here; use device='cpu'")
     return dev
 
 
