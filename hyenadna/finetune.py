@@ -112,6 +112,7 @@ class HyenaDNAFineTuningModel:
         with seeded(self.config.seed):
             self.network = SequenceModel(self.lm.backbone, output_size, self.pooling).to(self.device)
         self.history: list[dict] = []
+        self.head_trained = False  # by train() or as loaded; until then outputs come from a random head
         # the training rows' lengths in bases (min, median, max): the window a variant is scored in by default
         self.train_lengths: dict[str, int] | None = None
 
@@ -408,6 +409,7 @@ class HyenaDNAFineTuningModel:
             },
             keep_freed_memory=keep,
         )
+        self.head_trained = True
         return self.history
 
     def _batches(self, data: TokenizedSequences, strands: int = 1):
@@ -436,9 +438,20 @@ class HyenaDNAFineTuningModel:
 
     # ---- inference ------------------------------------------------------------------------------------------------
 
+    def _warn_if_untrained(self) -> None:
+        """Once a model: inference on a random head is almost always a forgotten train() or load()."""
+        if not self.head_trained and not getattr(self, "_warned_untrained", False):
+            self._warned_untrained = True
+            warnings.warn(
+                f"this {self.head_type} head has not been trained: its outputs come from random weights (train() "
+                "it first, or load() a fine-tuned model)",
+                stacklevel=3,
+            )
+
     def get_outputs(self, data: Any, rc_average: bool = False) -> np.ndarray:
         """Logits (classification) or values (regression), (N, output_size), in input order. A sequence longer than
         ``max_bases`` is read from its first ``max_bases`` bases, with a warning."""
+        self._warn_if_untrained()
         data = self.process_data(data)
         self._warn_if_cut(data, "predicted from")
         return self._outputs(data, rc_average)
@@ -458,6 +471,7 @@ class HyenaDNAFineTuningModel:
 
     def predict(self, data: Any, rc_average: bool = False) -> tuple[np.ndarray, np.ndarray] | np.ndarray:
         """Classification: (labels, class probabilities). Regression: the predicted values."""
+        self._warn_if_untrained()
         data = self.process_data(data)
         self._warn_if_cut(data, "predicted from")
         return self._predictions(self._outputs(data, rc_average))
@@ -484,6 +498,7 @@ class HyenaDNAFineTuningModel:
         draws both."""
         from hyenadna.ism import classifier_mutagenesis
 
+        self._warn_if_untrained()
         return classifier_mutagenesis(self, sequence, target, rc_average, method=method, strand=strand)
 
     def variant_effects(
@@ -505,6 +520,7 @@ class HyenaDNAFineTuningModel:
         cannot be scored keep a ``status`` (``hyenadna.vep.classifier_variant_blocks``)."""
         from hyenadna.vep import classifier_variant_effects, classifier_vep_columns, effects_table
 
+        self._warn_if_untrained()
         rows = list(classifier_variant_effects(self, vcf, genome, window, target, rc_average, regions))
         return effects_table(rows, classifier_vep_columns(self.head_type == "classification", regions is not None))
 
@@ -514,6 +530,7 @@ class HyenaDNAFineTuningModel:
             raise ValueError(f"target {target}: the model has outputs 0 to {self.output_size - 1}")
 
     def evaluate(self, data: Any, labels: Any, rc_average: bool = False) -> dict[str, float]:
+        self._warn_if_untrained()
         data = self.process_data(data)
         if not len(data):
             raise ValueError("no sequences to evaluate: data is empty")
@@ -549,6 +566,7 @@ class HyenaDNAFineTuningModel:
             "max_length": self.context_length,
             "history": self.history,
             "train_lengths": self.train_lengths,
+            "head_trained": self.head_trained,
         }
         atomic_write_text(directory / "finetune.json", json.dumps(meta, indent=1))
         return directory
@@ -574,6 +592,7 @@ class HyenaDNAFineTuningModel:
         ft.network.head.load_state_dict(load_file(directory / "head.safetensors"))
         ft.history = meta.get("history", [])
         ft.train_lengths = meta.get("train_lengths")
+        ft.head_trained = meta.get("head_trained", True)  # saves from before the flag were of trained models
         ft.network.eval()
         return ft
 

@@ -155,6 +155,24 @@ def test_bad_labels_are_clear_errors():
         three.train(*gc_task(16), epochs=1)
 
 
+def test_inference_on_an_untrained_head_warns_once(tmp_path):
+    seqs, labels = gc_task(64)
+    ft = make()
+    with pytest.warns(UserWarning, match="this classification head has not been trained: its outputs come from random"):
+        ft.predict(seqs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ft.get_outputs(seqs)  # told once a model
+        ft.train(seqs, labels, validation_data=seqs, validation_labels=labels, epochs=1)
+        ft.predict(seqs)
+        ft.save(tmp_path / "trained")
+        HyenaDNAFineTuningModel.load(tmp_path / "trained").predict(seqs)
+    untrained = make()
+    untrained.save(tmp_path / "untrained")  # saved untrained, loaded untrained
+    with pytest.warns(UserWarning, match="has not been trained"):
+        HyenaDNAFineTuningModel.load(tmp_path / "untrained").evaluate(seqs, labels)
+
+
 def test_boolean_labels_are_classes_0_and_1():
     """A True/False column (a pandas comparison, say) is a binary task, as scikit-learn reads it."""
     seqs, labels = gc_task(32)
