@@ -16,6 +16,7 @@ that was there before, and a broken download leaves the cache as it was.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import re
@@ -157,9 +158,11 @@ def resolve_weights(
         return BUNDLED_DIR / model_name
     if not is_repo_id(model_name):
         if published_config(model_name) is None:
+            close = difflib.get_close_matches(model_name, known_names(), n=2, cutoff=0.75)
+            hint = f"did you mean {' or '.join(close)}? " if close else ""
             raise WeightsNotFoundError(
-                f"unknown model name {model_name!r}; known names: {', '.join(known_names())}. A Hub repository is "
-                "named as org/name, and a checkpoint as its file or folder path"
+                f"unknown model name {model_name!r}; {hint}known names: {', '.join(known_names())}. A Hub "
+                "repository is named as org/name, and a checkpoint as its file or folder path"
             )
         base = model_name.removesuffix("-hf")
         for c in [cache_dir() / model_name] + ([cache_dir() / f"{base}-hf"] if base == model_name else []):

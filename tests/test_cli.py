@@ -67,6 +67,10 @@ def test_info_and_convert(tmp_path, capsys):
     assert main(["info", str(tmp_path / "conv")]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["parameters"] == 436_096 and info["context"] == 1026
+    assert main(["info", "--model", str(tmp_path / "conv")]) == 0  # as every other command names its model
+    assert json.loads(capsys.readouterr().out) == info
+    assert main(["info", str(FIXTURES / "tiny"), "--model", str(tmp_path / "conv")]) == 1
+    assert "two models named" in capsys.readouterr().err
 
 
 def test_usage_error_exits_2():

@@ -81,6 +81,10 @@ def test_missing_weights_say_where_they_come_from():
 def test_unknown_name_and_wrong_shape():
     with pytest.raises(WeightsNotFoundError, match="unknown model name 'hyenadna-huge'"):
         HyenaDNA(HyenaDNAConfig(model_name="hyenadna-huge"))
+    with pytest.raises(
+        WeightsNotFoundError, match=r"'hyenadna-small-32k'; did you mean hyenadna-small-32k-seqlen\? known"
+    ):
+        HyenaDNA(HyenaDNAConfig(model_name="hyenadna-small-32k"))
     dst = os.path.join(os.environ["HYENADNA_HOME"], "hyenadna-tiny-1k-seqlen-d256")
     shutil.copytree(FIXTURES / "tiny_hf", dst)
     with pytest.raises(ValueError, match="do not have the shape of hyenadna-tiny-1k-seqlen-d256: d_model=128"):
