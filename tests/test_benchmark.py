@@ -140,6 +140,21 @@ def test_benchmark_arguments_that_name_no_run_are_refused(tmp_path, capsys, args
     assert "none: no such folder of task folders" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seeds", "0", "0"], "seeds names 0 more than once"),  # ran twice, reported n=1 and a profile of [0, 0]
+        (["--modes", "kmer", "kmer"], "modes names kmer more than once"),
+        (["--tasks", "a", "b", "a"], "tasks names a more than once"),
+        (["--finetune-lrs", "1e-4", "0.0001"], "finetune_lrs names 0.0001 more than once"),
+    ],
+)
+def test_a_benchmark_value_given_twice_is_refused(tmp_path, capsys, args, message):
+    assert main(["benchmark", "--tasks-dir", str(tmp_path), "--out", str(tmp_path / "out"), *args]) == 1
+    assert f"hyenadna benchmark: error: {message}: give each once" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_kmer_frequencies():
     f = kmer_frequencies(["AAAC", "ACNAC"], 2)
     assert f.shape == (2, 16)

@@ -65,6 +65,14 @@ class BenchmarkConfig:
     # for the same weights, so a model whose name stays while its weights change is run again, never mixed in
     weights: str | None = None
 
+    def __post_init__(self) -> None:
+        # a value given twice would run twice and count twice in a mean and its sd (two identical seeds: sd 0)
+        for name in ("tasks", "modes", "seeds", "finetune_lrs", "scratch_lrs", "probes"):
+            values = getattr(self, name) or []
+            twice = sorted({str(v) for v in values if values.count(v) > 1})
+            if twice:
+                raise ValueError(f"{name} names {', '.join(twice)} more than once: give each once")
+
     @classmethod
     def quick(cls, **kw) -> BenchmarkConfig:
         base = {
