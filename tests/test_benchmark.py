@@ -155,6 +155,20 @@ def test_a_benchmark_value_given_twice_is_refused(tmp_path, capsys, args, messag
     assert not (tmp_path / "out").exists()
 
 
+def test_a_report_with_no_saved_run_is_refused_not_written_empty(tasks_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    base = ["benchmark", "--tasks-dir", str(tasks_dir), "--out", str(out), "--modes", "kmer"]
+    assert main([*base, "--report-only"]) == 1  # wrote a table of headers and no rows
+    assert "no saved run to report for these tasks, modes and seeds (run the benchmark without --report-only" in (
+        capsys.readouterr().err
+    )
+    assert not out.exists()
+    assert main([*base, "--seeds", "0"]) == 0
+    assert main([*base, "--seeds", "1", "--report-only"]) == 1
+    assert "its 2 saved run(s) are of other tasks, seeds, modes or options" in capsys.readouterr().err
+    assert main([*base, "--seeds", "0", "--report-only"]) == 0
+
+
 def test_kmer_frequencies():
     f = kmer_frequencies(["AAAC", "ACNAC"], 2)
     assert f.shape == (2, 16)

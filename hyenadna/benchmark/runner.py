@@ -589,6 +589,14 @@ def run_benchmark(cfg: BenchmarkConfig, log=print, report_only: bool = False, wo
     if not report_only:
         cfg = _with_saved_modes(cfg, out, log)
     summary = summarise(out, tasks, cfg, log)
+    if report_only and not summary["tasks"]:  # a table with no cell is no report: say why instead of writing one
+        saved = len(list(out.glob("runs/*/*/seed*.json")))
+        why = (
+            f"its {saved} saved run(s) are of other tasks, seeds, modes or options: give the ones they were run with"
+            if saved
+            else "run the benchmark without --report-only first"
+        )
+        raise ValueError(f"{out}: no saved run to report for these tasks, modes and seeds ({why})")
     # the files hold only what the saved runs determine, so a later --report-only rewrites them unchanged; the
     # runs' own seconds are in the table, this call's wall time only in the returned summary
     atomic_write_text(out / "results.json", json.dumps(summary, indent=1))
