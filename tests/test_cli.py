@@ -473,6 +473,26 @@ def test_skip_invalid_skips_sequences_that_are_not_dna(tmp_path, capsys):
     assert "every one of the 2 sequences held a character that is not DNA" in capsys.readouterr().err
 
 
+def test_skipped_records_leave_the_progress_total_and_warn_in_one_process_of_a_job(tmp_path, recwarn):
+    """A bar counted every record of the input, skipped ones too, so it ended short of its total; under torchrun every
+    rank (each reads the whole input) printed the same skip warnings."""
+    import argparse
+
+    from hyenadna.cli.common import Progress, read_records
+
+    fasta = tmp_path / "x.fa"
+    fasta.write_text(">a\nACGT\n>b\nACGX\n>c\nGGCC\n>d\nZZ\n")
+    args = argparse.Namespace(bed=None, input=str(fasta), format="auto", column="sequence", skip_invalid=True)
+    progress = Progress("sequences", total=4, enabled=True)
+    names = [r.name for r in read_records(args, progress.skip, warn=False)]  # another rank's view
+    assert names == ["a", "c"] and progress.bar.total == 2 and not recwarn.list
+    progress.update(2)
+    assert progress.bar.n == progress.bar.total
+    assert [r.name for r in read_records(args)] == ["a", "c"] and len(recwarn.list) == 2  # the main process warns
+    hidden = Progress("sequences", total=lambda: 4, enabled=False)  # a hidden bar never counts its input
+    list(read_records(args, hidden.skip))
+
+
 def test_an_output_that_is_an_input_is_refused_before_any_work(tmp_path, capsys):
     """`hyenadna score x.fa -o x.fa` replaced the FASTA with its scores (the atomic write swapped it in)."""
     fasta = tmp_path / "x.fa"

@@ -237,7 +237,9 @@ def add_input_args(p: argparse.ArgumentParser, chunked: bool = True) -> None:
         )
 
 
-def read_records(args: argparse.Namespace):
+def read_records(args: argparse.Namespace, on_skip=None, warn: bool = True):
+    """The command's input records; with --skip-invalid, less those it skips, each reported to ``on_skip(1)`` (a
+    progress bar's total) and warned of where ``warn`` (one process of a torchrun job warns, not every one)."""
     from hyenadna.data.readers import read_bed_sequences, read_sequences, skip_invalid_sequences
 
     if args.bed:
@@ -245,12 +247,12 @@ def read_records(args: argparse.Namespace):
             raise ValueError("--bed needs --genome")
         if args.input:
             raise ValueError(f"give INPUT ({args.input}) or --bed with --genome, not both")
-        records = read_bed_sequences(args.bed, args.genome, args.flank, args.skip_invalid)
+        records = read_bed_sequences(args.bed, args.genome, args.flank, args.skip_invalid, on_skip, warn)
     elif not args.input:
         raise ValueError("give an INPUT file (or - for stdin), or --bed with --genome")
     else:
         records = read_sequences(args.input, args.format, args.column)
-    return skip_invalid_sequences(records) if args.skip_invalid else records
+    return skip_invalid_sequences(records, on_skip=on_skip, warn=warn) if args.skip_invalid else records
 
 
 def step_size(args: argparse.Namespace) -> int:
@@ -348,6 +350,12 @@ class Progress:
         if shown and callable(total):
             total = total()
         self.bar = tqdm(total=total, unit=unit, dynamic_ncols=True, mininterval=0.5, leave=False, disable=not shown)
+
+    def skip(self, items: int) -> None:
+        """Items of the input that will not be done (skipped as invalid): out of the total, so the bar ends full."""
+        if not self.bar.disable and isinstance(self.bar.total, (int, float)):  # a hidden bar keeps its total uncounted
+            self.bar.total = max(0, self.bar.total - items)
+            self.bar.refresh()
 
     def update(self, items: int, bases: int = 0) -> None:
         self.items += items

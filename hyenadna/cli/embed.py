@@ -56,7 +56,7 @@ def _per_token_npy(args: argparse.Namespace, model, layers: list[int], outputs: 
 
     from hyenadna.utils.io import atomic_path, atomic_write_text
 
-    records = list(read_records(args))  # a byte a base: the rows are 1,024 times that
+    records = list(read_records(args, progress.skip))  # a byte a base: the rows are 1,024 times that
     with located(records):
         data = model.process_data([r.sequence for r in records], names=[r.name for r in records])
     rows = model.per_base_rows(data)  # fewer than the bases under --long-sequences truncate
@@ -147,7 +147,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
             raise ValueError("per-token .npy is written by one process: with torchrun, write .npz or .parquet")
         _per_token_npy(args, model, layers, outputs, progress)
     elif shard.active:  # this rank's blocks now; rank 0 writes them all, in input order, once every rank is done
-        for k, chunk in enumerate(in_chunks(read_records(args), step_size(args), max_bases)):
+        records = read_records(args, progress.skip, warn=shard.is_main)  # every rank reads all: one warns
+        for k, chunk in enumerate(in_chunks(records, step_size(args), max_bases)):
             if shard.mine(k):
                 data, embeddings, lengths = embed(chunk)
                 named = {f"layer{i}": e for i, e in enumerate(embeddings)}
@@ -166,7 +167,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     else:
         with contextlib.ExitStack() as stack:
             writers = [stack.enter_context(EmbeddingWriter(o, per_token=pooling is None)) for o in outputs]
-            for chunk in in_chunks(read_records(args), step_size(args), max_bases):
+            for chunk in in_chunks(read_records(args, progress.skip), step_size(args), max_bases):
                 data, embeddings, lengths = embed(chunk)
                 for writer, emb in zip(writers, embeddings, strict=True):
                     writer.add(data.names, lengths, emb)

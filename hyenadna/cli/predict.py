@@ -33,7 +33,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     progress = Progress("sequences", total=lambda: count_records(args))
     rows, n = [], 0
     cut, longest = 0, (0, "")  # sequences longer than the model reads: one warning for the run, not one per chunk
-    for chunk in in_chunks(read_records(args), step_size(args)):
+    for chunk in in_chunks(read_records(args, progress.skip), step_size(args)):
         with located(chunk):
             data = ft.process_data([r.sequence for r in chunk], names=[r.name for r in chunk])
         cut += int((data.lengths > ft.max_bases).sum())

@@ -78,7 +78,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     def blocks():
         """(block index, rows) for this process's blocks of the input."""
         n = 0
-        for k, chunk in enumerate(in_chunks(read_records(args), step_size(args))):
+        for k, chunk in enumerate(in_chunks(read_records(args, progress.skip, warn=shard.is_main), step_size(args))):
             if shard.mine(k):
                 with located(chunk, n):
                     data = model.process_data([r.sequence for r in chunk], names=[r.name for r in chunk], start_index=n)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -291,9 +291,12 @@ def bed_problem(
 SKIP_WARNINGS = 5
 
 
-def skip_invalid_sequences(records, policy: str = "iupac_to_n") -> Iterator[SequenceRecord]:
+def skip_invalid_sequences(
+    records, policy: str = "iupac_to_n", on_skip: Callable[[int], None] | None = None, warn: bool = True
+) -> Iterator[SequenceRecord]:
     """``records`` less those holding a character the tokenizer (with ``policy``) refuses, each skipped with a
-    warning naming where it is (the first ``SKIP_WARNINGS``, then a count). All skipped is an error."""
+    warning naming where it is (the first ``SKIP_WARNINGS``, then a count; none unless ``warn``: one process of
+    several) and ``on_skip(1)`` (a progress bar's total). All skipped is an error."""
     import warnings
 
     from hyenadna.tokenizer import CharacterTokenizer, InvalidCharacterError
@@ -306,24 +309,31 @@ def skip_invalid_sequences(records, policy: str = "iupac_to_n") -> Iterator[Sequ
             tokenizer.encode_bases(rec.sequence, i, rec.name)
         except InvalidCharacterError as e:
             skipped += 1
-            if skipped <= SKIP_WARNINGS:
+            if on_skip is not None:
+                on_skip(1)
+            if warn and skipped <= SKIP_WARNINGS:
                 where = rec.where(e.position) or rec.source or "input"
                 warnings.warn(f"{where}: skipped: {e}", stacklevel=2)
             continue
         yield rec
-    if skipped > SKIP_WARNINGS:
+    if warn and skipped > SKIP_WARNINGS:
         warnings.warn(f"skipped {skipped:,} of {seen:,} sequences for characters that are not DNA", stacklevel=2)
     if seen and skipped == seen:
         raise SequenceInputError(f"every one of the {seen:,} sequences held a character that is not DNA; nothing to do")
 
 
 def read_bed_sequences(
-    bed: str | Path, genome: str | Path, flank: int = 0, skip_invalid: bool = False
+    bed: str | Path,
+    genome: str | Path,
+    flank: int = 0,
+    skip_invalid: bool = False,
+    on_skip: Callable[[int], None] | None = None,
+    warn: bool = True,
 ) -> Iterator[SequenceRecord]:
     """One record per BED line: the interval (plus ``flank`` bases on each side), reverse-complemented on '-'.
 
     An interval on an unknown chromosome or beyond its end is an error naming the line, or, with ``skip_invalid``,
-    skipped with a warning."""
+    skipped with a warning (unless not ``warn``) and ``on_skip(1)``."""
     import warnings
 
     rows = read_bed_records(bed)
@@ -335,7 +345,10 @@ def read_bed_sequences(
         if problem:
             if not skip_invalid:
                 raise SequenceInputError(f"{bed}:{r.line}: {problem}")
-            warnings.warn(f"{bed}:{r.line}: skipped: {problem}", stacklevel=2)
+            if on_skip is not None:
+                on_skip(1)
+            if warn:
+                warnings.warn(f"{bed}:{r.line}: skipped: {problem}", stacklevel=2)
             continue
         seq = fasta.fetch(r.chrom, lo, hi)
         kept += 1
