@@ -473,7 +473,7 @@ def test_skip_invalid_skips_sequences_that_are_not_dna(tmp_path, capsys):
     assert "every one of the 2 sequences held a character that is not DNA" in capsys.readouterr().err
 
 
-def test_skipped_records_leave_the_progress_total_and_warn_in_one_process_of_a_job(tmp_path, recwarn):
+def test_progress_totals_count_skipped_records_and_a_ranks_share_and_one_process_warns(tmp_path, recwarn):
     """A bar counted every record of the input, skipped ones too, so it ended short of its total; under torchrun every
     rank (each reads the whole input) printed the same skip warnings."""
     import argparse
@@ -491,6 +491,11 @@ def test_skipped_records_leave_the_progress_total_and_warn_in_one_process_of_a_j
     assert [r.name for r in read_records(args)] == ["a", "c"] and len(recwarn.list) == 2  # the main process warns
     hidden = Progress("sequences", total=lambda: 4, enabled=False)  # a hidden bar never counts its input
     list(read_records(args, hidden.skip))
+    # one of a torchrun job's 2 processes does about half (its bar ended at half its total)
+    rank0 = Progress("sequences", total=lambda: 5, enabled=True, share=2)
+    assert rank0.bar.total == 3
+    list(read_records(args, rank0.skip, warn=False))
+    assert rank0.bar.total == 2
 
 
 def test_an_output_that_is_an_input_is_refused_before_any_work(tmp_path, capsys):

@@ -340,7 +340,10 @@ class Progress:
     where there is no terminal, and one summary line at the end in every case: what was done, to where, and how
     fast."""
 
-    def __init__(self, unit: str, total=None, enabled: bool | None = None):
+    def __init__(self, unit: str, total=None, enabled: bool | None = None, share: int = 1):
+        """``total``: the items to do (or a function counting them, called only if the bar is shown); ``share``:
+        the processes of a torchrun job that split them, of which this one does about 1/share (its summary line
+        counts its own share too)."""
         from tqdm.auto import tqdm
 
         self.unit, self.items, self.bases = unit, 0, 0
@@ -349,12 +352,16 @@ class Progress:
         self.log = enabled is None and not shown
         if shown and callable(total):
             total = total()
+        self.counted, self.share, self.skipped = total if shown and not callable(total) else None, share, 0
+        if self.counted is not None:
+            total = -(-self.counted // share)
         self.bar = tqdm(total=total, unit=unit, dynamic_ncols=True, mininterval=0.5, leave=False, disable=not shown)
 
     def skip(self, items: int) -> None:
         """Items of the input that will not be done (skipped as invalid): out of the total, so the bar ends full."""
-        if not self.bar.disable and isinstance(self.bar.total, (int, float)):  # a hidden bar keeps its total uncounted
-            self.bar.total = max(0, self.bar.total - items)
+        self.skipped += items
+        if self.counted is not None:  # a hidden bar's total is never counted
+            self.bar.total = -(-max(0, self.counted - self.skipped) // self.share)
             self.bar.refresh()
 
     def update(self, items: int, bases: int = 0) -> None:

@@ -127,7 +127,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
     per_base = 4 * model.embedding_dim * (len(layers) + copies)
     max_bases = PER_TOKEN_CHUNK_BYTES // per_base if pooling is None else None
     n_seq = 0
-    progress = Progress("sequences", total=lambda: count_records(args), enabled=None if shard.is_main else False)
+    progress = Progress(
+        "sequences", total=lambda: count_records(args), enabled=None if shard.is_main else False, share=shard.world
+    )
 
     def embed(chunk: list) -> tuple:
         with located(chunk, n_seq):

@@ -73,7 +73,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     shard = Sharding(args.output, "score")
     model = HyenaDNA(sdk_config(args, device=shard.device(args.device), framing=args.framing, progress=False))
     print(f"model: {model.source}", file=sys.stderr)
-    progress = Progress("sequences", total=lambda: count_records(args), enabled=None if shard.is_main else False)
+    progress = Progress(
+        "sequences", total=lambda: count_records(args), enabled=None if shard.is_main else False, share=shard.world
+    )
 
     def blocks():
         """(block index, rows) for this process's blocks of the input."""

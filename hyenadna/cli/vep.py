@@ -62,7 +62,7 @@ def cmd_vep(args: argparse.Namespace) -> int:
     # with --regions a row is an (allele, region) pair, and most alleles of a large VCF lie in no region
     total = None if args.regions else (lambda: count_records(args))
     unit = "rows" if total is None else "alleles"
-    progress = Progress(unit, total=total, enabled=None if shard.is_main else False)
+    progress = Progress(unit, total=total, enabled=None if shard.is_main else False, share=shard.world)
     counts: dict[str, int] = {}
 
     def counted(blocks):
