@@ -41,7 +41,12 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class WeightsNotFoundError(FileNotFoundError):
-    """The named model's files are not on this machine and cannot be fetched; the message says what to do."""
+    """The named model's (or dataset's) files are not on this machine and cannot be fetched; the message says what
+    to do. ``repo_type``: "model" or "dataset"."""
+
+    def __init__(self, *args, repo_type: str = "model"):
+        super().__init__(*args)
+        self.repo_type = repo_type
 
 
 class HubDownloadError(OSError):
@@ -239,8 +244,10 @@ class HubFetcher:
     repository is served from the cache with one warning, and its other files are not asked for again.
     """
 
-    def __init__(self, hub: HubOptions):
+    def __init__(self, hub: HubOptions, download_args: dict[str, str] | None = None):
         self.hub = hub
+        # repo -> what `hyenadna download` takes to prefetch it, where that is not the repo id (a suite's name)
+        self.download_args = download_args or {}
         self.unreachable: dict[str, str] = {}  # repo -> why the endpoint could not be reached
         self.probed: set[str] = set()
         self.warned = False  # the network-down warning is given once per lookup
@@ -274,7 +281,9 @@ class HubFetcher:
             # a plain cache lookup: hf_hub_download(local_files_only=True) may still open a socket for its headers
             path = try_to_load_from_cache(repo, filename, kw["cache_dir"], hub.revision, repo_type)
             if not isinstance(path, str):
-                raise NotCached(_not_cached_message(repo, hub, self.unreachable.get(repo), repo_type))
+                args = self.download_args.get(repo)
+                message = _not_cached_message(repo, hub, self.unreachable.get(repo), repo_type, args)
+                raise NotCached(message, repo_type=repo_type)
             if repo in self.unreachable and not self.warned:
                 self.warned = True
                 warnings.warn(
@@ -288,7 +297,7 @@ class HubFetcher:
         try:
             path = hf_hub_download(**kw, endpoint=hub.resolved_endpoint, token=hub.token)
         except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as e:
-            raise HubNotFound(f"{repo}: {_first_line(e)}") from e
+            raise HubNotFound(f"{repo}: {_first_line(e)}", repo_type=repo_type) from e
         except Exception as e:  # the transfer broke: connection lost, short read, size mismatch
             raise HubDownloadError(
                 f"{repo}: downloading {filename} from {hub.resolved_endpoint} failed ({_first_line(e)}). The "
@@ -344,14 +353,16 @@ def _unreachable(repo: str, filename: str, hub: HubOptions, repo_type: str) -> s
     return None
 
 
-def _not_cached_message(repo: str, hub: HubOptions, unreachable: str | None, repo_type: str) -> str:
+def _not_cached_message(
+    repo: str, hub: HubOptions, unreachable: str | None, repo_type: str, download_args: str | None = None
+) -> str:
     why = "offline mode is on" if hub.offline else f"{hub.resolved_endpoint} cannot be reached ({unreachable})"
     rev = f" --revision {hub.revision}" if hub.revision else ""
-    what = f"--dataset {repo}" if repo_type == "dataset" else repo
+    local = "a folder of task folders (--tasks-dir)" if repo_type == "dataset" else "a local folder"
     return (
         f"{repo}: {why}, and it is not in the local cache ({hub.resolved_cache_dir}). On a machine with a network, "
-        f"prefetch it with `hyenadna download {what}{rev}` into the same cache (set HF_HOME or HF_HUB_CACHE to "
-        "share one), or pass a local folder"
+        f"prefetch it with `hyenadna download {download_args or repo}{rev}` into the same cache (set HF_HOME or "
+        f"HF_HUB_CACHE to share one), or pass {local}"
     )
 
 

@@ -388,6 +388,19 @@ def test_download_command_prefetches_for_offline_use(hub, capsys, monkeypatch, c
     assert main(["info", "hyenadna-small-32k-seqlen"]) == 1
     assert "hyenadna download LongSafari/hyenadna-small-32k-seqlen-hf" in capsys.readouterr().err
     assert connections == []
+    # a bundled model needs no download (it asked the Hub for a repository that does not exist)
+    assert main(["download", "hyenadna-tiny-1k-d256-grch37"]) == 0
+    assert "hyenadna-tiny-1k-d256-grch37: bundled with hyenadna (" in capsys.readouterr().out
+    assert connections == []
+
+
+def test_a_suite_not_cached_offline_names_the_download_that_fetches_it(monkeypatch, capsys, tmp_path):
+    """It said `hyenadna download --dataset InstaDeepAI/...`, which --dataset refuses, and offered --model."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["benchmark", "--suite", "nt", "--modes", "kmer", "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "prefetch it with `hyenadna download --dataset nt` into the same cache" in err
+    assert "or pass a folder of task folders (--tasks-dir)" in err and "--model" not in err
 
 
 def test_benchmark_takes_task_folders_directly(tmp_path):

@@ -71,7 +71,7 @@ def fetch_suite(name: str, hub: HubOptions | None = None, tasks: list[str] | Non
         unknown = [t for t in tasks if t not in suite.tasks]
         if unknown:
             raise ValueError(f"unknown task(s) {unknown} in suite {name!r}; available: {list(suite.tasks)}")
-    fetcher = HubFetcher(hub or HubOptions())
+    fetcher = HubFetcher(hub or HubOptions(), download_args={suite.repo: f"--dataset {suite.name}"})
     folders = []
     with fetcher.transaction(suite.repo, "dataset"):
         for task in tasks or suite.tasks:
@@ -97,7 +97,8 @@ def _fetch_task(fetcher: HubFetcher, suite: Suite, task: str) -> Path:
     raise HubNotFound(
         f"{suite.repo}: task {task!r} has none of "
         + ", ".join(f"{task}/train.{f} + test.{f}" for f in suite.formats)
-        + f" on {fetcher.hub.resolved_endpoint}"
+        + f" on {fetcher.hub.resolved_endpoint}",
+        repo_type="dataset",
     )
 
 

@@ -236,7 +236,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"hyenadna {args.command}: error: {for_the_command_line(str(e), args.command)}", file=sys.stderr)
         from hyenadna.hub import WeightsNotFoundError
 
-        if isinstance(e, WeightsNotFoundError) and hasattr(args, "random_init"):
+        if isinstance(e, WeightsNotFoundError) and e.repo_type == "model" and hasattr(args, "random_init"):
             print(MODEL_HINT, file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -18,13 +18,16 @@ DOWNLOAD_EXAMPLES = """examples:
 def cmd_download(args: argparse.Namespace) -> int:
     """Prefetch models and benchmark suites into the Hugging Face cache, for machines without a network."""
     from hyenadna.benchmark.suites import fetch_suite
-    from hyenadna.hub import HubOptions, download_model
+    from hyenadna.hub import BUNDLED_DIR, HubOptions, bundled_models, download_model
 
     if not args.names and not args.dataset:
         raise ValueError("name at least one model, or --dataset SUITE")
     hub = HubOptions(revision=args.revision, layout=args.hub_layout)
     t0 = time.time()
     for name in args.names:
+        if name in bundled_models():  # installed with the package; no Hub repository holds it
+            print(f"{name}: bundled with hyenadna ({BUNDLED_DIR / name}); nothing to download", flush=True)
+            continue
         folder = download_model(name, hub)
         print(f"{name}: {folder}", flush=True)
     for suite in args.dataset or []:
