@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -184,6 +185,29 @@ def test_convert_refuses_a_non_empty_folder_unless_overwrite(tmp_path):
     assert main(["convert", str(FIXTURES / "tiny_hf"), str(dst), "--overwrite"]) == 0
     assert sorted(p.name for p in dst.iterdir()) == ["config.json", "model.safetensors"]  # the old layout is gone
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folders left
+
+
+def test_converting_into_the_sources_own_folder_is_refused(tmp_path, capsys):
+    """`convert X X --overwrite` swapped the source folder out (and deleted it); the library's convert_checkpoint(X, X)
+    rewrote the source's weights and config.json in the other layout, in place."""
+    from hyenadna import convert_checkpoint
+
+    src = tmp_path / "src"
+    shutil.copytree(FIXTURES / "tiny", src)
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    for dest in (src, tmp_path):
+        assert main(["convert", str(src), str(dest), "--overwrite"]) == 1
+        assert f"{dest} holds the source {src}: write the converted checkpoint to another folder" in (
+            capsys.readouterr().err
+        )
+    assert main(["convert", str(src / "lightning_weights.ckpt"), str(src), "--overwrite"]) == 1
+    for source in (src, src / "lightning_weights.ckpt"):
+        with pytest.raises(ValueError, match="is the source's own folder: write the converted checkpoint to another"):
+            convert_checkpoint(source, src, layout="hf")
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="a_file is a file; a checkpoint is saved as a folder"):
+        convert_checkpoint(src, tmp_path / "a_file")
 
 
 def test_header_only_vcf_writes_a_header_and_says_so(tmp_path, capsys):

@@ -76,6 +76,9 @@ def test_loss_is_next_token_cross_entropy():
     out = model(ids[:, :-1], labels=ids[:, 1:])
     want = torch.nn.functional.cross_entropy(out.logits.reshape(-1, 16), ids[:, 1:].reshape(-1))
     assert torch.allclose(out.loss, want)
+    # labels not shifted to match (torch's batch-size error from inside cross_entropy, after the forward pass)
+    with pytest.raises(ValueError, match=r"labels must have the shape of input_ids \(2, 19\) .* got \(2, 18\)"):
+        model(ids[:, :-1], labels=ids[:, 2:])
 
 
 def test_modulation_shift_is_a_config_field():

@@ -18,6 +18,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from hyenadna.models.hyena_dna import convert_checkpoint
 
     dest = Path(args.destination)
+    source = Path(args.source).resolve()
+    if dest.exists() and (source == dest.resolve() or dest.resolve() in source.parents):
+        # --overwrite swaps the destination folder out, and the source with it
+        raise ValueError(f"{dest} holds the source {args.source}: write the converted checkpoint to another folder")
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())) and not args.overwrite:
         raise FileExistsError(f"{dest} exists and is not empty; pass --overwrite to replace it")
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -330,6 +330,8 @@ def write_checkpoint(
     if max_shard_bytes is not None and (layout == "lightning" or max_shard_bytes <= 0):
         raise ValueError(f"max_shard_bytes={max_shard_bytes}: shards are safetensors files of a positive size")
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(f"{directory} is a file; a checkpoint is saved as a folder (config.json + weights)")
     directory.mkdir(parents=True, exist_ok=True)
     state = {
         k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model_state.items() if not _FREQ_ALIAS.match(k)

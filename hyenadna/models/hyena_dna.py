@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -303,6 +304,11 @@ class HyenaDNALMHeadModel(nn.Module):
         layer's hidden states (see ``HyenaDNAModel.forward``), which holds n_layer + 1 copies of (B, L, D). With a
         ``cache`` (``allocate_inference_cache``), ``input_ids`` continue the sequences it holds, and the outputs are
         the new tokens'."""
+        if labels is not None and labels.shape != input_ids.shape:  # before the forward pass, not after it
+            raise ValueError(
+                f"labels must have the shape of input_ids {tuple(input_ids.shape)} (labels[t] is the token after t), "
+                f"got {tuple(labels.shape)}"
+            )
         all_hidden = None
         if output_hidden_states:
             all_hidden = tuple(self.backbone(input_ids, layers=range(self.config.n_layer + 1), cache=cache))
@@ -415,7 +421,11 @@ def convert_checkpoint(
     allow_unsafe_pickle: bool = False,
     max_shard_bytes: int | None = None,
 ) -> Path:
-    """Read a checkpoint in any layout and write it to ``dst`` in ``layout``."""
+    """Read a checkpoint in any layout and write it to ``dst`` in ``layout``. ``dst`` may not be the folder the source
+    lies in: its weights and config.json would be replaced by the other layout's, beside the files read."""
+    src_folder = Path(src) if Path(src).is_dir() else Path(src).parent
+    if Path(dst).exists() and src_folder.exists() and os.path.samefile(dst, src_folder):
+        raise ValueError(f"{dst} is the source's own folder: write the converted checkpoint to another folder")
     return load_model(src, allow_unsafe_pickle=allow_unsafe_pickle).save_pretrained(dst, layout, max_shard_bytes)
 
 
