@@ -168,10 +168,22 @@ class CharacterTokenizer:
         return pad_batch([self.frame(self.encode_bases(s, i)) for i, s in enumerate(seqs)])
 
     def decode(self, ids: Sequence[int] | np.ndarray | torch.Tensor, skip_special_tokens: bool = True) -> str:
+        """The text of one sequence's ids: bases as A C G T N, and with ``skip_special_tokens=False`` the special
+        tokens as one character each (``<>^?_!~`` for [CLS] [SEP] [BOS] [MASK] [PAD] [RESERVED] [UNK], ``*`` for
+        the unused ids 12-15). An id outside the embedding's 0-15 is an error."""
         arr = np.asarray(ids.tolist() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64)
+        if arr.ndim != 1:  # a batch read as one sequence would run its rows together
+            raise ValueError(f"decode takes one sequence's ids; got shape {arr.shape}: batch_decode takes a batch")
+        bad = np.flatnonzero((arr < 0) | (arr >= len(_ID_TO_CHAR)))
+        if bad.size:
+            raise ValueError(f"id {arr[bad[0]]} at position {bad[0]} is not a token id (0 to {len(_ID_TO_CHAR) - 1})")
         if skip_special_tokens:
             arr = arr[arr >= A]
-        return _ID_TO_CHAR[np.clip(arr, 0, 15)].tobytes().decode("ascii")
+        return _ID_TO_CHAR[arr].tobytes().decode("ascii")
+
+    def batch_decode(self, ids: Sequence | np.ndarray | torch.Tensor, skip_special_tokens: bool = True) -> list[str]:
+        """``decode`` of each row of a batch ((batch, length) ids, or a list of id lists)."""
+        return [self.decode(row, skip_special_tokens) for row in ids]
 
 
 def sequence_label(index: int, name: str | None = None) -> str:

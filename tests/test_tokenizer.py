@@ -71,6 +71,15 @@ def test_reverse_complement_and_decode():
     ids = tok.encode_bases("AACGTN")
     assert tok.decode(reverse_complement_ids(ids)) == "NACGTT"
     assert tok.decode(CharacterTokenizer("cls_sep").encode("ACGT")) == "ACGT"
+    assert tok.decode([0, 7, 1, 4, 12], skip_special_tokens=False) == "<A>_*"
+    # a batch: one string a row (decode ran the rows together into one sequence)
+    batch = CharacterTokenizer("sep")(["AC", "GTTA"]).input_ids
+    assert tok.batch_decode(batch) == ["AC", "GTTA"]
+    with pytest.raises(ValueError, match=r"decode takes one sequence's ids; got shape \(2, 5\): batch_decode"):
+        tok.decode(batch)
+    for bad in (99, -1):  # were "*" and "" (or "<"): an id no model produces
+        with pytest.raises(ValueError, match=f"id {bad} at position 1 is not a token id \\(0 to 15\\)"):
+            tok.decode([7, bad])
 
 
 def test_encoding_is_vectorised_uint8():
