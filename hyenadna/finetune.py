@@ -30,9 +30,9 @@ from hyenadna.training.finetune import Recipe, SequenceModel, fine_tune, set_hea
 from hyenadna.training.patience import PATIENCE_FROM_VALIDATION
 from hyenadna.training.step_memory import KEPT_FREED_MEMORY_FACTOR, step_memory
 from hyenadna.utils import memory
-from hyenadna.utils.device import seeded
+from hyenadna.utils.device import resolve_device, seeded
 from hyenadna.utils.io import atomic_path, atomic_write_text
-from hyenadna.utils.precision import autocast
+from hyenadna.utils.precision import autocast, parse_dtype
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -572,12 +572,21 @@ class HyenaDNAFineTuningModel:
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path, device: str = "cpu", batch_size: int = 8) -> HyenaDNAFineTuningModel:
+    def load(
+        cls, directory: str | Path, device: str = "cpu", batch_size: int = 8, **options: Any
+    ) -> HyenaDNAFineTuningModel:
+        """A model ``save`` wrote. ``device``: "cpu", "cuda[:N]", "mps" or "auto"; ``options``: other
+        ``HyenaDNAConfig`` fields for running it (``precision``, ``dtype``, ``progress``, ...); those the saved
+        model fixes (its tokenization and context) are refused."""
         directory = Path(directory)
         meta_path = directory / "finetune.json"
         if not meta_path.is_file():
             raise FileNotFoundError(f"{directory}: not a fine-tuned model (finetune.json is missing)")
+        fixed = sorted(set(options) & set(_FIXED_BY_SAVE))
+        if fixed:
+            raise ValueError(f"{', '.join(fixed)}: fixed by the saved model, which was trained with its own")
         meta = json.loads(meta_path.read_text())
+        device = str(resolve_device(device))  # "auto" and a missing CUDA, as everywhere else
         config = HyenaDNAConfig(
             model_path=directory / "backbone",
             device=device,
@@ -586,8 +595,9 @@ class HyenaDNAFineTuningModel:
             iupac_policy=meta["iupac_policy"],
             n_to_pad=meta["n_to_pad"],
             max_length=meta["max_length"],
+            **options,
         )
-        lm = load_model(directory / "backbone", device=device)
+        lm = load_model(directory / "backbone", device=device, dtype=parse_dtype(config.dtype))
         ft = cls(config, meta["head"], meta["output_size"], meta["pooling"], label_names=meta["label_names"], model=lm)
         ft.network.head.load_state_dict(load_file(directory / "head.safetensors"))
         ft.history = meta.get("history", [])
@@ -595,6 +605,20 @@ class HyenaDNAFineTuningModel:
         ft.head_trained = meta.get("head_trained", True)  # saves from before the flag were of trained models
         ft.network.eval()
         return ft
+
+
+# HyenaDNAConfig fields a saved fine-tuned model sets itself
+_FIXED_BY_SAVE = (
+    "model_name",
+    "model_path",
+    "pretrained",
+    "framing",
+    "iupac_policy",
+    "n_to_pad",
+    "max_length",
+    "model_overrides",
+    "pooling",
+)
 
 
 def _is_missing(value: Any) -> bool:

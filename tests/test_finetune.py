@@ -173,6 +173,23 @@ def test_inference_on_an_untrained_head_warns_once(tmp_path):
         HyenaDNAFineTuningModel.load(tmp_path / "untrained").evaluate(seqs, labels)
 
 
+def test_load_takes_auto_device_and_run_options_but_not_what_the_save_fixes(tmp_path):
+    """load(device="auto") crashed inside torch (`hyenadna predict --device auto` too), and nothing but the device
+    and batch size could be chosen for a loaded model."""
+    seqs, labels = gc_task(32)
+    ft = make()
+    ft.train(seqs, labels, validation_data=seqs, validation_labels=labels, epochs=1)
+    ft.save(tmp_path / "m")
+    loaded = HyenaDNAFineTuningModel.load(tmp_path / "m", device="auto", precision="fp32", progress=False)
+    assert loaded.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert loaded.config.progress is False
+    assert np.allclose(loaded.get_outputs(seqs), ft.get_outputs(seqs), atol=1e-5)
+    with pytest.raises(ValueError, match="framing, max_length: fixed by the saved model"):
+        HyenaDNAFineTuningModel.load(tmp_path / "m", framing="sep", max_length=10)
+    with pytest.raises(ValueError, match="device='gpu': give 'auto', 'cpu'"):
+        HyenaDNAFineTuningModel.load(tmp_path / "m", device="gpu")
+
+
 def test_boolean_labels_are_classes_0_and_1():
     """A True/False column (a pandas comparison, say) is a binary task, as scikit-learn reads it."""
     seqs, labels = gc_task(32)
