@@ -81,6 +81,15 @@ def test_loss_is_next_token_cross_entropy():
         model(ids[:, :-1], labels=ids[:, 2:])
 
 
+def test_from_pretrained_takes_auto_and_dtype_names():
+    """device="auto" and dtype="bfloat16" (as HyenaDNAConfig spells them) crashed inside torch."""
+    model = HyenaDNALMHeadModel.from_pretrained(FIXTURES / "tiny", device="auto", dtype="bfloat16")
+    param = next(model.parameters())
+    assert param.dtype == torch.bfloat16 and param.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="dtype='int8': choose 'float32', 'bfloat16' or 'float16'"):
+        HyenaDNALMHeadModel.from_pretrained(FIXTURES / "tiny", dtype="int8")
+
+
 def test_modulation_shift_is_a_config_field():
     base = load_model(FIXTURES / "tiny")
     shifted = load_model(FIXTURES / "tiny", modulation_shift=0.0)

@@ -29,6 +29,8 @@ from hyenadna.modules.hyena import HyenaOperator
 from hyenadna.ops.block_chunked import CPU_TRAINING_CHUNK
 from hyenadna.ops.execution import GPU_LOW_MEMORY_CHUNK, ExecutionOptions, choose_path
 from hyenadna.ops.hyena import DECODE_BLOCK, HyenaState
+from hyenadna.utils.device import resolve_device
+from hyenadna.utils.precision import parse_dtype
 
 
 class TokenEmbedding(nn.Module):
@@ -357,7 +359,7 @@ class HyenaDNALMHeadModel(nn.Module):
         cls,
         name_or_path: str | Path,
         device: str | torch.device = "cpu",
-        dtype: torch.dtype = torch.float32,
+        dtype: torch.dtype | str = torch.float32,
         allow_unsafe_pickle: bool = False,
         revision: str | None = None,
         local_files_only: bool = False,
@@ -365,7 +367,9 @@ class HyenaDNALMHeadModel(nn.Module):
     ) -> HyenaDNALMHeadModel:
         """Load a checkpoint in any supported layout (see ``hyenadna.models.checkpoint``) from a file or directory,
         or by name: a published name or a Hub repo id is fetched into the Hugging Face cache (see ``hyenadna.hub``).
-        Every key and shape is checked against the model the config describes; the model comes back in eval mode."""
+        Every key and shape is checked against the model the config describes; the model comes back in eval mode,
+        on ``device`` ("cpu", "cuda[:N]", "mps" or "auto") in ``dtype`` (a torch dtype or "float32", "bfloat16",
+        "float16")."""
         path = Path(name_or_path).expanduser()
         if not path.exists():
             from hyenadna.hub import HubOptions, resolve_weights
@@ -374,7 +378,7 @@ class HyenaDNALMHeadModel(nn.Module):
         config, state, weights = read_checkpoint(path, allow_unsafe_pickle)
         model = cls(replace(config, **config_overrides))
         model.load_canonical_state_dict(state, source=weights)
-        return model.to(device=device, dtype=dtype).eval()
+        return model.to(device=resolve_device(device), dtype=parse_dtype(dtype)).eval()
 
     def load_canonical_state_dict(self, state: dict[str, Tensor], source: str | Path = "<state dict>") -> None:
         """Copy a canonical state dict (reference key names, each shared freq once) in, after checking every key and
