@@ -332,6 +332,11 @@ def test_fine_tune_then_predict_jsonl(tasks_dir, tmp_path, capsys):
     assert main(["predict", str(model_dir), str(fasta), "-o", str(tmp_path / "p.json")]) == 0
     assert json.loads((tmp_path / "p.json").read_text()) == rows
     assert main(["predict", str(model_dir), str(fasta), "-o", str(tmp_path / "p.parquet")]) == 1  # text, refused
+    # --model, as every other command names its model (it was an unknown argument)
+    assert main(["predict", "--model", str(model_dir), str(fasta), "-o", str(tmp_path / "m.json")]) == 0
+    assert json.loads((tmp_path / "m.json").read_text()) == rows
+    assert main(["predict", str(model_dir), str(fasta), "--model", str(model_dir)]) == 1
+    assert "two models named" in capsys.readouterr().err
     # sequences longer than the model reads: one warning for the run (not one per chunk), naming the longest
     capsys.readouterr()
     fasta.write_text("".join(f">r{i}\n{'ACGT' * (300 if i % 2 else 10) + 'A' * i}\n" for i in range(10)))

@@ -237,6 +237,25 @@ def add_input_args(p: argparse.ArgumentParser, chunked: bool = True) -> None:
         )
 
 
+def add_model_option(p: argparse.ArgumentParser) -> None:
+    """``--model M`` beside a command's MODEL argument: every other command names its model so, and hands type it."""
+    p.add_argument("--model", dest="model_option", metavar="MODEL", help="the same as the MODEL argument")
+
+
+def take_model_option(args: argparse.Namespace, then: str | None = None) -> None:
+    """Move ``--model M`` into ``args.model``; the positional argparse gave MODEL then belongs to ``then`` (the
+    INPUT after it)."""
+    if args.model_option is None:
+        if args.model is None and then is not None:
+            raise ValueError("name the model: MODEL (or --model MODEL)")
+        return
+    if args.model is not None and (then is None or getattr(args, then) is not None):
+        raise ValueError(f"two models named: {args.model} and --model {args.model_option}; give one")
+    if then is not None:
+        setattr(args, then, args.model)
+    args.model = args.model_option
+
+
 def read_records(args: argparse.Namespace, on_skip=None, warn: bool = True):
     """The command's input records; with --skip-invalid, less those it skips, each reported to ``on_skip(1)`` (a
     progress bar's total) and warned of where ``warn`` (one process of a torchrun job warns, not every one)."""

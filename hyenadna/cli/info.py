@@ -6,16 +6,20 @@ import argparse
 import json
 from pathlib import Path
 
-from hyenadna.cli.common import add_command, add_hub_args, add_runtime_args, sdk_config
+from hyenadna.cli.common import (
+    add_command,
+    add_hub_args,
+    add_model_option,
+    add_runtime_args,
+    sdk_config,
+    take_model_option,
+)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
     from hyenadna.sdk import build_model
 
-    if args.model_option:
-        if args.model and args.model != args.model_option:
-            raise ValueError(f"two models named: {args.model} and --model {args.model_option}; give one")
-        args.model = args.model_option
+    take_model_option(args)
     if args.model and (Path(args.model) / "finetune.json").is_file():
         meta = json.loads((Path(args.model) / "finetune.json").read_text())
         model, source = build_model(sdk_config(args, model_path=Path(args.model) / "backbone", model_name=None))
@@ -36,8 +40,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "info", "show a checkpoint's config, parameter count and context", cmd_info)
     p.add_argument("model", nargs="?", help="model name or checkpoint path (default: the bundled model)")
-    # every other command names its model with --model, so hands type it here too
-    p.add_argument("--model", dest="model_option", metavar="MODEL", help="the same as MODEL")
+    add_model_option(p)
     add_runtime_args(p)
     p.add_argument("--random-init", action="store_true")
     p.add_argument("--allow-unsafe-pickle", action="store_true")

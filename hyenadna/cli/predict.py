@@ -11,6 +11,7 @@ from hyenadna.cli.common import (
     Progress,
     add_command,
     add_input_args,
+    add_model_option,
     add_runtime_args,
     count_records,
     in_chunks,
@@ -18,6 +19,7 @@ from hyenadna.cli.common import (
     read_records,
     row_format,
     step_size,
+    take_model_option,
     write_rows,
 )
 
@@ -27,6 +29,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from hyenadna.finetune import HyenaDNAFineTuningModel, cut_message
 
+    take_model_option(args, then="input")
     fmt = row_format(args.output, args.out_format)  # a refused extension before any work
     ft = HyenaDNAFineTuningModel.load(args.model, device=args.device, batch_size=args.batch_size)
     label_names = ft.label_names or [str(i) for i in range(ft.output_size)]
@@ -87,7 +90,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(
         sub, "predict", "predict labels with a fine-tuned model (JSON Lines, JSON, TSV or CSV)", cmd_predict
     )
-    p.add_argument("model", help="a folder written by `hyenadna fine-tune`")
+    p.add_argument("model", nargs="?", help="a folder written by `hyenadna fine-tune`")
+    add_model_option(p)
     add_input_args(p)
     p.add_argument("-o", "--output", help="output file (default: stdout)")
     p.add_argument(
