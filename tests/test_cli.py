@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import shutil
 
 import numpy as np
@@ -72,6 +73,13 @@ def test_info_and_convert(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out) == info
     assert main(["info", str(FIXTURES / "tiny"), "--model", str(tmp_path / "conv")]) == 1
     assert "two models named" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert re.fullmatch(r"hyenadna \d+\.\d+\.\d+ \(torch \S+, Python \d+\.\d+\.\d+\)\n", capsys.readouterr().out)
 
 
 def test_usage_error_exits_2():

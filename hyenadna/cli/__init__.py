@@ -49,6 +49,26 @@ COMMANDS = (
 )
 
 
+class _Version(argparse.Action):
+    """``--version``: what a bug report needs, found only when asked (torch's version costs an import lookup)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import platform
+        from importlib.metadata import PackageNotFoundError, version
+
+        from hyenadna import __version__
+
+        try:
+            torch = version("torch")
+        except PackageNotFoundError:
+            torch = "not installed"
+        print(f"hyenadna {__version__} (torch {torch}, Python {platform.python_version()})")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hyenadna",
@@ -56,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action=_Version, help="print the versions of hyenadna, torch and Python")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.register(sub)
