@@ -495,14 +495,27 @@ def test_skip_invalid_skips_sequences_that_are_not_dna(tmp_path, capsys):
     err = capsys.readouterr().err
     assert list(np.load(out)["ids"]) == ["good", "ok"]
     assert f"warning: {fasta}:2:4: skipped: sequence 0 (bad0), position 4: invalid character 'X'" in err
-    assert err.count(": skipped: ") == 5 and "skipped 7 of 9 sequences for characters that are not DNA" in err
+    assert err.count(": skipped: ") == 5 and "skipped 7 of 9 sequences: empty, or holding characters that are" in err
     assert main(["score", str(fasta), "-o", str(tmp_path / "s.tsv"), "--random-init", "--skip-invalid"]) == 0
     assert [line.split("\t")[0] for line in (tmp_path / "s.tsv").read_text().splitlines()[1:]] == ["good", "ok"]
     assert main(["embed", str(fasta), "-o", str(out), "--random-init"]) == 1
     assert "sequence 0 (bad0), position 4: invalid character 'X'" in capsys.readouterr().err
     fasta.write_text(">a\nXX\n>b\nZZ\n")
     assert main(["embed", str(fasta), "-o", str(out), "--random-init", "--skip-invalid"]) == 1
-    assert "every one of the 2 sequences held a character that is not DNA" in capsys.readouterr().err
+    assert "every one of the 2 sequences was empty or held a character that is not DNA" in capsys.readouterr().err
+    # an empty record is skipped too (it stopped the run: FASTA, FASTQ and CSV alike), and without the flag named
+    for name, text in (
+        ("e.fa", ">a\n>b\nACGT\n"),
+        ("e.fq", "@a\n\n+\n\n@b\nACGT\n+\nIIII\n"),
+        ("e.csv", "name,sequence\na,\nb,ACGT\n"),
+    ):
+        path = tmp_path / name
+        path.write_text(text)
+        assert main(["embed", str(path), "-o", str(out), "--random-init", "--skip-invalid"]) == 0
+        assert list(np.load(out)["ids"]) == ["b"]
+        assert "skipped: sequence 0 (a) has no sequence" in capsys.readouterr().err
+        assert main(["embed", str(path), "-o", str(out), "--random-init"]) == 1
+        assert re.search(r"(a\)?'?) has (no|an empty) sequence", capsys.readouterr().err)
 
 
 def test_progress_totals_count_skipped_records_and_a_ranks_share_and_one_process_warns(tmp_path, recwarn):

@@ -228,8 +228,8 @@ def add_input_args(p: argparse.ArgumentParser, chunked: bool = True) -> None:
     p.add_argument(
         "--skip-invalid",
         action="store_true",
-        help="skip sequences holding a character that is not DNA, and BED intervals outside the genome, with a "
-        "warning (else each is an error)",
+        help="skip empty sequences, those holding a character that is not DNA, and BED intervals outside the "
+        "genome, with a warning (else each is an error)",
     )
     if chunked:  # commands that stream their input in chunks
         p.add_argument(
@@ -270,7 +270,7 @@ def read_records(args: argparse.Namespace, on_skip=None, warn: bool = True):
     elif not args.input:
         raise ValueError("give an INPUT file (or - for stdin), or --bed with --genome")
     else:
-        records = read_sequences(args.input, args.format, args.column)
+        records = read_sequences(args.input, args.format, args.column, allow_empty=args.skip_invalid)
     return skip_invalid_sequences(records, on_skip=on_skip, warn=warn) if args.skip_invalid else records
 
 

@@ -116,5 +116,5 @@ def _finish(
     if not seq and not allow_empty:
         raise FastaFormatError(f"{label}:{line}: record {name!r} has no sequence")
     width = len(parts[0]) if parts else 0
-    regular = gapless and all(len(p) == width for p in parts[:-1]) and len(parts[-1]) <= width
+    regular = bool(parts) and gapless and all(len(p) == width for p in parts[:-1]) and len(parts[-1]) <= width
     return FastaRecord(name, desc, seq, first_line, width if regular else 0)

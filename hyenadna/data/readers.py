@@ -68,14 +68,18 @@ def detect_format(path: str) -> str:
     return _EXT.get(suffixes[-1], "auto") if suffixes else "auto"
 
 
-def read_sequences(source: str | Path, fmt: str = "auto", column: str = "sequence") -> Iterator[SequenceRecord]:
-    """Records from ``source`` (a path or ``-`` for standard input) in file order, without loading it whole."""
+def read_sequences(
+    source: str | Path, fmt: str = "auto", column: str = "sequence", allow_empty: bool = False
+) -> Iterator[SequenceRecord]:
+    """Records from ``source`` (a path or ``-`` for standard input) in file order, without loading it whole. A record
+    with no sequence is an error naming it, or with ``allow_empty`` yielded as it is (``skip_invalid_sequences``
+    skips it)."""
     source = str(source)
     if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r}: choose one of {FORMATS}")
     fmt = detect_format(source) if fmt == "auto" else fmt
     if fmt in ("csv", "tsv"):
-        yield from _read_table(source, "," if fmt == "csv" else "\t", column)
+        yield from _read_table(source, "," if fmt == "csv" else "\t", column, allow_empty)
         return
     if source != "-" and not Path(source).is_file():
         if Path(source).is_dir():
@@ -83,7 +87,7 @@ def read_sequences(source: str | Path, fmt: str = "auto", column: str = "sequenc
         raise SequenceInputError(f"{source}: no such file")
     if fmt == "fasta" and source != "-":
         try:
-            for rec in read_fasta(source):
+            for rec in read_fasta(source, allow_empty):
                 yield _fasta_record(rec, source)
         except (FastaFormatError, BinaryInputError) as e:
             raise SequenceInputError(str(e)) from None
@@ -101,7 +105,7 @@ def read_sequences(source: str | Path, fmt: str = "auto", column: str = "sequenc
         if fmt == "auto":
             fmt = {">": "fasta", "@": "fastq"}.get(first[1][:1], "txt")
         reader = {"fasta": _fasta_lines, "fastq": _fastq_lines, "txt": _text_lines}[fmt]
-        yield from reader(_chain(first, lines), label)
+        yield from reader(_chain(first, lines), label, allow_empty)
     finally:
         if handle is not sys.stdin:
             handle.close()
@@ -120,9 +124,9 @@ def _chain(first, rest):
     yield from rest
 
 
-def _fasta_lines(lines, label: str) -> Iterator[SequenceRecord]:
+def _fasta_lines(lines, label: str, allow_empty: bool = False) -> Iterator[SequenceRecord]:
     try:
-        for rec in parse_fasta(lines, label):
+        for rec in parse_fasta(lines, label, allow_empty):
             yield _fasta_record(rec, label)
     except FastaFormatError as e:
         raise SequenceInputError(str(e)) from None
@@ -135,7 +139,7 @@ def _fasta_record(rec, label: str) -> SequenceRecord:
     )
 
 
-def _fastq_lines(lines, label: str) -> Iterator[SequenceRecord]:
+def _fastq_lines(lines, label: str, allow_empty: bool = False) -> Iterator[SequenceRecord]:
     lines = iter(lines)
     for lineno, header in lines:
         if not header.strip():
@@ -153,18 +157,18 @@ def _fastq_lines(lines, label: str) -> Iterator[SequenceRecord]:
                 f"{label}:{qual_line}: quality length {len(qual)} differs from sequence length {len(seq)}"
             )
         name = header[1:].split(maxsplit=1)[0] if header[1:].strip() else ""
-        if not seq:
+        if not seq and not allow_empty:
             raise SequenceInputError(f"{label}:{lineno}: record {name!r} has no sequence")
         yield SequenceRecord(name or f"line{lineno}", seq, label, lineno + 1)
 
 
-def _text_lines(lines, label: str) -> Iterator[SequenceRecord]:
+def _text_lines(lines, label: str, allow_empty: bool = False) -> Iterator[SequenceRecord]:
     for lineno, line in lines:
         if line.strip():
             yield SequenceRecord(f"line{lineno}", line.strip(), label, lineno)
 
 
-def _read_table(source: str, sep: str, column: str) -> Iterator[SequenceRecord]:
+def _read_table(source: str, sep: str, column: str, allow_empty: bool = False) -> Iterator[SequenceRecord]:
     import pandas as pd
 
     handle = sys.stdin if source == "-" else source
@@ -179,7 +183,7 @@ def _read_table(source: str, sep: str, column: str) -> Iterator[SequenceRecord]:
             seqs = chunk[cols[column.lower()]].tolist()
             names = chunk[name_col].tolist() if name_col else [f"row{offset + i + 1}" for i in range(len(seqs))]
             for i, (n, s) in enumerate(zip(names, seqs, strict=True)):
-                if not s.strip():
+                if not s.strip() and not allow_empty:
                     raise SequenceInputError(f"{source}: row {offset + i + 1} ({n}) has an empty sequence")
                 yield SequenceRecord(str(n), s, "<stdin>" if source == "-" else source, offset + i + 1, unit="row")
             offset += len(seqs)
@@ -299,27 +303,34 @@ def skip_invalid_sequences(
     several) and ``on_skip(1)`` (a progress bar's total). All skipped is an error."""
     import warnings
 
-    from hyenadna.tokenizer import CharacterTokenizer, InvalidCharacterError
+    from hyenadna.tokenizer import CharacterTokenizer, InvalidCharacterError, sequence_label
 
     tokenizer = CharacterTokenizer(policy=policy)
     seen = skipped = 0
     for i, rec in enumerate(records):
         seen += 1
         try:
-            tokenizer.encode_bases(rec.sequence, i, rec.name)
+            problem = None if tokenizer.encode_bases(rec.sequence, i, rec.name).size else "has no sequence"
+            where = (f"{rec.source}:{rec.line}" if rec.line else rec.source) or "input"
+            problem = problem and f"{sequence_label(i, rec.name)} {problem}"
         except InvalidCharacterError as e:
+            problem, where = str(e), rec.where(e.position) or rec.source or "input"
+        if problem:
             skipped += 1
             if on_skip is not None:
                 on_skip(1)
             if warn and skipped <= SKIP_WARNINGS:
-                where = rec.where(e.position) or rec.source or "input"
-                warnings.warn(f"{where}: skipped: {e}", stacklevel=2)
+                warnings.warn(f"{where}: skipped: {problem}", stacklevel=2)
             continue
         yield rec
     if warn and skipped > SKIP_WARNINGS:
-        warnings.warn(f"skipped {skipped:,} of {seen:,} sequences for characters that are not DNA", stacklevel=2)
+        warnings.warn(
+            f"skipped {skipped:,} of {seen:,} sequences: empty, or holding characters that are not DNA", stacklevel=2
+        )
     if seen and skipped == seen:
-        raise SequenceInputError(f"every one of the {seen:,} sequences held a character that is not DNA; nothing to do")
+        raise SequenceInputError(
+            f"every one of the {seen:,} sequences was empty or held a character that is not DNA; nothing to do"
+        )
 
 
 def read_bed_sequences(
