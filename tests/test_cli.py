@@ -455,6 +455,9 @@ def test_input_counts_for_progress_totals(tmp_path):
     progress.update(3, 6)
     line = progress.finish("embedded", "out.npz")
     assert line.startswith("embedded 3 sequences (6 bp) in ") and line.endswith("-> out.npz")
+    one = Progress("sequences", enabled=False)
+    one.update(1, 4)
+    assert one.finish("scored", None).startswith("scored 1 sequence (4 bp) in ")  # not "1 sequences"
 
 
 def test_vep_reference_mismatch_warning_shows_both_alleles(tmp_path, capsys):

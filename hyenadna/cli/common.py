@@ -410,7 +410,8 @@ class Progress:
         if self.bases:
             rate += f", {self.bases / max(dt, 1e-9):,.0f} bp/s"
         size = f" ({self.bases:,} bp)" if self.bases else ""
-        line = f"{done} {self.items:,} {self.unit}{size} in {dt:.2f} s ({rate}){extra} -> {destination or 'stdout'}"
+        unit = self.unit[:-1] if self.items == 1 and self.unit.endswith("s") else self.unit  # "1 sequence"
+        line = f"{done} {self.items:,} {unit}{size} in {dt:.2f} s ({rate}){extra} -> {destination or 'stdout'}"
         print(line, file=sys.stderr)
         return line
 
