@@ -15,7 +15,7 @@ from hyenadna.ops import autotune
 from hyenadna.ops import linear as linear_ops
 from hyenadna.ops.execution import GPU_LOW_MEMORY_CHUNK, ExecutionOptions
 from hyenadna.ops.fftconv import fft_length, smooth_fft_length
-from tests.conftest import FIXTURES  # at import: importing conftest again inside a test resets HYENADNA_AUTOTUNE
+from tests.conftest import FIXTURES, REPO  # at import: importing conftest again inside a test resets HYENADNA_AUTOTUNE
 from tests.test_benchmark import gc_frame
 
 
@@ -253,6 +253,21 @@ def test_an_unreadable_cache_file_is_kept_and_the_defaults_are_used(tuned):
         with pytest.warns(UserWarning, match="autotune --refresh"):
             assert autotune.tuning() == autotune.DEFAULTS
         assert path.read_text() == bad and not calls  # never deleted or rewritten behind the user's back
+
+
+def test_a_home_that_cannot_be_written_runs_with_the_defaults(tuned, tmp_path, monkeypatch, capsys):
+    """A read-only HYENADNA_HOME (a container, a cluster node) stopped every command before it began."""
+    from hyenadna.cli import main
+
+    state, calls = tuned
+    state["choices"] = {"block_tokens": 8192}
+    (tmp_path / "a_file").write_text("x")
+    monkeypatch.setenv("HYENADNA_HOME", str(tmp_path / "a_file" / "home"))
+    autotune.set_enabled(None)
+    with pytest.warns(UserWarning, match="cannot keep kernel choices in .*; using the default ones. Set HYENADNA_HOME"):
+        assert autotune.tuning() == autotune.DEFAULTS
+    assert not calls
+    assert main(["embed", str(REPO / "hyenadna" / "examples" / "example.fa"), "-o", str(tmp_path / "e.npz")]) == 0
 
 
 def test_a_measurement_beside_other_work_says_so(tuned, capsys, monkeypatch):

@@ -238,8 +238,18 @@ def _load_or_measure(path: Path) -> Tuning:
     # while the others wait, then read its file, so none times its candidates beside another's measuring
     from filelock import FileLock
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(f"{path}.lock"):
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(f"{path}.lock")
+        lock.acquire()
+    except OSError as err:  # a read-only home (a container, a cluster node): run, with the defaults, and say so
+        warnings.warn(
+            f"cannot keep kernel choices in {path.parent} ({err}); using the default ones. Set HYENADNA_HOME to a "
+            "writable folder to measure them once for this CPU (`hyenadna autotune`)",
+            stacklevel=3,
+        )
+        return DEFAULTS
+    try:
         if path.is_file():
             return _load_or_measure(path)
         print(
@@ -253,6 +263,8 @@ def _load_or_measure(path: Path) -> Tuning:
         note = contention_note(record)
         if note:
             print(f"hyenadna: kernel choices {note}", file=sys.stderr, flush=True)
+    finally:
+        lock.release()
     return _from_record(record)
 
 
