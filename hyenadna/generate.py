@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Iterator
 
 import torch
@@ -36,14 +37,13 @@ def generate(
     (``ops/hyena.py: hyena_decode``), where rerunning the window costs O(t D^2) at t tokens of context
     (``benchmarks/generate_speed.py``); without it each base reruns the window, the plain path the cached one is
     tested against."""
-    if temperature <= 0:
-        raise ValueError("temperature must be > 0")
-    if length < 0:
-        raise ValueError("length must be >= 0")
-    if num_samples < 1:
-        raise ValueError("num_samples must be >= 1")
-    if top_k is not None and top_k < 1:
-        raise ValueError("top_k must be >= 1")
+    if not temperature > 0 or temperature == float("inf"):  # NaN fails every comparison
+        raise ValueError(f"temperature={temperature}: must be > 0 and finite")
+    for name, value, least in (("length", length, 0), ("num_samples", num_samples, 1), ("top_k", top_k, 1)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+            raise TypeError(f"{name}={value!r}: must be a whole number")
+        if value is not None and value < least:
+            raise ValueError(f"{name} must be >= {least}")
     if top_p is not None and not 0 < top_p <= 1:
         raise ValueError("top_p must be in (0, 1]")
     device = next(model.parameters()).device

@@ -3,6 +3,8 @@ reference fixtures, and generation with and without the cache."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -143,6 +145,20 @@ def test_generation_from_a_prompt_longer_than_the_context():
     tokenizer = CharacterTokenizer()
     prompt = "ACGTTGCAAC" * 20
     assert generate(model, tokenizer, prompt, 90, seed=1) == generate(model, tokenizer, prompt, 90, seed=1, cache=False)
+
+
+def test_bad_sampling_arguments_are_named_before_sampling():
+    """temperature=nan reached torch.multinomial (a tensor "contains either inf, nan"), length=2.5 a range()."""
+    model, tokenizer = small_model(), CharacterTokenizer()
+    for kw, error, message in (
+        ({"temperature": float("nan")}, ValueError, "temperature=nan: must be > 0 and finite"),
+        ({"temperature": float("inf")}, ValueError, "temperature=inf: must be > 0 and finite"),
+        ({"length": 2.5}, TypeError, "length=2.5: must be a whole number"),
+        ({"top_k": 0}, ValueError, "top_k must be >= 1"),
+        ({"num_samples": 0}, ValueError, "num_samples must be >= 1"),
+    ):
+        with pytest.raises(error, match=re.escape(message)):
+            generate(model, tokenizer, "ACGT", **{"length": 5, **kw})
 
 
 def test_the_sdk_generates_with_the_configured_precision(monkeypatch):
