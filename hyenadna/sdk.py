@@ -39,7 +39,7 @@ from hyenadna.models.hyena_dna import HyenaDNALMHeadModel, load_model
 from hyenadna.pooling import POOLINGS
 from hyenadna.tokenizer import POLICIES, CharacterTokenizer, sequence_label
 from hyenadna.utils.device import resolve_device, seeded
-from hyenadna.utils.precision import autocast, check_precision, parse_dtype
+from hyenadna.utils.precision import autocast, check_precision_with_dtype, parse_dtype
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -112,8 +112,7 @@ class HyenaDNAConfig:
             raise ValueError(f"pooling={self.pooling!r}: choose None (per token) or one of {POOLINGS}")
         if self.long_sequences not in LONG_SEQUENCE_MODES:
             raise ValueError(f"long_sequences={self.long_sequences!r}: choose one of {LONG_SEQUENCE_MODES}")
-        check_precision(self.precision)
-        parse_dtype(self.dtype)
+        check_precision_with_dtype(self.precision, self.dtype)
         for name in ("batch_size", "max_length", "overlap"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):

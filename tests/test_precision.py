@@ -91,6 +91,12 @@ def test_sdk_dtype_and_precision(tmp_path):
         HyenaDNAConfig(precision="int8")
     with pytest.raises(ValueError, match="dtype='half'"):
         HyenaDNAConfig(dtype="half")
+    # autocast to one half type over weights in the other failed inside torch ("Unexpected floating ScalarType")
+    for precision, dtype, other in (("fp16", "bfloat16", "bf16"), ("bf16", "float16", "fp16")):
+        with pytest.raises(ValueError, match=f"cannot run {dtype} weights; choose precision='{other}', or float32"):
+            HyenaDNAConfig(precision=precision, dtype=dtype)
+    HyenaDNAConfig(precision="bf16", dtype="bfloat16")
+    HyenaDNAConfig(precision="fp16", dtype="float32")
 
 
 def test_dtype_names_and_grad_scaler():

@@ -106,7 +106,7 @@ _PYTHON_TO_FLAG = [
     (re.compile(r"\b(model_name|model_path)='?([^'\s,;)]+)'?"), r"--model \2"),
     (
         re.compile(
-            r"\b(batch_size|device|revision|hub_layout|precision|pooling|framing|overlap|max_n_fraction)='?([^'\s,;)]+)'?"
+            r"\b(batch_size|device|revision|hub_layout|precision|dtype|pooling|framing|overlap|max_n_fraction)='?([^'\s,;)]+)'?"
         ),
         None,
     ),

@@ -13,6 +13,7 @@ import torch
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+_PRECISION_OF = {torch.bfloat16: "bf16", torch.float16: "fp16"}
 _DTYPES = {
     "float32": torch.float32,
     "fp32": torch.float32,
@@ -27,6 +28,17 @@ def check_precision(precision: str) -> str:
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r}: choose one of {', '.join(map(repr, PRECISIONS))}")
     return precision
+
+
+def check_precision_with_dtype(precision: str, dtype: str | torch.dtype) -> None:
+    """Autocast to one half type cannot run weights held in the other (torch fails inside autocast's casts)."""
+    weights, compute = parse_dtype(dtype), _AUTOCAST.get(check_precision(precision))
+    if compute is not None and weights != torch.float32 and weights != compute:
+        name = str(weights).removeprefix("torch.")
+        raise ValueError(
+            f"precision={precision!r} with dtype={name!r}: autocast to {str(compute).removeprefix('torch.')} cannot "
+            f"run {name} weights; choose precision={_PRECISION_OF[weights]!r}, or float32 weights"
+        )
 
 
 def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
