@@ -78,6 +78,8 @@ def make_inputs(d: Path) -> dict[str, Path]:
     write(
         "bigvcf.vcf", "#CHROM\tPOS\tID\tREF\tALT\n" + "".join(f"20\t{5_000_000 + 37 * i}\t.\tN\tA\n" for i in range(1))
     )
+    f["model"] = d / "models" / "tiny"  # a model in a folder of its own, which a mistaken convert could replace
+    shutil.copytree(REPO / "hyenadna" / "weights" / "hyenadna-tiny-1k-d256-grch37", f["model"])
     return f
 
 
@@ -95,7 +97,7 @@ def cases(f: dict[str, Path], out: Path) -> list[dict]:
         ("embed: sequence before header", cli("embed", str(f["no_header.fa"]), "-o", o), 1, ["before the first"]),
         ("embed: empty header", cli("embed", str(f["empty_header.fa"]), "-o", o), 1, ["empty FASTA header"]),
         ("embed: non-ASCII base", cli("embed", str(f["utf8.fa"]), "-o", o), 1, ["utf8.fa:2"]),
-        ("embed: CRLF line ends", cli("embed", str(f["crlf.fa"]), "-o", o), 0, ["embedded 1 sequences"]),
+        ("embed: CRLF line ends", cli("embed", str(f["crlf.fa"]), "-o", o), 0, ["embedded 1 sequence ("]),
         ("embed: FASTQ quality length", cli("embed", str(f["bad.fq"]), "-o", o), 1, ["quality length"]),
         ("embed: FASTQ cut short", cli("embed", str(f["cut.fq"]), "-o", o), 1, ["cut short"]),
         ("embed: CSV bad character", cli("embed", str(f["bad.csv"]), "-o", o), 1, ["bad.csv, row 2", "'#'"]),
@@ -219,9 +221,17 @@ def cases(f: dict[str, Path], out: Path) -> list[dict]:
         ("info: unknown model", cli("info", "nope-model"), 1, ["unknown model name"]),
         (
             "convert: into a non-empty folder",
-            cli("convert", str(REPO / "hyenadna" / "weights" / "hyenadna-tiny-1k-d256-grch37"), str(REPO / "hyenadna")),
+            cli(
+                "convert", str(REPO / "hyenadna" / "weights" / "hyenadna-tiny-1k-d256-grch37"), str(REPO / "benchmarks")
+            ),
             1,
             ["--overwrite"],
+        ),
+        (
+            "convert --overwrite: into the folder holding the source",  # swapped the folder out, source and all
+            cli("convert", str(f["model"]), str(f["model"].parent), "--overwrite"),
+            1,
+            ["holds the source"],
         ),
         ("fine-tune: missing task", cli("fine-tune", str(out / "task"), "--out", ft), 1, ["task"]),
         ("pretrain: no --fasta", cli("pretrain", "--out", str(out / "run")), 2, ["--fasta"]),
