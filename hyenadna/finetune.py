@@ -113,6 +113,7 @@ class HyenaDNAFineTuningModel:
             self.network = SequenceModel(self.lm.backbone, output_size, self.pooling).to(self.device)
         self.history: list[dict] = []
         self.head_trained = False  # by train() or as loaded; until then outputs come from a random head
+        self._warned_untrained = False
         # the training rows' lengths in bases (min, median, max): the window a variant is scored in by default
         self.train_lengths: dict[str, int] | None = None
 
@@ -440,7 +441,7 @@ class HyenaDNAFineTuningModel:
 
     def _warn_if_untrained(self) -> None:
         """Once a model: inference on a random head is almost always a forgotten train() or load()."""
-        if not self.head_trained and not getattr(self, "_warned_untrained", False):
+        if not self.head_trained and not self._warned_untrained:
             self._warned_untrained = True
             warnings.warn(
                 f"this {self.head_type} head has not been trained: its outputs come from random weights (train() "

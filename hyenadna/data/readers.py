@@ -310,11 +310,12 @@ def skip_invalid_sequences(
     for i, rec in enumerate(records):
         seen += 1
         try:
-            problem = None if tokenizer.encode_bases(rec.sequence, i, rec.name).size else "has no sequence"
-            where = (f"{rec.source}:{rec.line}" if rec.line else rec.source) or "input"
-            problem = problem and f"{sequence_label(i, rec.name)} {problem}"
+            empty = tokenizer.encode_bases(rec.sequence, i, rec.name).size == 0
         except InvalidCharacterError as e:
             problem, where = str(e), rec.where(e.position) or rec.source or "input"
+        else:
+            problem = f"{sequence_label(i, rec.name)} has no sequence" if empty else None
+            where = (f"{rec.source}:{rec.line}" if rec.line else rec.source) or "input"
         if problem:
             skipped += 1
             if on_skip is not None:
