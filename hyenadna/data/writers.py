@@ -20,9 +20,9 @@ def _member(zf: zipfile.ZipFile, name: str):
 
 
 # Writing per-token rows to Parquet holds about this many more copies of them while pyarrow encodes the column (its
-# levels and pages): a 2 Mb record's 2.0 GB of rows peaked at 13.4 GB written, 2.4 GB to .npz
-# (benchmarks/embed_memory.py --pooling none)
-PARQUET_PER_TOKEN_COPIES = 6
+# levels and pages): a 1 Mb record's 1.0 GB of rows peaked at 5.7 GB written uncompressed, 6.6 GB with snappy (a 2 Mb
+# one's 2.0 GB: 13.4 GB with snappy, 2.4 GB to .npz) (benchmarks/embed_memory.py --pooling none)
+PARQUET_PER_TOKEN_COPIES = 5
 
 
 class EmbeddingWriter:
@@ -89,8 +89,10 @@ class EmbeddingWriter:
             col = pa.FixedSizeListArray.from_arrays(pa.array(embeddings.astype(np.float32).ravel()), self.dim)
         table = pa.table({"id": pa.array(ids, pa.string()), "length": pa.array(lengths, pa.int64()), "embedding": col})
         if self._parquet is None:
-            # no dictionary for the embeddings: floats seldom repeat, and it held about 30x the column's size
-            self._parquet = pq.ParquetWriter(self._tmp, table.schema, use_dictionary=["id"])
+            # no dictionary for the embeddings: floats seldom repeat, and it held about 30x the column's size; nor
+            # compression: snappy made them no smaller and held one more copy of the rows while it ran
+            compression = {"id": "snappy", "length": "snappy", "embedding": "none"}
+            self._parquet = pq.ParquetWriter(self._tmp, table.schema, use_dictionary=["id"], compression=compression)
         self._parquet.write_table(table)
 
     def _finish(self) -> None:
