@@ -298,6 +298,8 @@ class HubFetcher:
             path = hf_hub_download(**kw, endpoint=hub.resolved_endpoint, token=hub.token)
         except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as e:
             raise HubNotFound(f"{repo}: {_first_line(e)}", repo_type=repo_type) from e
+        except _LOCAL_ERRORS as e:
+            raise HubDownloadError(_local_folder_message(repo, hub, e)) from None
         except Exception as e:  # the transfer broke: connection lost, short read, size mismatch
             raise HubDownloadError(
                 f"{repo}: downloading {filename} from {hub.resolved_endpoint} failed ({_first_line(e)}). The "
@@ -343,6 +345,8 @@ def _unreachable(repo: str, filename: str, hub: HubOptions, repo_type: str) -> s
     url = hf_hub_url(repo, filename, repo_type=repo_type, revision=hub.revision, endpoint=hub.resolved_endpoint)
     try:
         get_hf_file_metadata(url, token=hub.token, endpoint=hub.resolved_endpoint)
+    except _LOCAL_ERRORS as e:  # the Hugging Face folders on this machine, not the network
+        raise HubDownloadError(_local_folder_message(repo, hub, e)) from None
     except HfHubHTTPError as e:
         status = getattr(getattr(e, "response", None), "status_code", None)
         if status is not None and status >= 500:
@@ -351,6 +355,17 @@ def _unreachable(repo: str, filename: str, hub: HubOptions, repo_type: str) -> s
     except Exception as e:  # connection refused, DNS, timeout, proxy
         return _first_line(e)
     return None
+
+
+# a file-system error of HF_HOME (its token file, its cache): a retry cannot help, another folder can
+_LOCAL_ERRORS = (NotADirectoryError, IsADirectoryError, PermissionError)
+
+
+def _local_folder_message(repo: str, hub: HubOptions, error: OSError) -> str:
+    return (
+        f"{repo}: the Hugging Face folder on this machine cannot be used ({_first_line(error)}); the cache is "
+        f"{hub.resolved_cache_dir}: set HF_HOME (or HF_HUB_CACHE) to a folder this user can write"
+    )
 
 
 def _not_cached_message(

@@ -394,6 +394,18 @@ def test_download_command_prefetches_for_offline_use(hub, capsys, monkeypatch, c
     assert connections == []
 
 
+def test_a_cache_folder_that_cannot_be_used_is_named_not_blamed_on_the_network(hub, monkeypatch, capsys, tmp_path):
+    """HF_HOME under a file said the endpoint "cannot be reached" (and a failed download said to retry)."""
+    hub.add_commit(HF_REPO, hf_files())
+    (tmp_path / "a_file").write_text("x")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "a_file" / "hub"))
+    assert main(["download", "hyenadna-tiny-1k-seqlen"]) == 1
+    err = capsys.readouterr().err
+    assert "the Hugging Face folder on this machine cannot be used (NotADirectoryError" in err
+    assert "set HF_HOME (or HF_HUB_CACHE) to a folder this user can write" in err
+    assert "cannot be reached" not in err and "retry" not in err
+
+
 def test_a_suite_not_cached_offline_names_the_download_that_fetches_it(monkeypatch, capsys, tmp_path):
     """It said `hyenadna download --dataset InstaDeepAI/...`, which --dataset refuses, and offered --model."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
