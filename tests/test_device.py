@@ -36,6 +36,8 @@ def test_each_rank_gets_its_own_gpu(monkeypatch):
     assert rank_device("cuda:1", local_rank=3) == torch.device("cuda", 1)  # an explicit index is kept
     monkeypatch.setenv("LOCAL_RANK", "3")
     assert rank_device("cuda") == torch.device("cuda", 3)
+    with pytest.raises(ValueError, match=r"device='cuda:4': this machine has 4 GPU\(s\), cuda:0 to cuda:3"):
+        rank_device("cuda:4", local_rank=0)  # failed later in torch, as "invalid device ordinal"
     with pytest.raises(ValueError, match="LOCAL_RANK 5 has no GPU: this node has 4"):
         rank_device("cuda", local_rank=5)
 

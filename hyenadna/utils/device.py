@@ -16,6 +16,9 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         raise ValueError(f"device={device!r}: give 'auto', 'cpu', 'cuda' (or 'cuda:N') or 'mps'") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was asked for, but CUDA is not available here; use device='cpu'")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()  # torch's own error comes later, as "invalid device ordinal"
+        raise ValueError(f"device={device!r}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}")
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"device={device!r} was asked for, but Apple's MPS is not available here; use device='cpu'")
     return dev
