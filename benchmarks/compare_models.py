@@ -181,7 +181,7 @@ def plot(a: dict, b: dict, names: tuple[str, str], path: Path, columns: tuple[st
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from hyenadna.utils.io import save_png
+    from hyenadna.utils.io import save_figure
 
     tasks = [t for t in a["tasks"] if t in b["tasks"]]
     columns = _columns(a, b, tasks, _same_recipe_columns(a, b) if columns is None else columns)
@@ -203,7 +203,7 @@ def plot(a: dict, b: dict, names: tuple[str, str], path: Path, columns: tuple[st
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    save_png(fig, path)
+    save_figure(fig, path)
 
 
 def _values(mode: dict, metric: str) -> dict:

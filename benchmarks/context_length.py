@@ -56,7 +56,7 @@ def plot(results: dict, out: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hyenadna.utils.io import save_png
+    from hyenadna.utils.io import save_figure
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, r in results.items():
@@ -69,7 +69,7 @@ def plot(results: dict, out: Path, title: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    save_png(fig, str(out))
+    save_figure(fig, str(out))
 
 
 def main() -> None:

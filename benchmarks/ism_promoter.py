@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hyenadna.utils.io import atomic_write_text, save_png
+from hyenadna.utils.io import atomic_write_text, save_figure
 
 REPO = Path(__file__).resolve().parents[1]
 TASK = REPO.parent / "shared" / "benchmarks" / "promoter_all"
@@ -127,7 +127,7 @@ def main() -> None:
     ax.set_xlabel("position relative to the TSS")
     ax.set_ylabel("mean importance (-mean change\nof the promoter log-odds)")
     ax.legend(fontsize=8)
-    save_png(fig, args.out / "profile.png", dpi=130)
+    save_figure(fig, args.out / "profile.png", dpi=130)
 
     lines = [
         f"Model: `{Path(args.model).name}` (promoter_all, fine-tuned); the first {args.per_group} test promoters and "

@@ -135,7 +135,7 @@ def plot(runs: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hyenadna.utils.io import save_png
+    from hyenadna.utils.io import save_figure
 
     fig, ax = plt.subplots(figsize=(12, 4.8) if len(runs) > 6 else (7.5, 4.5))
     colors = plt.get_cmap("tab20").colors
@@ -160,7 +160,7 @@ def plot(runs: list[dict], path: Path) -> None:
     else:
         ax.legend(fontsize=8)
         fig.tight_layout()
-    save_png(fig, path)
+    save_figure(fig, path)
 
 
 def table(runs: list[dict]) -> str:

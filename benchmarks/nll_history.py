@@ -34,7 +34,7 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hyenadna.utils.io import save_png
+    from hyenadna.utils.io import save_figure
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", type=Path, help="run folders, each continuing the one before")
@@ -64,7 +64,7 @@ def main() -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    save_png(fig, args.out)
+    save_figure(fig, args.out)
     print(f"wrote {args.out}")
 
 

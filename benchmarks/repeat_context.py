@@ -63,7 +63,7 @@ def plot(table: list[dict], names: dict[str, str], out: Path, title: str) -> Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hyenadna.utils.io import save_png
+    from hyenadna.utils.io import save_figure
 
     fig, ax = plt.subplots(figsize=(7.5, 4))
     x = np.arange(len(table))
@@ -87,7 +87,7 @@ def plot(table: list[dict], names: dict[str, str], out: Path, title: str) -> Non
     bars, bar_labels = ax2.get_legend_handles_labels()
     ax.legend(lines + bars, labels + bar_labels, fontsize=7, loc="upper right")
     fig.tight_layout()
-    save_png(fig, str(out))
+    save_figure(fig, str(out))
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from hyenadna.utils.io import atomic_write_text, save_png
+from hyenadna.utils.io import atomic_write_text, save_figure
 
 
 def load_runs(folder: Path, task: str, mode: str) -> dict[int, dict]:
@@ -72,7 +72,7 @@ def plot(tables: dict[str, dict[int, dict]], title: str, path: Path) -> None:
     ax_mcc.legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
-    save_png(fig, path)  # closes it
+    save_figure(fig, path)  # closes it
 
 
 def main() -> None:

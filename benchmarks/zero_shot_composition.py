@@ -32,7 +32,7 @@ from zero_shot_repeats import emit, interval_cell, pair_resamples
 from zero_shot_shuffle import plus_strand_acceptors
 from zero_shot_splice import REPO, training_markov
 
-from hyenadna.utils.io import save_png
+from hyenadna.utils.io import save_figure
 
 GROUPS = (
     "C count",
@@ -297,7 +297,7 @@ def main() -> None:
         ax.set_title(f"+ strand acceptors: what the last {args.context} bases' composition explains", fontsize=10)
         ax.legend(fontsize=7)
         fig.tight_layout()
-        save_png(fig, args.out.with_suffix(".png"))
+        save_figure(fig, args.out.with_suffix(".png"))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import numpy as np
 from zero_shot_repeats import auroc_interval
 from zero_shot_splice import GENOME, REPO, training_markov
 
-from hyenadna.utils.io import atomic_write_text, save_png
+from hyenadna.utils.io import atomic_write_text, save_figure
 
 CONTEXTS = (4, 8, 12, 16, 24, 32, 64, 128, 256)
 MODELS = ("hyenadna-tiny-1k-d256-grch37", "hyenadna-16k-d256-l3-grch37")
@@ -189,7 +189,7 @@ def main() -> None:
     axes[0].set_ylabel("AUROC of log p(ref) - log p(alt) at the site")
     axes[-1].legend(fontsize=7)
     fig.tight_layout()
-    save_png(fig, args.out / "context.png")
+    save_figure(fig, args.out / "context.png")
     print("\n".join(lines))
     log("done")
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from hyenadna.data.readers import GenomeFasta, reverse_complement
 from hyenadna.data.regions import Interval, canonical_chrom
-from hyenadna.utils.io import save_png
+from hyenadna.utils.io import save_figure
 from hyenadna.vep import Variant, score_window_pairs, variant_windows
 
 if TYPE_CHECKING:
@@ -400,4 +400,4 @@ def plot_ism(result: IsmResult, path: str | Path, title: str = "", marks: dict[i
     else:
         default = f"In-silico mutagenesis of a fine-tuned model's prediction ({result.target}), {strands}"
     ax_map.set_title(title or default)
-    save_png(fig, path, dpi=130)
+    save_figure(fig, path, dpi=130)

@@ -498,3 +498,31 @@ def test_atomic_writes_name_the_file_asked_for(tmp_path):
     with pytest.raises(OSError, match=f"^cannot write {blocker}/x.tsv: "):
         atomic_write_text(blocker / "x.tsv", "x")  # its parent is a file
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_figures_are_written_in_the_format_their_extension_names(tmp_path):
+    """`--plot x.pdf` wrote a PNG under the .pdf name; PDF and SVG are written as such, the same bytes each time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hyenadna.utils.io import save_figure
+
+    magic = {"png": b"\x89PNG", "pdf": b"%PDF", "svg": b"<?xml"}
+    for fmt, start in magic.items():
+        runs = []
+        for k in range(2):
+            fig, ax = plt.subplots()
+            ax.plot([0, 1], [1, 0])
+            save_figure(fig, tmp_path / f"f{k}.{fmt}")
+            runs.append((tmp_path / f"f{k}.{fmt}").read_bytes())
+        assert runs[0].startswith(start) and runs[0] == runs[1]
+    fig, _ = plt.subplots()
+    with pytest.raises(ValueError, match=r"f\.jpg: a figure is written as \.png, \.pdf or \.svg"):
+        save_figure(fig, tmp_path / "f.jpg")
+    plt.close(fig)
+    assert not (tmp_path / "f.jpg").exists()
+    with pytest.raises(SystemExit) as e:  # refused by the parser, before any work
+        main(["ism", "--genome", "g.fa", "--region", "chr1:0-10", "--plot", str(tmp_path / "m.jpeg")])
+    assert e.value.code == 2

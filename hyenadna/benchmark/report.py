@@ -10,7 +10,7 @@ import numpy as np
 from hyenadna.benchmark.runner import scratch_schedule
 from hyenadna.benchmark.suites import PUBLISHED_COLUMNS, published_source
 from hyenadna.training.patience import LEFT_CHANCE, PATIENCE_FROM_VALIDATION
-from hyenadna.utils.io import atomic_write_text, save_png
+from hyenadna.utils.io import atomic_write_text, save_figure
 
 COLUMNS = [
     ("kmer", "k-mer LR baseline"),
@@ -291,7 +291,7 @@ def write_report(summary: dict, out: Path) -> None:
     if modes:
         ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
-    save_png(fig, out / "results.png")
+    save_figure(fig, out / "results.png")
     plot_differences(summary, out / "results_vs_kmer.png")
 
 
@@ -332,5 +332,5 @@ def plot_differences(summary: dict, path: Path) -> bool:
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
-    save_png(fig, path)
+    save_figure(fig, path)
     return True

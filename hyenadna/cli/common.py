@@ -135,6 +135,17 @@ def seed(text: str) -> int:
     return value
 
 
+def figure_path(text: str) -> str:
+    """An argparse type: a figure's output path, .png, .pdf or .svg."""
+    from hyenadna.utils.io import figure_format
+
+    try:
+        figure_format(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
 def fraction_at_most_one(text: str) -> float:
     """An argparse type: a number in [0, 1]."""
     value = float_at_least(0)(text)

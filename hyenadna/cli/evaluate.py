@@ -7,7 +7,7 @@ import json
 import sys
 import time
 
-from hyenadna.cli.common import add_command, add_model_args, int_at_least, sdk_config
+from hyenadna.cli.common import add_command, add_model_args, figure_path, int_at_least, sdk_config
 from hyenadna.data.regions import HELD_OUT
 
 
@@ -131,6 +131,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --by-position: even token counts to cut the context to (default 1024); several, such as "
         "64 256 1024 4096, sweep it",
     )
-    p.add_argument("--plot", help="with --by-position: NLL against position as a PNG")
+    p.add_argument(
+        "--plot", type=figure_path, help="with --by-position: NLL against position as a figure (.png, .pdf or .svg)"
+    )
     p.add_argument("-o", "--output", help="also write the JSON report here")
     add_model_args(p)

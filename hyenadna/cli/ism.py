@@ -11,6 +11,7 @@ from hyenadna.cli.common import (
     Progress,
     add_command,
     add_model_args,
+    figure_path,
     int_at_least,
     load_classifier,
     sdk_config,
@@ -316,5 +317,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--deletions", action="store_true", help="also score deleting each base")
     p.add_argument("--max-length", type=int_at_least(1), default=5000, help="largest region accepted (default 5,000)")
     p.add_argument("-o", "--output", help=".tsv, .jsonl (one row per change) or .npz (position x base arrays)")
-    p.add_argument("--plot", help="PNG: position x base heatmap above the per-position importance track")
+    p.add_argument(
+        "--plot",
+        type=figure_path,
+        help="a figure (.png, .pdf or .svg): position x base heatmap above the per-position importance track",
+    )
     add_model_args(p)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hyenadna.utils.io import save_png
+from hyenadna.utils.io import save_figure
 
 BAND_EDGES = (1024, 4096, 16384)
 
@@ -132,7 +132,7 @@ def plot_position_curves(curves: dict[str, np.ndarray], out: str, title: str, bi
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    save_png(fig, out)
+    save_figure(fig, out)
 
 
 @torch.no_grad()
@@ -175,4 +175,4 @@ def plot_filter_reach(reach: dict[str, list[dict]], out: str, title: str) -> Non
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    save_png(fig, out)
+    save_figure(fig, out)

@@ -33,7 +33,7 @@ from hyenadna.training.optim import build_optimizer, cosine_lr
 from hyenadna.training.step_memory import KEPT_FREED_MEMORY_FACTOR, step_memory
 from hyenadna.training.windows import WindowSampler, fixed_windows
 from hyenadna.utils.device import gather_rng_states, rank_device, rng_state, set_rng_state
-from hyenadna.utils.io import atomic_path, atomic_write_text, save_png
+from hyenadna.utils.io import atomic_path, atomic_write_text, save_figure
 from hyenadna.utils.memory import reuse_freed_memory
 from hyenadna.utils.precision import autocast, cpu_has_native_bf16, emulated_bf16
 from hyenadna.utils.shards import MAX_SHARD_BYTES
@@ -469,7 +469,7 @@ def _plot(metrics_path: Path, out: Path, baseline: float | None) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    save_png(fig, out)
+    save_figure(fig, out)
 
 
 def _last_eval_step(metrics_path: Path) -> int | None:

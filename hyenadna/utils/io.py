@@ -48,10 +48,25 @@ def ignored_folder(path: str | Path, what: str) -> Path:
     return path
 
 
-def save_png(fig, path: str | Path, dpi: int = 110) -> None:
-    """Write a matplotlib figure as a PNG, atomically, and close it."""
+FIGURE_FORMATS = ("png", "pdf", "svg")
+
+
+def figure_format(path: str | Path) -> str:
+    """The format a figure is written in, from its extension: png, pdf or svg (else an error, before any work: a PNG
+    under another extension would read as a broken file)."""
+    fmt = Path(path).suffix.lower().removeprefix(".")
+    if fmt not in FIGURE_FORMATS:
+        raise ValueError(f"{path}: a figure is written as .png, .pdf or .svg")
+    return fmt
+
+
+def save_figure(fig, path: str | Path, dpi: int = 110) -> None:
+    """Write a matplotlib figure as PNG, PDF or SVG (by ``path``'s extension), atomically, and close it."""
     import matplotlib.pyplot as plt
 
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
+    fmt = figure_format(path)
+    # no dates or random ids, so that the same figure makes the same bytes
+    metadata = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}.get(fmt)
+    with atomic_path(path) as tmp, plt.rc_context({"svg.hashsalt": "hyenadna"}):
+        fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata)
     plt.close(fig)
