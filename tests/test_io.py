@@ -382,6 +382,12 @@ def test_generate_is_seeded(tmp_path):
     assert text == (tmp_path / "b.fa").read_text()
     seqs = [r.sequence for r in read_sequences(tmp_path / "a.fa")]
     assert len(seqs) == 2 and all(len(s) == 20 and set(s) <= set("ACGT") for s in seqs)
+    # .gz is gzip (it was plain text under a .gz name), the same bytes each time; a table's name is refused
+    for name in ("c.fa.gz", "d.fa.gz"):
+        assert main([*args, "-o", str(tmp_path / name)]) == 0
+    assert gzip.decompress((tmp_path / "c.fa.gz").read_bytes()).decode() == text
+    assert (tmp_path / "c.fa.gz").read_bytes() == (tmp_path / "d.fa.gz").read_bytes()
+    assert main([*args, "-o", str(tmp_path / "e.json")]) == 1 and not (tmp_path / "e.json").exists()
 
 
 def test_generate_continues_each_record_of_a_file_or_bed(tmp_path, capsys):

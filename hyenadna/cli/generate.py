@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from hyenadna.cli.common import (
     Progress,
@@ -19,6 +20,23 @@ from hyenadna.cli.common import (
     seed,
 )
 
+# output extensions of other formats (rows, arrays): refused rather than filled with FASTA
+NOT_FASTA = (".json", ".jsonl", ".ndjson", ".tsv", ".csv", ".parquet", ".npz", ".npy", ".h5", ".bed", ".vcf")
+
+
+def _write_fasta(path: str, text: str) -> None:
+    """Atomically; gzip-compressed where the name ends in .gz (with no timestamp: the same samples, the same bytes)."""
+    import gzip
+
+    from hyenadna.utils.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        if path.lower().endswith(".gz"):
+            with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as f:
+                f.write(text.encode())
+        else:
+            tmp.write_text(text)
+
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from hyenadna.data.readers import SequenceRecord
@@ -26,6 +44,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     if (args.prompt is not None) == bool(args.input or args.bed):
         raise ValueError("give --prompt, or prompts as INPUT (or --bed with --genome): one of them")
+    if args.output:  # before any work: FASTA under a table's or an array's name would read as a broken file
+        suffixes = [s.lower() for s in Path(args.output).suffixes if s.lower() != ".gz"]
+        if suffixes and suffixes[-1] in NOT_FASTA:
+            raise ValueError(f"{args.output}: samples are written as FASTA: name it .fa or .fasta (.gz to compress)")
     prompts = [SequenceRecord("", args.prompt)] if args.prompt is not None else list(read_records(args))
     model = HyenaDNA(sdk_config(args, progress=False))
     print(f"model: {model.source}", file=sys.stderr)
@@ -52,12 +74,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
             for i, s in enumerate(samples)
         ]
     if args.output:
-        from hyenadna.utils.io import atomic_write_text
-
-        atomic_write_text(args.output, "".join(text))
+        _write_fasta(args.output, "".join(text))
     else:
         sys.stdout.write("".join(text))
-    progress.finish("generated", args.output, f" in {args.num_samples * len(prompts)} sample(s)")
+    samples = args.num_samples * len(prompts)
+    progress.finish("generated", args.output, f" in {samples} sample{'s' if samples > 1 else ''}")
     return 0
 
 
