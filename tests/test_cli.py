@@ -586,6 +586,9 @@ def test_score_and_vep_write_the_format_their_output_is_named_for(tmp_path, caps
     vcf.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\na\t3\t.\tG\tT\n")
     assert main(["vep", str(vcf), "--genome", str(fasta), "--random-init", "-o", str(tmp_path / "v.json")]) == 0
     assert [r["status"] for r in json.loads((tmp_path / "v.json").read_text())] == ["ok"]
+    # scores under a VCF's name were JSON Lines that no VCF reader reads
+    assert main(["vep", str(vcf), "--genome", str(fasta), "--random-init", "-o", str(tmp_path / "scored.vcf")]) == 1
+    assert "scored.vcf: rows are written as text: name the file .tsv" in capsys.readouterr().err
 
 
 def test_embed_refuses_a_layer_named_twice(tmp_path, capsys):

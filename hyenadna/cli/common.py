@@ -431,13 +431,17 @@ ROW_FORMATS = ("jsonl", "json", "tsv", "csv")
 _ROW_SUFFIXES = {".tsv": "tsv", ".txt": "tsv", ".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
+# binary formats, and text formats of other kinds (a .vcf of scores would be JSON Lines that no VCF reader reads)
+_NOT_ROWS = (".parquet", ".npz", ".npy", ".xlsx", ".h5", ".gz", ".vcf", ".bcf", ".bed", ".fa", ".fasta", ".fna", ".fq")
+
+
 def row_format(output: str | None, fmt: str = "auto") -> str:
     """The format rows are written in: ``fmt``, or by the output's extension (JSON Lines for stdout or another
     extension). A binary format's extension is refused: rows written as text under it would read as a broken file."""
     if fmt != "auto":
         return fmt
     suffix = Path(output).suffix.lower() if output else ""
-    if suffix in (".parquet", ".npz", ".npy", ".xlsx", ".h5", ".gz"):
+    if suffix in _NOT_ROWS:
         raise ValueError(f"{output}: rows are written as text: name the file .tsv, .csv, .json or .jsonl")
     return _ROW_SUFFIXES.get(suffix, "jsonl")
 
