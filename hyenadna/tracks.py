@@ -7,6 +7,8 @@ block whatever the region's length.
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -67,13 +69,33 @@ def likelihood_track(
         yield b, values[b - lo : e - lo]
 
 
+def check_bedgraph_path(path: str | Path) -> None:
+    """A bedGraph is text (gzip under .gz); a binary track format's name would hold text no browser reads."""
+    if Path(path).suffix.lower() in (".bw", ".bigwig", ".bb", ".bigbed"):
+        raise ValueError(
+            f"{path}: the track is written as bedGraph (.bedgraph, or .bedgraph.gz); make a bigWig of it with "
+            "bedGraphToBigWig"
+        )
+
+
 def write_bedgraph(path: str | Path, chrom_name: str, blocks: Iterator[tuple[int, np.ndarray]], digits: int = 4) -> int:
     """One line per scored base, ``chrom start end value`` (0-based, half-open, sorted): what bedGraphToBigWig and
-    genome browsers read. Written atomically; returns the number of lines."""
+    genome browsers read. Written atomically, gzip-compressed where ``path`` ends in .gz; returns the number of
+    lines."""
+    import gzip
+
     from hyenadna.utils.io import atomic_path
 
+    check_bedgraph_path(path)
     lines = 0
-    with atomic_path(path) as tmp, open(tmp, "w") as f:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(atomic_path(path))
+        if str(path).lower().endswith(".gz"):  # no timestamp: the same track, the same bytes
+            raw = stack.enter_context(open(tmp, "wb"))
+            f = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename=""))
+            f = stack.enter_context(io.TextIOWrapper(f, encoding="ascii"))
+        else:
+            f = stack.enter_context(open(tmp, "w"))
         for start, values in blocks:
             keep = np.flatnonzero(np.isfinite(values))
             pos = start + keep

@@ -3,6 +3,8 @@ against the genome, and memory that does not grow with the region."""
 
 from __future__ import annotations
 
+import gzip
+
 import numpy as np
 import pytest
 import torch
@@ -99,6 +101,15 @@ def test_bedgraph_coordinates_and_values_match_the_genome(genome, model, tmp_pat
         lo = 600 + (p - 600) // 256 * 256 - overlap  # its block's start less the overlap (each block fits one window)
         by_hand = seq_log_probs(model, CHROM[lo : p + 1])[-1]
         assert values[p] == pytest.approx(by_hand, abs=2e-3), p
+    # .gz is gzip, the same bytes each time (it was plain text under the name); a bigWig's name is refused
+    for name in ("a.bedgraph.gz", "b.bedgraph.gz"):
+        write_bedgraph(tmp_path / name, "chr7", likelihood_track(model, tok, genome, Interval("7", 600, 700)))
+    assert (tmp_path / "a.bedgraph.gz").read_bytes() == (tmp_path / "b.bedgraph.gz").read_bytes()
+    text = gzip.decompress((tmp_path / "a.bedgraph.gz").read_bytes()).decode()
+    assert text.splitlines()[0].startswith("chr7\t600\t601\t") and len(text.splitlines()) == 100
+    with pytest.raises(ValueError, match=r"t\.bw: the track is written as bedGraph .* with bedGraphToBigWig"):
+        write_bedgraph(tmp_path / "t.bw", "chr7", iter([]))
+    assert not (tmp_path / "t.bw").exists()
 
 
 def test_both_strands_track_averages_the_reverse_strand(genome, model):

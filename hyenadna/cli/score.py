@@ -28,8 +28,9 @@ def cmd_track(args: argparse.Namespace) -> int:
     from hyenadna.data.readers import GenomeFasta
     from hyenadna.data.regions import Interval, canonical_chrom, parse_region
     from hyenadna.sdk import HyenaDNA
-    from hyenadna.tracks import likelihood_track, write_bedgraph
+    from hyenadna.tracks import check_bedgraph_path, likelihood_track, write_bedgraph
 
+    check_bedgraph_path(args.track)  # before any work
     if not args.genome or not args.region:
         raise ValueError("--track needs --genome and --region (chrom:start-end, or a chromosome name for all of it)")
     if args.input or args.bed:
@@ -111,7 +112,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--track",
         metavar="BEDGRAPH",
         help="instead of per-sequence scores: log P(base | left context) for every base of --region of --genome, as a "
-        "bedGraph (0-based, half-open; N bases left out); streams a whole chromosome in bounded memory",
+        "bedGraph (0-based, half-open; N bases left out; gzip for .gz); streams a whole chromosome in bounded memory",
     )
     p.add_argument("--region", help="with --track: chrom:start-end (0-based, half-open) or a chromosome name")
     p.add_argument("--both-strands", action="store_true", help="with --track: average with the reverse strand's log P")
