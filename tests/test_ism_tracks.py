@@ -4,8 +4,10 @@ against the genome, and memory that does not grow with the region."""
 from __future__ import annotations
 
 import gzip
+import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -154,6 +156,12 @@ def test_cli_ism_and_track(genome, tmp_path, capsys):
 
     api = HyenaDNA(HyenaDNAConfig(model_path=tiny)).mutagenesis(genome, "chr7:1000-1010", window=128)
     assert np.array_equal(api.llr, data["llr"], equal_nan=True) and api.rows()[0]["chrom"] == "chr7"
+    # rows in the format the name says, as score and vep write them (.csv and .json were refused)
+    assert main([*argv, "-o", str(tmp_path / "ism.csv")]) == 0
+    table = pd.read_csv(tmp_path / "ism.csv")
+    assert list(table.columns) == ["chrom", "pos", "ref", "alt", "llr"] and len(table) == 30
+    assert main([*argv, "-o", str(tmp_path / "ism.json")]) == 0
+    assert json.loads((tmp_path / "ism.json").read_text())[0]["chrom"] == "chr7"
     with pytest.raises(ValueError, match="give start and end"):
         HyenaDNA(HyenaDNAConfig(model_path=tiny)).mutagenesis(genome, "chr7")
     assert main(["ism", "--genome", str(genome), "--model", tiny, "-o", str(tmp_path / "x.tsv")]) == 1

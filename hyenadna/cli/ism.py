@@ -14,6 +14,7 @@ from hyenadna.cli.common import (
     figure_path,
     int_at_least,
     load_classifier,
+    row_format,
     sdk_config,
     write_rows,
 )
@@ -61,9 +62,9 @@ def cmd_ism(args: argparse.Namespace) -> int:
             f"the region has {len(region):,} bases; ISM scores {3 + args.deletions} {per_base} per base, so regions "
             f"above --max-length {args.max_length:,} are refused"
         )
-    suffix = Path(args.output).suffix if args.output else ""
-    if suffix not in ("", ".tsv", ".jsonl", ".npz"):
-        raise ValueError(f"{args.output}: write .tsv, .jsonl or .npz")
+    # an NPZ matrix, or rows by the extension as score and vep write them (.csv and .json were refused)
+    suffix = Path(args.output).suffix.lower() if args.output else ""
+    fmt = "npz" if suffix == ".npz" else row_format(args.output)
     if genome is None:
         from hyenadna.data.readers import GenomeFasta
 
@@ -86,10 +87,10 @@ def cmd_ism(args: argparse.Namespace) -> int:
         )
     else:
         result = _classifier_ism(args, genome, region, name, progress)
-    if suffix == ".npz":
+    if fmt == "npz":
         result.save_npz(args.output)
     else:
-        write_rows(result.rows(), args.output, "tsv" if suffix == ".tsv" else "jsonl", ["chrom", "pos", "ref", "alt"])
+        write_rows(result.rows(), args.output, fmt, ["chrom", "pos", "ref", "alt"])
     if args.plot:
         plot_ism(result, args.plot)
     extra = f"; heatmap -> {args.plot}" if args.plot else ""
