@@ -955,6 +955,25 @@ def test_an_interrupted_run_resumes_from_its_last_epoch_and_ends_as_an_uninterru
     assert not partial.exists()
 
 
+def test_fine_tune_replaces_a_finished_model_only_when_asked_and_never_other_files(tasks_dir, tmp_path, capsys):
+    """A second run into --out replaced the finished model in silence, and `--out .` wrote our README.md over the
+    folder's own."""
+    args = ["fine-tune", str(tasks_dir / "gc_task"), "--epochs", "1", "--model", str(FIXTURES / "tiny")]
+    assert main([*args, "--out", str(tmp_path / "m")]) == 0
+    before = (tmp_path / "m" / "head.safetensors").read_bytes()
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "m"), "--seed", "1"]) == 1
+    assert "holds a fine-tuned model; pass --overwrite to replace it" in capsys.readouterr().err
+    assert (tmp_path / "m" / "head.safetensors").read_bytes() == before
+    assert main([*args, "--out", str(tmp_path / "m"), "--seed", "1", "--overwrite"]) == 0
+    assert (tmp_path / "m" / "head.safetensors").read_bytes() != before
+    (tmp_path / "own").mkdir()
+    (tmp_path / "own" / "README.md").write_text("mine")
+    assert main([*args, "--out", str(tmp_path / "own"), "--overwrite"]) == 1
+    assert "holds other files (README.md, ...)" in capsys.readouterr().err
+    assert (tmp_path / "own" / "README.md").read_text() == "mine"
+
+
 def test_fine_tune_command_resumes_a_killed_run(tasks_dir, tmp_path, capsys, monkeypatch):
     from safetensors.torch import load_file
 

@@ -20,10 +20,28 @@ from hyenadna.cli.common import (
 from hyenadna.training.patience import PATIENCE_FROM, PATIENCE_FROM_VALIDATION
 
 
+def check_out_folder(out: Path, overwrite: bool) -> None:
+    """--out is new or empty, a killed run's (resumed), or, with --overwrite, a fine-tuned model to replace: a
+    finished model was replaced in silence, and a folder of other files (--out .) got our README.md over its own."""
+    if not out.is_dir():  # new (a file given as --out is refused before any command runs)
+        return
+    if (out / "training_state.pt").exists() or not any(out.iterdir()):
+        return
+    if (out / "finetune.json").exists():
+        if not overwrite:
+            raise FileExistsError(f"--out {out} holds a fine-tuned model; pass --overwrite to replace it")
+        return
+    example = sorted(p.name for p in out.iterdir())[0]
+    raise FileExistsError(
+        f"--out {out} holds other files ({example}, ...), which the model folder's would replace: give a new folder"
+    )
+
+
 def cmd_finetune(args: argparse.Namespace) -> int:
     from hyenadna.benchmark.tasks import load_task
     from hyenadna.finetune import HyenaDNAFineTuningModel
 
+    check_out_folder(Path(args.out), args.overwrite)
     task = load_task(args.task).subsample(args.max_train, args.max_test, seed=args.seed)
     ft = HyenaDNAFineTuningModel(
         sdk_config(
@@ -147,6 +165,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="output folder for the fine-tuned model; it holds the training state while training runs, and the same "
         "command resumes a killed run from its last epoch",
     )
+    p.add_argument("--overwrite", action="store_true", help="replace the fine-tuned model already in --out")
     p.add_argument("--epochs", type=int_at_least(1), default=10)
     p.add_argument("--lr", type=float_above(0), default=6e-4)
     p.add_argument(
