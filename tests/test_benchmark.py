@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import asdict, replace
 
@@ -303,7 +304,7 @@ def test_a_model_not_above_chance_on_test_is_flagged(tasks_dir, tmp_path):
     assert entry["metrics"]["mcc"]["mean"] == pytest.approx((0.3 + level - 0.001) / 3)  # averaged in, as they are
 
 
-def test_fine_tune_then_predict_jsonl(tasks_dir, tmp_path, capsys):
+def test_fine_tune_then_predict_jsonl(tasks_dir, tmp_path, capsys, monkeypatch):
     model_dir = tmp_path / "ft"
     rc = main(
         [
@@ -337,6 +338,28 @@ def test_fine_tune_then_predict_jsonl(tasks_dir, tmp_path, capsys):
     assert json.loads((tmp_path / "m.json").read_text()) == rows
     assert main(["predict", str(model_dir), str(fasta), "--model", str(model_dir)]) == 1
     assert "two models named" in capsys.readouterr().err
+    # rows stream to the output a chunk at a time (every row was held until the input ended)
+    from hyenadna.cli import predict as predict_cli
+    from hyenadna.finetune import HyenaDNAFineTuningModel
+
+    calls, at_first_row = [], []
+    predict, write = HyenaDNAFineTuningModel.predict, predict_cli.write_rows
+
+    def counting(self, *a, **kw):
+        calls.append(1)
+        return predict(self, *a, **kw)
+
+    def first_row_seen(rows, *a, **kw):
+        rows = iter(rows)
+        first = next(rows)
+        at_first_row.append(len(calls))
+        return write(itertools.chain([first], rows), *a, **kw)
+
+    monkeypatch.setattr(HyenaDNAFineTuningModel, "predict", counting)
+    monkeypatch.setattr(predict_cli, "write_rows", first_row_seen)
+    out = tmp_path / "streamed.jsonl"
+    assert main(["predict", str(model_dir), str(fasta), "--chunk-size", "1", "-o", str(out)]) == 0
+    assert at_first_row == [1] and len(calls) == 2 and len(out.read_text().splitlines()) == 2
     # sequences longer than the model reads: one warning for the run (not one per chunk), naming the longest
     capsys.readouterr()
     fasta.write_text("".join(f">r{i}\n{'ACGT' * (300 if i % 2 else 10) + 'A' * i}\n" for i in range(10)))

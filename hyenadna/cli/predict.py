@@ -34,37 +34,43 @@ def cmd_predict(args: argparse.Namespace) -> int:
     ft = HyenaDNAFineTuningModel.load(args.model, device=args.device, batch_size=args.batch_size)
     label_names = ft.label_names or [str(i) for i in range(ft.output_size)]
     progress = Progress("sequences", total=lambda: count_records(args))
-    rows, n = [], 0
-    cut, longest = 0, (0, "")  # sequences longer than the model reads: one warning for the run, not one per chunk
-    for chunk in in_chunks(read_records(args, progress.skip), step_size(args)):
-        with located(chunk):
-            data = ft.process_data([r.sequence for r in chunk], names=[r.name for r in chunk])
-        cut += int((data.lengths > ft.max_bases).sum())
-        longest = max([longest, *zip(data.lengths.tolist(), data.names, strict=True)], key=lambda x: x[0])
-        if ft.head_type == "regression":
+    stats = {"n": 0, "cut": 0, "longest": (0, "")}  # sequences longer than the model reads: one warning a run
+
+    def rows():
+        """A row a sequence, a chunk at a time, so that they stream to the output (they were all held first)."""
+        for chunk in in_chunks(read_records(args, progress.skip), step_size(args)):
+            with located(chunk):
+                data = ft.process_data([r.sequence for r in chunk], names=[r.name for r in chunk])
+            stats["cut"] += int((data.lengths > ft.max_bases).sum())
+            pairs = zip(data.lengths.tolist(), data.names, strict=True)
+            stats["longest"] = max([stats["longest"], *pairs], key=lambda x: x[0])
             with quiet_about_cuts():
-                values = np.asarray(ft.predict(data, rc_average=args.rc_average)).reshape(len(data), -1)
-            rows += [
-                {"id": name, "value": [float(x) for x in v] if len(v) > 1 else float(v[0])}
-                for name, v in zip(data.names, values, strict=True)
-            ]
-        else:
-            with quiet_about_cuts():
-                labels, probs = ft.predict(data, rc_average=args.rc_average)
-            rows += [
-                {
-                    "id": name,
-                    "label": label_names[int(y)],
-                    "label_index": int(y),
-                    "probabilities": {label_names[j]: round(float(p[j]), 6) for j in range(len(label_names))},
-                }
-                for name, y, p in zip(data.names, labels, probs, strict=True)
-            ]
-        n += len(data)
-        progress.update(len(data), int(data.lengths.sum()))
-    if cut:
-        warnings.warn(cut_message(cut, n, ft.max_bases, longest[1], longest[0], "predicted from"), stacklevel=1)
-    write_rows(rows if fmt in ("jsonl", "json") else map(_flat, rows), args.output, fmt)
+                predicted = ft.predict(data, rc_average=args.rc_average)
+            if ft.head_type == "regression":
+                values = np.asarray(predicted).reshape(len(data), -1)
+                yield from (
+                    {"id": name, "value": [float(x) for x in v] if len(v) > 1 else float(v[0])}
+                    for name, v in zip(data.names, values, strict=True)
+                )
+            else:
+                labels, probs = predicted
+                yield from (
+                    {
+                        "id": name,
+                        "label": label_names[int(y)],
+                        "label_index": int(y),
+                        "probabilities": {label_names[j]: round(float(p[j]), 6) for j in range(len(label_names))},
+                    }
+                    for name, y, p in zip(data.names, labels, probs, strict=True)
+                )
+            stats["n"] += len(data)
+            progress.update(len(data), int(data.lengths.sum()))
+
+    write_rows(rows() if fmt in ("jsonl", "json") else map(_flat, rows()), args.output, fmt)
+    if stats["cut"]:
+        longest = stats["longest"]
+        message = cut_message(stats["cut"], stats["n"], ft.max_bases, longest[1], longest[0], "predicted from")
+        warnings.warn(message, stacklevel=1)
     progress.finish("predicted", args.output)
     return 0
 
