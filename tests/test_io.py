@@ -484,6 +484,9 @@ def test_a_byte_order_mark_and_spaced_sequence_lines_are_read_as_dna(tmp_path, m
         GenomeFasta(tmp_path / "spaced_genome.fa").fetch("chr1", 2, 12)
     (tmp_path / "spaced_genome.fa.gz").write_bytes(gzip.compress(b">chr1\nACGTA CGTAC\nGGGGC CCCAA\n"))
     assert GenomeFasta(tmp_path / "spaced_genome.fa.gz").fetch("chr1", 2, 12) == "GTACGTACGG"
+    (tmp_path / "hg19.2bit").write_bytes(b"\x43\x27\x41\x1a" + bytes(12))  # pyfaidx's "Unexpected text" before
+    with pytest.raises(SequenceInputError, match=r"hg19\.2bit: a \.2bit genome; give it as FASTA \(`twoBitToFa"):
+        GenomeFasta(tmp_path / "hg19.2bit")
     spaced = tmp_path / "spaced.fa"
     spaced.write_text(">a\nACGTA CGTAC\tGG\nTT\n")
     assert [r.sequence for r in read_sequences(spaced)] == ["ACGTACGTACGGTT"]

@@ -209,7 +209,10 @@ class GenomeFasta:
         if not self.path.is_file():
             raise SequenceInputError(f"{path}: genome FASTA not found")
         with open(self.path, "rb") as f:
-            head = f.read(3)
+            head = f.read(4)
+        if head in (b"\x43\x27\x41\x1a", b"\x1a\x41\x27\x43"):  # the .2bit signature, in either byte order
+            raise SequenceInputError(f"{path}: a .2bit genome; give it as FASTA (`twoBitToFa {self.path.name} out.fa`)")
+        head = head[:3]
         # gzip, or a byte-order mark that pyfaidx's byte offsets would trip on: the needed chromosomes go in memory
         in_memory = head[:2] == b"\x1f\x8b" or head == b"\xef\xbb\xbf"
         self._seqs: dict[str, str] = {}
