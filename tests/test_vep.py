@@ -189,3 +189,18 @@ def test_vep_streams_a_large_vcf_in_bounded_memory(tmp_path):
         assert rows == n
         peaks[n] = kb
     assert peaks[16_000] < peaks[2_000] + 20 * 1024, peaks  # eight times the variants: within 20 MB of the same peak
+
+
+def test_a_bcf_is_named_with_the_line_that_makes_a_vcf_of_it(tmp_path):
+    """A BCF (BGZF as bcftools writes it) failed mid-binary: "cannot read (... codec can't decode ...)"."""
+    import gzip
+
+    from hyenadna.data.readers import SequenceInputError
+    from hyenadna.vep import read_vcf
+
+    for name, data in (("a.bcf", gzip.compress(b"BCF\x02\x02\x8a\xff\x00\x00##fileformat")), ("b.bcf", b"BCF\x02\x02")):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(
+            SequenceInputError, match=rf"{name}: a BCF file; give it as VCF \(`bcftools view {name} -Oz"
+        ):
+            list(read_vcf(tmp_path / name))
