@@ -5,7 +5,6 @@ model, how its prediction for that window moves."""
 from __future__ import annotations
 
 import bisect
-import gzip
 import itertools
 import warnings
 import zlib
@@ -44,25 +43,9 @@ class Variant:
     alts: list[str] = field(default_factory=list)
 
 
-def _is_bcf(path: Path) -> bool:
-    """BCF's magic (BGZF-compressed as bcftools writes it, or plain), which read as text fails mid-binary."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(3)
-            if head[:2] == b"\x1f\x8b":
-                f.seek(0)
-                with gzip.open(f) as g:
-                    head = g.read(3)
-    except (OSError, EOFError, zlib.error):
-        return False  # the reader reports what is wrong with the file
-    return head == b"BCF"
-
-
 def read_vcf(path: str | Path) -> Iterator[Variant]:
     """Data lines of a VCF (plain or gzip). A malformed line raises a SequenceInputError naming the line."""
     path = Path(path)
-    if _is_bcf(path):
-        raise SequenceInputError(f"{path}: a BCF file; give it as VCF (`bcftools view {path.name} -Oz -o out.vcf.gz`)")
     try:
         handle = open_text(path)
     except BinaryInputError as e:

@@ -383,7 +383,14 @@ def test_bad_characters_name_file_line_and_column(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"\x7fELF\x02\x01\x01" + bytes(100), "is an ELF executable"), (b">a\nAC\x00GT\n", "holds NUL bytes")],
+    [
+        (b"\x7fELF\x02\x01\x01" + bytes(100), "is an ELF executable"),
+        (b">a\nAC\x00GT\n", "holds NUL bytes"),
+        # BGZF-compressed formats: read as gzip text, a BAM stopped at its first "bad base" ('\x01')
+        (gzip.compress(b"BAM\x01" + bytes(8)), "input.fa is a BAM file (its reads as FASTA: samtools fasta input.fa"),
+        (gzip.compress(b"BCF\x02\x02" + bytes(8)), "is a BCF file (as VCF: bcftools view input.fa -Oz"),
+        (gzip.compress(b">a\nAC\x00GT\n"), "holds NUL bytes"),
+    ],
 )
 def test_binary_files_are_refused_by_name(tmp_path, capsys, content, message):
     path = tmp_path / "input.fa"

@@ -200,5 +200,5 @@ def test_a_bcf_is_named_with_the_line_that_makes_a_vcf_of_it(tmp_path):
 
     for name, data in (("a.bcf", gzip.compress(b"BCF\x02\x02\x8a\xff\x00\x00##fileformat")), ("b.bcf", b"BCF\x02\x02")):
         (tmp_path / name).write_bytes(data)
-        with pytest.raises(SequenceInputError, match=rf"{name}: a BCF file; give it as VCF \(`bcftools view {name}"):
+        with pytest.raises(SequenceInputError, match=rf"{name} is a BCF file \(as VCF: bcftools view {name} -Oz"):
             list(read_vcf(tmp_path / name))

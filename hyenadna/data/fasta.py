@@ -33,6 +33,10 @@ _BINARY_MAGIC = {
     b"\x89HDF": "an HDF5 file",
     b"\x89PNG": "a PNG image",
     b"PAR1": "a Parquet file",
+    # the genomics formats inside BGZF: found in the decompressed bytes
+    b"BAM\x01": "a BAM file (its reads as FASTA: samtools fasta FILE > reads.fa)",
+    b"CRAM": "a CRAM file (its reads as FASTA: samtools fasta FILE > reads.fa)",
+    b"BCF\x02": "a BCF file (as VCF: bcftools view FILE -Oz -o out.vcf.gz)",
 }
 
 
@@ -46,14 +50,21 @@ def open_text(path: str | Path) -> io.TextIOBase:
         raise IsADirectoryError(f"{path} is a folder, not a file")
     with open(path, "rb") as f:
         head = f.read(4096)
-    # utf-8-sig: a byte-order mark (Windows editors write one) is dropped, not read as three bad characters
-    if head[:2] == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", errors="replace")
+    compressed = head[:2] == b"\x1f\x8b"
+    if compressed:  # what is inside counts: BAM and BCF are gzip (BGZF) too
+        try:
+            with gzip.open(path, "rb") as g:
+                head = g.read(4096)
+        except (OSError, EOFError, zlib.error):
+            pass  # a broken gzip: reading it reports that, naming the file
     for magic, what in _BINARY_MAGIC.items():
         if head.startswith(magic):
-            raise BinaryInputError(f"{path} is {what}, not a text file of sequences")
+            raise BinaryInputError(f"{path} is {what.replace('FILE', path.name)}, not a text file of sequences")
     if b"\x00" in head:
         raise BinaryInputError(f"{path} is a binary file (it holds NUL bytes), not a text file of sequences")
+    # utf-8-sig: a byte-order mark (Windows editors write one) is dropped, not read as three bad characters
+    if compressed:
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", errors="replace")
     return open(path, encoding="utf-8-sig", errors="replace")
 
 
