@@ -343,6 +343,13 @@ class HyenaDNAFineTuningModel:
         recipe = Recipe(epochs, lr, weight_decay, warmup_fraction, grad_clip, patience, rc_augment, seed, patience_from)
         if head_init not in ("probe", "random"):
             raise ValueError(f"head_init={head_init!r}: choose 'probe' or 'random'")
+        if head_init == "probe" and self.head_type != "classification":  # it was ignored
+            raise ValueError("head_init='probe' fits a logistic regression: it is for a classification head")
+        if (validation_data is None) != (validation_labels is None):  # labels alone were ignored, data alone failed
+            given = "validation_data" if validation_labels is None else "validation_labels"
+            raise ValueError(f"{given} was given alone: give validation_data and validation_labels together")
+        if validation_data is None and not 0 < validation_fraction < 1:
+            raise ValueError(f"validation_fraction={validation_fraction}: the share of train held out, between 0 and 1")
         train = self.process_data(train_data)
         if not len(train):
             raise ValueError("no training sequences: train_data is empty")

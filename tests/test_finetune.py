@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import numpy as np
@@ -188,6 +189,24 @@ def test_load_takes_auto_device_and_run_options_but_not_what_the_save_fixes(tmp_
         HyenaDNAFineTuningModel.load(tmp_path / "m", framing="sep", max_length=10)
     with pytest.raises(ValueError, match="device='gpu': give 'auto', 'cpu'"):
         HyenaDNAFineTuningModel.load(tmp_path / "m", device="gpu")
+
+
+def test_training_arguments_that_would_be_ignored_or_fail_inside_are_refused():
+    """validation_labels alone were ignored, validation_data alone failed with "len() of unsized object",
+    validation_fraction=0 with scikit-learn's words, and head_init="probe" was ignored by a regressor."""
+    seqs, labels = gc_task(16)
+    ft = make()
+    for kw, message in (
+        ({"validation_labels": labels}, "validation_labels was given alone: give validation_data and"),
+        ({"validation_data": seqs}, "validation_data was given alone: give validation_data and"),
+        ({"validation_fraction": 0}, "validation_fraction=0: the share of train held out, between 0 and 1"),
+        ({"validation_fraction": 1.0}, "validation_fraction=1.0: the share of train held out"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            ft.train(seqs, labels, epochs=1, **kw)
+    regressor = HyenaDNAFineTuningModel(HyenaDNAConfig(model_path=FIXTURES / "tiny"), "regression", 1)
+    with pytest.raises(ValueError, match="head_init='probe' fits a logistic regression: it is for a classification"):
+        regressor.train(seqs, np.arange(16.0), head_init="probe", epochs=1)
 
 
 def test_boolean_labels_are_classes_0_and_1():
