@@ -56,7 +56,7 @@ def open_text(path: str | Path) -> io.TextIOBase:
             with gzip.open(path, "rb") as g:
                 head = g.read(4096)
         except (OSError, EOFError, zlib.error):
-            pass  # a broken gzip: reading it reports that, naming the file
+            head = b""  # a broken gzip (not its compressed bytes, which hold NULs): reading it reports that
     for magic, what in _BINARY_MAGIC.items():
         if head.startswith(magic):
             raise BinaryInputError(f"{path} is {what.replace('FILE', path.name)}, not a text file of sequences")
