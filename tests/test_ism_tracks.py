@@ -162,6 +162,10 @@ def test_cli_ism_and_track(genome, tmp_path, capsys):
     assert list(table.columns) == ["chrom", "pos", "ref", "alt", "llr"] and len(table) == 30
     assert main([*argv, "-o", str(tmp_path / "ism.json")]) == 0
     assert json.loads((tmp_path / "ism.json").read_text())[0]["chrom"] == "chr7"
+    assert main([*argv, "-o", str(tmp_path / "ism.parquet")]) == 1
+    assert ".json or .jsonl, or .npz for the matrix" in capsys.readouterr().err  # ism writes NPZ too
+    assert main(["evaluate", "--fasta", str(genome), "--model", tiny, "-o", str(tmp_path / "report.csv")]) == 1
+    assert "report.csv: the report is one JSON document: name it .json" in capsys.readouterr().err
     with pytest.raises(ValueError, match="give start and end"):
         HyenaDNA(HyenaDNAConfig(model_path=tiny)).mutagenesis(genome, "chr7")
     assert main(["ism", "--genome", str(genome), "--model", tiny, "-o", str(tmp_path / "x.tsv")]) == 1

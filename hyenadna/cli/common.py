@@ -435,14 +435,18 @@ _ROW_SUFFIXES = {".tsv": "tsv", ".txt": "tsv", ".csv": "csv", ".json": "json", "
 _NOT_ROWS = (".parquet", ".npz", ".npy", ".xlsx", ".h5", ".gz", ".vcf", ".bcf", ".bed", ".fa", ".fasta", ".fna", ".fq")
 
 
-def row_format(output: str | None, fmt: str = "auto") -> str:
+def row_format(output: str | None, fmt: str = "auto", also: str = "") -> str:
     """The format rows are written in: ``fmt``, or by the output's extension (JSON Lines for stdout or another
-    extension). A binary format's extension is refused: rows written as text under it would read as a broken file."""
+    extension). A binary format's extension is refused: rows written as text under it would read as a broken file.
+    ``also``: what else the command writes, for that message (ism: "or .npz for the matrix")."""
     if fmt != "auto":
         return fmt
     suffix = Path(output).suffix.lower() if output else ""
     if suffix in _NOT_ROWS:
-        raise ValueError(f"{output}: rows are written as text: name the file .tsv, .csv, .json or .jsonl")
+        raise ValueError(
+            f"{output}: rows are written as text: name the file .tsv, .csv, .json or .jsonl"
+            + (f", {also}" if also else "")
+        )
     return _ROW_SUFFIXES.get(suffix, "jsonl")
 
 

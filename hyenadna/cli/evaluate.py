@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from hyenadna.cli.common import add_command, add_model_args, figure_path, int_at_least, sdk_config
 from hyenadna.data.regions import HELD_OUT
@@ -25,6 +26,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from hyenadna.training.windows import fixed_windows
     from hyenadna.utils.io import atomic_write_text
 
+    if args.output and Path(args.output).suffix.lower() not in ("", ".json", ".txt"):  # before minutes of work
+        raise ValueError(f"{args.output}: the report is one JSON document: name it .json")
     model, source = build_model(sdk_config(args))
     if args.by_position:
         for cut in args.cut_context:

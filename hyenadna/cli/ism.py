@@ -64,7 +64,7 @@ def cmd_ism(args: argparse.Namespace) -> int:
         )
     # an NPZ matrix, or rows by the extension as score and vep write them (.csv and .json were refused)
     suffix = Path(args.output).suffix.lower() if args.output else ""
-    fmt = "npz" if suffix == ".npz" else row_format(args.output)
+    fmt = "npz" if suffix == ".npz" else row_format(args.output, also="or .npz for the matrix")
     if genome is None:
         from hyenadna.data.readers import GenomeFasta
 
