@@ -7,8 +7,6 @@ block whatever the region's length.
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -82,20 +80,11 @@ def write_bedgraph(path: str | Path, chrom_name: str, blocks: Iterator[tuple[int
     """One line per scored base, ``chrom start end value`` (0-based, half-open, sorted): what bedGraphToBigWig and
     genome browsers read. Written atomically, gzip-compressed where ``path`` ends in .gz; returns the number of
     lines."""
-    import gzip
-
-    from hyenadna.utils.io import atomic_path
+    from hyenadna.utils.io import atomic_text_file
 
     check_bedgraph_path(path)
     lines = 0
-    with contextlib.ExitStack() as stack:
-        tmp = stack.enter_context(atomic_path(path))
-        if str(path).lower().endswith(".gz"):  # no timestamp: the same track, the same bytes
-            raw = stack.enter_context(open(tmp, "wb"))
-            f = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename=""))
-            f = stack.enter_context(io.TextIOWrapper(f, encoding="ascii"))
-        else:
-            f = stack.enter_context(open(tmp, "w"))
+    with atomic_text_file(path) as f:
         for start, values in blocks:
             keep = np.flatnonzero(np.isfinite(values))
             pos = start + keep

@@ -24,20 +24,6 @@ from hyenadna.cli.common import (
 NOT_FASTA = (".json", ".jsonl", ".ndjson", ".tsv", ".csv", ".parquet", ".npz", ".npy", ".h5", ".bed", ".vcf")
 
 
-def _write_fasta(path: str, text: str) -> None:
-    """Atomically; gzip-compressed where the name ends in .gz (with no timestamp: the same samples, the same bytes)."""
-    import gzip
-
-    from hyenadna.utils.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        if path.lower().endswith(".gz"):
-            with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as f:
-                f.write(text.encode())
-        else:
-            tmp.write_text(text)
-
-
 def cmd_generate(args: argparse.Namespace) -> int:
     from hyenadna.data.readers import SequenceRecord
     from hyenadna.sdk import HyenaDNA
@@ -74,7 +60,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
             for i, s in enumerate(samples)
         ]
     if args.output:
-        _write_fasta(args.output, "".join(text))
+        from hyenadna.utils.io import atomic_text_file
+
+        with atomic_text_file(args.output) as f:  # gzip for .gz
+            f.write("".join(text))
     else:
         sys.stdout.write("".join(text))
     samples = args.num_samples * len(prompts)

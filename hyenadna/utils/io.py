@@ -33,6 +33,26 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+@contextlib.contextmanager
+def atomic_text_file(path: str | Path) -> Iterator:
+    """A text handle writing ``path`` atomically, gzip-compressed where the name ends in .gz, with no timestamp in
+    the gzip header, so that the same text always makes the same bytes."""
+    import gzip
+    import io
+
+    with atomic_path(path) as tmp:
+        if str(path).lower().endswith(".gz"):
+            with (
+                open(tmp, "wb") as raw,
+                gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as z,
+                io.TextIOWrapper(z, encoding="utf-8") as f,
+            ):
+                yield f
+        else:
+            with open(tmp, "w", encoding="utf-8") as f:
+                yield f
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
