@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import warnings
 from dataclasses import asdict, replace
 
 import numpy as np
@@ -592,10 +593,18 @@ def test_parallel_workers_save_the_same_runs_as_one_process(tasks_dir, tmp_path,
         # the spawned workers import the module afresh: a run in this process would fail
         monkeypatch.setattr(runner, "_run_one", lambda *a: pytest.fail("ran in the parent process"))
         lines = []
-        two = run_benchmark(replace(cfg, out_dir=str(tmp_path / "two")), log=lines.append, workers=2)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            two = run_benchmark(replace(cfg, out_dir=str(tmp_path / "two")), log=lines.append, workers=2)
     finally:
         torch.set_num_threads(threads)
     assert len(lines) == 8  # 2 tasks x 2 modes x 2 seeds, each logged as it finished
+    # the workers' warnings reach the parent's (the validation split of 6 rows), where they showed as Python's
+    # "file.py:224: UserWarning" lines on the workers' stderr, past the command line's own format
+    small = [
+        w for w in caught if "the validation split, which chooses the epoch kept, has only 6 rows" in str(w.message)
+    ]
+    assert len(small) == 4 and all(w.category is UserWarning and w.filename.endswith("runner.py") for w in small)
     for name in ("gc_task", "promoter_tata"):
         for mode in ("kmer", "finetune"):
             for seed in (0, 1):
@@ -628,6 +637,30 @@ def test_progress_counts_runs_and_estimates_the_rest_by_mode():
     assert second.startswith("[2/4]") and second.endswith("; ETA 25 min")  # (15 s + 3000 s) / 2 workers
     progress.line(res("kmer", 15.0))
     assert "ETA" not in progress.line(res("scratch", 10.0))  # the last run: nothing left
+
+
+def test_ctrl_c_stops_the_workers_cleanly(tasks_dir, tmp_path):
+    """Ctrl-C during a run with --workers: exit 130, the workers' warnings in the command line's format, and no
+    "There appear to be 2 leaked semaphore objects" from Python's resource tracker (tqdm's lock in each worker, a
+    semaphore the terminated workers never unregistered)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    args = ["--tasks-dir", str(tasks_dir), "--tasks", "gc_task", "--modes", "finetune", "--seeds", "0", "1"]
+    args += ["--epochs", "200", "--patience", "200", "--finetune-lrs", "1e-3", "--workers", "2"]
+    cmd = [sys.executable, "-m", "hyenadna.cli", "benchmark", *args, "--model", str(FIXTURES / "tiny")]
+    proc = subprocess.Popen([*cmd, "--out", str(out), "--threads", "2"], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("partial/gc_task/finetune/*/*"))) < 2:
+        time.sleep(0.1)  # both workers are training (each saves its state after an epoch)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err and "leaked" not in err, err
+    assert "hyenadna benchmark: warning: the validation split" in err and "UserWarning" not in err, err
 
 
 def test_workers_spread_over_a_nodes_gpus(monkeypatch):

@@ -508,18 +508,35 @@ def worker_devices(device: str, workers: int) -> list[str]:
 
 
 _WORKER_DEVICE: str | None = None  # set in each worker process by _start_worker
+_WARNINGS = None  # each worker's queue to the parent, for its warnings
 
 
-def _start_worker(threads: int, kernels, devices) -> None:
+def _forward_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A worker's warnings go to the parent, which shows them as its own (``hyenadna benchmark: warning: ...`` on the
+    command line) instead of Python's two-line ``file.py:224: UserWarning`` form, with the source line, from the
+    worker."""
+    _WARNINGS.put((str(message), category, filename, lineno))
+
+
+def _start_worker(threads: int, kernels, devices, warned) -> None:
     import queue
     import signal
+    import threading
+    import warnings
 
     import torch
+    from tqdm import tqdm
 
     from hyenadna.ops import autotune
 
-    global _WORKER_DEVICE
+    global _WORKER_DEVICE, _WARNINGS
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
+    # tqdm's default lock is a multiprocessing semaphore, for bars shared across fork; a spawned worker shares none,
+    # and the pool's terminate() (on Ctrl-C) kills it before it unregisters the semaphore: "There appear to be 2
+    # leaked semaphore objects to clean up at shutdown", printed by Python's resource tracker after our last line
+    tqdm.set_lock(threading.RLock())
+    _WARNINGS = warned
+    warnings.showwarning = _forward_warning
     torch.set_num_threads(threads)
     autotune.use(kernels)
     try:
@@ -535,10 +552,28 @@ def _run_star(args: tuple) -> dict:
     return _run_one(replace(cfg, device=_WORKER_DEVICE or cfg.device), *job)
 
 
+def _relay_warnings(warned, stop) -> None:
+    """Shows the workers' warnings in the parent as they come, until ``stop`` is set and none is left. It polls
+    rather than waiting for an end marker: a worker the pool terminated mid-``put`` can leave the queue's write lock
+    held, and the parent must not need it."""
+    import queue
+    import warnings
+
+    while True:
+        try:
+            message, category, filename, lineno = warned.get(timeout=0.1)
+        except queue.Empty:
+            if stop.is_set():
+                return
+            continue
+        warnings.warn_explicit(message, category, filename, lineno)
+
+
 def _run_pool(cfg: BenchmarkConfig, out: Path, jobs: list, workers: int, log, progress: _Progress) -> None:
     """Independent runs in ``workers`` processes, the CPU threads shared out among them. Runs are single-threaded
     most of their time (small batches, scikit-learn), so on a CPU several processes finish sooner than one."""
     import multiprocessing
+    import threading
 
     import torch
 
@@ -547,13 +582,16 @@ def _run_pool(cfg: BenchmarkConfig, out: Path, jobs: list, workers: int, log, pr
     threads = max(1, torch.get_num_threads() // workers)
     kernels = autotune.tuning_for_threads(threads, cfg.device)  # measured once, here, on a new machine
     context = multiprocessing.get_context("spawn")
-    devices = context.Queue()
+    devices, warned = context.Queue(), context.Queue()
     assigned = worker_devices(cfg.device, workers)
     for device in assigned:
         devices.put(device)
     if len(set(assigned)) > 1:
         log(f"{workers} workers on {len(set(assigned))} GPUs: {', '.join(assigned)}")
-    pool = context.Pool(workers, initializer=_start_worker, initargs=(threads, kernels, devices))
+    stop = threading.Event()
+    relay = threading.Thread(target=_relay_warnings, args=(warned, stop), daemon=True)
+    relay.start()
+    pool = context.Pool(workers, initializer=_start_worker, initargs=(threads, kernels, devices, warned))
     try:
         for res in pool.imap_unordered(_run_star, [(cfg, out, *job) for job in jobs]):
             log(progress.line(res))
@@ -563,6 +601,8 @@ def _run_pool(cfg: BenchmarkConfig, out: Path, jobs: list, workers: int, log, pr
         raise
     finally:
         pool.join()
+        stop.set()
+        relay.join()
 
 
 def run_benchmark(cfg: BenchmarkConfig, log=print, report_only: bool = False, workers: int = 1) -> dict:
