@@ -535,3 +535,60 @@ def test_figures_are_written_in_the_format_their_extension_names(tmp_path):
     with pytest.raises(SystemExit) as e:  # refused by the parser, before any work
         main(["ism", "--genome", "g.fa", "--region", "chr1:0-10", "--plot", str(tmp_path / "m.jpeg")])
     assert e.value.code == 2
+
+
+@contextlib.contextmanager
+def _held_by_another_process(folder):
+    """``folder`` held (hyenadna.utils.io.hold_folder) by a child process until the block ends."""
+    import subprocess
+
+    code = "import sys, time\nfrom hyenadna.utils.io import hold_folder\nwith hold_folder(sys.argv[1]):\n"
+    code += "    print('held', flush=True)\n    time.sleep(120)\n"
+    child = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "held"
+        yield child
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_run_folder_is_one_processs(tmp_path):
+    """A second process is refused a folder a run holds, naming the holder; the same process may hold it again
+    (the command, then the library function it calls); nothing is left in the folder, a folder made for a run
+    that wrote nothing is removed, and the lock goes with its process, however that ends (here SIGKILL)."""
+    from hyenadna.utils.io import FolderInUseError, hold_folder
+
+    run = tmp_path / "run"
+    with _held_by_another_process(run) as child:
+        message = rf"run is in use by another process \(process {child.pid}: "
+        with pytest.raises(FolderInUseError, match=message), hold_folder(run):
+            pass
+    with hold_folder(run), hold_folder(run):  # the child was killed: free again, and ours twice over
+        (run / "metrics.jsonl").write_text("")
+    assert [p.name for p in run.iterdir()] == ["metrics.jsonl"]
+    with contextlib.suppress(ValueError), hold_folder(tmp_path / "new" / "deeper"):
+        raise ValueError("an error before any output")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_second_pretrain_or_fine_tune_in_a_running_ones_folder_is_refused(tmp_path, capsys):
+    """The same command started twice (a requeued job while the first still runs): the second interleaved its
+    metrics.jsonl with the first's and overwrote its checkpoints and pretrain_config.json. Now it is refused before
+    it writes anything."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "pretrain_config.json").write_text("the first run's")
+    with _held_by_another_process(run):
+        pretrain = ["pretrain", "--fasta", str(tmp_path / "genome.fa"), "--out", str(run), "--max-steps", "5"]
+        assert main(pretrain) == 1
+        assert "run is in use by another process (process " in capsys.readouterr().err
+        assert main([*pretrain, "--resume"]) == 1
+        assert "run is in use by another process (process " in capsys.readouterr().err
+    assert (run / "pretrain_config.json").read_text() == "the first run's"
+    ft = tmp_path / "ft"  # a fine-tuning run's folder, before its first epoch's state: empty
+    with _held_by_another_process(ft):
+        task = SHARED / "benchmarks" / "promoter_all"
+        assert main(["fine-tune", str(task), "--out", str(ft), *MODEL]) == 1
+        assert "ft is in use by another process (process " in capsys.readouterr().err
+    assert list(ft.iterdir()) == []

@@ -18,6 +18,7 @@ from hyenadna.cli.common import (
     seed,
 )
 from hyenadna.training.patience import PATIENCE_FROM, PATIENCE_FROM_VALIDATION
+from hyenadna.utils.io import hold_folder
 
 
 def check_out_folder(out: Path, overwrite: bool) -> None:
@@ -38,10 +39,16 @@ def check_out_folder(out: Path, overwrite: bool) -> None:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
+    check_out_folder(Path(args.out), args.overwrite)
+    # one process at a time: a second `fine-tune --out` there took the first's training state for a killed run's
+    with hold_folder(args.out, "fine-tuning run"):
+        return _finetune(args)
+
+
+def _finetune(args: argparse.Namespace) -> int:
     from hyenadna.benchmark.tasks import load_task
     from hyenadna.finetune import HyenaDNAFineTuningModel
 
-    check_out_folder(Path(args.out), args.overwrite)
     task = load_task(args.task).subsample(args.max_train, args.max_test, seed=args.seed)
     ft = HyenaDNAFineTuningModel(
         sdk_config(

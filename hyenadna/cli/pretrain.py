@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from hyenadna.cli.common import (
     seed,
 )
 from hyenadna.data.regions import HELD_OUT
+from hyenadna.utils.io import hold_folder
 
 PRETRAIN_EXAMPLES = """examples:
   # the bundled model's recipe: GRCh37 chr20 + chrX, held-out chr20:32,000,000-63,025,520 excluded automatically
@@ -192,10 +194,19 @@ def _precision_asked_or_default(args: argparse.Namespace) -> bool:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from hyenadna.training.pretrain import PretrainConfig, _dist_info, pretrain
+    from hyenadna.training.pretrain import _dist_info
 
     if args.pack_checkpoint:
         return _pack(Path(args.out))
+    # the run's folder is one process's from here: a second one (a requeued job while the first still runs) rewrote
+    # pretrain_config.json under it before pretrain() could refuse it
+    with hold_folder(args.out, "pretraining run") if _dist_info()[0] == 0 else contextlib.nullcontext():
+        return _pretrain(args)
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    from hyenadna.training.pretrain import PretrainConfig, _dist_info, pretrain
+
     saved = Path(args.out) / "pretrain_config.json"
     runtime = {
         "threads": args.threads,

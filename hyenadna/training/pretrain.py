@@ -33,7 +33,7 @@ from hyenadna.training.optim import build_optimizer, cosine_lr
 from hyenadna.training.step_memory import KEPT_FREED_MEMORY_FACTOR, step_memory
 from hyenadna.training.windows import WindowSampler, fixed_windows
 from hyenadna.utils.device import gather_rng_states, rank_device, rng_state, set_rng_state
-from hyenadna.utils.io import atomic_path, atomic_write_text, save_figure
+from hyenadna.utils.io import atomic_path, atomic_write_text, hold_folder, save_figure
 from hyenadna.utils.memory import reuse_freed_memory
 from hyenadna.utils.precision import autocast, cpu_has_native_bf16, emulated_bf16
 from hyenadna.utils.shards import MAX_SHARD_BYTES
@@ -491,6 +491,14 @@ def load_run_checkpoint(out: Path) -> dict | None:
 
 
 def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
+    """Train (or with ``resume`` go on training) the run in ``cfg.out_dir``, which one process writes at a time: a
+    second ``pretrain`` there (a requeued job while the first still runs) is refused, not run beside it (the two
+    interleaved their metrics.jsonl and overwrote each other's checkpoints). Under torchrun, rank 0 holds it."""
+    with hold_folder(cfg.out_dir, "pretraining run") if _dist_info()[0] == 0 else contextlib.nullcontext():
+        return _pretrain(cfg, resume)
+
+
+def _pretrain(cfg: PretrainConfig, resume: bool) -> dict:
     rank, world = _dist_info()
     out = Path(cfg.out_dir)
     ckpt_path, metrics_path = out / "checkpoint.pt", out / "metrics.jsonl"

@@ -90,3 +90,64 @@ def save_figure(fig, path: str | Path, dpi: int = 110) -> None:
     with atomic_path(path) as tmp, plt.rc_context({"svg.hashsalt": "hyenadna"}):
         fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata)
     plt.close(fig)
+
+
+class FolderInUseError(OSError):
+    """Another process is writing a run in the folder (an OSError, as the busy lock is: the command line's errors)."""
+
+
+_HELD: set[str] = set()  # folders this process holds: a second flock of its own would be refused
+
+
+@contextlib.contextmanager
+def hold_folder(folder: str | Path, what: str = "run") -> Iterator[Path]:
+    """An exclusive lock on ``folder`` (created) for as long as a ``what`` writes there, so that the same command
+    started twice (a scheduler's requeue while the job still runs, a forgotten ``nohup``) is refused instead of
+    interleaving two runs' checkpoints and metrics. The lock is ``flock`` on the folder itself: nothing is left in
+    it, and the kernel lets go when the process ends, however it ends. Where the file system has no such locks (some
+    network file systems), the run goes on unguarded. A folder made here and left empty is removed."""
+    import fcntl
+
+    folder = Path(folder)
+    made = [p for p in (folder, *folder.parents) if not p.exists()]  # the innermost first
+    folder.mkdir(parents=True, exist_ok=True)
+    key = os.path.realpath(folder)
+    if key in _HELD:  # held by this process already (the command, then the library function it calls)
+        yield folder
+        return
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    _HELD.add(key)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FolderInUseError(
+                f"{folder} is in use by another process{_lock_holder(fd)}: a second {what} there would interleave its "
+                "checkpoints and logs with the first's; wait for that one to end, or stop it first"
+            ) from None
+        except OSError:
+            pass  # a file system without locks: unguarded
+        yield folder
+    finally:
+        _HELD.discard(key)
+        os.close(fd)  # releases the lock
+        with contextlib.suppress(OSError):  # only while empty: an error before any output leaves no stray folder
+            for path in made:
+                path.rmdir()
+
+
+def _lock_holder(fd: int) -> str:
+    """Who holds the flock on ``fd``'s file, as " (process N: its command line)", from /proc/locks (Linux); "" where
+    that cannot be read."""
+    try:
+        st = os.fstat(fd)
+        key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        for line in Path("/proc/locks").read_text().splitlines():
+            fields = line.split()
+            if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == key:
+                pid = fields[4]
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                return f" (process {pid}: {command.strip()[:160]})"
+    except OSError:
+        pass
+    return ""
