@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from hyenadna import HyenaDNALMHeadModel
 from hyenadna.data.genome import Genome
 from hyenadna.data.regions import HELD_OUT, Interval, overlap, parse_region, parse_regions, subtract
 from hyenadna.training.export import pretrain_command
@@ -22,13 +23,14 @@ from hyenadna.training.optim import build_optimizer, cosine_lr, parameter_groups
 from hyenadna.training.portable import pack_checkpoint
 from hyenadna.training.pretrain import (
     PretrainConfig,
+    evaluate_nll,
     load_run_checkpoint,
     losses,
     pretrain,
     restore_rng,
     training_intervals,
 )
-from hyenadna.training.windows import WindowSampler
+from hyenadna.training.windows import WindowSampler, fixed_windows
 from tests.conftest import PRETRAIN_SCRIPT, REPO, assert_close, set_cpu_bf16, two_nodes, two_ranks
 
 
@@ -488,6 +490,7 @@ def test_two_process_ddp_keeps_ranks_identical_and_learns(fasta, tmp_path, recom
     (sequence-chunked training); with gradient accumulation the ranks average once a step, in the last micro-batch's
     backward (``no_sync`` before it), and stay identical."""
     cfg = small_cfg(fasta, tmp_path / "ddp", max_steps=30, eval_every=30, ckpt_every=30, lr=1e-2, grad_accum=accum)
+    cfg.eval_windows = 40  # 3 batches: rank 0 scores two, rank 1 one
     cfg.gradient_checkpointing = recompute is True
     cfg.sequence_chunked = recompute == "chunked"
     (tmp_path / "cfg.json").write_text(json.dumps(cfg.__dict__))
@@ -499,6 +502,12 @@ def test_two_process_ddp_keeps_ranks_identical_and_learns(fasta, tmp_path, recom
     assert r0["tokens_seen"] == 30 * 4 * 64 * 2 * accum
     steps = losses(tmp_path / "ddp" / "metrics.jsonl")
     assert np.mean([v for _, v in steps[-5:]]) < np.mean([v for _, v in steps[:5]]) - 0.1
+    # the ranks evaluated together what one process gets from the exported model
+    rows = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    genome = Genome.from_fasta(cfg.fasta)
+    windows = fixed_windows(genome, training_intervals(cfg, genome)[1], cfg.eval_windows, cfg.seq_len + 1)
+    model = HyenaDNALMHeadModel.from_pretrained(tmp_path / "ddp" / "model")
+    assert [r["nll"] for r in rows if r["kind"] == "eval"] == [evaluate_nll(model, windows)]
 
 
 RANK_RNG_SCRIPT = """
@@ -540,6 +549,39 @@ def test_each_rank_resumes_its_own_generators(tmp_path):
     assert "no RNG state per rank" in r1["rank0_only"]["warning"]
     assert "RNG states of 1 ranks and this run has 2" in r0["other_world"]["warning"]
     assert restore_rng({"rng": {"cpu": torch.get_rng_state()}}, 0, 1) is None  # one process: nothing to say
+
+
+SHARED_EVAL_SCRIPT = """
+import json, os, sys
+import numpy as np, torch, torch.distributed as dist
+from hyenadna import HyenaConfig, HyenaDNALMHeadModel
+from hyenadna.training.pretrain import evaluate_nll
+dist.init_process_group("gloo")
+rank, world = dist.get_rank(), dist.get_world_size()
+torch.manual_seed(0)
+model = HyenaDNALMHeadModel(HyenaConfig(d_model=16, n_layer=2, d_inner=32, l_max=66))
+windows = np.random.default_rng(0).integers(7, 11, size=(10, 65))  # batches of 4, 4 and 2
+calls = []
+model.register_forward_hook(lambda *args: calls.append(1))
+shared = evaluate_nll(model, windows, batch_size=4, rank=rank, world=world)
+n_shared = len(calls)
+alone = evaluate_nll(model, windows, batch_size=4)
+out = {"shared": shared, "alone": alone, "batches": n_shared}
+json.dump(out, open(os.path.join(sys.argv[1], f"rank{rank}.json"), "w"))
+dist.barrier()
+dist.destroy_process_group()
+"""
+
+
+def test_ranks_share_the_evaluation_and_get_one_processs_nll(tmp_path):
+    """Data-parallel pretraining evaluated the held-out windows on rank 0 alone while the other GPUs waited; now
+    every rank scores its share of the batches, and the NLL is the one a single process computes, to the bit."""
+    script = tmp_path / "eval.py"
+    script.write_text(SHARED_EVAL_SCRIPT)
+    two_ranks(script, [str(tmp_path)], timeout=300)
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert (r0["batches"], r1["batches"]) == (2, 1)
+    assert r0["shared"] == r1["shared"] == r0["alone"] == r1["alone"]
 
 
 SLOW_RANK0_SCRIPT = """

@@ -187,19 +187,32 @@ def training_intervals(
 
 
 @torch.no_grad()
-def evaluate_nll(model: HyenaDNALMHeadModel, windows: np.ndarray, batch_size: int = 16) -> float:
-    """Mean next-token NLL (nats per base) over every target of the windows: positions 1..L-1."""
+def evaluate_nll(
+    model: HyenaDNALMHeadModel, windows: np.ndarray, batch_size: int = 16, rank: int = 0, world: int = 1
+) -> float:
+    """Mean next-token NLL (nats per base) over every target of the windows: positions 1..L-1.
+
+    With ``world`` > 1 every rank of a data-parallel run calls it, and rank r scores batches r, r + world, ...: the
+    batches one process would score, summed in the same order, so the result is one process's to the bit, in 1/world
+    of the time (evaluation on rank 0 alone kept the other GPUs idle, for minutes at long windows)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    total, count = 0.0, 0
-    for i in range(0, len(windows), batch_size):
-        w = torch.from_numpy(windows[i : i + batch_size]).to(device)
+    starts = range(0, len(windows), batch_size)
+    sums = torch.zeros(len(starts), dtype=torch.float64)
+    for b in range(rank, len(starts), world):
+        w = torch.from_numpy(windows[starts[b] : starts[b] + batch_size]).to(device)
         logits = model(w[:, :-1]).logits.float()
-        total += torch.nn.functional.cross_entropy(logits.flatten(0, 1), w[:, 1:].flatten(), reduction="sum").item()
-        count += w[:, 1:].numel()
+        sums[b] = torch.nn.functional.cross_entropy(logits.flatten(0, 1), w[:, 1:].flatten(), reduction="sum").item()
+    if world > 1:  # each batch's sum from its one rank, plus zeros: exact (on the device: NCCL reduces GPU tensors)
+        reduced = sums.to(device)
+        dist.all_reduce(reduced)
+        sums = reduced.cpu()
     model.train(was_training)
-    return total / count
+    total = 0.0
+    for value in sums.tolist():
+        total += value
+    return total / (len(windows) * (windows.shape[1] - 1))
 
 
 def nll_report(nll: float) -> dict:
@@ -505,7 +518,7 @@ def _pretrain(cfg: PretrainConfig, resume: bool) -> dict:
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if cfg.device.startswith("cuda") else "gloo"
         dist.init_process_group(backend)
-    # where rank 0 works alone (the Markov baseline, evaluation, checkpoints), the others wait on a gloo group of
+    # where rank 0 works alone (the Markov baseline, export, checkpoints), the others wait on a gloo group of
     # their own with a long timeout, not in the next collective under the backend's (NCCL: 10 minutes; the
     # baseline took 280 s on our ~100 Mb of training DNA, and a whole genome is 30 times as much)
     waiting = dist.new_group(backend="gloo", timeout=RANK0_WAIT) if world > 1 else None
@@ -613,8 +626,11 @@ def _pretrain(cfg: PretrainConfig, resume: bool) -> dict:
     def export_model() -> None:  # in shards a git repository can hold, like the packed checkpoint
         model.save_pretrained(out / "model", max_shard_bytes=MAX_SHARD_BYTES)
 
-    def export_and_eval(step: int, wall: float) -> float:
-        nll = evaluate_nll(model, val_windows)
+    def export_and_eval(step: int, wall: float, ranks: int = world) -> None:
+        """Every one of ``ranks`` ranks scores its share of the held-out windows; rank 0 logs and exports."""
+        nll = evaluate_nll(model, val_windows, rank=rank, world=ranks)
+        if not is_main:
+            return
         row = {"kind": "eval", "step": step, "tokens_seen": tokens_seen, "wall_time": wall, **nll_report(nll)}
         if baseline is not None:
             row["markov_nll"] = baseline
@@ -622,7 +638,6 @@ def _pretrain(cfg: PretrainConfig, resume: bool) -> dict:
         export_model()
         _plot(metrics_path, out / "loss_curve.png", baseline)
         log(f"step {step}: held-out NLL {nll:.4f} nats/base" + (f" (Markov {baseline:.4f})" if baseline else ""))
-        return nll
 
     t_start = time.time()
     bar = tqdm(
@@ -687,29 +702,32 @@ def _pretrain(cfg: PretrainConfig, resume: bool) -> dict:
                     bar.set_postfix(loss=f"{loss_sum:.4f}", tok_s=f"{tps:,.0f}", lr=f"{lr:.2e}", refresh=False)
                 bar.update(1)
                 if step % cfg.eval_every == 0 or step == cfg.max_steps:
-                    if is_main:
-                        export_and_eval(step, wall)
+                    export_and_eval(step, wall)
                     wait_for_rank0()
                 out_of_time = cfg.max_minutes is not None and (time.time() - t_start) > 60 * cfg.max_minutes
-                # NCCL reduces GPU tensors only
-                flag = torch.tensor([float(stop.requested or out_of_time)], device=device)
+                # whether any rank was signalled, or is out of time: every rank takes the same branch below (NCCL
+                # reduces GPU tensors only)
+                flags = torch.tensor([float(stop.requested), float(out_of_time)], device=device)
                 if world > 1:
-                    dist.all_reduce(flag)
-                if step % cfg.ckpt_every == 0 or step == cfg.max_steps or flag.item() > 0:
+                    dist.all_reduce(flags)
+                signalled, stopping = flags[0].item() > 0, flags.sum().item() > 0
+                if step % cfg.ckpt_every == 0 or step == cfg.max_steps or stopping:
                     rng_ranks = gather_rng_states()  # a collective: before rank 0 alone writes
                     if is_main:
                         _save_checkpoint(ckpt_path, model, optimizer, step, tokens_seen, wall, cfg, rng_ranks)
                     wait_for_rank0()
-                if flag.item() > 0 and step < cfg.max_steps:
-                    if is_main and stop.requested:  # a signal: be quick, but leave model/ matching the checkpoint
-                        export_model()
-                    elif is_main:  # the time budget: the caller is waiting anyway, so evaluate as at the end
+                if stopping and step < cfg.max_steps:
+                    if signalled:  # be quick, but leave model/ matching the checkpoint
+                        if is_main:
+                            export_model()
+                    else:  # the time budget: the caller is waiting anyway, so evaluate as at the end
                         export_and_eval(step, wall)
                     log(f"stopping at step {step} (signal or time budget); resume with --resume")
                     break
             if is_main and step >= cfg.max_steps and _last_eval_step(metrics_path) != step:
                 # resumed with --max-steps at or below the checkpoint's step: the run ends here, evaluated and exported
-                export_and_eval(step, wall_before)
+                # by rank 0 alone, which alone reads the metrics
+                export_and_eval(step, wall_before, ranks=1)
             elif is_main and step >= cfg.max_steps and not (out / "model" / "config.json").exists():
                 # a finished run copied without model/ (a repository holds its packed checkpoint, not an 11 MB file)
                 export_model()
