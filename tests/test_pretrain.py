@@ -192,6 +192,29 @@ def test_markov_counts_equal_a_naive_count():
         assert np.array_equal(model.counts[j].ravel(), naive), j
 
 
+def test_markov_counts_from_one_reading_of_the_dna_equal_counting_each_piece():
+    """The baseline reads the DNA once: the reverse strand's counts come from the forward strand's (checked against
+    counting the reverse complement itself), and a tail's counts (k-mers ending at or after the cut) added to the
+    head's are the whole sequence's, for cuts inside the first k-mer, at the ends and past them."""
+    from hyenadna.tokenizer import reverse_complement_ids
+    from hyenadna.training.markov import add_reverse_complement, count_kmers
+
+    rng = np.random.default_rng(4)
+    seqs = [
+        rng.choice(np.array([7, 8, 9, 10, 11], dtype=np.uint8), size=n, p=[0.3, 0.2, 0.2, 0.25, 0.05])
+        for n in (3, 40, 700)
+    ]
+    forward = count_kmers(seqs, 5)
+    reverse = count_kmers([reverse_complement_ids(x) for x in seqs], 5)
+    for j, (both, f, r) in enumerate(zip(add_reverse_complement(forward), forward, reverse, strict=True)):
+        assert both.shape == (4**j, 4) and np.array_equal(both, f + r), j
+        assert np.array_equal(MarkovModel(5).fit(seqs, both_strands=True).counts[j], f + r), j
+    for cut in (0, 1, 3, 5, 6, 39, 40, 41, 699, 700):
+        heads = count_kmers([x[:cut] for x in seqs], 5)
+        tails = count_kmers(seqs, 5, ends_from=[cut] * len(seqs))
+        assert all(np.array_equal(h + t, w) for h, t, w in zip(heads, tails, forward, strict=True)), cut
+
+
 def test_markov_report_is_cached_by_its_inputs(fasta, tmp_path, monkeypatch):
     from hyenadna.training import pretrain as pretrain_module
     from hyenadna.training.windows import fixed_windows

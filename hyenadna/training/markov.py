@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from hyenadna.tokenizer import A, reverse_complement_ids
+from hyenadna.tokenizer import A
 
 
 def _kmer_codes(x: np.ndarray, max_order: int):
@@ -39,6 +39,40 @@ def _codes(x: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(f"a sequence of {len(x)} bases has no {order + 1}-mer")
 
 
+def count_kmers(
+    sequences: Iterable[np.ndarray], max_order: int, ends_from: Iterable[int] | None = None, progress=None
+) -> list[np.ndarray]:
+    """Next-base counts of the sequences' forward strand for every order j = 0 .. max_order: counts[j] is (4**j, 4),
+    rows the j-mer contexts, columns the next base. ``ends_from[i]``: count only the k-mers of sequence i that end at
+    or after that index (a sequence's tail, whose counts added to its head's give the whole sequence's exactly).
+    ``progress(bases)`` after each sequence."""
+    counts = [np.zeros(4 ** (j + 1), dtype=np.int64) for j in range(max_order + 1)]
+    starts = iter(ends_from) if ends_from is not None else None
+    for ids in sequences:
+        end_from = next(starts) if starts is not None else 0
+        first = max(0, end_from - max_order)  # no k-mer ending at end_from or later starts before this
+        x = ids[first:].astype(np.int16) - A
+        end_from -= first
+        for j, code, ok in _kmer_codes(x, max_order):
+            skip = max(0, end_from - j)  # the k-mer starting at p ends at p + j
+            counts[j] += np.bincount(code[skip:][ok[skip:]], minlength=4 ** (j + 1))
+        if progress is not None:
+            progress(len(ids) - first)
+    return [c.reshape(-1, 4) for c in counts]
+
+
+def add_reverse_complement(counts: list[np.ndarray]) -> list[np.ndarray]:
+    """Both strands' counts from the forward strand's: every k-mer read on the reverse strand is the reverse
+    complement of one on the forward strand (N-free on one strand iff on the other), so the reverse strand's table is
+    the forward one with each base complemented (A=0 <-> T=3, C=1 <-> G=2: every axis flipped) and the bases in reverse
+    order (the axes reversed). Exact, without reading the sequences a second time."""
+    both = []
+    for j, table in enumerate(counts):
+        cube = table.reshape((4,) * (j + 1))  # axis i: the k-mer's base i (the first base is the most significant)
+        both.append(table + np.flip(cube).transpose(tuple(range(j, -1, -1))).reshape(table.shape))
+    return both
+
+
 class MarkovModel:
     def __init__(self, order: int, alpha: float = 0.5):
         self.order = order
@@ -46,17 +80,9 @@ class MarkovModel:
         self.counts: list[np.ndarray] = []  # counts[j]: (4**j, 4) next-base counts after each j-mer context
 
     def fit(self, sequences: Iterable[np.ndarray], both_strands: bool = False, progress=None) -> MarkovModel:
-        """Count every k-mer of the sequences (and their reverse complements); ``progress(bases)`` after each."""
-        counts = [np.zeros(4 ** (j + 1), dtype=np.int64) for j in range(self.order + 1)]
-        for ids in sequences:
-            strands = [ids, reverse_complement_ids(ids)] if both_strands else [ids]
-            for s in strands:
-                x = s.astype(np.int16) - A
-                for j, code, ok in _kmer_codes(x, self.order):
-                    counts[j] += np.bincount(code[ok], minlength=4 ** (j + 1))
-                if progress is not None:
-                    progress(len(s))
-        self.counts = [c.reshape(-1, 4) for c in counts]
+        """Count every k-mer of the sequences (and of their reverse complements); ``progress(bases)`` after each."""
+        counts = count_kmers(sequences, self.order, progress=progress)
+        self.counts = add_reverse_complement(counts) if both_strands else counts
         return self
 
     def log_probs(self, windows: np.ndarray) -> np.ndarray:
@@ -89,16 +115,22 @@ def select_markov(
     alphas: Iterable[float] = (0.01, 0.1, 1.0),
     both_strands: Iterable[bool] = (False, True),
     log=print,
+    counts: list[np.ndarray] | None = None,
 ) -> tuple[dict, list[dict]]:
-    """Grid over order, smoothing and strands, scored on validation windows; returns the best setting and all."""
+    """Grid over order, smoothing and strands, scored on validation windows; returns the best setting and all.
+    ``counts``: the fit sequences' forward counts (``count_kmers``) up to the highest order, if already made."""
     from tqdm.auto import tqdm
 
     results = []
     orders, alphas, both_strands = list(orders), list(alphas), list(both_strands)
-    bases = sum(len(s) * (2 if strands else 1) for s in fit_sequences for strands in both_strands)
-    bar = tqdm(total=bases, unit="bp", unit_scale=True, desc="Markov fit", leave=False, disable=None, mininterval=1)
+    if counts is None:
+        bases = sum(len(s) for s in fit_sequences)
+        bar = tqdm(total=bases, unit="bp", unit_scale=True, desc="Markov fit", leave=False, disable=None, mininterval=1)
+        counts = count_kmers(fit_sequences, max(orders), progress=bar.update)
+        bar.close()
     for strands in both_strands:
-        full = MarkovModel(max(orders)).fit(fit_sequences, both_strands=strands, progress=bar.update)
+        full = MarkovModel(max(orders))
+        full.counts = add_reverse_complement(counts) if strands else counts
         for k in orders:
             model = MarkovModel(k)
             model.counts = full.counts[: k + 1]
@@ -107,6 +139,5 @@ def select_markov(
                 nll = model.nll(val_windows)
                 results.append({"order": k, "alpha": a, "both_strands": strands, "val_nll": nll})
                 log(f"markov order {k:2d} alpha {a:<5} both_strands {strands!s:5}: {nll:.4f} nats/base")
-    bar.close()
     best = min(results, key=lambda r: r["val_nll"])
     return best, results
