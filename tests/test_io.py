@@ -554,17 +554,21 @@ def _held_by_another_process(folder):
 
 
 def test_a_run_folder_is_one_processs(tmp_path):
-    """A second process is refused a folder a run holds, naming the holder; the same process may hold it again
-    (the command, then the library function it calls); nothing is left in the folder, a folder made for a run
-    that wrote nothing is removed, and the lock goes with its process, however that ends (here SIGKILL)."""
-    from hyenadna.utils.io import FolderInUseError, hold_folder
+    """A second process is refused a folder a run holds, naming the holder (its process, host and command, from the
+    lock file, so also across the nodes of a network file system); the same process may hold it again (the command,
+    then the library function it calls); the lock file goes when the run ends, a folder made for a run that wrote
+    nothing is removed, and a killed holder (SIGKILL) leaves a file that locks nothing."""
+    import socket
+
+    from hyenadna.utils.io import LOCK_FILE, FolderInUseError, hold_folder
 
     run = tmp_path / "run"
     with _held_by_another_process(run) as child:
-        message = rf"run is in use by another process \(process {child.pid}: "
+        message = rf"run is in use by another run \(process {child.pid} on {socket.gethostname()}: -c {run}\)"
         with pytest.raises(FolderInUseError, match=message), hold_folder(run):
             pass
-    with hold_folder(run), hold_folder(run):  # the child was killed: free again, and ours twice over
+    assert [p.name for p in run.iterdir()] == [LOCK_FILE]  # left by the killed child
+    with hold_folder(run), hold_folder(run):  # free again, and ours twice over
         (run / "metrics.jsonl").write_text("")
     assert [p.name for p in run.iterdir()] == ["metrics.jsonl"]
     with contextlib.suppress(ValueError), hold_folder(tmp_path / "new" / "deeper"):
@@ -582,13 +586,17 @@ def test_a_second_pretrain_or_fine_tune_in_a_running_ones_folder_is_refused(tmp_
     with _held_by_another_process(run):
         pretrain = ["pretrain", "--fasta", str(tmp_path / "genome.fa"), "--out", str(run), "--max-steps", "5"]
         assert main(pretrain) == 1
-        assert "run is in use by another process (process " in capsys.readouterr().err
+        assert "run is in use by another pretraining run (process " in capsys.readouterr().err
         assert main([*pretrain, "--resume"]) == 1
-        assert "run is in use by another process (process " in capsys.readouterr().err
+        assert "run is in use by another pretraining run (process " in capsys.readouterr().err
     assert (run / "pretrain_config.json").read_text() == "the first run's"
     ft = tmp_path / "ft"  # a fine-tuning run's folder, before its first epoch's state: empty
     with _held_by_another_process(ft):
         task = SHARED / "benchmarks" / "promoter_all"
         assert main(["fine-tune", str(task), "--out", str(ft), *MODEL]) == 1
-        assert "ft is in use by another process (process " in capsys.readouterr().err
-    assert list(ft.iterdir()) == []
+        assert "ft is in use by another fine-tuning run (process " in capsys.readouterr().err
+    from hyenadna.cli.finetune import check_out_folder
+    from hyenadna.utils.io import LOCK_FILE
+
+    assert [p.name for p in ft.iterdir()] == [LOCK_FILE]  # its holder was killed: a file that locks nothing
+    check_out_folder(ft, overwrite=False)  # and leaves the folder empty for the next fine-tune

@@ -18,7 +18,7 @@ from hyenadna.cli.common import (
     seed,
 )
 from hyenadna.training.patience import PATIENCE_FROM, PATIENCE_FROM_VALIDATION
-from hyenadna.utils.io import hold_folder
+from hyenadna.utils.io import LOCK_FILE, hold_folder
 
 
 def check_out_folder(out: Path, overwrite: bool) -> None:
@@ -26,15 +26,15 @@ def check_out_folder(out: Path, overwrite: bool) -> None:
     finished model was replaced in silence, and a folder of other files (--out .) got our README.md over its own."""
     if not out.is_dir():  # new (a file given as --out is refused before any command runs)
         return
-    if (out / "training_state.pt").exists() or not any(out.iterdir()):
+    files = sorted(p.name for p in out.iterdir() if p.name != LOCK_FILE)  # a killed run's lock holds nothing
+    if (out / "training_state.pt").exists() or not files:
         return
     if (out / "finetune.json").exists():
         if not overwrite:
             raise FileExistsError(f"--out {out} holds a fine-tuned model; pass --overwrite to replace it")
         return
-    example = sorted(p.name for p in out.iterdir())[0]
     raise FileExistsError(
-        f"--out {out} holds other files ({example}, ...), which the model folder's would replace: give a new folder"
+        f"--out {out} holds other files ({files[0]}, ...), which the model folder's would replace: give a new folder"
     )
 
 

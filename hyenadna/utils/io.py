@@ -96,17 +96,22 @@ class FolderInUseError(OSError):
     """Another process is writing a run in the folder (an OSError, as the busy lock is: the command line's errors)."""
 
 
-_HELD: set[str] = set()  # folders this process holds: a second flock of its own would be refused
+_HELD: set[str] = set()  # folders this process holds: a second lock of its own would be refused
+LOCK_FILE = ".hyenadna.lock"  # in a folder while a run holds it: who holds it
 
 
 @contextlib.contextmanager
 def hold_folder(folder: str | Path, what: str = "run") -> Iterator[Path]:
     """An exclusive lock on ``folder`` (created) for as long as a ``what`` writes there, so that the same command
     started twice (a scheduler's requeue while the job still runs, a forgotten ``nohup``) is refused instead of
-    interleaving two runs' checkpoints and metrics. The lock is ``flock`` on the folder itself: nothing is left in
-    it, and the kernel lets go when the process ends, however it ends. Where the file system has no such locks (some
-    network file systems), the run goes on unguarded. A folder made here and left empty is removed."""
+    interleaving two runs' checkpoints and metrics. The lock is ``flock`` on ``LOCK_FILE`` in the folder, which names
+    the holder (process, host, command) for the one refused, and is removed when the run ends; the kernel lets go of
+    the lock when the process ends, however it ends, so a file left by a killed run holds nothing. NFS clients take
+    it as a POSIX lock, seen from every node; where the file system has no locks at all, the run goes on unguarded. A
+    folder made here and left empty is removed."""
     import fcntl
+    import socket
+    import sys
 
     folder = Path(folder)
     made = [p for p in (folder, *folder.parents) if not p.exists()]  # the innermost first
@@ -115,39 +120,39 @@ def hold_folder(folder: str | Path, what: str = "run") -> Iterator[Path]:
     if key in _HELD:  # held by this process already (the command, then the library function it calls)
         yield folder
         return
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    _HELD.add(key)
-    try:
+    path = folder / LOCK_FILE
+    locked = False
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            holder = os.pread(fd, 1000, 0).decode(errors="replace").strip()
+            os.close(fd)
             raise FolderInUseError(
-                f"{folder} is in use by another process{_lock_holder(fd)}: a second {what} there would interleave its "
-                "checkpoints and logs with the first's; wait for that one to end, or stop it first"
+                f"{folder} is in use by another {what}{f' ({holder})' if holder else ''}: a second one there would "
+                "interleave its checkpoints and logs with the first's; wait for that one to end, or stop it first"
             ) from None
         except OSError:
-            pass  # a file system without locks: unguarded
+            break  # a file system without locks: unguarded
+        # the holder before us may have removed the file between our open and our lock: then it locks nothing
+        with contextlib.suppress(FileNotFoundError):
+            locked = os.stat(path).st_ino == os.fstat(fd).st_ino
+        if locked:
+            break
+        os.close(fd)
+    try:
+        if locked:
+            command = " ".join(sys.argv)[:300]
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"process {os.getpid()} on {socket.gethostname()}: {command}\n".encode(), 0)
+        _HELD.add(key)
         yield folder
     finally:
         _HELD.discard(key)
+        with contextlib.suppress(OSError):  # removed while still held: one who opened it meanwhile is refused
+            path.unlink()
         os.close(fd)  # releases the lock
         with contextlib.suppress(OSError):  # only while empty: an error before any output leaves no stray folder
-            for path in made:
-                path.rmdir()
-
-
-def _lock_holder(fd: int) -> str:
-    """Who holds the flock on ``fd``'s file, as " (process N: its command line)", from /proc/locks (Linux); "" where
-    that cannot be read."""
-    try:
-        st = os.fstat(fd)
-        key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-        for line in Path("/proc/locks").read_text().splitlines():
-            fields = line.split()
-            if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == key:
-                pid = fields[4]
-                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                return f" (process {pid}: {command.strip()[:160]})"
-    except OSError:
-        pass
-    return ""
+            for p in made:
+                p.rmdir()
