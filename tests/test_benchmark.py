@@ -1598,3 +1598,39 @@ def test_train_ab_times_a_whole_fine_tuning_run_in_each_checkout(tasks_dir, tmp_
     mod.main()
     (row,) = json.loads(out.read_text())["rounds"]
     assert row["before"] > 0 and row["after"] > 0 and row["before mcc"] == row["after mcc"]
+
+
+def test_processes_sharing_an_out_folder_leave_each_other_their_runs(tasks_dir, tmp_path, monkeypatch):
+    """The same benchmark started in several processes (array jobs on a cluster, or twice by mistake) into one --out:
+    a run another process holds is left to it and said so, not run twice side by side (whose training states and
+    saved files the two would overwrite), and a run saved meanwhile is taken as it is."""
+    import subprocess
+    import sys
+
+    import hyenadna.benchmark.runner as runner
+
+    cfg = BenchmarkConfig(
+        tasks_dir=str(tasks_dir), out_dir=str(tmp_path / "out"), tasks=["gc_task"], seeds=[0, 1], modes=["kmer"]
+    )
+    sub = load_task(tasks_dir / "gc_task").subsample(None, None, seed=0)
+    held = runner._partial_dir(tmp_path / "out", cfg, sub, "kmer", 1)
+    code = "import sys, time\nfrom hyenadna.utils.io import hold_folder\nwith hold_folder(sys.argv[1]):\n"
+    code += "    print('held', flush=True)\n    time.sleep(120)\n"
+    child = subprocess.Popen([sys.executable, "-c", code, str(held)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "held"
+        lines = []
+        summary = run_benchmark(cfg, log=lines.append)
+    finally:
+        child.kill()
+        child.wait()
+    assert summary["tasks"]["gc_task"]["modes"]["kmer"]["seeds"] == [0]
+    assert any(f"kmer      seed 1: left to the process running it (process {child.pid} on " in x for x in lines)
+    assert any("1 run(s) were left to other processes working in" in x for x in lines)
+    assert not (tmp_path / "out" / "runs" / "gc_task" / "kmer" / "seed1.json").exists()
+    summary = run_benchmark(cfg, log=lambda m: None)  # the holder is gone: this process runs it
+    assert summary["tasks"]["gc_task"]["modes"]["kmer"]["seeds"] == [0, 1]
+    saved = json.loads((tmp_path / "out" / "runs" / "gc_task" / "kmer" / "seed1.json").read_text())
+    # listed as pending, then found saved by another process once held: returned, not run again
+    monkeypatch.setattr(runner, "_run_held", lambda *a: pytest.fail("ran a saved run again"))
+    assert runner._run_one(cfg, tmp_path / "out", sub, "kmer", 1) == saved

@@ -400,12 +400,16 @@ class _Progress:
 
     def __init__(self, jobs: list, seconds: dict[str, list[float]], workers: int):
         self.left = [mode for _, mode, _ in jobs]
-        self.n, self.done, self.workers = len(jobs), 0, workers
+        self.n, self.done, self.workers, self.elsewhere = len(jobs), 0, workers, 0
         self.seconds = {mode: list(v) for mode, v in seconds.items()}
 
     def line(self, res: dict) -> str:
         self.done += 1
         self.left.remove(res["mode"])
+        if "elsewhere" in res:
+            self.elsewhere += 1
+            what = f"{res['task']:30s} {res['mode']:9s} seed {res['seed']}"
+            return f"[{self.done}/{self.n}] {what}: left to the process running it ({res['elsewhere']})"
         self.seconds.setdefault(res["mode"], []).append(res["seconds"])
         text = f"[{self.done}/{self.n}] {_describe(res)}"
         known = [np.mean(self.seconds[m]) for m in self.left if self.seconds.get(m)]
@@ -429,10 +433,27 @@ def _describe(res: dict) -> str:
 
 def _run_one(cfg: BenchmarkConfig, out: Path, sub: Task, mode: str, seed: int, log=None) -> dict:
     """One task x mode x seed, saved atomically with its recipe, and returned. ``log`` gets the fine-tuning epochs
-    (in a worker process: None, and they go to stderr, which the workers share with the parent)."""
-    log = log or _stderr
+    (in a worker process: None, and they go to stderr, which the workers share with the parent).
+
+    Several processes may share one ``out`` (the same command on several machines or GPUs, or started twice): each
+    run is held by the process that runs it (``hold_folder`` on its folder under ``out/partial``), another process
+    leaves it to that one (``{"elsewhere": who}``), and one that finds it saved meanwhile returns it as it is."""
+    from hyenadna.utils.io import FolderInUseError, hold_folder
+
+    folder = _partial_dir(out, cfg, sub, mode, seed)
+    try:
+        with hold_folder(folder, f"benchmark run ({sub.name} {mode} seed {seed})"):
+            path = out / "runs" / sub.name / mode / f"seed{seed}.json"
+            if path.is_file() and recipe_matches(run := json.loads(path.read_text()), run_recipe(cfg, mode)):
+                return run  # saved by another process since this call listed its runs
+            return _run_held(cfg, out, sub, mode, seed, log or _stderr, folder)
+    except FolderInUseError as e:
+        return {"task": sub.name, "mode": mode, "seed": seed, "elsewhere": e.holder or "another process"}
+
+
+def _run_held(cfg: BenchmarkConfig, out: Path, sub: Task, mode: str, seed: int, log, folder: Path) -> dict:
     t0 = time.time()
-    partial = _partial_dir(out, cfg, sub, mode, seed) if mode in ("finetune", "scratch") else None
+    partial = folder if mode in ("finetune", "scratch") else None
     if mode == "kmer":
         res = run_kmer(sub, seed)
     elif mode == "probe":
@@ -455,8 +476,9 @@ def _run_one(cfg: BenchmarkConfig, out: Path, sub: Task, mode: str, seed: int, l
         }
     )
     atomic_write_text(out / "runs" / sub.name / mode / f"seed{seed}.json", json.dumps(res, indent=1))
-    if partial is not None:
-        shutil.rmtree(partial, ignore_errors=True)  # the run is saved: its training states are spent
+    # the run is saved: its training states are spent (its lock file goes too, still held: a process that opened it
+    # meanwhile is refused, and one that comes later finds the run saved)
+    shutil.rmtree(folder, ignore_errors=True)
     return res
 
 
@@ -626,6 +648,11 @@ def run_benchmark(cfg: BenchmarkConfig, log=print, report_only: bool = False, wo
     else:
         for job in jobs:
             log(progress.line(_run_one(cfg, out, *job, log=log)))
+    if progress.elsewhere:
+        log(
+            f"{progress.elsewhere} run(s) were left to other processes working in {out}, and are missing from "
+            "results.md until they are saved; the last process to end writes the whole table (or --report-only)"
+        )
     if not report_only:
         cfg = _with_saved_modes(cfg, out, log)
     summary = summarise(out, tasks, cfg, log)

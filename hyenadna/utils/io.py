@@ -93,7 +93,10 @@ def save_figure(fig, path: str | Path, dpi: int = 110) -> None:
 
 
 class FolderInUseError(OSError):
-    """Another process is writing a run in the folder (an OSError, as the busy lock is: the command line's errors)."""
+    """Another process is writing a run in the folder (an OSError, as the busy lock is: the command line's errors).
+    ``holder``: who, as its lock file says ("process N on HOST: COMMAND"), or ""."""
+
+    holder = ""
 
 
 _HELD: set[str] = set()  # folders this process holds: a second lock of its own would be refused
@@ -129,10 +132,12 @@ def hold_folder(folder: str | Path, what: str = "run") -> Iterator[Path]:
         except BlockingIOError:
             holder = os.pread(fd, 1000, 0).decode(errors="replace").strip()
             os.close(fd)
-            raise FolderInUseError(
+            error = FolderInUseError(
                 f"{folder} is in use by another {what}{f' ({holder})' if holder else ''}: a second one there would "
                 "interleave its checkpoints and logs with the first's; wait for that one to end, or stop it first"
-            ) from None
+            )
+            error.holder = holder
+            raise error from None
         except OSError:
             break  # a file system without locks: unguarded
         # the holder before us may have removed the file between our open and our lock: then it locks nothing
