@@ -126,7 +126,11 @@ def hold_folder(folder: str | Path, what: str = "run") -> Iterator[Path]:
     path = folder / LOCK_FILE
     locked = False
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # the folder's last holder removed it (a finished benchmark run's) since our mkdir
+            folder.mkdir(parents=True, exist_ok=True)
+            continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
