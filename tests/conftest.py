@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -9,6 +10,7 @@ os.environ["HYENADNA_AUTO_THREADS"] = "0"
 os.environ["HYENADNA_AUTOTUNE"] = "0"
 import random
 import socket
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -189,3 +191,19 @@ def isolated_cache(tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     monkeypatch.setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
+
+
+@contextlib.contextmanager
+def held_by_another_process(folder):
+    """``folder`` held (hyenadna.utils.io.hold_folder) by a child process until the block ends."""
+    import subprocess
+
+    code = "import sys, time\nfrom hyenadna.utils.io import hold_folder\nwith hold_folder(sys.argv[1]):\n"
+    code += "    print('held', flush=True)\n    time.sleep(120)\n"
+    child = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "held"
+        yield child
+    finally:
+        child.kill()
+        child.wait()

@@ -15,7 +15,7 @@ from hyenadna.benchmark.kmer import kmer_frequencies
 from hyenadna.benchmark.runner import BenchmarkConfig, run_benchmark, run_finetune
 from hyenadna.benchmark.tasks import discover_tasks, load_task
 from hyenadna.cli import main
-from tests.conftest import FIXTURES, SHARED
+from tests.conftest import FIXTURES, SHARED, held_by_another_process
 
 
 def gc_frame(n: int, seed: int) -> pd.DataFrame:
@@ -1604,26 +1604,15 @@ def test_processes_sharing_an_out_folder_leave_each_other_their_runs(tasks_dir, 
     """The same benchmark started in several processes (array jobs on a cluster, or twice by mistake) into one --out:
     a run another process holds is left to it and said so, not run twice side by side (whose training states and
     saved files the two would overwrite), and a run saved meanwhile is taken as it is."""
-    import subprocess
-    import sys
-
     import hyenadna.benchmark.runner as runner
 
     cfg = BenchmarkConfig(
         tasks_dir=str(tasks_dir), out_dir=str(tmp_path / "out"), tasks=["gc_task"], seeds=[0, 1], modes=["kmer"]
     )
     sub = load_task(tasks_dir / "gc_task").subsample(None, None, seed=0)
-    held = runner._partial_dir(tmp_path / "out", cfg, sub, "kmer", 1)
-    code = "import sys, time\nfrom hyenadna.utils.io import hold_folder\nwith hold_folder(sys.argv[1]):\n"
-    code += "    print('held', flush=True)\n    time.sleep(120)\n"
-    child = subprocess.Popen([sys.executable, "-c", code, str(held)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout.readline().strip() == "held"
-        lines = []
+    lines = []
+    with held_by_another_process(runner._partial_dir(tmp_path / "out", cfg, sub, "kmer", 1)) as child:
         summary = run_benchmark(cfg, log=lines.append)
-    finally:
-        child.kill()
-        child.wait()
     assert summary["tasks"]["gc_task"]["modes"]["kmer"]["seeds"] == [0]
     assert any(f"kmer      seed 1: left to the process running it (process {child.pid} on " in x for x in lines)
     assert any("1 run(s) were left to other processes working in" in x for x in lines)

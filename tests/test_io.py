@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hyenadna.cli import main
 from hyenadna.data.readers import SequenceInputError, read_bed_sequences, read_sequences, reverse_complement
 from hyenadna.vep import read_vcf
-from tests.conftest import FIXTURES, SHARED, write_fasta
+from tests.conftest import FIXTURES, SHARED, held_by_another_process, write_fasta
 
 MODEL = ["--model", str(FIXTURES / "tiny"), "--threads", "1"]
 rng = np.random.default_rng(0)
@@ -537,22 +537,6 @@ def test_figures_are_written_in_the_format_their_extension_names(tmp_path):
     assert e.value.code == 2
 
 
-@contextlib.contextmanager
-def _held_by_another_process(folder):
-    """``folder`` held (hyenadna.utils.io.hold_folder) by a child process until the block ends."""
-    import subprocess
-
-    code = "import sys, time\nfrom hyenadna.utils.io import hold_folder\nwith hold_folder(sys.argv[1]):\n"
-    code += "    print('held', flush=True)\n    time.sleep(120)\n"
-    child = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout.readline().strip() == "held"
-        yield child
-    finally:
-        child.kill()
-        child.wait()
-
-
 def test_a_run_folder_is_one_processs(tmp_path):
     """A second process is refused a folder a run holds, naming the holder (its process, host and command, from the
     lock file, so also across the nodes of a network file system); the same process may hold it again (the command,
@@ -563,7 +547,7 @@ def test_a_run_folder_is_one_processs(tmp_path):
     from hyenadna.utils.io import LOCK_FILE, FolderInUseError, hold_folder
 
     run = tmp_path / "run"
-    with _held_by_another_process(run) as child:
+    with held_by_another_process(run) as child:
         message = rf"run is in use by another run \(process {child.pid} on {socket.gethostname()}: -c {run}\)"
         with pytest.raises(FolderInUseError, match=message), hold_folder(run):
             pass
@@ -583,7 +567,7 @@ def test_a_second_pretrain_or_fine_tune_in_a_running_ones_folder_is_refused(tmp_
     run = tmp_path / "run"
     run.mkdir()
     (run / "pretrain_config.json").write_text("the first run's")
-    with _held_by_another_process(run):
+    with held_by_another_process(run):
         pretrain = ["pretrain", "--fasta", str(tmp_path / "genome.fa"), "--out", str(run), "--max-steps", "5"]
         assert main(pretrain) == 1
         assert "run is in use by another pretraining run (process " in capsys.readouterr().err
@@ -591,7 +575,7 @@ def test_a_second_pretrain_or_fine_tune_in_a_running_ones_folder_is_refused(tmp_
         assert "run is in use by another pretraining run (process " in capsys.readouterr().err
     assert (run / "pretrain_config.json").read_text() == "the first run's"
     ft = tmp_path / "ft"  # a fine-tuning run's folder, before its first epoch's state: empty
-    with _held_by_another_process(ft):
+    with held_by_another_process(ft):
         task = SHARED / "benchmarks" / "promoter_all"
         assert main(["fine-tune", str(task), "--out", str(ft), *MODEL]) == 1
         assert "ft is in use by another fine-tuning run (process " in capsys.readouterr().err
