@@ -112,15 +112,19 @@ def hold_folder(folder: str | Path, what: str = "run") -> Iterator[Path]:
     the lock when the process ends, however it ends, so a file left by a killed run holds nothing. NFS clients take
     it as a POSIX lock, seen from every node; where the file system has no locks at all, the run goes on unguarded. A
     folder made here and left empty is removed."""
-    import fcntl
     import socket
     import sys
+
+    try:
+        import fcntl
+    except ImportError:  # not POSIX (Windows): no flock, the run goes on unguarded
+        fcntl = None
 
     folder = Path(folder)
     made = [p for p in (folder, *folder.parents) if not p.exists()]  # the innermost first
     folder.mkdir(parents=True, exist_ok=True)
     key = os.path.realpath(folder)
-    if key in _HELD:  # held by this process already (the command, then the library function it calls)
+    if key in _HELD or fcntl is None:  # held by this process already (the command, then the function it calls)
         yield folder
         return
     path = folder / LOCK_FILE
