@@ -1619,6 +1619,7 @@ def test_processes_sharing_an_out_folder_leave_each_other_their_runs(tasks_dir, 
     assert not (tmp_path / "out" / "runs" / "gc_task" / "kmer" / "seed1.json").exists()
     summary = run_benchmark(cfg, log=lambda m: None)  # the holder is gone: this process runs it
     assert summary["tasks"]["gc_task"]["modes"]["kmer"]["seeds"] == [0, 1]
+    assert not (tmp_path / "out" / "partial").exists()  # k-mer runs leave no folder of their locks
     saved = json.loads((tmp_path / "out" / "runs" / "gc_task" / "kmer" / "seed1.json").read_text())
     # listed as pending, then found saved by another process once held: returned, not run again
     monkeypatch.setattr(runner, "_run_held", lambda *a: pytest.fail("ran a saved run again"))

@@ -6,6 +6,7 @@ validation part, score the test split once. Metrics are computed on the whole te
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -490,6 +491,22 @@ def _partial_dir(out: Path, cfg: BenchmarkConfig, sub: Task, mode: str, seed: in
     return root / sub.name / mode / f"seed{seed}-{recipe}"
 
 
+def _tidy_partial(out: Path) -> None:
+    """``out/partial`` removed once it holds no training state, only its .gitignore and empty folders (the k-mer and
+    probe runs' folders there held nothing but their locks), so a run of those modes leaves no folder behind."""
+    root = out / "partial"
+    if not root.is_dir():
+        return
+    for path in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir():
+            with contextlib.suppress(OSError):  # not empty: a state to resume from, or another process's run
+                path.rmdir()
+    if [p.name for p in root.iterdir()] == [".gitignore"]:
+        with contextlib.suppress(OSError):
+            (root / ".gitignore").unlink()
+            root.rmdir()
+
+
 def _environment(cfg: BenchmarkConfig, mode: str) -> dict:
     """What ran a run, beside the recipe that decides it: a network's results move at float rounding with the
     kernels this machine chose (ops/autotune.py), and over a few epochs that can move a selected epoch, so a run
@@ -643,11 +660,14 @@ def run_benchmark(cfg: BenchmarkConfig, log=print, report_only: bool = False, wo
     jobs, saved = ([], {}) if report_only else _pending(cfg, tasks, out, log)
     workers = min(workers, max(1, len(jobs)))
     progress = _Progress(jobs, saved, workers)
-    if workers > 1:
-        _run_pool(cfg, out, jobs, workers, log, progress)
-    else:
-        for job in jobs:
-            log(progress.line(_run_one(cfg, out, *job, log=log)))
+    try:
+        if workers > 1:
+            _run_pool(cfg, out, jobs, workers, log, progress)
+        else:
+            for job in jobs:
+                log(progress.line(_run_one(cfg, out, *job, log=log)))
+    finally:
+        _tidy_partial(out)
     if progress.elsewhere:
         log(
             f"{progress.elsewhere} run(s) were left to other processes working in {out}, and are missing from "
