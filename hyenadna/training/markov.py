@@ -39,25 +39,41 @@ def _codes(x: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(f"a sequence of {len(x)} bases has no {order + 1}-mer")
 
 
+SEGMENT_BASES = 32_000_000  # k-mer ends counted at a time: a whole chromosome held an int64 code a base an order
+
+
 def count_kmers(
-    sequences: Iterable[np.ndarray], max_order: int, ends_from: Iterable[int] | None = None, progress=None
+    sequences: Iterable[np.ndarray],
+    max_order: int,
+    ends_from: Iterable[int] | None = None,
+    progress=None,
+    share: tuple[int, int] = (0, 1),
 ) -> list[np.ndarray]:
     """Next-base counts of the sequences' forward strand for every order j = 0 .. max_order: counts[j] is (4**j, 4),
     rows the j-mer contexts, columns the next base. ``ends_from[i]``: count only the k-mers of sequence i that end at
     or after that index (a sequence's tail, whose counts added to its head's give the whole sequence's exactly).
-    ``progress(bases)`` after each sequence."""
+    ``progress(bases)`` as it goes.
+
+    The k-mers are counted by where they end, ``SEGMENT_BASES`` positions at a time (each segment read with the
+    ``max_order`` bases before it), so memory does not grow with a chromosome's length; ``share=(rank, world)``
+    counts every world-th segment, from the rank-th: the ranks' counts add up to one process's, exactly."""
     counts = [np.zeros(4 ** (j + 1), dtype=np.int64) for j in range(max_order + 1)]
     starts = iter(ends_from) if ends_from is not None else None
+    rank, world = share
+    segment = 0
     for ids in sequences:
         end_from = next(starts) if starts is not None else 0
-        first = max(0, end_from - max_order)  # no k-mer ending at end_from or later starts before this
-        x = ids[first:].astype(np.int16) - A
-        end_from -= first
-        for j, code, ok in _kmer_codes(x, max_order):
-            skip = max(0, end_from - j)  # the k-mer starting at p ends at p + j
-            counts[j] += np.bincount(code[skip:][ok[skip:]], minlength=4 ** (j + 1))
-        if progress is not None:
-            progress(len(ids) - first)
+        for start in range(end_from, len(ids), SEGMENT_BASES):
+            segment += 1
+            if (segment - 1) % world != rank:
+                continue
+            first = max(0, start - max_order)  # no k-mer ending at start or later begins before this
+            x = ids[first : start + SEGMENT_BASES].astype(np.int16) - A
+            for j, code, ok in _kmer_codes(x, max_order):
+                skip = max(0, start - first - j)  # the k-mer beginning at p ends at p + j
+                counts[j] += np.bincount(code[skip:][ok[skip:]], minlength=4 ** (j + 1))
+            if progress is not None:
+                progress(len(x) - (start - first))
     return [c.reshape(-1, 4) for c in counts]
 
 
