@@ -2,12 +2,11 @@
 its share (``evaluate_nll(..., rank, world)``), side by side in one 2-rank torchrun job, rounds alternating.
 
     .venv/bin/python benchmarks/ddp_eval.py --out benchmarks/results/ddp_eval.json    # ~2 min on 2 cores
-    .venv/bin/python benchmarks/ddp_eval.py --markov --rounds 2 --out benchmarks/results/ddp_markov.json  # ~4 min
 
 The bundled 1k model on the 256 held-out 1,025-token windows every model card scores, CPU ranks of one thread each
 (gloo): on 2 cores, two ranks is what the machine can share out. Writes the seconds of each round and their ratio.
-``--markov``: the same for the Markov baseline of pretraining (``markov_baseline``, fitted afresh on the default
-training DNA), rank 0 counting alone against the ranks counting a share each.
+(Its ``--markov`` mode, at e9403a3, timed the Markov baseline's counting shared among the ranks against rank 0
+alone: 0.97-1.26x on 2 CPU ranks, ``benchmarks/results/ddp_markov.json``; the sharing was not kept.)
 """
 
 from __future__ import annotations
@@ -22,50 +21,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
-
-def markov_main(out: str, rounds: int) -> None:
-    import torch.distributed as dist
-
-    from benchmarks.long_context_eval import FASTA
-    from hyenadna.data.genome import Genome
-    from hyenadna.ops import autotune
-    from hyenadna.training.pretrain import PretrainConfig, markov_baseline, training_intervals
-    from hyenadna.training.windows import fixed_windows
-
-    dist.init_process_group("gloo")
-    rank, world = dist.get_rank(), dist.get_world_size()
-    genome = Genome.from_fasta(FASTA)
-    train, evaluation = training_intervals(PretrainConfig(fasta=FASTA, out_dir=""), genome)
-    windows = fixed_windows(genome, evaluation, 256, 1025)
-    times, reports = {"rank0_alone": [], "shared": []}, {}
-    for r in range(rounds):
-        for name in ("rank0_alone", "shared") if r % 2 == 0 else ("shared", "rank0_alone"):
-            dist.barrier()
-            t0 = time.perf_counter()
-            if name == "shared":
-                reports[name] = markov_baseline(
-                    genome, train, windows, log=lambda m: None, cache=False, group=dist.group.WORLD
-                )
-            elif rank == 0:
-                reports[name] = markov_baseline(genome, train, windows, log=lambda m: None, cache=False)
-            dist.barrier()
-            times[name].append(time.perf_counter() - t0)
-    if rank == 0:
-        result = {
-            "training_bases": sum(map(len, train)),
-            "world": world,
-            "seconds": times,
-            "ratio_rank0_alone_over_shared": [
-                a / b for a, b in zip(times["rank0_alone"], times["shared"], strict=True)
-            ],
-            "held_out_nll": reports["shared"]["held_out"]["nll"],
-            "same_report": reports["shared"] == reports["rank0_alone"],
-            "cpu": f"{autotune.cpu_name()} ({autotune.cpu_features()})",
-        }
-        Path(out).write_text(json.dumps(result, indent=1))
-        print(json.dumps(result, indent=1))
-    dist.destroy_process_group()
 
 
 def rank_main(out: str, rounds: int, windows: int) -> None:
@@ -118,19 +73,14 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/ddp_eval.json")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--windows", type=int, default=256)
-    parser.add_argument("--markov", action="store_true", help="time the Markov baseline's counting instead")
     parser.add_argument("--rank", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rank:
-        if args.markov:
-            markov_main(args.out, args.rounds)
-        else:
-            rank_main(args.out, args.rounds, args.windows)
+        rank_main(args.out, args.rounds, args.windows)
         return
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", __file__, "--rank"]
     cmd += ["--out", str(Path(args.out).resolve()), "--rounds", str(args.rounds), "--windows", str(args.windows)]
-    cmd += ["--markov"] if args.markov else []
     subprocess.run(cmd, env=env, check=True)
 
 

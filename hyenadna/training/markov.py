@@ -47,7 +47,6 @@ def count_kmers(
     max_order: int,
     ends_from: Iterable[int] | None = None,
     progress=None,
-    share: tuple[int, int] = (0, 1),
 ) -> list[np.ndarray]:
     """Next-base counts of the sequences' forward strand for every order j = 0 .. max_order: counts[j] is (4**j, 4),
     rows the j-mer contexts, columns the next base. ``ends_from[i]``: count only the k-mers of sequence i that end at
@@ -55,18 +54,12 @@ def count_kmers(
     ``progress(bases)`` as it goes.
 
     The k-mers are counted by where they end, ``SEGMENT_BASES`` positions at a time (each segment read with the
-    ``max_order`` bases before it), so memory does not grow with a chromosome's length; ``share=(rank, world)``
-    counts every world-th segment, from the rank-th: the ranks' counts add up to one process's, exactly."""
+    ``max_order`` bases before it), so memory does not grow with a chromosome's length."""
     counts = [np.zeros(4 ** (j + 1), dtype=np.int64) for j in range(max_order + 1)]
     starts = iter(ends_from) if ends_from is not None else None
-    rank, world = share
-    segment = 0
     for ids in sequences:
         end_from = next(starts) if starts is not None else 0
         for start in range(end_from, len(ids), SEGMENT_BASES):
-            segment += 1
-            if (segment - 1) % world != rank:
-                continue
             first = max(0, start - max_order)  # no k-mer ending at start or later begins before this
             x = ids[first : start + SEGMENT_BASES].astype(np.int16) - A
             for j, code, ok in _kmer_codes(x, max_order):

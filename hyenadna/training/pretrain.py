@@ -221,35 +221,31 @@ def nll_report(nll: float) -> dict:
 
 
 def markov_baseline(
-    genome: Genome, train: list[Interval], val_windows: np.ndarray, log=print, cache: bool = True, group=None
-) -> dict | None:
+    genome: Genome, train: list[Interval], val_windows: np.ndarray, log=print, cache: bool = True
+) -> dict:
     """Choose order/smoothing/strands on a split of the training DNA (last 10% of each interval), refit on all of it,
     and score the held-out windows. Minutes of counting on a large genome, so the report is cached under
     ``$HYENADNA_HOME/markov``, keyed by a hash of the training DNA itself and the windows (``cache=False``: refit).
-
-    With ``group`` (a data-parallel run's gloo group), every rank of it calls this: rank 0 answers from its cache or
-    not, the ranks count a share of the DNA each, rank 0 gets the sums (the same counts, exactly) and chooses and
-    scores alone; the others return None. Until 2026-12-08 rank 0 counted it all while the other GPUs waited."""
+    In data-parallel pretraining rank 0 fits it alone: counting a share on every rank measured 0.97-1.26x on 2 CPU
+    ranks (the counting is memory-bound), for the count tables' memory on every rank (benchmarks/ddp_eval.py at
+    e9403a3)."""
     import hashlib
 
     from hyenadna.hub import cache_dir
 
-    rank, world = (dist.get_rank(group), dist.get_world_size(group)) if group is not None else (0, 1)
     sequences = [genome.fetch(iv) for iv in train]
     key = hashlib.sha256(b"markov-v1")
     for iv, seq in zip(train, sequences, strict=True):
         key.update(str(iv).encode() + seq.tobytes())
     key.update(str(val_windows.shape).encode() + val_windows.tobytes())
     cached = cache_dir() / "markov" / f"{key.hexdigest()[:32]}.json"
-    report = None
-    if rank == 0 and cache and cached.is_file():
+    if cache and cached.is_file():
         try:
             report = json.loads(cached.read_text())
             log(f"markov baseline: {report['held_out']['nll']:.4f} nats/base (cached in {cached})")
+            return report
         except (ValueError, KeyError):
             log(f"markov baseline: ignoring an unreadable cache file {cached}")
-    if _rank0_says(report is not None, group):  # rank 0's cache (another node's home may differ)
-        return report
     log(f"markov baseline: fitting orders 2-12 on {sum(map(len, sequences)):,} bases (minutes on a chromosome)")
     fit, select = [], []
     for iv, seq in zip(train, sequences, strict=True):
@@ -273,18 +269,12 @@ def markov_baseline(
         unit_scale=True,
         desc="Markov fit",
         leave=False,
-        disable=None if rank == 0 else True,
+        disable=None,
         mininterval=1,
     )
-    progress = lambda n: bar.update(n * world)  # noqa: E731  (rank 0's share, for all: the ranks count alike)
-    heads = count_kmers(fit, max(orders), progress=progress, share=(rank, world))
-    ends = [len(f) for f in fit]
-    tails = count_kmers(sequences, max(orders), ends_from=ends, progress=progress, share=(rank, world))
+    heads = count_kmers(fit, max(orders), progress=bar.update)
+    tails = count_kmers(sequences, max(orders), ends_from=[len(f) for f in fit], progress=bar.update)
     bar.close()
-    if world > 1:
-        heads, tails = _sum_on_rank0(heads, group), _sum_on_rank0(tails, group)
-        if rank != 0:
-            return None
     select_windows = fixed_windows(genome, select, len(val_windows), length, seed=4321)
     best, grid = select_markov(fit, select_windows, orders, log=lambda m: None, counts=heads)
     model = MarkovModel(best["order"], best["alpha"])
@@ -303,23 +293,6 @@ def markov_baseline(
         except OSError as e:  # a read-only home is no reason to fail the run
             log(f"markov baseline: not cached ({e})")
     return report
-
-
-def _rank0_says(value: bool, group) -> bool:
-    """Rank 0's ``value``, on every rank of ``group`` (one process: its own)."""
-    if group is None:
-        return value
-    box = [value]
-    dist.broadcast_object_list(box, src=0, group=group)
-    return bool(box[0])
-
-
-def _sum_on_rank0(counts: list[np.ndarray], group) -> list[np.ndarray]:
-    """Every rank's count tables summed into rank 0's (int64, so exactly); the others' are left as they were."""
-    flat = torch.from_numpy(np.concatenate([c.ravel() for c in counts]))
-    dist.reduce(flat, dst=0, group=group)
-    pieces = np.split(flat.numpy(), np.cumsum([c.size for c in counts])[:-1])
-    return [p.reshape(c.shape) for p, c in zip(pieces, counts, strict=True)]
 
 
 def memory_plan(
@@ -600,15 +573,13 @@ def _pretrain(cfg: PretrainConfig, resume: bool) -> dict:
     val_windows = fixed_windows(genome, evaluation, cfg.eval_windows, cfg.seq_len + 1)
 
     baseline = None
-    markov_path = out / "markov.json"
-    # fitted by the ranks together when rank 0 has no report from an earlier start of the run
-    if cfg.markov and not _rank0_says(is_main and markov_path.exists(), waiting):
-        t0 = time.time()
-        report = markov_baseline(genome, train, val_windows, log=log, group=waiting)
-        if is_main:
+    if is_main and cfg.markov:
+        markov_path = out / "markov.json"
+        if not markov_path.exists():
+            t0 = time.time()
+            report = markov_baseline(genome, train, val_windows, log=log)
             report["seconds"] = time.time() - t0
             atomic_write_text(markov_path, json.dumps(report, indent=1))
-    if is_main and cfg.markov:
         baseline = json.loads(markov_path.read_text())["held_out"]["nll"]
     wait_for_rank0()
 
