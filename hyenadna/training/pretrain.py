@@ -542,7 +542,7 @@ def _pretrain(cfg: PretrainConfig, resume: bool) -> dict:
         dist.init_process_group(backend)
     # where rank 0 works alone (the Markov baseline, export, checkpoints), the others wait on a gloo group of
     # their own with a long timeout, not in the next collective under the backend's (NCCL: 10 minutes; the
-    # baseline took 280 s on our ~100 Mb of training DNA, and a whole genome is 30 times as much)
+    # baseline takes 30 s on our ~100 Mb of training DNA on a Zen 4, and a whole genome is 30 times as much)
     waiting = dist.new_group(backend="gloo", timeout=RANK0_WAIT) if world > 1 else None
 
     def wait_for_rank0() -> None:
