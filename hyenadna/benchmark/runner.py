@@ -380,7 +380,7 @@ def _pending(cfg: BenchmarkConfig, tasks: list[Task], out: Path, log) -> tuple[l
     for seed in cfg.seeds:
         for sub in subs:
             for mode in cfg.modes:
-                path = out / "runs" / sub.name / mode / f"seed{seed}.json"
+                path = _run_path(out, sub, mode, seed)
                 if path.is_file():
                     run, recipe = json.loads(path.read_text()), run_recipe(cfg, mode)
                     if recipe_matches(run, recipe):
@@ -444,7 +444,7 @@ def _run_one(cfg: BenchmarkConfig, out: Path, sub: Task, mode: str, seed: int, l
     folder = _partial_dir(out, cfg, sub, mode, seed)
     try:
         with hold_folder(folder, f"benchmark run ({sub.name} {mode} seed {seed})"):
-            path = out / "runs" / sub.name / mode / f"seed{seed}.json"
+            path = _run_path(out, sub, mode, seed)
             if path.is_file() and recipe_matches(run := json.loads(path.read_text()), run_recipe(cfg, mode)):
                 return run  # saved by another process since this call listed its runs
             return _run_held(cfg, out, sub, mode, seed, log or _stderr, folder)
@@ -476,11 +476,16 @@ def _run_held(cfg: BenchmarkConfig, out: Path, sub: Task, mode: str, seed: int, 
             "environment": _environment(cfg, mode),
         }
     )
-    atomic_write_text(out / "runs" / sub.name / mode / f"seed{seed}.json", json.dumps(res, indent=1))
+    atomic_write_text(_run_path(out, sub, mode, seed), json.dumps(res, indent=1))
     # the run is saved: its training states are spent (its lock file goes too, still held: a process that opened it
     # meanwhile is refused, and one that comes later finds the run saved)
     shutil.rmtree(folder, ignore_errors=True)
     return res
+
+
+def _run_path(out: Path, sub: Task, mode: str, seed: int) -> Path:
+    """Where a finished run is saved (the listing of pending runs, a process holding a run and the run itself)."""
+    return out / "runs" / sub.name / mode / f"seed{seed}.json"
 
 
 def _partial_dir(out: Path, cfg: BenchmarkConfig, sub: Task, mode: str, seed: int) -> Path:
