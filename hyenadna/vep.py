@@ -136,6 +136,8 @@ def allele_problem(variant: Variant, alt: str, genome: GenomeFasta) -> str | Non
         return "not_in_genome"
     if not alt or any(ch not in _BASES for ch in alt) or not variant.ref or any(ch not in _BASES for ch in variant.ref):
         return "unsupported_allele"
+    if "N" in alt or "N" in variant.ref:
+        return "n_allele"
     start = variant.pos - 1
     if start + len(variant.ref) > size:
         return "outside_chromosome"
@@ -167,21 +169,25 @@ def vep_columns(both_strands: bool = False) -> list[str]:
     """The columns of ``score_variants``' rows, in order."""
     strands = ["llr_forward", "llr_reverse"] if both_strands else []
     head = ["chrom", "pos", "id", "ref", "alt", "status", "llr", "ref_ll", "alt_ll"]
-    return [*head, *strands, "window", "offset", "embedding_cosine_distance", "embedding_l2_distance"]
+    return [*head, *strands, "window", "offset", "n_skipped", "embedding_cosine_distance", "embedding_l2_distance"]
 
 
 def window_log_probs(
     model, tokenizer, windows: list[str], batch_size: int = 8, strands: int = 1, embeddings: bool = False
 ):
-    """Each window's per-position log-probabilities, ``[window][strand]`` arrays (natural log; the first position
-    NaN), and with ``embeddings`` the windows' mean last hidden states (a tensor, else None), as ``vep`` scores them."""
+    """Each window's per-position log-probabilities, ``[window][strand]`` arrays (natural log; NaN at the first
+    position and at targets that are N, as ``score`` leaves them out), and with ``embeddings`` the windows' mean last
+    hidden states (a tensor, else None), as ``vep`` scores them."""
     from hyenadna.data.pipeline import plan_chunks
     from hyenadna.scoring import log_probs_and_embeddings, scoring_policy
+    from hyenadna.tokenizer import PAD, UNK, N
 
     bases = [tokenizer.encode_bases(w, i) for i, w in enumerate(windows)]
     chunks = plan_chunks(bases, tokenizer, scoring_policy(model.config.l_max), strands)
     pooling = "mean" if embeddings else None
-    return log_probs_and_embeddings(model, chunks, len(bases), strands, batch_size, pooling=pooling)
+    return log_probs_and_embeddings(
+        model, chunks, len(bases), strands, batch_size, pooling=pooling, skip_tokens=(N, PAD, UNK)
+    )
 
 
 def score_window_pairs(
@@ -193,20 +199,27 @@ def score_window_pairs(
     embeddings: bool = True,
 ) -> list[dict]:
     """For each (reference window, alternative window): ``llr``, ``ref_ll``, ``alt_ll`` (natural log, summed over
-    every position but the first; strand-averaged with ``both_strands``, which adds ``llr_forward`` and
-    ``llr_reverse``) and, with ``embeddings``, the cosine and L2 distance of the windows' mean last hidden states.
-    A window that several pairs share (in-silico mutagenesis: one reference for three bases) is scored once."""
+    the same positions of both windows: every one but the first, less those where either window holds N, counted in
+    ``n_skipped``; strand-averaged with ``both_strands``, which adds ``llr_forward`` and ``llr_reverse``) and, with
+    ``embeddings``, the cosine and L2 distance of the windows' mean last hidden states. A window that several pairs
+    share (in-silico mutagenesis: one reference for three bases) is scored once."""
     strands = 2 if both_strands else 1
     unique = list(dict.fromkeys(w for pair in pairs for w in pair))
     index = {w: i for i, w in enumerate(unique)}
     lps, emb = window_log_probs(model, tokenizer, unique, batch_size, strands, embeddings)
-    ll = [[float(np.nansum(lp[s])) for s in range(strands)] for lp in lps]
     emb = emb.cpu().numpy() if emb is not None else None
     out = []
     for ref, alt in pairs:
         r, a = index[ref], index[alt]
-        per_strand = [ll[a][s] - ll[r][s] for s in range(strands)]
-        row = {"llr": float(np.mean(per_strand)), "ref_ll": float(np.mean(ll[r])), "alt_ll": float(np.mean(ll[a]))}
+        # The model's probability of an N is not a property of the DNA, and where a gap lay in the window the
+        # variant's change of it outweighed the variant's own effect (by 3-14 nats, 200 and 50 bases before one);
+        # leaving it out of one window only would make the LLR measure where the gap falls.
+        kept = [np.isfinite(lps[r][s]) & np.isfinite(lps[a][s]) for s in range(strands)]
+        ll_ref = [float(lps[r][s][kept[s]].sum()) for s in range(strands)]
+        ll_alt = [float(lps[a][s][kept[s]].sum()) for s in range(strands)]
+        per_strand = [ll_alt[s] - ll_ref[s] for s in range(strands)]
+        row = {"llr": float(np.mean(per_strand)), "ref_ll": float(np.mean(ll_ref)), "alt_ll": float(np.mean(ll_alt))}
+        row["n_skipped"] = int(len(kept[0]) - 1 - kept[0].sum())
         if both_strands:
             row |= {"llr_forward": per_strand[0], "llr_reverse": per_strand[1]}
         if emb is not None:
@@ -254,7 +267,7 @@ def effects_table(rows: list[dict], columns: list[str]) -> pd.DataFrame:
     import pandas as pd
 
     table = pd.DataFrame(rows, columns=columns)
-    for column in ("window", "offset", "target", "ref_class", "alt_class"):
+    for column in ("window", "offset", "n_skipped", "target", "ref_class", "alt_class"):
         values = [row.get(column) for row in rows]
         if column in table and all(v is None or isinstance(v, int) for v in values):
             table[column] = pd.array(values, dtype="Int64")
@@ -484,6 +497,8 @@ def _why(status: str, v: Variant, genome: GenomeFasta) -> str:
         return f"REF {v.ref} differs from the genome's {found} there"
     if status == "not_in_genome":
         return f"chromosome {v.chrom!r} is not in {genome.path}"
+    if status == "n_allele":
+        return "REF or ALT holds N, a base not known, whose change the model cannot score"
     if status == "past_chromosome_end":
         return "what the allele changes lies past the chromosome's end, outside both windows"
     return status.replace("_", " ")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hyenadna import CharacterTokenizer, load_model
-from hyenadna.data.readers import GenomeFasta
+from hyenadna.data.readers import GenomeFasta, reverse_complement
 from hyenadna.vep import Variant, score_variants, variant_windows
 from tests.conftest import FIXTURES, write_fasta
 
@@ -27,12 +27,17 @@ def model():
     return load_model(FIXTURES / "tiny")
 
 
-def window_ll(model, seq: str) -> float:
-    """log P(seq[1:] | prefixes), by hand: one forward pass, no pipeline."""
+def window_log_probs_by_hand(model, seq: str) -> np.ndarray:
+    """log P(seq[j] | seq[:j]) for j >= 1, by hand: one forward pass, no pipeline."""
     ids = torch.tensor([CharacterTokenizer().encode(seq)])
     with torch.no_grad():
         logp = torch.log_softmax(model(ids).logits.float(), -1)
-    return logp[0, :-1].gather(-1, ids[0, 1:, None]).sum().item()
+    return logp[0, :-1].gather(-1, ids[0, 1:, None])[:, 0].numpy()
+
+
+def window_ll(model, seq: str) -> float:
+    """log P(seq[1:] | prefixes), by hand."""
+    return float(window_log_probs_by_hand(model, seq).sum())
 
 
 @pytest.mark.parametrize(
@@ -69,6 +74,37 @@ def test_indel_llr_equals_a_hand_computation(genome, model):
         assert row["ref_ll"] == pytest.approx(window_ll(model, r), abs=2e-3)
         assert row["alt_ll"] == pytest.approx(window_ll(model, a), abs=2e-3)
         assert row["llr"] == pytest.approx(window_ll(model, a) - window_ll(model, r), abs=2e-3)
+
+
+def test_targets_that_are_n_in_either_window_are_left_out_of_both_sums(model, tmp_path):
+    """Next to a gap, the model's probabilities of the N bases move with the variant. They are left out of both
+    windows' sums at the same positions (as ``score`` leaves N targets out), so the LLR measures the DNA; before,
+    the gap's share swamped the variant's. An allele that holds N is not scored."""
+    seq = CHROM[:1000] + "N" * 60 + CHROM[1000:2000] + "NNNRY" + CHROM[2000:2500]  # IUPAC codes read as N
+    genome = tmp_path / "gap.fa"
+    write_fasta(genome, "chr7", seq)
+    snv = "A" if seq[979] != "A" else "C"
+    vcf = tmp_path / "v.vcf"
+    lines = ["#CHROM\tPOS\tID\tREF\tALT", f"chr7\t980\tsnv\t{seq[979]}\t{snv}"]
+    lines += [f"chr7\t975\tdel\t{seq[974:978]}\t{seq[974]}", f"chr7\t2030\tins\t{seq[2029]}\t{seq[2029]}ACGTTG"]
+    lines += ["chr7\t1001\tgap\tN\tA", f"chr7\t500\tto_n\t{seq[499]}\tN"]
+    vcf.write_text("\n".join(lines) + "\n")
+    g = GenomeFasta(genome, {"chr7"})
+    with pytest.warns(UserWarning, match="REF or ALT holds N"):
+        rows = list(score_variants(model, CharacterTokenizer(), vcf, genome, window=120, both_strands=True))
+    assert [r["status"] for r in rows] == ["ok"] * 3 + ["n_allele"] * 2
+    for row in rows[:3]:
+        v = Variant(1, "chr7", row["pos"], ".", row["ref"], [row["alt"]])
+        r, a, _ = variant_windows(v, row["alt"], g, 120)
+        gap = np.array([x not in "ACGT" or y not in "ACGT" for x, y in zip(r[1:], a[1:], strict=True)])
+        assert 0 < gap.sum() == row["n_skipped"] < len(gap)
+        lp_r, lp_a = window_log_probs_by_hand(model, r), window_log_probs_by_hand(model, a)
+        assert row["llr_forward"] == pytest.approx(lp_a[~gap].sum() - lp_r[~gap].sum(), abs=2e-3)
+        rc_r, rc_a = (window_log_probs_by_hand(model, reverse_complement(w)) for w in (r, a))
+        rc_gap = np.array([x not in "ACGT" or y not in "ACGT" for x, y in zip(r[::-1][1:], a[::-1][1:], strict=True)])
+        assert row["llr_reverse"] == pytest.approx(rc_a[~rc_gap].sum() - rc_r[~rc_gap].sum(), abs=2e-3)
+        assert row["ref_ll"] == pytest.approx((lp_r[~gap].sum() + rc_r[~rc_gap].sum()) / 2, abs=2e-3)  # both strands
+        assert row["llr"] == pytest.approx((row["llr_forward"] + row["llr_reverse"]) / 2)
 
 
 def test_a_change_past_the_chromosome_end_is_a_status_not_an_llr_of_zero(genome, model, tmp_path):
