@@ -253,9 +253,10 @@ class HyenaDNA:
     ) -> pd.DataFrame:
         """Zero-shot effect of each VCF allele, a row per (variant, ALT allele) in VCF order, as ``hyenadna vep``
         writes them: ``llr`` = log P(alt window) - log P(ref window), two windows of ``window`` bases of ``genome``
-        holding the variant at the same offset (negative: the model finds the allele less likely), and the distance
-        between their mean-pooled embeddings; with ``both_strands`` the mean over both strands. Alleles that cannot
-        be scored keep a ``status`` (not in the genome, a REF that differs from it, a symbolic allele) and a warning
+        holding the variant at the same offset (negative: the model finds the allele less likely), summed over the
+        positions where neither window holds N (``n_skipped``: the others), and the distance between their
+        mean-pooled embeddings; with ``both_strands`` the mean over both strands. Alleles that cannot be scored keep
+        a ``status`` (not in the genome, a REF that differs from it, a symbolic allele, an N) and a warning
         (``hyenadna.vep.score_variant_blocks``)."""
         from hyenadna.vep import effects_table, score_variants, vep_columns
 
