@@ -248,9 +248,9 @@ def score_variant_blocks(
     the window) over the same positions (all but the first, less those where either window holds N: ``n_skipped``)
     of two windows of equal length that hold the variant at the same offset (``variant_windows``). With
     ``both_strands``, the mean of that and the same on the two windows' reverse complements (``llr_forward``,
-    ``llr_reverse`` give each). The embedding distances compare the mean-pooled
-    last hidden states of the two windows (averaged over both strands with ``both_strands``). Windows of
-    ``variants_per_batch`` records are scored together, in length-bucketed batches of ``batch_size``.
+    ``llr_reverse`` give each). The embedding distances compare the mean-pooled last hidden states of the two
+    windows (averaged over both strands with ``both_strands``). Windows of ``variants_per_batch`` records are scored
+    together, in length-bucketed batches of ``batch_size``.
 
     Yields (block index, rows) per block of ``variants_per_batch`` VCF records; with ``shard=(rank, world)`` only the
     blocks with index % world == rank. Every block is scored on its own, so a sharded run computes each block exactly
