@@ -107,7 +107,7 @@ def normalized(variant: Variant, alt: str, genome: GenomeFasta) -> tuple[Variant
     """The allele as ``bcftools norm`` writes it: bases that REF and ALT share trimmed, and an indel shifted as far
     left as the sequence repeats (Tan, Abecasis and Kang 2015). A change has one spelling this way, so the windows
     centred on it do not depend on which a VCF used: two spellings of one indel in a repeat had scored a median
-    0.35 nats apart (``benchmarks/vep_normalisation.py``). A shift stops before a base that is not A, C, G or T."""
+    0.35 nats apart (``benchmarks/vep_windows.py``). A shift stops before a base that is not A, C, G or T."""
     start, ref = variant.pos - 1, variant.ref
     if ref == alt:
         return variant, alt
