@@ -20,7 +20,7 @@ import numpy as np
 from hyenadna.data.readers import GenomeFasta, reverse_complement
 from hyenadna.data.regions import Interval, canonical_chrom
 from hyenadna.utils.io import save_figure
-from hyenadna.vep import Variant, score_window_pairs, variant_windows
+from hyenadna.vep import Variant, check_window, score_window_pairs, variant_windows
 
 if TYPE_CHECKING:
     from hyenadna.finetune import HyenaDNAFineTuningModel
@@ -138,6 +138,7 @@ def in_silico_mutagenesis(
     """ISM over ``region`` (0-based, half-open) of the FASTA ``genome`` (a genome, or any FASTA whose record names
     the region's chromosome; or one already opened). ``window`` bases of context around each change, as in
     ``vep --window``."""
+    check_window(model, tokenizer, window)
     fasta = genome if isinstance(genome, GenomeFasta) else GenomeFasta(genome, {region.chrom})
     size = fasta.sizes.get(canonical_chrom(region.chrom))
     if size is None:

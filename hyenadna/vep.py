@@ -221,6 +221,17 @@ def window_log_probs(
     )
 
 
+def check_window(model, tokenizer, window: int) -> None:
+    """Refuse a window longer than the language model reads at once: it would be scored in pieces, each starting
+    its context again, so a variant's LLR would depend on where a piece boundary fell."""
+    room = model.config.l_max - len(tokenizer.prefix) - len(tokenizer.suffix)
+    if window > room:
+        raise ValueError(
+            f"window {window:,}: the model reads at most {room:,} bases at once (l_max {model.config.l_max:,}); "
+            f"give a window of at most {room:,}, or a model with a longer context"
+        )
+
+
 def score_window_pairs(
     model,
     tokenizer,
@@ -255,7 +266,8 @@ def score_window_pairs(
             row |= {"llr_forward": per_strand[0], "llr_reverse": per_strand[1]}
         if emb is not None:
             e_ref, e_alt = emb[r], emb[a]
-            cos = 1 - float(np.dot(e_ref, e_alt) / (np.linalg.norm(e_ref) * np.linalg.norm(e_alt) + 1e-12))
+            # rounding can put the cosine a hair above 1 for windows the model sees as one
+            cos = max(0.0, 1 - float(np.dot(e_ref, e_alt) / (np.linalg.norm(e_ref) * np.linalg.norm(e_alt) + 1e-12)))
             row |= {"embedding_cosine_distance": cos, "embedding_l2_distance": float(np.linalg.norm(e_ref - e_alt))}
         out.append(row)
     return out
@@ -286,6 +298,8 @@ def score_variant_blocks(
     Yields (block index, rows) per block of ``variants_per_batch`` VCF records; with ``shard=(rank, world)`` only the
     blocks with index % world == rank. Every block is scored on its own, so a sharded run computes each block exactly
     as a single process does."""
+
+    check_window(model, tokenizer, window)
 
     def score(pairs: list[tuple[str, str]]) -> list[dict]:
         return score_window_pairs(model, tokenizer, pairs, batch_size, both_strands)

@@ -8,6 +8,7 @@ import torch
 
 from hyenadna import CharacterTokenizer, load_model
 from hyenadna.data.readers import GenomeFasta, reverse_complement
+from hyenadna.data.regions import Interval
 from hyenadna.vep import Variant, normalized, score_variants, variant_windows
 from tests.conftest import FIXTURES, write_fasta
 
@@ -158,6 +159,27 @@ def test_targets_that_are_n_in_either_window_are_left_out_of_both_sums(model, tm
         assert row["llr_reverse"] == pytest.approx(rc_a[~rc_gap].sum() - rc_r[~rc_gap].sum(), abs=2e-3)
         assert row["ref_ll"] == pytest.approx((lp_r[~gap].sum() + rc_r[~rc_gap].sum()) / 2, abs=2e-3)  # both strands
         assert row["llr"] == pytest.approx((row["llr_forward"] + row["llr_reverse"]) / 2)
+
+
+def test_a_window_longer_than_the_model_reads_at_once_is_refused(genome, model, tmp_path):
+    """A longer window was scored in pieces that each start their context again (the 1k model took --window 4096
+    in silence), so an LLR depended on where a piece began. The longest window the model reads whole is scored as
+    by hand; one base more is refused, by vep and ism alike, before any work."""
+    from hyenadna.ism import in_silico_mutagenesis
+
+    room = model.config.l_max  # the fixture's tokenizer adds no framing tokens
+    alt = "A" if CHROM[1499] != "A" else "C"
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text(f"#CHROM\tPOS\tID\tREF\tALT\nchr7\t1500\tsnv\t{CHROM[1499]}\t{alt}\n")
+    (row,) = score_variants(model, CharacterTokenizer(), vcf, genome, window=room)
+    r, a, _ = variant_windows(Variant(1, "chr7", 1500, ".", CHROM[1499], [alt]), alt, GenomeFasta(genome), room)
+    assert row["window"] == len(r) == room
+    assert row["llr"] == pytest.approx(window_ll(model, a) - window_ll(model, r), abs=2e-3)
+    assert row["embedding_cosine_distance"] >= 0
+    with pytest.raises(ValueError, match=f"reads at most {room:,} bases at once"):
+        next(score_variants(model, CharacterTokenizer(), vcf, genome, window=room + 1))
+    with pytest.raises(ValueError, match=f"give a window of at most {room:,}"):
+        in_silico_mutagenesis(model, CharacterTokenizer(), genome, Interval("chr7", 1000, 1002), window=room + 1)
 
 
 def test_a_change_past_the_chromosome_end_is_a_status_not_an_llr_of_zero(genome, model, tmp_path):

@@ -281,7 +281,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "hypothetical contributions, N x 4 x length, on the strand the model read); the regions must share a length",
     )
     p.add_argument(
-        "--window", type=int_at_least(2), help="bases of context around each change, as vep's --window (default 1,024)"
+        "--window",
+        type=int_at_least(2),
+        help="bases of context around each change, as vep's --window (default 1,024; at most the model's l_max)",
     )
     p.add_argument(
         "--classifier",

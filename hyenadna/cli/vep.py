@@ -91,8 +91,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--window",
         type=int_at_least(2),
-        help="bases in each of the equal-length ref and alt windows around the variant (default 1024; with "
-        "--classifier, the length of the sequences that model was trained on)",
+        help="bases in each of the equal-length ref and alt windows around the variant (default 1024; at most what "
+        "the model reads at once, its l_max; with --classifier, the length of the sequences that model was trained on)",
     )
     p.add_argument(
         "--both-strands",
