@@ -69,6 +69,7 @@ def make_inputs(d: Path) -> dict[str, Path]:
     write("offchrom.vcf", "#CHROM\tPOS\tID\tREF\tALT\nchr99\t100\t.\tA\tG\n")
     write("beyond.vcf", "#CHROM\tPOS\tID\tREF\tALT\n20\t99999999\t.\tA\tG\n")
     write("refmismatch.vcf", "#CHROM\tPOS\tID\tREF\tALT\n20\t5000000\t.\tTTTTT\tG\n")
+    write("nallele.vcf", "#CHROM\tPOS\tID\tREF\tALT\n20\t5000000\t.\tA\tN\n")
     write("ok.bed", "20\t5000000\t5000300\tp1\t0\t+\n")
     write("outside.bed", "20\t99999990\t99999999\tp1\t0\t+\n")
     write("badbed.bed", "20\tx\t100\n")
@@ -200,6 +201,13 @@ def cases(f: dict[str, Path], out: Path) -> list[dict]:
             ["warning", "REF"],
         ),
         ("vep: --window 1", cli("vep", str(f["ok.vcf"]), "--genome", g, "--window", "1"), 2, ["--window"]),
+        (
+            "vep: --window longer than the model reads",
+            cli("vep", str(f["ok.vcf"]), "--genome", g, "--window", "4096", "-o", t),
+            1,
+            ["reads at most 1,026 bases"],
+        ),
+        ("vep: ALT N", cli("vep", str(f["nallele.vcf"]), "--genome", g, "-o", t), 0, ["warning", "holds N"]),
         ("vep: missing genome", cli("vep", str(f["ok.vcf"]), "--genome", str(out / "g.fa"), "-o", t), 1, ["g.fa"]),
         ("vep: ELF binary as VCF", cli("vep", str(f["binary.fa"]), "--genome", g, "-o", t), 1, ["ELF"]),
         ("generate: --top-k 0", cli("generate", "--prompt", "ACGT", "--top-k", "0"), 2, ["--top-k"]),
