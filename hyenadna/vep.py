@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from hyenadna.finetune import HyenaDNAFineTuningModel
 
 _BASES = set("ACGTN")
+# alleles of one status warned of one by one, the rest counted in one warning: a gVCF's reference blocks (<NON_REF>)
+# or a joint call's spanning deletions (*) would otherwise print a line each, millions for a genome
+WARNINGS_PER_STATUS = 5
 
 
 @dataclass
@@ -498,7 +501,7 @@ def variant_blocks(
     no_region = {**dict.fromkeys(c for c in ("region", "strand") if c in columns), "status": "outside_regions", **empty}
     rank, world = shard
     records = _chain([first], variants)
-    unplaced = 0
+    unplaced, unscored = 0, {}
     for k in itertools.count():
         block = list(itertools.islice(records, variants_per_batch))
         if not block:
@@ -517,10 +520,13 @@ def variant_blocks(
                 for fields, windows in placed:
                     row = {"chrom": v.chrom, "pos": v.pos, "id": v.id, "ref": v.ref, "alt": alt, **fields}
                     if isinstance(windows, str):
-                        warnings.warn(
-                            f"{vcf}:{v.line}: {v.chrom}:{v.pos} {v.ref}>{alt}: {_why(windows, v, genome)}; not scored",
-                            stacklevel=2,
-                        )
+                        unscored[windows] = unscored.get(windows, 0) + 1
+                        if unscored[windows] <= WARNINGS_PER_STATUS:
+                            warnings.warn(
+                                f"{vcf}:{v.line}: {v.chrom}:{v.pos} {v.ref}>{alt}: {_why(windows, v, genome)}; not "
+                                "scored",
+                                stacklevel=2,
+                            )
                         rows.append({**row, "status": windows, **empty})
                         continue
                     pending.append((len(rows), row, windows))
@@ -528,6 +534,13 @@ def variant_blocks(
         for i, row in score(pending):
             rows[i] = row
         yield k, rows
+    for status, n in unscored.items():
+        if n > WARNINGS_PER_STATUS:
+            warnings.warn(
+                f"{vcf}: {n - WARNINGS_PER_STATUS:,} more alleles with status {status} were not warned of one by one "
+                f"({n:,} in all; their rows say so)",
+                stacklevel=2,
+            )
     if unplaced:
         warnings.warn(
             f"{vcf}: {unplaced:,} alleles lie wholly inside no region; listed with status outside_regions",

@@ -182,6 +182,24 @@ def test_a_window_longer_than_the_model_reads_at_once_is_refused(genome, model, 
         in_silico_mutagenesis(model, CharacterTokenizer(), genome, Interval("chr7", 1000, 1002), window=room + 1)
 
 
+def test_alleles_that_cannot_be_scored_are_warned_of_a_few_at_a_time(genome, model, tmp_path):
+    """A gVCF's reference blocks (<NON_REF>) or a joint call's spanning deletions (*) printed a warning line each.
+    Five a status are named one by one, the rest counted in one warning; every row keeps its status."""
+    import warnings
+
+    lines = [f"chr7\t{100 + i}\t.\t{CHROM[99 + i]}\t<NON_REF>" for i in range(8)]
+    lines += [f"chr7\t200\t.\t{CHROM[199]}\t*", f"chr7\t300\tsnv\t{CHROM[299]}\t{'A' if CHROM[299] != 'A' else 'C'}"]
+    vcf = tmp_path / "g.vcf"
+    vcf.write_text("#CHROM\tPOS\tID\tREF\tALT\n" + "\n".join(lines) + "\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rows = list(score_variants(model, CharacterTokenizer(), vcf, genome, window=100))
+    assert [r["status"] for r in rows] == ["unsupported_allele"] * 9 + ["ok"]
+    messages = [str(w.message) for w in caught]
+    assert sum("not scored" in m for m in messages) == 5  # the first five of the status, the * among the rest
+    assert sum("4 more alleles with status unsupported_allele" in m and "(9 in all" in m for m in messages) == 1
+
+
 def test_a_change_past_the_chromosome_end_is_a_status_not_an_llr_of_zero(genome, model, tmp_path):
     """Deleting a chromosome's last bases leaves two windows cut to the shorter, which no longer differ: that is no
     measurement (status past_chromosome_end, no LLR), while an allele equal to REF is a true 0."""
