@@ -257,8 +257,8 @@ def score_window_pairs(
     for ref, alt in pairs:
         r, a = index[ref], index[alt]
         # The model's probability of an N is not a property of the DNA, and where a gap lay in the window the
-        # variant's change of it outweighed the variant's own effect (by 3-14 nats, 200 and 50 bases before one);
-        # leaving it out of one window only would make the LLR measure where the gap falls.
+        # variant's change of it outweighed the variant's own effect (2-14 nats for SNVs 5-200 bases before a gap,
+        # benchmarks/vep_windows.py); leaving it out of one window only would make the LLR measure where the gap is.
         kept = [np.isfinite(lps[r][s]) & np.isfinite(lps[a][s]) for s in range(strands)]
         ll_ref = [float(lps[r][s][kept[s]].sum()) for s in range(strands)]
         ll_alt = [float(lps[a][s][kept[s]].sum()) for s in range(strands)]
