@@ -25,7 +25,7 @@ from hyenadna.metrics import chance_mcc, classification_metrics, regression_metr
 from hyenadna.models.hyena_dna import HyenaDNALMHeadModel, load_model
 from hyenadna.pooling import POOLINGS, masked_pool
 from hyenadna.sdk import HyenaDNAConfig, TokenizedSequences, build_model, tokenize_data
-from hyenadna.tokenizer import CharacterTokenizer, pad_batch, reverse_complement_ids
+from hyenadna.tokenizer import A, CharacterTokenizer, T, pad_batch, reverse_complement_ids
 from hyenadna.training.finetune import Recipe, SequenceModel, fine_tune, set_head_from_probe
 from hyenadna.training.patience import PATIENCE_FROM_VALIDATION
 from hyenadna.training.step_memory import KEPT_FREED_MEMORY_FACTOR, step_memory
@@ -62,6 +62,19 @@ def cut_message(n_cut: int, n: int, max_bases: int, longest: str, length: int, u
         f"{n_cut:,} of {n:,} sequences are longer than the {max_bases:,} bases the model reads; each is {use} its "
         f"first {max_bases:,} (the longest, {longest!r}, has {length:,})"
     )
+
+
+def no_dna_message(n_empty: int, n: int, name: str) -> str:
+    """The warning for sequences that hold no base the model can read as DNA."""
+    return (
+        f"{n_empty:,} of {n:,} sequences hold no A, C, G or T (only N or IUPAC codes, read as N): their predictions "
+        f"read no DNA (the first, {name!r})"
+    )
+
+
+def without_dna(data: TokenizedSequences) -> list[int]:
+    """The indices of the sequences that hold no A, C, G or T."""
+    return [k for k, ids in enumerate(data.ids) if not np.any((ids >= A) & (ids <= T))]
 
 
 class HyenaDNAFineTuningModel:
@@ -152,6 +165,13 @@ class HyenaDNAFineTuningModel:
             k = too_long[np.argmax(lengths[too_long])]
             message = cut_message(too_long.size, len(data), self.max_bases, data.names[k], int(lengths[k]), use)
             warnings.warn(message, stacklevel=stacklevel)
+
+    def _warn_if_no_dna(self, data: TokenizedSequences, stacklevel: int = 3) -> None:
+        """A sequence of N (a gap in a genome) still gets a prediction, from the head's bias and the model's reading
+        of N: say so, rather than answer in silence as if it were evidence."""
+        empty = without_dna(data)
+        if empty:
+            warnings.warn(no_dna_message(len(empty), len(data), data.names[empty[0]]), stacklevel=stacklevel)
 
     def _check_lengths(self, data: TokenizedSequences) -> int:
         """Warn about sequences longer than the context; the longest framed length a batch will have."""
@@ -462,6 +482,7 @@ class HyenaDNAFineTuningModel:
         self._warn_if_untrained()
         data = self.process_data(data)
         self._warn_if_cut(data, "predicted from")
+        self._warn_if_no_dna(data)
         return self._outputs(data, rc_average)
 
     @torch.no_grad()
@@ -482,6 +503,7 @@ class HyenaDNAFineTuningModel:
         self._warn_if_untrained()
         data = self.process_data(data)
         self._warn_if_cut(data, "predicted from")
+        self._warn_if_no_dna(data)
         return self._predictions(self._outputs(data, rc_average))
 
     def _predictions(self, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray] | np.ndarray:

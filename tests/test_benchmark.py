@@ -339,6 +339,13 @@ def test_fine_tune_then_predict_jsonl(tasks_dir, tmp_path, capsys, monkeypatch):
     assert json.loads((tmp_path / "m.json").read_text()) == rows
     assert main(["predict", str(model_dir), str(fasta), "--model", str(model_dir)]) == 1
     assert "two models named" in capsys.readouterr().err
+    # sequences with no DNA, in two chunks: one warning for the run, not one a chunk
+    gaps = tmp_path / "gaps.fa"
+    gaps.write_text(">g1\nNNNN\n>q1\nGCGCGCGCGGCCGGCGCAT\n>g2\nNNNNNNNN\n")
+    assert main(["predict", str(model_dir), str(gaps), "--chunk-size", "2", "-o", str(tmp_path / "g.jsonl")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("hold no A, C, G or T") == 1 and "2 of 3 sequences" in err and "(the first, 'g1')" in err
+    assert len((tmp_path / "g.jsonl").read_text().splitlines()) == 3
     # rows stream to the output a chunk at a time (every row was held until the input ended)
     from hyenadna.cli import predict as predict_cli
     from hyenadna.finetune import HyenaDNAFineTuningModel

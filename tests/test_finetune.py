@@ -549,6 +549,27 @@ def test_sequences_longer_than_the_context_are_truncated_with_a_warning():
         assert np.array_equal(ft.get_outputs([seqs[1]]), head)
 
 
+def test_a_sequence_with_no_dna_is_predicted_with_a_warning():
+    """A gap of a genome (all N) still gets a prediction, from the head's bias and the model's reading of N: it says
+    so, once a call, rather than answer in silence as if it were evidence."""
+    seqs, labels = gc_task(20)
+    ft = make()
+    ft.train(seqs, labels, epochs=1)
+    data = {"dna": seqs[0], "gap": "NNNNNNNN", "iupac": "RYKMN"}
+    for call in (lambda: ft.predict(data), lambda: ft.get_outputs(data)):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            call()
+        said = [str(w.message) for w in seen if "hold no A, C, G or T" in str(w.message)]
+        assert said == [
+            "2 of 3 sequences hold no A, C, G or T (only N or IUPAC codes, read as N): their predictions read no DNA "
+            "(the first, 'gap')"
+        ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ft.predict({"dna": seqs[0], "some_n": "NNNNACGT"})
+
+
 def test_training_reports_its_speed_each_epoch(capsys):
     """Long work shows progress: each epoch's line names its seconds and training bases/s."""
     seqs, labels = gc_task(48)

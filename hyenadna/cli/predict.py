@@ -27,14 +27,15 @@ from hyenadna.cli.common import (
 def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from hyenadna.finetune import HyenaDNAFineTuningModel, cut_message
+    from hyenadna.finetune import HyenaDNAFineTuningModel, cut_message, no_dna_message, without_dna
 
     take_model_option(args, then="input")
     fmt = row_format(args.output, args.out_format)  # a refused extension before any work
     ft = HyenaDNAFineTuningModel.load(args.model, device=args.device, batch_size=args.batch_size)
     label_names = ft.label_names or [str(i) for i in range(ft.output_size)]
     progress = Progress("sequences", total=lambda: count_records(args))
-    stats = {"n": 0, "cut": 0, "longest": (0, "")}  # sequences longer than the model reads: one warning a run
+    # sequences longer than the model reads, and sequences with no DNA: one warning each a run, not one a chunk
+    stats = {"n": 0, "cut": 0, "longest": (0, ""), "no_dna": 0, "first_no_dna": ""}
 
     def rows():
         """A row a sequence, a chunk at a time, so that they stream to the output (they were all held first)."""
@@ -44,6 +45,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             stats["cut"] += int((data.lengths > ft.max_bases).sum())
             pairs = zip(data.lengths.tolist(), data.names, strict=True)
             stats["longest"] = max([stats["longest"], *pairs], key=lambda x: x[0])
+            empty = without_dna(data)
+            if empty and not stats["no_dna"]:
+                stats["first_no_dna"] = data.names[empty[0]]
+            stats["no_dna"] += len(empty)
             with quiet_about_cuts():
                 predicted = ft.predict(data, rc_average=args.rc_average)
             if ft.head_type == "regression":
@@ -71,6 +76,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         longest = stats["longest"]
         message = cut_message(stats["cut"], stats["n"], ft.max_bases, longest[1], longest[0], "predicted from")
         warnings.warn(message, stacklevel=1)
+    if stats["no_dna"]:
+        warnings.warn(no_dna_message(stats["no_dna"], stats["n"], stats["first_no_dna"]), stacklevel=1)
     progress.finish("predicted", args.output)
     return 0
 
@@ -89,6 +96,7 @@ def _flat(row: dict) -> dict:
 def quiet_about_cuts():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".* bases the model reads;")
+        warnings.filterwarnings("ignore", message=".* hold no A, C, G or T")
         yield
 
 
