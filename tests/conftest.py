@@ -111,6 +111,17 @@ def set_cpu_bf16(monkeypatch, amx: bool, avx512_bf16: bool | None = None) -> Non
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
 
 
+def seq_log_probs(model, seq: str) -> np.ndarray:
+    """By hand: log P(seq[t] | seq[:t]) for t >= 1, one forward pass, no pipeline (what scoring paths are checked
+    against)."""
+    from hyenadna.tokenizer import CharacterTokenizer
+
+    ids = torch.tensor([CharacterTokenizer().encode(seq)])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(ids).logits.float(), -1)
+    return logp[0, :-1].gather(-1, ids[0, 1:, None]).squeeze(-1).numpy()
+
+
 def write_fasta(path: Path, header: str, sequence: str, width: int = 60) -> Path:
     """One record wrapped at `width` columns, as genome FASTAs are (so an indexed reader has real line lengths)."""
     path.write_text(f">{header}\n" + "\n".join(sequence[i : i + width] for i in range(0, len(sequence), width)) + "\n")

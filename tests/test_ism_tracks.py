@@ -17,7 +17,7 @@ from hyenadna.data.regions import Interval
 from hyenadna.ism import BASES, in_silico_mutagenesis, plot_ism
 from hyenadna.tracks import likelihood_track, write_bedgraph
 from hyenadna.vep import score_variants
-from tests.conftest import FIXTURES, write_fasta
+from tests.conftest import FIXTURES, seq_log_probs, write_fasta
 
 rng = np.random.default_rng(5)
 CHROM = "".join(rng.choice(list("ACGT"), 2000))
@@ -34,14 +34,6 @@ def genome(tmp_path_factory):
 @pytest.fixture(scope="module")
 def model():
     return load_model(FIXTURES / "tiny")
-
-
-def seq_log_probs(model, seq: str) -> np.ndarray:
-    """By hand: log P(seq[t] | seq[:t]) for t >= 1, one forward pass, no pipeline."""
-    ids = torch.tensor([CharacterTokenizer().encode(seq)])
-    with torch.no_grad():
-        logp = torch.log_softmax(model(ids).logits.float(), -1)
-    return logp[0, :-1].gather(-1, ids[0, 1:, None]).squeeze(-1).numpy()
 
 
 def window_llr(model, ref: str, alt: str) -> float:

@@ -10,7 +10,7 @@ from hyenadna import CharacterTokenizer, load_model
 from hyenadna.data.readers import GenomeFasta, reverse_complement
 from hyenadna.data.regions import Interval
 from hyenadna.vep import Variant, normalized, score_variants, variant_windows
-from tests.conftest import FIXTURES, write_fasta
+from tests.conftest import FIXTURES, seq_log_probs, write_fasta
 
 rng = np.random.default_rng(11)
 CHROM = "".join(rng.choice(list("ACGT"), 3000))
@@ -28,17 +28,9 @@ def model():
     return load_model(FIXTURES / "tiny")
 
 
-def window_log_probs_by_hand(model, seq: str) -> np.ndarray:
-    """log P(seq[j] | seq[:j]) for j >= 1, by hand: one forward pass, no pipeline."""
-    ids = torch.tensor([CharacterTokenizer().encode(seq)])
-    with torch.no_grad():
-        logp = torch.log_softmax(model(ids).logits.float(), -1)
-    return logp[0, :-1].gather(-1, ids[0, 1:, None])[:, 0].numpy()
-
-
 def window_ll(model, seq: str) -> float:
     """log P(seq[1:] | prefixes), by hand."""
-    return float(window_log_probs_by_hand(model, seq).sum())
+    return float(seq_log_probs(model, seq).sum())
 
 
 @pytest.mark.parametrize(
@@ -152,9 +144,9 @@ def test_targets_that_are_n_in_either_window_are_left_out_of_both_sums(model, tm
         r, a, _ = variant_windows(v, row["alt"], g, 120)
         gap = np.array([x not in "ACGT" or y not in "ACGT" for x, y in zip(r[1:], a[1:], strict=True)])
         assert 0 < gap.sum() == row["n_skipped"] < len(gap)
-        lp_r, lp_a = window_log_probs_by_hand(model, r), window_log_probs_by_hand(model, a)
+        lp_r, lp_a = seq_log_probs(model, r), seq_log_probs(model, a)
         assert row["llr_forward"] == pytest.approx(lp_a[~gap].sum() - lp_r[~gap].sum(), abs=2e-3)
-        rc_r, rc_a = (window_log_probs_by_hand(model, reverse_complement(w)) for w in (r, a))
+        rc_r, rc_a = (seq_log_probs(model, reverse_complement(w)) for w in (r, a))
         rc_gap = np.array([x not in "ACGT" or y not in "ACGT" for x, y in zip(r[::-1][1:], a[::-1][1:], strict=True)])
         assert row["llr_reverse"] == pytest.approx(rc_a[~rc_gap].sum() - rc_r[~rc_gap].sum(), abs=2e-3)
         assert row["ref_ll"] == pytest.approx((lp_r[~gap].sum() + rc_r[~rc_gap].sum()) / 2, abs=2e-3)  # both strands
